@@ -127,6 +127,8 @@ export class Raft {
   randomizedElectionTimeout = 0;
   readonly disableProposalForwarding: boolean;
   private readonly random: () => number;
+  /** A TimeoutNow that arrived while committed configuration changes were still unapplied: campaign once applied. */
+  private pendingTransferCampaign = false;
   /** ReadIndex requests received before the leader committed an entry of its term. */
   private pendingReadIndexMessages: Message[] = [];
 
@@ -299,6 +301,7 @@ export class Raft {
     this.uncommittedSize = 0;
     this.readOnly = new ReadOnly(this.readOnly.option);
     this.pendingReadIndexMessages = [];
+    this.pendingTransferCampaign = false;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -686,8 +689,10 @@ export class Raft {
         this.send(m);
         return;
       case MessageType.TimeoutNow:
-        // The leader hands us leadership: campaign at once, without PreVote, overriding leases.
-        this.hup(CampaignType.Transfer);
+        // The leader hands us leadership: campaign at once, without PreVote, overriding leases. If the leader
+        // committed a configuration change we have not applied yet (e.g. its own removal), campaign once we have.
+        if (this.hasUnappliedConfChanges()) this.pendingTransferCampaign = true;
+        else this.hup(CampaignType.Transfer);
         return;
       case MessageType.ReadIndex:
         if (this.lead === NONE) throw new ProposalDroppedError('no leader to serve a read index');
@@ -825,6 +830,10 @@ export class Raft {
   appliedTo(index: number, appliedEntries: Entry[]): void {
     this.raftLog.appliedTo(index);
     this.reduceUncommittedSize(appliedEntries);
+    if (this.pendingTransferCampaign && this.state === StateType.Follower && !this.hasUnappliedConfChanges()) {
+      this.pendingTransferCampaign = false;
+      this.hup(CampaignType.Transfer);
+    }
   }
 
   private committedEntryInCurrentTerm(): boolean {

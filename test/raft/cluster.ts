@@ -73,10 +73,11 @@ export class Cluster {
   dropIf: (m: Message) => boolean = () => false;
   private queue: Message[] = [];
 
-  constructor(ids: NodeId[], opts: NodeOptions = {}, bootstrap = true) {
+  /** A cluster of ids, bootstrapped as a new cluster, or started from the given (crafted) storages. */
+  constructor(ids: NodeId[], opts: NodeOptions = {}, storages?: Map<NodeId, MemoryStorage>) {
     for (const id of ids) {
-      const n = new TestNode(id, opts);
-      if (bootstrap) n.node.bootstrap(ids.map((p) => ({ id: p })));
+      const n = new TestNode(id, opts, storages?.get(id));
+      if (!storages) n.node.bootstrap(ids.map((p) => ({ id: p })));
       this.nodes.set(id, n);
     }
     this.stabilize();
@@ -175,8 +176,16 @@ export class Cluster {
   }
 }
 
-export function msgTypes(msgs: Message[]): MessageType[] {
-  return msgs.map((m) => m.type);
+/** The terms of a node's whole log (storage and unstable), index 1 on. */
+export function logTerms(n: TestNode): number[] {
+  const log = n.raft.raftLog;
+  const out: number[] = [];
+  for (let i = log.firstIndex(); i <= log.lastIndex(); i++) out.push(log.term(i));
+  return out;
+}
+
+export function countOf(msgs: Message[], type: MessageType, pred: (m: Message) => boolean = () => true): number {
+  return msgs.filter((m) => m.type === type && pred(m)).length;
 }
 
 /** A storage holding the given terms as entries 1..n (for crafted logs, as in the paper's figures). */

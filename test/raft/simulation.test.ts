@@ -4,7 +4,7 @@ import { SimOptions, Simulation } from './simulation';
  * Many seeds of the deterministic simulation. A failure names its seed and options; replay one with
  *   SIM_SEED=<seed> npx jest test/raft/simulation
  */
-const SEEDS = Number(process.env.SIM_SEEDS ?? 100);
+const SEEDS = Number(process.env.SIM_SEEDS ?? 200);
 const ONLY = process.env.SIM_SEED !== undefined ? Number(process.env.SIM_SEED) : undefined;
 
 const base: SimOptions = {
@@ -33,7 +33,7 @@ const configs: { name: string; opts: SimOptions }[] = [
   // replicated to a majority by a later leader must not count as committed until an entry of its own term does).
   {
     name: '5 nodes, one entry per append, leader churn',
-    opts: { ...base, nodes: 5, maxSizePerMsg: 1, crashRate: 0.05, lossRate: 0.1, maxDelay: 6, proposeRate: 0.3, snapshotEvery: 50 },
+    opts: { ...base, nodes: 5, maxSizePerMsg: 1, crashRate: 0.05, lossRate: 0.1, maxDelay: 6, proposeRate: 0.3, snapshotEvery: 8 },
   },
 ];
 
