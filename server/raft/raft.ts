@@ -748,10 +748,9 @@ export class Raft {
       return false;
     }
     const cs = s.metadata.confState;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) {
-      // A snapshot from a configuration we are not in: ignore it rather than lose our identity.
-      return false;
-    }
+    // A snapshot may predate this member's own addition (the leader's latest snapshot was taken before it): take
+    // it anyway. The member is then not in its own configuration, so it cannot campaign, until it applies the
+    // entry that adds it, which follows in the log.
     if (this.raftLog.matchTerm(s.metadata.index, s.metadata.term)) {
       // We already have the entry: fast-forward the commit index instead.
       this.raftLog.commitTo(s.metadata.index);

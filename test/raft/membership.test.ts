@@ -99,6 +99,27 @@ describe('membership changes, one server at a time', () => {
     expect(c.get('4').appliedData()).toEqual(['before', 'needs-three']);
   });
 
+  test('a new member whose first snapshot predates its own addition still joins', () => {
+    const c = cluster3();
+    for (let i = 0; i < 5; i++) c.propose('1', `v${i}`);
+    const leader = c.get('1');
+    // The leader's latest snapshot is taken before member 4 is added, and the log before it is compacted.
+    leader.storage.createSnapshot(leader.raft.raftLog.applied, leader.raft.trk.confState(), Buffer.from('state'));
+    leader.storage.compact(leader.raft.raftLog.applied);
+    leader.node.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: '4' });
+    c.stabilize();
+    c.add(new TestNode('4', {}, new MemoryStorage()));
+    c.tick('1', 1);
+    const n4 = c.get('4');
+    expect(n4.storage.snapshot().metadata.confState.voters).toEqual(['1', '2', '3']);
+    // It applied its own addition from the log after the snapshot, and is now a voter that can lead.
+    expect(n4.raft.trk.confState().voters).toEqual(['1', '2', '3', '4']);
+    c.propose('1', 'after');
+    expect(n4.appliedData()).toEqual(['after']);
+    c.campaign('4');
+    expect(c.leader()).toBe('4');
+  });
+
   test('removing a voter shrinks the quorum', () => {
     const c = cluster3();
     c.get('1').node.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: '3' });

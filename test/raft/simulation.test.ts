@@ -21,6 +21,7 @@ const base: SimOptions = {
   readRate: 0.2,
   maxSizePerMsg: 4096,
   snapshotEvery: 25,
+  confChangeRate: 0,
   livenessBound: 400,
 };
 
@@ -29,6 +30,8 @@ const configs: { name: string; opts: SimOptions }[] = [
   { name: '5 nodes, PreVote + CheckQuorum', opts: { ...base, nodes: 5 } },
   { name: '3 nodes, plain Raft, heavy loss', opts: { ...base, preVote: false, checkQuorum: false, lossRate: 0.2, dupRate: 0.05 } },
   { name: '5 nodes, PreVote only, many crashes', opts: { ...base, nodes: 5, checkQuorum: false, crashRate: 0.03, partitionRate: 0.02 } },
+  // Members removed, added (as voters or learners) and promoted, one at a time, under the same faults.
+  { name: '3-7 nodes, membership changes', opts: { ...base, confChangeRate: 0.03 } },
   // One entry per append and short leaderships: the conditions of the paper's Figure 8 (an entry of an older term
   // replicated to a majority by a later leader must not count as committed until an entry of its own term does).
   {
@@ -40,7 +43,7 @@ const configs: { name: string; opts: SimOptions }[] = [
 describe.each(configs)('deterministic simulation: $name', ({ opts }) => {
   const seeds = ONLY !== undefined ? [ONLY] : Array.from({ length: SEEDS }, (_, i) => i + 1);
   test(`${seeds.length} seeds × ${opts.chaosTicks} ticks of chaos, then heal`, () => {
-    const totals = { committed: 0, leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0, acked: 0 };
+    const totals = { committed: 0, leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0, acked: 0, membersAdded: 0, membersRemoved: 0 };
     for (const seed of seeds) {
       let r;
       try {
@@ -55,6 +58,8 @@ describe.each(configs)('deterministic simulation: $name', ({ opts }) => {
       totals.snapshotsSent += r.snapshotsSent;
       totals.readsServed += r.readsServed;
       totals.acked += r.acked;
+      totals.membersAdded += r.membersAdded;
+      totals.membersRemoved += r.membersRemoved;
     }
     // The faults must actually have happened, or the run proves little.
     expect(totals.crashes).toBeGreaterThan(0);
@@ -63,6 +68,10 @@ describe.each(configs)('deterministic simulation: $name', ({ opts }) => {
     if (ONLY === undefined) {
       expect(totals.snapshotsSent).toBeGreaterThan(0);
       expect(totals.readsServed).toBeGreaterThan(0);
+      if (opts.confChangeRate > 0) {
+        expect(totals.membersAdded).toBeGreaterThan(seeds.length);
+        expect(totals.membersRemoved).toBeGreaterThan(seeds.length);
+      }
     }
     if (process.env.SIM_VERBOSE) console.log(JSON.stringify(totals));
   });

@@ -8,6 +8,7 @@
  * crashes), then send its messages, then apply committed entries, then advance.
  */
 import {
+  ConfChangeType,
   Entry,
   EntryType,
   MemoryStorage,
@@ -50,6 +51,8 @@ export interface SimOptions {
   maxSizePerMsg: number;
   /** Take a snapshot and compact the log every this many applied entries. */
   snapshotEvery: number;
+  /** Per tick, the chance that the leader proposes a membership change (remove a voter, add a member, promote). */
+  confChangeRate: number;
   /** How many ticks after healing a leader must be elected and a proposal committed everywhere. */
   livenessBound: number;
 }
@@ -88,6 +91,8 @@ class SimNode {
   pendingProposals = new Set<string>();
   pendingReads = new Map<string, number>();
   downUntil = 0;
+  /** Removed from the cluster: shut down for good (etcd's transport tells a removed member it was removed). */
+  removed = false;
 
   constructor(readonly id: NodeId) {}
 
@@ -109,6 +114,8 @@ export interface SimResult {
   crashes: number;
   snapshotsSent: number;
   readsServed: number;
+  membersAdded: number;
+  membersRemoved: number;
 }
 
 export class Simulation {
@@ -121,6 +128,9 @@ export class Simulation {
   private partitionUntil = 0;
   private faults = true;
   private proposalSeq = 0;
+  private nextNodeId: number;
+  /** Members whose removal has been applied somewhere (so committed): the network refuses their traffic. */
+  private readonly removedIds = new Set<NodeId>();
   private readSeq = 0;
   // global knowledge, for the safety checks
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -131,11 +141,12 @@ export class Simulation {
   /** The highest index acknowledged to any client so far (a later read must see at least this). */
   private maxAcked = 0;
   readonly acked = new Map<string, number>();
-  private stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0 };
+  private stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0, membersAdded: 0, membersRemoved: 0 };
 
   constructor(readonly seed: number, readonly opts: SimOptions) {
     this.rand = prng(seed);
     this.ids = Array.from({ length: opts.nodes }, (_, i) => String(i + 1));
+    this.nextNodeId = opts.nodes + 1;
     for (const id of this.ids) {
       const n = new SimNode(id);
       this.nodes.push(n);
@@ -178,8 +189,10 @@ export class Simulation {
    * otherwise it restarts from what is on disk.
    */
   private restart(n: SimNode): void {
+    if (n.removed) return;
     const empty = n.storage.lastIndex() === 0 && n.storage.snapshot().metadata.index === 0;
-    this.start(n, empty);
+    // Only the initial members bootstrap; a member added later joins with an empty log.
+    this.start(n, empty && this.ids.includes(n.id));
   }
 
   private crash(n: SimNode): void {
@@ -189,6 +202,7 @@ export class Simulation {
   }
 
   private connected(a: NodeId, b: NodeId): boolean {
+    if (this.removedIds.has(a) || this.removedIds.has(b)) return false;
     if (!this.partition) return true;
     return this.partition.has(a) === this.partition.has(b);
   }
@@ -250,7 +264,22 @@ export class Simulation {
     const ph = this.hashAt.get(e.index);
     if (ph !== undefined && ph !== h) this.fail(`node ${n.id}: state at ${e.index} differs from another node's`);
     this.hashAt.set(e.index, h);
-    if (e.type === EntryType.ConfChange && n.node) n.node.applyConfChange(decodeConfChange(e.data));
+    if (e.type === EntryType.ConfChange && n.node) {
+      const cc = decodeConfChange(e.data);
+      n.node.applyConfChange(cc);
+      if (cc.type === ConfChangeType.RemoveNode && !this.removedIds.has(cc.nodeId)) {
+        this.removedIds.add(cc.nodeId);
+        this.stats.membersRemoved++;
+      }
+      if (cc.type !== ConfChangeType.RemoveNode && !this.nodes.some((x) => x.id === cc.nodeId)) {
+        // As with etcd's `member add`: once the addition is committed, the new member's process starts with an
+        // empty data dir and joins.
+        this.stats.membersAdded++;
+        const joiner = new SimNode(cc.nodeId);
+        this.nodes.push(joiner);
+        this.start(joiner, false);
+      }
+    }
     if (n.pendingProposals.delete(data)) {
       this.acked.set(data, e.index);
       this.maxAcked = Math.max(this.maxAcked, e.index);
@@ -356,7 +385,14 @@ export class Simulation {
         if (up.length > 0) this.crash(this.pick(up));
       }
     }
+    for (const n of this.nodes) {
+      if (!n.removed && this.removedIds.has(n.id)) {
+        n.removed = true;
+        n.node = undefined;
+      }
+    }
     for (const n of this.nodes) if (!n.up && this.now >= n.downUntil) this.restart(n);
+    if (this.faults && this.rand() < o.confChangeRate) this.changeMembership();
     for (const n of this.nodes) n.node?.tick();
     // client traffic
     if (this.rand() < o.proposeRate) this.propose(this.pick(this.nodes), `p${++this.proposalSeq}`);
@@ -377,6 +413,32 @@ export class Simulation {
         this.handleReady(n);
       }
     }
+  }
+
+  /** The leader proposes one membership change: remove a voter, add a new member (voter or learner), or promote. */
+  private changeMembership(): void {
+    const leader = this.nodes.find((x) => x.node?.raft.state === StateType.Leader);
+    if (!leader) return;
+    const cs = leader.node!.status().confState;
+    const r = this.rand();
+    let cc;
+    if (cs.learners.length > 0 && r < 0.3) {
+      cc = { type: ConfChangeType.AddNode, nodeId: this.pick(cs.learners) };
+    } else if (cs.voters.length > 3 && r < 0.6) {
+      cc = { type: ConfChangeType.RemoveNode, nodeId: this.pick(cs.voters) };
+    } else if (cs.voters.length + cs.learners.length < 7) {
+      const id = String(this.nextNodeId);
+      cc = { type: this.rand() < 0.5 ? ConfChangeType.AddNode : ConfChangeType.AddLearnerNode, nodeId: id };
+    } else {
+      return;
+    }
+    try {
+      leader.node!.proposeConfChange(cc);
+    } catch (err) {
+      if (err instanceof ProposalDroppedError) return;
+      throw err;
+    }
+    if (cc.nodeId === String(this.nextNodeId)) this.nextNodeId++;
   }
 
   propose(n: SimNode, data: string): boolean {
@@ -403,6 +465,11 @@ export class Simulation {
     n.pendingReads.set(key, this.maxAcked);
   }
 
+  /** The nodes not removed from the cluster. */
+  private members(): SimNode[] {
+    return this.nodes.filter((x) => !x.removed);
+  }
+
   run(): SimResult {
     for (let t = 0; t < this.opts.chaosTicks; t++) this.tick();
     // heal: every node up, the network whole and reliable
@@ -419,7 +486,7 @@ export class Simulation {
       this.tick();
       if (final && this.acked.has(final)) {
         const idx = this.acked.get(final)!;
-        if (this.nodes.every((x) => x.sm.index >= idx)) break;
+        if (this.members().every((x) => x.sm.index >= idx)) break;
         continue;
       }
       if (this.now - lastAttemptAt < 30) continue;
@@ -430,11 +497,11 @@ export class Simulation {
       }
     }
     if (!final || !this.acked.has(final)) {
-      const states = this.nodes.map((x) => `${x.id}:${x.node!.raft.state}@t${x.node!.raft.term}`).join(' ');
+      const states = this.members().map((x) => `${x.id}:${x.node!.raft.state}@t${x.node!.raft.term}`).join(' ');
       this.fail(`no proposal committed within ${this.opts.livenessBound} ticks of healing (${states})`);
     }
     const idx = this.acked.get(final)!;
-    for (const n of this.nodes) {
+    for (const n of this.members()) {
       if (n.sm.index < idx) this.fail(`node ${n.id} did not apply up to ${idx} within the bound (at ${n.sm.index})`);
     }
     // Every acknowledged proposal is in the final, common log at the index it was acknowledged at.
@@ -450,6 +517,8 @@ export class Simulation {
       crashes: this.stats.crashes,
       snapshotsSent: this.stats.snapshotsSent,
       readsServed: this.stats.readsServed,
+      membersAdded: this.stats.membersAdded,
+      membersRemoved: this.stats.membersRemoved,
     };
   }
 }
