@@ -1,0 +1,148 @@
+/**
+ * The options of the `etcd` command: etcd 3.4's flags, with their defaults. Each is settable as `--name value`,
+ * `--name=value`, the environment variable ETCD_NAME (dashes as underscores, upper case), or the key `name` (or
+ * `name` with underscores, as Container Linux configs write it) in the YAML file given by --config-file.
+ *
+ * `supported: false` marks etcd options this server accepts for compatibility but does not act on (it warns).
+ */
+
+export type OptionKind = 'string' | 'uint' | 'bool' | 'urls' | 'enum';
+
+export interface OptionSpec {
+  name: string;
+  kind: OptionKind;
+  default: string | number | boolean | string[];
+  help: string;
+  values?: string[];
+  supported?: boolean;
+}
+
+const s = (name: string, def: string, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'string', default: def, help, ...extra });
+const u = (name: string, def: number, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'uint', default: def, help, ...extra });
+const b = (name: string, def: boolean, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'bool', default: def, help, ...extra });
+const urls = (name: string, def: string[], help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'urls', default: def, help, ...extra });
+const e = (name: string, def: string, values: string[], help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'enum', default: def, values, help, ...extra });
+const unsupported = { supported: false };
+
+export const OPTIONS: OptionSpec[] = [
+  s('config-file', '', 'Path to the server configuration file (YAML). Other flags and environment variables are then ignored.'),
+  // member
+  s('name', 'default', 'Human-readable name for this member.'),
+  s('data-dir', '', 'Path to the data directory (default: ${name}.etcd).'),
+  s('wal-dir', '', 'Path to the dedicated WAL directory (default: inside the data directory).'),
+  u('snapshot-count', 100000, 'Number of committed transactions to trigger a snapshot to disk.'),
+  u('heartbeat-interval', 100, 'Time (in milliseconds) of a heartbeat interval.'),
+  u('election-timeout', 1000, 'Time (in milliseconds) for an election to timeout.'),
+  u('max-request-bytes', 1.5 * 1024 * 1024, 'Maximum client request size in bytes the server will accept.'),
+  urls('listen-peer-urls', ['http://localhost:2380'], 'List of URLs to listen on for peer traffic.'),
+  urls('listen-client-urls', ['http://localhost:2379'], 'List of URLs to listen on for client traffic.'),
+  urls('listen-metrics-urls', [], 'List of additional URLs to listen on that will respond to both the /metrics and /health endpoints.'),
+  u('max-snapshots', 5, 'Maximum number of snapshot files to retain (0 is unlimited).'),
+  u('max-wals', 5, 'Maximum number of wal files to retain (0 is unlimited).'),
+  b('pre-vote', true, 'Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.'),
+  b('strict-reconfig-check', true, 'Reject reconfiguration requests that would cause quorum loss.'),
+  b('enable-v2', true, 'Accept etcd V2 client requests.'),
+  b('initial-election-tick-advance', true, 'Whether to fast-forward initial election ticks on boot for faster election.'),
+  // clustering
+  urls('initial-advertise-peer-urls', ['http://localhost:2380'], "List of this member's peer URLs to advertise to the rest of the cluster."),
+  s('initial-cluster', '', 'Initial cluster configuration for bootstrapping (name=peerURL,...; default: ${name}=${initial-advertise-peer-urls}).'),
+  e('initial-cluster-state', 'new', ['new', 'existing'], "Initial cluster state ('new' or 'existing')."),
+  s('initial-cluster-token', 'etcd-cluster', 'Initial cluster token for the etcd cluster during bootstrap.'),
+  urls('advertise-client-urls', ['http://localhost:2379'], "List of this member's client URLs to advertise to the public."),
+  s('discovery', '', 'Discovery URL used to bootstrap the cluster.', unsupported),
+  e('discovery-fallback', 'proxy', ['exit', 'proxy'], 'Expected behavior when discovery services fails.', unsupported),
+  s('discovery-proxy', '', 'HTTP proxy to use for traffic to discovery service.', unsupported),
+  s('discovery-srv', '', 'DNS srv domain used to bootstrap the cluster.', unsupported),
+  s('discovery-srv-name', '', 'Suffix to the dns srv name queried when bootstrapping.', unsupported),
+  s('cors', '', 'Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).'),
+  s('host-whitelist', '*', 'Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).'),
+  // proxy
+  e('proxy', 'off', ['off', 'readonly', 'on'], "Proxy mode setting ('off', 'readonly' or 'on').", unsupported),
+  u('proxy-failure-wait', 5000, 'Time (in milliseconds) an endpoint will be held in a failed state.', unsupported),
+  u('proxy-refresh-interval', 30000, 'Time (in milliseconds) of the endpoints refresh interval.', unsupported),
+  u('proxy-dial-timeout', 1000, 'Time (in milliseconds) for a dial to timeout.', unsupported),
+  u('proxy-write-timeout', 5000, 'Time (in milliseconds) for a write to timeout.', unsupported),
+  u('proxy-read-timeout', 0, 'Time (in milliseconds) for a read to timeout.', unsupported),
+  // security
+  s('cert-file', '', 'Path to the client server TLS cert file.'),
+  s('key-file', '', 'Path to the client server TLS key file.'),
+  b('client-cert-auth', false, 'Enable client cert authentication.'),
+  s('client-crl-file', '', 'Path to the client certificate revocation list file.'),
+  s('client-cert-allowed-hostname', '', 'Allowed TLS hostname for client cert authentication.'),
+  s('trusted-ca-file', '', 'Path to the client server TLS trusted CA cert file.'),
+  b('auto-tls', false, 'Client TLS using generated certificates.'),
+  s('peer-cert-file', '', 'Path to the peer server TLS cert file.'),
+  s('peer-key-file', '', 'Path to the peer server TLS key file.'),
+  b('peer-client-cert-auth', false, 'Enable peer client cert authentication.'),
+  s('peer-trusted-ca-file', '', 'Path to the peer server TLS trusted CA file.'),
+  s('peer-cert-allowed-cn', '', 'Required CN for client certs connecting to the peer endpoint.'),
+  s('peer-cert-allowed-hostname', '', 'Allowed TLS hostname for inter peer authentication.'),
+  b('peer-auto-tls', false, 'Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.'),
+  s('peer-crl-file', '', 'Path to the peer certificate revocation list file.'),
+  s('cipher-suites', '', 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).'),
+  b('experimental-peer-skip-client-san-verification', false, 'Skip verification of SAN field in client certificate for peer connections.', unsupported),
+  // auth
+  s('auth-token', 'simple', 'Specify auth token specific options.', unsupported),
+  u('bcrypt-cost', 10, 'Specify bcrypt algorithm cost factor for auth password hashing.', unsupported),
+  u('auth-token-ttl', 300, 'The lifetime in seconds of the auth token.', unsupported),
+  // logging
+  e('logger', 'capnslog', ['capnslog', 'zap'], "Specify 'zap' for structured logging or 'capnslog'."),
+  s('log-output', 'default', "[TO BE DEPRECATED IN v3.5] use '--log-outputs'."),
+  s('log-outputs', 'default', "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets."),
+  b('debug', false, "[TO BE DEPRECATED IN v3.5] Enable debug-level logging for etcd. Use '--log-level=debug' instead."),
+  e('log-level', 'info', ['debug', 'info', 'warn', 'error', 'panic', 'fatal'], 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.'),
+  s('log-package-levels', '', "[TO BE DEPRECATED IN v3.5] Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG')."),
+  // v3, backend and unsafe
+  u('quota-backend-bytes', 0, 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).', unsupported),
+  s('backend-batch-interval', '', 'BackendBatchInterval is the maximum time before commit the backend transaction.', unsupported),
+  u('backend-batch-limit', 0, 'BackendBatchLimit is the maximum operations before commit the backend transaction.', unsupported),
+  u('max-txn-ops', 128, 'Maximum number of operations permitted in a transaction.', unsupported),
+  s('grpc-keepalive-min-time', '5s', 'Minimum interval duration that a client should wait before pinging server.', unsupported),
+  s('grpc-keepalive-interval', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).', unsupported),
+  s('grpc-keepalive-timeout', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).', unsupported),
+  u('max-concurrent-streams', 4294967295, 'Maximum concurrent streams that each client can open at a time.', unsupported),
+  s('auto-compaction-retention', '0', 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.', unsupported),
+  e('auto-compaction-mode', 'periodic', ['periodic', 'revision'], "Interpret 'auto-compaction-retention' one of: periodic|revision.", unsupported),
+  b('enable-pprof', false, 'Enable runtime profiling data via HTTP server.', unsupported),
+  e('metrics', 'basic', ['basic', 'extensive'], "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),
+  b('enable-grpc-gateway', true, 'Enable GRPC gateway.', unsupported),
+  b('experimental-initial-corrupt-check', false, 'Enable to check data corruption before serving any client/peer traffic.', unsupported),
+  s('experimental-corrupt-check-time', '0s', 'Duration of time between cluster corruption check passes.', unsupported),
+  s('experimental-enable-v2v3', '', 'v3 prefix for serving emulated v2 state.', unsupported),
+  s('experimental-backend-bbolt-freelist-type', 'array', "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types)", unsupported),
+  b('experimental-enable-lease-checkpoint', false, 'Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.', unsupported),
+  b('experimental-enable-lease-checkpoint-persist', false, 'Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.', unsupported),
+  u('experimental-compaction-batch-limit', 1000, 'Sets the maximum revisions deleted in each compaction batch.', unsupported),
+  s('experimental-watch-progress-notify-interval', '10m0s', 'Duration of periodic watch progress notifications.', unsupported),
+  s('experimental-warning-apply-duration', '100ms', 'Time duration after which a warning is generated if request takes more time.', unsupported),
+  b('unsafe-no-fsync', false, 'Disables fsync, unsafe, will cause data loss.'),
+  b('force-new-cluster', false, 'Force to create a new one member cluster.', unsupported),
+];
+
+/** etcd's flags from before v3 that it still accepts and ignores. */
+export const IGNORED_OPTIONS = [
+  'cluster-active-size',
+  'cluster-remove-delay',
+  'cluster-sync-interval',
+  'config',
+  'force',
+  'max-result-buffer',
+  'max-retry-attempts',
+  'peer-heartbeat-interval',
+  'peer-election-timeout',
+  'retry-interval',
+  'snapshot',
+  'v',
+  'vv',
+  // v2.0 proxy flags
+  'peer-addr',
+  'peer-bind-addr',
+  'addr',
+  'bind-addr',
+];
+
+export const OPTIONS_BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
+
+export function envName(option: string): string {
+  return 'ETCD_' + option.toUpperCase().replace(/-/g, '_');
+}

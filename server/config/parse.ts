@@ -1,0 +1,375 @@
+import * as yaml from 'js-yaml';
+import { IGNORED_OPTIONS, OPTIONS, OPTIONS_BY_NAME, OptionSpec, envName } from './options';
+
+/** A configuration the server cannot start with; the message says what and where, as etcd's would. */
+export class ConfigError extends Error {
+  /** The exit code etcd uses: 2 for a malformed command line, 1 for a configuration that fails verification. */
+  constructor(message: string, readonly exitCode: 1 | 2 = 1) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export type OptionValue = string | number | boolean | string[];
+
+export interface InitialMember {
+  name: string;
+  peerURLs: string[];
+}
+
+export interface TLSFiles {
+  certFile: string;
+  keyFile: string;
+  trustedCAFile: string;
+  clientCertAuth: boolean;
+  autoTLS: boolean;
+}
+
+/** The server's configuration, typed and validated. */
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  walDir: string;
+  snapshotCount: number;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  maxRequestBytes: number;
+  listenPeerURLs: string[];
+  listenClientURLs: string[];
+  listenMetricsURLs: string[];
+  advertiseClientURLs: string[];
+  initialAdvertisePeerURLs: string[];
+  initialCluster: InitialMember[];
+  initialClusterToken: string;
+  initialClusterState: 'new' | 'existing';
+  enableV2: boolean;
+  preVote: boolean;
+  strictReconfigCheck: boolean;
+  maxSnapshots: number;
+  maxWals: number;
+  logLevel: string;
+  unsafeNoFsync: boolean;
+  clientTLS: TLSFiles;
+  peerTLS: TLSFiles & { allowedCN: string };
+  cipherSuites: string[];
+  cors: string[];
+  /** Every option's value (defaults included), by etcd's option name. */
+  values: Map<string, OptionValue>;
+}
+
+export type ParseResult =
+  | { kind: 'config'; config: ServerConfig; warnings: string[] }
+  | { kind: 'help'; text: string }
+  | { kind: 'version' };
+
+function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue {
+  const exitCode = where.startsWith('flag ') ? 2 : 1;
+  const bad = (why: string) => new ConfigError(`invalid value ${JSON.stringify(raw)} for ${where}: ${why}`, exitCode);
+  switch (spec.kind) {
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1' || raw === 't' || raw === 'TRUE' || raw === 'True') return true;
+      if (raw === 'false' || raw === '0' || raw === 'f' || raw === 'FALSE' || raw === 'False') return false;
+      throw bad('parse error (want true or false)');
+    case 'uint': {
+      if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
+      if (typeof raw === 'string' && /^[0-9]+$/.test(raw)) {
+        const n = Number(raw);
+        if (Number.isSafeInteger(n)) return n;
+      }
+      throw bad('parse error (want a non-negative integer)');
+    }
+    case 'urls': {
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+      if (!list || list.some((x) => typeof x !== 'string')) throw bad('want a comma-separated list of URLs');
+      const out = (list as string[]).map((x) => x.trim()).filter((x) => x !== '');
+      for (const x of out) checkURL(x, where);
+      return out;
+    }
+    case 'enum':
+      if (typeof raw !== 'string' || !spec.values!.includes(raw)) throw bad(`valid values are ${spec.values!.map((v) => `"${v}"`).join(', ')}`);
+      return raw;
+    case 'string':
+      if (typeof raw === 'string') return raw;
+      if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+      throw bad('want a string');
+  }
+}
+
+/** etcd's URL rules: http, https, unix or unixs; host:port; no path. */
+export function checkURL(u: string, where: string): void {
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    throw new ConfigError(`invalid URL "${u}" in ${where}`);
+  }
+  const scheme = url.protocol.replace(/:$/, '');
+  if (!['http', 'https', 'unix', 'unixs'].includes(scheme)) {
+    throw new ConfigError(`URL scheme must be http, https, unix, or unixs: ${u} (in ${where})`);
+  }
+  if (scheme.startsWith('http') && (url.port === '' || url.hostname === '')) {
+    throw new ConfigError(`URL address does not have the form "host:port": ${u} (in ${where})`);
+  }
+  if (url.pathname !== '' && url.pathname !== '/') throw new ConfigError(`URL must not contain a path: ${u} (in ${where})`);
+}
+
+/** Parses `name=url,name=url2,other=url3` (a member may appear several times, one per peer URL). */
+export function parseInitialCluster(s: string): InitialMember[] {
+  const byName = new Map<string, string[]>();
+  for (const part of s.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0 || eq === part.length - 1) {
+      throw new ConfigError(`invalid value "${s}" for --initial-cluster: "${part}" is not of the form name=peerURL`);
+    }
+    const name = part.slice(0, eq);
+    const url = part.slice(eq + 1);
+    checkURL(url, '--initial-cluster');
+    const list = byName.get(name) ?? [];
+    list.push(url);
+    byName.set(name, list);
+  }
+  return [...byName].map(([name, peerURLs]) => ({ name, peerURLs }));
+}
+
+function normalizeKey(k: string): string {
+  return k.replace(/_/g, '-');
+}
+
+/** Maps the nested TLS sections of etcd's config file to the flat option names. */
+const TRANSPORT_SECTIONS: Record<string, Record<string, string>> = {
+  'client-transport-security': {
+    'cert-file': 'cert-file',
+    'key-file': 'key-file',
+    'client-cert-auth': 'client-cert-auth',
+    'trusted-ca-file': 'trusted-ca-file',
+    'auto-tls': 'auto-tls',
+    'crl-file': 'client-crl-file',
+    'allowed-hostname': 'client-cert-allowed-hostname',
+  },
+  'peer-transport-security': {
+    'cert-file': 'peer-cert-file',
+    'key-file': 'peer-key-file',
+    'client-cert-auth': 'peer-client-cert-auth',
+    'trusted-ca-file': 'peer-trusted-ca-file',
+    'auto-tls': 'peer-auto-tls',
+    'allowed-cn': 'peer-cert-allowed-cn',
+    'allowed-hostname': 'peer-cert-allowed-hostname',
+    'crl-file': 'peer-crl-file',
+  },
+};
+
+function readConfigFile(path: string, text: string): Map<string, OptionValue> {
+  let doc: unknown;
+  try {
+    doc = yaml.load(text);
+  } catch (err) {
+    throw new ConfigError(`error parsing config file ${path}: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return new Map();
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${path}: want a YAML mapping of option: value`);
+  const out = new Map<string, OptionValue>();
+  const set = (name: string, raw: unknown, keyPath: string) => {
+    const spec = OPTIONS_BY_NAME.get(name);
+    if (!spec || name === 'config-file') throw new ConfigError(`config file ${path}: unknown key "${keyPath}"`);
+    if (raw === null || raw === undefined) return;
+    out.set(name, parseValue(spec, raw, `"${keyPath}" in ${path}`));
+  };
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    const key = normalizeKey(k);
+    const section = TRANSPORT_SECTIONS[key];
+    if (section) {
+      if (v === null || v === undefined) continue;
+      if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`config file ${path}: "${k}" must be a mapping`);
+      for (const [sk, sv] of Object.entries(v as Record<string, unknown>)) {
+        const target = section[normalizeKey(sk)];
+        if (!target) throw new ConfigError(`config file ${path}: unknown key "${k}.${sk}"`);
+        set(target, sv, `${k}.${sk}`);
+      }
+      continue;
+    }
+    set(key, v, k);
+  }
+  return out;
+}
+
+/** Parses Go-flag-style arguments as etcd does: -name value, --name=value, --bool, --bool=false. */
+function parseArgs(argv: string[]): { values: Map<string, OptionValue>; help: boolean; version: boolean; warnings: string[] } {
+  const values = new Map<string, OptionValue>();
+  const warnings: string[] = [];
+  let help = false;
+  let version = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('-') || arg === '-' || arg === '--') {
+      throw new ConfigError(`'${arg}' is not a valid flag`, 1);
+    }
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    let raw: string | undefined = eq >= 0 ? body.slice(eq + 1) : undefined;
+    if (name === 'h' || name === 'help') {
+      help = true;
+      continue;
+    }
+    if (name === 'version') {
+      version = true;
+      continue;
+    }
+    if (IGNORED_OPTIONS.includes(name)) {
+      warnings.push(`flag "${name}" is no longer supported and is ignored`);
+      if (raw === undefined && i + 1 < argv.length && !argv[i + 1].startsWith('-')) i++;
+      continue;
+    }
+    const spec = OPTIONS_BY_NAME.get(name);
+    if (!spec) throw new ConfigError(`flag provided but not defined: -${name}`, 2);
+    if (raw === undefined) {
+      if (spec.kind === 'bool') {
+        raw = 'true';
+      } else {
+        if (i + 1 >= argv.length) throw new ConfigError(`flag needs an argument: -${name}`, 2);
+        raw = argv[++i];
+      }
+    }
+    values.set(name, parseValue(spec, raw, `flag -${name}`));
+  }
+  return { values, help, version, warnings };
+}
+
+export function helpText(): string {
+  const lines = ['Usage: etcd [flags]', '', 'Start an etcd server.', ''];
+  for (const o of OPTIONS) {
+    const def = Array.isArray(o.default) ? o.default.join(',') : String(o.default);
+    lines.push(`  --${o.name}${o.kind === 'bool' ? '' : ` '${def}'`}`);
+    lines.push(`      ${o.help}${o.supported === false ? ' (accepted for compatibility; not supported by this server)' : ''}`);
+  }
+  lines.push('', 'Every flag can also be set with an environment variable: --initial-cluster-token is ETCD_INITIAL_CLUSTER_TOKEN.');
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * The etcd command's configuration from its arguments, environment and (if --config-file is given) YAML file. As
+ * in etcd, a config file replaces flags and environment variables; otherwise a flag wins over its ETCD_* variable.
+ */
+export function parseConfig(argv: string[], env: Record<string, string | undefined>, readFile: (path: string) => string): ParseResult {
+  const args = parseArgs(argv);
+  if (args.help) return { kind: 'help', text: helpText() };
+  if (args.version) return { kind: 'version' };
+  const warnings = [...args.warnings];
+  let chosen: Map<string, OptionValue>;
+  const configFile = (args.values.get('config-file') as string | undefined) ?? env.ETCD_CONFIG_FILE;
+  if (configFile) {
+    let text: string;
+    try {
+      text = readFile(configFile);
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${configFile}: ${(err as Error).message}`);
+    }
+    chosen = readConfigFile(configFile, text);
+    if (args.values.size > 1) warnings.push('a configuration file was given: other command line flags and environment variables are ignored');
+  } else {
+    chosen = new Map(args.values);
+    const known = new Set(OPTIONS.map((o) => envName(o.name)));
+    for (const [k, v] of Object.entries(env)) {
+      if (!k.startsWith('ETCD_') || v === undefined) continue;
+      if (!known.has(k)) {
+        warnings.push(`unrecognized environment variable ${k}=${v}`);
+        continue;
+      }
+      const name = k.slice(5).toLowerCase().replace(/_/g, '-');
+      const spec = OPTIONS_BY_NAME.get(name)!;
+      if (chosen.has(name)) {
+        warnings.push(`recognized environment variable ${k}, but unused: shadowed by corresponding flag`);
+        continue;
+      }
+      chosen.set(name, parseValue(spec, v, `environment variable ${k}`));
+    }
+  }
+  for (const name of chosen.keys()) {
+    const spec = OPTIONS_BY_NAME.get(name)!;
+    if (spec.supported === false) warnings.push(`option "${name}" is accepted for compatibility with etcd but not supported by this server; it is ignored`);
+  }
+  const values = new Map<string, OptionValue>();
+  for (const o of OPTIONS) values.set(o.name, chosen.has(o.name) ? chosen.get(o.name)! : o.default);
+  return { kind: 'config', config: buildConfig(values, chosen), warnings };
+}
+
+function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, OptionValue>): ServerConfig {
+  const str = (n: string) => values.get(n) as string;
+  const num = (n: string) => values.get(n) as number;
+  const bool = (n: string) => values.get(n) as boolean;
+  const list = (n: string) => values.get(n) as string[];
+  const name = str('name');
+  const heartbeat = num('heartbeat-interval');
+  const election = num('election-timeout');
+  if (heartbeat <= 0) throw new ConfigError(`--heartbeat-interval must be >0 (set to ${heartbeat}ms)`);
+  if (election < 5 * heartbeat) {
+    throw new ConfigError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`);
+  }
+  if (election > 50000) throw new ConfigError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`);
+  const advertisePeer = list('initial-advertise-peer-urls');
+  const initialClusterStr = explicit.has('initial-cluster') ? str('initial-cluster') : advertisePeer.map((u) => `${name}=${u}`).join(',');
+  const initialCluster = parseInitialCluster(initialClusterStr);
+  const state = str('initial-cluster-state') as 'new' | 'existing';
+  const self = initialCluster.find((m) => m.name === name);
+  if (!self) {
+    throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration (--initial-cluster=${initialClusterStr})`);
+  }
+  const sameURLs = [...self.peerURLs].sort().join(',') === [...advertisePeer].sort().join(',');
+  if (!sameURLs) {
+    throw new ConfigError(
+      `--initial-cluster has ${name}=${self.peerURLs.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeer.join(',')}`,
+    );
+  }
+  const seenURLs = new Set<string>();
+  for (const m of initialCluster) {
+    for (const u of m.peerURLs) {
+      if (seenURLs.has(u)) throw new ConfigError(`--initial-cluster: peer URL ${u} is used by more than one member`);
+      seenURLs.add(u);
+    }
+  }
+  const logLevel = bool('debug') ? 'debug' : str('log-level');
+  const splitList = (s: string) => s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  return {
+    name,
+    dataDir: str('data-dir') || `${name}.etcd`,
+    walDir: str('wal-dir'),
+    snapshotCount: num('snapshot-count'),
+    heartbeatIntervalMs: heartbeat,
+    electionTimeoutMs: election,
+    maxRequestBytes: num('max-request-bytes'),
+    listenPeerURLs: list('listen-peer-urls'),
+    listenClientURLs: list('listen-client-urls'),
+    listenMetricsURLs: list('listen-metrics-urls'),
+    advertiseClientURLs: list('advertise-client-urls'),
+    initialAdvertisePeerURLs: advertisePeer,
+    initialCluster,
+    initialClusterToken: str('initial-cluster-token'),
+    initialClusterState: state,
+    enableV2: bool('enable-v2'),
+    preVote: bool('pre-vote'),
+    strictReconfigCheck: bool('strict-reconfig-check'),
+    maxSnapshots: num('max-snapshots'),
+    maxWals: num('max-wals'),
+    logLevel,
+    unsafeNoFsync: bool('unsafe-no-fsync'),
+    clientTLS: {
+      certFile: str('cert-file'),
+      keyFile: str('key-file'),
+      trustedCAFile: str('trusted-ca-file'),
+      clientCertAuth: bool('client-cert-auth'),
+      autoTLS: bool('auto-tls'),
+    },
+    peerTLS: {
+      certFile: str('peer-cert-file'),
+      keyFile: str('peer-key-file'),
+      trustedCAFile: str('peer-trusted-ca-file'),
+      clientCertAuth: bool('peer-client-cert-auth'),
+      autoTLS: bool('peer-auto-tls'),
+      allowedCN: str('peer-cert-allowed-cn'),
+    },
+    cipherSuites: splitList(str('cipher-suites')),
+    cors: splitList(str('cors')),
+    values,
+  };
+}

@@ -1,0 +1,174 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigError, ParseResult, ServerConfig, parseConfig } from '../../server/config';
+import { runRealEtcd } from '../support/real-etcd';
+
+const noFile = (p: string): string => {
+  throw new Error(`ENOENT: no such file or directory, open '${p}'`);
+};
+
+function config(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): { config: ServerConfig; warnings: string[] } {
+  const r: ParseResult = parseConfig(argv, env, (p) => (p in files ? files[p] : noFile(p)));
+  if (r.kind !== 'config') throw new Error(`expected a config, got ${r.kind}`);
+  return r;
+}
+
+function errorOf(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): ConfigError {
+  try {
+    config(argv, env, files);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('etcd command configuration', () => {
+  test("defaults are etcd's", () => {
+    const { config: c } = config([]);
+    expect(c.name).toBe('default');
+    expect(c.dataDir).toBe('default.etcd');
+    expect(c.listenClientURLs).toEqual(['http://localhost:2379']);
+    expect(c.listenPeerURLs).toEqual(['http://localhost:2380']);
+    expect(c.advertiseClientURLs).toEqual(['http://localhost:2379']);
+    expect(c.initialCluster).toEqual([{ name: 'default', peerURLs: ['http://localhost:2380'] }]);
+    expect(c.initialClusterToken).toBe('etcd-cluster');
+    expect(c.initialClusterState).toBe('new');
+    expect(c.heartbeatIntervalMs).toBe(100);
+    expect(c.electionTimeoutMs).toBe(1000);
+    expect(c.snapshotCount).toBe(100000);
+    expect(c.maxRequestBytes).toBe(1572864);
+    expect(c.enableV2).toBe(true);
+  });
+
+  test('flags in every Go spelling: -f v, --f v, --f=v, bare and explicit booleans', () => {
+    const { config: c } = config(['-name', 'n1', '--data-dir', '/d', '--snapshot-count=5', '--client-cert-auth', '--enable-v2=false', '--initial-advertise-peer-urls', 'http://10.0.0.1:2380']);
+    expect(c.name).toBe('n1');
+    expect(c.dataDir).toBe('/d');
+    expect(c.snapshotCount).toBe(5);
+    expect(c.clientTLS.clientCertAuth).toBe(true);
+    expect(c.enableV2).toBe(false);
+    // The default initial cluster follows the name and advertised peer URLs.
+    expect(c.initialCluster).toEqual([{ name: 'n1', peerURLs: ['http://10.0.0.1:2380'] }]);
+  });
+
+  test('ETCD_* environment variables, shadowed by flags', () => {
+    const { config: c, warnings } = config(['--name', 'flag-name'], { ETCD_NAME: 'env-name', ETCD_SNAPSHOT_COUNT: '42', ETCD_BOGUS: 'x', PATH: '/bin' });
+    expect(c.name).toBe('flag-name');
+    expect(c.snapshotCount).toBe(42);
+    expect(warnings).toContain('recognized environment variable ETCD_NAME, but unused: shadowed by corresponding flag');
+    expect(warnings).toContain('unrecognized environment variable ETCD_BOGUS=x');
+  });
+
+  test('a three-member initial cluster, as in the Container Linux example', () => {
+    const { config: c } = config([
+      '--name', 'my-etcd-1',
+      '--initial-advertise-peer-urls', 'http://10.240.0.1:2380',
+      '--initial-cluster', 'my-etcd-1=http://10.240.0.1:2380,my-etcd-2=http://10.240.0.2:2380,my-etcd-3=http://10.240.0.3:2380',
+      '--initial-cluster-token', 'my-etcd-token',
+      '--initial-cluster-state', 'new',
+    ]);
+    expect(c.initialCluster.map((m) => m.name)).toEqual(['my-etcd-1', 'my-etcd-2', 'my-etcd-3']);
+    expect(c.initialClusterToken).toBe('my-etcd-token');
+  });
+
+  test('a YAML config file with dashed or underscored keys and TLS sections; flags and env are then ignored', () => {
+    const file = [
+      'name: y1',
+      'data_dir: /var/lib/etcd',
+      'listen_client_urls: http://127.0.0.1:12379',
+      'listen-peer-urls: http://127.0.0.1:12380',
+      'initial-advertise-peer-urls: http://127.0.0.1:12380',
+      'heartbeat-interval: 50',
+      'election_timeout: 500',
+      'enable-v2: true',
+      'client-transport-security:',
+      '  cert-file: /tls/server.crt',
+      '  client-cert-auth: true',
+      'peer_transport_security:',
+      '  trusted-ca-file: /tls/ca.crt',
+    ].join('\n');
+    const { config: c, warnings } = config(['--config-file', '/etc/etcd.yml', '--name', 'ignored'], { ETCD_SNAPSHOT_COUNT: '7' }, { '/etc/etcd.yml': file });
+    expect(c.name).toBe('y1');
+    expect(c.dataDir).toBe('/var/lib/etcd');
+    expect(c.listenClientURLs).toEqual(['http://127.0.0.1:12379']);
+    expect(c.heartbeatIntervalMs).toBe(50);
+    expect(c.electionTimeoutMs).toBe(500);
+    expect(c.snapshotCount).toBe(100000);
+    expect(c.clientTLS).toMatchObject({ certFile: '/tls/server.crt', clientCertAuth: true });
+    expect(c.peerTLS.trustedCAFile).toBe('/tls/ca.crt');
+    expect(warnings.some((w) => /other command line flags and environment variables are ignored/.test(w))).toBe(true);
+  });
+
+  test.each([
+    [['--foo'], /flag provided but not defined: -foo/, 2],
+    [['--heartbeat-interval', 'abc'], /invalid value "abc" for flag -heartbeat-interval/, 2],
+    [['--heartbeat-interval', '-5'], /invalid value "-5" for flag -heartbeat-interval/, 2],
+    [['--initial-cluster-state', 'bogus'], /invalid value "bogus" for flag -initial-cluster-state/, 2],
+    [['--name'], /flag needs an argument: -name/, 2],
+    [['positional'], /'positional' is not a valid flag/, 1],
+    [['--election-timeout', '100'], /--election-timeout\[100ms\] should be at least as 5 times as --heartbeat-interval\[100ms\]/, 1],
+    [['--heartbeat-interval', '0'], /--heartbeat-interval must be >0/, 1],
+    [['--election-timeout', '60000'], /is too long/, 1],
+    [['--listen-client-urls', 'ftp://x:1'], /URL scheme must be http, https, unix, or unixs/, 1],
+    [['--listen-client-urls', 'http://127.0.0.1'], /does not have the form "host:port"/, 1],
+    [['--listen-client-urls', 'http://127.0.0.1:2379/path'], /must not contain a path/, 1],
+    [['--initial-cluster', 'nonsense'], /not of the form name=peerURL/, 1],
+    [['--name', 'foo', '--initial-cluster', 'bar=http://localhost:2380'], /couldn't find local name "foo" in the initial cluster configuration/, 1],
+    [['--initial-cluster', 'default=http://10.0.0.9:2380'], /missing from --initial-advertise-peer-urls/, 1],
+    [['--config-file', '/nope.yml'], /cannot read config file \/nope.yml/, 1],
+  ] as [string[], RegExp, number][])('bad command line %j is refused with a clear error', (argv, message, code) => {
+    const err = errorOf(argv);
+    expect(err.message).toMatch(message);
+    expect(err.exitCode).toBe(code);
+  });
+
+  test.each([
+    ['unknown: 1', /unknown key "unknown"/],
+    ['heartbeat-interval: fast', /invalid value "fast" for "heartbeat-interval"/],
+    ['client-transport-security:\n  bogus: 1', /unknown key "client-transport-security.bogus"/],
+    ['name: [1, 2', /error parsing config file/],
+    ['- a\n- b', /want a YAML mapping/],
+  ])('bad config file %j is refused with a clear error', (file, message) => {
+    expect(errorOf(['--config-file', 'c.yml'], {}, { 'c.yml': file }).message).toMatch(message);
+  });
+
+  test('options of etcd that this server does not act on are accepted with a warning', () => {
+    const { warnings } = config(['--quota-backend-bytes', '1000', '--auto-compaction-retention', '1']);
+    expect(warnings.filter((w) => /not supported by this server/.test(w))).toHaveLength(2);
+  });
+
+  test('--help and --version', () => {
+    const h = parseConfig(['--help'], {}, noFile);
+    expect(h.kind).toBe('help');
+    if (h.kind === 'help') expect(h.text).toMatch(/--initial-cluster-token 'etcd-cluster'/);
+    expect(parseConfig(['--version'], {}, noFile).kind).toBe('version');
+  });
+});
+
+describe('the same bad command lines against the real etcd', () => {
+  const cases: string[][] = [
+    ['--foo'],
+    ['--heartbeat-interval', 'abc'],
+    ['--initial-cluster-state', 'bogus'],
+    ['positional'],
+    ['--election-timeout', '100'],
+    ['--name', 'foo', '--initial-cluster', 'bar=http://localhost:2380'],
+  ];
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-flags-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test.each(cases)('%j: etcd and we both refuse it, with the same message and exit code', (...argv) => {
+    const real = runRealEtcd([...argv, '--data-dir', path.join(dir, 'd')], dir);
+    const ours = errorOf(argv);
+    expect(real.status).not.toBe(0);
+    // etcd wraps verification errors ("error verifying flags, X. See 'etcd --help'"); the core message is ours.
+    const core = ours.message.replace(/ \(.*\)$/, '').replace(/: parse error.*$/, '').replace(/: valid values are.*$/, '');
+    expect(real.stderr).toContain(core);
+    if (real.status === 2 || real.status === 1) expect(ours.exitCode).toBe(real.status);
+  });
+});
