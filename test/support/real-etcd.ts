@@ -34,3 +34,58 @@ export async function freePort(): Promise<number> {
 export function realEtcdVersion(): string {
   return execFileSync(requireRealEtcd(), ['--version'], { encoding: 'utf8' });
 }
+
+export interface RunningEtcd {
+  clientURL: string;
+  peerURL: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the real etcd (v2 enabled) on free loopback ports with a fresh data dir and waits until /health answers.
+ * Every instance started with the same name and token gets the same member and cluster IDs.
+ */
+export async function startRealEtcd(dataDir: string, extraArgs: string[] = []): Promise<RunningEtcd> {
+  const { spawn } = await import('node:child_process');
+  const http = await import('node:http');
+  const [cport, pport] = [await freePort(), await freePort()];
+  const clientURL = `http://127.0.0.1:${cport}`;
+  const peerURL = `http://127.0.0.1:${pport}`;
+  const proc = spawn(
+    requireRealEtcd(),
+    [
+      '--data-dir', dataDir, '--enable-v2=true',
+      '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL,
+      '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL,
+      '--initial-cluster', `default=${peerURL}`,
+      ...extraArgs,
+    ],
+    { stdio: 'ignore' },
+  );
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const healthy = () =>
+    new Promise<boolean>((resolve) => {
+      http.get(`${clientURL}/health`, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve(res.statusCode === 200 && body.includes('true')));
+      }).on('error', () => resolve(false));
+    });
+  const deadline = Date.now() + 20000;
+  while (!(await healthy())) {
+    if (proc.exitCode !== null) throw new Error(`real etcd exited with ${proc.exitCode} before becoming healthy`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error('real etcd did not become healthy within 20s');
+    }
+    await new Promise<void>((r) => setTimeout(r, 50)); // poll until /health answers
+  }
+  return {
+    clientURL,
+    peerURL,
+    stop: async () => {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
