@@ -1,0 +1,113 @@
+/**
+ * A v2 write as it travels through the Raft log. Everything that makes applying it deterministic is inside:
+ * the absolute expiration time (decided by the member that took the request) and, for SYNC, the leader's clock.
+ *
+ * Binary layout (big-endian): [u8 method][u8 flags][f64 id][f64 prevIndex][f64 expiration][f64 time]
+ * [u32 len][path][u32 len][value][u32 len][prevValue]. No JSON on this path.
+ */
+
+export enum Method {
+  PUT = 1,
+  POST = 2,
+  DELETE = 3,
+  /** The leader's clock, so that every member expires TTL keys at the same point of the log. */
+  SYNC = 4,
+}
+
+const FLAG_DIR = 1;
+const FLAG_PREV_EXIST_SET = 2;
+const FLAG_PREV_EXIST = 4;
+const FLAG_REFRESH = 8;
+const FLAG_RECURSIVE = 16;
+
+export interface WriteRequest {
+  /** Unique per member and incarnation: how the member that proposed it finds the waiting client. */
+  id: number;
+  method: Method;
+  path: string;
+  value: string;
+  dir: boolean;
+  prevValue: string;
+  prevIndex: number;
+  /** undefined: not given; true/false: prevExist=true/false. */
+  prevExist?: boolean;
+  /** Absolute expiration in ms since the epoch; 0 for none. */
+  expiration: number;
+  refresh: boolean;
+  recursive: boolean;
+  /** SYNC: the leader's time in ms since the epoch. */
+  time: number;
+}
+
+export function encodeRequest(r: WriteRequest): Buffer {
+  const path = Buffer.from(r.path, 'utf8');
+  const value = Buffer.from(r.value, 'utf8');
+  const prev = Buffer.from(r.prevValue, 'utf8');
+  const buf = Buffer.allocUnsafe(2 + 32 + 12 + path.length + value.length + prev.length);
+  let flags = 0;
+  if (r.dir) flags |= FLAG_DIR;
+  if (r.prevExist !== undefined) flags |= FLAG_PREV_EXIST_SET | (r.prevExist ? FLAG_PREV_EXIST : 0);
+  if (r.refresh) flags |= FLAG_REFRESH;
+  if (r.recursive) flags |= FLAG_RECURSIVE;
+  buf.writeUInt8(r.method, 0);
+  buf.writeUInt8(flags, 1);
+  buf.writeDoubleBE(r.id, 2);
+  buf.writeDoubleBE(r.prevIndex, 10);
+  buf.writeDoubleBE(r.expiration, 18);
+  buf.writeDoubleBE(r.time, 26);
+  let o = 34;
+  for (const part of [path, value, prev]) {
+    buf.writeUInt32BE(part.length, o);
+    part.copy(buf, o + 4);
+    o += 4 + part.length;
+  }
+  return buf;
+}
+
+export function decodeRequest(data: Uint8Array): WriteRequest {
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (buf.length < 46) throw new Error(`request: ${buf.length} bytes is too short`);
+  const method = buf.readUInt8(0) as Method;
+  if (!(method in Method)) throw new Error(`request: unknown method ${method}`);
+  const flags = buf.readUInt8(1);
+  const parts: string[] = [];
+  let o = 34;
+  for (let i = 0; i < 3; i++) {
+    const len = buf.readUInt32BE(o);
+    if (o + 4 + len > buf.length) throw new Error('request: a field runs past the data');
+    parts.push(buf.toString('utf8', o + 4, o + 4 + len));
+    o += 4 + len;
+  }
+  return {
+    id: buf.readDoubleBE(2),
+    method,
+    path: parts[0],
+    value: parts[1],
+    dir: (flags & FLAG_DIR) !== 0,
+    prevValue: parts[2],
+    prevIndex: buf.readDoubleBE(10),
+    prevExist: flags & FLAG_PREV_EXIST_SET ? (flags & FLAG_PREV_EXIST) !== 0 : undefined,
+    expiration: buf.readDoubleBE(18),
+    refresh: (flags & FLAG_REFRESH) !== 0,
+    recursive: (flags & FLAG_RECURSIVE) !== 0,
+    time: buf.readDoubleBE(26),
+  };
+}
+
+/**
+ * Request IDs as etcd makes them: the member's ID bits and a start time in the high part, a counter in the low
+ * part, so that IDs of different members and incarnations do not collide. Kept within 2^53.
+ */
+export class RequestIdGenerator {
+  private next: number;
+
+  constructor(memberIdHex: string, nowMs: number) {
+    const member = Number(BigInt('0x' + (memberIdHex || '0')) & 0xffn); // 8 bits of the member ID
+    const time = Math.floor(nowMs / 1000) & 0xffff; // 16 bits of seconds
+    this.next = (member * 2 ** 16 + time) * 2 ** 29; // 29 bits of counter below
+  }
+
+  id(): number {
+    return this.next++;
+  }
+}
