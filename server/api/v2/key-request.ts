@@ -1,0 +1,166 @@
+import * as posixPath from 'node:path/posix';
+
+/** The v2 error codes of bad requests (their messages are etcd's, in the store's error table). */
+export const enum RequestErrorCode {
+  PrevValueRequired = 201,
+  TTLNaN = 202,
+  IndexNaN = 203,
+  InvalidField = 209,
+  InvalidForm = 210,
+  RefreshValue = 211,
+  RefreshTTLRequired = 212,
+}
+
+/** A request etcd refuses before it reaches the store: its code and cause, as etcd sends them. */
+export class KeyRequestError extends Error {
+  constructor(readonly errorCode: number, readonly cause_: string) {
+    super(cause_);
+    this.name = 'KeyRequestError';
+  }
+}
+
+export interface KeyRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+  /** The key, cleaned as etcd cleans it ("/a/../b/" is "/b"). */
+  key: string;
+  value: string;
+  dir: boolean;
+  prevValue: string;
+  prevIndex: number;
+  prevExist?: boolean;
+  /** TTL in seconds, when one was given. */
+  ttl?: number;
+  refresh: boolean;
+  recursive: boolean;
+  sorted: boolean;
+  quorum: boolean;
+  wait: boolean;
+  waitIndex: number;
+  stream: boolean;
+  noValueOnSuccess: boolean;
+}
+
+export const KEYS_PREFIX = '/v2/keys';
+
+/** Go's strconv.ParseBool. */
+function parseGoBool(s: string): boolean | undefined {
+  switch (s) {
+    case '1': case 't': case 'T': case 'TRUE': case 'true': case 'True':
+      return true;
+    case '0': case 'f': case 'F': case 'FALSE': case 'false': case 'False':
+      return false;
+    default:
+      return undefined;
+  }
+}
+
+/** Go's strconv.ParseUint(s, 10, 64), within JavaScript's safe integers. */
+function parseGoUint(s: string): number | undefined {
+  if (!/^[0-9]+$/.test(s)) return undefined;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/**
+ * The form of a request as Go's ParseForm builds it: body values (url-encoded PUT/POST bodies) first, then the
+ * query's. The first value of a field is the one used.
+ */
+export function parseForm(query: string, body: string | undefined): Map<string, string[]> {
+  const form = new Map<string, string[]>();
+  const add = (params: URLSearchParams) => {
+    for (const [k, v] of params) {
+      const list = form.get(k);
+      if (list) list.push(v);
+      else form.set(k, [v]);
+    }
+  };
+  try {
+    if (body) add(new URLSearchParams(body));
+    add(new URLSearchParams(query));
+  } catch (err) {
+    throw new KeyRequestError(RequestErrorCode.InvalidForm, (err as Error).message);
+  }
+  return form;
+}
+
+/**
+ * Validates and types a v2 keys request exactly as etcd 3.4 does (its order of checks, codes and causes).
+ * `path` is the decoded URL path, starting with /v2/keys.
+ */
+export function parseKeyRequest(method: string, path: string, form: Map<string, string[]>): KeyRequest {
+  if (!path.startsWith(KEYS_PREFIX)) throw new KeyRequestError(RequestErrorCode.InvalidForm, 'incorrect key prefix');
+  // Go's path.Join: cleaned, and without a trailing slash (except the root).
+  let key = posixPath.join('/', path.slice(KEYS_PREFIX.length));
+  if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
+  const first = (k: string) => form.get(k)?.[0] ?? '';
+  const uint = (k: string, code: number, cause: string): number => {
+    const s = first(k);
+    if (s === '') return 0;
+    const n = parseGoUint(s);
+    if (n === undefined) throw new KeyRequestError(code, cause);
+    return n;
+  };
+  const bool = (k: string, cause = `invalid value for "${k}"`): boolean => {
+    const s = first(k);
+    if (s === '') return false;
+    const b = parseGoBool(s);
+    if (b === undefined) throw new KeyRequestError(RequestErrorCode.InvalidField, cause);
+    return b;
+  };
+  const prevIndex = uint('prevIndex', RequestErrorCode.IndexNaN, 'invalid value for "prevIndex"');
+  const waitIndex = uint('waitIndex', RequestErrorCode.IndexNaN, 'invalid value for "waitIndex"');
+  const recursive = bool('recursive');
+  const sorted = bool('sorted');
+  const wait = bool('wait');
+  const dir = bool('dir');
+  const quorum = bool('quorum');
+  const stream = bool('stream');
+  if (wait && method !== 'GET') {
+    throw new KeyRequestError(RequestErrorCode.InvalidField, '"wait" can only be used with GET requests');
+  }
+  const prevValue = first('prevValue');
+  if (form.has('prevValue') && prevValue === '') {
+    throw new KeyRequestError(RequestErrorCode.PrevValueRequired, '"prevValue" cannot be empty');
+  }
+  const noValueOnSuccess = bool('noValueOnSuccess');
+  let ttl: number | undefined;
+  if (first('ttl').length > 0) {
+    ttl = parseGoUint(first('ttl'));
+    if (ttl === undefined) throw new KeyRequestError(RequestErrorCode.TTLNaN, 'invalid value for "ttl"');
+  }
+  let prevExist: boolean | undefined;
+  if (form.has('prevExist')) {
+    prevExist = parseGoBool(first('prevExist'));
+    if (prevExist === undefined) throw new KeyRequestError(RequestErrorCode.InvalidField, 'invalid value for prevExist');
+  }
+  let refresh = false;
+  if (form.has('refresh')) {
+    const r = parseGoBool(first('refresh'));
+    if (r === undefined) throw new KeyRequestError(RequestErrorCode.InvalidField, 'invalid value for refresh');
+    refresh = r;
+    if (refresh) {
+      if (form.has('value') && first('value') !== '') {
+        throw new KeyRequestError(RequestErrorCode.RefreshValue, 'A value was provided on a refresh');
+      }
+      if (ttl === undefined) throw new KeyRequestError(RequestErrorCode.RefreshTTLRequired, 'No TTL value set');
+    }
+  }
+  return {
+    method: method as KeyRequest['method'],
+    key,
+    value: first('value'),
+    dir,
+    prevValue,
+    prevIndex,
+    prevExist,
+    ttl,
+    refresh,
+    recursive,
+    sorted,
+    quorum,
+    wait,
+    waitIndex,
+    stream,
+    noValueOnSuccess,
+  };
+}

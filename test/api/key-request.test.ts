@@ -1,0 +1,71 @@
+import { KeyRequestError, parseForm, parseKeyRequest } from '../../server/api/v2/key-request';
+
+function parse(method: string, url: string, body?: string) {
+  const u = new URL(url, 'http://localhost');
+  return parseKeyRequest(method, decodeURIComponent(u.pathname), parseForm(u.search.slice(1), body));
+}
+
+function errorOf(method: string, url: string, body?: string): [number, string] {
+  try {
+    parse(method, url, body);
+  } catch (err) {
+    if (err instanceof KeyRequestError) return [err.errorCode, err.cause_];
+    throw err;
+  }
+  throw new Error('expected a KeyRequestError');
+}
+
+describe('v2 keys request parsing (etcd 3.4 parseKeyRequest)', () => {
+  test('a PUT with a form body', () => {
+    const r = parse('PUT', '/v2/keys/message', 'value=Hello');
+    expect(r).toMatchObject({ method: 'PUT', key: '/message', value: 'Hello', dir: false, prevExist: undefined, ttl: undefined });
+  });
+
+  test('query parameters work as well as the body, and the body wins', () => {
+    expect(parse('PUT', '/v2/keys/a?value=fromquery').value).toBe('fromquery');
+    expect(parse('PUT', '/v2/keys/a?value=fromquery', 'value=frombody').value).toBe('frombody');
+  });
+
+  test('keys are cleaned as etcd cleans them', () => {
+    expect(parse('GET', '/v2/keys/').key).toBe('/');
+    expect(parse('GET', '/v2/keys').key).toBe('/');
+    expect(parse('GET', '/v2/keys/a/b/').key).toBe('/a/b');
+    expect(parse('GET', '/v2/keys/a//b/../c').key).toBe('/a/c');
+    expect(parse('GET', '/v2/keys/sp%20ace').key).toBe('/sp ace');
+  });
+
+  test('booleans and numbers as Go parses them', () => {
+    const r = parse('GET', '/v2/keys/d?recursive=T&sorted=1&quorum=True&wait=true&waitIndex=17&stream=0');
+    expect(r).toMatchObject({ recursive: true, sorted: true, quorum: true, wait: true, waitIndex: 17, stream: false });
+    const w = parse('PUT', '/v2/keys/k?prevExist=false&prevIndex=3&prevValue=x', 'value=v&ttl=20');
+    expect(w).toMatchObject({ prevExist: false, prevIndex: 3, prevValue: 'x', ttl: 20 });
+  });
+
+  test('a refresh carries a TTL and no value', () => {
+    expect(parse('PUT', '/v2/keys/k', 'ttl=5&refresh=true')).toMatchObject({ refresh: true, ttl: 5, value: '' });
+  });
+
+  test.each([
+    ['GET', '/v2/keys/a?prevIndex=x', undefined, 203, 'invalid value for "prevIndex"'],
+    ['GET', '/v2/keys/a?prevIndex=-1', undefined, 203, 'invalid value for "prevIndex"'],
+    ['GET', '/v2/keys/a?waitIndex=1.5', undefined, 203, 'invalid value for "waitIndex"'],
+    ['GET', '/v2/keys/a?recursive=yes', undefined, 209, 'invalid value for "recursive"'],
+    ['GET', '/v2/keys/a?sorted=2', undefined, 209, 'invalid value for "sorted"'],
+    ['GET', '/v2/keys/a?wait=maybe', undefined, 209, 'invalid value for "wait"'],
+    ['PUT', '/v2/keys/a?dir=nope', undefined, 209, 'invalid value for "dir"'],
+    ['GET', '/v2/keys/a?quorum=x', undefined, 209, 'invalid value for "quorum"'],
+    ['GET', '/v2/keys/a?stream=x', undefined, 209, 'invalid value for "stream"'],
+    ['PUT', '/v2/keys/a?wait=true', undefined, 209, '"wait" can only be used with GET requests'],
+    ['PUT', '/v2/keys/a?prevValue=', 'value=v', 201, '"prevValue" cannot be empty'],
+    ['PUT', '/v2/keys/a?noValueOnSuccess=x', 'value=v', 209, 'invalid value for "noValueOnSuccess"'],
+    ['PUT', '/v2/keys/a', 'value=v&ttl=abc', 202, 'invalid value for "ttl"'],
+    ['PUT', '/v2/keys/a', 'value=v&ttl=-5', 202, 'invalid value for "ttl"'],
+    ['PUT', '/v2/keys/a?prevExist=perhaps', 'value=v', 209, 'invalid value for prevExist'],
+    ['PUT', '/v2/keys/a?refresh=x', 'ttl=5', 209, 'invalid value for refresh'],
+    ['PUT', '/v2/keys/a?refresh=true', 'ttl=5&value=v', 211, 'A value was provided on a refresh'],
+    ['PUT', '/v2/keys/a?refresh=true', '', 212, 'No TTL value set'],
+    ['GET', '/v3/keys/a', undefined, 210, 'incorrect key prefix'],
+  ])('%s %s %s → %i %s', (method, url, body, code, cause) => {
+    expect(errorOf(method, url, body)).toEqual([code, cause]);
+  });
+});
