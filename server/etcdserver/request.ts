@@ -12,6 +12,8 @@ export enum Method {
   DELETE = 3,
   /** The leader's clock, so that every member expires TTL keys at the same point of the log. */
   SYNC = 4,
+  /** A started member publishes its name and client URLs (path: its ID; value: JSON {name, clientURLs}). */
+  ATTRIBUTES = 5,
 }
 
 const FLAG_DIR = 1;

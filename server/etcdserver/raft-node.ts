@@ -1,0 +1,133 @@
+import {
+  Entry,
+  HardState,
+  MemoryStorage,
+  Message,
+  RawNode,
+  ReadState,
+  Ready,
+  Snapshot,
+  SoftState,
+} from '../raft';
+
+/** Where the Raft log becomes durable: the WAL. save() resolves only once the records are fsynced. */
+export interface LogPersistence {
+  save(hardState: HardState | undefined, entries: Entry[]): Promise<void>;
+  saveSnapshot(marker: { index: number; term: number }): Promise<void>;
+}
+
+/** Where snapshots of the state machine are kept. */
+export interface SnapshotPersistence {
+  save(snapshot: Snapshot): Promise<void>;
+}
+
+export interface PeerSender {
+  send(messages: Message[]): void;
+}
+
+/** The state machine side: applies committed entries, in order, synchronously. */
+export interface Applier {
+  /** A snapshot from the leader replaces the state machine (before the entries that follow it). */
+  applySnapshot(snapshot: Snapshot): void;
+  applyEntries(entries: Entry[]): void;
+  readStates(states: ReadState[]): void;
+  softState(state: SoftState): void;
+}
+
+export interface RaftNodeOptions {
+  node: RawNode;
+  storage: MemoryStorage;
+  wal: LogPersistence;
+  snapshotter: SnapshotPersistence;
+  transport: PeerSender;
+  applier: Applier;
+  /** The heartbeat interval: one Raft tick. */
+  tickMs: number;
+  /** A persistence failure: the member must stop (acknowledging anything after it could lose writes). */
+  onFatal: (err: Error) => void;
+}
+
+/**
+ * The host loop around the pure Raft core, in the order that keeps acknowledged writes durable: persist the
+ * Ready (WAL fsync), then send its messages, then apply its committed entries, then advance. While one Ready is
+ * being fsynced, new proposals gather in the core and go out together in the next one (group commit).
+ */
+export class RaftNode {
+  readonly node: RawNode;
+  readonly storage: MemoryStorage;
+  private readonly o: RaftNodeOptions;
+  private ticker: NodeJS.Timeout | undefined;
+  private processing: Promise<void> | undefined;
+  private scheduled = false;
+  private stopped = false;
+  private failed: Error | undefined;
+
+  constructor(o: RaftNodeOptions) {
+    this.o = o;
+    this.node = o.node;
+    this.storage = o.storage;
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.schedule();
+    }, this.o.tickMs);
+    this.schedule();
+  }
+
+  /** Run the host loop soon (after the current I/O callbacks, so that concurrent requests batch up). */
+  schedule(): void {
+    if (this.scheduled || this.processing || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.processing && !this.stopped) this.processing = this.process();
+    });
+  }
+
+  private async process(): Promise<void> {
+    try {
+      while (!this.stopped && this.node.hasReady()) await this.handle(this.node.ready());
+    } catch (err) {
+      this.failed = err as Error;
+      this.stopped = true;
+      this.o.onFatal(err as Error);
+    } finally {
+      this.processing = undefined;
+    }
+    if (!this.stopped && this.node.hasReady()) this.schedule();
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    const { wal, snapshotter, storage, transport, applier } = this.o;
+    if (rd.snapshot) {
+      // The snapshot file first, then its marker in the WAL: a marker never points at a missing snapshot.
+      await snapshotter.save(rd.snapshot);
+      await wal.saveSnapshot({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term });
+      storage.applySnapshot(rd.snapshot);
+    }
+    if (rd.hardState || rd.entries.length > 0) await wal.save(rd.hardState, rd.entries);
+    storage.append(rd.entries);
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    if (rd.messages.length > 0) transport.send(rd.messages);
+    if (rd.softState) applier.softState(rd.softState);
+    if (rd.snapshot) applier.applySnapshot(rd.snapshot);
+    if (rd.committedEntries.length > 0) applier.applyEntries(rd.committedEntries);
+    if (rd.readStates.length > 0) applier.readStates(rd.readStates);
+    this.node.advance(rd);
+  }
+
+  /** Stops ticking and waits for the Ready in progress to be persisted and applied. */
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    const inFlight = this.processing;
+    this.stopped = true;
+    if (inFlight) await inFlight;
+  }
+
+  failure(): Error | undefined {
+    return this.failed;
+  }
+}
