@@ -586,6 +586,8 @@ export class EtcdServer extends EventEmitter {
     this.o.snapshots
       .save(snap)
       .then(async () => {
+        // The marker says replay may start here; only then may the log before it go.
+        await this.wal.saveSnapshot({ index, term: snap.metadata.term });
         const compactTo = index - SNAPSHOT_CATCHUP_ENTRIES;
         if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
         await this.wal.releaseTo(index);

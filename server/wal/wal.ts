@@ -1,0 +1,321 @@
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Entry, HardState, emptyHardState } from '../raft';
+import { RecordType, decodeAt, encodeEntry, encodeHardState, encodeMetadata, encodeSnapshotMarker } from './record';
+
+/**
+ * The write-ahead log: segment files `<seq>-<first index>.wal` (16 hex digits each) of checksummed records.
+ * Every segment starts with the metadata and the latest hard state, so older segments can be released whole.
+ * save() resolves only once its records are fsynced; saves issued during an fsync share the next one.
+ */
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export class WALCorruptError extends Error {
+  constructor(file: string, offset: number, reason: string) {
+    super(`wal: ${path.basename(file)} is corrupt at offset ${offset} (${reason}); refusing to start rather than lose data`);
+    this.name = 'WALCorruptError';
+  }
+}
+
+export class WALSnapshotNotFoundError extends Error {
+  constructor(index: number, term: number) {
+    super(`wal: the snapshot at index ${index}, term ${term} has no marker in the WAL`);
+    this.name = 'WALSnapshotNotFoundError';
+  }
+}
+
+export interface WALOptions {
+  segmentBytes?: number;
+  /** Skip fsync (etcd's --unsafe-no-fsync): acknowledged writes can be lost on a crash. */
+  noSync?: boolean;
+  /** Told every fsync's duration in seconds (for etcd_disk_wal_fsync_duration_seconds). */
+  onFsync?: (seconds: number) => void;
+  /** Told of a torn tail truncated on open. */
+  warn?: (message: string) => void;
+}
+
+interface Segment {
+  seq: number;
+  firstIndex: number;
+  file: string;
+}
+
+const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+
+function segmentName(seq: number, firstIndex: number): string {
+  return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
+}
+
+function listSegments(dir: string): Segment[] {
+  const out: Segment[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const m = SEGMENT_RE.exec(name);
+    if (m) out.push({ seq: parseInt(m[1], 16), firstIndex: parseInt(m[2], 16), file: path.join(dir, name) });
+  }
+  out.sort((a, b) => a.seq - b.seq);
+  for (let i = 1; i < out.length; i++) {
+    if (out[i].seq !== out[i - 1].seq + 1) throw new Error(`wal: segment sequence broken between ${path.basename(out[i - 1].file)} and ${path.basename(out[i].file)}`);
+  }
+  return out;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface OpenedWAL {
+  wal: WAL;
+  metadata: Buffer;
+  hardState: HardState;
+  /** Entries after the snapshot index, with later rewrites of an index replacing the earlier tail. */
+  entries: Entry[];
+}
+
+export class WAL {
+  private fh: fs.promises.FileHandle;
+  private offset: number;
+  private segment: Segment;
+  private pending: Buffer[] = [];
+  private pendingWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private flushing: Promise<void> | undefined;
+  private lastIndex: number;
+  private hardState: HardState;
+  private failed: Error | undefined;
+  readonly stats = { fsyncs: 0, bytes: 0 };
+
+  private constructor(
+    readonly dir: string,
+    private readonly metadata: Buffer,
+    private readonly o: WALOptions,
+    fh: fs.promises.FileHandle,
+    segment: Segment,
+    offset: number,
+    lastIndex: number,
+    hardState: HardState,
+  ) {
+    this.fh = fh;
+    this.segment = segment;
+    this.offset = offset;
+    this.lastIndex = lastIndex;
+    this.hardState = hardState;
+  }
+
+  static exists(dir: string): boolean {
+    try {
+      return fs.readdirSync(dir).some((n) => SEGMENT_RE.test(n));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Creates a WAL in a new directory, atomically (built aside, then renamed into place). */
+  static async create(dir: string, metadata: Buffer, o: WALOptions = {}): Promise<WAL> {
+    if (WAL.exists(dir)) throw new Error(`wal: ${dir} already holds a WAL`);
+    const tmp = `${dir}.tmp`;
+    await fsp.rm(tmp, { recursive: true, force: true });
+    await fsp.mkdir(tmp, { recursive: true });
+    const name = segmentName(0, 0);
+    const fh = await fsp.open(path.join(tmp, name), 'w');
+    const head = encodeMetadata(metadata);
+    await fh.write(head, 0, head.length, 0);
+    if (!o.noSync) await fh.sync();
+    await fh.close();
+    await fsp.mkdir(path.dirname(dir), { recursive: true });
+    await fsp.rm(dir, { recursive: true, force: true });
+    await fsp.rename(tmp, dir);
+    await fsyncDir(path.dirname(dir));
+    const seg = { seq: 0, firstIndex: 0, file: path.join(dir, name) };
+    const wfh = await fsp.open(seg.file, 'r+');
+    return new WAL(dir, metadata, o, wfh, seg, head.length, 0, emptyHardState());
+  }
+
+  /** Replays the WAL from the snapshot at `from` (index 0: from the start) and opens it for appending. */
+  static async open(dir: string, from: { index: number; term: number }, o: WALOptions = {}): Promise<OpenedWAL> {
+    const segments = listSegments(dir);
+    if (segments.length === 0) throw new Error(`wal: no segments in ${dir}`);
+    // Start at the last segment whose first index is at or before the snapshot.
+    let start = 0;
+    for (let i = 0; i < segments.length; i++) if (segments[i].firstIndex <= from.index) start = i;
+    let metadata: Buffer | undefined;
+    let hardState = emptyHardState();
+    let entries: Entry[] = [];
+    let snapshotFound = from.index === 0;
+    let lastEnd = 0;
+    for (let s = start; s < segments.length; s++) {
+      const seg = segments[s];
+      const buf = await fsp.readFile(seg.file);
+      const isLast = s === segments.length - 1;
+      let off = 0;
+      while (off < buf.length) {
+        const r = decodeAt(buf, off);
+        if (r.kind === 'record') {
+          const rec = r.record;
+          switch (rec.type) {
+            case RecordType.Metadata:
+              if (metadata && !metadata.equals(rec.data)) throw new WALCorruptError(seg.file, off, 'metadata differs between segments');
+              metadata = rec.data;
+              break;
+            case RecordType.HardState:
+              hardState = rec.hardState;
+              break;
+            case RecordType.Snapshot:
+              if (rec.index === from.index && rec.term === from.term) snapshotFound = true;
+              break;
+            case RecordType.Entry: {
+              const e = rec.entry;
+              if (e.index > from.index) {
+                // Raft rewrote the tail from this index: drop what the rewrite replaces.
+                const first = from.index + 1;
+                if (e.index - first < entries.length) entries = entries.slice(0, e.index - first);
+                if (e.index - first !== entries.length) throw new WALCorruptError(seg.file, off, `entry ${e.index} leaves a gap after ${first + entries.length - 1}`);
+                entries.push(e);
+              }
+              break;
+            }
+          }
+          off += r.size;
+          continue;
+        }
+        // Not a whole valid record. At the end of the last segment this is a write a crash interrupted: no save()
+        // that covered it ever resolved, so it is safe to cut. Anywhere else it is corruption.
+        const atTail = isLast && (r.kind === 'torn' || tailIsLastRecord(buf, off));
+        if (!atTail) throw new WALCorruptError(seg.file, off, r.kind === 'corrupt' ? r.reason : 'truncated record');
+        o.warn?.(`wal: truncating a torn write at the end of ${path.basename(seg.file)} (offset ${off}, ${buf.length - off} bytes)`);
+        const fh = await fsp.open(seg.file, 'r+');
+        await fh.truncate(off);
+        if (!o.noSync) await fh.sync();
+        await fh.close();
+        break;
+      }
+      if (isLast) lastEnd = Math.min(off, buf.length);
+    }
+    if (!metadata) throw new Error(`wal: no metadata record in ${dir}`);
+    if (!snapshotFound) throw new WALSnapshotNotFoundError(from.index, from.term);
+    const last = segments[segments.length - 1];
+    const fh = await fsp.open(last.file, 'r+');
+    const lastIndex = entries.length > 0 ? entries[entries.length - 1].index : from.index;
+    const wal = new WAL(dir, metadata, o, fh, last, lastEnd, lastIndex, hardState);
+    return { wal, metadata, hardState, entries };
+  }
+
+  /** Appends the hard state and entries; resolves once they are on stable storage. */
+  save(hardState: HardState | undefined, entries: Entry[]): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (!hardState && entries.length === 0) return Promise.resolve();
+    for (const e of entries) this.pending.push(encodeEntry(e));
+    if (entries.length > 0) this.lastIndex = entries[entries.length - 1].index;
+    if (hardState) {
+      this.pending.push(encodeHardState(hardState));
+      this.hardState = hardState;
+    }
+    return this.enqueue();
+  }
+
+  saveSnapshot(marker: { index: number; term: number }): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    this.pending.push(encodeSnapshotMarker(marker.index, marker.term));
+    if (marker.index > this.lastIndex) this.lastIndex = marker.index;
+    return this.enqueue();
+  }
+
+  private enqueue(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pendingWaiters.push({ resolve, reject });
+      if (!this.flushing) this.flushing = this.flushLoop();
+    });
+  }
+
+  /** Writes and fsyncs everything pending; saves that arrive meanwhile go in the next round, together. */
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const bufs = this.pending;
+        const waiters = this.pendingWaiters;
+        this.pending = [];
+        this.pendingWaiters = [];
+        try {
+          const data = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
+          await this.writeFully(data);
+          if (!this.o.noSync) {
+            const t0 = process.hrtime.bigint();
+            await this.fh.datasync();
+            this.stats.fsyncs++;
+            this.o.onFsync?.(Number(process.hrtime.bigint() - t0) / 1e9);
+          }
+          if (this.offset >= (this.o.segmentBytes ?? DEFAULT_SEGMENT_BYTES)) await this.cut();
+        } catch (err) {
+          // After a failed write or fsync nothing later may be acknowledged.
+          this.failed = err as Error;
+          for (const w of [...waiters, ...this.pendingWaiters]) w.reject(this.failed);
+          this.pending = [];
+          this.pendingWaiters = [];
+          return;
+        }
+        for (const w of waiters) w.resolve();
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async writeFully(data: Buffer): Promise<void> {
+    let written = 0;
+    while (written < data.length) {
+      const { bytesWritten } = await this.fh.write(data, written, data.length - written, this.offset + written);
+      written += bytesWritten;
+    }
+    this.offset += data.length;
+    this.stats.bytes += data.length;
+  }
+
+  /** Starts the next segment, headed by the metadata and the latest hard state. */
+  private async cut(): Promise<void> {
+    const seg: Segment = { seq: this.segment.seq + 1, firstIndex: this.lastIndex + 1, file: '' };
+    seg.file = path.join(this.dir, segmentName(seg.seq, seg.firstIndex));
+    const head = Buffer.concat([encodeMetadata(this.metadata), encodeHardState(this.hardState)]);
+    const fh = await fsp.open(seg.file, 'wx');
+    await fh.write(head, 0, head.length, 0);
+    if (!this.o.noSync) await fh.sync();
+    await fsyncDir(this.dir);
+    await this.fh.close();
+    this.fh = fh;
+    this.segment = seg;
+    this.offset = head.length;
+  }
+
+  /** Deletes segments whose entries are all at or before `index` (covered by a snapshot). */
+  async releaseTo(index: number): Promise<void> {
+    const segments = listSegments(this.dir);
+    for (let i = 0; i + 1 < segments.length; i++) {
+      if (segments[i + 1].firstIndex <= index + 1 && segments[i].seq < this.segment.seq) {
+        await fsp.rm(segments[i].file);
+      } else {
+        break;
+      }
+    }
+  }
+
+  segmentCount(): number {
+    return listSegments(this.dir).length;
+  }
+
+  async close(): Promise<void> {
+    if (this.flushing) await this.flushing;
+    if (!this.failed && !this.o.noSync) await this.fh.sync();
+    await this.fh.close();
+  }
+}
+
+/** A complete record with a bad checksum that ends exactly at the end of the file is a torn last write too. */
+function tailIsLastRecord(buf: Buffer, off: number): boolean {
+  if (buf.length - off < 8) return true;
+  const len = buf.readUInt32LE(off);
+  return off + 8 + len === buf.length;
+}

@@ -1,0 +1,161 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Entry, EntryType } from '../../server/raft';
+import { Snapshotter } from '../../server/snap/snapshotter';
+import { WAL, WALCorruptError, WALSnapshotNotFoundError } from '../../server/wal/wal';
+
+let root: string;
+beforeEach(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'wal-test-'));
+});
+afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const ent = (index: number, term: number, data = `v${index}t${term}`): Entry => ({ index, term, type: EntryType.Normal, data: Buffer.from(data) });
+const meta = Buffer.from('{"memberId":"8e9e05c52164694d"}');
+const datas = (es: Entry[]) => es.map((e) => `${e.index}/${e.term}/${Buffer.from(e.data).toString()}`);
+const only = (dir: string) => path.join(dir, fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort().pop()!);
+
+describe('WAL', () => {
+  test('hard state and entries survive close and reopen', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    await w.save({ term: 1, vote: 'a', commit: 0 }, [ent(1, 1), ent(2, 1)]);
+    await w.save({ term: 2, vote: 'b', commit: 2 }, [ent(3, 2, 'x'.repeat(10000))]);
+    await w.close();
+    const r = await WAL.open(dir, { index: 0, term: 0 });
+    expect(r.metadata.equals(meta)).toBe(true);
+    expect(r.hardState).toEqual({ term: 2, vote: 'b', commit: 2 });
+    expect(datas(r.entries)).toEqual(datas([ent(1, 1), ent(2, 1), ent(3, 2, 'x'.repeat(10000))]));
+    // It keeps appending where it left off.
+    await r.wal.save(undefined, [ent(4, 2)]);
+    await r.wal.close();
+    expect((await WAL.open(dir, { index: 0, term: 0 })).entries.map((e) => e.index)).toEqual([1, 2, 3, 4]);
+  });
+
+  test("replay applies Raft's overwrite rule: a rewritten index replaces the tail from there", async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    await w.save(undefined, Array.from({ length: 10 }, (_, i) => ent(i + 1, 1)));
+    await w.save(undefined, [ent(6, 2), ent(7, 2), ent(8, 2)]);
+    await w.close();
+    const r = await WAL.open(dir, { index: 0, term: 0 });
+    expect(r.entries.map((e) => `${e.index}/${e.term}`)).toEqual(['1/1', '2/1', '3/1', '4/1', '5/1', '6/2', '7/2', '8/2']);
+    await r.wal.close();
+  });
+
+  test('a torn last record, cut at every byte, is truncated: exactly the whole records remain', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    await w.save({ term: 1, vote: '', commit: 1 }, [ent(1, 1), ent(2, 1)]);
+    await w.close();
+    const file = only(dir);
+    const good = fs.readFileSync(file);
+    const w2 = (await WAL.open(dir, { index: 0, term: 0 })).wal;
+    await w2.save(undefined, [ent(3, 1, 'the-last-one')]);
+    await w2.close();
+    const full = fs.readFileSync(file);
+    for (let cut = good.length; cut < full.length; cut++) {
+      fs.writeFileSync(file, full.subarray(0, cut));
+      const warnings: string[] = [];
+      const r = await WAL.open(dir, { index: 0, term: 0 }, { warn: (m) => warnings.push(m) });
+      expect(r.entries.map((e) => e.index)).toEqual([1, 2]);
+      await r.wal.close();
+      expect(fs.statSync(file).size).toBe(good.length);
+      if (cut > good.length) expect(warnings.join()).toMatch(/truncating a torn write/);
+    }
+    // A flipped byte inside the last record (it reached the disk whole but garbled) is also a torn write.
+    const garbled = Buffer.from(full);
+    garbled[full.length - 3] ^= 0xff;
+    fs.writeFileSync(file, garbled);
+    const r = await WAL.open(dir, { index: 0, term: 0 });
+    expect(r.entries.map((e) => e.index)).toEqual([1, 2]);
+    await r.wal.close();
+  });
+
+  test('corruption before the last record is a clear error, never a silent loss', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    await w.save(undefined, [ent(1, 1), ent(2, 1), ent(3, 1)]);
+    await w.close();
+    const file = only(dir);
+    const buf = fs.readFileSync(file);
+    buf[meta.length + 20] ^= 0x01; // inside the first entry record
+    fs.writeFileSync(file, buf);
+    await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(WALCorruptError);
+    await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(/corrupt at offset \d+ \(checksum mismatch\)/);
+  });
+
+  test('concurrent saves share fsyncs (group commit), and each resolves only after one', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    const fsyncsSeen: number[] = [];
+    const saves = Array.from({ length: 100 }, (_, i) => w.save(undefined, [ent(i + 1, 1)]).then(() => fsyncsSeen.push(w.stats.fsyncs)));
+    await Promise.all(saves);
+    expect(w.stats.fsyncs).toBeLessThanOrEqual(3);
+    expect(Math.min(...fsyncsSeen)).toBeGreaterThanOrEqual(1);
+    await w.close();
+    expect((await WAL.open(dir, { index: 0, term: 0 })).entries).toHaveLength(100);
+  });
+
+  test('segments roll over, start with the hard state, and are released up to a snapshot', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta, { segmentBytes: 4096 });
+    for (let i = 1; i <= 60; i++) await w.save({ term: 3, vote: 'a', commit: i }, [ent(i, 3, 'y'.repeat(200))]);
+    expect(w.segmentCount()).toBeGreaterThan(3);
+    await w.saveSnapshot({ index: 40, term: 3 });
+    await w.releaseTo(40);
+    const left = w.segmentCount();
+    expect(left).toBeLessThan(5);
+    await w.close();
+    const r = await WAL.open(dir, { index: 40, term: 3 });
+    expect(r.entries.map((e) => e.index)).toEqual(Array.from({ length: 20 }, (_, i) => 41 + i));
+    expect(r.hardState).toEqual({ term: 3, vote: 'a', commit: 60 });
+    await r.wal.close();
+  });
+
+  test('opening from a snapshot the WAL never recorded is refused', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    await w.save(undefined, [ent(1, 1)]);
+    await w.close();
+    await expect(WAL.open(dir, { index: 1, term: 1 })).rejects.toThrow(WALSnapshotNotFoundError);
+  });
+
+  test('create refuses a directory that already holds a WAL', async () => {
+    const dir = path.join(root, 'wal');
+    await (await WAL.create(dir, meta)).close();
+    expect(WAL.exists(dir)).toBe(true);
+    await expect(WAL.create(dir, meta)).rejects.toThrow(/already holds a WAL/);
+  });
+});
+
+describe('Snapshotter', () => {
+  const snap = (index: number, term: number, data: string) => ({ metadata: { index, term, confState: { voters: ['a'], learners: [] } }, data: Buffer.from(data) });
+
+  test('saves and loads the newest; a broken newest falls back to the older one', async () => {
+    const s = new Snapshotter(path.join(root, 'snap'));
+    expect(await s.loadNewest()).toBeUndefined();
+    await s.save(snap(10, 1, 'ten'));
+    await s.save(snap(20, 2, 'twenty'));
+    const newest = await s.loadNewest();
+    expect(newest?.metadata).toEqual({ index: 20, term: 2, confState: { voters: ['a'], learners: [] } });
+    expect(Buffer.from(newest!.data).toString()).toBe('twenty');
+    const f = path.join(root, 'snap', fs.readdirSync(path.join(root, 'snap')).sort().pop()!);
+    const buf = fs.readFileSync(f);
+    buf[buf.length - 1] ^= 0xff;
+    fs.writeFileSync(f, buf);
+    const warnings: string[] = [];
+    const fallback = await new Snapshotter(path.join(root, 'snap'), { warn: (m) => warnings.push(m) }).loadNewest();
+    expect(Buffer.from(fallback!.data).toString()).toBe('ten');
+    expect(warnings.join()).toMatch(/broken \(checksum mismatch\)/);
+    expect(fs.readdirSync(path.join(root, 'snap')).some((n) => n.endsWith('.broken'))).toBe(true);
+  });
+
+  test('keeps only the newest few', async () => {
+    const s = new Snapshotter(path.join(root, 'snap'), { maxSnapshots: 2 });
+    for (let i = 1; i <= 5; i++) await s.save(snap(i * 10, 1, `s${i}`));
+    await s.releaseOlderThan(50);
+    expect((await s.loadAll()).map((x) => x.metadata.index)).toEqual([50, 40]);
+  });
+});
