@@ -1,0 +1,214 @@
+/**
+ * The translated config, independent of the Ignition spec version it will be written as (see emit-v3.ts and
+ * emit-v2.ts). Sections add to it through `ModelBuilder`, which merges what several sections say about the same
+ * systemd unit and rejects two different definitions of the same path.
+ */
+import type { Report } from './diagnostics';
+import type { Position } from './yaml-positions';
+
+/** A fetched or inline resource: `source` is a URL (data URLs for inline contents). */
+export interface Resource {
+  source: string;
+  compression?: string;
+  /** "sha512-<hex>" */
+  hash?: string;
+}
+
+export interface Owner {
+  id?: number;
+  name?: string;
+}
+
+export interface NodeCommon {
+  /** Ignition filesystem name; "root" is the root filesystem. */
+  filesystem: string;
+  path: string;
+  overwrite?: boolean;
+  user?: Owner;
+  group?: Owner;
+  /** Where the CLC defines it, for messages from the emitters. */
+  pos?: Position;
+}
+
+export interface FileEntry extends NodeCommon {
+  mode: number;
+  contents?: Resource;
+  /** Append `contents` to the file instead of replacing it. */
+  append?: boolean;
+}
+
+export interface DirectoryEntry extends NodeCommon {
+  mode: number;
+}
+
+export interface LinkEntry extends NodeCommon {
+  target: string;
+  hard?: boolean;
+}
+
+export interface Dropin {
+  name: string;
+  contents?: string;
+}
+
+export interface Unit {
+  name: string;
+  enabled?: boolean;
+  mask?: boolean;
+  contents?: string;
+  dropins: Dropin[];
+}
+
+export interface NetworkdUnit {
+  name: string;
+  contents?: string;
+}
+
+export interface User {
+  name: string;
+  passwordHash?: string;
+  sshAuthorizedKeys?: string[];
+  uid?: number;
+  gecos?: string;
+  homeDir?: string;
+  noCreateHome?: boolean;
+  primaryGroup?: string;
+  groups?: string[];
+  noUserGroup?: boolean;
+  noLogInit?: boolean;
+  shell?: string;
+  system?: boolean;
+}
+
+export interface Group {
+  name: string;
+  gid?: number;
+  passwordHash?: string;
+  system?: boolean;
+}
+
+export interface Partition {
+  label?: string;
+  number?: number;
+  /** Bytes; 0 means "the rest of the disk" / "the first free spot". */
+  sizeBytes?: number;
+  startBytes?: number;
+  typeGuid?: string;
+  guid?: string;
+}
+
+export interface Disk {
+  device: string;
+  wipeTable?: boolean;
+  partitions: Partition[];
+}
+
+export interface Raid {
+  name: string;
+  level: string;
+  devices: string[];
+  spares?: number;
+}
+
+export interface Filesystem {
+  name?: string;
+  /** Where the filesystem is (or will be) mounted, when known. */
+  path?: string;
+  mount?: {
+    device: string;
+    format: string;
+    wipeFilesystem?: boolean;
+    label?: string;
+    uuid?: string;
+    options?: string[];
+  };
+}
+
+export interface Model {
+  ignition: {
+    merge: Resource[];
+    replace?: Resource;
+    timeouts: { httpResponseHeaders?: number; httpTotal?: number };
+    certificateAuthorities: Resource[];
+  };
+  storage: {
+    disks: Disk[];
+    raid: Raid[];
+    filesystems: Filesystem[];
+    files: FileEntry[];
+    directories: DirectoryEntry[];
+    links: LinkEntry[];
+  };
+  systemd: { units: Unit[] };
+  networkd: { units: NetworkdUnit[] };
+  passwd: { users: User[]; groups: Group[] };
+}
+
+export function emptyModel(): Model {
+  return {
+    ignition: { merge: [], timeouts: {}, certificateAuthorities: [] },
+    storage: { disks: [], raid: [], filesystems: [], files: [], directories: [], links: [] },
+    systemd: { units: [] },
+    networkd: { units: [] },
+    passwd: { users: [], groups: [] },
+  };
+}
+
+/** Adds to a Model, keeping unit names and file paths unique. */
+export class ModelBuilder {
+  readonly model = emptyModel();
+  private readonly paths = new Map<string, Position | undefined>();
+
+  constructor(private readonly report: Report) {}
+
+  private claimPath(kind: string, node: NodeCommon, pos?: Position): boolean {
+    const key = `${node.filesystem}:${node.path}`;
+    if (this.paths.has(key)) {
+      const first = this.paths.get(key);
+      const at = first ? ` (first defined at line ${first.line}, column ${first.column})` : '';
+      this.report.error(`${kind} "${node.path}" is defined more than once${at}`, pos);
+      return false;
+    }
+    this.paths.set(key, pos);
+    return true;
+  }
+
+  addFile(file: FileEntry, pos?: Position): void {
+    if (this.claimPath('file', file, pos)) this.model.storage.files.push({ ...file, pos });
+  }
+
+  addDirectory(dir: DirectoryEntry, pos?: Position): void {
+    if (this.claimPath('directory', dir, pos)) this.model.storage.directories.push({ ...dir, pos });
+  }
+
+  addLink(link: LinkEntry, pos?: Position): void {
+    if (this.claimPath('link', link, pos)) this.model.storage.links.push({ ...link, pos });
+  }
+
+  /**
+   * Adds a unit, or merges it into the unit of the same name: drop-ins are appended, and a setting given by both
+   * must agree (e.g. the etcd section enables etcd-member.service and the systemd section adds a drop-in to it).
+   */
+  addUnit(unit: Unit, pos?: Position): void {
+    const existing = this.model.systemd.units.find((u) => u.name === unit.name);
+    if (!existing) {
+      this.model.systemd.units.push({ ...unit, dropins: [...unit.dropins] });
+      return;
+    }
+    for (const key of ['enabled', 'mask', 'contents'] as const) {
+      if (unit[key] === undefined) continue;
+      if (existing[key] !== undefined && existing[key] !== unit[key]) {
+        this.report.error(`unit "${unit.name}": conflicting "${key}" settings for the same unit`, pos);
+        continue;
+      }
+      (existing as unknown as Record<string, unknown>)[key] = unit[key];
+    }
+    for (const d of unit.dropins) {
+      if (existing.dropins.some((e) => e.name === d.name)) {
+        this.report.error(`unit "${unit.name}": drop-in "${d.name}" is defined more than once`, pos);
+      } else {
+        existing.dropins.push(d);
+      }
+    }
+  }
+}

@@ -1,0 +1,257 @@
+import { ETCD_OPTIONS } from '../../ignition';
+import { Report } from '../../ignition/diagnostics';
+import { parseYaml } from '../../ignition/yaml-positions';
+import { dropinOf, expectErrorAt, transpileErrors, transpileValid, unitOf, yaml } from './helpers';
+
+const README_EXAMPLE = yaml`
+  etcd:
+    name: my-etcd-1
+    listen_client_urls: http://10.240.0.1:2379
+    advertise_client_urls: http://10.240.0.1:2379
+    listen_peer_urls: http://10.240.0.1:2380
+    initial_advertise_peer_urls: http://10.240.0.1:2380
+    initial_cluster: my-etcd-1=http://10.240.0.1:2380,my-etcd-2=http://10.240.0.2:2380,my-etcd-3=http://10.240.0.3:2380
+    initial_cluster_token: my-etcd-token
+    initial_cluster_state: new
+`;
+
+const DROPIN = '20-clct-etcd-member.conf';
+
+describe('etcd section', () => {
+  test("the README's example becomes etcd-member.service with ct's drop-in", () => {
+    const { config, warnings } = transpileValid(README_EXAMPLE);
+    expect(warnings).toEqual([]);
+    expect(unitOf(config, 'etcd-member.service').enabled).toBe(true);
+    expect(dropinOf(config, 'etcd-member.service', DROPIN)).toBe(
+      [
+        '[Service]',
+        'ExecStart=',
+        'ExecStart=/usr/lib/coreos/etcd-wrapper $ETCD_OPTS \\',
+        '  --name="my-etcd-1" \\',
+        '  --listen-peer-urls="http://10.240.0.1:2380" \\',
+        '  --listen-client-urls="http://10.240.0.1:2379" \\',
+        '  --initial-advertise-peer-urls="http://10.240.0.1:2380" \\',
+        '  --initial-cluster="my-etcd-1=http://10.240.0.1:2380,my-etcd-2=http://10.240.0.2:2380,my-etcd-3=http://10.240.0.3:2380" \\',
+        '  --initial-cluster-state="new" \\',
+        '  --initial-cluster-token="my-etcd-token" \\',
+        '  --advertise-client-urls="http://10.240.0.1:2379"',
+      ].join('\n'),
+    );
+  });
+
+  test('version selects the image tag', () => {
+    const { config } = transpileValid(`etcd:\n  version: 3.4.13\n  name: a\n`);
+    expect(dropinOf(config, 'etcd-member.service', DROPIN)).toBe(
+      '[Service]\nEnvironment="ETCD_IMAGE_TAG=v3.4.13"\nExecStart=\nExecStart=/usr/lib/coreos/etcd-wrapper $ETCD_OPTS \\\n  --name="a"',
+    );
+  });
+
+  test('every etcd 3.4 option is accepted and passed as its flag', () => {
+    // A value of the right shape for each option: the specific samples, else the first generic one it accepts.
+    const specific: Record<string, string> = {
+      listen_client_urls: 'https://10.0.0.1:2379,unix://localhost:4001',
+      initial_cluster: 'a=https://10.0.0.1:2380',
+      initial_cluster_state: 'existing',
+      discovery_fallback: 'proxy',
+      proxy: 'readonly',
+      auto_compaction_mode: 'periodic',
+      metrics: 'extensive',
+      auth_token: 'jwt,pub-key=/k.pub,priv-key=/k,sign-method=RS256',
+      logger: 'zap',
+      log_level: 'warn',
+      experimental_backend_bbolt_freelist_type: 'map',
+      heartbeat_interval: '100',
+      election_timeout: '1000',
+    };
+    const generic = ['7', 'true', '5s', 'https://10.0.0.1:2380', 'some-value'];
+    const accepts = (decode: (typeof ETCD_OPTIONS)[number]['decode'], text: string): boolean => {
+      const node = parseYaml(`"${text}"`.replace(/^"(\d+|true)"$/, '$1'));
+      return node !== null && decode(node, new Report(), 'probe') !== undefined;
+    };
+    const live = ETCD_OPTIONS.filter((o) => o.removedIn === undefined);
+    const lines = live.map((o) => {
+      const value = specific[o.key] ?? generic.find((g) => accepts(o.decode, g));
+      if (value === undefined) throw new Error(`no sample value for ${o.key}`);
+      return `  ${o.key}: ${/^(\d+|true)$/.test(value) ? value : `"${value}"`}`;
+    });
+    const { config } = transpileValid(`etcd:\n  version: 3.4.0\n${lines.join('\n')}\n`);
+    const dropin = dropinOf(config, 'etcd-member.service', DROPIN);
+    for (const o of live) expect(dropin).toContain(`  --${o.key.replace(/_/g, '-')}=`);
+    expect(live.length).toBeGreaterThanOrEqual(70);
+  });
+
+  test('integers and booleans are unquoted, strings quoted with escapes', () => {
+    const { config } = transpileValid(yaml`
+      etcd:
+        name: 'a "quoted" name'
+        snapshot_count: 5000
+        enable_v2: false
+    `);
+    const dropin = dropinOf(config, 'etcd-member.service', DROPIN);
+    expect(dropin).toContain('--name="a \\"quoted\\" name"');
+    expect(dropin).toContain('--snapshot-count=5000');
+    expect(dropin).toContain('--enable-v2=false');
+  });
+
+  test('a user drop-in for etcd-member.service is merged into the same unit', () => {
+    const { config } = transpileValid(yaml`
+      systemd:
+        units:
+          - name: etcd-member.service
+            dropins:
+              - name: 40-limits.conf
+                contents: "[Service]\\nLimitNOFILE=40000\\n"
+      etcd:
+        name: a
+    `);
+    const unit = unitOf(config, 'etcd-member.service');
+    expect(unit.dropins?.map((d) => d.name).sort()).toEqual([DROPIN, '40-limits.conf']);
+    expect(unit.enabled).toBe(true);
+  });
+
+  describe('errors, with line and column', () => {
+    test('unknown key, with a suggestion', () => {
+      const d = expectErrorAt('etcd:\n  name: a\n  listen-client-urls: http://x:2379\n', 'unknown key "listen-client-urls" in etcd', 3, 3);
+      expect(d.message).toContain('did you mean "listen_client_urls"');
+    });
+
+    test('wrong types', () => {
+      expectErrorAt('etcd:\n  snapshot_count: lots\n', 'etcd.snapshot_count: expected an integer, found string "lots"', 2, 19);
+      expectErrorAt('etcd:\n  enable_v2: "yes"\n', 'etcd.enable_v2: expected a boolean', 2, 14);
+      expectErrorAt('etcd:\n  name: [a, b]\n', 'etcd.name: expected a string, found a sequence', 2, 9);
+      expectErrorAt('etcd: [1]\n', 'etcd: expected a mapping', 1, 7);
+      expectErrorAt('etcd:\n  snapshot_count: -1\n', 'must not be negative', 2, 19);
+    });
+
+    test('bad URLs', () => {
+      expectErrorAt('etcd:\n  listen_client_urls: not a url\n', '"not a url" is not a valid URL', 2, 23);
+      expectErrorAt('etcd:\n  listen_peer_urls: ftp://10.0.0.1:2380\n', 'has scheme "ftp", expected http or https', 2, 21);
+      expectErrorAt('etcd:\n  advertise_client_urls: "http://a:1,"\n', 'empty entry in URL list', 2, 26);
+      expectErrorAt('etcd:\n  advertise_client_urls: 10.0.0.1:2379\n', 'advertise_client_urls', 2, 26);
+      expectErrorAt('etcd:\n  discovery: https://\n', 'etcd.discovery', 2, 14);
+    });
+
+    test('bad initial_cluster', () => {
+      expectErrorAt('etcd:\n  initial_cluster: a=http://10.0.0.1:2380,b\n', '"b" is not of the form name=url', 2, 20);
+      expectErrorAt('etcd:\n  initial_cluster: =http://10.0.0.1:2380\n', 'is not of the form name=url', 2, 20);
+      expectErrorAt('etcd:\n  initial_cluster: a=10.0.0.1\n', 'etcd.initial_cluster', 2, 20);
+      expectErrorAt('etcd:\n  initial_cluster: a=http://10.0.0.1:2380,b=unix://x\n', 'has scheme "unix"', 2, 20);
+    });
+
+    test('bad initial_cluster_state and other enumerations', () => {
+      expectErrorAt('etcd:\n  initial_cluster_state: old\n', 'must be one of "new", "existing", found "old"', 2, 26);
+      expectErrorAt('etcd:\n  proxy: maybe\n', 'must be one of "on", "off", "readonly"', 2, 10);
+      expectErrorAt('etcd:\n  auth_token: oauth\n', 'must be "simple" or "jwt,<options>"', 2, 15);
+      expectErrorAt('etcd:\n  grpc_keepalive_timeout: soon\n', 'is not a duration', 2, 27);
+    });
+
+    test('election timeout must be at least five heartbeats', () => {
+      expectErrorAt('etcd:\n  heartbeat_interval: 300\n', 'must be at least 5 times heartbeat_interval', 2, 23);
+      expectErrorAt('etcd:\n  heartbeat_interval: 100\n  election_timeout: 400\n', 'election_timeout (400 ms)', 3, 21);
+    });
+
+    test('versions', () => {
+      expectErrorAt('etcd:\n  version: 2.2.0\n', 'too old', 2, 12);
+      expectErrorAt('etcd:\n  version: 4.0.0\n', 'too new', 2, 12);
+      expectErrorAt('etcd:\n  version: "3.4"\n', 'is not a semantic version', 2, 12);
+      expectErrorAt('etcd:\n  version: 3.1.0\n  enable_v2: true\n', 'etcd.enable_v2: not an option of etcd 3.1 (it exists in etcd 3.2 and later)', 3, 14);
+      expectErrorAt('etcd:\n  version: 3.4.0\n  ca_file: /ca.pem\n', 'not an option of etcd 3.4 (it exists in etcd 2.3 to 3.3)', 3, 12);
+      expectErrorAt('etcd:\n  version: 2.3.7\n  auto_tls: true\n', 'not an option of etcd 2.3', 3, 13);
+    });
+
+    test('several errors are reported in one run', () => {
+      const diags = transpileErrors('etcd:\n  bogus: 1\n  initial_cluster_state: old\n  listen_peer_urls: nope\n');
+      expect(diags.map((d) => d.pos?.line)).toEqual([2, 3, 4]);
+    });
+  });
+
+  describe('warnings', () => {
+    test('deprecated options and a version newer than 3.4', () => {
+      const { warnings } = transpileValid('etcd:\n  version: 3.5.0\n  debug: true\n');
+      expect(warnings).toEqual([
+        'warning: etcd.version: etcd 3.5.0 is newer than 3.4; only the options of 3.4 are accepted (line 2, column 12)',
+        'warning: etcd.debug: debug is deprecated since etcd 3.4; use log_level: debug (line 3, column 10)',
+      ]);
+    });
+
+    test('a member missing from initial_cluster', () => {
+      const { warnings } = transpileValid('etcd:\n  name: c\n  initial_cluster: a=http://10.0.0.1:2380\n');
+      expect(warnings).toEqual(['warning: etcd.name: member "c" is not in initial_cluster (a) (line 2, column 9)']);
+    });
+
+    test('--strict turns warnings into errors', () => {
+      const diags = transpileErrors('etcd:\n  version: 3.3.0\n  debug: true\n', { strict: true });
+      expect(diags).toEqual([{ severity: 'error', message: expect.stringContaining('debug is deprecated'), pos: { line: 3, column: 10 } }]);
+    });
+  });
+});
+
+describe('platform templating', () => {
+  const TEMPLATED = yaml`
+    etcd:
+      version: 3.4.13
+      name: "{HOSTNAME}"
+      advertise_client_urls: "http://{PRIVATE_IPV4}:2379"
+      initial_advertise_peer_urls: "http://{PRIVATE_IPV4}:2380"
+      listen_client_urls: "http://0.0.0.0:2379"
+      listen_peer_urls: "http://{PRIVATE_IPV4}:2380"
+      initial_cluster: "%m=http://{PRIVATE_IPV4}:2380"
+  `;
+
+  test('ec2 variables and the coreos-metadata requirement', () => {
+    const { config } = transpileValid(TEMPLATED, { platform: 'ec2' });
+    expect(dropinOf(config, 'etcd-member.service', DROPIN)).toBe(
+      [
+        '[Unit]',
+        'Requires=coreos-metadata.service',
+        'After=coreos-metadata.service',
+        '',
+        '[Service]',
+        'EnvironmentFile=/run/metadata/coreos',
+        'Environment="ETCD_IMAGE_TAG=v3.4.13"',
+        'ExecStart=',
+        'ExecStart=/usr/lib/coreos/etcd-wrapper $ETCD_OPTS \\',
+        '  --name="${COREOS_EC2_HOSTNAME}" \\',
+        '  --listen-peer-urls="http://${COREOS_EC2_IPV4_LOCAL}:2380" \\',
+        '  --listen-client-urls="http://0.0.0.0:2379" \\',
+        '  --initial-advertise-peer-urls="http://${COREOS_EC2_IPV4_LOCAL}:2380" \\',
+        '  --initial-cluster="%m=http://${COREOS_EC2_IPV4_LOCAL}:2380" \\',
+        '  --advertise-client-urls="http://${COREOS_EC2_IPV4_LOCAL}:2379"',
+      ].join('\n'),
+    );
+  });
+
+  test.each([
+    ['gce', '${COREOS_GCE_IP_LOCAL_0}'],
+    ['azure', '${COREOS_AZURE_IPV4_DYNAMIC}'],
+    ['digitalocean', '${COREOS_DIGITALOCEAN_IPV4_PRIVATE_0}'],
+    ['packet', '${COREOS_PACKET_IPV4_PRIVATE_0}'],
+    ['custom', '${COREOS_CUSTOM_PRIVATE_IPV4}'],
+  ])('%s private address', (platform, variable) => {
+    const { config } = transpileValid('etcd:\n  listen_peer_urls: "http://{PRIVATE_IPV4}:2380"\n', { platform });
+    expect(dropinOf(config, 'etcd-member.service', DROPIN)).toContain(`--listen-peer-urls="http://${variable}:2380"`);
+  });
+
+  test('openstack-metadata also gets the provider override for coreos-metadata', () => {
+    const { config } = transpileValid(TEMPLATED, { platform: 'openstack-metadata' });
+    expect(dropinOf(config, 'coreos-metadata.service', '20-clct-provider-override.conf')).toBe(
+      '[Service]\nEnvironment=COREOS_METADATA_OPT_PROVIDER=--provider=openstack-metadata',
+    );
+    expect(unitOf(config, 'coreos-metadata-sshkeys@.service').enabled).toBe(true);
+  });
+
+  test('a template without a platform is an error at the value', () => {
+    const d = expectErrorAt(TEMPLATED, 'etcd.name: templating ("{HOSTNAME}") needs a platform; pass --platform', 3, 9);
+    expect(d.message).toContain('ec2');
+  });
+
+  test('unknown fields and fields the platform lacks', () => {
+    expectErrorAt('etcd:\n  name: "{MACHINE_ID}"\n', 'unknown template field "{MACHINE_ID}"', 2, 9, { platform: 'ec2' });
+    expectErrorAt('etcd:\n  name: "{HOSTNAME}"\n', 'platform "azure" does not provide {HOSTNAME}', 2, 9, { platform: 'azure' });
+    expectErrorAt('etcd:\n  name: "{HOSTNAME"\n', 'unbalanced', 2, 9, { platform: 'ec2' });
+  });
+
+  test('an unknown platform is an error', () => {
+    expect(transpileErrors('etcd: {name: a}\n', { platform: 'mars' })[0].message).toMatch(/^unknown platform "mars" \(known: azure, /);
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * Test helpers for the Ignition transpiler: run it, check every spec-3 output with Debian's real
+ * `ignition-validate`, and assert errors with their line and column.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { transpile, TranspileError, type Diagnostic, type TranspileOptions, type TranspileResult } from '../../ignition';
+
+export const IGNITION_VALIDATE = '/usr/bin/ignition-validate';
+export const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `ct-test-${prefix}-`));
+}
+
+/**
+ * Runs ignition-validate on the config and fails the test unless it accepts it. A missing binary is a failure
+ * (install the Debian package `ignition`), never a skip.
+ */
+export function expectValidIgnition(config: object): void {
+  if (!fs.existsSync(IGNITION_VALIDATE)) {
+    throw new Error(`${IGNITION_VALIDATE} is missing: install the Debian package "ignition" (apt-get install -y ignition)`);
+  }
+  const dir = tempDir('validate');
+  try {
+    const file = path.join(dir, 'config.ign');
+    fs.writeFileSync(file, JSON.stringify(config));
+    const r = spawnSync(IGNITION_VALIDATE, [file], { encoding: 'utf8' });
+    if (r.error) throw r.error;
+    if (r.status !== 0 || r.stdout.trim() !== '' || r.stderr.trim() !== '') {
+      throw new Error(`ignition-validate rejected the config (exit ${r.status}):\n${r.stdout}${r.stderr}\n${JSON.stringify(config, null, 2)}`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Transpiles and, for spec 3 output, checks the result with ignition-validate. */
+export function transpileValid(yaml: string, options: TranspileOptions = {}): TranspileResult {
+  const result = transpile(yaml, options);
+  const version = (result.config as { ignition?: { version?: string } }).ignition?.version;
+  if (version?.startsWith('3.')) expectValidIgnition(result.config);
+  return result;
+}
+
+/** Transpiles expecting failure; returns the diagnostics. */
+export function transpileErrors(yaml: string, options: TranspileOptions = {}): Diagnostic[] {
+  try {
+    transpile(yaml, options);
+  } catch (e) {
+    if (e instanceof TranspileError) return e.diagnostics;
+    throw e;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+/** Asserts that transpiling fails with an error containing `text` at the given line and column. */
+export function expectErrorAt(yaml: string, text: string, line: number, column: number, options: TranspileOptions = {}): Diagnostic {
+  const diags = transpileErrors(yaml, options);
+  const hit = diags.find((d) => d.message.includes(text));
+  if (!hit) throw new Error(`no error containing ${JSON.stringify(text)}; got:\n${diags.map((d) => d.message).join('\n')}`);
+  expect(hit.severity).toBe('error');
+  expect(hit.pos).toEqual({ line, column });
+  return hit;
+}
+
+/** Strips the common indentation of a template literal, so configs can be written inline. */
+export function yaml(strings: TemplateStringsArray, ...values: unknown[]): string {
+  const text = strings.reduce((acc, s, i) => acc + s + (i < values.length ? String(values[i]) : ''), '');
+  const lines = text.replace(/^\n/, '').split('\n');
+  const indent = Math.min(...lines.filter((l) => l.trim() !== '').map((l) => l.length - l.trimStart().length));
+  return lines.map((l) => l.slice(indent)).join('\n');
+}
+
+interface V3Unit {
+  name: string;
+  enabled?: boolean;
+  mask?: boolean;
+  contents?: string;
+  dropins?: { name: string; contents?: string }[];
+}
+
+interface V3File {
+  path: string;
+  mode?: number;
+  overwrite?: boolean;
+  contents?: { source?: string; compression?: string; verification?: { hash?: string } };
+  append?: { source: string }[];
+}
+
+/** The parts of a spec-3 config the tests look at. */
+export interface V3Config {
+  ignition: { version: string; config?: { merge?: { source: string }[] }; timeouts?: Record<string, number> };
+  storage?: {
+    files?: V3File[];
+    directories?: { path: string; mode?: number }[];
+    links?: { path: string; target: string; hard?: boolean }[];
+    filesystems?: Record<string, unknown>[];
+    disks?: { device: string; partitions?: Record<string, unknown>[] }[];
+    raid?: Record<string, unknown>[];
+  };
+  systemd?: { units?: V3Unit[] };
+  passwd?: { users?: Record<string, unknown>[]; groups?: Record<string, unknown>[] };
+}
+
+export function unitOf(config: object, name: string): V3Unit {
+  const unit = (config as V3Config).systemd?.units?.find((u) => u.name === name);
+  if (!unit) throw new Error(`no unit ${name}`);
+  return unit;
+}
+
+export function dropinOf(config: object, unit: string, dropin: string): string {
+  const d = unitOf(config, unit).dropins?.find((x) => x.name === dropin);
+  if (d?.contents === undefined) throw new Error(`no drop-in ${dropin} in ${unit}`);
+  return d.contents;
+}
+
+export function fileOf(config: object, filePath: string): V3File {
+  const f = (config as V3Config).storage?.files?.find((x) => x.path === filePath);
+  if (!f) throw new Error(`no file ${filePath}`);
+  return f;
+}
+
+/** Decodes a data URL (percent-encoded or base64). */
+export function decodeDataUrl(source: string): Buffer {
+  const m = /^data:([^,]*),(.*)$/s.exec(source);
+  if (!m) throw new Error(`not a data URL: ${source}`);
+  if (m[1].endsWith(';base64')) return Buffer.from(m[2], 'base64');
+  const bytes: number[] = [];
+  for (let i = 0; i < m[2].length; i++) {
+    if (m[2][i] === '%') {
+      bytes.push(Number.parseInt(m[2].slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(m[2].charCodeAt(i));
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+export function fileText(config: object, filePath: string): string {
+  const source = fileOf(config, filePath).contents?.source;
+  if (source === undefined) throw new Error(`file ${filePath} has no contents`);
+  return decodeDataUrl(source).toString('utf8');
+}
