@@ -82,7 +82,12 @@ export class RaftNode {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (!this.processing && !this.stopped) this.processing = this.process();
+      if (this.processing || this.stopped) return;
+      // .finally runs asynchronously, so `processing` is set before it is cleared even when there is no Ready.
+      this.processing = this.process().finally(() => {
+        this.processing = undefined;
+        if (!this.stopped && this.node.hasReady()) this.schedule();
+      });
     });
   }
 
@@ -93,10 +98,7 @@ export class RaftNode {
       this.failed = err as Error;
       this.stopped = true;
       this.o.onFatal(err as Error);
-    } finally {
-      this.processing = undefined;
     }
-    if (!this.stopped && this.node.hasReady()) this.schedule();
   }
 
   private async handle(rd: Ready): Promise<void> {

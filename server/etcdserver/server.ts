@@ -175,6 +175,11 @@ export class EtcdServer extends EventEmitter {
     return 5000 + 2 * this.o.electionMs;
   }
 
+  /** Proposals waiting to be committed and applied. */
+  pendingProposals(): number {
+    return this.waiters.size;
+  }
+
   term(): number {
     return this.raftNode.node.raft.term;
   }

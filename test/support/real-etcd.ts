@@ -1,7 +1,9 @@
 /** Helpers for tests that use Debian's real etcd (package etcd-server) as the reference. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
+import * as path from 'node:path';
 
 export const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
 
@@ -38,31 +40,60 @@ export function realEtcdVersion(): string {
 export interface RunningEtcd {
   clientURL: string;
   peerURL: string;
+  dataDir: string;
+  pid: number;
+  /** What the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** kill -9, and wait for the exit. */
   stop(): Promise<void>;
+  /** Sends a signal and resolves with the exit code (or signal name). */
+  signal(sig: NodeJS.Signals): Promise<number | string>;
+}
+
+/** Our server, as built by `npm run build` (npm test builds first). */
+export const OUR_ETCD = path.join(__dirname, '..', '..', 'dist', 'server', 'main.js');
+
+/** Starts our etcd command (the built binary) the way startRealEtcd starts the real one. */
+export function startOurEtcd(dataDir: string, extraArgs: string[] = [], ports?: { client: number; peer: number }): Promise<RunningEtcd> {
+  if (!existsSync(OUR_ETCD)) throw new Error(`${OUR_ETCD} is missing: run npm run build first (npm test does)`);
+  return startEtcdProcess(process.execPath, [OUR_ETCD], dataDir, extraArgs, ports);
 }
 
 /**
  * Starts the real etcd (v2 enabled) on free loopback ports with a fresh data dir and waits until /health answers.
  * Every instance started with the same name and token gets the same member and cluster IDs.
  */
-export async function startRealEtcd(dataDir: string, extraArgs: string[] = []): Promise<RunningEtcd> {
-  const { spawn } = await import('node:child_process');
-  const http = await import('node:http');
-  const [cport, pport] = [await freePort(), await freePort()];
+export function startRealEtcd(dataDir: string, extraArgs: string[] = [], ports?: { client: number; peer: number }): Promise<RunningEtcd> {
+  return startEtcdProcess(requireRealEtcd(), [], dataDir, extraArgs, ports);
+}
+
+async function startEtcdProcess(
+  command: string,
+  prefix: string[],
+  dataDir: string,
+  extraArgs: string[],
+  ports?: { client: number; peer: number },
+): Promise<RunningEtcd> {
+  const cport = ports?.client ?? (await freePort());
+  const pport = ports?.peer ?? (await freePort());
   const clientURL = `http://127.0.0.1:${cport}`;
   const peerURL = `http://127.0.0.1:${pport}`;
   const proc = spawn(
-    requireRealEtcd(),
+    command,
     [
+      ...prefix,
       '--data-dir', dataDir, '--enable-v2=true',
       '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL,
       '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL,
       '--initial-cluster', `default=${peerURL}`,
       ...extraArgs,
     ],
-    { stdio: 'ignore' },
+    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
   const healthy = () =>
     new Promise<boolean>((resolve) => {
       http.get(`${clientURL}/health`, (res) => {
@@ -73,19 +104,26 @@ export async function startRealEtcd(dataDir: string, extraArgs: string[] = []): 
     });
   const deadline = Date.now() + 20000;
   while (!(await healthy())) {
-    if (proc.exitCode !== null) throw new Error(`real etcd exited with ${proc.exitCode} before becoming healthy`);
+    if (proc.exitCode !== null) throw new Error(`${command} exited with ${proc.exitCode} before becoming healthy:\n${out}`);
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error('real etcd did not become healthy within 20s');
+      throw new Error(`${command} did not become healthy within 20s:\n${out}`);
     }
     await new Promise<void>((r) => setTimeout(r, 50)); // poll until /health answers
   }
   return {
     clientURL,
     peerURL,
+    dataDir,
+    pid: proc.pid!,
+    output: () => out,
     stop: async () => {
-      proc.kill('SIGKILL');
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       await exited;
+    },
+    signal: async (sig) => {
+      proc.kill(sig);
+      return exited;
     },
   };
 }

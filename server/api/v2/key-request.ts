@@ -67,20 +67,54 @@ function parseGoUint(s: string): number | undefined {
  */
 export function parseForm(query: string, body: string | undefined): Map<string, string[]> {
   const form = new Map<string, string[]>();
-  const add = (params: URLSearchParams) => {
-    for (const [k, v] of params) {
-      const list = form.get(k);
-      if (list) list.push(v);
-      else form.set(k, [v]);
-    }
-  };
-  try {
-    if (body) add(new URLSearchParams(body));
-    add(new URLSearchParams(query));
-  } catch (err) {
-    throw new KeyRequestError(RequestErrorCode.InvalidForm, (err as Error).message);
-  }
+  // Like Go's ParseForm: parse everything, then report the first error.
+  const err = (body ? goParseQuery(body, form) : undefined) ?? goParseQuery(query, form);
+  if (err !== undefined) throw new KeyRequestError(RequestErrorCode.InvalidForm, err);
   return form;
+}
+
+/** Go's url.ParseQuery into `form`: returns the first error's message (Go keeps parsing the rest). */
+function goParseQuery(s: string, form: Map<string, string[]>): string | undefined {
+  let first: string | undefined;
+  for (const part of s.split('&')) {
+    if (part === '') continue;
+    if (part.includes(';')) {
+      first ??= 'invalid semicolon separator in query';
+      continue;
+    }
+    const eq = part.indexOf('=');
+    const k = goQueryUnescape(eq >= 0 ? part.slice(0, eq) : part);
+    const v = goQueryUnescape(eq >= 0 ? part.slice(eq + 1) : '');
+    if (typeof k !== 'string' || typeof v !== 'string') {
+      first ??= (typeof k !== 'string' ? k : (v as { error: string })).error;
+      continue;
+    }
+    const list = form.get(k);
+    if (list) list.push(v);
+    else form.set(k, [v]);
+  }
+  return first;
+}
+
+/** Go's url.QueryUnescape: + is a space, %XX a byte; a malformed escape is an error naming it. */
+function goQueryUnescape(s: string): string | { error: string } {
+  if (!s.includes('%')) return s.includes('+') ? s.replace(/\+/g, ' ') : s;
+  for (let i = s.indexOf('%'); i >= 0; i = s.indexOf('%', i + 1)) {
+    if (!/^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) return { error: `invalid URL escape ${JSON.stringify(s.slice(i, i + 3))}` };
+  }
+  const src = Buffer.from(s, 'utf8');
+  const out = Buffer.allocUnsafe(src.length);
+  let j = 0;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === 0x25) {
+      out[j++] = parseInt(src.toString('latin1', i + 1, i + 3), 16);
+      i += 2;
+    } else {
+      out[j++] = c === 0x2b ? 0x20 : c;
+    }
+  }
+  return out.toString('utf8', 0, j);
 }
 
 /**

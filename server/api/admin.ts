@@ -1,0 +1,157 @@
+import express from 'express';
+import * as client from 'prom-client';
+import { MembershipError, newRuntimeMember, v2Member } from '../membership/cluster';
+import { EtcdServer } from '../etcdserver/server';
+import { NONE, StateType } from '../raft';
+import { V2Store } from '../store';
+import { checkURL, ConfigError } from '../config';
+
+export const SERVER_VERSION = '3.4.0';
+export const CLUSTER_VERSION = '3.4.0';
+
+export interface AdminDeps {
+  server: EtcdServer;
+  store: V2Store;
+  name: string;
+  registry: client.Registry;
+  strictReconfigCheck: boolean;
+  now: () => number;
+}
+
+function httpError(res: express.Response, status: number, message: string): void {
+  res.status(status).type('application/json').send(JSON.stringify({ message }));
+}
+
+/** Everything but /v2/keys: version, health, members, machines, stats and metrics, as etcd 3.4 answers them. */
+export function adminApp(d: AdminDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  const { server, store } = d;
+
+  app.get('/version', (_req, res) => {
+    res.type('application/json').send(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
+  });
+
+  app.get('/health', (_req, res) => {
+    const ok = server.lead !== NONE;
+    res.status(ok ? 200 : 503).type('application/json').send(JSON.stringify({ health: ok ? 'true' : 'false' }));
+  });
+
+  app.get('/v2/machines', (_req, res) => {
+    res.type('text/plain').send(server.cluster.list().flatMap((m) => m.clientURLs).join(', '));
+  });
+
+  const members = express.Router();
+  members.use((_req, res, next) => {
+    res.setHeader('X-Etcd-Cluster-Id', server.cluster.id);
+    next();
+  });
+  members.get('/', (_req, res) => {
+    res.type('application/json').send(JSON.stringify({ members: server.cluster.list().map(v2Member) }));
+  });
+  members.get('/leader', (_req, res) => {
+    const m = server.lead === NONE ? undefined : server.cluster.get(server.lead);
+    if (!m) return httpError(res, 503, 'During election');
+    res.type('application/json').send(JSON.stringify(v2Member(m)));
+  });
+  const jsonBody = express.json({ type: () => true, limit: '1mb' });
+  const peerURLsOf = (req: express.Request, res: express.Response): string[] | undefined => {
+    if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
+      httpError(res, 415, `Bad Content-Type ${req.headers['content-type'] ?? ''}, accept application/json`);
+      return undefined;
+    }
+    const urls = (req.body as { peerURLs?: unknown })?.peerURLs;
+    if (!Array.isArray(urls) || urls.length === 0 || urls.some((u) => typeof u !== 'string')) {
+      httpError(res, 400, 'peerURLs: want a non-empty list of URLs');
+      return undefined;
+    }
+    try {
+      for (const u of urls as string[]) checkURL(u, 'peerURLs');
+    } catch (err) {
+      httpError(res, 400, (err as ConfigError).message);
+      return undefined;
+    }
+    return urls as string[];
+  };
+  const membershipError = (res: express.Response, id: string, err: unknown): void => {
+    if (err instanceof MembershipError) {
+      if (err.kind === 'IDExists' || err.kind === 'PeerURLExists') return httpError(res, 409, err.message);
+      if (err.kind === 'IDRemoved') return httpError(res, 410, `Member permanently removed: ${id}`);
+      if (err.kind === 'IDNotFound') return httpError(res, 404, `No such member: ${id}`);
+      return httpError(res, 409, err.message);
+    }
+    httpError(res, 500, 'Internal Server Error');
+  };
+  members.post('/', jsonBody, (req, res) => {
+    const urls = peerURLsOf(req, res);
+    if (!urls) return;
+    const m = newRuntimeMember(urls, d.now());
+    if (d.strictReconfigCheck && !server.cluster.isReadyToAddVotingMember()) {
+      return httpError(res, 500, 'Internal Server Error');
+    }
+    server.addMember(m).then(
+      () => res.status(201).type('application/json').send(JSON.stringify(v2Member(m))),
+      (err) => membershipError(res, m.id, err),
+    );
+  });
+  members.delete('/:id', (req, res) => {
+    const id = req.params.id;
+    if (!/^[0-9a-fA-F]{1,16}$/.test(id)) return httpError(res, 404, `No such member: ${id}`);
+    const known = server.cluster.get(id);
+    if (known && !known.isLearner && d.strictReconfigCheck && !server.cluster.isReadyToRemoveVotingMember(id)) {
+      return httpError(res, 500, 'Internal Server Error');
+    }
+    server.removeMember(id).then(
+      () => res.status(204).end(),
+      (err) => membershipError(res, id, err),
+    );
+  });
+  members.put('/:id', jsonBody, (req, res) => {
+    const id = req.params.id;
+    const urls = peerURLsOf(req, res);
+    if (!urls) return;
+    try {
+      server.cluster.validateUpdate(id, urls);
+    } catch (err) {
+      return membershipError(res, id, err);
+    }
+    // Changing peer URLs takes effect with the peer transport (clustering); a single member has no peers.
+    httpError(res, 501, 'updating peer URLs is not supported by this server yet');
+  });
+  app.use('/v2/members', members);
+
+  app.get('/v2/stats/self', (_req, res) => {
+    const started = new Date(server.startedAt).toISOString();
+    res.type('application/json').send(
+      JSON.stringify({
+        name: d.name,
+        id: server.id,
+        state: server.raftState,
+        startTime: started,
+        leaderInfo: { leader: server.lead, uptime: `${Math.floor((d.now() - server.startedAt) / 1000)}s`, startTime: started },
+        recvAppendRequestCnt: 0,
+        sendAppendRequestCnt: 0,
+      }),
+    );
+  });
+  app.get('/v2/stats/store', (_req, res) => {
+    res.type('application/json').send(JSON.stringify(store.statsJSON()));
+  });
+  app.get('/v2/stats/leader', (_req, res) => {
+    if (server.raftState !== StateType.Leader) return httpError(res, 403, 'not current leader');
+    res.type('application/json').send(JSON.stringify({ leader: server.id, followers: {} }));
+  });
+
+  app.get('/metrics', (_req, res) => {
+    d.registry.metrics().then(
+      (text) => res.type(d.registry.contentType).send(text),
+      (err: Error) => httpError(res, 500, err.message),
+    );
+  });
+
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('404 page not found\n');
+  });
+  return app;
+}

@@ -1,0 +1,165 @@
+import * as http from 'node:http';
+import { EtcdServer, WriteResult } from '../../etcdserver/server';
+import { Method } from '../../etcdserver/request';
+import { ErrorCode, V2Error, V2Event, V2Store } from '../../store';
+import { KeyRequest, KeyRequestError, parseForm, parseKeyRequest } from './key-request';
+
+/** Go's ParseForm refuses url-encoded bodies over 10 MB; etcd's v2 API inherits that limit. */
+export const MAX_FORM_BYTES = 10 * 1024 * 1024;
+
+const CORS_HEADERS: Record<string, string> = {
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Origin': '*',
+};
+
+export interface KeysHandlerDeps {
+  server: EtcdServer;
+  store: V2Store;
+  now: () => number;
+  onRequest?: (method: string, ok: boolean) => void;
+}
+
+function writeJSON(res: http.ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+  res.writeHead(status, { ...CORS_HEADERS, 'Content-Type': 'application/json', ...headers });
+  res.end(body);
+}
+
+/** etcd's answer for an error: the v2 error JSON, its status, and X-Etcd-Index. */
+export function writeKeyError(res: http.ServerResponse, clusterId: string, err: unknown): void {
+  let e: V2Error;
+  if (err instanceof V2Error) e = err;
+  else if (err instanceof KeyRequestError) e = new V2Error(err.errorCode, err.cause_, 0);
+  else e = new V2Error(ErrorCode.RaftInternal, (err as Error).message, 0);
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  writeJSON(res, e.statusCode(), { 'X-Etcd-Cluster-Id': clusterId, 'X-Etcd-Index': String(e.index) }, JSON.stringify(e.toJSON()) + '\n');
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      // Past the limit the rest is read and dropped, so that the client gets its answer (as Go's server does).
+      if (size <= limit) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > limit) reject(new KeyRequestError(ErrorCode.InvalidForm, 'http: POST too large'));
+      else resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', reject);
+  });
+}
+
+function isForm(req: http.IncomingMessage): boolean {
+  const ct = req.headers['content-type'];
+  return ct !== undefined && ct.split(';')[0].trim().toLowerCase() === 'application/x-www-form-urlencoded';
+}
+
+/** The /v2/keys handler, behaviour for behaviour with etcd 3.4's. */
+export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const { server, store } = deps;
+  return (req, res) => {
+    handle(req, res).catch((err) => writeKeyError(res, server.cluster.id, err));
+  };
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (method === 'OPTIONS') {
+      // A CORS preflight: the allow headers, nothing else.
+      req.resume();
+      res.writeHead(200, CORS_HEADERS);
+      res.end();
+      return;
+    }
+    if (!['HEAD', 'GET', 'PUT', 'POST', 'DELETE'].includes(method)) {
+      res.writeHead(405, { Allow: 'HEAD,GET,PUT,POST,DELETE', 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('Method Not Allowed\n');
+      return;
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const rawPath = q >= 0 ? url.slice(0, q) : url;
+    const query = q >= 0 ? url.slice(q + 1) : '';
+    let body: string | undefined;
+    if ((method === 'PUT' || method === 'POST' || method === 'DELETE') && isForm(req)) body = await readBody(req, MAX_FORM_BYTES);
+    else req.resume();
+    let path: string;
+    try {
+      path = decodeURIComponent(rawPath);
+    } catch {
+      throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
+    }
+    const kr = parseKeyRequest(method, path, parseForm(query, body));
+    if (method === 'GET' || method === 'HEAD') {
+      if (kr.wait) return watch(kr, req, res);
+      if (kr.quorum) await server.linearizableRead();
+      const e = store.get(kr.key, kr.recursive, kr.sorted);
+      writeEvent(res, e, server.appliedIndex, server.term(), false, method === 'HEAD');
+      return;
+    }
+    const result: WriteResult = await server.propose({
+      method: method === 'PUT' ? Method.PUT : method === 'POST' ? Method.POST : Method.DELETE,
+      path: kr.key,
+      value: kr.value,
+      dir: kr.dir,
+      prevValue: kr.prevValue,
+      prevIndex: kr.prevIndex,
+      prevExist: kr.prevExist,
+      expiration: kr.ttl !== undefined ? deps.now() + kr.ttl * 1000 : 0,
+      refresh: kr.refresh,
+      recursive: kr.recursive,
+    });
+    if (result.error) throw result.error;
+    writeEvent(res, result.result as V2Event, result.index, result.term, kr.noValueOnSuccess, false);
+  }
+
+  function writeEvent(res: http.ServerResponse, e: V2Event, raftIndex: number, raftTerm: number, noValueOnSuccess: boolean, head: boolean): void {
+    const headers = {
+      'X-Etcd-Cluster-Id': server.cluster.id,
+      'X-Etcd-Index': String(e.etcdIndex),
+      'X-Raft-Index': String(raftIndex),
+      'X-Raft-Term': String(raftTerm),
+    };
+    let out: object = e;
+    if (noValueOnSuccess && ['set', 'compareAndSwap', 'create', 'update'].includes(e.action)) out = { action: e.action };
+    const status = e.isCreated() ? 201 : 200;
+    if (head) {
+      res.writeHead(status, { ...CORS_HEADERS, 'Content-Type': 'application/json', ...headers });
+      res.end();
+      return;
+    }
+    writeJSON(res, status, headers, JSON.stringify(out) + '\n');
+  }
+
+  async function watch(kr: KeyRequest, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const w = store.watch(kr.key, kr.recursive, kr.stream, kr.waitIndex);
+    res.writeHead(200, {
+      ...CORS_HEADERS,
+      'Content-Type': 'application/json',
+      'X-Etcd-Cluster-Id': server.cluster.id,
+      'X-Etcd-Index': String(w.startIndex),
+      'X-Raft-Index': String(server.appliedIndex),
+      'X-Raft-Term': String(server.term()),
+    });
+    res.flushHeaders();
+    const gone = () => w.remove();
+    res.on('close', gone);
+    try {
+      for (;;) {
+        const e = await w.next();
+        if (!e) break;
+        res.write(JSON.stringify(e) + '\n');
+        if (!kr.stream) break;
+      }
+    } finally {
+      w.remove();
+      res.off('close', gone);
+      res.end();
+    }
+  }
+}

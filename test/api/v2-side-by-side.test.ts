@@ -1,0 +1,332 @@
+/**
+ * The v2 keys API side by side: the same requests go to Debian's real etcd (--enable-v2) and to ours, and the
+ * answers must match: status, JSON body field for field (in the same order), and the X-Etcd-Index header.
+ * Index values are compared relative to each server's index after the first write (the real etcd's v2 store
+ * already holds its membership, so its indexes start higher); expiration times are compared as present/absent.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Answer, request } from '../support/http';
+import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
+
+interface Step {
+  method: string;
+  path: string;
+  form?: string;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+const put = (p: string, form?: string): Step => ({ method: 'PUT', path: p, form });
+const get = (p: string): Step => ({ method: 'GET', path: p });
+const del = (p: string): Step => ({ method: 'DELETE', path: p });
+const post = (p: string, form?: string): Step => ({ method: 'POST', path: p, form });
+
+/** The answer with index values made relative to `base` and times made comparable. */
+function normalise(a: Answer, base: number): { status: number; etcdIndex: string | undefined; body: unknown; contentType: string | undefined } {
+  const rel = (n: number): string => (n === 0 ? "0" : `i${n - base}`);
+  let body: unknown = a.body;
+  try {
+    body = JSON.parse(a.body, function (key, value: unknown) {
+      if ((key === 'modifiedIndex' || key === 'createdIndex' || key === 'index') && typeof value === 'number') return rel(value);
+      if (key === 'expiration' && typeof value === 'string') return Number.isNaN(Date.parse(value)) ? value : 'EXPIRATION';
+      if (key === 'key' && typeof value === 'string') return value.replace(/\d{20}/g, (d) => rel(Number(d)));
+      if (key === 'cause' && typeof value === 'string') {
+        return value
+          .replace(/\d{20}/g, (d) => String(rel(Number(d))))
+          .replace(/\[(\d+) != (\d+)\]/g, (_, want: string, have: string) => `[${want} != ${rel(Number(have))}]`)
+          .replace(/\[(\d+)\/(\d+)\]$/, (_, start: string, asked: string) => `[${rel(Number(start))}/${rel(Number(asked))}]`);
+      }
+      return value;
+    });
+  } catch {
+    // Not JSON: compared as text.
+  }
+  const xi = a.headers['x-etcd-index'];
+  return {
+    status: a.status,
+    etcdIndex: typeof xi === 'string' ? rel(Number(xi)) : undefined,
+    body,
+    contentType: a.headers['content-type'],
+  };
+}
+
+/** Sends a step; `@N` in its path stands for the index N writes after the server's first one. */
+async function send(url: string, s: Step, agent: http.Agent, base: number): Promise<Answer> {
+  const p = s.path.replace(/@(\d+)/g, (_, n: string) => String(base + Number(n)));
+  return request(url, s.method, p, { form: s.form, body: s.body, headers: s.headers, agent });
+}
+
+describe('v2 keys API, side by side with the real etcd', () => {
+  let dir: string;
+  let real: RunningEtcd;
+  let ours: RunningEtcd;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const base = { real: 0, ours: 0 };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'v2-side-by-side-'));
+    [real, ours] = await Promise.all([startRealEtcd(path.join(dir, 'real')), startOurEtcd(path.join(dir, 'ours'))]);
+    // The reference point for indexes: each server's index after one write.
+    for (const [name, srv] of [['real', real], ['ours', ours]] as const) {
+      const a = await request(srv.clientURL, 'PUT', '/v2/keys/_origin', { form: 'value=x', agent });
+      base[name] = Number(a.headers['x-etcd-index']);
+    }
+  });
+
+  afterAll(async () => {
+    agent.destroy();
+    await Promise.all([real?.stop(), ours?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function both(s: Step): Promise<[ReturnType<typeof normalise>, ReturnType<typeof normalise>]> {
+    const r = await send(real.clientURL, s, agent, base.real);
+    const o = await send(ours.clientURL, s, agent, base.ours);
+    return [normalise(r, base.real), normalise(o, base.ours)];
+  }
+
+  async function expectSame(steps: Step[]): Promise<void> {
+    for (const s of steps) {
+      const [r, o] = await both(s);
+      expect({ step: `${s.method} ${s.path} ${s.form ?? ''}`, ...o }).toEqual({ step: `${s.method} ${s.path} ${s.form ?? ''}`, ...r });
+    }
+  }
+
+  test("the README's examples: set, get, delete, TTL, not found", async () => {
+    await expectSame([
+      put('/v2/keys/message', 'value=Hello'),
+      get('/v2/keys/message'),
+      put('/v2/keys/message', 'value=Hello%20again'),
+      del('/v2/keys/message'),
+      get('/v2/keys/message'),
+      put('/v2/keys/foo?ttl=20', 'value=bar'),
+      get('/v2/keys/foo'),
+      get('/v2/keys/nothing/here'),
+    ]);
+  });
+
+  test('values from the query string and from the form body; the form wins', async () => {
+    await expectSame([
+      put('/v2/keys/q?value=fromquery'),
+      get('/v2/keys/q'),
+      put('/v2/keys/q?value=fromquery', 'value=fromform'),
+      get('/v2/keys/q'),
+      put('/v2/keys/q', 'value=a%26b%3Dc&unknown=1'),
+      get('/v2/keys/q'),
+      put('/v2/keys/empty', 'value='),
+      put('/v2/keys/novalue'),
+      get('/v2/keys/novalue'),
+    ]);
+  });
+
+  test('directories: create, list, recursive, sorted, delete', async () => {
+    await expectSame([
+      put('/v2/keys/dir', 'dir=true'),
+      put('/v2/keys/dir', 'dir=true'),
+      put('/v2/keys/dir/b', 'value=2'),
+      put('/v2/keys/dir/a', 'value=1'),
+      put('/v2/keys/dir/sub/c', 'value=3'),
+      get('/v2/keys/dir?sorted=true'),
+      get('/v2/keys/dir?recursive=true&sorted=true'),
+      get('/v2/keys/dir/a/b'),
+      put('/v2/keys/dir/a/b', 'value=x'),
+      put('/v2/keys/dir', 'value=not-a-dir'),
+      del('/v2/keys/dir'),
+      del('/v2/keys/dir?dir=true'),
+      del('/v2/keys/dir/sub?dir=true'),
+      del('/v2/keys/dir/sub?recursive=true'),
+      del('/v2/keys/dir/a?dir=true'),
+      put('/v2/keys/emptydir?dir=true'),
+      del('/v2/keys/emptydir?dir=true'),
+      del('/v2/keys/dir?recursive=true'),
+      get('/v2/keys/dir'),
+      get('/v2/keys/?sorted=true'),
+      del('/v2/keys/?recursive=true'),
+      put('/v2/keys/', 'value=root'),
+    ]);
+  });
+
+  test('the root listing and hidden keys', async () => {
+    await expectSame([
+      put('/v2/keys/hid/_hidden', 'value=h'),
+      put('/v2/keys/hid/shown', 'value=s'),
+      put('/v2/keys/hid/_hdir/x', 'value=y'),
+      get('/v2/keys/hid?sorted=true'),
+      get('/v2/keys/hid?recursive=true&sorted=true'),
+      get('/v2/keys/hid/_hidden'),
+      del('/v2/keys/hid?recursive=true'),
+    ]);
+  });
+
+  test('in-order keys with POST', async () => {
+    await expectSame([
+      post('/v2/keys/queue', 'value=Job1'),
+      post('/v2/keys/queue', 'value=Job2'),
+      post('/v2/keys/queue?ttl=30', 'value=Job3'),
+      get('/v2/keys/queue?recursive=true&sorted=true'),
+      put('/v2/keys/plain', 'value=v'),
+      post('/v2/keys/plain', 'value=x'),
+      del('/v2/keys/queue?recursive=true'),
+    ]);
+  });
+
+  test('compare-and-swap and compare-and-delete', async () => {
+    await expectSame([
+      put('/v2/keys/cas', 'value=one'),
+      put('/v2/keys/cas?prevExist=false', 'value=two'),
+      put('/v2/keys/cas-new?prevExist=false', 'value=new'),
+      put('/v2/keys/cas?prevExist=true', 'value=three'),
+      put('/v2/keys/missing?prevExist=true', 'value=x'),
+      put('/v2/keys/cas?prevValue=wrong', 'value=four'),
+      put('/v2/keys/cas?prevValue=three', 'value=four'),
+      put('/v2/keys/cas?prevIndex=1', 'value=five'),
+      get('/v2/keys/cas'),
+      put('/v2/keys/cas?prevIndex=0', 'value=six'),
+      put('/v2/keys/cas?prevValue=four&prevIndex=1', 'value=seven'),
+      put('/v2/keys/cas?prevValue=', 'value=eight'),
+      put('/v2/keys/cas?prevExist=maybe', 'value=x'),
+      put('/v2/keys/cas?prevIndex=abc', 'value=x'),
+      put('/v2/keys/cas?prevIndex=-3', 'value=x'),
+      put('/v2/keys/missing?prevValue=a', 'value=x'),
+      del('/v2/keys/cas?prevValue=wrong'),
+      del('/v2/keys/cas?prevIndex=1'),
+      del('/v2/keys/missing?prevValue=a'),
+      del('/v2/keys/cas?prevValue=four'),
+      put('/v2/keys/casdir?dir=true'),
+      put('/v2/keys/casdir?prevValue=x', 'value=y'),
+      del('/v2/keys/casdir?prevValue=x'),
+      put('/v2/keys/cas-new?prevExist=true&prevValue=new', 'value=newer'),
+      put('/v2/keys/cas-new?prevExist=false&prevValue=new', 'value=newer'),
+    ]);
+  });
+
+  test('TTLs: set, refresh, remove, directory TTL, bad values', async () => {
+    await expectSame([
+      put('/v2/keys/ttl?ttl=100', 'value=v'),
+      put('/v2/keys/ttl?ttl=200&refresh=true'),
+      get('/v2/keys/ttl'),
+      put('/v2/keys/ttl?ttl=200&refresh=true', 'value=other'),
+      put('/v2/keys/ttl', 'value=v&ttl='),
+      get('/v2/keys/ttl'),
+      put('/v2/keys/nottl?refresh=true&ttl=5'),
+      put('/v2/keys/ttl2', 'value=a'),
+      put('/v2/keys/ttl2?refresh=true&ttl=5'),
+      put('/v2/keys/ttl2?refresh=true'),
+      put('/v2/keys/ttl?ttl=abc', 'value=v'),
+      put('/v2/keys/ttl?ttl=-1', 'value=v'),
+      put('/v2/keys/ttl?ttl=1.5', 'value=v'),
+      put('/v2/keys/ttldir?dir=true&ttl=100'),
+      put('/v2/keys/ttldir/child', 'value=c'),
+      get('/v2/keys/ttldir?recursive=true'),
+      put('/v2/keys/ttldir?dir=true&ttl=300&prevExist=true'),
+      get('/v2/keys/ttldir'),
+      del('/v2/keys/ttldir?recursive=true'),
+    ]);
+  });
+
+  test('bad requests: reserved and malformed paths, bad flags, bad methods', async () => {
+    await expectSame([
+      get('/v2/keys/foo?recursive=maybe'),
+      get('/v2/keys/foo?sorted=yes'),
+      get('/v2/keys/foo?wait=1x'),
+      get('/v2/keys/foo?waitIndex=abc'),
+      get('/v2/keys/foo?wait=true&waitIndex=-1'),
+      put('/v2/keys/foo?dir=maybe', 'value=x'),
+      put('/v2/keys/foo?refresh=1x', 'value=x'),
+      put('/v2/keys/foo?noValueOnSuccess=1x', 'value=x'),
+      put('/v2/keys/foo?quorum=1x', 'value=x'),
+      put('/v2/keys/foo?noValueOnSuccess=true', 'value=quiet'),
+      put('/v2/keys/foo?dir=true', 'value=x'),
+      put('/v2/keys/foo', 'dir=true&value=x'),
+      put('/v2/keys/%ZZ', 'value=x'),
+      put('/v2/keys/a%2Fb', 'value=x'),
+      get('/v2/keys/a/b'),
+      put('/v2/keys//double//slash/', 'value=x'),
+      get('/v2/keys/double/slash'),
+      { method: 'PATCH', path: '/v2/keys/foo' },
+      { method: 'OPTIONS', path: '/v2/keys/foo' },
+      { method: 'PUT', path: '/v2/keys/json', body: '{"value":"x"}', headers: { 'Content-Type': 'application/json' } },
+      get('/v2/keys/json'),
+      { method: 'PUT', path: '/v2/keys/badform', body: 'value=%zz', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } },
+    ]);
+  });
+
+  test('form encodings: plus signs, UTF-8, semicolons, repeated fields, a body too large', async () => {
+    await expectSame([
+      put('/v2/keys/enc', 'value=a+b%2Bc'),
+      put('/v2/keys/enc', 'value=%C3%A9t%C3%A9%20%E2%9C%93'),
+      put('/v2/keys/%C3%A9t%C3%A9', 'value=x'),
+      get('/v2/keys/%C3%A9t%C3%A9'),
+      put('/v2/keys/enc', 'value=first&value=second'),
+      put('/v2/keys/enc?value=q;x=1', 'value=b'),
+      put('/v2/keys/enc', 'value=b;x=1'),
+      { method: 'PUT', path: '/v2/keys/big', body: 'value=' + 'x'.repeat(10 * 1024 * 1024 + 10), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } },
+      get('/v2/keys/big'),
+    ]);
+  });
+
+  test('a key with a TTL expires: watchers see the expire event, the key is gone', async () => {
+    const [r0, o0] = await both(put('/v2/keys/exp?ttl=1', 'value=soon'));
+    expect(o0).toEqual(r0);
+    const watches = await Promise.all([
+      request(real.clientURL, 'GET', '/v2/keys/exp?wait=true', { timeoutMs: 10000 }),
+      request(ours.clientURL, 'GET', '/v2/keys/exp?wait=true', { timeoutMs: 10000 }),
+    ]);
+    expect(normalise(watches[1], base.ours)).toEqual(normalise(watches[0], base.real));
+    expect(JSON.parse(watches[1].body)).toMatchObject({ action: 'expire', prevNode: { key: '/exp', value: 'soon' } });
+    await expectSame([get('/v2/keys/exp')]);
+  });
+
+  test('quorum reads and HEAD', async () => {
+    await expectSame([
+      put('/v2/keys/qr', 'value=1'),
+      get('/v2/keys/qr?quorum=true'),
+      get('/v2/keys/qr-missing?quorum=true'),
+      { method: 'HEAD', path: '/v2/keys/qr' },
+      { method: 'HEAD', path: '/v2/keys/qr-missing' },
+    ]);
+  });
+
+  test('watches: a past index answers from the history, a future one waits for the change', async () => {
+    const [r0, o0] = await both(put('/v2/keys/w/a', 'value=1'));
+    expect(o0).toEqual(r0);
+    // A wait from the index of that write answers at once, from the history.
+    const idx = { real: Number(r0.etcdIndex!.slice(1)) + base.real, ours: Number(o0.etcdIndex!.slice(1)) + base.ours };
+    const past = await Promise.all([
+      request(real.clientURL, 'GET', `/v2/keys/w/a?wait=true&waitIndex=${idx.real}`),
+      request(ours.clientURL, 'GET', `/v2/keys/w/a?wait=true&waitIndex=${idx.ours}`),
+    ]);
+    expect(normalise(past[1], base.ours)).toEqual(normalise(past[0], base.real));
+    for (const recursive of [false, true]) {
+      const q = recursive ? '/v2/keys/w?wait=true&recursive=true' : '/v2/keys/w/a?wait=true';
+      const waits = [request(real.clientURL, 'GET', q), request(ours.clientURL, 'GET', q)];
+      // The watchers are registered once the servers have sent their headers; a write on both then wakes them.
+      await Promise.all([waitForWatchers(real.clientURL, 1), waitForWatchers(ours.clientURL, 1)]);
+      await both(put('/v2/keys/w/a', `value=${recursive ? 'r' : 'n'}`));
+      const got = await Promise.all(waits);
+      expect(normalise(got[1], base.ours)).toEqual(normalise(got[0], base.real));
+    }
+  });
+
+  test('the event history keeps the last 1000 events: an older waitIndex is error 401', async () => {
+    for (const srv of [real, ours]) {
+      const writes = [];
+      for (let i = 0; i < 1010; i++) writes.push(request(srv.clientURL, 'PUT', `/v2/keys/hist/${i % 50}`, { form: `value=${i}`, agent }));
+      await Promise.all(writes);
+    }
+    await expectSame([get('/v2/keys/hist/1?wait=true&waitIndex=@5'), get('/v2/keys/hist?wait=true&recursive=true&waitIndex=@5')]);
+  });
+
+  async function waitForWatchers(url: string, n: number): Promise<void> {
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const a = await request(url, 'GET', '/v2/stats/store');
+      if ((JSON.parse(a.body) as { watchers: number }).watchers >= n) return;
+      if (Date.now() > deadline) throw new Error(`no watcher registered on ${url}`);
+      await new Promise((r) => setTimeout(r, 10)); // poll the server's own watcher count
+    }
+  }
+});
