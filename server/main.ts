@@ -62,6 +62,8 @@ export function goCleanPath(p: string): string {
 export function cleanRedirect(url: string): string | undefined {
   const q = url.indexOf('?');
   const raw = q >= 0 ? url.slice(0, q) : url;
+  // The common case, a clean path with nothing escaped, is decided without decoding.
+  if (!raw.includes('%') && !/\/\/|\/\.\.?(\/|$)/.test(raw)) return undefined;
   let decoded: string;
   try {
     decoded = decodeURIComponent(raw);

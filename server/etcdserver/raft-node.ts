@@ -8,11 +8,13 @@ import {
   Ready,
   Snapshot,
   SoftState,
+  StateType,
 } from '../raft';
 
 /** Where the Raft log becomes durable: the WAL. save() resolves only once the records are fsynced. */
 export interface LogPersistence {
-  save(hardState: HardState | undefined, entries: Entry[]): Promise<void>;
+  /** sync false: nothing here needs an fsync before it is acted on (only the commit index moved). */
+  save(hardState: HardState | undefined, entries: Entry[], sync: boolean): Promise<void>;
   saveSnapshot(marker: { index: number; term: number }): Promise<void>;
 }
 
@@ -61,6 +63,7 @@ export class RaftNode {
   private scheduled = false;
   private stopped = false;
   private failed: Error | undefined;
+  private isLeader = false;
 
   constructor(o: RaftNodeOptions) {
     this.o = o;
@@ -109,13 +112,25 @@ export class RaftNode {
       await wal.saveSnapshot({ index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term });
       storage.applySnapshot(rd.snapshot);
     }
-    if (rd.hardState || rd.entries.length > 0) await wal.save(rd.hardState, rd.entries);
+    if (rd.softState) {
+      this.isLeader = rd.softState.raftState === StateType.Leader;
+      applier.softState(rd.softState);
+    }
+    // A leader may send its appends while it writes them itself (Raft thesis 10.2.1): its own acknowledgement still
+    // waits for its fsync. Anyone else's messages (votes, acknowledgements) promise what is on disk: they wait.
+    const sendFirst = this.isLeader;
+    if (sendFirst && rd.messages.length > 0) transport.send(rd.messages);
+    const saved = rd.hardState || rd.entries.length > 0 ? wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
+    // Committed entries are on a quorum's disks already: apply them while this Ready's write is in flight.
+    try {
+      if (rd.snapshot) applier.applySnapshot(rd.snapshot);
+      if (rd.committedEntries.length > 0) applier.applyEntries(rd.committedEntries);
+    } finally {
+      if (saved) await saved;
+    }
     storage.append(rd.entries);
     if (rd.hardState) storage.setHardState(rd.hardState);
-    if (rd.messages.length > 0) transport.send(rd.messages);
-    if (rd.softState) applier.softState(rd.softState);
-    if (rd.snapshot) applier.applySnapshot(rd.snapshot);
-    if (rd.committedEntries.length > 0) applier.applyEntries(rd.committedEntries);
+    if (!sendFirst && rd.messages.length > 0) transport.send(rd.messages);
     if (rd.readStates.length > 0) applier.readStates(rd.readStates);
     this.node.advance(rd);
   }

@@ -166,6 +166,8 @@ export class EtcdServer extends EventEmitter {
 
   constructor(o: ServerOptions) {
     super();
+    // Every client waiting for a leader listens for 'leader': there can be many.
+    this.setMaxListeners(0);
     this.o = o;
     this.startedAt = o.now();
   }
@@ -583,6 +585,8 @@ export class EtcdServer extends EventEmitter {
 
   private maybeSnapshot(): void {
     if (this.appliedIndex - this.snapshotIndex <= this.o.snapshotCount) return;
+    // Entries applied while they were still being written (a follower's): snapshot once they are in the log.
+    if (this.appliedIndex > this.storage.lastIndex()) return;
     const index = this.appliedIndex;
     const data = encodeSnapshotData(this.cluster, this.o.stateMachine.save());
     const snap = this.storage.createSnapshot(index, this.confState, data);

@@ -67,13 +67,20 @@ const STATUS: Record<number, number> = {
 
 /** An error of the v2 API; its JSON is etcd's {"errorCode","message","cause","index"}. */
 export class V2Error extends Error {
-  constructor(
-    readonly errorCode: number,
-    readonly cause_: string,
-    public index: number,
-  ) {
+  readonly errorCode: number;
+  readonly cause_: string;
+  index: number;
+
+  constructor(errorCode: number, cause_: string, index: number) {
+    // These are answers to clients, thrown on hot paths (a GET of a missing key): no stack trace to capture.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${errorCode}: ${MESSAGES[errorCode] ?? 'Unknown error'} (${cause_}) [${index}]`);
+    Error.stackTraceLimit = limit;
     this.name = 'V2Error';
+    this.errorCode = errorCode;
+    this.cause_ = cause_;
+    this.index = index;
   }
 
   get etcdMessage(): string {

@@ -111,7 +111,24 @@ export class V2Store {
 
   // ---- lookups ----
 
+  /** The node at a clean path, or undefined when there is none (internalGet says why, with etcd's error). */
+  private find(nodePath: string): StoreNode | undefined {
+    let curr: StoreNode | undefined = this.root;
+    if (nodePath === '/') return curr;
+    let start = 1;
+    while (curr) {
+      const end = nodePath.indexOf('/', start);
+      const name = end < 0 ? nodePath.slice(start) : nodePath.slice(start, end);
+      curr = curr.children?.get(name);
+      if (end < 0) return curr;
+      start = end + 1;
+    }
+    return undefined;
+  }
+
   private internalGet(nodePath: string): StoreNode {
+    const found = this.find(nodePath);
+    if (found) return found;
     let curr = this.root;
     if (nodePath === '/') return curr;
     for (const name of nodePath.slice(1).split('/')) {
@@ -217,13 +234,9 @@ export class V2Store {
   set(nodePath: string, dir: boolean, value: string, opts: TTLOptions): V2Event {
     return this.fail('setsFail', () => {
       const p = cleanPath(nodePath);
-      let prev: StoreNode | undefined;
-      try {
-        prev = this.internalGet(p);
-      } catch (err) {
-        if (!(err instanceof V2Error && err.errorCode === ErrorCode.KeyNotFound)) throw err;
-        if (opts.refresh) throw err;
-      }
+      const prev = this.find(p);
+      // A missing key cannot be refreshed: internalGet throws etcd's error (not found, or a file on the way).
+      if (!prev && opts.refresh) this.internalGet(p);
       if (opts.refresh) value = prev!.value;
       const prevNode = prev ? this.repr(prev, false, false) : undefined;
       const e = this.internalCreate(p, dir, value, false, true, opts.expireTime, Action.Set);

@@ -86,6 +86,19 @@ describe('WAL', () => {
     await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(/corrupt at offset \d+ \(checksum mismatch\)/);
   });
 
+  test('a commit-index-only save is written without an fsync; entries and votes always get one', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    await w.save({ term: 1, vote: 'a', commit: 0 }, [ent(1, 1)], false);
+    expect(w.stats.fsyncs).toBe(1); // entries: synced whatever the flag says
+    await w.save({ term: 1, vote: 'a', commit: 1 }, [], false);
+    expect(w.stats.fsyncs).toBe(1);
+    await w.save({ term: 2, vote: 'b', commit: 1 }, [], true);
+    expect(w.stats.fsyncs).toBe(2);
+    await w.close();
+    expect((await WAL.open(dir, { index: 0, term: 0 })).hardState).toEqual({ term: 2, vote: 'b', commit: 1 });
+  });
+
   test('concurrent saves share fsyncs (group commit), and each resolves only after one', async () => {
     const dir = path.join(root, 'wal');
     const w = await WAL.create(dir, meta);
