@@ -93,7 +93,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   const memberDir = path.join(cfg.dataDir, 'member');
   const walDir = cfg.walDir || path.join(memberDir, 'wal');
   fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
-  const metrics = new ServerMetrics();
+  const metrics = new ServerMetrics(VERSION);
   const store = new V2Store(Date.now);
   const server = new EtcdServer({
     name: cfg.name,
@@ -107,7 +107,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     preVote: cfg.preVote,
     stateMachine: new V2Applier(store),
     wal: walStore(walDir, cfg, metrics, logger),
-    snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m) }),
+    snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
     transport: { send: (msgs) => logger.debug('no peer transport: dropping messages', { count: msgs.length }) },
     now: Date.now,
     log: (level, msg, meta) => logger.log(level, msg, meta),

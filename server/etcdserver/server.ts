@@ -177,6 +177,14 @@ export class EtcdServer extends EventEmitter {
     return 5000 + 2 * this.o.electionMs;
   }
 
+  /** Proposals that timed out or were dropped (etcd_server_proposals_failed_total). */
+  proposalsFailed = 0;
+
+  private failProposal(reject: (e: Error) => void, err: Error): void {
+    this.proposalsFailed++;
+    reject(err);
+  }
+
   /** Proposals waiting to be committed and applied. */
   pendingProposals(): number {
     return this.waiters.size;
@@ -333,7 +341,7 @@ export class EtcdServer extends EventEmitter {
     return new Promise<WriteResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(req.id);
-        reject(new RequestTimeoutError());
+        this.failProposal(reject, new RequestTimeoutError());
       }, this.requestTimeoutMs());
       this.waiters.set(req.id, { resolve, reject, timer });
       try {
@@ -360,7 +368,7 @@ export class EtcdServer extends EventEmitter {
       if (this.lead !== NONE) {
         const timer = setTimeout(() => {
           this.waiters.delete(req.id);
-          reject(new RequestTimeoutError());
+          this.failProposal(reject, new RequestTimeoutError());
         }, Math.max(1, deadline - this.o.now()));
         this.waiters.set(req.id, { resolve, reject, timer });
         try {
@@ -373,7 +381,7 @@ export class EtcdServer extends EventEmitter {
           if (!(err instanceof ProposalDroppedError)) return reject(err as Error);
         }
       }
-      if (this.o.now() >= deadline) return reject(new RequestTimeoutError('etcdserver: request timed out, possibly due to previous leader failure'));
+      if (this.o.now() >= deadline) return this.failProposal(reject, new RequestTimeoutError('etcdserver: request timed out, possibly due to previous leader failure'));
       this.once('leader', tryAgain);
       setTimeout(() => this.off('leader', tryAgain), Math.max(1, deadline - this.o.now())).unref();
     };
@@ -454,7 +462,7 @@ export class EtcdServer extends EventEmitter {
     return new Promise<WriteResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(requestId);
-        reject(new RequestTimeoutError());
+        this.failProposal(reject, new RequestTimeoutError());
       }, this.requestTimeoutMs());
       this.waiters.set(requestId, { resolve, reject, timer });
       try {

@@ -15,7 +15,7 @@ const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 export class Snapshotter {
   constructor(
     readonly dir: string,
-    private readonly o: { maxSnapshots?: number; noSync?: boolean; warn?: (m: string) => void } = {},
+    private readonly o: { maxSnapshots?: number; noSync?: boolean; warn?: (m: string) => void; onSaved?: (seconds: number) => void } = {},
   ) {}
 
   private list(): { term: number; index: number; file: string }[] {
@@ -37,6 +37,7 @@ export class Snapshotter {
   async save(s: Snapshot): Promise<void> {
     const { index, term, confState } = s.metadata;
     if (index === 0) return;
+    const t0 = process.hrtime.bigint();
     await fsp.mkdir(this.dir, { recursive: true });
     const header = Buffer.from(JSON.stringify({ index, term, confState }));
     const body = Buffer.concat([Buffer.alloc(4), header, Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength)]);
@@ -58,6 +59,7 @@ export class Snapshotter {
       await d.sync();
       await d.close();
     }
+    this.o.onSaved?.(Number(process.hrtime.bigint() - t0) / 1e9);
   }
 
   /** Every snapshot on disk, newest first, that passes its checksum (broken ones are set aside). */

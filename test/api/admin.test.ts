@@ -1,0 +1,110 @@
+/**
+ * The endpoints around the keys API: /version, /health, /v2/members, /v2/machines, /v2/stats/*, and /metrics
+ * (checked by Prometheus' own promtool). Shapes are compared with Debian's real etcd.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { clusterId, memberId } from '../../server/membership/ids';
+import { request } from '../support/http';
+import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
+
+const PROMTOOL = '/usr/bin/promtool';
+
+/** The keys of a JSON value, recursively, with the types of the leaves: what a client can rely on. */
+function shape(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(shape);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, shape(x)]));
+  return typeof v;
+}
+
+/** A metric's value from the Prometheus text format (the first series of that name with these labels). */
+function metric(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || (labels === '' && l.startsWith(`${name}{`)));
+  if (!line) throw new Error(`no metric ${name}${labels} in:\n${text.slice(0, 2000)}`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+describe('admin endpoints', () => {
+  let dir: string;
+  let real: RunningEtcd;
+  let ours: RunningEtcd;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'admin-'));
+    [real, ours] = await Promise.all([startRealEtcd(path.join(dir, 'real')), startOurEtcd(path.join(dir, 'ours'))]);
+  });
+  afterAll(async () => {
+    await Promise.all([real?.stop(), ours?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each(['/version', '/health', '/v2/members', '/v2/stats/self', '/v2/stats/store', '/v2/members/leader'])('%s has the shape etcd gives it', async (p) => {
+    const [r, o] = await Promise.all([request(real.clientURL, 'GET', p), request(ours.clientURL, 'GET', p)]);
+    expect(o.status).toBe(r.status);
+    expect(shape(JSON.parse(o.body))).toEqual(shape(JSON.parse(r.body)));
+  });
+
+  test('the member list names this member with its advertised URLs', async () => {
+    const a = await request(ours.clientURL, 'GET', '/v2/members');
+    const { members } = JSON.parse(a.body) as { members: { id: string; name: string; peerURLs: string[]; clientURLs: string[] }[] };
+    const id = memberId([ours.peerURL], 'etcd-cluster');
+    expect(members).toEqual([{ id, name: 'default', peerURLs: [ours.peerURL], clientURLs: [ours.clientURL] }]);
+    expect(a.headers['x-etcd-cluster-id']).toBe(clusterId([id]));
+    expect((await request(ours.clientURL, 'GET', '/v2/machines')).body).toBe(ours.clientURL);
+  });
+
+  test('the store statistics count what clients did', async () => {
+    const before = JSON.parse((await request(ours.clientURL, 'GET', '/v2/stats/store')).body) as Record<string, number>;
+    await request(ours.clientURL, 'PUT', '/v2/keys/stats/a', { form: 'value=1' });
+    await request(ours.clientURL, 'GET', '/v2/keys/stats/missing');
+    await request(ours.clientURL, 'PUT', '/v2/keys/stats/a?prevValue=nope', { form: 'value=2' });
+    const after = JSON.parse((await request(ours.clientURL, 'GET', '/v2/stats/store')).body) as Record<string, number>;
+    expect(after.setsSuccess - before.setsSuccess).toBe(1);
+    expect(after.getsFail - before.getsFail).toBe(1);
+    expect(after.compareAndSwapFail - before.compareAndSwapFail).toBe(1);
+  });
+
+  test('/metrics passes promtool check metrics and uses etcd metric names', async () => {
+    if (!existsSync(PROMTOOL)) throw new Error(`${PROMTOOL} is missing: apt-get install -y prometheus (as .ci/run does)`);
+    const text = (await request(ours.clientURL, 'GET', '/metrics')).body;
+    const check = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect({ status: check.status, problems: `${check.stdout}${check.stderr}` }).toEqual({ status: 0, problems: '' });
+    for (const name of [
+      'etcd_server_has_leader',
+      'etcd_server_is_leader',
+      'etcd_server_leader_changes_seen_total',
+      'etcd_server_proposals_committed_total',
+      'etcd_server_proposals_applied_total',
+      'etcd_server_proposals_pending',
+      'etcd_server_proposals_failed_total',
+      'etcd_disk_wal_fsync_duration_seconds_bucket',
+      'etcd_disk_backend_commit_duration_seconds_bucket',
+      'etcd_debugging_store_watchers',
+      'etcd_debugging_store_writes_total',
+      'process_resident_memory_bytes',
+    ]) {
+      expect(text).toContain(`\n${name}`);
+    }
+    expect(metric(text, 'etcd_server_has_leader')).toBe(1);
+    expect(metric(text, 'etcd_server_is_leader')).toBe(1);
+    expect(metric(text, 'etcd_server_leader_changes_seen_total')).toBe(1);
+  });
+
+  test('metrics move with the work: proposals, fsyncs, writes', async () => {
+    const read = async () => (await request(ours.clientURL, 'GET', '/metrics')).body;
+    const before = await read();
+    for (let i = 0; i < 5; i++) await request(ours.clientURL, 'PUT', `/v2/keys/m/${i}`, { form: 'value=x' });
+    const after = await read();
+    for (const name of ['etcd_server_proposals_committed_total', 'etcd_server_proposals_applied_total', 'etcd_disk_wal_fsync_duration_seconds_count']) {
+      expect(metric(after, name) - metric(before, name)).toBeGreaterThanOrEqual(5);
+    }
+    expect(metric(after, 'etcd_debugging_store_writes_total', '{action="set"}') - metric(before, 'etcd_debugging_store_writes_total', '{action="set"}')).toBe(5);
+  });
+
+  test('unknown paths get a 404', async () => {
+    const [r, o] = await Promise.all([request(real.clientURL, 'GET', '/nope'), request(ours.clientURL, 'GET', '/nope')]);
+    expect({ status: o.status, body: o.body }).toEqual({ status: r.status, body: r.body });
+  });
+});
