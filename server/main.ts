@@ -11,13 +11,41 @@ import { KEYS_PREFIX } from './api/v2/key-request';
 import { keysHandler } from './api/v2/keys-handler';
 import { ConfigError, ServerConfig, parseConfig } from './config';
 import { V2Applier } from './etcdserver/apply-v2';
-import { EtcdServer, WALStore } from './etcdserver/server';
+import { EtcdServer, RemoteCluster, WALStore } from './etcdserver/server';
+import { CLUSTER_VERSION, SERVER_VERSION } from './api/admin';
+import { Member } from './membership/cluster';
+import { Transport } from './rafthttp/transport';
 import { ServerMetrics } from './metrics';
 import { Snapshotter } from './snap/snapshotter';
 import { V2Store } from './store';
 import { WAL } from './wal/wal';
 
 export const VERSION = '3.4.0-ts-etcd';
+
+const USAGE_LINE = `Usage:
+
+  etcd [flags]
+    Start an etcd server.
+
+  etcd --version
+    Show the version of etcd.
+
+  etcd -h | --help
+    Show the help information about etcd.
+
+  etcd --config-file
+    Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.
+
+  etcd gateway
+    Run the stateless pass-through etcd TCP connection forwarding proxy.
+
+  etcd grpc-proxy
+    Run the stateless etcd v3 gRPC L7 reverse proxy.
+`;
+
+function isV2Path(url: string): boolean {
+  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+}
 
 function makeLogger(level: string): winston.Logger {
   const levels: Record<string, string> = { debug: 'debug', info: 'info', warn: 'warn', error: 'error', panic: 'error', fatal: 'error' };
@@ -76,6 +104,58 @@ export function cleanRedirect(url: string): string | undefined {
   return encodeURI(clean) + (q >= 0 ? url.slice(q) : '');
 }
 
+function listen(srv: http.Server, url: URL): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), () => {
+      srv.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** The peer listener's own answers: GET /members (who is in the cluster, for members joining) and /version. */
+function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: () => EtcdServer | undefined): void {
+  const s = server();
+  const path = (req.url ?? '').split('?')[0];
+  if (req.method === 'GET' && path === '/members' && s?.cluster) {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'X-Etcd-Cluster-ID': s.cluster.id });
+    res.end(JSON.stringify(s.cluster.list()));
+    return;
+  }
+  if (req.method === 'GET' && path === '/version') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
+    return;
+  }
+  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+  res.end('404 page not found\n');
+}
+
+/** Asks the running members (their peer URLs, in turn) which cluster this is and who is in it. */
+export async function fetchRemoteCluster(peerURLs: string[]): Promise<RemoteCluster> {
+  const errors: string[] = [];
+  for (const u of peerURLs) {
+    try {
+      const { status, body, clusterId } = await new Promise<{ status: number; body: string; clusterId: string }>((resolve, reject) => {
+        const req = http.get(new URL('/members', u), { timeout: 2000 }, (res) => {
+          let b = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (b += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, clusterId: String(res.headers['x-etcd-cluster-id'] ?? '') }));
+        });
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+      });
+      if (status !== 200) throw new Error(`status ${status}`);
+      return { clusterId, members: JSON.parse(body) as Member[] };
+    } catch (err) {
+      errors.push(`${u}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`cannot fetch the cluster's members from its peers (${errors.join('; ')})`);
+}
+
 export interface RunningMember {
   server: EtcdServer;
   listeners: http.Server[];
@@ -84,9 +164,6 @@ export interface RunningMember {
 
 /** Starts a member from a parsed configuration. */
 export async function startMember(cfg: ServerConfig, logger: winston.Logger): Promise<RunningMember> {
-  if (cfg.initialCluster.length > 1 && cfg.initialClusterState === 'new') {
-    throw new ConfigError('a cluster of more than one member needs the peer transport, which this server does not have yet: use a single-member --initial-cluster');
-  }
   for (const u of [...cfg.listenClientURLs, ...cfg.listenPeerURLs]) {
     if (!u.startsWith('http://')) throw new ConfigError(`only http:// URLs are supported so far (TLS comes later): ${u}`);
   }
@@ -95,6 +172,30 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
   const metrics = new ServerMetrics(VERSION);
   const store = new V2Store(Date.now);
+  // The transport hands peer messages to the server, which exists once constructed: a late-bound reporter.
+  let srv: EtcdServer | undefined;
+  const transport = new Transport({
+    reporter: {
+      process: (m) => srv?.stepPeer(m),
+      reportUnreachable: (id) => srv?.reportUnreachable(id),
+      reportSnapshot: (id, ok) => srv?.reportSnapshot(id, ok),
+      isRemoved: (id) => srv?.cluster?.isRemoved(id) ?? false,
+      removedByPeer: (peer) => srv?.removedByPeer(peer),
+    },
+    log: (level, msg, meta) => logger.log(level, msg, meta),
+    onSent: (to, bytes) => metrics.peerSent(to, bytes),
+    onReceived: (from, bytes) => metrics.peerReceived(from, bytes),
+    onSendFailure: (to) => metrics.peerSendFailed(to),
+  });
+  const peerListeners: http.Server[] = [];
+  for (const u of cfg.listenPeerURLs) {
+    const url = new URL(u);
+    const peerHandler = transport.handler((req, res) => peerInfo(req, res, () => srv));
+    const ps = http.createServer({ requestTimeout: 0, keepAliveTimeout: 30000 }, peerHandler);
+    await listen(ps, url);
+    logger.info('listening for peers', { url: u });
+    peerListeners.push(ps);
+  }
   const server = new EtcdServer({
     name: cfg.name,
     initialCluster: cfg.initialCluster,
@@ -104,19 +205,30 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     heartbeatMs: cfg.heartbeatIntervalMs,
     electionMs: cfg.electionTimeoutMs,
     snapshotCount: cfg.snapshotCount,
+    snapshotCatchupEntries: cfg.snapshotCatchupEntries,
     preVote: cfg.preVote,
     stateMachine: new V2Applier(store),
     wal: walStore(walDir, cfg, metrics, logger),
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
-    transport: { send: (msgs) => logger.debug('no peer transport: dropping messages', { count: msgs.length }) },
+    transport,
+    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls),
+    advertisePeerURLs: cfg.initialAdvertisePeerURLs,
     now: Date.now,
     log: (level, msg, meta) => logger.log(level, msg, meta),
   });
+  srv = server;
   metrics.attach(server, store);
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    transport.stop();
+    for (const l of peerListeners) l.close();
+    throw err;
+  }
   const keys = keysHandler({ server, store, now: Date.now });
-  const admin = adminApp({ server, store, name: cfg.name, registry: metrics.registry, strictReconfigCheck: cfg.strictReconfigCheck, now: Date.now });
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, strictReconfigCheck: cfg.strictReconfigCheck, now: Date.now });
+  const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
+  const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
     if (!isValidRequestPath(url)) {
       // Go's HTTP server refuses a request whose path has a malformed %-escape, before any handler sees it.
@@ -132,28 +244,29 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
       res.end(head ? `<a href="${redirect}">Moved Permanently</a>.\n\n` : undefined);
       return;
     }
-    if (cfg.enableV2 && (url === KEYS_PREFIX || url.startsWith(KEYS_PREFIX + '/') || url.startsWith(KEYS_PREFIX + '?'))) keys(req, res);
+    if (!cfg.enableV2 && isV2Path(url)) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+      res.end('404 page not found\n');
+    } else if (url === KEYS_PREFIX || url.startsWith(KEYS_PREFIX + '/') || url.startsWith(KEYS_PREFIX + '?')) keys(req, res);
     else admin(req, res);
+  };
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (server.published) route(req, res);
+    else void published.then(() => route(req, res));
   };
   const listeners: http.Server[] = [];
   for (const u of cfg.listenClientURLs) {
     const url = new URL(u);
-    const srv = http.createServer({ keepAliveTimeout: 30000 }, handler);
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), () => resolve());
-    });
+    const cs = http.createServer({ keepAliveTimeout: 30000 }, handler);
+    await listen(cs, url);
     logger.info('serving client requests', { url: u });
-    listeners.push(srv);
+    listeners.push(cs);
   }
   for (const u of cfg.listenMetricsURLs) {
     const url = new URL(u);
-    const srv = http.createServer(admin);
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(Number(url.port), url.hostname, () => resolve());
-    });
-    listeners.push(srv);
+    const ms = http.createServer(admin);
+    await listen(ms, url);
+    listeners.push(ms);
   }
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -163,7 +276,11 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
       for (const l of listeners) l.closeIdleConnections();
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
       await server.stop();
-      for (const l of listeners) l.closeAllConnections();
+      transport.stop();
+      for (const l of [...listeners, ...peerListeners]) {
+        l.close();
+        l.closeAllConnections();
+      }
     })();
     return stopping;
   };
@@ -180,6 +297,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   try {
     parsed = parseConfig(argv, env, (p) => fs.readFileSync(p, 'utf8'));
   } catch (err) {
+    if (err instanceof ConfigError && err.exitCode === 2) {
+      process.stderr.write(`${err.message}\n${USAGE_LINE}\n`);
+      return err.exitCode;
+    }
     if (err instanceof ConfigError) {
       process.stderr.write(`etcd: error verifying flags, ${err.message}. See 'etcd --help'.\n`);
       return err.exitCode;

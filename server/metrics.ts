@@ -24,6 +24,9 @@ export class ServerMetrics {
   readonly backendCommit: client.Histogram;
   private server: EtcdServer | undefined;
   private store: V2Store | undefined;
+  private readonly peerSentBytes: client.Counter<'To'>;
+  private readonly peerReceivedBytes: client.Counter<'From'>;
+  private readonly peerSentFailures: client.Counter<'To'>;
 
   constructor(version: string) {
     const r = this.registry;
@@ -44,6 +47,9 @@ export class ServerMetrics {
       buckets: client.exponentialBuckets(0.001, 2, 14),
       registers: [r],
     });
+    this.peerSentBytes = new client.Counter({ name: 'etcd_network_peer_sent_bytes_total', help: 'The total number of bytes sent to peers.', labelNames: ['To'], registers: [r] });
+    this.peerReceivedBytes = new client.Counter({ name: 'etcd_network_peer_received_bytes_total', help: 'The total number of bytes received from peers.', labelNames: ['From'], registers: [r] });
+    this.peerSentFailures = new client.Counter({ name: 'etcd_network_peer_sent_failures_total', help: 'The total number of send failures from peers.', labelNames: ['To'], registers: [r] });
     const gauge = (name: string, help: string, read: () => number) =>
       new client.Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
     const counter = (name: string, help: string, read: () => number) => {
@@ -92,6 +98,18 @@ export class ServerMetrics {
     };
     byAction('etcd_debugging_store_reads_total', 'Total number of reads action by (get/getRecursive), local to this member.', STORE_READS);
     byAction('etcd_debugging_store_writes_total', 'Total number of writes (e.g. set/compareAndDelete) seen by this member.', STORE_WRITES);
+  }
+
+  peerSent(to: string, bytes: number): void {
+    this.peerSentBytes.inc({ To: to }, bytes);
+  }
+
+  peerReceived(from: string, bytes: number): void {
+    this.peerReceivedBytes.inc({ From: from }, bytes);
+  }
+
+  peerSendFailed(to: string): void {
+    this.peerSentFailures.inc({ To: to });
   }
 
   private onAttach: () => void = () => undefined;

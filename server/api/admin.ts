@@ -11,6 +11,8 @@ export const CLUSTER_VERSION = '3.4.0';
 
 export interface AdminDeps {
   server: EtcdServer;
+  /** The peer transport, for the leader's view of its followers (/v2/stats/leader). */
+  transport?: { followerStats(): Record<string, unknown> };
   store: V2Store;
   name: string;
   registry: client.Registry;
@@ -95,11 +97,17 @@ export function adminApp(d: AdminDeps): express.Express {
       (err) => membershipError(res, m.id, err),
     );
   });
+  /** etcd's check before a removal: the members that stay, this one included, hear from a quorum of them. */
+  const connectedToQuorumWithout = (id: string): boolean => {
+    const staying = server.cluster.votingMembers().filter((m) => m.id !== id);
+    const active = staying.filter((m) => server.isPeerActive(m.id)).length;
+    return active >= Math.floor(staying.length / 2) + 1;
+  };
   members.delete('/:id', (req, res) => {
     const id = req.params.id;
     if (!/^[0-9a-fA-F]{1,16}$/.test(id)) return httpError(res, 404, `No such member: ${id}`);
     const known = server.cluster.get(id);
-    if (known && !known.isLearner && d.strictReconfigCheck && !server.cluster.isReadyToRemoveVotingMember(id)) {
+    if (known && !known.isLearner && d.strictReconfigCheck && (!server.cluster.isReadyToRemoveVotingMember(id) || !connectedToQuorumWithout(id))) {
       return httpError(res, 500, 'Internal Server Error');
     }
     server.removeMember(id).then(
@@ -111,13 +119,10 @@ export function adminApp(d: AdminDeps): express.Express {
     const id = req.params.id;
     const urls = peerURLsOf(req, res);
     if (!urls) return;
-    try {
-      server.cluster.validateUpdate(id, urls);
-    } catch (err) {
-      return membershipError(res, id, err);
-    }
-    // Changing peer URLs takes effect with the peer transport (clustering); a single member has no peers.
-    httpError(res, 501, 'updating peer URLs is not supported by this server yet');
+    server.updateMember(id, urls).then(
+      () => res.status(204).end(),
+      (err) => membershipError(res, id, err),
+    );
   });
   app.use('/v2/members', members);
 
@@ -140,7 +145,7 @@ export function adminApp(d: AdminDeps): express.Express {
   });
   app.get('/v2/stats/leader', (_req, res) => {
     if (server.raftState !== StateType.Leader) return httpError(res, 403, 'not current leader');
-    res.type('application/json').send(JSON.stringify({ leader: server.id, followers: {} }));
+    res.type('application/json').send(JSON.stringify({ leader: server.id, followers: d.transport?.followerStats() ?? {} }));
   });
 
   app.get('/metrics', (_req, res) => {

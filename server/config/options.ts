@@ -31,6 +31,7 @@ export const OPTIONS: OptionSpec[] = [
   s('data-dir', '', 'Path to the data directory (default: ${name}.etcd).'),
   s('wal-dir', '', 'Path to the dedicated WAL directory (default: inside the data directory).'),
   u('snapshot-count', 100000, 'Number of committed transactions to trigger a snapshot to disk.'),
+  u('experimental-snapshot-catchup-entries', 5000, 'Number of entries for a slow follower to catch up after compacting the raft storage entries.'),
   u('heartbeat-interval', 100, 'Time (in milliseconds) of a heartbeat interval.'),
   u('election-timeout', 1000, 'Time (in milliseconds) for an election to timeout.'),
   u('max-request-bytes', 1.5 * 1024 * 1024, 'Maximum client request size in bytes the server will accept.'),

@@ -31,6 +31,7 @@ export interface ServerConfig {
   dataDir: string;
   walDir: string;
   snapshotCount: number;
+  snapshotCatchupEntries: number;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
   maxRequestBytes: number;
@@ -335,6 +336,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     dataDir: str('data-dir') || `${name}.etcd`,
     walDir: str('wal-dir'),
     snapshotCount: num('snapshot-count'),
+    snapshotCatchupEntries: num('experimental-snapshot-catchup-entries'),
     heartbeatIntervalMs: heartbeat,
     electionTimeoutMs: election,
     maxRequestBytes: num('max-request-bytes'),

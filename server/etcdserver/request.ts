@@ -14,6 +14,8 @@ export enum Method {
   SYNC = 4,
   /** A started member publishes its name and client URLs (path: its ID; value: JSON {name, clientURLs}). */
   ATTRIBUTES = 5,
+  /** A member's new peer URLs (path: its ID; value: JSON array of URLs), from the members API's PUT. */
+  MEMBER_UPDATE = 6,
 }
 
 const FLAG_DIR = 1;

@@ -46,6 +46,22 @@ export interface SnapshotStore extends SnapshotPersistence {
   releaseOlderThan?(index: number): Promise<void>;
 }
 
+/** The peer transport as the server drives it: messages out, and the peers to reach as membership changes. */
+export interface PeerTransport extends PeerSender {
+  /** Who this member is and which cluster it belongs to, once start() knows. */
+  setLocal?(id: string, clusterId: string): void;
+  addPeer?(id: string, peerURLs: string[]): void;
+  removePeer?(id: string): void;
+  setPeers?(members: { id: string; peerURLs: string[] }[]): void;
+  isActive?(id: string): boolean;
+}
+
+/** A running cluster as its members describe it (GET /members on a peer URL), for a member joining it. */
+export interface RemoteCluster {
+  clusterId: string;
+  members: Member[];
+}
+
 export interface ServerOptions {
   name: string;
   initialCluster: { name: string; peerURLs: string[] }[];
@@ -55,11 +71,17 @@ export interface ServerOptions {
   heartbeatMs: number;
   electionMs: number;
   snapshotCount: number;
+  /** Entries kept in the log before a snapshot, for followers slightly behind (default 5000). */
+  snapshotCatchupEntries?: number;
   preVote: boolean;
   stateMachine: V2StateMachine;
   wal: WALStore;
   snapshots: SnapshotStore;
-  transport: PeerSender;
+  transport: PeerTransport;
+  /** For --initial-cluster-state existing: asks the running members who is in the cluster. */
+  fetchRemoteCluster?: (peerURLs: string[]) => Promise<RemoteCluster>;
+  /** The URLs this member advertises to its peers (how it is found in the remote cluster when joining). */
+  advertisePeerURLs?: string[];
   now: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, meta?: Record<string, unknown>) => void;
 }
@@ -160,6 +182,8 @@ export class EtcdServer extends EventEmitter {
   lead = NONE;
   raftState: StateType = StateType.Follower;
   leaderChanges = 0;
+  /** This member's name and client URLs are in the cluster (etcd's ReadyNotify): clients may be served. */
+  published = false;
   private syncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   readonly startedAt: number;
@@ -232,13 +256,21 @@ export class EtcdServer extends EventEmitter {
         this.cluster = new Cluster(bootstrap.id);
       }
       o.log('info', 'restarted member from its data', { member: this.id, cluster: this.cluster.id, snapshot: applied, entries: opened.entries.length });
+    } else if (o.initialClusterState === 'existing') {
+      const joined = await this.joinExisting(bootstrap);
+      this.id = joined.id;
+      this.cluster = joined.cluster;
+      this.wal = await o.wal.create(Buffer.from(JSON.stringify({ memberId: this.id, clusterId: this.cluster.id })));
+      o.log('info', 'joining an existing cluster', { member: this.id, cluster: this.cluster.id, members: this.cluster.list().length });
     } else {
       this.id = self.id;
-      this.cluster = new Cluster(o.initialClusterState === 'new' ? bootstrap.id : '');
+      this.cluster = new Cluster(bootstrap.id);
       this.wal = await o.wal.create(Buffer.from(JSON.stringify({ memberId: this.id, clusterId: bootstrap.id })));
-      if (o.initialClusterState === 'new') bootstrapPeers = bootstrap.list();
+      bootstrapPeers = bootstrap.list();
       o.log('info', 'starting a new member', { member: this.id, cluster: bootstrap.id, state: o.initialClusterState });
     }
+    o.transport.setLocal?.(this.id, this.cluster.id);
+    o.transport.setPeers?.(bootstrapPeers ?? this.cluster.list());
     this.appliedIndex = applied;
     this.ids = new RequestIdGenerator(this.id, o.now());
     const electionTick = Math.max(2, Math.round(o.electionMs / o.heartbeatMs));
@@ -282,20 +314,90 @@ export class EtcdServer extends EventEmitter {
     await this.publishWhenLeaderKnown();
   }
 
+  /**
+   * --initial-cluster-state existing: the running members say which cluster this is and who is in it; this member
+   * must have been added already (members API) with the peer URLs it advertises.
+   */
+  private async joinExisting(bootstrap: Cluster): Promise<{ id: string; cluster: Cluster }> {
+    const o = this.o;
+    if (!o.fetchRemoteCluster) throw new Error('joining an existing cluster needs the peer transport');
+    const own = [...(o.advertisePeerURLs ?? bootstrap.memberByName(o.name)?.peerURLs ?? [])].sort();
+    const others = bootstrap.list().filter((m) => m.name !== o.name).flatMap((m) => m.peerURLs);
+    if (others.length === 0) throw new Error('--initial-cluster-state existing needs the other members in --initial-cluster');
+    const remote = await o.fetchRemoteCluster(others);
+    const me = remote.members.find((m) => [...m.peerURLs].sort().join(',') === own.join(','));
+    if (!me) {
+      throw new Error(
+        `error validating peerURLs: member with peer URLs ${own.join(',')} is not in the running cluster ${remote.clusterId} (add it first with the members API: etcdctl member add ${o.name} ${own.join(',')})`,
+      );
+    }
+    const names = new Set(bootstrap.list().map((m) => m.name));
+    for (const m of remote.members) {
+      if (m.name !== '' && !names.has(m.name)) throw new Error(`error validating peerURLs: member ${m.name} of the running cluster is missing from --initial-cluster`);
+    }
+    const cluster = new Cluster(remote.clusterId);
+    for (const m of remote.members) cluster.add({ ...m, name: m.id === me.id ? '' : m.name });
+    return { id: me.id, cluster };
+  }
+
+  // ---- the peer side: what the transport hands in ----
+
+  /** A Raft message from a peer. */
+  stepPeer(m: import('../raft').Message): void {
+    if (this.stopped || !this.raftNode) return;
+    try {
+      this.raftNode.node.step(m);
+    } catch (err) {
+      this.o.log('debug', 'dropped a peer message', { from: m.from, type: m.type, error: (err as Error).message });
+      return;
+    }
+    this.raftNode.schedule();
+  }
+
+  reportUnreachable(id: string): void {
+    if (this.stopped || !this.raftNode) return;
+    this.raftNode.node.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: string, ok: boolean): void {
+    if (this.stopped || !this.raftNode) return;
+    this.raftNode.node.reportSnapshot(id, ok);
+    this.raftNode.schedule();
+  }
+
+  /** A peer says this member was removed from the cluster. */
+  removedByPeer(peer: string): void {
+    if (this.stopped) return;
+    this.o.log('warn', 'a peer says this member was removed from the cluster', { peer });
+    this.emit('removed');
+  }
+
   private publishWhenLeaderKnown(): Promise<void> {
     // Publish name and client URLs through the log (etcd's publish), once there is a leader to take it.
     const attempt = (): void => {
       if (this.stopped) return;
       const me = this.cluster.get(this.id);
-      if (me && me.name === this.o.name && me.clientURLs.join(',') === this.o.advertiseClientURLs.join(',')) return;
+      if (me && me.name === this.o.name && me.clientURLs.join(',') === this.o.advertiseClientURLs.join(',')) {
+        if (!this.published) {
+          this.published = true;
+          this.emit('published');
+        }
+        return;
+      }
       if (this.lead === NONE) {
         setTimeout(attempt, this.o.heartbeatMs).unref();
         return;
       }
-      this.propose({ method: Method.ATTRIBUTES, path: this.id, value: JSON.stringify({ name: this.o.name, clientURLs: this.o.advertiseClientURLs }) }).catch((err: Error) => {
-        this.o.log('warn', 'failed to publish member attributes; retrying', { error: err.message });
-        setTimeout(attempt, this.o.heartbeatMs).unref();
-      });
+      this.propose({ method: Method.ATTRIBUTES, path: this.id, value: JSON.stringify({ name: this.o.name, clientURLs: this.o.advertiseClientURLs }) }).then(
+        (r) => {
+          if (r.error) this.o.log('warn', 'failed to publish member attributes; retrying', { error: r.error.message });
+          setTimeout(attempt, r.error ? this.o.heartbeatMs : 0).unref();
+        },
+        (err: Error) => {
+          this.o.log('warn', 'failed to publish member attributes; retrying', { error: err.message });
+          setTimeout(attempt, this.o.heartbeatMs).unref();
+        },
+      );
     };
     attempt();
     return Promise.resolve();
@@ -451,6 +553,18 @@ export class EtcdServer extends EventEmitter {
     return member;
   }
 
+  /** Changes a member's peer URLs (through the log, so every member's transport follows). */
+  async updateMember(id: string, peerURLs: string[]): Promise<void> {
+    this.cluster.validateUpdate(id, peerURLs);
+    const r = await this.propose({ method: Method.MEMBER_UPDATE, path: id, value: JSON.stringify([...peerURLs].sort()) });
+    if (r.error) throw r.error;
+  }
+
+  /** Whether this member hears from a peer now (itself: always). */
+  isPeerActive(id: string): boolean {
+    return id === this.id || (this.o.transport.isActive?.(id) ?? false);
+  }
+
   async removeMember(id: string): Promise<void> {
     this.cluster.validateRemove(id);
     const member = this.cluster.get(id)!;
@@ -504,6 +618,7 @@ export class EtcdServer extends EventEmitter {
     const { cluster, store } = decodeSnapshotData(s.data);
     this.o.stateMachine.recover(store);
     this.cluster = cluster;
+    this.o.transport.setPeers?.(cluster.list());
     this.confState = s.metadata.confState;
     this.appliedIndex = s.metadata.index;
     this.appliedTerm = s.metadata.term;
@@ -533,7 +648,18 @@ export class EtcdServer extends EventEmitter {
         break;
       case Method.ATTRIBUTES: {
         const attrs = JSON.parse(req.value) as { name: string; clientURLs: string[] };
-        this.cluster.updateAttributes(req.path, attrs.name, attrs.clientURLs);
+        if (this.cluster.has(req.path)) this.cluster.updateAttributes(req.path, attrs.name, attrs.clientURLs);
+        break;
+      }
+      case Method.MEMBER_UPDATE: {
+        const peerURLs = JSON.parse(req.value) as string[];
+        try {
+          this.cluster.validateUpdate(req.path, peerURLs);
+          this.cluster.updatePeerURLs(req.path, peerURLs);
+          this.o.transport.addPeer?.(req.path, peerURLs);
+        } catch (err) {
+          error = err as Error;
+        }
         break;
       }
       default:
@@ -565,12 +691,15 @@ export class EtcdServer extends EventEmitter {
         case ConfChangeType.AddNode:
           if (this.cluster.get(cc.nodeId)?.isLearner) this.cluster.promote(cc.nodeId);
           else if (ctx && !this.cluster.has(cc.nodeId)) this.cluster.add(ctx.member);
+          if (ctx) this.o.transport.addPeer?.(cc.nodeId, this.cluster.get(cc.nodeId)?.peerURLs ?? ctx.member.peerURLs);
           break;
         case ConfChangeType.AddLearnerNode:
           if (ctx && !this.cluster.has(cc.nodeId)) this.cluster.add({ ...ctx.member, isLearner: true });
+          if (ctx) this.o.transport.addPeer?.(cc.nodeId, ctx.member.peerURLs);
           break;
         case ConfChangeType.RemoveNode:
           if (this.cluster.has(cc.nodeId)) this.cluster.remove(cc.nodeId);
+          if (cc.nodeId !== this.id) this.o.transport.removePeer?.(cc.nodeId);
           break;
       }
     } catch (err) {
@@ -605,7 +734,7 @@ export class EtcdServer extends EventEmitter {
       .then(async () => {
         // The marker says replay may start here; only then may the log before it go.
         await this.wal.saveSnapshot({ index, term: snap.metadata.term });
-        const compactTo = index - SNAPSHOT_CATCHUP_ENTRIES;
+        const compactTo = index - (this.o.snapshotCatchupEntries ?? SNAPSHOT_CATCHUP_ENTRIES);
         if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
         await this.wal.releaseTo(index);
         await this.o.snapshots.releaseOlderThan?.(index);

@@ -78,32 +78,50 @@ async function startEtcdProcess(
   const pport = ports?.peer ?? (await freePort());
   const clientURL = `http://127.0.0.1:${cport}`;
   const peerURL = `http://127.0.0.1:${pport}`;
-  const proc = spawn(
-    command,
-    [
-      ...prefix,
-      '--data-dir', dataDir, '--enable-v2=true',
-      '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL,
-      '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL,
-      '--initial-cluster', `default=${peerURL}`,
-      ...extraArgs,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const args = [
+    ...prefix,
+    '--data-dir', dataDir, '--enable-v2=true',
+    '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL,
+    '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL,
+    '--initial-cluster', `default=${peerURL}`,
+    ...extraArgs,
+  ];
+  return spawnEtcd(command, args, { clientURL, peerURL, dataDir });
+}
+
+/** Our etcd with exactly these arguments; resolves once `clientURL`/health answers (or `healthy: false`: once it listens). */
+export function spawnOurEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean } = {}): Promise<RunningEtcd> {
+  if (!existsSync(OUR_ETCD)) throw new Error(`${OUR_ETCD} is missing: run npm run build first (npm test does)`);
+  return spawnEtcd(process.execPath, [OUR_ETCD, ...args], where, o);
+}
+
+/** The real etcd with exactly these arguments (see spawnOurEtcd). */
+export function spawnRealEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean } = {}): Promise<RunningEtcd> {
+  return spawnEtcd(requireRealEtcd(), args, where, o);
+}
+
+async function spawnEtcd(
+  command: string,
+  args: string[],
+  where: { clientURL: string; peerURL: string; dataDir: string },
+  o: { healthy?: boolean } = {},
+): Promise<RunningEtcd> {
+  const { clientURL, peerURL, dataDir } = where;
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-  const healthy = () =>
+  const ready = () =>
     new Promise<boolean>((resolve) => {
       http.get(`${clientURL}/health`, (res) => {
         let body = '';
         res.on('data', (c) => (body += c));
-        res.on('end', () => resolve(res.statusCode === 200 && body.includes('true')));
+        res.on('end', () => resolve(o.healthy === false || (res.statusCode === 200 && body.includes('true'))));
       }).on('error', () => resolve(false));
     });
   const deadline = Date.now() + 20000;
-  while (!(await healthy())) {
+  while (!(await ready())) {
     if (proc.exitCode !== null) throw new Error(`${command} exited with ${proc.exitCode} before becoming healthy:\n${out}`);
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');

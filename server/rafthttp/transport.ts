@@ -1,0 +1,428 @@
+/**
+ * The peer transport: Raft messages between members over HTTP(S).
+ *
+ * - Each member keeps one long-lived POST /raft/stream to every peer, whose request body is an endless sequence of
+ *   frames (see codec.ts). Messages given to send() in one turn of the event loop go out in one write (batching);
+ *   a peer that does not keep up has a bounded queue, past which messages are dropped and Raft is told the peer is
+ *   unreachable (Raft resends what matters; it never relies on the transport for delivery).
+ * - Snapshots go separately, POST /raft/snapshot, written in chunks with back-pressure, and their outcome is
+ *   reported to Raft (reportSnapshot).
+ * - Every request says who sends it, to whom and for which cluster (X-Server-From, X-Raft-To, X-Etcd-Cluster-ID):
+ *   a member of another cluster is answered 412 and a removed member 410, and never gets a message through.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { Message, MessageType } from '../raft';
+import { FrameDecoder, encodeFrame } from './codec';
+
+export const STREAM_PATH = '/raft/stream';
+export const SNAPSHOT_PATH = '/raft/snapshot';
+/** Messages waiting for one peer before new ones are dropped. */
+export const MAX_QUEUED_MESSAGES = 4096;
+/** The largest frame a stream accepts (a MsgApp is bounded by the Raft max message size, 1 MiB here, plus entries). */
+export const MAX_STREAM_FRAME = 64 * 1024 * 1024;
+export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
+const SNAPSHOT_CHUNK = 1024 * 1024;
+
+export interface RaftReporter {
+  /** A message from a peer, for the Raft core. */
+  process(m: Message): void;
+  reportUnreachable(id: string): void;
+  reportSnapshot(id: string, ok: boolean): void;
+  /** Whether a member ID was removed from the cluster (its messages are refused with 410). */
+  isRemoved(id: string): boolean;
+  /** A peer answered 410: this member was removed from the cluster. */
+  removedByPeer(peer: string): void;
+}
+
+export interface TransportOptions {
+  reporter: RaftReporter;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, meta?: Record<string, unknown>) => void;
+  /** For https:// peer URLs (TLS settings of the peer client side). */
+  httpsAgentOptions?: https.AgentOptions;
+  /** Called with the bytes sent to / received from a peer, and on failed sends (for the metrics). */
+  onSent?: (to: string, bytes: number) => void;
+  onReceived?: (from: string, bytes: number) => void;
+  onSendFailure?: (to: string) => void;
+}
+
+/** What /v2/stats/leader shows of a follower: heartbeat round trips and their outcomes. */
+export interface FollowerStats {
+  latency: { current: number; average: number; standardDeviation: number; minimum: number; maximum: number };
+  counts: { fail: number; success: number };
+}
+
+function headers(t: Transport, to: string): Record<string, string> {
+  return { 'Content-Type': 'application/octet-stream', 'X-Server-From': t.id, 'X-Raft-To': to, 'X-Etcd-Cluster-ID': t.clusterId };
+}
+
+class Peer {
+  private req: http.ClientRequest | undefined;
+  private connected = false;
+  private waitingDrain = false;
+  private queue: Buffer[] = [];
+  private flushScheduled = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private urlIndex = 0;
+  private stopped = false;
+  private lastMismatchLog = 0;
+  private heartbeatSentAt = new Map<number, number>();
+  readonly stats: FollowerStats = {
+    latency: { current: 0, average: 0, standardDeviation: 0, minimum: 0, maximum: 0 },
+    counts: { fail: 0, success: 0 },
+  };
+  private latencySquares = 0;
+
+  constructor(
+    readonly id: string,
+    public urls: string[],
+    private readonly t: Transport,
+  ) {}
+
+  isActive(): boolean {
+    return this.connected;
+  }
+
+  enqueue(m: Message): void {
+    if (this.stopped) return;
+    if (this.queue.length >= MAX_QUEUED_MESSAGES) {
+      this.stats.counts.fail++;
+      this.t.o.onSendFailure?.(this.id);
+      this.t.o.reporter.reportUnreachable(this.id);
+      return;
+    }
+    if (m.type === MessageType.Heartbeat) this.heartbeatSentAt.set(m.term, performance.now());
+    this.queue.push(encodeFrame(m));
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** A heartbeat response came back: one round trip. */
+  heartbeatAnswered(term: number): void {
+    const sent = this.heartbeatSentAt.get(term);
+    if (sent === undefined) return;
+    this.heartbeatSentAt.delete(term);
+    const ms = performance.now() - sent;
+    const s = this.stats;
+    s.counts.success++;
+    const n = s.counts.success;
+    s.latency.current = ms;
+    s.latency.average += (ms - s.latency.average) / n;
+    this.latencySquares += ms * ms;
+    s.latency.standardDeviation = Math.sqrt(Math.max(0, this.latencySquares / n - s.latency.average * s.latency.average));
+    s.latency.minimum = n === 1 ? ms : Math.min(s.latency.minimum, ms);
+    s.latency.maximum = Math.max(s.latency.maximum, ms);
+  }
+
+  private flush(): void {
+    if (this.stopped || this.queue.length === 0) return;
+    if (!this.req) {
+      if (!this.retryTimer) this.connect();
+      return;
+    }
+    if (!this.connected || this.waitingDrain) return;
+    const data = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
+    this.queue = [];
+    this.t.o.onSent?.(this.id, data.length);
+    if (!this.req.write(data)) {
+      this.waitingDrain = true;
+      this.req.once('drain', () => {
+        this.waitingDrain = false;
+        this.flush();
+      });
+    }
+  }
+
+  private connect(): void {
+    const url = new URL(STREAM_PATH, this.urls[this.urlIndex % this.urls.length]);
+    const mod = url.protocol === 'https:' ? https : http;
+    const req = mod.request(url, {
+      method: 'POST',
+      headers: headers(this.t, this.id),
+      agent: url.protocol === 'https:' ? this.t.httpsAgent() : false,
+      timeout: 5000,
+    });
+    this.req = req;
+    req.on('response', (res) => {
+      if (res.statusCode === 200) {
+        // The peer accepts our stream; the connection stays open as long as both live.
+        req.setTimeout(0);
+        this.connected = true;
+        this.failures = 0;
+        this.t.o.log('info', 'peer stream established', { peer: this.id, url: url.origin });
+        this.flush();
+        res.resume();
+        return;
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        if (res.statusCode === 410) this.t.o.reporter.removedByPeer(this.id);
+        else if (res.statusCode === 412) this.logMismatch(body.trim());
+        else this.t.o.log('warn', 'peer refused the stream', { peer: this.id, status: res.statusCode, body: body.trim() });
+        this.fail();
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out connecting')));
+    req.on('error', (err) => {
+      if (this.req === req) {
+        if (this.failures === 0) this.t.o.log('warn', 'lost the stream to a peer', { peer: this.id, url: url.origin, error: err.message });
+        this.fail();
+      }
+    });
+    req.on('close', () => {
+      if (this.req === req) this.fail();
+    });
+    req.flushHeaders();
+  }
+
+  private logMismatch(body: string): void {
+    const now = Date.now();
+    if (now - this.lastMismatchLog < 5000) return;
+    this.lastMismatchLog = now;
+    this.t.o.log('error', 'a peer refused this member: it belongs to another cluster (check --initial-cluster and --initial-cluster-token)', {
+      peer: this.id,
+      localClusterId: this.t.clusterId,
+      answer: body,
+    });
+  }
+
+  private fail(): void {
+    const req = this.req;
+    this.req = undefined;
+    this.connected = false;
+    this.waitingDrain = false;
+    if (req && !req.destroyed) req.destroy();
+    // What was queued is stale by the time the peer is back: Raft resends what still matters.
+    const dropped = this.queue.length;
+    this.queue = [];
+    this.stats.counts.fail += dropped;
+    this.heartbeatSentAt.clear();
+    if (this.stopped) return;
+    this.t.o.onSendFailure?.(this.id);
+    this.t.o.reporter.reportUnreachable(this.id);
+    this.failures++;
+    this.urlIndex++;
+    const delay = Math.min(1000, 50 * 2 ** Math.min(this.failures, 5));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.stopped && !this.req) this.connect();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  sendSnapshot(m: Message): void {
+    const url = new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]);
+    const mod = url.protocol === 'https:' ? https : http;
+    const frame = encodeFrame(m);
+    const done = (ok: boolean, why?: string) => {
+      if (!ok) this.t.o.log('warn', 'sending a snapshot failed', { peer: this.id, index: m.snapshot?.metadata.index, error: why });
+      else this.t.o.log('info', 'sent a snapshot', { peer: this.id, index: m.snapshot?.metadata.index, bytes: frame.length });
+      this.t.o.reporter.reportSnapshot(this.id, ok);
+    };
+    const req = mod.request(url, {
+      method: 'POST',
+      headers: { ...headers(this.t, this.id), 'Content-Length': String(frame.length) },
+      agent: url.protocol === 'https:' ? this.t.httpsAgent() : false,
+    });
+    let settled = false;
+    const settle = (ok: boolean, why?: string) => {
+      if (settled) return;
+      settled = true;
+      done(ok, why);
+    };
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => settle(res.statusCode === 204, `status ${res.statusCode}`));
+    });
+    req.on('error', (err) => settle(false, err.message));
+    // Written in chunks, waiting for the socket to drain between them.
+    let off = 0;
+    const writeMore = (): void => {
+      while (off < frame.length) {
+        const chunk = frame.subarray(off, off + SNAPSHOT_CHUNK);
+        off += chunk.length;
+        this.t.o.onSent?.(this.id, chunk.length);
+        if (!req.write(chunk)) {
+          req.once('drain', writeMore);
+          return;
+        }
+      }
+      req.end();
+    };
+    writeMore();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.req?.destroy();
+    this.req = undefined;
+    this.queue = [];
+  }
+}
+
+export class Transport {
+  private readonly peers = new Map<string, Peer>();
+  private agent: https.Agent | undefined;
+  private readonly inbound = new Set<http.IncomingMessage>();
+  /** This member and its cluster (known once the server has started). */
+  id = '';
+  clusterId = '';
+
+  constructor(readonly o: TransportOptions) {}
+
+  setLocal(id: string, clusterId: string): void {
+    this.id = id;
+    this.clusterId = clusterId;
+  }
+
+  httpsAgent(): https.Agent {
+    this.agent ??= new https.Agent({ keepAlive: true, ...this.o.httpsAgentOptions });
+    return this.agent;
+  }
+
+  send(messages: Message[]): void {
+    for (const m of messages) {
+      const p = this.peers.get(m.to);
+      if (!p) continue;
+      if (m.type === MessageType.Snap) p.sendSnapshot(m);
+      else p.enqueue(m);
+    }
+  }
+
+  addPeer(id: string, urls: string[]): void {
+    if (id === this.id) return;
+    const p = this.peers.get(id);
+    if (p) {
+      p.urls = urls;
+      return;
+    }
+    this.peers.set(id, new Peer(id, urls, this));
+  }
+
+  removePeer(id: string): void {
+    this.peers.get(id)?.stop();
+    this.peers.delete(id);
+  }
+
+  /** Makes the peers exactly these members (after a snapshot replaced the membership). */
+  setPeers(members: { id: string; peerURLs: string[] }[]): void {
+    const want = new Set(members.map((m) => m.id));
+    for (const id of [...this.peers.keys()]) if (!want.has(id)) this.removePeer(id);
+    for (const m of members) this.addPeer(m.id, m.peerURLs);
+  }
+
+  isActive(id: string): boolean {
+    return this.peers.get(id)?.isActive() ?? false;
+  }
+
+  followerStats(): Record<string, FollowerStats> {
+    return Object.fromEntries([...this.peers].map(([id, p]) => [id, p.stats]));
+  }
+
+  stop(): void {
+    for (const p of this.peers.values()) p.stop();
+    this.peers.clear();
+    for (const r of this.inbound) r.destroy();
+    this.agent?.destroy();
+  }
+
+  /** Checks who a peer request comes from; answers and returns false when it must be refused. */
+  private admit(req: http.IncomingMessage, res: http.ServerResponse): string | undefined {
+    const from = String(req.headers['x-server-from'] ?? '');
+    const to = String(req.headers['x-raft-to'] ?? '');
+    const cid = String(req.headers['x-etcd-cluster-id'] ?? '');
+    const refuse = (status: number, text: string) => {
+      req.resume();
+      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Etcd-Cluster-ID': this.clusterId });
+      res.end(text + '\n');
+      return undefined;
+    };
+    if (this.id === '') return refuse(503, 'member not started yet');
+    if (cid !== this.clusterId) {
+      this.o.log('warn', 'refused a peer request from another cluster', { from, remoteClusterId: cid, localClusterId: this.clusterId });
+      return refuse(412, `cluster ID mismatch: local ${this.clusterId}, remote ${cid}`);
+    }
+    if (to !== this.id) return refuse(412, `member ID mismatch: this is ${this.id}, not ${to}`);
+    if (this.o.reporter.isRemoved(from)) return refuse(410, `member ${from} was removed from the cluster`);
+    return from;
+  }
+
+  /** The peer listener's handler for the Raft paths; others go to `next`. */
+  handler(next: (req: http.IncomingMessage, res: http.ServerResponse) => void): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+    return (req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (req.method === 'POST' && path === STREAM_PATH) return this.serveStream(req, res);
+      if (req.method === 'POST' && path === SNAPSHOT_PATH) return this.serveSnapshot(req, res);
+      next(req, res);
+    };
+  }
+
+  private serveStream(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const from = this.admit(req, res);
+    if (from === undefined) return;
+    res.writeHead(200, { 'X-Etcd-Cluster-ID': this.clusterId });
+    res.flushHeaders();
+    this.inbound.add(req);
+    const decoder = new FrameDecoder(MAX_STREAM_FRAME);
+    req.on('data', (chunk: Buffer) => {
+      this.o.onReceived?.(from, chunk.length);
+      let msgs: Message[];
+      try {
+        msgs = decoder.push(chunk);
+      } catch (err) {
+        this.o.log('warn', 'closing a peer stream that sent a malformed message', { from, error: (err as Error).message });
+        req.destroy();
+        return;
+      }
+      for (const m of msgs) {
+        if (m.from !== from) continue; // a message must come from the member that opened the stream
+        if (m.type === MessageType.HeartbeatResp) this.peers.get(from)?.heartbeatAnswered(m.term);
+        this.o.reporter.process(m);
+      }
+    });
+    const gone = () => {
+      this.inbound.delete(req);
+      res.end();
+    };
+    req.on('end', gone);
+    req.on('close', gone);
+  }
+
+  private serveSnapshot(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const from = this.admit(req, res);
+    if (from === undefined) return;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      this.o.onReceived?.(from, c.length);
+      if (size > MAX_SNAPSHOT_BYTES) tooBig = true;
+      else chunks.push(c);
+    });
+    req.on('end', () => {
+      if (tooBig) {
+        res.writeHead(413).end('snapshot too large\n');
+        return;
+      }
+      try {
+        const msgs = new FrameDecoder(MAX_SNAPSHOT_BYTES).push(Buffer.concat(chunks, size));
+        if (msgs.length !== 1 || msgs[0].type !== MessageType.Snap || msgs[0].from !== from) throw new Error('expected one MsgSnap');
+        this.o.log('info', 'received a snapshot', { from, index: msgs[0].snapshot?.metadata.index, bytes: size });
+        this.o.reporter.process(msgs[0]);
+        res.writeHead(204).end();
+      } catch (err) {
+        res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${(err as Error).message}\n`);
+      }
+    });
+  }
+}

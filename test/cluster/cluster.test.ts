@@ -1,0 +1,189 @@
+/**
+ * Clusters of our etcd processes on 127.0.0.1: bootstrap from --initial-cluster, replication through any member,
+ * leader failure under load, catch-up by snapshot, partitions (through peer proxies the test cuts).
+ */
+import { request } from '../support/http';
+import { MemberSlot, TestCluster, eventually } from '../support/cluster';
+
+interface Node {
+  key: string;
+  value: string;
+  modifiedIndex: number;
+}
+
+async function put(m: MemberSlot, key: string, value: string, timeoutMs = 15000): Promise<Node> {
+  const a = await request(m.clientURL, 'PUT', `/v2/keys${key}`, { form: `value=${encodeURIComponent(value)}`, timeoutMs });
+  if (a.status !== 200 && a.status !== 201) throw new Error(`PUT ${key} via ${m.name}: ${a.status} ${a.body}`);
+  return (JSON.parse(a.body) as { node: Node }).node;
+}
+
+async function get(m: MemberSlot, key: string, quorum: boolean): Promise<Node | undefined> {
+  const a = await request(m.clientURL, 'GET', `/v2/keys${key}${quorum ? '?quorum=true' : ''}`, { timeoutMs: 10000 });
+  if (a.status === 404) return undefined;
+  if (a.status !== 200) throw new Error(`GET ${key} via ${m.name}: ${a.status} ${a.body}`);
+  return (JSON.parse(a.body) as { node: Node }).node;
+}
+
+async function selfStats(m: MemberSlot): Promise<{ id: string; state: string; leaderInfo: { leader: string } }> {
+  return JSON.parse((await request(m.clientURL, 'GET', '/v2/stats/self')).body) as { id: string; state: string; leaderInfo: { leader: string } };
+}
+
+/** Writes `count` keys through the given members from `workers` concurrent clients, recording what was acknowledged. */
+async function writeLoad(
+  targets: () => MemberSlot[],
+  o: { prefix: string; count: number; workers: number; maxMs: number; onAck?: (n: number) => Promise<void> | void },
+): Promise<Map<string, Node>> {
+  const acked = new Map<string, Node>();
+  let next = 0;
+  const deadline = Date.now() + o.maxMs;
+  await Promise.all(
+    Array.from({ length: o.workers }, async (_, w) => {
+      while (next < o.count && Date.now() < deadline) {
+        const i = next++;
+        const ts = targets();
+        const m = ts[(i + w) % ts.length];
+        const key = `${o.prefix}/${i}`;
+        try {
+          const node = await put(m, key, `v${i}`, 8000);
+          acked.set(key, node);
+          await o.onAck?.(acked.size);
+        } catch {
+          // Not acknowledged (the member died or there was no leader): the write may or may not have happened.
+        }
+      }
+    }),
+  );
+  return acked;
+}
+
+async function expectAll(m: MemberSlot, acked: Map<string, Node>, quorum: boolean): Promise<void> {
+  for (const [key, node] of acked) {
+    const got = await get(m, key, quorum);
+    expect({ key, value: got?.value, index: got?.modifiedIndex }).toEqual({ key, value: node.value, index: node.modifiedIndex });
+  }
+}
+
+describe('a 3-member cluster', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await TestCluster.start(3, { args: ['--snapshot-count', '200', '--experimental-snapshot-catchup-entries', '50'] });
+  });
+  afterAll(async () => c?.stop());
+
+  test('starts from --initial-cluster with the IDs etcd derives, and lists its members everywhere', async () => {
+    const want = c.members.map((s) => ({ id: s.id, name: s.name, peerURLs: [s.peerURL], clientURLs: [s.clientURL] })).sort((a, b) => (BigInt('0x' + a.id!) < BigInt('0x' + b.id!) ? -1 : 1));
+    for (const m of c.members) {
+      // Each member publishes its client URLs through the log once started: every member sees them all, soon.
+      await eventually(`${m.name} to list every member`, async () => {
+        const a = await request(m.clientURL, 'GET', '/v2/members');
+        const { members } = JSON.parse(a.body) as { members: unknown[] };
+        return JSON.stringify(members) === JSON.stringify(want) ? true : undefined;
+      });
+    }
+  });
+
+  test('writes through any member are read back through every other', async () => {
+    for (const w of c.members) {
+      const node = await put(w, `/via/${w.name}`, `written via ${w.name}`);
+      for (const r of c.members) {
+        expect(await get(r, `/via/${w.name}`, true)).toEqual(node);
+        // A plain GET is served locally (serializable): it catches up without a quorum read.
+        await eventually(`${r.name} to see ${w.name}'s write`, async () => ((await get(r, `/via/${w.name}`, false))?.value === node.value ? true : undefined));
+      }
+    }
+  });
+
+  test('the leader reports its followers; followers refuse /v2/stats/leader', async () => {
+    const leader = await c.waitForLeader();
+    const a = await request(leader.clientURL, 'GET', '/v2/stats/leader');
+    const stats = JSON.parse(a.body) as { leader: string; followers: Record<string, { counts: { success: number } }> };
+    expect(stats.leader).toBe(leader.id);
+    expect(Object.keys(stats.followers).sort()).toEqual(c.members.filter((m) => m !== leader).map((m) => m.id!).sort());
+    for (const f of c.members.filter((m) => m !== leader)) {
+      expect((await request(f.clientURL, 'GET', '/v2/stats/leader')).status).toBe(403);
+    }
+  });
+
+  test('kill -9 the leader under load: a new leader, writes go on, nothing acknowledged is lost; it comes back by snapshot', async () => {
+    const old = await c.waitForLeader();
+    let killed = false;
+    let ackedAfterKill = 0;
+    const acked = await writeLoad(() => c.running(), {
+      prefix: '/failover',
+      count: 600,
+      workers: 8,
+      maxMs: 40000,
+      onAck: async (n) => {
+        if (killed) ackedAfterKill++;
+        if (n === 100 && !killed) {
+          killed = true;
+          await c.kill(old);
+        }
+      },
+    });
+    expect(killed).toBe(true);
+    expect(ackedAfterKill).toBeGreaterThan(100);
+    const survivors = c.running();
+    const leader = await c.waitForLeader(survivors);
+    expect(leader).not.toBe(old);
+    for (const m of survivors) await expectAll(m, acked, true);
+    // More than the catch-up entries were written since: the old leader's log was compacted past it.
+    await c.restart(old);
+    const last = [...acked.values()].sort((a, b) => b.modifiedIndex - a.modifiedIndex)[0];
+    await eventually('the restarted member to catch up', async () => ((await get(old, last.key, false))?.modifiedIndex === last.modifiedIndex ? true : undefined));
+    await expectAll(old, acked, false);
+    expect(old.proc!.output()).toMatch(/received a snapshot/);
+  });
+
+  test('a partitioned follower cannot commit; the majority can; healed, it converges without disrupting the leader', async () => {
+    const leader = await c.waitForLeader();
+    const follower = c.members.find((m) => m !== leader && m.proc)!;
+    const termBefore = Number((await request(leader.clientURL, 'GET', '/v2/keys/')).headers['x-raft-term']);
+    c.partition([follower]);
+    const minority = await request(follower.clientURL, 'PUT', '/v2/keys/partition/minority', { form: 'value=lost', timeoutMs: 20000 });
+    expect({ status: minority.status, body: JSON.parse(minority.body) }).toEqual({
+      status: 500,
+      body: { errorCode: 300, message: 'Raft Internal Error', cause: expect.stringMatching(/^etcdserver: request timed out/), index: 0 },
+    });
+    const written = await put(leader, '/partition/majority', 'kept');
+    // Long enough apart for the follower to have timed out elections many times over (without PreVote it would
+    // have raised its term and, healed, forced the leader to step down).
+    c.heal();
+    await eventually('the healed follower to converge', async () => ((await get(follower, '/partition/majority', false))?.value === written.value ? true : undefined));
+    expect((await c.waitForLeader()).id).toBe(leader.id);
+    expect(Number((await request(leader.clientURL, 'GET', '/v2/keys/')).headers['x-raft-term'])).toBe(termBefore);
+    expect(await get(leader, '/partition/minority', true)).toBeUndefined();
+  });
+
+  test('a leader cut off from the majority is replaced; healed, it follows the new one', async () => {
+    const old = await c.waitForLeader();
+    c.partition([old]);
+    const majority = c.running().filter((m) => m !== old);
+    const leader = await c.waitForLeader(majority);
+    expect(leader.id).not.toBe(old.id);
+    const written = await put(leader, '/partition/new-leader', 'yes');
+    c.heal();
+    await eventually('the old leader to follow the new one', async () => ((await selfStats(old)).leaderInfo.leader === leader.id ? true : undefined));
+    await eventually('the old leader to converge', async () => ((await get(old, '/partition/new-leader', false))?.value === written.value ? true : undefined));
+  });
+});
+
+describe('a 5-member cluster', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await TestCluster.start(5);
+  });
+  afterAll(async () => c?.stop());
+
+  test('replicates through every member and keeps committing with two members down', async () => {
+    for (const w of c.members) {
+      const node = await put(w, `/five/${w.name}`, w.name);
+      for (const r of c.members) expect(await get(r, `/five/${w.name}`, true)).toEqual(node);
+    }
+    const leader = await c.waitForLeader();
+    const victims = c.members.filter((m) => m !== leader).slice(0, 2);
+    for (const v of victims) await c.kill(v);
+    const node = await put(leader, '/five/after', 'two down');
+    for (const r of c.running()) expect(await get(r, '/five/after', true)).toEqual(node);
+  });
+});
