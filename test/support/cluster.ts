@@ -63,7 +63,7 @@ export class TestCluster {
     return c;
   }
 
-  private async newSlot(name: string): Promise<MemberSlot> {
+  async newSlot(name: string): Promise<MemberSlot> {
     const [clientPort, listenPeerPort, proxyPort] = [await freePort(), await freePort(), await freePort()];
     const slot: MemberSlot = {
       name,
@@ -83,7 +83,7 @@ export class TestCluster {
     return slots.map((m) => `${m.name}=${m.peerURL}`).join(',');
   }
 
-  private args(m: MemberSlot, extra: string[]): string[] {
+  args(m: MemberSlot, extra: string[]): string[] {
     return [
       '--name', m.name, '--data-dir', m.dataDir, '--enable-v2=true',
       '--listen-client-urls', m.clientURL, '--advertise-client-urls', m.clientURL,

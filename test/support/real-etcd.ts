@@ -48,6 +48,8 @@ export interface RunningEtcd {
   stop(): Promise<void>;
   /** Sends a signal and resolves with the exit code (or signal name). */
   signal(sig: NodeJS.Signals): Promise<number | string>;
+  /** Resolves with the exit code (or signal name) when the process ends by itself. */
+  exited: Promise<number | string>;
 }
 
 /** Our server, as built by `npm run build` (npm test builds first). */
@@ -90,7 +92,7 @@ async function startEtcdProcess(
 }
 
 /** Our etcd with exactly these arguments; resolves once `clientURL`/health answers (or `healthy: false`: once it listens). */
-export function spawnOurEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean } = {}): Promise<RunningEtcd> {
+export function spawnOurEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean; wait?: boolean } = {}): Promise<RunningEtcd> {
   if (!existsSync(OUR_ETCD)) throw new Error(`${OUR_ETCD} is missing: run npm run build first (npm test does)`);
   return spawnEtcd(process.execPath, [OUR_ETCD, ...args], where, o);
 }
@@ -104,7 +106,7 @@ async function spawnEtcd(
   command: string,
   args: string[],
   where: { clientURL: string; peerURL: string; dataDir: string },
-  o: { healthy?: boolean } = {},
+  o: { healthy?: boolean; wait?: boolean } = {},
 ): Promise<RunningEtcd> {
   const { clientURL, peerURL, dataDir } = where;
   const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -114,14 +116,16 @@ async function spawnEtcd(
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
   const ready = () =>
     new Promise<boolean>((resolve) => {
-      http.get(`${clientURL}/health`, (res) => {
+      const req = http.get(`${clientURL}/health`, { timeout: 1000 }, (res) => {
         let body = '';
         res.on('data', (c) => (body += c));
         res.on('end', () => resolve(o.healthy === false || (res.statusCode === 200 && body.includes('true'))));
-      }).on('error', () => resolve(false));
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer')));
+      req.on('error', () => resolve(false));
     });
   const deadline = Date.now() + 20000;
-  while (!(await ready())) {
+  while (o.wait !== false && !(await ready())) {
     if (proc.exitCode !== null) throw new Error(`${command} exited with ${proc.exitCode} before becoming healthy:\n${out}`);
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
@@ -143,5 +147,6 @@ async function spawnEtcd(
       proc.kill(sig);
       return exited;
     },
+    exited,
   };
 }
