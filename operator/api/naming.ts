@@ -1,0 +1,60 @@
+/** Names and URLs of what the operator creates for an EtcdCluster (pure). */
+import { CLIENT_PORT, PEER_PORT, type EtcdClusterSpec } from './types';
+
+/** The headless Service that gives every member a stable DNS name (`<pod>.<cluster>.<ns>.svc`). */
+export const peerServiceName = (cluster: string): string => cluster;
+/** The client Service (ClusterIP) applications use. */
+export const clientServiceName = (cluster: string): string => `${cluster}-client`;
+export const pdbName = (cluster: string): string => cluster;
+export const memberPodName = (cluster: string, ordinal: number): string => `${cluster}-${ordinal}`;
+
+export function peerScheme(spec: EtcdClusterSpec): string {
+  return spec.tls?.peerSecret ? 'https' : 'http';
+}
+export function clientScheme(spec: EtcdClusterSpec): string {
+  return spec.tls?.clientSecret ? 'https' : 'http';
+}
+export function memberHost(cluster: string, namespace: string, pod: string): string {
+  return `${pod}.${peerServiceName(cluster)}.${namespace}.svc`;
+}
+export function peerURL(cluster: string, namespace: string, pod: string, spec: EtcdClusterSpec): string {
+  return `${peerScheme(spec)}://${memberHost(cluster, namespace, pod)}:${PEER_PORT}`;
+}
+export function advertiseClientURL(cluster: string, namespace: string, pod: string, spec: EtcdClusterSpec): string {
+  return `${clientScheme(spec)}://${memberHost(cluster, namespace, pod)}:${CLIENT_PORT}`;
+}
+export function clientServiceURL(cluster: string, namespace: string, spec: EtcdClusterSpec): string {
+  return `${clientScheme(spec)}://${clientServiceName(cluster)}.${namespace}.svc:${CLIENT_PORT}`;
+}
+
+/** The member pod a peer URL names, if it is one of ours (`<scheme>://<pod>.<cluster>.<ns>.svc:2380`). */
+export function podFromPeerURL(url: string, cluster: string, namespace: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const suffix = `.${peerServiceName(cluster)}.${namespace}.svc`;
+  if (!u.hostname.endsWith(suffix)) return undefined;
+  const pod = u.hostname.slice(0, -suffix.length);
+  return /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(pod) ? pod : undefined;
+}
+
+/** The ordinal of a member pod name (`<cluster>-<n>`), or undefined. */
+export function ordinalOf(cluster: string, pod: string): number | undefined {
+  if (!pod.startsWith(`${cluster}-`)) return undefined;
+  const rest = pod.slice(cluster.length + 1);
+  return /^\d+$/.test(rest) ? Number(rest) : undefined;
+}
+
+/** The image tag → version ("ts-etcd/etcd:3.4.34" → "3.4.34"; digests and untagged images → undefined). */
+export function versionOfImage(image: string | undefined): string | undefined {
+  if (!image || image.includes('@')) return undefined;
+  const slash = image.lastIndexOf('/');
+  const colon = image.lastIndexOf(':');
+  return colon > slash ? image.slice(colon + 1) : undefined;
+}
+export function imageOf(spec: EtcdClusterSpec): string {
+  return `${spec.repository}:${spec.version}`;
+}

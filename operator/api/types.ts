@@ -1,0 +1,170 @@
+/**
+ * The EtcdCluster custom resource (etcd.ts-etcd.io/v1alpha1): spec, status and the defaults the operator applies.
+ * The CRD in manifests/crd.yaml carries the same defaults in its OpenAPI v3 schema; `withDefaults` makes the operator
+ * independent of whether the API server applied them (older objects, tests).
+ */
+
+export const GROUP = 'etcd.ts-etcd.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'EtcdCluster';
+export const PLURAL = 'etcdclusters';
+
+export const DEFAULT_VERSION = '3.4.34';
+export const DEFAULT_REPOSITORY = 'ts-etcd/etcd';
+export const CLIENT_PORT = 2379;
+export const PEER_PORT = 2380;
+export const DATA_DIR = '/var/lib/etcd';
+
+/** Labels the operator puts on what it owns. */
+export const LABEL_CLUSTER = 'etcd.ts-etcd.io/cluster';
+export const LABEL_APP = 'app.kubernetes.io/name';
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const APP_NAME = 'etcd';
+export const MANAGER = 'etcd-operator';
+/** Annotations on member pods. */
+export const ANN_CLUSTER_STATE = 'etcd.ts-etcd.io/initial-cluster-state';
+export const ANN_MEMBER_ID = 'etcd.ts-etcd.io/member-id';
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ResourceRequirements {
+  requests?: Record<string, string>;
+  limits?: Record<string, string>;
+}
+
+export interface PodSettings {
+  resources?: ResourceRequirements;
+  nodeSelector?: Record<string, string>;
+  /** A core/v1 Affinity, passed through untouched. */
+  affinity?: Record<string, unknown>;
+  /** core/v1 Tolerations, passed through untouched. */
+  tolerations?: Record<string, unknown>[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface StorageSpec {
+  /** A PersistentVolumeClaim spec (core/v1 PersistentVolumeClaimSpec); without it members use an emptyDir. */
+  volumeClaimTemplate?: { spec: Record<string, unknown> };
+}
+
+export interface TLSSpec {
+  /** Secret (tls.crt, tls.key, ca.crt) the members serve clients with; clients must present a cert signed by ca.crt. */
+  clientSecret?: string;
+  /** Secret (tls.crt, tls.key, ca.crt) the members use between themselves. */
+  peerSecret?: string;
+  /** Secret (tls.crt, tls.key, ca.crt) the operator presents to the members' client URLs. */
+  operatorSecret?: string;
+}
+
+export interface EtcdOptions {
+  heartbeatInterval?: number;
+  electionTimeout?: number;
+  snapshotCount?: number;
+  /** Any other etcd flags, as `name: value` (without the leading dashes). */
+  extraArgs?: Record<string, string>;
+}
+
+export interface EtcdClusterSpec {
+  size: number;
+  version: string;
+  repository: string;
+  pod?: PodSettings;
+  storage?: StorageSpec;
+  tls?: TLSSpec;
+  etcd?: EtcdOptions;
+  /** Stop acting (status is still reported). */
+  paused?: boolean;
+}
+
+export type Phase = 'Creating' | 'Running' | 'Scaling' | 'Upgrading' | 'Healing' | 'Degraded' | 'Failed';
+
+export interface MemberStatus {
+  name: string;
+  id?: string;
+  ready: boolean;
+  version?: string;
+}
+
+export interface Condition {
+  type: 'Available' | 'Progressing' | 'Degraded';
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface EtcdClusterStatus {
+  phase?: Phase;
+  size?: number;
+  readyMembers?: number;
+  /** "2/3", for the printer column. */
+  ready?: string;
+  members?: MemberStatus[];
+  leader?: string;
+  currentVersion?: string;
+  targetVersion?: string;
+  clientURL?: string;
+  clientService?: string;
+  observedGeneration?: number;
+  /** The last action taken, for people reading `kubectl get -o yaml`. */
+  lastAction?: string;
+  conditions?: Condition[];
+}
+
+export interface EtcdCluster {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: EtcdClusterSpec;
+  status?: EtcdClusterStatus;
+}
+
+/** The spec with every default filled in (also validates what the schema would have; returns problems). */
+export function withDefaults(spec: Partial<EtcdClusterSpec> | undefined): EtcdClusterSpec {
+  const s = spec ?? {};
+  return {
+    ...s,
+    size: s.size ?? 3,
+    version: s.version ?? DEFAULT_VERSION,
+    repository: s.repository ?? DEFAULT_REPOSITORY,
+  };
+}
+
+/** Problems with a (defaulted) spec that the CRD schema would also reject; the operator refuses to act on them. */
+export function specProblems(spec: EtcdClusterSpec): string[] {
+  const out: string[] = [];
+  if (!Number.isInteger(spec.size) || spec.size < 1 || spec.size > 9) out.push(`spec.size must be an integer 1..9, got ${spec.size}`);
+  if (!/^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/.test(spec.version)) out.push(`spec.version must look like 3.4.34, got ${JSON.stringify(spec.version)}`);
+  const e = spec.etcd;
+  if (e?.heartbeatInterval !== undefined && e.electionTimeout !== undefined && e.electionTimeout < 5 * e.heartbeatInterval) {
+    out.push(`spec.etcd.electionTimeout (${e.electionTimeout}) should be at least 5 × heartbeatInterval (${e.heartbeatInterval})`);
+  }
+  return out;
+}
+
+export function quorum(n: number): number {
+  return Math.floor(n / 2) + 1;
+}

@@ -1,0 +1,22 @@
+/** The operator's Prometheus metrics (prom-client, own registry). */
+import * as client from 'prom-client';
+
+export class OperatorMetrics {
+  readonly registry = new client.Registry();
+  readonly reconciles = new client.Counter({ name: 'etcd_operator_reconciles_total', help: 'Reconciles run, by result (ok, error).', labelNames: ['result'], registers: [this.registry] });
+  readonly errors = new client.Counter({ name: 'etcd_operator_reconcile_errors_total', help: 'Reconciles that failed.', registers: [this.registry] });
+  readonly duration = new client.Histogram({
+    name: 'etcd_operator_reconcile_duration_seconds',
+    help: 'Time one reconcile took.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly actions = new client.Counter({ name: 'etcd_operator_actions_total', help: 'Actions taken on clusters, by kind.', labelNames: ['action'], registers: [this.registry] });
+  readonly conflicts = new client.Counter({ name: 'etcd_operator_api_conflicts_total', help: 'API 409 conflicts answered by re-reading.', registers: [this.registry] });
+  readonly leader = new client.Gauge({ name: 'etcd_operator_is_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
+  readonly queueDepth = new client.Gauge({ name: 'etcd_operator_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [this.registry] });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'etcd_operator_' });
+  }
+}

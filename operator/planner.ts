@@ -1,0 +1,370 @@
+/**
+ * The planner: observed state of one EtcdCluster → the ONE next safe action, with the reason for it.
+ *
+ * Pure (no I/O, no clock: `now` comes in). Level-triggered: it looks only at what is there now (pods, the members
+ * list as etcd reports it, health), never at what the operator did last, so it can be re-run at any time and after
+ * any crash and still say the right thing. Each action is small and safe on its own; the next reconcile observes its
+ * effect before anything else happens.
+ *
+ * The rules, in order (the first that applies wins):
+ *  1. an invalid spec, or `paused`: act on nothing;
+ *  2. a pod being deleted: wait for it to go;
+ *  3. no pods and no members: bootstrap the seed (`--initial-cluster-state new`) — unless the cluster had members
+ *     before (then every member and its data are gone: report Degraded, never silently re-create an empty etcd);
+ *  4. members API unreachable: wait for the seed, or report Degraded;
+ *  5. a member that was added but has no pod: create its pod (`existing`, the full `--initial-cluster`) — even
+ *     without quorum, since 1 → 2 has none until the new member starts, and a pod can only help;
+ *     fewer healthy members than the quorum of the members list (and nobody joining): Degraded (QuorumLost), act on
+ *     nothing — any membership change needs a quorum to commit, and deleting pods could only make it worse;
+ *  6. a pod that is not a member (removed, or a leftover): delete it (it cannot vote, so this is always safe); a
+ *     young pod gets a grace period (a lagging members list may not show its just-added member yet);
+ *  7. a member whose peer URL is not one of this cluster's pods: remove it (guarded like any removal);
+ *  8. a failed member (pod gone with no volume to come back to, pod Failed, or unready for longer than the grace
+ *     period): remove it from the members list (its pod then becomes step 6, and the cluster grows back by step 10);
+ *     with persistent storage a member whose pod is gone gets its pod back instead, same name, same data;
+ *  9. a member not ready yet (joining, restarting after an upgrade): wait;
+ * 10. fewer members than spec.size: add one (members API), only if the healthy members would still be a quorum of
+ *     the bigger cluster (1 → 2 is the one exception: it cannot be done otherwise without learners);
+ *     more members than spec.size: remove one — never the leader, unready ones first, then the newest;
+ * 11. a member running another version than spec.version: upgrade it in place (the pod's image; the container
+ *     restarts, its emptyDir/PVC stays) — followers first, the leader last; minor downgrades and minor skips refused;
+ * 12. otherwise: nothing to do.
+ */
+import type { EtcdClusterSpec, Phase } from './api/types';
+import { quorum, specProblems } from './api/types';
+import { memberPodName, ordinalOf, peerURL, podFromPeerURL } from './api/naming';
+
+export interface PodView {
+  name: string;
+  phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
+  ready: boolean;
+  deleting: boolean;
+  /** The version its spec asks for (image tag). */
+  version?: string;
+  /** The version its container is actually running (containerStatuses image tag), if known. */
+  runningVersion?: string;
+  /** `new` (the seed) or `existing`. */
+  clusterState?: 'new' | 'existing';
+  /** The member ID it was created for (annotation), if known. */
+  memberId?: string;
+  createdAt?: number;
+  /** Since when the pod has been not ready (ms since epoch), if it is not. */
+  unreadySince?: number;
+  /** Whether it has a persistent volume claim (its data survives the pod). */
+  persistent?: boolean;
+}
+
+export interface MemberView {
+  /** Hex ID as the v2 members API gives it. */
+  id: string;
+  /** Empty until the member has started. */
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+}
+
+export interface Observed {
+  cluster: string;
+  namespace: string;
+  spec: EtcdClusterSpec;
+  pods: PodView[];
+  /** The members list from the etcd cluster; undefined when no member answered. */
+  members?: MemberView[];
+  /** Pod name → the member answered /health with true. */
+  healthy: Record<string, boolean>;
+  /** The leader's member ID, if known. */
+  leaderId?: string;
+  /** Whether this cluster ever had members (from its status). */
+  bootstrapped: boolean;
+  now: number;
+  /** A pod that is not a member is deleted only after this long (members lists can lag a just-added member). */
+  orphanGraceMs?: number;
+  /** A running member unready for longer than this is replaced. */
+  failedMemberTimeoutMs?: number;
+}
+
+export type Action =
+  | { kind: 'none' }
+  | { kind: 'wait' }
+  | { kind: 'refuse' }
+  | { kind: 'bootstrap'; pod: string; peerURL: string }
+  | { kind: 'addMember'; pod: string; peerURL: string }
+  | { kind: 'createPod'; pod: string; state: 'existing'; initialCluster: { name: string; peerURL: string }[]; memberId?: string }
+  | { kind: 'removeMember'; id: string; pod?: string }
+  | { kind: 'deletePod'; pod: string }
+  | { kind: 'upgradeMember'; pod: string; from?: string; to: string };
+
+export interface Plan {
+  action: Action;
+  phase: Phase;
+  /** A CamelCase reason (for conditions and events) and a sentence. */
+  reason: string;
+  message: string;
+  /** Set when the cluster is degraded (quorum lost, member unhealthy, refused spec...). */
+  degraded?: { reason: string; message: string };
+}
+
+const DEFAULT_ORPHAN_GRACE_MS = 30_000;
+const DEFAULT_FAILED_MEMBER_TIMEOUT_MS = 5 * 60_000;
+
+interface Joined {
+  member: MemberView;
+  /** The pod name this member is (by name once started, by peer URL before). */
+  podName?: string;
+  pod?: PodView;
+}
+
+export function plan(o: Observed): Plan {
+  const { cluster, namespace, spec } = o;
+  const problems = specProblems(spec);
+  if (problems.length > 0) {
+    return refuse('Failed', 'InvalidSpec', problems.join('; '));
+  }
+  if (spec.paused) {
+    return { action: { kind: 'none' }, phase: 'Running', reason: 'Paused', message: 'spec.paused is set: not acting' };
+  }
+  const deleting = o.pods.find((p) => p.deleting);
+  if (deleting) {
+    return wait(busyPhase(o), 'PodTerminating', `waiting for pod ${deleting.name} to terminate`, o);
+  }
+  const pods = o.pods;
+  // An empty list is no answer (etcd always lists at least the member answering).
+  const members = o.members !== undefined && o.members.length > 0 ? o.members : undefined;
+
+  // 3. Nothing there yet.
+  if (pods.length === 0 && (members === undefined || members.length === 0)) {
+    if (o.bootstrapped) {
+      return refuse('Failed', 'AllMembersLost', 'every member pod is gone and no member answers: the data is lost; delete and re-create the EtcdCluster (or restore a backup)');
+    }
+    const pod = memberPodName(cluster, nextOrdinal(o));
+    return {
+      action: { kind: 'bootstrap', pod, peerURL: peerURL(cluster, namespace, pod, spec) },
+      phase: 'Creating',
+      reason: 'Bootstrapping',
+      message: `creating the seed member ${pod} (--initial-cluster-state new)`,
+    };
+  }
+
+  // 4. The members API did not answer.
+  if (members === undefined) {
+    if (pods.length === 1 && pods[0].clusterState === 'new' && !o.bootstrapped && pods[0].phase !== 'Failed') {
+      return wait('Creating', 'WaitingForSeed', `waiting for the seed member ${pods[0].name} to start`, o);
+    }
+    if (!pods.some((p) => p.ready)) {
+      return refuse('Degraded', 'MembersUnreachable', 'no member is ready and the members API does not answer');
+    }
+    return wait('Degraded', 'MembersUnreachable', 'the members API does not answer; waiting', o, {
+      reason: 'MembersUnreachable',
+      message: 'ready members exist but the members API does not answer',
+    });
+  }
+
+  // Join members with their pods.
+  const podByName = new Map(pods.map((p) => [p.name, p]));
+  const joined: Joined[] = members.map((m) => {
+    // By peer URL: the operator chose it when it added the member, and it is there before the member starts.
+    const podName = m.peerURLs.map((u) => podFromPeerURL(u, cluster, namespace)).find((x) => x !== undefined);
+    return { member: m, podName, pod: podName === undefined ? undefined : podByName.get(podName) };
+  });
+  const memberPods = new Set(joined.map((j) => j.podName).filter((x): x is string => x !== undefined));
+  const isHealthy = (j: Joined): boolean => j.pod !== undefined && j.pod.ready && o.healthy[j.pod.name] === true;
+  const total = members.length;
+  const healthy = joined.filter(isHealthy).length;
+  const q = quorum(total);
+
+  // 5a. Added, pod not created yet: create it (it can only help, even without quorum: 1 → 2 has none until it joins).
+  const unstarted = joined.find((j) => j.member.name === '' && j.pod === undefined);
+  if (unstarted && unstarted.podName !== undefined) {
+    const initialCluster = joined.map((j) => ({ name: j.podName as string, peerURL: j.member.peerURLs[0] }));
+    return act(
+      { kind: 'createPod', pod: unstarted.podName, state: 'existing', initialCluster, memberId: unstarted.member.id },
+      'Scaling',
+      'CreatingMemberPod',
+      `creating pod ${unstarted.podName} for the added member ${unstarted.member.id}`,
+      o,
+    );
+  }
+
+  // 5b. Quorum lost: no membership change can commit; do nothing that could make it worse.
+  if (healthy < q) {
+    const joining = joined.find((j) => j.member.name === '' && j.pod !== undefined && j.pod.phase !== 'Failed');
+    if (joining) {
+      return wait(busyPhase(o), 'WaitingForMember', `waiting for the added member ${joining.podName} to join (${healthy} of ${total} healthy, quorum ${q})`, o, {
+        reason: 'MemberJoining',
+        message: `quorum needs the joining member ${joining.podName}`,
+      });
+    }
+    return refuse('Degraded', 'QuorumLost', `only ${healthy} of ${total} members are healthy, ${q} are needed for quorum; not acting`);
+  }
+
+  // 6. Pods that are not members.
+  const grace = o.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS;
+  for (const p of pods) {
+    if (memberPods.has(p.name)) continue;
+    const idKnownGone = p.memberId !== undefined && !members.some((m) => m.id === p.memberId);
+    const old = p.createdAt === undefined || o.now - p.createdAt >= grace;
+    if (idKnownGone || old || p.phase === 'Failed' || p.phase === 'Succeeded') {
+      return act({ kind: 'deletePod', pod: p.name }, 'Healing', 'DeletingPod', `pod ${p.name} is not a member of the cluster; deleting it`, o);
+    }
+    return wait(busyPhase(o), 'WaitingForMembersList', `pod ${p.name} is not in the members list yet`, o);
+  }
+
+  // Members that are not ours (a peer URL we cannot map to a pod): remove them, they cannot be managed.
+  const foreign = joined.find((j) => j.podName === undefined);
+  if (foreign) {
+    return guardedRemove(o, joined, foreign, healthy, 'RemovingForeignMember', `member ${foreign.member.id} (${foreign.member.peerURLs.join(',')}) is not one of this cluster's pods; removing it`);
+  }
+
+  // 8. Failed members.
+  const timeout = o.failedMemberTimeoutMs ?? DEFAULT_FAILED_MEMBER_TIMEOUT_MS;
+  for (const j of joined) {
+    const p = j.pod;
+    if (p === undefined && j.member.name !== '') {
+      const persistent = spec.storage?.volumeClaimTemplate !== undefined;
+      if (persistent) {
+        const initialCluster = joined.map((x) => ({ name: x.podName as string, peerURL: x.member.peerURLs[0] }));
+        return act(
+          { kind: 'createPod', pod: j.podName as string, state: 'existing', initialCluster, memberId: j.member.id },
+          'Healing',
+          'RecreatingMemberPod',
+          `member ${j.podName} lost its pod; re-creating it on its persistent volume`,
+          o,
+          { reason: 'MemberPodLost', message: `member ${j.podName} has no pod` },
+        );
+      }
+      return guardedRemove(o, joined, j, healthy, 'ReplacingFailedMember', `member ${j.podName} lost its pod (and its data); removing it to replace it`);
+    }
+    if (p === undefined) continue;
+    const terminal = p.phase === 'Failed' || p.phase === 'Succeeded';
+    const stuck = !isHealthy(j) && p.unreadySince !== undefined && o.now - p.unreadySince >= timeout;
+    if (terminal || stuck) {
+      const why = terminal ? `pod ${p.name} is ${p.phase}` : `member ${p.name} has been unready for more than ${Math.round(timeout / 1000)}s`;
+      return guardedRemove(o, joined, j, healthy, 'ReplacingFailedMember', `${why}; removing it to replace it`);
+    }
+  }
+
+  // 9. Someone is not ready: let it settle before anything else.
+  const unready = joined.find((j) => !isHealthy(j));
+  if (unready) {
+    const upgrading = unready.pod?.runningVersion !== undefined && unready.pod.runningVersion !== unready.pod.version;
+    return wait(upgrading ? 'Upgrading' : busyPhase(o), 'WaitingForMember', `waiting for member ${unready.podName} to become ready`, o, {
+      reason: 'MemberNotReady',
+      message: `member ${unready.podName} is not ready`,
+    });
+  }
+  const restarting = joined.find((j) => j.pod?.runningVersion !== undefined && j.pod.runningVersion !== j.pod.version);
+  if (restarting) {
+    return wait('Upgrading', 'WaitingForMember', `waiting for member ${restarting.podName} to restart with ${restarting.pod?.version}`, o);
+  }
+
+  // 10. Size.
+  if (total < spec.size) {
+    if (total >= 2 && healthy < quorum(total + 1)) {
+      return refuse('Degraded', 'UnsafeToGrow', `adding a member would need ${quorum(total + 1)} healthy members, ${healthy} are`);
+    }
+    const pod = memberPodName(cluster, nextOrdinal(o));
+    return act(
+      { kind: 'addMember', pod, peerURL: peerURL(cluster, namespace, pod, spec) },
+      'Scaling',
+      'AddingMember',
+      `adding member ${pod} (${total} → ${total + 1} of ${spec.size})`,
+      o,
+    );
+  }
+  if (total > spec.size) {
+    const victim = pickToRemove(cluster, joined, o.leaderId);
+    return guardedRemove(o, joined, victim, healthy, 'RemovingMember', `removing member ${victim.podName} (${total} → ${total - 1} of ${spec.size})`, 'Scaling');
+  }
+
+  // 11. Version.
+  const outdated = joined.filter((j) => j.pod !== undefined && j.pod.version !== spec.version);
+  if (outdated.length > 0) {
+    for (const j of outdated) {
+      const bad = upgradeProblem(j.pod?.version, spec.version);
+      if (bad) return refuse('Running', 'UnsupportedUpgrade', `member ${j.podName}: ${bad}`);
+    }
+    const order = [...outdated].sort((a, b) => {
+      const la = a.member.id === o.leaderId ? 1 : 0;
+      const lb = b.member.id === o.leaderId ? 1 : 0;
+      return la - lb || (ordinalOf(cluster, a.podName ?? '') ?? 0) - (ordinalOf(cluster, b.podName ?? '') ?? 0);
+    });
+    const j = order[0];
+    return act(
+      { kind: 'upgradeMember', pod: j.podName as string, from: j.pod?.version, to: spec.version },
+      'Upgrading',
+      'UpgradingMember',
+      `upgrading member ${j.podName} from ${j.pod?.version} to ${spec.version}${j.member.id === o.leaderId ? ' (the leader, last)' : ''}`,
+      o,
+    );
+  }
+
+  return { action: { kind: 'none' }, phase: 'Running', reason: 'ReconcileComplete', message: `${total} of ${spec.size} members healthy at ${spec.version}` };
+}
+
+/** Remove a member only if what stays is still a quorum of the smaller cluster, counting only healthy members. */
+function guardedRemove(o: Observed, joined: Joined[], j: Joined, healthy: number, reason: string, message: string, phase: Phase = 'Healing'): Plan {
+  const total = joined.length;
+  const healthyAfter = healthy - (j.pod !== undefined && j.pod.ready && o.healthy[j.pod.name] === true ? 1 : 0);
+  if (total - 1 === 0) {
+    return refuse('Degraded', 'LastMember', `not removing ${j.podName ?? j.member.id}: it is the last member`);
+  }
+  if (healthyAfter < quorum(total - 1)) {
+    return refuse('Degraded', 'UnsafeToRemove', `removing ${j.podName ?? j.member.id} would leave ${healthyAfter} healthy of ${total - 1}, below quorum ${quorum(total - 1)}`);
+  }
+  const degraded = reason === 'RemovingMember' ? undefined : { reason: 'MemberFailed', message };
+  return act({ kind: 'removeMember', id: j.member.id, pod: j.podName }, phase, reason, message, o, degraded);
+}
+
+function pickToRemove(cluster: string, joined: Joined[], leaderId: string | undefined): Joined {
+  const candidates = joined.filter((j) => j.member.id !== leaderId);
+  const pool = candidates.length > 0 ? candidates : joined;
+  return [...pool].sort((a, b) => {
+    const ua = a.pod?.ready ? 0 : 1;
+    const ub = b.pod?.ready ? 0 : 1;
+    if (ua !== ub) return ub - ua;
+    return (ordinalOf(cluster, b.podName ?? '') ?? -1) - (ordinalOf(cluster, a.podName ?? '') ?? -1);
+  })[0];
+}
+
+/** etcd upgrades one minor version at a time and does not downgrade across minors. */
+export function upgradeProblem(from: string | undefined, to: string): string | undefined {
+  const a = parseVersion(from);
+  const b = parseVersion(to);
+  if (!a || !b) return undefined;
+  if (a[0] !== b[0]) return `cannot change the major version (${from} → ${to})`;
+  if (b[1] < a[1]) return `downgrading a minor version is not supported (${from} → ${to})`;
+  if (b[1] > a[1] + 1) return `upgrade one minor version at a time (${from} → ${to})`;
+  return undefined;
+}
+function parseVersion(v: string | undefined): [number, number, number] | undefined {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(v ?? '');
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+/** What the cluster is busy with while waiting. */
+function busyPhase(o: Observed): Phase {
+  if (o.members === undefined || o.members.length === 0) return o.bootstrapped ? 'Healing' : 'Creating';
+  if (o.members.length !== o.spec.size) return 'Scaling';
+  if (o.pods.some((p) => p.version !== undefined && p.version !== o.spec.version)) return 'Upgrading';
+  return 'Healing';
+}
+
+function nextOrdinal(o: Observed): number {
+  let max = -1;
+  for (const p of o.pods) max = Math.max(max, ordinalOf(o.cluster, p.name) ?? -1);
+  for (const m of o.members ?? []) {
+    const name = m.peerURLs.map((u) => podFromPeerURL(u, o.cluster, o.namespace)).find((x) => x !== undefined) ?? m.name;
+    if (name) max = Math.max(max, ordinalOf(o.cluster, name) ?? -1);
+  }
+  return max + 1;
+}
+
+function act(action: Action, phase: Phase, reason: string, message: string, _o: Observed, degraded?: Plan['degraded']): Plan {
+  return { action, phase, reason, message, degraded };
+}
+function wait(phase: Phase, reason: string, message: string, _o: Observed, degraded?: Plan['degraded']): Plan {
+  return { action: { kind: 'wait' }, phase, reason, message, degraded };
+}
+function refuse(phase: Phase, reason: string, message: string): Plan {
+  return { action: { kind: 'refuse' }, phase, reason, message, degraded: { reason, message } };
+}

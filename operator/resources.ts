@@ -1,0 +1,262 @@
+/**
+ * The Kubernetes objects the operator creates for an EtcdCluster (pure builders): member Pods (and their PVCs), the
+ * headless peer Service, the client Service, the PodDisruptionBudget and Events. Every object carries the cluster's
+ * labels and a controller owner reference to the EtcdCluster, so deleting the EtcdCluster garbage-collects them.
+ */
+import {
+  API_VERSION,
+  ANN_CLUSTER_STATE,
+  ANN_MEMBER_ID,
+  APP_NAME,
+  CLIENT_PORT,
+  DATA_DIR,
+  KIND,
+  LABEL_APP,
+  LABEL_CLUSTER,
+  LABEL_MANAGED_BY,
+  MANAGER,
+  PEER_PORT,
+  quorum,
+  type EtcdCluster,
+  type EtcdClusterSpec,
+  type ObjectMeta,
+  type OwnerReference,
+} from './api/types';
+import { advertiseClientURL, clientScheme, clientServiceName, imageOf, pdbName, peerScheme, peerServiceName, peerURL } from './api/naming';
+
+/** A Kubernetes object as plain JSON (what goes over the wire). */
+export interface KObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta & { generateName?: string };
+  [k: string]: unknown;
+}
+
+export const TLS_DIR = '/etc/etcd/tls';
+
+export function selectorLabels(cluster: string): Record<string, string> {
+  return { [LABEL_APP]: APP_NAME, [LABEL_CLUSTER]: cluster };
+}
+export function ownedLabels(cluster: string): Record<string, string> {
+  return { ...selectorLabels(cluster), [LABEL_MANAGED_BY]: MANAGER };
+}
+/** `labelSelector` for everything the operator owns for this cluster. */
+export function clusterSelector(cluster: string): string {
+  return Object.entries(selectorLabels(cluster)).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+export function ownerRef(c: EtcdCluster): OwnerReference {
+  return { apiVersion: API_VERSION, kind: KIND, name: c.metadata.name as string, uid: c.metadata.uid as string, controller: true, blockOwnerDeletion: true };
+}
+
+function meta(c: EtcdCluster, name: string, extra: Partial<ObjectMeta> = {}): ObjectMeta {
+  return {
+    name,
+    namespace: c.metadata.namespace,
+    ...extra,
+    labels: { ...(extra.labels ?? {}), ...ownedLabels(c.metadata.name as string) },
+    ownerReferences: [ownerRef(c)],
+  };
+}
+
+/** The etcd command line of a member. */
+export function etcdArgs(
+  c: EtcdCluster,
+  spec: EtcdClusterSpec,
+  pod: string,
+  state: 'new' | 'existing',
+  initialCluster: { name: string; peerURL: string }[],
+): string[] {
+  const name = c.metadata.name as string;
+  const ns = c.metadata.namespace as string;
+  const cs = clientScheme(spec);
+  const ps = peerScheme(spec);
+  const args = [
+    `--name=${pod}`,
+    `--data-dir=${DATA_DIR}`,
+    `--listen-client-urls=${cs}://0.0.0.0:${CLIENT_PORT}`,
+    `--advertise-client-urls=${advertiseClientURL(name, ns, pod, spec)}`,
+    `--listen-peer-urls=${ps}://0.0.0.0:${PEER_PORT}`,
+    `--initial-advertise-peer-urls=${peerURL(name, ns, pod, spec)}`,
+    `--initial-cluster=${initialCluster.map((m) => `${m.name}=${m.peerURL}`).join(',')}`,
+    `--initial-cluster-state=${state}`,
+    `--initial-cluster-token=${name}`,
+    // the operator speaks the v2 members API
+    '--enable-v2=true',
+  ];
+  const e = spec.etcd ?? {};
+  if (e.heartbeatInterval !== undefined) args.push(`--heartbeat-interval=${e.heartbeatInterval}`);
+  if (e.electionTimeout !== undefined) args.push(`--election-timeout=${e.electionTimeout}`);
+  if (e.snapshotCount !== undefined) args.push(`--snapshot-count=${e.snapshotCount}`);
+  if (spec.tls?.clientSecret) {
+    args.push(`--cert-file=${TLS_DIR}/client/tls.crt`, `--key-file=${TLS_DIR}/client/tls.key`, '--client-cert-auth=true', `--trusted-ca-file=${TLS_DIR}/client/ca.crt`);
+  }
+  if (spec.tls?.peerSecret) {
+    args.push(`--peer-cert-file=${TLS_DIR}/peer/tls.crt`, `--peer-key-file=${TLS_DIR}/peer/tls.key`, '--peer-client-cert-auth=true', `--peer-trusted-ca-file=${TLS_DIR}/peer/ca.crt`);
+  }
+  const owned = new Set(args.map((a) => a.slice(2, a.indexOf('='))));
+  for (const [k, v] of Object.entries(e.extraArgs ?? {})) {
+    const flag = k.replace(/^-+/, '');
+    // the operator's own flags decide membership and addresses; pass-through may not override them
+    if (owned.has(flag)) continue;
+    args.push(`--${flag}=${v}`);
+  }
+  return args;
+}
+
+export function pvcName(pod: string): string {
+  return `${pod}-data`;
+}
+
+export function memberPod(
+  c: EtcdCluster,
+  spec: EtcdClusterSpec,
+  pod: string,
+  state: 'new' | 'existing',
+  initialCluster: { name: string; peerURL: string }[],
+  memberId?: string,
+): KObject {
+  const cluster = c.metadata.name as string;
+  const p = spec.pod ?? {};
+  const annotations: Record<string, string> = { ...(p.annotations ?? {}), [ANN_CLUSTER_STATE]: state };
+  if (memberId) annotations[ANN_MEMBER_ID] = memberId;
+  const volumes: Record<string, unknown>[] = [
+    spec.storage?.volumeClaimTemplate ? { name: 'data', persistentVolumeClaim: { claimName: pvcName(pod) } } : { name: 'data', emptyDir: {} },
+  ];
+  const mounts: Record<string, unknown>[] = [{ name: 'data', mountPath: DATA_DIR }];
+  if (spec.tls?.clientSecret) {
+    volumes.push({ name: 'client-tls', secret: { secretName: spec.tls.clientSecret } });
+    mounts.push({ name: 'client-tls', mountPath: `${TLS_DIR}/client`, readOnly: true });
+  }
+  if (spec.tls?.peerSecret) {
+    volumes.push({ name: 'peer-tls', secret: { secretName: spec.tls.peerSecret } });
+    mounts.push({ name: 'peer-tls', mountPath: `${TLS_DIR}/peer`, readOnly: true });
+  }
+  // With client cert auth the kubelet cannot pass the /health check (it has no client certificate): check the port.
+  const readinessProbe = spec.tls?.clientSecret
+    ? { tcpSocket: { port: CLIENT_PORT }, periodSeconds: 5, failureThreshold: 3 }
+    : { httpGet: { path: '/health', port: CLIENT_PORT, scheme: 'HTTP' }, periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 };
+  const container: Record<string, unknown> = {
+    name: 'etcd',
+    image: imageOf(spec),
+    // the image's entrypoint is etcd (images/etcd: node dist/server/main.js); only the flags are given
+    args: etcdArgs(c, spec, pod, state, initialCluster),
+    ports: [
+      { name: 'client', containerPort: CLIENT_PORT },
+      { name: 'peer', containerPort: PEER_PORT },
+    ],
+    volumeMounts: mounts,
+    // No liveness probe on purpose: a member restoring a big snapshot or catching up must not be killed for it.
+    readinessProbe,
+  };
+  if (p.resources) container.resources = p.resources;
+  const podSpec: Record<string, unknown> = {
+    // hostname + subdomain = the headless Service: `<pod>.<cluster>.<ns>.svc` resolves to this pod
+    hostname: pod,
+    subdomain: peerServiceName(cluster),
+    restartPolicy: 'Always',
+    containers: [container],
+    volumes,
+    affinity: p.affinity ?? {
+      // spread members over nodes when possible (one node down must not take two members)
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selectorLabels(cluster) } } },
+        ],
+      },
+    },
+  };
+  if (p.nodeSelector) podSpec.nodeSelector = p.nodeSelector;
+  if (p.tolerations) podSpec.tolerations = p.tolerations;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: meta(c, pod, { labels: { ...(p.labels ?? {}) }, annotations }),
+    spec: podSpec,
+  };
+}
+
+export function memberPVC(c: EtcdCluster, spec: EtcdClusterSpec, pod: string): KObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: meta(c, pvcName(pod)),
+    spec: spec.storage?.volumeClaimTemplate?.spec ?? {},
+  };
+}
+
+export function peerService(c: EtcdCluster): KObject {
+  const cluster = c.metadata.name as string;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(c, peerServiceName(cluster)),
+    spec: {
+      clusterIP: 'None',
+      // members must resolve each other before they are ready, or a cluster could never form
+      publishNotReadyAddresses: true,
+      selector: selectorLabels(cluster),
+      ports: [
+        { name: 'client', port: CLIENT_PORT, targetPort: CLIENT_PORT },
+        { name: 'peer', port: PEER_PORT, targetPort: PEER_PORT },
+      ],
+    },
+  };
+}
+
+export function clientService(c: EtcdCluster): KObject {
+  const cluster = c.metadata.name as string;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(c, clientServiceName(cluster)),
+    spec: {
+      type: 'ClusterIP',
+      selector: selectorLabels(cluster),
+      ports: [{ name: 'client', port: CLIENT_PORT, targetPort: CLIENT_PORT }],
+    },
+  };
+}
+
+/** Voluntary disruptions (drains) may take at most size - quorum members at once. */
+export function podDisruptionBudget(c: EtcdCluster, spec: EtcdClusterSpec): KObject {
+  const cluster = c.metadata.name as string;
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(c, pdbName(cluster)),
+    spec: { maxUnavailable: spec.size - quorum(spec.size), selector: { matchLabels: selectorLabels(cluster) } },
+  };
+}
+
+export function event(c: EtcdCluster, type: 'Normal' | 'Warning', reason: string, message: string, instance: string, now: Date): KObject {
+  const ts = now.toISOString();
+  return {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { generateName: `${c.metadata.name}.`, namespace: c.metadata.namespace },
+    involvedObject: { apiVersion: API_VERSION, kind: KIND, name: c.metadata.name, namespace: c.metadata.namespace, uid: c.metadata.uid, resourceVersion: c.metadata.resourceVersion },
+    reason,
+    message: message.length > 1024 ? `${message.slice(0, 1021)}...` : message,
+    type,
+    source: { component: MANAGER },
+    reportingComponent: `${MANAGER}`,
+    reportingInstance: instance,
+    firstTimestamp: ts,
+    lastTimestamp: ts,
+    count: 1,
+  };
+}
+
+/** Whether a live object's spec part still matches what we would build (only the fields we set). */
+export function specDiffers(live: Record<string, unknown> | undefined, want: Record<string, unknown>): boolean {
+  return !contains(live, want);
+}
+function contains(have: unknown, want: unknown): boolean {
+  if (want === null || typeof want !== 'object') return have === want;
+  if (Array.isArray(want)) {
+    return Array.isArray(have) && have.length === want.length && want.every((w, i) => contains(have[i], w));
+  }
+  if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
+  return Object.entries(want as Record<string, unknown>).every(([k, v]) => contains((have as Record<string, unknown>)[k], v));
+}

@@ -1,0 +1,187 @@
+/**
+ * manifests/: every YAML parses; `kubectl apply --dry-run=client` accepts them; the samples validate against the CRD's
+ * openAPIV3Schema; the CRD's defaults are the operator's; RBAC covers what the operator does.
+ *
+ * kubectl without a cluster cannot do even a client-side dry run: `apply` maps every kind to a resource through the
+ * API server's discovery documents (/api, /apis/...) and GETs the live object to decide create vs patch, so with no
+ * server it fails with "unable to recognize ...: connection refused". We point it (through a throwaway kubeconfig) at
+ * the test API server of test/support/kube, which serves discovery for the kinds in manifests/. `--validate=false`
+ * is needed because kubectl's validation downloads the server's OpenAPI documents (/openapi/v3), which the test
+ * server does not have ("failed to download openapi"); the schema check is done here instead, on the samples.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import * as yaml from 'js-yaml';
+import { KubeApiServer } from '../support/kube/api-server';
+import { applyDefaults, structuralProblems, validate, type Schema } from '../support/kube/openapi-validate';
+import { withDefaults, DEFAULT_REPOSITORY, DEFAULT_VERSION, GROUP, PLURAL, VERSION, KIND } from '../../operator/api/types';
+
+const ROOT = path.join(__dirname, '..', '..');
+const MANIFESTS = path.join(ROOT, 'manifests');
+
+function yamlFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return yamlFiles(p);
+    return /\.ya?ml$/.test(e.name) ? [p] : [];
+  });
+}
+interface Doc {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [k: string]: unknown;
+}
+const docs = (f: string): Doc[] => (yaml.loadAll(fs.readFileSync(f, 'utf8')) as (Doc | null)[]).filter((d): d is Doc => d !== null);
+const all = (): Doc[] => yamlFiles(MANIFESTS).flatMap(docs);
+const crd = (): Doc & { spec: { versions: { name: string; schema: { openAPIV3Schema: Schema }; additionalPrinterColumns: { name: string; jsonPath: string }[] }[] } } =>
+  all().find((d) => d.kind === 'CustomResourceDefinition') as never;
+const schema = (): Schema => crd().spec.versions[0].schema.openAPIV3Schema;
+
+function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+describe('manifests', () => {
+  test('every YAML file parses, and every document has apiVersion, kind and metadata.name', () => {
+    const files = yamlFiles(MANIFESTS);
+    expect(files.map((f) => path.relative(MANIFESTS, f)).sort()).toEqual(
+      expect.arrayContaining(['01-crd.yaml', '02-rbac.yaml', '03-deployment.yaml', 'samples/etcdcluster.yaml', 'samples/etcdcluster-tls.yaml']),
+    );
+    for (const f of files) {
+      const ds = docs(f);
+      expect(ds.length).toBeGreaterThan(0);
+      for (const d of ds) {
+        expect(typeof d.apiVersion).toBe('string');
+        expect(typeof d.kind).toBe('string');
+        expect(typeof d.metadata?.name).toBe('string');
+      }
+    }
+  });
+
+  test('the CRD: group, version, status subresource, printer columns, a structural schema', () => {
+    const c = crd();
+    expect(c.metadata.name).toBe(`${PLURAL}.${GROUP}`);
+    const spec = c.spec as unknown as { group: string; names: { kind: string; plural: string }; scope: string; versions: { name: string; served: boolean; storage: boolean; subresources: unknown; additionalPrinterColumns: { name: string; jsonPath: string }[] }[] };
+    expect(spec.group).toBe(GROUP);
+    expect(spec.names).toMatchObject({ kind: KIND, plural: PLURAL });
+    expect(spec.scope).toBe('Namespaced');
+    const v = spec.versions[0];
+    expect(v).toMatchObject({ name: VERSION, served: true, storage: true, subresources: { status: {} } });
+    expect(v.additionalPrinterColumns.map((p) => p.name)).toEqual(['Size', 'Ready', 'Leader', 'Version', 'Phase', 'Age']);
+    expect(structuralProblems(schema())).toEqual([]);
+    // every printer column points at a field of the schema (or metadata)
+    for (const col of v.additionalPrinterColumns) {
+      const parts = col.jsonPath.split('.').filter((x) => x !== '');
+      if (parts[0] === 'metadata') continue;
+      let s: Schema | undefined = schema();
+      for (const p of parts) s = s?.properties?.[p];
+      expect([col.name, s?.type]).toEqual([col.name, expect.any(String)]);
+    }
+  });
+
+  test('the samples validate against the openAPIV3Schema (and bad ones do not)', () => {
+    const samples = yamlFiles(path.join(MANIFESTS, 'samples')).flatMap(docs);
+    expect(samples.length).toBeGreaterThanOrEqual(2);
+    for (const s of samples) {
+      expect(s.apiVersion).toBe(`${GROUP}/${VERSION}`);
+      expect(validate(schema(), s)).toEqual([]);
+    }
+    const three = samples.find((s) => (s.spec as { tls?: unknown }).tls === undefined) as Doc;
+    expect((three.spec as { size: number }).size).toBe(3);
+    const tls = samples.find((s) => (s.spec as { tls?: unknown }).tls !== undefined) as Doc;
+    expect(tls.spec).toMatchObject({ size: 3, tls: { clientSecret: expect.any(String), peerSecret: expect.any(String), operatorSecret: expect.any(String) } });
+    // the validator does reject what the API server would
+    const bad = (spec: unknown): string[] => validate(schema(), { ...three, spec });
+    expect(bad({ size: 0 })).toEqual([expect.stringMatching(/spec.size: 0 is less than 1/)]);
+    expect(bad({ size: 'three' })).toEqual([expect.stringMatching(/spec.size: want an integer/)]);
+    expect(bad({ version: 'latest' })).toEqual([expect.stringMatching(/spec.version/)]);
+    expect(bad({ sise: 3 })).toEqual([expect.stringMatching(/spec.sise: unknown field/)]);
+    expect(bad({ pod: { resources: { requests: { cpu: 1, memory: '1Gi' } } } })).toEqual([]);
+  });
+
+  test("the CRD's defaults are the operator's defaults", () => {
+    const defaulted = applyDefaults(schema(), { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, metadata: { name: 'x' }, spec: {} }) as { spec: Record<string, unknown> };
+    expect(defaulted.spec).toEqual({ size: 3, version: DEFAULT_VERSION, repository: DEFAULT_REPOSITORY, paused: false });
+    expect(withDefaults({})).toMatchObject({ size: 3, version: DEFAULT_VERSION, repository: DEFAULT_REPOSITORY });
+  });
+
+  test('RBAC: least privilege that still covers what the operator does', () => {
+    const role = all().find((d) => d.kind === 'ClusterRole') as Doc & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
+    const leaseRole = all().find((d) => d.kind === 'Role') as Doc & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
+    const allowed = (rules: typeof role.rules, group: string, resource: string, verb: string): boolean =>
+      rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
+    const needs: [string, string, string][] = [
+      [GROUP, 'etcdclusters', 'get'], [GROUP, 'etcdclusters', 'list'], [GROUP, 'etcdclusters', 'watch'], [GROUP, 'etcdclusters/status', 'update'],
+      ['', 'pods', 'list'], ['', 'pods', 'watch'], ['', 'pods', 'create'], ['', 'pods', 'update'], ['', 'pods', 'delete'], ['', 'pods', 'get'],
+      ['', 'services', 'get'], ['', 'services', 'create'], ['', 'services', 'update'],
+      ['policy', 'poddisruptionbudgets', 'get'], ['policy', 'poddisruptionbudgets', 'create'], ['policy', 'poddisruptionbudgets', 'update'],
+      ['', 'persistentvolumeclaims', 'create'], ['', 'persistentvolumeclaims', 'delete'], ['', 'events', 'create'], ['', 'secrets', 'get'],
+    ];
+    for (const [g, r, v] of needs) expect([g, r, v, allowed(role.rules, g, r, v)]).toEqual([g, r, v, true]);
+    for (const v of ['get', 'create', 'update']) expect(allowed(leaseRole.rules, 'coordination.k8s.io', 'leases', v)).toBe(true);
+    // nothing it does not need: no wildcards, no write on EtcdCluster specs, no secret listing, leases not cluster-wide
+    for (const r of role.rules) {
+      expect(r.verbs).not.toContain('*');
+      expect(r.resources).not.toContain('*');
+    }
+    expect(allowed(role.rules, GROUP, 'etcdclusters', 'update')).toBe(false);
+    expect(allowed(role.rules, '', 'secrets', 'list')).toBe(false);
+    expect(allowed(role.rules, 'coordination.k8s.io', 'leases', 'update')).toBe(false);
+  });
+
+  test('the Deployment runs ts-etcd/etcd-operator with leader election and probes on /healthz', () => {
+    const d = all().find((x) => x.kind === 'Deployment') as Doc & { spec: { replicas: number; template: { spec: { serviceAccountName: string; containers: { image: string; args: string[]; livenessProbe: { httpGet: { path: string } } }[] } } } };
+    const c = d.spec.template.spec.containers[0];
+    expect(c.image).toMatch(/^ts-etcd\/etcd-operator:[\w.-]+$/);
+    expect(c.args).toContain('--leader-elect=true');
+    expect(c.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(d.spec.template.spec.serviceAccountName).toBe('etcd-operator');
+    expect(d.spec.replicas).toBeGreaterThanOrEqual(2);
+  });
+
+  describe('kubectl apply --dry-run=client', () => {
+    const api = new KubeApiServer();
+    let kubeconfig = '';
+    beforeAll(async () => {
+      const url = await api.start();
+      kubeconfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kubectl-')), 'config');
+      fs.writeFileSync(
+        kubeconfig,
+        yaml.dump({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'test', cluster: { server: url } }],
+          users: [{ name: 'test', user: {} }],
+          contexts: [{ name: 'test', context: { cluster: 'test', user: 'test' } }],
+          'current-context': 'test',
+        }),
+      );
+    });
+    afterAll(() => api.stop());
+
+    test.each([['manifests/'], ['manifests/samples/']])('-f %s', async (dir) => {
+      const r = await run('kubectl', ['--kubeconfig', kubeconfig, 'apply', '--dry-run=client', '--validate=false', '-f', path.join(ROOT, dir)]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const expected = yamlFiles(path.join(ROOT, dir))
+        .filter((f) => dir === 'manifests/samples/' || path.dirname(f) === MANIFESTS)
+        .flatMap(docs);
+      for (const d of expected) expect(r.stdout).toContain(`/${d.metadata.name} created (dry run)`);
+      // a dry run creates nothing
+      expect(api.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+    });
+
+    test('without a server kubectl cannot even dry-run (why the test API server is used)', async () => {
+      const none = path.join(path.dirname(kubeconfig), 'none');
+      fs.writeFileSync(none, fs.readFileSync(kubeconfig, 'utf8').replace(/server: .*/, 'server: http://127.0.0.1:9'));
+      const r = await run('kubectl', ['--kubeconfig', none, 'apply', '--dry-run=client', '--validate=false', '-f', path.join(MANIFESTS, '00-namespace.yaml')]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/unable to recognize|connection refused/);
+    });
+  });
+});

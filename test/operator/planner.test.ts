@@ -1,0 +1,201 @@
+/** The planner, table-driven: every observed situation → exactly one action, with its reason. */
+import { plan, upgradeProblem, type MemberView, type Observed, type PodView, type Action } from '../../operator/planner';
+import { withDefaults, type EtcdClusterSpec } from '../../operator/api/types';
+
+const NS = 'ns';
+const C = 'ex';
+const NOW = 1_000_000_000;
+const url = (pod: string): string => `http://${pod}.${C}.${NS}.svc:2380`;
+const id = (i: number): string => `10${i}`;
+
+/** A started, ready, healthy member i (pod ex-i). */
+function pod(i: number, o: Partial<PodView> = {}): PodView {
+  return { name: `${C}-${i}`, phase: 'Running', ready: true, deleting: false, version: '3.4.34', runningVersion: '3.4.34', clusterState: i === 0 ? 'new' : 'existing', createdAt: NOW - 3_600_000, ...o };
+}
+function member(i: number, started = true): MemberView {
+  return { id: id(i), name: started ? `${C}-${i}` : '', peerURLs: [url(`${C}-${i}`)], clientURLs: started ? [`http://${C}-${i}.${C}.${NS}.svc:2379`] : [] };
+}
+interface Situation {
+  spec?: Partial<EtcdClusterSpec>;
+  pods?: PodView[];
+  members?: MemberView[] | null;
+  unhealthy?: string[];
+  leader?: number;
+  bootstrapped?: boolean;
+}
+function observe(s: Situation): Observed {
+  const pods = s.pods ?? [];
+  const healthy: Record<string, boolean> = {};
+  for (const p of pods) healthy[p.name] = p.ready && !(s.unhealthy ?? []).includes(p.name);
+  return {
+    cluster: C,
+    namespace: NS,
+    spec: withDefaults({ size: 3, ...s.spec }),
+    pods,
+    members: s.members === null ? undefined : s.members,
+    healthy,
+    leaderId: s.leader === undefined ? id(0) : id(s.leader),
+    bootstrapped: s.bootstrapped ?? (s.members !== null && (s.members ?? []).length > 0),
+    now: NOW,
+  };
+}
+const three = (o: (i: number) => Partial<PodView> = () => ({})): PodView[] => [0, 1, 2].map((i) => pod(i, o(i)));
+const members3 = (): MemberView[] => [0, 1, 2].map((i) => member(i));
+
+interface Row {
+  name: string;
+  s: Situation;
+  action: Action | Action['kind'];
+  reason?: string;
+  phase?: string;
+  degraded?: string;
+}
+
+const rows: Row[] = [
+  { name: 'empty cluster → bootstrap the seed', s: {}, action: { kind: 'bootstrap', pod: 'ex-0', peerURL: url('ex-0') }, reason: 'Bootstrapping', phase: 'Creating' },
+  { name: 'seed pod starting, members API silent → wait', s: { pods: [pod(0, { phase: 'Pending', ready: false })], members: null }, action: 'wait', reason: 'WaitingForSeed' },
+  { name: 'seed up, size 3 → add member 1', s: { pods: [pod(0)], members: [member(0)] }, action: { kind: 'addMember', pod: 'ex-1', peerURL: url('ex-1') }, reason: 'AddingMember' },
+  {
+    name: 'member added, no pod yet → its pod with the full initial cluster',
+    s: { pods: [pod(0)], members: [member(0), member(1, false)] },
+    action: { kind: 'createPod', pod: 'ex-1', state: 'existing', memberId: id(1), initialCluster: [{ name: 'ex-0', peerURL: url('ex-0') }, { name: 'ex-1', peerURL: url('ex-1') }] },
+    reason: 'CreatingMemberPod',
+  },
+  { name: 'member joining (pod unready) → wait, never add the next one', s: { pods: [pod(0), pod(1, { ready: false, phase: 'Pending' })], members: [member(0), member(1, false)] }, action: 'wait', reason: 'WaitingForMember' },
+  { name: 'two healthy of 2, size 3 → add member 2', s: { pods: [pod(0), pod(1)], members: [member(0), member(1)] }, action: { kind: 'addMember', pod: 'ex-2', peerURL: url('ex-2') } },
+  { name: 'steady 3 of 3 → nothing', s: { pods: three(), members: members3() }, action: 'none', reason: 'ReconcileComplete', phase: 'Running' },
+  { name: 'scale 3 → 5: add one (ex-3)', s: { spec: { size: 5 }, pods: three(), members: members3() }, action: { kind: 'addMember', pod: 'ex-3', peerURL: url('ex-3') } },
+  { name: 'scale down 3 → 1: remove one non-leader (the newest) first', s: { spec: { size: 1 }, pods: three(), members: members3(), leader: 0 }, action: { kind: 'removeMember', id: id(2), pod: 'ex-2' }, reason: 'RemovingMember' },
+  { name: 'scale down with the newest as leader: pick another non-leader', s: { spec: { size: 2 }, pods: three(), members: members3(), leader: 2 }, action: { kind: 'removeMember', id: id(1), pod: 'ex-1' } },
+  { name: 'scale down: the removed member\'s pod is deleted next', s: { spec: { size: 1 }, pods: three(), members: [member(0), member(1)] }, action: { kind: 'deletePod', pod: 'ex-2' }, reason: 'DeletingPod' },
+  { name: 'scale 2 → 1 with leader ex-1: remove ex-0', s: { spec: { size: 1 }, pods: [pod(0), pod(1)], members: [member(0), member(1)], leader: 1 }, action: { kind: 'removeMember', id: id(0), pod: 'ex-0' } },
+  { name: 'pod terminating → wait for it', s: { spec: { size: 1 }, pods: [pod(0), pod(1, { deleting: true })], members: [member(0)] }, action: 'wait', reason: 'PodTerminating' },
+  { name: 'quorum lost (1 of 3 healthy) → refuse, Degraded', s: { pods: three((i) => (i === 0 ? {} : { ready: false })), members: members3() }, action: 'refuse', reason: 'QuorumLost', degraded: 'QuorumLost', phase: 'Degraded' },
+  { name: 'quorum lost even with a scale request → refuse', s: { spec: { size: 1 }, pods: three((i) => (i === 0 ? {} : { phase: 'Failed', ready: false })), members: members3() }, action: 'refuse', reason: 'QuorumLost' },
+  { name: 'a member pod deleted (emptyDir) → remove the member to replace it', s: { pods: [pod(0), pod(1)], members: members3() }, action: { kind: 'removeMember', id: id(2), pod: 'ex-2' }, reason: 'ReplacingFailedMember', degraded: 'MemberFailed' },
+  { name: 'a member pod deleted (PVC) → re-create it with its name and data', s: { spec: { storage: { volumeClaimTemplate: { spec: {} } } }, pods: [pod(0), pod(1)], members: members3() }, action: { kind: 'createPod', pod: 'ex-2', state: 'existing', memberId: id(2), initialCluster: [0, 1, 2].map((i) => ({ name: `ex-${i}`, peerURL: url(`ex-${i}`) })) }, reason: 'RecreatingMemberPod' },
+  { name: 'a member pod Failed → remove it first', s: { pods: three((i) => (i === 1 ? { phase: 'Failed', ready: false } : {})), members: members3() }, action: { kind: 'removeMember', id: id(1), pod: 'ex-1' }, reason: 'ReplacingFailedMember' },
+  { name: 'after removing the failed member its pod goes', s: { pods: three((i) => (i === 1 ? { phase: 'Failed', ready: false } : {})), members: [member(0), member(2)] }, action: { kind: 'deletePod', pod: 'ex-1' } },
+  { name: 'then the cluster grows back with a new name', s: { pods: [pod(0), pod(2)], members: [member(0), member(2)] }, action: { kind: 'addMember', pod: 'ex-3', peerURL: url('ex-3') } },
+  { name: 'member unready for a while (< timeout) → wait, Degraded', s: { pods: three((i) => (i === 2 ? { ready: false, unreadySince: NOW - 10_000 } : {})), members: members3() }, action: 'wait', degraded: 'MemberNotReady' },
+  { name: 'member unready past the timeout → replaced', s: { pods: three((i) => (i === 2 ? { ready: false, unreadySince: NOW - 600_000 } : {})), members: members3() }, action: { kind: 'removeMember', id: id(2), pod: 'ex-2' } },
+  { name: '2 of 3 healthy, scale up to 5 → wait (never grow on a sick cluster)', s: { spec: { size: 5 }, pods: three((i) => (i === 2 ? { ready: false, unreadySince: NOW - 1000 } : {})), members: members3() }, action: 'wait' },
+  { name: '2 of 2 fine, but a failed member in a 2-member cluster cannot be removed safely', s: { spec: { size: 2 }, pods: [pod(0), pod(1, { phase: 'Failed', ready: false })], members: [member(0), member(1)] }, action: 'refuse', reason: 'QuorumLost' },
+  { name: 'rolling upgrade: a follower first (lowest ordinal non-leader)', s: { spec: { version: '3.4.35' }, pods: three(), members: members3(), leader: 0 }, action: { kind: 'upgradeMember', pod: 'ex-1', from: '3.4.34', to: '3.4.35' }, reason: 'UpgradingMember', phase: 'Upgrading' },
+  { name: 'rolling upgrade: the restarted member must come back before the next', s: { spec: { version: '3.4.35' }, pods: three((i) => (i === 1 ? { version: '3.4.35', runningVersion: '3.4.34' } : {})), members: members3() }, action: 'wait', phase: 'Upgrading' },
+  { name: 'rolling upgrade: the upgraded member unready → wait', s: { spec: { version: '3.4.35' }, pods: three((i) => (i === 1 ? { version: '3.4.35', runningVersion: '3.4.35', ready: false } : {})), members: members3() }, action: 'wait', phase: 'Upgrading' },
+  { name: 'rolling upgrade: then the other follower', s: { spec: { version: '3.4.35' }, pods: three((i) => (i === 1 ? { version: '3.4.35', runningVersion: '3.4.35' } : {})), members: members3(), leader: 0 }, action: { kind: 'upgradeMember', pod: 'ex-2', from: '3.4.34', to: '3.4.35' } },
+  { name: 'rolling upgrade: the leader last', s: { spec: { version: '3.4.35' }, pods: three((i) => (i === 0 ? {} : { version: '3.4.35', runningVersion: '3.4.35' })), members: members3(), leader: 0 }, action: { kind: 'upgradeMember', pod: 'ex-0', from: '3.4.34', to: '3.4.35' } },
+  { name: 'upgrade skipping a minor → refused', s: { spec: { version: '3.6.0' }, pods: three(), members: members3() }, action: 'refuse', reason: 'UnsupportedUpgrade' },
+  { name: 'minor downgrade → refused', s: { spec: { version: '3.3.9' }, pods: three(), members: members3() }, action: 'refuse', reason: 'UnsupportedUpgrade' },
+  { name: 'a pod not in the members list, just created → wait for the list', s: { pods: [pod(0), pod(1), pod(2, { createdAt: NOW - 1000 })], members: [member(0), member(1)] }, action: 'wait', reason: 'WaitingForMembersList' },
+  { name: 'a foreign member (unknown peer URL) → removed', s: { pods: three(), members: [...members3(), { id: 'abc', name: 'stranger', peerURLs: ['http://10.0.0.9:2380'], clientURLs: [] }] }, action: { kind: 'removeMember', id: 'abc', pod: undefined }, reason: 'RemovingForeignMember' },
+  { name: 'joining member 1 → 2 (no quorum until it starts) → wait, not refuse', s: { spec: { size: 2 }, pods: [pod(0), pod(1, { ready: false, phase: 'Pending' })], members: [member(0), member(1, false)] }, action: 'wait', degraded: 'MemberJoining' },
+  { name: 'joining member 1 → 2 whose pod is missing → create it even without quorum', s: { spec: { size: 2 }, pods: [pod(0)], members: [member(0), member(1, false)] }, action: 'createPod' },
+  { name: 'everything gone after bootstrap → refuse (data lost), never re-bootstrap silently', s: { pods: [], members: null, bootstrapped: true }, action: 'refuse', reason: 'AllMembersLost', phase: 'Failed' },
+  { name: 'members API unreachable, pods ready → wait', s: { pods: three(), members: null }, action: 'wait', reason: 'MembersUnreachable' },
+  { name: 'members API unreachable, no pod ready → refuse', s: { pods: three(() => ({ ready: false })), members: null }, action: 'refuse', reason: 'MembersUnreachable' },
+  { name: 'invalid size → refuse', s: { spec: { size: 0 }, pods: three(), members: members3() }, action: 'refuse', reason: 'InvalidSpec' },
+  { name: 'paused → nothing', s: { spec: { size: 5, paused: true }, pods: three(), members: members3() }, action: 'none', reason: 'Paused' },
+  { name: 'single member cluster, scale 1 → 2 (the unavoidable exception)', s: { spec: { size: 2 }, pods: [pod(0)], members: [member(0)] }, action: { kind: 'addMember', pod: 'ex-1', peerURL: url('ex-1') } },
+  { name: 'the last member is never removed', s: { spec: { size: 1 }, pods: [pod(0, { phase: 'Failed', ready: false })], members: [member(0)] }, action: 'refuse', reason: 'QuorumLost' },
+];
+
+describe('planner', () => {
+  test.each(rows.map((r) => [r.name, r] as const))('%s', (_name, r) => {
+    const p = plan(observe(r.s));
+    if (typeof r.action === 'string') expect(p.action.kind).toBe(r.action);
+    else expect(p.action).toEqual(r.action);
+    if (r.reason) expect(p.reason).toBe(r.reason);
+    if (r.phase) expect(p.phase).toBe(r.phase);
+    if (r.degraded) expect(p.degraded?.reason).toBe(r.degraded);
+    expect(p.message.length).toBeGreaterThan(0);
+  });
+
+  /** A tiny simulated world: apply each action's effect, let joined members become ready, re-plan. */
+  function simulate(start: Situation, steps: number, settle = true): { actions: Action[]; final: Observed } {
+    let pods = [...(start.pods ?? [])];
+    let members = start.members === null ? undefined : [...(start.members ?? [])];
+    const spec = withDefaults({ size: 3, ...start.spec });
+    const actions: Action[] = [];
+    let nextId = 500;
+    let leader = start.leader === undefined ? id(0) : id(start.leader);
+    for (let i = 0; i < steps; i++) {
+      const o: Observed = { cluster: C, namespace: NS, spec, pods, members, healthy: Object.fromEntries(pods.map((p) => [p.name, p.ready])), leaderId: leader, bootstrapped: (members ?? []).length > 0, now: NOW };
+      const p = plan(o);
+      const a = p.action;
+      if (a.kind === 'none') return { actions, final: o };
+      if (a.kind === 'refuse') throw new Error(`refused: ${p.message}`);
+      if (a.kind !== 'wait') actions.push(a);
+      switch (a.kind) {
+        case 'bootstrap':
+          pods.push(pod(Number(a.pod.split('-')[1]), { ready: false, phase: 'Pending', createdAt: NOW }));
+          break;
+        case 'addMember':
+          members = [...(members ?? []), { id: String(nextId++), name: '', peerURLs: [a.peerURL], clientURLs: [] }];
+          break;
+        case 'createPod':
+          pods.push(pod(Number(a.pod.split('-')[1]), { ready: false, phase: 'Pending', createdAt: NOW, clusterState: 'existing', memberId: a.memberId }));
+          break;
+        case 'removeMember':
+          members = (members ?? []).filter((m) => m.id !== a.id);
+          if (leader === a.id) leader = members[0].id;
+          break;
+        case 'deletePod':
+          pods = pods.filter((x) => x.name !== a.pod);
+          break;
+        case 'upgradeMember':
+          pods = pods.map((x) => (x.name === a.pod ? { ...x, version: a.to, ready: false } : x));
+          break;
+        case 'wait':
+          if (!settle) break;
+          // the kubelet and etcd catch up: pods start, members learn their names
+          pods = pods.map((x) => ({ ...x, phase: 'Running', ready: true, runningVersion: x.version }));
+          if (!members?.length) members = [{ id: id(0), name: pods[0].name, peerURLs: [url(pods[0].name)], clientURLs: [] }];
+          members = members.map((m) => (m.name === '' ? { ...m, name: m.peerURLs[0].split('//')[1].split('.')[0] } : m));
+          break;
+      }
+    }
+    throw new Error(`not converged after ${steps} steps: ${JSON.stringify(actions)}`);
+  }
+  const kinds = (as: Action[]): string[] => as.map((a) => `${a.kind}${'pod' in a && a.pod ? ':' + a.pod : ''}`);
+
+  test('creating a 3-member cluster: seed, then add + pod, one member at a time', () => {
+    const r = simulate({}, 50);
+    expect(kinds(r.actions)).toEqual(['bootstrap:ex-0', 'addMember:ex-1', 'createPod:ex-1', 'addMember:ex-2', 'createPod:ex-2']);
+  });
+  test('scale 3 → 1: one member at a time, members API remove before the pod delete', () => {
+    const r = simulate({ spec: { size: 1 }, pods: three(), members: members3(), leader: 0 }, 50);
+    expect(kinds(r.actions)).toEqual(['removeMember:ex-2', 'deletePod:ex-2', 'removeMember:ex-1', 'deletePod:ex-1']);
+  });
+  test('scale 3 → 5 → 3', () => {
+    const up = simulate({ spec: { size: 5 }, pods: three(), members: members3() }, 50);
+    expect(kinds(up.actions)).toEqual(['addMember:ex-3', 'createPod:ex-3', 'addMember:ex-4', 'createPod:ex-4']);
+    const down = simulate({ spec: { size: 3 }, pods: up.final.pods, members: up.final.members, leader: 0 }, 50);
+    expect(kinds(down.actions)).toEqual(['removeMember:ex-4', 'deletePod:ex-4', 'removeMember:ex-3', 'deletePod:ex-3']);
+  });
+  test('rolling upgrade of 5: followers in order, the leader last, one at a time', () => {
+    const pods = [0, 1, 2, 3, 4].map((i) => pod(i));
+    const members = [0, 1, 2, 3, 4].map((i) => member(i));
+    const r = simulate({ spec: { size: 5, version: '3.5.0' }, pods, members, leader: 2 }, 50);
+    expect(kinds(r.actions)).toEqual(['upgradeMember:ex-0', 'upgradeMember:ex-1', 'upgradeMember:ex-3', 'upgradeMember:ex-4', 'upgradeMember:ex-2']);
+  });
+  test('never two actions at once: without the world settling, one add + its pod, then only waits', () => {
+    let thrown: Error | undefined;
+    try {
+      simulate({ spec: { size: 5 }, pods: three(), members: members3() }, 10, false);
+    } catch (e) {
+      thrown = e as Error;
+    }
+    expect(thrown?.message).toMatch(/not converged/);
+    const actions = JSON.parse(thrown!.message.split(': ').slice(1).join(': '));
+    expect(actions.map((a: Action) => a.kind)).toEqual(['addMember', 'createPod']);
+  });
+  test('upgrade path rules', () => {
+    expect(upgradeProblem('3.4.34', '3.5.0')).toBeUndefined();
+    expect(upgradeProblem('3.4.34', '3.4.1')).toBeUndefined();
+    expect(upgradeProblem('3.4.34', '3.6.0')).toMatch(/one minor/);
+    expect(upgradeProblem('3.5.0', '3.4.34')).toMatch(/downgrading/);
+    expect(upgradeProblem('3.5.0', '4.0.0')).toMatch(/major/);
+  });
+});

@@ -1,0 +1,65 @@
+/** The objects the operator builds: member pods (flags, TLS, storage, pod settings), services, PDB. */
+import { withDefaults, type EtcdCluster } from '../../operator/api/types';
+import { clientService, etcdArgs, memberPod, memberPVC, peerService, podDisruptionBudget } from '../../operator/resources';
+import { podFromPeerURL, versionOfImage } from '../../operator/api/naming';
+
+const c = (spec: Partial<EtcdCluster['spec']> = {}): EtcdCluster => ({
+  apiVersion: 'etcd.ts-etcd.io/v1alpha1',
+  kind: 'EtcdCluster',
+  metadata: { name: 'db', namespace: 'prod', uid: 'u-1' },
+  spec: withDefaults(spec),
+});
+const flag = (args: string[], n: string): string | undefined => args.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
+
+test('TLS switches URLs to https and mounts the secrets; pass-through cannot override membership flags', () => {
+  const x = c({ tls: { clientSecret: 'cs', peerSecret: 'ps' }, etcd: { extraArgs: { 'auto-compaction-retention': '1', 'initial-cluster': 'evil=http://x', '--quota-backend-bytes': '8589934592' } } });
+  const args = etcdArgs(x, x.spec, 'db-0', 'new', [{ name: 'db-0', peerURL: 'https://db-0.db.prod.svc:2380' }]);
+  expect(flag(args, 'listen-client-urls')).toBe('https://0.0.0.0:2379');
+  expect(flag(args, 'advertise-client-urls')).toBe('https://db-0.db.prod.svc:2379');
+  expect(flag(args, 'initial-advertise-peer-urls')).toBe('https://db-0.db.prod.svc:2380');
+  expect(flag(args, 'client-cert-auth')).toBe('true');
+  expect(flag(args, 'peer-trusted-ca-file')).toBe('/etc/etcd/tls/peer/ca.crt');
+  expect(flag(args, 'auto-compaction-retention')).toBe('1');
+  expect(flag(args, 'quota-backend-bytes')).toBe('8589934592');
+  expect(args.filter((a) => a.startsWith('--initial-cluster='))).toEqual(['--initial-cluster=db-0=https://db-0.db.prod.svc:2380']);
+  const pod = memberPod(x, x.spec, 'db-0', 'new', [{ name: 'db-0', peerURL: 'https://db-0.db.prod.svc:2380' }]) as unknown as { spec: { volumes: { name: string; secret?: { secretName: string } }[]; containers: { readinessProbe: Record<string, unknown> }[] } };
+  expect(pod.spec.volumes.map((v) => v.secret?.secretName).filter(Boolean)).toEqual(['cs', 'ps']);
+  expect(pod.spec.containers[0].readinessProbe.tcpSocket).toBeDefined();
+});
+
+test('pod settings, storage, owner references', () => {
+  const x = c({
+    version: '3.4.35',
+    pod: { resources: { limits: { memory: '1Gi' } }, nodeSelector: { disk: 'ssd' }, tolerations: [{ key: 'k', operator: 'Exists' }], labels: { team: 't' }, annotations: { a: 'b' } },
+    storage: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'] } } },
+  });
+  const pod = memberPod(x, x.spec, 'db-1', 'existing', [], 'abc') as unknown as {
+    metadata: { labels: Record<string, string>; annotations: Record<string, string>; ownerReferences: unknown[] };
+    spec: { nodeSelector: unknown; tolerations: unknown; volumes: { persistentVolumeClaim?: { claimName: string } }[]; containers: { image: string; resources: unknown }[]; affinity: unknown };
+  };
+  expect(pod.spec.containers[0].image).toBe('ts-etcd/etcd:3.4.35');
+  expect(pod.spec.containers[0].resources).toEqual({ limits: { memory: '1Gi' } });
+  expect(pod.spec.nodeSelector).toEqual({ disk: 'ssd' });
+  expect(pod.spec.tolerations).toEqual([{ key: 'k', operator: 'Exists' }]);
+  expect(pod.spec.volumes[0].persistentVolumeClaim?.claimName).toBe('db-1-data');
+  expect(pod.metadata.labels).toMatchObject({ team: 't', 'etcd.ts-etcd.io/cluster': 'db', 'app.kubernetes.io/managed-by': 'etcd-operator' });
+  expect(pod.metadata.annotations).toMatchObject({ a: 'b', 'etcd.ts-etcd.io/initial-cluster-state': 'existing', 'etcd.ts-etcd.io/member-id': 'abc' });
+  expect(pod.metadata.ownerReferences).toEqual([{ apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdCluster', name: 'db', uid: 'u-1', controller: true, blockOwnerDeletion: true }]);
+  expect(pod.spec.affinity).toHaveProperty('podAntiAffinity');
+  expect(memberPVC(x, x.spec, 'db-1')).toMatchObject({ kind: 'PersistentVolumeClaim', metadata: { name: 'db-1-data' }, spec: { accessModes: ['ReadWriteOnce'] } });
+});
+
+test('services and the PDB keep quorum', () => {
+  expect(peerService(c()).spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+  expect(clientService(c()).metadata.name).toBe('db-client');
+  const pdb = (n: number): unknown => (podDisruptionBudget(c({ size: n }), withDefaults({ size: n })).spec as { maxUnavailable: number }).maxUnavailable;
+  expect([1, 2, 3, 4, 5, 7].map(pdb)).toEqual([0, 0, 1, 1, 2, 3]);
+});
+
+test('naming helpers', () => {
+  expect(podFromPeerURL('http://db-3.db.prod.svc:2380', 'db', 'prod')).toBe('db-3');
+  expect(podFromPeerURL('http://db-3.other.prod.svc:2380', 'db', 'prod')).toBeUndefined();
+  expect(podFromPeerURL('http://10.0.0.1:2380', 'db', 'prod')).toBeUndefined();
+  expect(versionOfImage('registry:5000/ts-etcd/etcd:3.4.34')).toBe('3.4.34');
+  expect(versionOfImage('registry:5000/ts-etcd/etcd')).toBeUndefined();
+});
