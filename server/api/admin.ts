@@ -20,8 +20,14 @@ export interface AdminDeps {
   now: () => number;
 }
 
+/** JSON as etcd sends it: Content-Type application/json, no charset parameter. */
+function sendJSON(res: express.Response, status: number, body: string): void {
+  res.status(status).setHeader('Content-Type', 'application/json');
+  res.end(body);
+}
+
 function httpError(res: express.Response, status: number, message: string): void {
-  res.status(status).type('application/json').send(JSON.stringify({ message }));
+  sendJSON(res, status, JSON.stringify({ message }));
 }
 
 /** Everything but /v2/keys: version, health, members, machines, stats and metrics, as etcd 3.4 answers them. */
@@ -32,12 +38,15 @@ export function adminApp(d: AdminDeps): express.Express {
   const { server, store } = d;
 
   app.get('/version', (_req, res) => {
-    res.type('application/json').send(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
+    // Exactly etcd's content types (express would add a charset).
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
   });
 
   app.get('/health', (_req, res) => {
     const ok = server.lead !== NONE;
-    res.status(ok ? 200 : 503).type('application/json').send(JSON.stringify({ health: ok ? 'true' : 'false' }));
+    res.status(ok ? 200 : 503).setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.end(JSON.stringify({ health: ok ? 'true' : 'false' }));
   });
 
   app.get('/v2/machines', (_req, res) => {
@@ -50,12 +59,12 @@ export function adminApp(d: AdminDeps): express.Express {
     next();
   });
   members.get('/', (_req, res) => {
-    res.type('application/json').send(JSON.stringify({ members: server.cluster.list().map(v2Member) }));
+    sendJSON(res, 200, JSON.stringify({ members: server.cluster.list().map(v2Member) }));
   });
   members.get('/leader', (_req, res) => {
     const m = server.lead === NONE ? undefined : server.cluster.get(server.lead);
     if (!m) return httpError(res, 503, 'During election');
-    res.type('application/json').send(JSON.stringify(v2Member(m)));
+    sendJSON(res, 200, JSON.stringify(v2Member(m)));
   });
   const jsonBody = express.json({ type: () => true, limit: '1mb' });
   const peerURLsOf = (req: express.Request, res: express.Response): string[] | undefined => {
@@ -93,7 +102,7 @@ export function adminApp(d: AdminDeps): express.Express {
       return httpError(res, 500, 'Internal Server Error');
     }
     server.addMember(m).then(
-      () => res.status(201).type('application/json').send(JSON.stringify(v2Member(m))),
+      () => sendJSON(res, 201, JSON.stringify(v2Member(m))),
       (err) => membershipError(res, m.id, err),
     );
   });
@@ -128,7 +137,7 @@ export function adminApp(d: AdminDeps): express.Express {
 
   app.get('/v2/stats/self', (_req, res) => {
     const started = new Date(server.startedAt).toISOString();
-    res.type('application/json').send(
+    sendJSON(res, 200, 
       JSON.stringify({
         name: d.name,
         id: server.id,
@@ -141,11 +150,11 @@ export function adminApp(d: AdminDeps): express.Express {
     );
   });
   app.get('/v2/stats/store', (_req, res) => {
-    res.type('application/json').send(JSON.stringify(store.statsJSON()));
+    sendJSON(res, 200, JSON.stringify(store.statsJSON()));
   });
   app.get('/v2/stats/leader', (_req, res) => {
     if (server.raftState !== StateType.Leader) return httpError(res, 403, 'not current leader');
-    res.type('application/json').send(JSON.stringify({ leader: server.id, followers: d.transport?.followerStats() ?? {} }));
+    sendJSON(res, 200, JSON.stringify({ leader: server.id, followers: d.transport?.followerStats() ?? {} }));
   });
 
   app.get('/metrics', (_req, res) => {

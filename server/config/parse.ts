@@ -71,20 +71,25 @@ function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue 
       if (typeof raw === 'boolean') return raw;
       if (raw === 'true' || raw === '1' || raw === 't' || raw === 'TRUE' || raw === 'True') return true;
       if (raw === 'false' || raw === '0' || raw === 'f' || raw === 'FALSE' || raw === 'False') return false;
-      throw bad('parse error (want true or false)');
+      // Go's flag package words it its own way for booleans.
+      if (where.startsWith('flag ')) throw new ConfigError(`invalid boolean value ${JSON.stringify(raw)} for ${where.slice(5)}: parse error`, 2);
+      throw bad('parse error');
     case 'uint': {
       if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
       if (typeof raw === 'string' && /^[0-9]+$/.test(raw)) {
         const n = Number(raw);
         if (Number.isSafeInteger(n)) return n;
       }
-      throw bad('parse error (want a non-negative integer)');
+      throw bad('parse error');
     }
     case 'urls': {
       const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
       if (!list || list.some((x) => typeof x !== 'string')) throw bad('want a comma-separated list of URLs');
       const out = (list as string[]).map((x) => x.trim()).filter((x) => x !== '');
-      for (const x of out) checkURL(x, where);
+      for (const x of out) {
+        const why = urlProblem(x);
+        if (why) throw bad(why);
+      }
       return out;
     }
     case 'enum':
@@ -97,22 +102,24 @@ function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue 
   }
 }
 
-/** etcd's URL rules: http, https, unix or unixs; host:port; no path. */
-export function checkURL(u: string, where: string): void {
+/** etcd's URL rules (http, https, unix or unixs; host:port; no path): what is wrong with a URL, in etcd's words. */
+export function urlProblem(u: string): string | undefined {
   let url: URL;
   try {
     url = new URL(u);
   } catch {
-    throw new ConfigError(`invalid URL "${u}" in ${where}`);
+    return /^[a-z][a-z0-9+.-]*:\/\//i.test(u) ? `parse ${JSON.stringify(u)}: invalid URL` : `URL scheme must be http, https, unix, or unixs: ${u}`;
   }
   const scheme = url.protocol.replace(/:$/, '');
-  if (!['http', 'https', 'unix', 'unixs'].includes(scheme)) {
-    throw new ConfigError(`URL scheme must be http, https, unix, or unixs: ${u} (in ${where})`);
-  }
-  if (scheme.startsWith('http') && (url.port === '' || url.hostname === '')) {
-    throw new ConfigError(`URL address does not have the form "host:port": ${u} (in ${where})`);
-  }
-  if (url.pathname !== '' && url.pathname !== '/') throw new ConfigError(`URL must not contain a path: ${u} (in ${where})`);
+  if (!['http', 'https', 'unix', 'unixs'].includes(scheme)) return `URL scheme must be http, https, unix, or unixs: ${u}`;
+  if (scheme.startsWith('http') && (url.port === '' || url.hostname === '')) return `URL address does not have the form "host:port": ${u}`;
+  if (url.pathname !== '' && url.pathname !== '/') return `URL must not contain a path: ${u}`;
+  return undefined;
+}
+
+export function checkURL(u: string, where: string): void {
+  const why = urlProblem(u);
+  if (why) throw new ConfigError(`${why} (in ${where})`);
 }
 
 /** Parses `name=url,name=url2,other=url3` (a member may appear several times, one per peer URL). */
@@ -292,10 +299,10 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   }
   const values = new Map<string, OptionValue>();
   for (const o of OPTIONS) values.set(o.name, chosen.has(o.name) ? chosen.get(o.name)! : o.default);
-  return { kind: 'config', config: buildConfig(values, chosen), warnings };
+  return { kind: 'config', config: buildConfig(values, chosen, !configFile), warnings };
 }
 
-function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, OptionValue>): ServerConfig {
+function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, OptionValue>, fromCommandLine: boolean): ServerConfig {
   const str = (n: string) => values.get(n) as string;
   const num = (n: string) => values.get(n) as number;
   const bool = (n: string) => values.get(n) as boolean;
@@ -308,6 +315,12 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     throw new ConfigError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`);
   }
   if (election > 50000) throw new ConfigError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`);
+  // As etcd: a command line (flags or ETCD_* variables) that sets where to listen must say what to advertise.
+  if (fromCommandLine && explicit.has('listen-client-urls') && !explicit.has('advertise-client-urls')) {
+    throw new ConfigError(
+      '--advertise-client-urls is required when --listen-client-urls is set explicitly. When listening on specific address(es), this etcd process must advertise accessible url(s) to each connected client.',
+    );
+  }
   const advertisePeer = list('initial-advertise-peer-urls');
   const initialClusterStr = explicit.has('initial-cluster') ? str('initial-cluster') : advertisePeer.map((u) => `${name}=${u}`).join(',');
   const initialCluster = parseInitialCluster(initialClusterStr);

@@ -484,8 +484,16 @@ export class EtcdServer extends EventEmitter {
         }
       }
       if (this.o.now() >= deadline) return this.failProposal(reject, new RequestTimeoutError('etcdserver: request timed out, possibly due to previous leader failure'));
-      this.once('leader', tryAgain);
-      setTimeout(() => this.off('leader', tryAgain), Math.max(1, deadline - this.o.now())).unref();
+      // Wait for a leader, but not past the deadline: then the client gets etcd's timeout error.
+      const onLeader = (): void => {
+        clearTimeout(timer);
+        tryAgain();
+      };
+      const timer = setTimeout(() => {
+        this.off('leader', onLeader);
+        tryAgain();
+      }, Math.max(1, deadline - this.o.now()));
+      this.once('leader', onLeader);
     };
     tryAgain();
   }

@@ -44,6 +44,7 @@ describe('admin endpoints', () => {
     const [r, o] = await Promise.all([request(real.clientURL, 'GET', p), request(ours.clientURL, 'GET', p)]);
     expect(o.status).toBe(r.status);
     expect(shape(JSON.parse(o.body))).toEqual(shape(JSON.parse(r.body)));
+    expect(o.headers['content-type']).toBe(r.headers['content-type']);
   });
 
   test('the member list names this member with its advertised URLs', async () => {

@@ -127,6 +127,10 @@ describe('a 3-member cluster', () => {
     const leader = await c.waitForLeader(survivors);
     expect(leader).not.toBe(old);
     for (const m of survivors) await expectAll(m, acked, true);
+    const metrics = (await request(survivors[0].clientURL, 'GET', '/metrics')).body;
+    expect(Number(/^etcd_server_leader_changes_seen_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(metrics).toMatch(/^etcd_network_peer_sent_bytes_total\{To="[0-9a-f]+"\} [1-9]/m);
+    expect(metrics).toMatch(/^etcd_network_peer_received_bytes_total\{From="[0-9a-f]+"\} [1-9]/m);
     // More than the catch-up entries were written since: the old leader's log was compacted past it.
     await c.restart(old);
     const last = [...acked.values()].sort((a, b) => b.modifiedIndex - a.modifiedIndex)[0];
@@ -140,6 +144,11 @@ describe('a 3-member cluster', () => {
     const follower = c.members.find((m) => m !== leader && m.proc)!;
     const termBefore = Number((await request(leader.clientURL, 'GET', '/v2/keys/')).headers['x-raft-term']);
     c.partition([follower]);
+    // Cut off, it soon has no leader: /health says so.
+    await eventually('the isolated follower to report no leader', async () => {
+      const h = await request(follower.clientURL, 'GET', '/health');
+      return h.status === 503 && JSON.parse(h.body).health === 'false' ? true : undefined;
+    });
     const minority = await request(follower.clientURL, 'PUT', '/v2/keys/partition/minority', { form: 'value=lost', timeoutMs: 20000 });
     expect({ status: minority.status, body: JSON.parse(minority.body) }).toEqual({
       status: 500,
@@ -165,6 +174,28 @@ describe('a 3-member cluster', () => {
     c.heal();
     await eventually('the old leader to follow the new one', async () => ((await selfStats(old)).leaderInfo.leader === leader.id ? true : undefined));
     await eventually('the old leader to converge', async () => ((await get(old, '/partition/new-leader', false))?.value === written.value ? true : undefined));
+  });
+});
+
+describe('stopping a leader', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await TestCluster.start(3);
+  });
+  afterAll(async () => c?.stop());
+
+  test('SIGTERM on the leader hands leadership to a follower before it exits', async () => {
+    const old = await c.waitForLeader();
+    await put(old, '/graceful/before', '1');
+    expect(await old.proc!.signal('SIGTERM')).toBe(0);
+    old.proc = undefined;
+    // Had it just vanished, the others would still follow it until an election timeout passed.
+    const views = await Promise.all(c.running().map(selfStats));
+    expect(views[0].leaderInfo.leader).not.toBe(old.id);
+    expect(views[1].leaderInfo.leader).toBe(views[0].leaderInfo.leader);
+    expect(views.find((v) => v.id === views[0].leaderInfo.leader)?.state).toBe('StateLeader');
+    const node = await put(c.running()[0], '/graceful/after', '2');
+    for (const m of c.running()) expect(await get(m, '/graceful/after', true)).toEqual(node);
   });
 });
 
