@@ -12,6 +12,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ClusterBenchResult, benchCluster } from './cluster';
 import { LoadResult, Workload, runLoad } from './v2-load';
 
 interface Server {
@@ -97,6 +98,11 @@ async function main(): Promise<void> {
     }
   }
 
+  const clusters = new Map<string, ClusterBenchResult>();
+  if (process.env.BENCH_CLUSTER !== '0') {
+    for (const server of servers) clusters.set(server.name, await benchCluster(server.command, server.args, { seconds, maxRequests }));
+  }
+
   console.log(`v2 keys API, single node, 64-byte values, ${seconds}s per cell (${os.cpus().length} cores, node ${process.version})`);
   console.log('workload conns |   server    req/s   p50 ms   p99 ms  errors |  ratio ours/etcd');
   for (const c of cells) {
@@ -107,6 +113,26 @@ async function main(): Promise<void> {
       const ratio = name === 'ours' && etcd ? `${(r.throughput / etcd.throughput).toFixed(2)}x` : '';
       console.log(`${c.workload.padEnd(8)} ${String(c.connections).padStart(5)} | ${name.padStart(8)} ${fmt(r.throughput)} ${fmt(r.p50ms, 2)} ${fmt(r.p99ms, 2)} ${String(r.errors).padStart(7)} | ${ratio}`);
     }
+  }
+  printClusters(clusters);
+}
+
+function printClusters(clusters: Map<string, ClusterBenchResult>): void {
+  if (clusters.size === 0) return;
+  const etcd = clusters.get('etcd');
+  console.log('');
+  console.log('3 members on 127.0.0.1 (heartbeat 100 ms, election 1000 ms), PUT, 64 connections');
+  console.log('case            |   server    req/s   p50 ms   p99 ms  errors |  ratio ours/etcd');
+  for (const [label, pick] of [['via leader', (r: ClusterBenchResult) => r.viaLeader], ['via follower', (r: ClusterBenchResult) => r.viaFollower]] as const) {
+    for (const [name, r] of clusters) {
+      const x = pick(r);
+      const ratio = name === 'ours' && etcd ? `${(x.throughput / pick(etcd).throughput).toFixed(2)}x` : '';
+      console.log(`${label.padEnd(15)} | ${name.padStart(8)} ${fmt(x.throughput)} ${fmt(x.p50ms, 2)} ${fmt(x.p99ms, 2)} ${String(x.errors).padStart(7)} | ${ratio}`);
+    }
+  }
+  for (const [name, r] of clusters) {
+    const ratio = name === 'ours' && etcd ? `  (${(r.failoverMs / etcd.failoverMs).toFixed(2)}x etcd's time)` : '';
+    console.log(`failover: kill -9 leader -> first successful write: ${name.padStart(5)} ${r.failoverMs.toFixed(0).padStart(6)} ms${ratio}`);
   }
 }
 

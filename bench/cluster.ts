@@ -1,0 +1,152 @@
+/**
+ * The 3-member case: a cluster of one implementation on 127.0.0.1 (default heartbeat 100 ms, election 1000 ms),
+ * v2 PUT load through the leader and through a follower, and the failover time: from kill -9 of the leader to the
+ * first write that succeeds through a survivor.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LoadResult, runLoad } from './v2-load';
+
+export interface ClusterBenchResult {
+  viaLeader: LoadResult;
+  viaFollower: LoadResult;
+  failoverMs: number;
+}
+
+interface Member {
+  name: string;
+  clientURL: string;
+  peerURL: string;
+  proc: ChildProcess;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function getJSON(url: string, timeoutMs = 1000): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(b) });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+function putOnce(url: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const body = 'value=failover';
+    const req = http.request(`${url}/v2/keys/failover-probe`, {
+      method: 'PUT',
+      timeout: timeoutMs,
+      agent: false,
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': body.length },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve((res.statusCode ?? 500) < 300));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end(body);
+  });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function leaderOf(members: Member[]): Promise<Member> {
+  return until(
+    'a leader',
+    async () => {
+      const views = await Promise.all(members.map((m) => getJSON(`${m.clientURL}/v2/stats/self`)));
+      const i = views.findIndex((v) => (v.body as { state: string }).state === 'StateLeader');
+      const lead = (views[0].body as { leaderInfo: { leader: string } }).leaderInfo.leader;
+      if (i < 0 || views.some((v) => (v.body as { leaderInfo: { leader: string } }).leaderInfo.leader !== lead)) return undefined;
+      return members[i];
+    },
+    30000,
+  );
+}
+
+export async function benchCluster(command: string, prefixArgs: string[], o: { seconds: number; maxRequests: number }): Promise<ClusterBenchResult> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-cluster-'));
+  const members: Member[] = [];
+  const specs = [];
+  for (let i = 0; i < 3; i++) specs.push({ name: `b${i}`, clientURL: `http://127.0.0.1:${await freePort()}`, peerURL: `http://127.0.0.1:${await freePort()}` });
+  const initial = specs.map((s) => `${s.name}=${s.peerURL}`).join(',');
+  try {
+    for (const s of specs) {
+      const proc = spawn(
+        command,
+        [
+          ...prefixArgs,
+          '--name', s.name, '--data-dir', path.join(dir, s.name), '--enable-v2=true',
+          '--listen-client-urls', s.clientURL, '--advertise-client-urls', s.clientURL,
+          '--listen-peer-urls', s.peerURL, '--initial-advertise-peer-urls', s.peerURL,
+          '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'bench',
+        ],
+        { stdio: 'ignore' },
+      );
+      members.push({ ...s, proc });
+    }
+    await until('a healthy cluster', async () => ((await Promise.all(members.map((m) => getJSON(`${m.clientURL}/health`)))).every((h) => h.status === 200) ? true : undefined), 30000);
+    const leader = await leaderOf(members);
+    const follower = members.find((m) => m !== leader)!;
+    const load = { workload: 'put' as const, connections: 64, maxRequests: o.maxRequests, maxSeconds: o.seconds, valueSize: 64 };
+    const viaLeader = await runLoad({ ...load, endpoint: leader.clientURL });
+    const viaFollower = await runLoad({ ...load, endpoint: follower.clientURL });
+    // Failover: kill -9 the leader, then probe the survivors every 10 ms until a write succeeds (bounded).
+    const survivors = members.filter((m) => m !== leader);
+    const killedAt = performance.now();
+    leader.proc.kill('SIGKILL');
+    let firstSuccess = 0;
+    const probes: Promise<void>[] = [];
+    for (let i = 0; i < 2000 && firstSuccess === 0 && performance.now() - killedAt < 20000; i++) {
+      const target = survivors[i % survivors.length];
+      probes.push(
+        putOnce(target.clientURL, 3000).then((ok) => {
+          if (ok && firstSuccess === 0) firstSuccess = performance.now();
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.all(probes);
+    if (firstSuccess === 0) throw new Error('no write succeeded within 20 s of killing the leader');
+    return { viaLeader, viaFollower, failoverMs: firstSuccess - killedAt };
+  } finally {
+    for (const m of members) m.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
