@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import * as winston from 'winston';
 import { adminApp } from './api/admin';
@@ -15,6 +16,8 @@ import { EtcdServer, RemoteCluster, WALStore } from './etcdserver/server';
 import { CLUSTER_VERSION, SERVER_VERSION } from './api/admin';
 import { Member } from './membership/cluster';
 import { Transport } from './rafthttp/transport';
+import { ensureSelfSignedCert, hostsOf } from './tls/auto-tls';
+import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watchCertificates } from './tls/tls-settings';
 import { ServerMetrics } from './metrics';
 import { Snapshotter } from './snap/snapshotter';
 import { V2Store } from './store';
@@ -133,12 +136,14 @@ function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: (
 }
 
 /** Asks the running members (their peer URLs, in turn) which cluster this is and who is in it. */
-export async function fetchRemoteCluster(peerURLs: string[]): Promise<RemoteCluster> {
+export async function fetchRemoteCluster(peerURLs: string[], tlsOptions?: https.AgentOptions): Promise<RemoteCluster> {
   const errors: string[] = [];
   for (const u of peerURLs) {
     try {
       const { status, body, clusterId } = await new Promise<{ status: number; body: string; clusterId: string }>((resolve, reject) => {
-        const req = http.get(new URL('/members', u), { timeout: 2000 }, (res) => {
+        const url = new URL('/members', u);
+        const get = url.protocol === 'https:' ? (o: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.get(url, { ...tlsOptions, ...o }, cb) : (o: http.RequestOptions, cb: (res: http.IncomingMessage) => void) => http.get(url, o, cb);
+        const req = get({ timeout: 2000 }, (res) => {
           let b = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (b += c));
@@ -156,6 +161,40 @@ export async function fetchRemoteCluster(peerURLs: string[]): Promise<RemoteClus
   throw new Error(`cannot fetch the cluster's members from its peers (${errors.join('; ')})`);
 }
 
+/**
+ * The TLS settings of the client or peer side, from the flags: the given files, or with --auto-tls a self-signed
+ * certificate kept in the data dir. Undefined when that side has no TLS.
+ */
+export function resolveTLS(cfg: ServerConfig, side: 'client' | 'peer', logger: winston.Logger): TLSSettings | undefined {
+  const t = side === 'client' ? cfg.clientTLS : cfg.peerTLS;
+  const urls = side === 'client' ? cfg.listenClientURLs : cfg.listenPeerURLs;
+  const flag = side === 'client' ? '' : 'peer-';
+  let { certFile, keyFile } = t;
+  const needed = urls.some((u) => u.startsWith('https://'));
+  if ((certFile === '' || keyFile === '') && t.autoTLS) {
+    const made = ensureSelfSignedCert(path.join(cfg.dataDir, 'fixtures', side), hostsOf(urls));
+    ({ certFile, keyFile } = made);
+    logger.info(made.generated ? 'generated a self-signed certificate (auto TLS)' : 'reusing the self-signed certificate (auto TLS)', { side, certFile });
+  }
+  if (certFile === '' || keyFile === '') {
+    const u = urls.find((x) => x.startsWith('https://'));
+    if (u) throw new ConfigError(`TLS key/cert (--${flag}cert-file, --${flag}key-file) must be provided for ${side} url ${u} with HTTPS scheme`);
+    return undefined;
+  }
+  if (!needed && side === 'peer' && !t.autoTLS && cfg.initialCluster.every((m) => m.peerURLs.every((p) => p.startsWith('http://')))) return undefined;
+  const settings: TLSSettings = {
+    certFile,
+    keyFile,
+    trustedCAFile: t.trustedCAFile,
+    clientCertAuth: t.clientCertAuth,
+    insecureSkipVerify: t.autoTLS && t.trustedCAFile === '',
+    cipherSuites: cfg.cipherSuites,
+    allowedCN: side === 'peer' ? cfg.peerTLS.allowedCN : undefined,
+  };
+  contextOptions(settings); // the files must be readable now, not at the first connection
+  return settings;
+}
+
 export interface RunningMember {
   server: EtcdServer;
   listeners: http.Server[];
@@ -165,8 +204,11 @@ export interface RunningMember {
 /** Starts a member from a parsed configuration. */
 export async function startMember(cfg: ServerConfig, logger: winston.Logger): Promise<RunningMember> {
   for (const u of [...cfg.listenClientURLs, ...cfg.listenPeerURLs]) {
-    if (!u.startsWith('http://')) throw new ConfigError(`only http:// URLs are supported so far (TLS comes later): ${u}`);
+    if (!u.startsWith('http://') && !u.startsWith('https://')) throw new ConfigError(`only http:// and https:// URLs are supported: ${u}`);
   }
+  const clientTLS = resolveTLS(cfg, 'client', logger);
+  const peerTLS = resolveTLS(cfg, 'peer', logger);
+  const stopWatching: (() => void)[] = [];
   const memberDir = path.join(cfg.dataDir, 'member');
   const walDir = cfg.walDir || path.join(memberDir, 'wal');
   fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
@@ -186,12 +228,25 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     onSent: (to, bytes) => metrics.peerSent(to, bytes),
     onReceived: (from, bytes) => metrics.peerReceived(from, bytes),
     onSendFailure: (to) => metrics.peerSendFailed(to),
+    httpsAgentOptions: peerTLS ? clientAgentOptions(peerTLS) : undefined,
   });
+  if (peerTLS) {
+    // A rotated peer certificate is used for new outbound connections too.
+    stopWatching.push(watchCertificates(peerTLS, () => transport.setHttpsAgentOptions(clientAgentOptions(peerTLS)), (m, meta) => logger.warn(m, meta)));
+  }
+  const tlsLog = (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => logger.log(level, msg, meta);
+  /** An http or https server for a listen URL (https with these TLS settings). */
+  const makeServer = (u: string, settings: TLSSettings | undefined, handler: http.RequestListener, opts: http.ServerOptions): http.Server => {
+    if (!u.startsWith('https://')) return http.createServer(opts, handler);
+    const t = createTLSServer(settings!, handler, tlsLog, opts);
+    stopWatching.push(t.stopWatching);
+    return t.server;
+  };
   const peerListeners: http.Server[] = [];
   for (const u of cfg.listenPeerURLs) {
     const url = new URL(u);
     const peerHandler = transport.handler((req, res) => peerInfo(req, res, () => srv));
-    const ps = http.createServer({ requestTimeout: 0, keepAliveTimeout: 30000 }, peerHandler);
+    const ps = makeServer(u, peerTLS, peerHandler, { requestTimeout: 0, keepAliveTimeout: 30000 });
     await listen(ps, url);
     logger.info('listening for peers', { url: u });
     peerListeners.push(ps);
@@ -211,7 +266,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     wal: walStore(walDir, cfg, metrics, logger),
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
     transport,
-    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls),
+    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? clientAgentOptions(peerTLS) : undefined),
     advertisePeerURLs: cfg.initialAdvertisePeerURLs,
     now: Date.now,
     log: (level, msg, meta) => logger.log(level, msg, meta),
@@ -257,14 +312,14 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   const listeners: http.Server[] = [];
   for (const u of cfg.listenClientURLs) {
     const url = new URL(u);
-    const cs = http.createServer({ keepAliveTimeout: 30000 }, handler);
+    const cs = makeServer(u, clientTLS, handler, { keepAliveTimeout: 30000 });
     await listen(cs, url);
     logger.info('serving client requests', { url: u });
     listeners.push(cs);
   }
   for (const u of cfg.listenMetricsURLs) {
     const url = new URL(u);
-    const ms = http.createServer(admin);
+    const ms = makeServer(u, clientTLS, admin, {});
     await listen(ms, url);
     listeners.push(ms);
   }
@@ -273,10 +328,18 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     stopping ??= (async () => {
       // Stop taking connections, let in-flight requests finish, then stop the member (WAL synced and closed).
       const closed = Promise.all(listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
-      for (const l of listeners) l.closeIdleConnections();
+      // A keep-alive connection whose request was in flight goes idle only once answered (and would then stay open
+      // until its keepAliveTimeout): keep closing idle connections until every listener is closed, like Go's Shutdown.
+      const closeIdle = (): void => {
+        for (const l of listeners) l.closeIdleConnections();
+      };
+      closeIdle();
+      const idler = setInterval(closeIdle, 50);
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+      clearInterval(idler);
       await server.stop();
       transport.stop();
+      for (const unwatch of stopWatching) unwatch();
       for (const l of [...listeners, ...peerListeners]) {
         l.close();
         l.closeAllConnections();

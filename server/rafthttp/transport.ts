@@ -289,6 +289,12 @@ export class Transport {
     return this.agent;
   }
 
+  /** New TLS settings for outbound connections (a rotated certificate): used from the next connection on. */
+  setHttpsAgentOptions(options: https.AgentOptions): void {
+    this.o.httpsAgentOptions = options;
+    this.agent = undefined;
+  }
+
   send(messages: Message[]): void {
     for (const m of messages) {
       const p = this.peers.get(m.to);
