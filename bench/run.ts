@@ -7,8 +7,10 @@
  *   BENCH_SECONDS=5 npm run bench     # longer runs (default 3 s per cell, at most 100000 requests)
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createCertificate } from '../server/tls/pki';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,10 +37,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-function healthy(url: string): Promise<boolean> {
+function healthy(url: string, tls?: BenchPKI): Promise<boolean> {
   return new Promise((resolve) => {
-    http
-      .get(`${url}/health`, (res) => {
+    (tls ? https : http)
+      .get(`${url}/health`, tls ? tls.agentOptions : {}, (res) => {
         let body = '';
         res.on('data', (c) => (body += c));
         res.on('end', () => resolve(res.statusCode === 200 && body.includes('true')));
@@ -47,9 +49,9 @@ function healthy(url: string): Promise<boolean> {
   });
 }
 
-async function start(server: Server, dataDir: string): Promise<{ url: string; proc: ChildProcess }> {
+async function start(server: Server, dataDir: string, tls?: BenchPKI): Promise<{ url: string; proc: ChildProcess }> {
   const [cport, pport] = [await freePort(), await freePort()];
-  const url = `http://127.0.0.1:${cport}`;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${cport}`;
   const peer = `http://127.0.0.1:${pport}`;
   const proc = spawn(
     server.command,
@@ -58,11 +60,12 @@ async function start(server: Server, dataDir: string): Promise<{ url: string; pr
       '--data-dir', dataDir, '--enable-v2=true',
       '--listen-client-urls', url, '--advertise-client-urls', url,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
+      ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.caFile, '--client-cert-auth'] : []),
     ],
     { stdio: 'ignore' },
   );
   const deadline = Date.now() + 30000;
-  while (!(await healthy(url))) {
+  while (!(await healthy(url, tls))) {
     if (proc.exitCode !== null) throw new Error(`${server.name} exited with ${proc.exitCode}`);
     if (Date.now() > deadline) throw new Error(`${server.name} did not become healthy`);
     await new Promise((r) => setTimeout(r, 50));
@@ -71,6 +74,33 @@ async function start(server: Server, dataDir: string): Promise<{ url: string; pr
 }
 
 const fmt = (n: number, d = 0) => n.toFixed(d).padStart(9);
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, made for this run. */
+interface BenchPKI {
+  caFile: string;
+  serverCert: string;
+  serverKey: string;
+  agentOptions: https.AgentOptions;
+}
+
+function makePKI(dir: string): BenchPKI {
+  const day = 86400_000;
+  const window = { notBefore: new Date(Date.now() - day), notAfter: new Date(Date.now() + day) };
+  const ca = createCertificate({ subject: { commonName: 'bench-ca' }, isCA: true, ...window });
+  const server = createCertificate({ subject: { commonName: 'bench-server' }, issuer: ca, hosts: ['127.0.0.1'], ...window });
+  const client = createCertificate({ subject: { commonName: 'bench-client' }, issuer: ca, ...window });
+  const file = (name: string, text: string) => {
+    const f = path.join(dir, name);
+    writeFileSync(f, text, { mode: 0o600 });
+    return f;
+  };
+  return {
+    caFile: file('ca.crt', ca.certPem),
+    serverCert: file('server.crt', server.certPem),
+    serverKey: file('server.key', server.keyPem),
+    agentOptions: { ca: ca.certPem, cert: client.certPem, key: client.keyPem },
+  };
+}
 
 async function main(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 3);
@@ -98,6 +128,22 @@ async function main(): Promise<void> {
     }
   }
 
+  // The https variant: client TLS with client-certificate authentication, PUT at 64 connections.
+  const tlsResults = new Map<string, LoadResult>();
+  const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'bench-pki-'));
+  const pki = makePKI(pkiDir);
+  for (const server of servers) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), `bench-tls-${server.name}-`));
+    const { url, proc } = await start(server, path.join(dir, 'data'), pki);
+    try {
+      tlsResults.set(server.name, await runLoad({ endpoint: url, workload: 'put', connections: 64, maxRequests, maxSeconds: seconds, valueSize: 64, tls: pki.agentOptions }));
+    } finally {
+      proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  rmSync(pkiDir, { recursive: true, force: true });
+
   const clusters = new Map<string, ClusterBenchResult>();
   if (process.env.BENCH_CLUSTER !== '0') {
     for (const server of servers) clusters.set(server.name, await benchCluster(server.command, server.args, { seconds, maxRequests }));
@@ -113,6 +159,13 @@ async function main(): Promise<void> {
       const ratio = name === 'ours' && etcd ? `${(r.throughput / etcd.throughput).toFixed(2)}x` : '';
       console.log(`${c.workload.padEnd(8)} ${String(c.connections).padStart(5)} | ${name.padStart(8)} ${fmt(r.throughput)} ${fmt(r.p50ms, 2)} ${fmt(r.p99ms, 2)} ${String(r.errors).padStart(7)} | ${ratio}`);
     }
+  }
+  console.log('');
+  console.log('https with client certificates (--client-cert-auth), PUT, 64 connections');
+  const etcdTLS = tlsResults.get('etcd');
+  for (const [name, r] of tlsResults) {
+    const ratio = name === 'ours' && etcdTLS ? `${(r.throughput / etcdTLS.throughput).toFixed(2)}x` : '';
+    console.log(`put-tls     64 | ${name.padStart(8)} ${fmt(r.throughput)} ${fmt(r.p50ms, 2)} ${fmt(r.p99ms, 2)} ${String(r.errors).padStart(7)} | ${ratio}`);
   }
   printClusters(clusters);
 }

@@ -3,6 +3,7 @@
  * a request count and a time limit. Reports throughput and latency percentiles.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 export type Workload = 'put' | 'get';
 
@@ -15,6 +16,8 @@ export interface LoadOptions {
   /** ...or after this long, whichever comes first. */
   maxSeconds: number;
   valueSize: number;
+  /** For https:// endpoints: client certificate, key and CA. */
+  tls?: https.AgentOptions;
 }
 
 export interface LoadResult {
@@ -34,7 +37,7 @@ function percentile(sorted: Float64Array, p: number): number {
 
 function request(agent: http.Agent, url: URL, method: string, body: string | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
+    const req = (url.protocol === 'https:' ? https : http).request(
       url,
       {
         method,
@@ -53,7 +56,7 @@ function request(agent: http.Agent, url: URL, method: string, body: string | und
 }
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections });
+  const agent = o.endpoint.startsWith('https:') ? new https.Agent({ keepAlive: true, maxSockets: o.connections, ...o.tls }) : new http.Agent({ keepAlive: true, maxSockets: o.connections });
   const base = o.endpoint.replace(/\/+$/, '');
   const value = 'v'.repeat(o.valueSize);
   const putBody = `value=${value}`;

@@ -3,11 +3,9 @@
  * afterwards, as etcd does (<data-dir>/fixtures/client and <data-dir>/fixtures/peer, cert.pem and key.pem).
  * Encryption without a CA: whoever connects cannot verify it, so etcd skips verification of such peers.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import forge from 'node-forge';
+import { createCertificate } from './pki';
 
 export const SELF_SIGNED_VALIDITY_DAYS = 365;
 
@@ -32,27 +30,15 @@ export function ensureSelfSignedCert(dir: string, hosts: string[], now = new Dat
   const keyFile = path.join(dir, 'key.pem');
   if (fs.existsSync(certFile) && fs.existsSync(keyFile)) return { certFile, keyFile, generated: false };
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }) as string);
-  cert.serialNumber = '00' + crypto.randomBytes(16).toString('hex');
-  cert.validity.notBefore = now;
-  cert.validity.notAfter = new Date(now.getTime() + SELF_SIGNED_VALIDITY_DAYS * 86400_000);
-  const subject = [{ name: 'organizationName', value: 'etcd' }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  const altNames = hosts.map((h) => (net.isIP(h) ? { type: 7, ip: h } : { type: 2, value: h }));
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-    { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-    ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
+  const made = createCertificate({
+    subject: { organizationName: 'etcd' },
+    hosts,
+    notBefore: now,
+    notAfter: new Date(now.getTime() + SELF_SIGNED_VALIDITY_DAYS * 86400_000),
+  });
   // Written aside and renamed, so that a crash never leaves half a certificate to reuse.
-  fs.writeFileSync(`${keyFile}.tmp`, keyPem, { mode: 0o600 });
-  fs.writeFileSync(`${certFile}.tmp`, forge.pki.certificateToPem(cert), { mode: 0o644 });
+  fs.writeFileSync(`${keyFile}.tmp`, made.keyPem, { mode: 0o600 });
+  fs.writeFileSync(`${certFile}.tmp`, made.certPem, { mode: 0o644 });
   fs.renameSync(`${keyFile}.tmp`, keyFile);
   fs.renameSync(`${certFile}.tmp`, certFile);
   return { certFile, keyFile, generated: true };
