@@ -63,6 +63,7 @@ function walStore(dir: string, cfg: ServerConfig, metrics: ServerMetrics, logger
   const opts = { noSync: cfg.unsafeNoFsync, onFsync: (s: number) => metrics.walFsync.observe(s), warn: (m: string) => logger.warn(m) };
   return {
     exists: () => WAL.exists(dir),
+    snapshotMarkers: () => WAL.snapshotMarkers(dir),
     create: (metadata) => WAL.create(dir, metadata, opts),
     open: (from) => WAL.open(dir, from, opts),
   };

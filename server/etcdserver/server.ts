@@ -34,6 +34,7 @@ export interface WALStore {
   exists(): boolean;
   create(metadata: Buffer): Promise<LogPersistence & ClosableWAL>;
   open(from: { index: number; term: number }): Promise<{ wal: LogPersistence & ClosableWAL; metadata: Buffer; hardState: HardState; entries: Entry[] }>;
+  snapshotMarkers(): Promise<{ index: number; term: number }[]>;
 }
 
 export interface ClosableWAL {
@@ -43,6 +44,8 @@ export interface ClosableWAL {
 
 export interface SnapshotStore extends SnapshotPersistence {
   loadNewest(): Promise<Snapshot | undefined>;
+  /** The newest snapshot among these (index, term) pairs: those whose marker is in the WAL. */
+  loadNewestAvailable(markers: { index: number; term: number }[]): Promise<Snapshot | undefined>;
   releaseOlderThan?(index: number): Promise<void>;
 }
 
@@ -231,7 +234,8 @@ export class EtcdServer extends EventEmitter {
     let bootstrapPeers: Member[] | undefined;
     let applied = 0;
     if (o.wal.exists()) {
-      const snap = await o.snapshots.loadNewest();
+      // Only a snapshot the WAL has a marker for: one written just before a crash, without its marker, is not.
+      const snap = await o.snapshots.loadNewestAvailable(await o.wal.snapshotMarkers());
       const from = snap ? { index: snap.metadata.index, term: snap.metadata.term } : { index: 0, term: 0 };
       const opened = await o.wal.open(from);
       const meta = JSON.parse(opened.metadata.toString()) as { memberId: string; clusterId: string };

@@ -80,6 +80,17 @@ export class Snapshotter {
     return undefined;
   }
 
+  /** The newest readable snapshot that is one of `markers` (those the WAL recorded); undefined if none. */
+  async loadNewestAvailable(markers: { index: number; term: number }[]): Promise<Snapshot | undefined> {
+    const known = new Set(markers.map((m) => `${m.term}/${m.index}`));
+    for (const f of this.list()) {
+      if (!known.has(`${f.term}/${f.index}`)) continue;
+      const s = await this.read(f.file);
+      if (s) return s;
+    }
+    return undefined;
+  }
+
   private async read(file: string): Promise<Snapshot | undefined> {
     const buf = await fsp.readFile(file);
     const bad = async (why: string) => {

@@ -143,6 +143,24 @@ export class WAL {
     return new WAL(dir, metadata, o, wfh, seg, head.length, 0, emptyHardState());
   }
 
+  /**
+   * The snapshot markers the WAL holds (index and term), oldest first: a snapshot file is usable for a restart
+   * only if its marker made it to the WAL (a crash between writing the file and the marker leaves one without).
+   */
+  static async snapshotMarkers(dir: string): Promise<{ index: number; term: number }[]> {
+    const out: { index: number; term: number }[] = [];
+    for (const seg of listSegments(dir)) {
+      const buf = await fsp.readFile(seg.file);
+      for (let off = 0; off < buf.length; ) {
+        const r = decodeAt(buf, off);
+        if (r.kind !== 'record') break; // a torn tail or corruption: open() tells which
+        if (r.record.type === RecordType.Snapshot) out.push({ index: r.record.index, term: r.record.term });
+        off += r.size;
+      }
+    }
+    return out;
+  }
+
   /** Replays the WAL from the snapshot at `from` (index 0: from the start) and opens it for appending. */
   static async open(dir: string, from: { index: number; term: number }, o: WALOptions = {}): Promise<OpenedWAL> {
     const segments = listSegments(dir);

@@ -165,6 +165,21 @@ describe('Snapshotter', () => {
     expect(fs.readdirSync(path.join(root, 'snap')).some((n) => n.endsWith('.broken'))).toBe(true);
   });
 
+  test('a restart uses the newest snapshot whose marker reached the WAL (a crash can leave a newer one without)', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    await w.save({ term: 1, vote: 'a', commit: 30 }, [ent(1, 1), ent(2, 1)]);
+    const s = new Snapshotter(path.join(root, 'snap'));
+    await s.save(snap(10, 1, 'ten'));
+    await w.saveSnapshot({ index: 10, term: 1 });
+    await s.save(snap(20, 1, 'twenty')); // the crash comes before its marker
+    await w.close();
+    const markers = await WAL.snapshotMarkers(dir);
+    expect(markers).toEqual([{ index: 10, term: 1 }]);
+    expect((await s.loadNewestAvailable(markers))?.metadata.index).toBe(10);
+    await expect(WAL.open(dir, { index: 10, term: 1 })).resolves.toBeDefined();
+  });
+
   test('keeps only the newest few', async () => {
     const s = new Snapshotter(path.join(root, 'snap'), { maxSnapshots: 2 });
     for (let i = 1; i <= 5; i++) await s.save(snap(i * 10, 1, `s${i}`));
