@@ -23,10 +23,10 @@ export class OperatorProcess {
   metricsURL = '';
   private exited?: number | null;
 
-  constructor(readonly identity: string, args: string[]) {
+  constructor(readonly identity: string, args: string[], extraEnv: Record<string, string> = {}) {
     this.child = spawn(process.execPath, [OPERATOR_MAIN, '--identity', identity, '--metrics-addr', '127.0.0.1:0', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+      env: { ...process.env, NODE_NO_WARNINGS: '1', ...extraEnv },
     });
     let buf = '';
     this.child.stdout?.on('data', (d: Buffer) => {

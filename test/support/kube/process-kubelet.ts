@@ -1,0 +1,591 @@
+/**
+ * A kubelet that really runs the pods of the test API server, as local processes: each Pod's (single) container runs
+ * our etcd (`node dist/server/main.js`, the entrypoint of the ts-etcd/etcd image) with the container's args and env,
+ * on the Pod's own loopback address 127.0.0.N (Linux routes all of 127/8 to lo). It plays the parts of the node that
+ * a process needs:
+ *  - network namespace: the pod gets an IP; listen addresses 0.0.0.0 in `--listen-*` args become the pod IP;
+ *  - volumes: every volumeMount's mountPath in the args is mapped to a directory under the kubelet's temp dir (an
+ *    emptyDir lives and dies with the pod (by uid); a persistentVolumeClaim's directory outlives its pods);
+ *  - cluster DNS: it keeps a hosts file for test/support/kube/cluster-dns.js, preloaded into every process it
+ *    starts (and into the operator): `<hostname>.<subdomain>.<ns>.svc` → pod IP, `<service>.<ns>.svc` → endpoints;
+ *  - readiness: the container's readinessProbe (httpGet or tcpSocket) on the pod IP, at a test-friendly period;
+ *  - status through the /status subresource: phase, podIP, hostIP, startTime, Ready/ContainersReady conditions,
+ *    containerStatuses (image, ready, restartCount, state, lastState);
+ *  - restarts: a container that exits is restarted per restartPolicy (Always, OnFailure, Never) with a short
+ *    backoff (CrashLoopBackOff while waiting); an image change in the pod spec restarts the container (SIGTERM,
+ *    SIGKILL after the grace period) on the same volumes;
+ *  - deletion: a deleted pod's process is stopped and its emptyDir removed.
+ * It works from the in-process store's change feed plus a periodic resync (both feed one serialized sync loop), and
+ * records what it did (`events`) so tests can check orderings (e.g. that a rolling upgrade restarted one at a time).
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { KObj, KubeApiServer } from './api-server';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+export const ETCD_MAIN = path.join(ROOT, 'dist', 'server', 'main.js');
+export const DNS_SHIM = path.join(__dirname, 'cluster-dns.js');
+
+interface Probe {
+  httpGet?: { path?: string; port: number | string; scheme?: string };
+  tcpSocket?: { port: number | string };
+  failureThreshold?: number;
+  successThreshold?: number;
+  timeoutSeconds?: number;
+}
+interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string }[];
+  volumeMounts?: { name: string; mountPath: string }[];
+  readinessProbe?: Probe;
+}
+interface PodSpec {
+  containers?: Container[];
+  volumes?: { name: string; emptyDir?: unknown; persistentVolumeClaim?: { claimName: string } }[];
+  restartPolicy?: 'Always' | 'OnFailure' | 'Never';
+  hostname?: string;
+  subdomain?: string;
+  terminationGracePeriodSeconds?: number;
+}
+
+export interface KubeletEvent {
+  at: number;
+  pod: string;
+  kind: 'started' | 'exited' | 'stopping' | 'ready' | 'unready' | 'deleted' | 'failed';
+  image?: string;
+  pid?: number;
+  detail?: string;
+}
+
+interface Run {
+  key: string; // ns/name
+  ns: string;
+  name: string;
+  uid: string;
+  ip: string;
+  podDir: string;
+  /** The spec the container runs with (image, args...) — the one it was last started with. */
+  ctr: Container;
+  spec: PodSpec;
+  child?: ChildProcess;
+  pid?: number;
+  startedAt?: string;
+  /** Why we are stopping the current process, if we are. */
+  stopping?: 'update' | 'delete';
+  deleted: boolean;
+  restartCount: number;
+  ready: boolean;
+  probeFailures: number;
+  lastTermination?: { exitCode: number; signal?: string; reason: string; finishedAt: string };
+  waitingReason?: string;
+  restartTimer?: NodeJS.Timeout;
+  terminal?: 'Succeeded' | 'Failed';
+  createdAt: string;
+  probing: boolean;
+  lastStatus?: string;
+}
+
+export interface ProcessKubeletOptions {
+  /** First N of 127.0.0.N handed to pods. */
+  firstHost?: number;
+  probePeriodMs?: number;
+  /** Restart backoff: base * 2^(restarts) capped at max. */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  resyncMs?: number;
+  /** SIGTERM → SIGKILL after this long (the pod's terminationGracePeriodSeconds is far too long for tests). */
+  gracePeriodMs?: number;
+}
+
+export class ProcessKubelet {
+  readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'process-kubelet-'));
+  readonly dnsFile = path.join(this.root, 'cluster-dns.json');
+  readonly events: KubeletEvent[] = [];
+  private readonly runs = new Map<string, Run>(); // by ns/name
+  private nextHost: number;
+  private off?: () => void;
+  private resyncTimer?: NodeJS.Timeout;
+  private probeTimer?: NodeJS.Timeout;
+  private syncing = false;
+  private syncAgain = false;
+  private stopped = false;
+  private readonly o: Required<ProcessKubeletOptions>;
+  /** If the test process goes away without stop(), its etcd processes must not outlive it. */
+  private readonly onProcessExit = (): void => {
+    for (const r of this.runs.values()) r.child?.kill('SIGKILL');
+  };
+
+  constructor(
+    private readonly api: KubeApiServer,
+    o: ProcessKubeletOptions = {},
+  ) {
+    this.o = { firstHost: 10, probePeriodMs: 200, backoffBaseMs: 250, backoffMaxMs: 2000, resyncMs: 500, gracePeriodMs: 5000, ...o };
+    this.nextHost = this.o.firstHost;
+    this.writeDns();
+  }
+
+  /** What the operator (or any process that must resolve the cluster's names) needs in its environment. */
+  dnsEnv(): Record<string, string> {
+    return { TEST_CLUSTER_DNS_FILE: this.dnsFile, NODE_OPTIONS: `--require ${DNS_SHIM}` };
+  }
+
+  start(): void {
+    if (!fs.existsSync(ETCD_MAIN)) throw new Error(`${ETCD_MAIN} is missing: run npx tsc -p tsconfig.json`);
+    this.off = this.api.store.onChange((c) => {
+      if (c.rt.plural === 'pods' || c.rt.plural === 'services') this.kick();
+    });
+    this.resyncTimer = setInterval(() => this.kick(), this.o.resyncMs);
+    this.probeTimer = setInterval(() => this.probeAll(), this.o.probePeriodMs);
+    process.on('exit', this.onProcessExit);
+    this.kick();
+  }
+
+  /** Stops every process (SIGKILL), waits for them, removes the temp dir. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.off?.();
+    process.off('exit', this.onProcessExit);
+    clearInterval(this.resyncTimer);
+    clearInterval(this.probeTimer);
+    await Promise.all(
+      [...this.runs.values()].map((r) => {
+        clearTimeout(r.restartTimer);
+        r.deleted = true;
+        return this.killAndWait(r, 'SIGKILL');
+      }),
+    );
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+
+  // ---- for tests ----
+
+  /** The pods this kubelet runs, as it sees them. */
+  list(): { ns: string; name: string; ip: string; pid?: number; alive: boolean; ready: boolean; image?: string; restartCount: number; clientURL: string }[] {
+    return [...this.runs.values()]
+      .filter((r) => !r.deleted)
+      .map((r) => ({ ns: r.ns, name: r.name, ip: r.ip, pid: r.pid, alive: r.child !== undefined, ready: r.ready, image: r.ctr.image, restartCount: r.restartCount, clientURL: `http://${r.ip}:2379` }));
+  }
+
+  ipOf(ns: string, name: string): string | undefined {
+    const r = this.runs.get(`${ns}/${name}`);
+    return r && !r.deleted ? r.ip : undefined;
+  }
+
+  /** Sends a signal to the pod's process (e.g. SIGKILL: the container crashes); returns the pid signalled. */
+  signal(ns: string, name: string, sig: NodeJS.Signals): number | undefined {
+    const r = this.runs.get(`${ns}/${name}`);
+    if (!r?.child || r.pid === undefined) return undefined;
+    process.kill(r.pid, sig);
+    return r.pid;
+  }
+
+  /** The tail of a pod's container log (stdout and stderr of all its runs). */
+  logTail(ns: string, name: string, bytes = 4000): string {
+    const r = this.runs.get(`${ns}/${name}`);
+    if (!r) return '';
+    try {
+      const s = fs.readFileSync(this.logFile(r), 'utf8');
+      return s.slice(-bytes);
+    } catch {
+      return '';
+    }
+  }
+
+  /** Container logs outlive the pod (like `kubectl logs` would not, but a test wants them after a failure). */
+  private logFile(r: Run): string {
+    fs.mkdirSync(path.join(this.root, 'logs'), { recursive: true });
+    return path.join(this.root, 'logs', `${r.ns}_${r.name}_${r.uid}.log`);
+  }
+
+  /** Every container log of pods with this name, including deleted ones. */
+  allLogs(): Record<string, string> {
+    const dir = path.join(this.root, 'logs');
+    const out: Record<string, string> = {};
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) out[f] = fs.readFileSync(path.join(dir, f), 'utf8');
+    return out;
+  }
+
+  // ---- sync ----
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = true;
+    void this.sync()
+      .catch((e: Error) => this.record('(kubelet)', 'failed', { detail: `sync: ${e.stack ?? e.message}` }))
+      .finally(() => {
+        this.syncing = false;
+        if (this.syncAgain) {
+          this.syncAgain = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async sync(): Promise<void> {
+    const pods = this.api.store.list('pods');
+    const seen = new Set<string>();
+    for (const pod of pods) {
+      if (this.stopped) return;
+      const ns = pod.metadata.namespace as string;
+      const name = pod.metadata.name as string;
+      const key = `${ns}/${name}`;
+      seen.add(key);
+      let r = this.runs.get(key);
+      if (r && r.uid !== pod.metadata.uid) {
+        // deleted and re-created under the same name: the old one goes first
+        if (!r.deleted) this.removeRun(r);
+        r = undefined;
+      }
+      const spec = (pod.spec ?? {}) as PodSpec;
+      const ctr = spec.containers?.[0];
+      if (!ctr) continue;
+      if (!r) {
+        r = await this.admit(pod, spec, ctr);
+        this.runs.set(key, r);
+        this.startContainer(r);
+      } else if (!r.deleted && r.ctr.image !== ctr.image && r.stopping === undefined && r.terminal === undefined) {
+        // the image changed: the kubelet restarts the container with the new spec, on the same volumes
+        if (r.child) {
+          r.stopping = 'update';
+          this.record(key, 'stopping', { image: r.ctr.image, pid: r.pid, detail: `image → ${ctr.image}` });
+          r.ready = false;
+          this.writeStatus(r);
+          void this.killAndWait(r, 'SIGTERM');
+        } else {
+          clearTimeout(r.restartTimer);
+          r.ctr = ctr;
+          this.startContainer(r);
+        }
+      }
+      if (r && !r.deleted) r.spec = spec;
+    }
+    for (const r of [...this.runs.values()]) {
+      if (!seen.has(r.key) && !r.deleted) this.removeRun(r);
+    }
+    this.writeDns();
+    for (const r of this.runs.values()) if (!r.deleted) this.writeStatus(r);
+  }
+
+  /** A new pod on this node: an IP, its volume directories. */
+  private async admit(pod: KObj, spec: PodSpec, ctr: Container): Promise<Run> {
+    const ns = pod.metadata.namespace as string;
+    const name = pod.metadata.name as string;
+    const ip = await this.allocateIP();
+    const podDir = path.join(this.root, 'pods', `${ns}_${name}_${pod.metadata.uid as string}`);
+    fs.mkdirSync(podDir, { recursive: true });
+    return {
+      key: `${ns}/${name}`,
+      ns,
+      name,
+      uid: pod.metadata.uid as string,
+      ip,
+      podDir,
+      ctr,
+      spec,
+      deleted: false,
+      restartCount: 0,
+      ready: false,
+      probeFailures: 0,
+      createdAt: new Date().toISOString(),
+      probing: false,
+    };
+  }
+
+  private async allocateIP(): Promise<string> {
+    for (let tries = 0; tries < 245; tries++) {
+      const n = this.nextHost++;
+      if (n > 254) break;
+      const ip = `127.0.0.${n}`;
+      // someone else (another test run) may be on it: the pod's ports must be free
+      if ((await portFree(ip, 2379)) && (await portFree(ip, 2380))) return ip;
+    }
+    throw new Error(`process kubelet: no 127.0.0.x address from ${this.o.firstHost} on has ports 2379 and 2380 free (something listens on 0.0.0.0:2379?)`);
+  }
+
+  private volumePath(r: Run, volumeName: string): string {
+    const v = r.spec.volumes?.find((x) => x.name === volumeName);
+    const dir = v?.persistentVolumeClaim
+      ? path.join(this.root, 'pvc', `${r.ns}_${v.persistentVolumeClaim.claimName}`)
+      : path.join(r.podDir, 'volumes', volumeName);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  /** The container's command line as the process sees it on this "node". */
+  private commandLine(r: Run): string[] {
+    const ctr = r.ctr;
+    if (ctr.command && ctr.command.length > 0 && path.basename(ctr.command[0]) !== 'etcd') {
+      throw new Error(`command ${JSON.stringify(ctr.command)}: this kubelet only runs etcd`);
+    }
+    const mounts = [...(ctr.volumeMounts ?? [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
+    const mapArg = (a: string): string => {
+      let s = a;
+      if (/^--?listen-/.test(s)) s = s.replace(/0\.0\.0\.0/g, r.ip);
+      for (const m of mounts) {
+        const i = s.indexOf(m.mountPath);
+        if (i >= 0 && (i === 0 || s[i - 1] === '=')) s = s.slice(0, i) + this.volumePath(r, m.name) + s.slice(i + m.mountPath.length);
+      }
+      return s;
+    };
+    return [...(ctr.command ?? []).slice(1), ...(ctr.args ?? [])].map(mapArg);
+  }
+
+  private startContainer(r: Run): void {
+    if (this.stopped || r.deleted) return;
+    r.waitingReason = undefined;
+    let args: string[];
+    try {
+      args = this.commandLine(r);
+    } catch (e) {
+      r.waitingReason = 'CreateContainerError';
+      r.terminal = 'Failed';
+      this.record(r.key, 'failed', { detail: (e as Error).message });
+      this.writeStatus(r);
+      return;
+    }
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOSTNAME: r.spec.hostname ?? r.name,
+      NODE_NO_WARNINGS: '1',
+      TEST_CLUSTER_DNS_FILE: this.dnsFile,
+    };
+    for (const e of r.ctr.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    const log = fs.openSync(this.logFile(r), 'a');
+    const child = spawn(process.execPath, ['--require', DNS_SHIM, ETCD_MAIN, ...args], { cwd: r.podDir, env, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    r.child = child;
+    r.pid = child.pid;
+    r.startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    r.probeFailures = 0;
+    this.record(r.key, 'started', { image: r.ctr.image, pid: child.pid, detail: args.join(' ') });
+    child.once('exit', (code, sig) => this.onExit(r, child, code, sig));
+    this.writeStatus(r);
+  }
+
+  private onExit(r: Run, child: ChildProcess, code: number | null, sig: NodeJS.Signals | null): void {
+    if (r.child !== child) return;
+    r.child = undefined;
+    r.pid = undefined;
+    r.ready = false;
+    const exitCode = code ?? 128 + (sig ? (os.constants.signals[sig] ?? 0) : 0);
+    r.lastTermination = { exitCode, signal: sig ?? undefined, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
+    this.record(r.key, 'exited', { detail: `code ${code} signal ${sig}` });
+    if (r.deleted || this.stopped) return;
+    const why = r.stopping;
+    r.stopping = undefined;
+    if (why === 'update') {
+      // restart at once with the pod's current container spec
+      const pod = this.api.store.get('pods', r.ns, r.name);
+      const ctr = (pod?.spec as PodSpec | undefined)?.containers?.[0];
+      if (ctr) r.ctr = ctr;
+      r.restartCount++;
+      this.startContainer(r);
+      return;
+    }
+    const policy = r.spec.restartPolicy ?? 'Always';
+    if (policy === 'Never' || (policy === 'OnFailure' && exitCode === 0)) {
+      r.terminal = exitCode === 0 ? 'Succeeded' : 'Failed';
+      this.writeStatus(r);
+      return;
+    }
+    const delay = Math.min(this.o.backoffMaxMs, this.o.backoffBaseMs * 2 ** Math.min(r.restartCount, 10));
+    r.restartCount++;
+    r.waitingReason = 'CrashLoopBackOff';
+    this.writeStatus(r);
+    r.restartTimer = setTimeout(() => {
+      const pod = this.api.store.get('pods', r.ns, r.name);
+      const ctr = (pod?.spec as PodSpec | undefined)?.containers?.[0];
+      if (ctr) r.ctr = ctr;
+      this.startContainer(r);
+    }, delay);
+  }
+
+  private removeRun(r: Run): void {
+    r.deleted = true;
+    r.ready = false;
+    clearTimeout(r.restartTimer);
+    this.record(r.key, 'deleted', { pid: r.pid });
+    void this.killAndWait(r, 'SIGTERM').then(() => {
+      if (this.runs.get(r.key) === r) this.runs.delete(r.key);
+      // the emptyDir goes with the pod
+      fs.rmSync(r.podDir, { recursive: true, force: true });
+      this.writeDns();
+    });
+  }
+
+  private async killAndWait(r: Run, sig: NodeJS.Signals): Promise<void> {
+    const child = r.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(sig);
+    const t = setTimeout(() => child.kill('SIGKILL'), sig === 'SIGKILL' ? 0 : this.o.gracePeriodMs);
+    await exited;
+    clearTimeout(t);
+  }
+
+  // ---- readiness ----
+
+  private probeAll(): void {
+    if (this.stopped) return;
+    for (const r of this.runs.values()) {
+      if (r.deleted || !r.child || r.probing || r.stopping) continue;
+      r.probing = true;
+      const child = r.child;
+      void this.probe(r).then((ok) => {
+        r.probing = false;
+        if (r.child !== child || r.deleted || r.stopping) return;
+        const threshold = r.ctr.readinessProbe?.failureThreshold ?? 3;
+        if (ok) {
+          r.probeFailures = 0;
+          if (!r.ready) {
+            r.ready = true;
+            this.record(r.key, 'ready', { image: r.ctr.image, pid: r.pid });
+            this.writeStatus(r);
+            this.writeDns();
+          }
+        } else if (++r.probeFailures >= threshold && r.ready) {
+          r.ready = false;
+          this.record(r.key, 'unready', { image: r.ctr.image, pid: r.pid });
+          this.writeStatus(r);
+          this.writeDns();
+        }
+      });
+    }
+  }
+
+  private probe(r: Run): Promise<boolean> {
+    const p = r.ctr.readinessProbe;
+    const timeoutMs = Math.min(1000, (p?.timeoutSeconds ?? 1) * 1000);
+    const port = (v: number | string): number => (typeof v === 'number' ? v : 2379);
+    if (p?.tcpSocket) {
+      return portFree(r.ip, port(p.tcpSocket.port)).then((free) => !free);
+    }
+    if (!p?.httpGet) return Promise.resolve(true);
+    const get = p.httpGet;
+    return new Promise((resolve) => {
+      const req = http.get({ host: r.ip, port: port(get.port), path: get.path ?? '/', agent: false, timeout: timeoutMs }, (res) => {
+        res.resume();
+        res.on('end', () => resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400));
+        res.on('error', () => resolve(false));
+      });
+      req.on('timeout', () => req.destroy(new Error('probe timeout')));
+      req.on('error', () => resolve(false));
+    });
+  }
+
+  // ---- status and DNS ----
+
+  private writeStatus(r: Run): void {
+    if (this.stopped || r.deleted) return;
+    const pod = this.api.store.get('pods', r.ns, r.name);
+    if (!pod || pod.metadata.uid !== r.uid) return;
+    const ctrName = r.ctr.name;
+    const state = r.child
+      ? { running: { startedAt: r.startedAt } }
+      : r.waitingReason
+        ? { waiting: { reason: r.waitingReason } }
+        : r.lastTermination
+          ? { terminated: { exitCode: r.lastTermination.exitCode, reason: r.lastTermination.reason, finishedAt: r.lastTermination.finishedAt } }
+          : { waiting: { reason: 'ContainerCreating' } };
+    const lastState = r.lastTermination && r.child ? { terminated: { exitCode: r.lastTermination.exitCode, reason: r.lastTermination.reason, finishedAt: r.lastTermination.finishedAt } } : {};
+    const ready = r.ready && r.child !== undefined;
+    const old = (pod.status ?? {}) as { conditions?: { type: string; status: string; lastTransitionTime?: string }[]; startTime?: string };
+    const cond = (type: string, status: boolean): { type: string; status: string; lastTransitionTime: string } => {
+      const s = status ? 'True' : 'False';
+      const prev = old.conditions?.find((c) => c.type === type);
+      return { type, status: s, lastTransitionTime: prev && prev.status === s && prev.lastTransitionTime ? prev.lastTransitionTime : new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
+    };
+    const status = {
+      phase: r.terminal ?? 'Running',
+      hostIP: '127.0.0.1',
+      podIP: r.ip,
+      podIPs: [{ ip: r.ip }],
+      startTime: old.startTime ?? r.createdAt.replace(/\.\d{3}Z$/, 'Z'),
+      conditions: [cond('Initialized', true), cond('Ready', ready), cond('ContainersReady', ready), cond('PodScheduled', true)],
+      containerStatuses: [
+        {
+          name: ctrName,
+          image: r.ctr.image,
+          imageID: `process-kubelet://${r.ctr.image}`,
+          ready,
+          started: r.child !== undefined,
+          restartCount: r.restartCount,
+          state,
+          lastState,
+        },
+      ],
+    };
+    const text = JSON.stringify(status);
+    const oldText = JSON.stringify(pod.status ?? {});
+    if (text === oldText) return;
+    pod.status = status;
+    try {
+      this.api.store.update('pods', r.ns, r.name, pod, 'status');
+    } catch {
+      // deleted or changed meanwhile: the next sync writes it again
+    }
+  }
+
+  private writeDns(): void {
+    const hosts: Record<string, string[]> = {};
+    const live = [...this.runs.values()].filter((r) => !r.deleted);
+    for (const r of live) {
+      if (r.spec.hostname && r.spec.subdomain) hosts[`${r.spec.hostname}.${r.spec.subdomain}.${r.ns}.svc`] = [r.ip];
+    }
+    for (const svc of this.api.store.list('services')) {
+      const spec = (svc.spec ?? {}) as { selector?: Record<string, string>; publishNotReadyAddresses?: boolean };
+      if (!spec.selector) continue;
+      const ns = svc.metadata.namespace as string;
+      const ips = live
+        .filter((r) => r.ns === ns && (spec.publishNotReadyAddresses || r.ready))
+        .filter((r) => {
+          const labels = this.api.store.get('pods', r.ns, r.name)?.metadata.labels ?? {};
+          return Object.entries(spec.selector as Record<string, string>).every(([k, v]) => labels[k] === v);
+        })
+        .map((r) => r.ip);
+      if (ips.length > 0) hosts[`${svc.metadata.name as string}.${ns}.svc`] = ips;
+    }
+    const tmp = `${this.dnsFile}.${process.pid}.tmp`;
+    try {
+      fs.writeFileSync(tmp, JSON.stringify({ hosts }));
+      fs.renameSync(tmp, this.dnsFile);
+    } catch {
+      // the temp dir is gone (stopping)
+    }
+  }
+
+  private record(pod: string, kind: KubeletEvent['kind'], extra: Partial<KubeletEvent> = {}): void {
+    this.events.push({ at: Date.now(), pod, kind, ...extra });
+  }
+}
+
+/** Whether nothing listens on ip:port (a connect is refused). */
+function portFree(ip: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: ip, port });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 1000);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+}
