@@ -146,7 +146,7 @@ async function main(): Promise<void> {
 
   const clusters = new Map<string, ClusterBenchResult>();
   if (process.env.BENCH_CLUSTER !== '0') {
-    for (const server of servers) clusters.set(server.name, await benchCluster(server.command, server.args, { seconds, maxRequests }));
+    for (const server of servers) clusters.set(server.name, await benchCluster(server.command, server.args, { seconds, maxRequests, failovers: Number(process.env.BENCH_FAILOVERS ?? 5) }));
   }
 
   console.log(`v2 keys API, single node, 64-byte values, ${seconds}s per cell (${os.cpus().length} cores, node ${process.version})`);
@@ -185,7 +185,7 @@ function printClusters(clusters: Map<string, ClusterBenchResult>): void {
   }
   for (const [name, r] of clusters) {
     const ratio = name === 'ours' && etcd ? `  (${(r.failoverMs / etcd.failoverMs).toFixed(2)}x etcd's time)` : '';
-    console.log(`failover: kill -9 leader -> first successful write: ${name.padStart(5)} ${r.failoverMs.toFixed(0).padStart(6)} ms${ratio}`);
+    console.log(`failover: kill -9 leader -> first successful write: ${name.padStart(5)} median ${r.failoverMs.toFixed(0).padStart(6)} ms${ratio}  [${r.failoverSamples.map((x) => x.toFixed(0)).join(', ')}]`);
   }
 }
 
