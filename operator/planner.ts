@@ -187,12 +187,20 @@ export function plan(o: Observed): Plan {
 
   // 5b. Quorum lost: no membership change can commit; do nothing that could make it worse.
   if (healthy < q) {
-    const joining = joined.find((j) => j.member.name === '' && j.pod !== undefined && j.pod.phase !== 'Failed');
+    // A member still starting (added and not yet published, or its pod young and never ready, like the seed of a
+    // new cluster) is not a lost one: wait for it without raising the alarm.
+    const startingFor = o.failedMemberTimeoutMs ?? DEFAULT_FAILED_MEMBER_TIMEOUT_MS;
+    const starting = (j: Joined): boolean =>
+      j.pod !== undefined &&
+      j.pod.phase !== 'Failed' &&
+      j.pod.phase !== 'Succeeded' &&
+      (j.member.name === '' || (!j.pod.ready && j.pod.unreadySince === undefined && j.pod.createdAt !== undefined && o.now - j.pod.createdAt < startingFor));
+    const joining = joined.find(starting);
     if (joining) {
-      return wait(busyPhase(o), 'WaitingForMember', `waiting for the added member ${joining.podName} to join (${healthy} of ${total} healthy, quorum ${q})`, o, {
-        reason: 'MemberJoining',
-        message: `quorum needs the joining member ${joining.podName}`,
-      });
+      const message = `waiting for member ${joining.podName} to start (${healthy} of ${total} healthy, quorum ${q})`;
+      // An added member the quorum now needs: the cluster cannot commit until it joins, which is worth saying.
+      if (joining.member.name === '') return wait(busyPhase(o), 'WaitingForMember', message, o, { reason: 'MemberJoining', message: `quorum needs the joining member ${joining.podName}` });
+      return wait(busyPhase(o), 'WaitingForMember', message, o);
     }
     return refuse('Degraded', 'QuorumLost', `only ${healthy} of ${total} members are healthy, ${q} are needed for quorum; not acting`);
   }

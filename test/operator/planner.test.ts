@@ -48,7 +48,7 @@ interface Row {
   action: Action | Action['kind'];
   reason?: string;
   phase?: string;
-  degraded?: string;
+  degraded?: string | null;
 }
 
 const rows: Row[] = [
@@ -98,6 +98,7 @@ const rows: Row[] = [
   { name: 'invalid size → refuse', s: { spec: { size: 0 }, pods: three(), members: members3() }, action: 'refuse', reason: 'InvalidSpec' },
   { name: 'paused → nothing', s: { spec: { size: 5, paused: true }, pods: three(), members: members3() }, action: 'none', reason: 'Paused' },
   { name: 'single member cluster, scale 1 → 2 (the unavoidable exception)', s: { spec: { size: 2 }, pods: [pod(0)], members: [member(0)] }, action: { kind: 'addMember', pod: 'ex-1', peerURL: url('ex-1') } },
+  { name: 'a new seed still starting (young pod, never ready) → wait, not Degraded', s: { spec: { size: 1 }, pods: [pod(0, { ready: false, createdAt: NOW - 2000 })], members: [member(0)] }, action: 'wait', reason: 'WaitingForMember', degraded: null },
   { name: 'the last member is never removed', s: { spec: { size: 1 }, pods: [pod(0, { phase: 'Failed', ready: false })], members: [member(0)] }, action: 'refuse', reason: 'QuorumLost' },
 ];
 
@@ -109,6 +110,7 @@ describe('planner', () => {
     if (r.reason) expect(p.reason).toBe(r.reason);
     if (r.phase) expect(p.phase).toBe(r.phase);
     if (r.degraded) expect(p.degraded?.reason).toBe(r.degraded);
+    if (r.degraded === null) expect(p.degraded).toBeUndefined();
     expect(p.message.length).toBeGreaterThan(0);
   });
 
