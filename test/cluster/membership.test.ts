@@ -104,6 +104,28 @@ describe('runtime membership', () => {
     expect((await members(leader)).map((m) => m.name).sort()).toEqual(c.running().map((m) => m.name).sort());
   });
 
+  test('an add that would leave too few started members for a quorum is refused (strict reconfiguration check)', async () => {
+    const leader = await c.waitForLeader();
+    const started = (await members(leader)).filter((m) => m.name !== '').length;
+    // Add members that never start until one more would need them for a quorum.
+    const added: string[] = [];
+    for (let i = 0; ; i++) {
+      const a = await request(leader.clientURL, 'POST', '/v2/members', { body: JSON.stringify({ peerURLs: [`http://127.0.0.1:${60000 + i}`] }), headers: { 'Content-Type': 'application/json' } });
+      if (a.status !== 201) {
+        expect({ status: a.status, body: JSON.parse(a.body) }).toEqual({ status: 500, body: { message: 'Internal Server Error' } });
+        break;
+      }
+      added.push((JSON.parse(a.body) as { id: string }).id);
+      expect(added.length).toBeLessThan(started);
+    }
+    // With n started of N, one more unstarted member may join only while n is still a quorum of N + 1.
+    const total = started + added.length;
+    expect(started).toBeGreaterThanOrEqual(Math.floor(total / 2) + 1);
+    expect(started).toBeLessThan(Math.floor((total + 1) / 2) + 1);
+    for (const id of added) expect((await request(leader.clientURL, 'DELETE', `/v2/members/${id}`)).status).toBe(204);
+    await putOK(leader, '/after-strict', 'ok');
+  });
+
   test('a member started with another --initial-cluster-token is refused and never merges', async () => {
     const before = await members(c.running()[0]);
     const intruder = await c.newSlot('intruder');
