@@ -177,7 +177,9 @@ describe('Snapshotter', () => {
     const markers = await WAL.snapshotMarkers(dir);
     expect(markers).toEqual([{ index: 10, term: 1 }]);
     expect((await s.loadNewestAvailable(markers))?.metadata.index).toBe(10);
-    await expect(WAL.open(dir, { index: 10, term: 1 })).resolves.toBeDefined();
+    const reopened = await WAL.open(dir, { index: 10, term: 1 });
+    expect(reopened.hardState.commit).toBe(30);
+    await reopened.wal.close();
   });
 
   test('keeps only the newest few', async () => {
