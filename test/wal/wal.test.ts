@@ -14,6 +14,12 @@ afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 const ent = (index: number, term: number, data = `v${index}t${term}`): Entry => ({ index, term, type: EntryType.Normal, data: Buffer.from(data) });
 const meta = Buffer.from('{"memberId":"8e9e05c52164694d"}');
 const datas = (es: Entry[]) => es.map((e) => `${e.index}/${e.term}/${Buffer.from(e.data).toString()}`);
+/** Opens the WAL to read what it replays, and closes it again. */
+async function reopen(dir: string, from: { index: number; term: number }) {
+  const r = await WAL.open(dir, from);
+  await r.wal.close();
+  return r;
+}
 const only = (dir: string) => path.join(dir, fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort().pop()!);
 
 describe('WAL', () => {
@@ -30,7 +36,7 @@ describe('WAL', () => {
     // It keeps appending where it left off.
     await r.wal.save(undefined, [ent(4, 2)]);
     await r.wal.close();
-    expect((await WAL.open(dir, { index: 0, term: 0 })).entries.map((e) => e.index)).toEqual([1, 2, 3, 4]);
+    expect((await reopen(dir, { index: 0, term: 0 })).entries.map((e) => e.index)).toEqual([1, 2, 3, 4]);
   });
 
   test("replay applies Raft's overwrite rule: a rewritten index replaces the tail from there", async () => {
@@ -96,7 +102,7 @@ describe('WAL', () => {
     await w.save({ term: 2, vote: 'b', commit: 1 }, [], true);
     expect(w.stats.fsyncs).toBe(2);
     await w.close();
-    expect((await WAL.open(dir, { index: 0, term: 0 })).hardState).toEqual({ term: 2, vote: 'b', commit: 1 });
+    expect((await reopen(dir, { index: 0, term: 0 })).hardState).toEqual({ term: 2, vote: 'b', commit: 1 });
   });
 
   test('concurrent saves share fsyncs (group commit), and each resolves only after one', async () => {
@@ -108,7 +114,7 @@ describe('WAL', () => {
     expect(w.stats.fsyncs).toBeLessThanOrEqual(3);
     expect(Math.min(...fsyncsSeen)).toBeGreaterThanOrEqual(1);
     await w.close();
-    expect((await WAL.open(dir, { index: 0, term: 0 })).entries).toHaveLength(100);
+    expect((await reopen(dir, { index: 0, term: 0 })).entries).toHaveLength(100);
   });
 
   test('segments roll over, start with the hard state, and are released up to a snapshot', async () => {
