@@ -26,7 +26,8 @@ interface Member {
   proc: ChildProcess;
 }
 
-async function freePort(): Promise<number> {
+/** A free port on 127.0.0.1 (for the bench's servers). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.on('error', reject);

@@ -11,10 +11,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createCertificate } from '../server/tls/pki';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ClusterBenchResult, benchCluster } from './cluster';
+import { ClusterBenchResult, benchCluster, freePort } from './cluster';
 import { LoadResult, Workload, runLoad } from './v2-load';
 
 interface Server {
@@ -25,17 +24,6 @@ interface Server {
 
 const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
 const OURS = path.join(__dirname, '../server/main.js');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function healthy(url: string, tls?: BenchPKI): Promise<boolean> {
   return new Promise((resolve) => {
