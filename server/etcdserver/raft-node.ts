@@ -64,6 +64,7 @@ export class RaftNode {
   private stopped = false;
   private failed: Error | undefined;
   private isLeader = false;
+  private leaderFlushScheduled = false;
 
   constructor(o: RaftNodeOptions) {
     this.o = o;
@@ -133,6 +134,35 @@ export class RaftNode {
     if (!sendFirst && rd.messages.length > 0) transport.send(rd.messages);
     if (rd.readStates.length > 0) applier.readStates(rd.readStates);
     this.node.advance(rd);
+  }
+
+  /**
+   * Applies, right away, entries that became committed while a Ready is being persisted and are durable here
+   * already (typically: followers acknowledged what this leader wrote in the previous Ready). Without this they
+   * would wait for the write in flight and come in the next Ready.
+   */
+  applyCommittedNow(): void {
+    if (!this.processing || this.stopped) return;
+    const ents = this.node.takeCommitted();
+    if (ents.length === 0) return;
+    this.o.applier.applyEntries(ents);
+    this.node.appliedTo(ents[ents.length - 1].index, ents);
+  }
+
+  /**
+   * A leader sends its new appends and heartbeats at once, even while a Ready is being persisted: otherwise a
+   * proposal arriving during the leader's write would reach the followers only after that write.
+   */
+  sendLeaderMessagesSoon(): void {
+    if (this.leaderFlushScheduled || !this.processing) return;
+    this.leaderFlushScheduled = true;
+    // After the current I/O callbacks, so that the appends of many proposals go out together.
+    setImmediate(() => {
+      this.leaderFlushScheduled = false;
+      if (!this.processing || this.stopped) return;
+      const msgs = this.node.takeLeaderMessages();
+      if (msgs.length > 0) this.o.transport.send(msgs);
+    });
   }
 
   /** Stops ticking and waits for the Ready in progress to be persisted and applied. */

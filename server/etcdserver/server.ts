@@ -13,6 +13,7 @@ import {
   Snapshot,
   SoftState,
   StateType,
+  MessageType,
   decodeConfChange,
 } from '../raft';
 import { Cluster, Member } from '../membership/cluster';
@@ -355,6 +356,8 @@ export class EtcdServer extends EventEmitter {
       this.o.log('debug', 'dropped a peer message', { from: m.from, type: m.type, error: (err as Error).message });
       return;
     }
+    if (m.type === MessageType.AppResp || m.type === MessageType.App || m.type === MessageType.Heartbeat) this.raftNode.applyCommittedNow();
+    if (m.type === MessageType.AppResp || m.type === MessageType.Prop) this.raftNode.sendLeaderMessagesSoon();
     this.raftNode.schedule();
   }
 
@@ -463,6 +466,7 @@ export class EtcdServer extends EventEmitter {
         reject(err as Error);
         return;
       }
+      this.raftNode.sendLeaderMessagesSoon();
       this.raftNode.schedule();
     });
   }

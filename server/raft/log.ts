@@ -82,6 +82,8 @@ export class RaftLog {
   readonly unstable: Unstable;
   committed: number;
   applied: number;
+  /** The last committed entry handed to the host for applying (by a Ready or takeCommitted); >= applied. */
+  applying: number;
   private readonly maxNextEntsSize: number;
 
   constructor(storage: Storage, maxNextEntsSize = Number.MAX_SAFE_INTEGER) {
@@ -91,6 +93,7 @@ export class RaftLog {
     this.unstable = new Unstable(lastIndex + 1);
     this.committed = firstIndex - 1;
     this.applied = firstIndex - 1;
+    this.applying = this.applied;
     this.maxNextEntsSize = maxNextEntsSize;
   }
 
@@ -203,14 +206,25 @@ export class RaftLog {
 
   /** Committed entries not yet applied: what the host applies next. */
   nextEnts(): Entry[] {
-    const off = Math.max(this.applied + 1, this.firstIndex());
-    if (this.committed + 1 > off) return this.slice(off, this.committed + 1, this.maxNextEntsSize);
+    return this.nextEntsUpTo(this.committed);
+  }
+
+  /** Committed entries not yet handed out, up to `hi` (inclusive). */
+  nextEntsUpTo(hi: number): Entry[] {
+    const off = Math.max(this.applying + 1, this.applied + 1, this.firstIndex());
+    const to = Math.min(hi, this.committed);
+    if (to + 1 > off) return this.slice(off, to + 1, this.maxNextEntsSize);
     return [];
   }
 
   hasNextEnts(): boolean {
-    const off = Math.max(this.applied + 1, this.firstIndex());
+    const off = Math.max(this.applying + 1, this.applied + 1, this.firstIndex());
     return this.committed + 1 > off;
+  }
+
+  /** The host has these committed entries to apply: they are not handed out again. */
+  applyingTo(i: number): void {
+    if (i > this.applying) this.applying = i;
   }
 
   hasPendingSnapshot(): boolean {
@@ -236,6 +250,7 @@ export class RaftLog {
       throw new Error(`applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`);
     }
     this.applied = i;
+    if (this.applying < i) this.applying = i;
   }
 
   stableTo(i: number, t: number): void {

@@ -4,6 +4,7 @@ import {
   ConfChange,
   ConfChangeType,
   ConfState,
+  Entry,
   EntryType,
   HardState,
   Message,
@@ -12,6 +13,7 @@ import {
   NodeId,
   Ready,
   SoftState,
+  StateType,
   isLocalMessage,
   isResponseMessage,
   makeMessage,
@@ -143,6 +145,7 @@ export class RawNode {
     };
     r.msgs = [];
     r.readStates = [];
+    if (rd.committedEntries.length > 0) r.raftLog.applyingTo(rd.committedEntries[rd.committedEntries.length - 1].index);
     const ss = r.softState();
     if (ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState) {
       rd.softState = ss;
@@ -160,6 +163,39 @@ export class RawNode {
     return rd;
   }
 
+  /**
+   * While a Ready is being persisted: committed entries that are already durable here (in Storage, not among the
+   * entries being written) and not yet handed out. The host may apply them at once, then calls appliedTo() — a
+   * leader answers clients one write earlier than if they waited for the next Ready.
+   */
+  takeCommitted(): Entry[] {
+    const log = this.raft.raftLog;
+    if (log.hasPendingSnapshot()) return [];
+    const ents = log.nextEntsUpTo(log.storage.lastIndex());
+    if (ents.length > 0) log.applyingTo(ents[ents.length - 1].index);
+    return ents;
+  }
+
+  /**
+   * A leader's appends and heartbeats, taken out of the next Ready to be sent now: a leader may send what it has
+   * not persisted yet (it counts its own acknowledgement only once durable). Anything else (votes, answers that
+   * promise persisted state) stays for the Ready. Empty unless this node is the leader.
+   */
+  takeLeaderMessages(): Message[] {
+    const r = this.raft;
+    if (r.state !== StateType.Leader || r.msgs.length === 0) return [];
+    const now: Message[] = [];
+    const later: Message[] = [];
+    for (const m of r.msgs) (m.type === MessageType.App || m.type === MessageType.Heartbeat ? now : later).push(m);
+    r.msgs = later;
+    return now;
+  }
+
+  /** The host applied entries it took with takeCommitted(). */
+  appliedTo(index: number, entries: Entry[]): void {
+    this.raft.appliedTo(Math.max(index, this.raft.raftLog.applied), entries);
+  }
+
   /** The host finished with rd: its entries and snapshot are durable and its committed entries applied. */
   advance(rd: Ready): void {
     if (!this.outstanding) throw new Error('raft: advance() without a ready()');
@@ -170,7 +206,8 @@ export class RawNode {
       if (rd.snapshot.metadata.index > r.raftLog.applied) r.appliedTo(rd.snapshot.metadata.index, []);
     }
     if (rd.committedEntries.length > 0) {
-      r.appliedTo(rd.committedEntries[rd.committedEntries.length - 1].index, rd.committedEntries);
+      // Entries taken early (takeCommitted) may already have moved `applied` past this Ready's.
+      r.appliedTo(Math.max(rd.committedEntries[rd.committedEntries.length - 1].index, r.raftLog.applied), rd.committedEntries);
     }
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];

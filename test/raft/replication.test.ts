@@ -207,3 +207,61 @@ describe('flow control', () => {
     expect(c.get('3').appliedData()).toEqual(['x', 'y']);
   });
 });
+
+describe('applying committed entries while a Ready is being persisted', () => {
+  test('takeCommitted hands out committed entries that are durable here, never the ones being written, never twice', () => {
+    const c = new Cluster(['1', '2', '3']);
+    c.get('1').node.campaign();
+    c.stabilize();
+    const leader = c.get('1');
+    const data = (es: { data: Uint8Array }[]) => es.map((e) => Buffer.from(e.data).toString()).filter((x) => x !== '');
+    // Ready 1: entry a, written and acknowledged by the leader's own storage.
+    leader.node.propose(Buffer.from('a'));
+    const rd1 = leader.node.ready();
+    leader.storage.append(rd1.entries);
+    leader.node.advance(rd1);
+    // Ready 2: entry b, whose write is still in flight.
+    leader.node.propose(Buffer.from('b'));
+    const rd2 = leader.node.ready();
+    expect(data(rd2.entries)).toEqual(['b']);
+    // The followers acknowledge a (and b): the leader commits a (b is not durable on the leader yet).
+    for (const m of [...rd1.messages, ...rd2.messages]) c.get(m.to).node.step(m);
+    const acks = ['2', '3'].flatMap((id) => c.get(id).handleReady());
+    for (const m of acks) if (m.to === '1') leader.node.step(m);
+    const early = leader.node.takeCommitted();
+    expect(data(early)).toEqual(['a']);
+    expect(leader.node.takeCommitted()).toEqual([]);
+    leader.node.appliedTo(early[early.length - 1].index, early);
+    // The write of Ready 2 completes: b commits, and the next Ready hands out b only.
+    leader.storage.append(rd2.entries);
+    leader.node.advance(rd2);
+    const rd3 = leader.node.ready();
+    expect(data(rd3.committedEntries)).toEqual(['b']);
+    leader.node.advance(rd3);
+    expect(leader.raft.raftLog.applied).toBe(rd3.committedEntries[rd3.committedEntries.length - 1].index);
+  });
+});
+
+describe("a leader's messages sent before its Ready", () => {
+  test('takeLeaderMessages gives a leader its appends at once, keeps everything else for the Ready, and gives a follower nothing', () => {
+    const c = new Cluster(['1', '2', '3']);
+    c.get('1').node.campaign();
+    c.stabilize();
+    const leader = c.get('1');
+    leader.node.propose(Buffer.from('x'));
+    const now = leader.node.takeLeaderMessages();
+    expect(now.map((m) => `${m.type}>${m.to}`).sort()).toEqual(['MsgApp>2', 'MsgApp>3']);
+    expect(Buffer.from(now[0].entries[0].data).toString()).toBe('x');
+    // Taken means not handed out again: the Ready persists the entry but does not resend it.
+    const rd = leader.node.ready();
+    expect(rd.messages.filter((m) => m.type === MessageType.App)).toEqual([]);
+    expect(rd.entries.map((e) => Buffer.from(e.data).toString())).toEqual(['x']);
+    leader.storage.append(rd.entries);
+    leader.node.advance(rd);
+    // A follower must persist before it answers: it never takes its messages out of the Ready.
+    const follower = c.get('2');
+    for (const m of now) if (m.to === '2') follower.node.step(m);
+    expect(follower.node.takeLeaderMessages()).toEqual([]);
+    expect(follower.node.ready().messages.map((m) => m.type)).toEqual([MessageType.AppResp]);
+  });
+});
