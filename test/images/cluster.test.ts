@@ -122,7 +122,20 @@ test('containers on the network reach each other by alias', async () => {
     await podman(['kill', '--signal', 'KILL', killed.getId()], 30_000);
 
     // A new leader among the two, and writes go through either of them.
-    await eventually('a new leader among the survivors', async () => ((await leaderIndex(rest)) >= 0 ? true : undefined));
+    try {
+      await eventually('a new leader among the survivors', async () => ((await leaderIndex(rest)) >= 0 ? true : undefined));
+    } catch (err) {
+      // What each survivor says from inside its container, and its last log lines: enough to tell a member that
+      // cannot elect from a port mapping that stopped answering.
+      const views = await Promise.all(
+        rest.map(async (m) => {
+          const inside = await podman(['exec', m.getId(), 'node', '-e', "fetch('http://127.0.0.1:2379/v2/stats/self').then(r=>r.text()).then(console.log,e=>console.log(String(e)))"], 20_000).then((r) => r.stdout, (e: Error) => e.message);
+          const logs = await podman(['logs', '--tail', '25', m.getId()], 20_000).then((r) => r.stdout + r.stderr, (e: Error) => e.message);
+          return `${m.getId().slice(0, 12)} inside: ${inside.trim()}\n${logs}`;
+        }),
+      );
+      throw new Error(`${(err as Error).message}\n${views.join('\n---\n')}`);
+    }
     await eventually('a write after the failover', async () => ((await put(rest[0], 'after', 'failover')).status === 201 ? true : undefined));
     expect(await get(rest[1], 'after')).toEqual({ status: 200, value: 'failover' });
     for (const m of rest) expect(await (await fetch(`${urlOf(m)}/health`)).json()).toEqual({ health: 'true' });
