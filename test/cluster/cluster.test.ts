@@ -201,6 +201,30 @@ describe('stopping a leader', () => {
   });
 });
 
+describe('a leader that hangs', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await TestCluster.start(3);
+  });
+  afterAll(async () => {
+    for (const m of c.members) if (m.proc) process.kill(m.proc.pid, 'SIGCONT');
+    await c?.stop();
+  });
+
+  test('a frozen leader (SIGSTOP: its connections stay open, nothing answers) is replaced; thawed, it follows', async () => {
+    const old = await c.waitForLeader();
+    process.kill(old.proc!.pid, 'SIGSTOP');
+    const survivors = c.running().filter((m) => m !== old);
+    const leader = await c.waitForLeader(survivors);
+    expect(leader.id).not.toBe(old.id);
+    const node = await put(leader, '/frozen/after', 'elected');
+    for (const m of survivors) expect(await get(m, '/frozen/after', true)).toEqual(node);
+    process.kill(old.proc!.pid, 'SIGCONT');
+    await eventually('the thawed leader to follow', async () => ((await selfStats(old)).leaderInfo.leader === leader.id ? true : undefined));
+    await eventually('the thawed leader to catch up', async () => ((await get(old, '/frozen/after', false))?.value === node.value ? true : undefined));
+  });
+});
+
 describe('a 5-member cluster', () => {
   let c: TestCluster;
   beforeAll(async () => {

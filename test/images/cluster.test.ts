@@ -36,7 +36,13 @@ afterAll(async () => {
   await removeImages([IMAGE, ...(inputs ? [inputs.app, inputs.base] : [])]);
 }, 120_000);
 
-const urlOf = (c: StartedTestContainer): string => `http://${c.getHost()}:${c.getMappedPort(2379)}`;
+/**
+ * A member's client URL: its address on the test network (rootful podman routes the host to it), which does not
+ * depend on the port forwarding that podman rewrites when another container on the network is killed.
+ */
+const urlOf = (c: StartedTestContainer): string => `http://${c.getIpAddress(network!.getName())}:2379`;
+/** Every request bounded: a member that does not answer must fail the check, not hang the test. */
+const fetch = (url: string, init: RequestInit = {}): Promise<Response> => globalThis.fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
 
 function member(alias: string, command: string[]): GenericContainer {
   return new GenericContainer(IMAGE)
@@ -143,7 +149,7 @@ test('containers on the network reach each other by alias', async () => {
     // The killed member comes back from its data directory and catches up.
     await killed.restart({ timeout: 10_000 });
     await eventually('the restarted member to catch up', async () => {
-      const r = await fetch(`http://${killed.getHost()}:${killed.getMappedPort(2379)}/v2/keys/after`).catch(() => undefined);
+      const r = await fetch(`${urlOf(killed)}/v2/keys/after`).catch(() => undefined);
       if (r?.status !== 200) return undefined;
       return ((await r.json()) as { node: { value: string } }).node.value === 'failover' ? true : undefined;
     }, 60_000);
