@@ -43,7 +43,7 @@ const configs: { name: string; opts: SimOptions }[] = [
 describe.each(configs)('deterministic simulation: $name', ({ opts }) => {
   const seeds = ONLY !== undefined ? [ONLY] : Array.from({ length: SEEDS }, (_, i) => i + 1);
   test(`${seeds.length} seeds × ${opts.chaosTicks} ticks of chaos, then heal`, () => {
-    const totals = { committed: 0, leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0, acked: 0, membersAdded: 0, membersRemoved: 0 };
+    const totals = { committed: 0, leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0, acked: 0, membersAdded: 0, membersRemoved: 0, appliedEarly: 0, sentEarly: 0 };
     for (const seed of seeds) {
       let r;
       try {
@@ -60,6 +60,8 @@ describe.each(configs)('deterministic simulation: $name', ({ opts }) => {
       totals.acked += r.acked;
       totals.membersAdded += r.membersAdded;
       totals.membersRemoved += r.membersRemoved;
+      totals.appliedEarly += r.appliedEarly;
+      totals.sentEarly += r.sentEarly;
     }
     // The faults must actually have happened, or the run proves little.
     expect(totals.crashes).toBeGreaterThan(0);
@@ -68,6 +70,9 @@ describe.each(configs)('deterministic simulation: $name', ({ opts }) => {
     if (ONLY === undefined) {
       expect(totals.snapshotsSent).toBeGreaterThan(0);
       expect(totals.readsServed).toBeGreaterThan(0);
+      // The server's between-Readies paths (early apply, a leader's early sends) were taken too.
+      expect(totals.appliedEarly).toBeGreaterThan(0);
+      expect(totals.sentEarly).toBeGreaterThan(0);
       if (opts.confChangeRate > 0) {
         expect(totals.membersAdded).toBeGreaterThan(seeds.length);
         expect(totals.membersRemoved).toBeGreaterThan(seeds.length);

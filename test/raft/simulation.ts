@@ -116,6 +116,9 @@ export interface SimResult {
   readsServed: number;
   membersAdded: number;
   membersRemoved: number;
+  /** Entries applied between Readies (takeCommitted), and leader messages sent before their Ready. */
+  appliedEarly: number;
+  sentEarly: number;
 }
 
 export class Simulation {
@@ -141,7 +144,7 @@ export class Simulation {
   /** The highest index acknowledged to any client so far (a later read must see at least this). */
   private maxAcked = 0;
   readonly acked = new Map<string, number>();
-  private stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0, membersAdded: 0, membersRemoved: 0 };
+  private stats = { leaderChanges: 0, crashes: 0, snapshotsSent: 0, readsServed: 0, membersAdded: 0, membersRemoved: 0, appliedEarly: 0, sentEarly: 0 };
 
   constructor(readonly seed: number, readonly opts: SimOptions) {
     this.rand = prng(seed);
@@ -366,7 +369,29 @@ export class Simulation {
       if (!(err instanceof ProposalDroppedError)) throw err;
     }
     if (m.type === MessageType.Snap) this.nodes.find((x) => x.id === m.from)?.node?.reportSnapshot(m.to, true);
+    if (this.rand() < 0.5) this.betweenReadies(to);
     if (this.rand() < 0.5) this.handleReady(to);
+  }
+
+  /**
+   * What the server's host does while a Ready is being persisted: apply committed entries that are durable here
+   * already (takeCommitted), and, on a leader, send new appends and heartbeats before persisting them
+   * (takeLeaderMessages).
+   */
+  private betweenReadies(n: SimNode): void {
+    const node = n.node;
+    if (!node) return;
+    if (this.rand() < 0.5) {
+      const ents = node.takeCommitted();
+      for (const e of ents) this.apply(n, e);
+      if (ents.length > 0 && n.node === node) node.appliedTo(ents[ents.length - 1].index, ents);
+      this.stats.appliedEarly += ents.length;
+    }
+    if (n.node === node && this.rand() < 0.5) {
+      const msgs = node.takeLeaderMessages();
+      for (const m of msgs) this.transmit(m);
+      this.stats.sentEarly += msgs.length;
+    }
   }
 
   // ---- the clock ----
@@ -519,6 +544,8 @@ export class Simulation {
       readsServed: this.stats.readsServed,
       membersAdded: this.stats.membersAdded,
       membersRemoved: this.stats.membersRemoved,
+      appliedEarly: this.stats.appliedEarly,
+      sentEarly: this.stats.sentEarly,
     };
   }
 }
