@@ -155,6 +155,8 @@ export function memberPod(
     hostname: pod,
     subdomain: peerServiceName(cluster),
     restartPolicy: 'Always',
+    // The image runs etcd as uid/gid 1000; fsGroup makes a persistent volume mounted at the data dir writable to it.
+    securityContext: { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true, fsGroup: 1000 },
     containers: [container],
     volumes,
     affinity: p.affinity ?? {

@@ -35,8 +35,10 @@ test('pod settings, storage, owner references', () => {
   });
   const pod = memberPod(x, x.spec, 'db-1', 'existing', [], 'abc') as unknown as {
     metadata: { labels: Record<string, string>; annotations: Record<string, string>; ownerReferences: unknown[] };
-    spec: { nodeSelector: unknown; tolerations: unknown; volumes: { persistentVolumeClaim?: { claimName: string } }[]; containers: { image: string; resources: unknown }[]; affinity: unknown };
+    spec: { nodeSelector: unknown; tolerations: unknown; volumes: { persistentVolumeClaim?: { claimName: string } }[]; containers: { image: string; resources: unknown }[]; affinity: unknown; securityContext: unknown };
   };
+  // The image runs as uid 1000: the claim mounted at the data dir must be writable to it.
+  expect(pod.spec.securityContext).toEqual({ runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true, fsGroup: 1000 });
   expect(pod.spec.containers[0].image).toBe('ts-etcd/etcd:3.4.35');
   expect(pod.spec.containers[0].resources).toEqual({ limits: { memory: '1Gi' } });
   expect(pod.spec.nodeSelector).toEqual({ disk: 'ssd' });
