@@ -98,6 +98,8 @@ async function main(): Promise<void> {
   else console.log(`(${REAL_ETCD} not found: apt-get install -y etcd-server)`);
   if (existsSync(OURS)) servers.push({ name: 'ours', command: process.execPath, args: [OURS] });
   else console.log('(our server is not built yet: it lands with the single-node server issue; measuring etcd alone)');
+  const pairs = Number(process.env.BENCH_PAIRS ?? 0);
+  if (pairs > 0 && servers.length === 2) return pairedPut64(servers, pairs, seconds, maxRequests);
   const cells: { workload: Workload; connections: number }[] = [];
   for (const workload of ['put', 'get'] as Workload[]) for (const connections of [1, 16, 64]) cells.push({ workload, connections });
 
@@ -156,6 +158,32 @@ async function main(): Promise<void> {
     console.log(`put-tls     64 | ${name.padStart(8)} ${fmt(r.throughput)} ${fmt(r.p50ms, 2)} ${fmt(r.p99ms, 2)} ${String(r.errors).padStart(7)} | ${ratio}`);
   }
   printClusters(clusters);
+}
+
+/**
+ * BENCH_PAIRS=N: only single-node durable PUT at 64 connections, etcd then ours, N times alternating (fresh data
+ * dirs each time), with each pair's ratio and the median: run-to-run noise on a small machine is ±10%.
+ */
+async function pairedPut64(servers: Server[], pairs: number, seconds: number, maxRequests: number): Promise<void> {
+  const ratios: number[] = [];
+  console.log(`single node, PUT, 64 connections, ${pairs} alternating pairs of ${seconds}s`);
+  for (let i = 0; i < pairs; i++) {
+    const got: number[] = [];
+    for (const server of servers) {
+      const dir = mkdtempSync(path.join(os.tmpdir(), `bench-pair-${server.name}-`));
+      const { url, proc } = await start(server, path.join(dir, 'data'));
+      try {
+        got.push((await runLoad({ endpoint: url, workload: 'put', connections: 64, maxRequests, maxSeconds: seconds, valueSize: 64 })).throughput);
+      } finally {
+        proc.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    ratios.push(got[1] / got[0]);
+    console.log(`pair ${i + 1}: ${servers[0].name} ${got[0].toFixed(0)} req/s, ${servers[1].name} ${got[1].toFixed(0)} req/s, ratio ${(got[1] / got[0]).toFixed(2)}x`);
+  }
+  const sorted = [...ratios].sort((a, b) => a - b);
+  console.log(`median ratio ours/etcd: ${sorted[Math.floor(sorted.length / 2)].toFixed(2)}x`);
 }
 
 function printClusters(clusters: Map<string, ClusterBenchResult>): void {
