@@ -2,21 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expectValidIgnition, REPO_ROOT, tempDir, yaml } from './helpers';
+import { expectValidIgnition, README_EXAMPLE, REPO_ROOT, tempDir } from './helpers';
 
 const CT = path.join(REPO_ROOT, 'dist', 'ignition', 'main.js');
-
-const README_EXAMPLE = yaml`
-  etcd:
-    name: my-etcd-1
-    listen_client_urls: http://10.240.0.1:2379
-    advertise_client_urls: http://10.240.0.1:2379
-    listen_peer_urls: http://10.240.0.1:2380
-    initial_advertise_peer_urls: http://10.240.0.1:2380
-    initial_cluster: my-etcd-1=http://10.240.0.1:2380,my-etcd-2=http://10.240.0.2:2380,my-etcd-3=http://10.240.0.3:2380
-    initial_cluster_token: my-etcd-token
-    initial_cluster_state: new
-`;
 
 function ct(args: string[], input = ''): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CT, ...args], { input, encoding: 'utf8', cwd: REPO_ROOT });

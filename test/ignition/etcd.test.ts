@@ -1,19 +1,7 @@
 import { ETCD_OPTIONS } from '../../ignition';
 import { Report } from '../../ignition/diagnostics';
 import { parseYaml } from '../../ignition/yaml-positions';
-import { dropinOf, expectErrorAt, transpileErrors, transpileValid, unitOf, yaml } from './helpers';
-
-const README_EXAMPLE = yaml`
-  etcd:
-    name: my-etcd-1
-    listen_client_urls: http://10.240.0.1:2379
-    advertise_client_urls: http://10.240.0.1:2379
-    listen_peer_urls: http://10.240.0.1:2380
-    initial_advertise_peer_urls: http://10.240.0.1:2380
-    initial_cluster: my-etcd-1=http://10.240.0.1:2380,my-etcd-2=http://10.240.0.2:2380,my-etcd-3=http://10.240.0.3:2380
-    initial_cluster_token: my-etcd-token
-    initial_cluster_state: new
-`;
+import { dropinOf, expectErrorAt, README_EXAMPLE, transpileErrors, transpileValid, unitOf, yaml } from './helpers';
 
 const DROPIN = '20-clct-etcd-member.conf';
 

@@ -145,3 +145,16 @@ export function fileText(config: object, filePath: string): string {
   if (source === undefined) throw new Error(`file ${filePath} has no contents`);
   return decodeDataUrl(source).toString('utf8');
 }
+
+/** The Container Linux Config of the README: three etcd members. */
+export const README_EXAMPLE = yaml`
+  etcd:
+    name: my-etcd-1
+    listen_client_urls: http://10.240.0.1:2379
+    advertise_client_urls: http://10.240.0.1:2379
+    listen_peer_urls: http://10.240.0.1:2380
+    initial_advertise_peer_urls: http://10.240.0.1:2380
+    initial_cluster: my-etcd-1=http://10.240.0.1:2380,my-etcd-2=http://10.240.0.2:2380,my-etcd-3=http://10.240.0.3:2380
+    initial_cluster_token: my-etcd-token
+    initial_cluster_state: new
+`;
