@@ -167,5 +167,10 @@ export function adminApp(d: AdminDeps): express.Express {
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('404 page not found\n');
   });
+  // A body that does not parse (bad JSON on the members API): etcd's JSON error, never express's HTML page.
+  app.use((err: Error & { status?: number; type?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    const status = typeof err.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    httpError(res, status, status === 500 ? 'Internal Server Error' : err.type === 'entity.parse.failed' ? `invalid JSON body: ${err.message}` : err.message);
+  });
   return app;
 }

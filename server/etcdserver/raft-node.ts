@@ -143,10 +143,17 @@ export class RaftNode {
    */
   applyCommittedNow(): void {
     if (!this.processing || this.stopped) return;
-    const ents = this.node.takeCommitted();
-    if (ents.length === 0) return;
-    this.o.applier.applyEntries(ents);
-    this.node.appliedTo(ents[ents.length - 1].index, ents);
+    try {
+      const ents = this.node.takeCommitted();
+      if (ents.length === 0) return;
+      this.o.applier.applyEntries(ents);
+      this.node.appliedTo(ents[ents.length - 1].index, ents);
+    } catch (err) {
+      // As in the host loop: a failure to apply stops the member, never the process from inside a socket callback.
+      this.failed = err as Error;
+      this.stopped = true;
+      this.o.onFatal(err as Error);
+    }
   }
 
   /**

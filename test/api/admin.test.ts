@@ -104,6 +104,14 @@ describe('admin endpoints', () => {
     expect(metric(after, 'etcd_debugging_store_writes_total', '{action="set"}') - metric(before, 'etcd_debugging_store_writes_total', '{action="set"}')).toBe(5);
   });
 
+  test('a members API request with a body that is not JSON gets a 400 with a JSON message, and the server stays up', async () => {
+    const a = await request(ours.clientURL, 'POST', '/v2/members', { body: '{not json', headers: { 'Content-Type': 'application/json' } });
+    expect(a.status).toBe(400);
+    expect(a.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(a.body).message).toMatch(/^invalid JSON body/);
+    expect((await request(ours.clientURL, 'GET', '/health')).status).toBe(200);
+  });
+
   test('unknown paths get a 404', async () => {
     const [r, o] = await Promise.all([request(real.clientURL, 'GET', '/nope'), request(ours.clientURL, 'GET', '/nope')]);
     expect({ status: o.status, body: o.body }).toEqual({ status: r.status, body: r.body });
