@@ -21,15 +21,30 @@ export function runRealEtcd(args: string[], cwd: string): { status: number | nul
   return { status: r.status, stderr: `${r.stderr}${r.stdout}` };
 }
 
+/**
+ * A port for a test member to listen on. Ports come from below the kernel's ephemeral range (32768+ here), so an
+ * outgoing connection can never be holding one, and each jest worker has its own slice, so two test files running
+ * side by side never hand out the same port. Each is checked free by binding it before it is handed out.
+ */
+const PORTS_BASE = 20000;
+const PORTS_PER_WORKER = 600;
+const workerSlice = (Number(process.env.JEST_WORKER_ID ?? '1') - 1) % 20;
+let nextPortOffset = Math.floor(Math.random() * PORTS_PER_WORKER);
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let tries = 0; tries < PORTS_PER_WORKER; tries++) {
+    const port = PORTS_BASE + workerSlice * PORTS_PER_WORKER + (nextPortOffset++ % PORTS_PER_WORKER);
+    if (await canListen(port)) return port;
+  }
+  throw new Error('no free port left in this jest worker\'s slice');
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
@@ -149,4 +164,23 @@ async function spawnEtcd(
     },
     exited,
   };
+}
+
+/**
+ * Runs `fn`; if it throws, the error is re-thrown with each member's state (running or exit status) and the end of
+ * its output, so a failure in CI explains itself.
+ */
+export async function explainFailure<T>(members: { name: string; proc: RunningEtcd }[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const states = await Promise.all(
+      members.map(async (m) => {
+        const exit = await Promise.race([m.proc.exited.then((c) => `exited with ${c}`), new Promise<string>((r) => setImmediate(() => r('running')))]);
+        return `--- ${m.name} (${m.proc.clientURL}, ${exit}), last output:\n${m.proc.output().slice(-4000)}`;
+      }),
+    );
+    (err as Error).message += `\n${states.join('\n')}`;
+    throw err;
+  }
 }

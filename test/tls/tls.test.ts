@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { IO, run } from '../../server/etcdctl/main';
 import { Issued, issue, makeCA } from '../support/certs';
 import { eventually } from '../support/cluster';
-import { RunningEtcd, freePort, spawnOurEtcd } from '../support/real-etcd';
+import { RunningEtcd, explainFailure, freePort, spawnOurEtcd } from '../support/real-etcd';
 
 interface TLSClient {
   cert?: string;
@@ -277,17 +277,19 @@ describe('peers over TLS', () => {
   ])('a member with %s cannot take part', async (_what, bad) => {
     const good = (n: number) => issue(path.join(dir, 'peer-ok2'), `peer${n}`, ca, { cn: 'member', hosts: ['127.0.0.1'] });
     const [a, b, outsider] = await startPeers([good(0), good(1), bad()], ['--peer-cert-allowed-cn', 'member']);
-    // The two good members are a quorum: they commit; the outsider never hears of it.
-    await eventually('the good members to commit', async () => ((await putVia(a.clientURL, '/kept-out')) === 201 ? true : undefined));
-    const { request } = await import('../support/http');
-    expect((await request(b.clientURL, 'GET', '/v2/keys/kept-out?quorum=true')).status).toBe(200);
-    await eventually('the good members to log the refused handshakes', async () =>
-      [a, b].some((m) => /rejected a (TLS connection|peer whose certificate CN)/.test(m.proc.output())) ? true : undefined,
-    );
-    const seen = await request(outsider.clientURL, 'GET', '/v2/keys/kept-out', { timeoutMs: 1500 }).then(
-      (r) => r.status,
-      () => 'no answer',
-    );
-    expect(seen).not.toBe(200);
+    await explainFailure([{ name: 'p0', proc: a.proc }, { name: 'p1', proc: b.proc }, { name: 'outsider', proc: outsider.proc }], async () => {
+      // The two good members are a quorum: they commit; the outsider never hears of it.
+      await eventually('the good members to commit', async () => ((await putVia(a.clientURL, '/kept-out')) === 201 ? true : undefined));
+      const { request } = await import('../support/http');
+      expect((await request(b.clientURL, 'GET', '/v2/keys/kept-out?quorum=true')).status).toBe(200);
+      await eventually('the good members to log the refused handshakes', async () =>
+        [a, b].some((m) => /rejected a (TLS connection|peer whose certificate CN)/.test(m.proc.output())) ? true : undefined,
+      );
+      const seen = await request(outsider.clientURL, 'GET', '/v2/keys/kept-out', { timeoutMs: 1500 }).then(
+        (r) => r.status,
+        () => 'no answer',
+      );
+      expect(seen).not.toBe(200);
+    });
   });
 });
