@@ -226,6 +226,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
       removedByPeer: (peer) => srv?.removedByPeer(peer),
     },
     log: (level, msg, meta) => logger.log(level, msg, meta),
+    snapshotDir: path.join(memberDir, 'snap'),
     onSent: (to, bytes) => metrics.peerSent(to, bytes),
     onReceived: (from, bytes) => metrics.peerReceived(from, bytes),
     onSendFailure: (to) => metrics.peerSendFailed(to),

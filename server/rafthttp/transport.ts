@@ -5,7 +5,7 @@
  *   frames (see codec.ts). Messages given to send() in one turn of the event loop go out in one write (batching);
  *   a peer that does not keep up has a bounded queue, past which messages are dropped and Raft is told the peer is
  *   unreachable (Raft resends what matters; it never relies on the transport for delivery).
- * - Snapshots go separately, POST /raft/snapshot, written in chunks with back-pressure, and their outcome is
+ * - Snapshots go separately, POST /raft/snapshot, streamed both ways (see snapshot.ts), and their outcome is
  *   reported to Raft (reportSnapshot).
  * - Every request says who sends it, to whom and for which cluster (X-Server-From, X-Raft-To, X-Etcd-Cluster-ID):
  *   a member of another cluster is answered 412 and a removed member 410, and never gets a message through.
@@ -14,6 +14,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Message, MessageType } from '../raft';
 import { FrameDecoder, encodeFrame } from './codec';
+import { SnapshotReceiveError, receiveSnapshot, snapshotRequest, sweepPartialSnapshots, writeSnapshotBody } from './snapshot';
 
 export const STREAM_PATH = '/raft/stream';
 export const SNAPSHOT_PATH = '/raft/snapshot';
@@ -21,8 +22,6 @@ export const SNAPSHOT_PATH = '/raft/snapshot';
 export const MAX_QUEUED_MESSAGES = 4096;
 /** The largest frame a stream accepts (a MsgApp is bounded by the Raft max message size, 1 MiB here, plus entries). */
 export const MAX_STREAM_FRAME = 64 * 1024 * 1024;
-export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
-const SNAPSHOT_CHUNK = 1024 * 1024;
 
 export interface RaftReporter {
   /** A message from a peer, for the Raft core. */
@@ -38,6 +37,8 @@ export interface RaftReporter {
 export interface TransportOptions {
   reporter: RaftReporter;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, meta?: Record<string, unknown>) => void;
+  /** Where incoming snapshots are written while they arrive (the member's snap directory). */
+  snapshotDir: string;
   /** For https:// peer URLs (TLS settings of the peer client side). */
   httpsAgentOptions?: https.AgentOptions;
   /** Called with the bytes sent to / received from a peer, and on failed sends (for the metrics). */
@@ -221,15 +222,15 @@ class Peer {
   sendSnapshot(m: Message): void {
     const url = new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]);
     const mod = url.protocol === 'https:' ? https : http;
-    const frame = encodeFrame(m);
+    const body = snapshotRequest(m);
     const done = (ok: boolean, why?: string) => {
       if (!ok) this.t.o.log('warn', 'sending a snapshot failed', { peer: this.id, index: m.snapshot?.metadata.index, error: why });
-      else this.t.o.log('info', 'sent a snapshot', { peer: this.id, index: m.snapshot?.metadata.index, bytes: frame.length });
+      else this.t.o.log('info', 'sent a snapshot', { peer: this.id, index: m.snapshot?.metadata.index, bytes: body.data.byteLength });
       this.t.o.reporter.reportSnapshot(this.id, ok);
     };
     const req = mod.request(url, {
       method: 'POST',
-      headers: { ...headers(this.t, this.id), 'Content-Length': String(frame.length) },
+      headers: { ...headers(this.t, this.id), ...body.headers },
       agent: url.protocol === 'https:' ? this.t.httpsAgent() : false,
     });
     let settled = false;
@@ -243,21 +244,7 @@ class Peer {
       res.on('end', () => settle(res.statusCode === 204, `status ${res.statusCode}`));
     });
     req.on('error', (err) => settle(false, err.message));
-    // Written in chunks, waiting for the socket to drain between them.
-    let off = 0;
-    const writeMore = (): void => {
-      while (off < frame.length) {
-        const chunk = frame.subarray(off, off + SNAPSHOT_CHUNK);
-        off += chunk.length;
-        this.t.o.onSent?.(this.id, chunk.length);
-        if (!req.write(chunk)) {
-          req.once('drain', writeMore);
-          return;
-        }
-      }
-      req.end();
-    };
-    writeMore();
+    writeSnapshotBody(req, body.head, body.data, (n) => this.t.o.onSent?.(this.id, n));
   }
 
   stop(): void {
@@ -277,7 +264,9 @@ export class Transport {
   id = '';
   clusterId = '';
 
-  constructor(readonly o: TransportOptions) {}
+  constructor(readonly o: TransportOptions) {
+    sweepPartialSnapshots(o.snapshotDir);
+  }
 
   setLocal(id: string, clusterId: string): void {
     this.id = id;
@@ -406,29 +395,22 @@ export class Transport {
   private serveSnapshot(req: http.IncomingMessage, res: http.ServerResponse): void {
     const from = this.admit(req, res);
     if (from === undefined) return;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooBig = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      this.o.onReceived?.(from, c.length);
-      if (size > MAX_SNAPSHOT_BYTES) tooBig = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => {
-      if (tooBig) {
-        res.writeHead(413).end('snapshot too large\n');
-        return;
-      }
-      try {
-        const msgs = new FrameDecoder(MAX_SNAPSHOT_BYTES).push(Buffer.concat(chunks, size));
-        if (msgs.length !== 1 || msgs[0].type !== MessageType.Snap || msgs[0].from !== from) throw new Error('expected one MsgSnap');
-        this.o.log('info', 'received a snapshot', { from, index: msgs[0].snapshot?.metadata.index, bytes: size });
-        this.o.reporter.process(msgs[0]);
+    receiveSnapshot(req, from, this.o.snapshotDir, (n) => this.o.onReceived?.(from, n)).then(
+      (m) => {
+        this.o.log('info', 'received a snapshot', { from, index: m.snapshot?.metadata.index, bytes: m.snapshot?.data.byteLength });
+        try {
+          this.o.reporter.process(m);
+        } catch (err) {
+          res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${(err as Error).message}\n`);
+          return;
+        }
         res.writeHead(204).end();
-      } catch (err) {
-        res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${(err as Error).message}\n`);
-      }
-    });
+      },
+      (err: Error) => {
+        this.o.log('warn', 'refused an incoming snapshot', { from, error: err.message });
+        const status = err instanceof SnapshotReceiveError ? err.status : 500;
+        res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${err.message}\n`);
+      },
+    );
   }
 }
