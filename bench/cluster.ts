@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LoadResult, runLoad } from './v2-load';
+import { LoadResult, runLoad, warmUp } from './v2-load';
 
 export interface ClusterBenchResult {
   viaLeader: LoadResult;
@@ -126,6 +126,7 @@ export async function benchCluster(command: string, prefixArgs: string[], o: { s
     await until('a healthy cluster', async () => ((await Promise.all(members.map((m) => getJSON(`${m.clientURL}/health`)))).every((h) => h.status === 200) ? true : undefined), 30000);
     const leader = await leaderOf(members);
     const follower = members.find((m) => m !== leader)!;
+    await warmUp(leader.clientURL);
     const load = { workload: 'put' as const, connections: 64, maxRequests: o.maxRequests, maxSeconds: o.seconds, valueSize: 64 };
     const viaLeader = await runLoad({ ...load, endpoint: leader.clientURL });
     const viaFollower = await runLoad({ ...load, endpoint: follower.clientURL });
