@@ -65,13 +65,23 @@ ping_socket() { [ -S "$SOCK" ] && curl -fsS --max-time 2 --unix-socket "$SOCK" h
 if ! command -v curl >/dev/null 2>&1; then
   ping_socket() { [ -S "$SOCK" ] && podman --url "unix://$SOCK" version >/dev/null 2>&1; }
 fi
+# A service started from a directory that was deleted since (an earlier clone of the project) cannot start
+# containers any more: conmon fails with "Failed to get working directory". Replace such a service.
+for pid in $(pgrep -f "podman system service.*$SOCK" || true); do
+  if readlink "/proc/$pid/cwd" 2>/dev/null | grep -q '(deleted)$'; then
+    log "restarting the podman service $pid: its working directory was deleted"
+    $SUDO kill "$pid" || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+done
 if ping_socket; then
   log "service already answering on $SOCK"
 else
   $SUDO mkdir -p "$SOCK_DIR"
   rm -f "$SOCK"
   log "starting podman system service on unix://$SOCK (log: $SERVICE_LOG)"
-  nohup setsid podman system service --time=0 "unix://$SOCK" </dev/null >>"$SERVICE_LOG" 2>&1 &
+  # From /, so that the service never depends on the directory this script was run from.
+  (cd / && nohup setsid podman system service --time=0 "unix://$SOCK" </dev/null >>"$SERVICE_LOG" 2>&1 &)
   for _ in $(seq 1 100); do ping_socket && break; sleep 0.2; done
   if ! ping_socket; then
     log "the service did not answer on $SOCK within 20 s; its log:"; tail -n 30 "$SERVICE_LOG" >&2 || true
