@@ -17,6 +17,7 @@ import { CLUSTER_VERSION, SERVER_VERSION } from './api/admin';
 import { Member } from './membership/cluster';
 import { Transport } from './rafthttp/transport';
 import { ensureSelfSignedCert, hostsOf } from './tls/auto-tls';
+import { validateClientCertSettings } from './tls/client-cert-checks';
 import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watchCertificates } from './tls/tls-settings';
 import { ServerMetrics } from './metrics';
 import { Snapshotter } from './snap/snapshotter';
@@ -191,7 +192,12 @@ export function resolveTLS(cfg: ServerConfig, side: 'client' | 'peer', logger: w
     insecureSkipVerify: t.autoTLS && t.trustedCAFile === '',
     cipherSuites: cfg.cipherSuites,
     allowedCN: side === 'peer' ? cfg.peerTLS.allowedCN : undefined,
+    allowedHostname: t.allowedHostname || undefined,
+    crlFile: t.crlFile || undefined,
+    // etcd checks a peer's certificate SANs against the address it connects from (its peer listeners only).
+    checkSAN: side === 'peer' && !cfg.peerTLS.skipClientSANVerify,
   };
+  validateClientCertSettings(settings); // the CRL must be readable now, and CN and hostname not both given
   contextOptions(settings); // the files must be readable now, not at the first connection
   return settings;
 }

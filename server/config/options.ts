@@ -81,7 +81,7 @@ export const OPTIONS: OptionSpec[] = [
   b('peer-auto-tls', false, 'Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.'),
   s('peer-crl-file', '', 'Path to the peer certificate revocation list file.'),
   s('cipher-suites', '', 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).'),
-  b('experimental-peer-skip-client-san-verification', false, 'Skip verification of SAN field in client certificate for peer connections.', unsupported),
+  b('experimental-peer-skip-client-san-verification', false, 'Skip verification of SAN field in client certificate for peer connections.'),
   // auth
   s('auth-token', 'simple', 'Specify auth token specific options.', unsupported),
   u('bcrypt-cost', 10, 'Specify bcrypt algorithm cost factor for auth password hashing.', unsupported),

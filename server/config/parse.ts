@@ -23,6 +23,10 @@ export interface TLSFiles {
   trustedCAFile: string;
   clientCertAuth: boolean;
   autoTLS: boolean;
+  /** A certificate revocation list: client certificates whose serial it lists are refused. */
+  crlFile: string;
+  /** A client certificate must be valid for this hostname or IP (etcd's --*-cert-allowed-hostname). */
+  allowedHostname: string;
 }
 
 /** The server's configuration, typed and validated. */
@@ -51,7 +55,7 @@ export interface ServerConfig {
   logLevel: string;
   unsafeNoFsync: boolean;
   clientTLS: TLSFiles;
-  peerTLS: TLSFiles & { allowedCN: string };
+  peerTLS: TLSFiles & { allowedCN: string; skipClientSANVerify: boolean };
   cipherSuites: string[];
   cors: string[];
   /** Every option's value (defaults included), by etcd's option name. */
@@ -374,6 +378,8 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
       trustedCAFile: str('trusted-ca-file'),
       clientCertAuth: bool('client-cert-auth'),
       autoTLS: bool('auto-tls'),
+      crlFile: str('client-crl-file'),
+      allowedHostname: str('client-cert-allowed-hostname'),
     },
     peerTLS: {
       certFile: str('peer-cert-file'),
@@ -381,7 +387,10 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
       trustedCAFile: str('peer-trusted-ca-file'),
       clientCertAuth: bool('peer-client-cert-auth'),
       autoTLS: bool('peer-auto-tls'),
+      crlFile: str('peer-crl-file'),
+      allowedHostname: str('peer-cert-allowed-hostname'),
       allowedCN: str('peer-cert-allowed-cn'),
+      skipClientSANVerify: bool('experimental-peer-skip-client-san-verification'),
     },
     cipherSuites: splitList(str('cipher-suites')),
     cors: splitList(str('cors')),

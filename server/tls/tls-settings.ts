@@ -1,12 +1,15 @@
 /**
  * TLS for the client and peer listeners and for outbound peer connections, from etcd's flags: certificate, key,
- * trusted CA, client-certificate authentication, allowed CN, cipher suites (etcd's Go names), TLS 1.2 at least,
- * and certificate files reloaded when they change on disk (new connections see the new certificate).
+ * trusted CA, client-certificate authentication, allowed CN or hostname, revocation lists, cipher suites (etcd's Go
+ * names), TLS 1.2 at least, and certificate files reloaded when they change on disk (new connections see the new
+ * certificate). A connection whose client certificate fails one of etcd's checks is closed before any request on
+ * it is read (see client-cert-checks.ts).
  */
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import { ConfigError } from '../config';
+import { ClientCertCheck, clientCertChecks } from './client-cert-checks';
 
 export interface TLSSettings {
   certFile: string;
@@ -18,6 +21,12 @@ export interface TLSSettings {
   cipherSuites: string[];
   /** Peers only: the CN a client certificate must carry. */
   allowedCN?: string;
+  /** A client certificate must be valid for this hostname or IP. */
+  allowedHostname?: string;
+  /** A CRL file: client certificates with a serial listed there are refused. */
+  crlFile?: string;
+  /** Peers (as etcd): a client certificate with IP or DNS SANs must name the address the connection comes from. */
+  checkSAN?: boolean;
 }
 
 /** Go's names of the TLS 1.2 cipher suites etcd accepts in --cipher-suites, and OpenSSL's for them. */
@@ -105,6 +114,45 @@ export function watchCertificates(s: TLSSettings, onChange: () => void, warn: (m
   };
 }
 
+/**
+ * Runs etcd's checks on every connection that presented a client certificate before the HTTP server sees it: the
+ * server's own connection handling is taken off the 'secureConnection' event and given the socket only once the
+ * checks passed (at once when they are synchronous; after a DNS lookup for the SAN check). A socket that fails one
+ * is closed unread.
+ */
+function guardConnections(server: https.Server, checks: ClientCertCheck[], log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void): void {
+  const handlers = server.listeners('secureConnection') as ((socket: tls.TLSSocket) => void)[];
+  server.removeAllListeners('secureConnection');
+  const admit = (socket: tls.TLSSocket) => {
+    for (const h of handlers) h.call(server, socket);
+  };
+  const refuse = (socket: tls.TLSSocket, why: string) => {
+    log('warn', 'rejected a connection whose client certificate failed a check', { remote: socket.remoteAddress, reason: why });
+    socket.destroy();
+  };
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    const cert = socket.getPeerCertificate();
+    if (!cert || Object.keys(cert).length === 0) return admit(socket); // no client certificate: nothing to check
+    const remote = socket.remoteAddress ?? '';
+    for (let i = 0; i < checks.length; i++) {
+      const r = checks[i](cert, remote);
+      if (r instanceof Promise) {
+        // The rest asynchronously; meanwhile what the client sends waits in the socket.
+        void (async () => {
+          let why = await r.catch((err: Error) => err.message);
+          for (let j = i + 1; !why && j < checks.length; j++) why = await Promise.resolve(checks[j](cert, remote)).catch((err: Error) => err.message);
+          if (socket.destroyed) return;
+          if (why) refuse(socket, why);
+          else admit(socket);
+        })();
+        return;
+      }
+      if (r) return refuse(socket, r);
+    }
+    admit(socket);
+  });
+}
+
 /** An https server for a listener, with reloadable certificates and etcd's checks of client certificates. */
 export function createTLSServer(
   s: TLSSettings,
@@ -120,16 +168,8 @@ export function createTLSServer(
       error: err.code ?? err.message,
     });
   });
-  if (s.allowedCN) {
-    const cn = s.allowedCN;
-    server.on('secureConnection', (socket: tls.TLSSocket) => {
-      const got = socket.getPeerCertificate()?.subject?.CN;
-      if (got !== cn) {
-        log('warn', 'rejected a peer whose certificate CN is not the allowed one', { remote: socket.remoteAddress, cn: got ?? '', allowed: cn });
-        socket.destroy();
-      }
-    });
-  }
+  const checks = clientCertChecks(s);
+  if (checks.length > 0) guardConnections(server, checks, log);
   const stopWatching = watchCertificates(
     s,
     () => {

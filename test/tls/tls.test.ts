@@ -10,7 +10,7 @@ import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IO, run } from '../../server/etcdctl/main';
-import { Issued, issue, makeCA } from '../support/certs';
+import { Issued, issue, makeCA, makeCRL } from '../support/certs';
 import { eventually } from '../support/cluster';
 import { RunningEtcd, explainFailure, freePort, spawnOurEtcd } from '../support/real-etcd';
 
@@ -195,6 +195,15 @@ describe('automatic TLS and certificate rotation', () => {
     expect(fs.existsSync(path.join(dir, 'auto', 'fixtures', 'client', 'cert.pem'))).toBe(true);
     // A client that insists on verification cannot trust it: it is self-signed.
     await expect(httpsRequest(`${first.clientURL}/health`, 'GET', {})).rejects.toThrow(/self.signed/i);
+    // Our etcdctl: refused as well, unless told to skip verification (flag or ETCDCTL_INSECURE_SKIP_TLS_VERIFY).
+    const strict = capture();
+    expect(await run(['--endpoints', first.clientURL, 'get', '/auto'], process.env, strict)).not.toBe(0);
+    const skipping = capture();
+    expect(await run(['--endpoints', first.clientURL, '--insecure-skip-tls-verify', 'get', '/auto'], process.env, skipping)).toBe(0);
+    expect(skipping.out).toBe('1\n');
+    const viaEnv = capture();
+    expect(await run(['--endpoints', first.clientURL, 'get', '/auto'], { ...process.env, ETCDCTL_INSECURE_SKIP_TLS_VERIFY: 'true' }, viaEnv)).toBe(0);
+    expect(viaEnv.out).toBe('1\n');
     await first.proc.signal('SIGTERM');
     const second = await startTLSMember('auto', ['--auto-tls'], ports);
     await healthy(second.clientURL, { insecure: true });
@@ -226,15 +235,16 @@ describe('automatic TLS and certificate rotation', () => {
 });
 
 describe('peers over TLS', () => {
-  async function startPeers(certs: Issued[], extra: string[]): Promise<{ clientURL: string; proc: RunningEtcd }[]> {
+  /** Members with these peer certificates; member i listens on `ips[i]` (default 127.0.0.1) for peers. */
+  async function startPeers(certs: Issued[], extra: string[], ips: string[] = []): Promise<{ clientURL: string; proc: RunningEtcd }[]> {
     const slots = [];
-    for (let i = 0; i < certs.length; i++) slots.push({ name: `p${i}`, client: await freePort(), peer: await freePort() });
-    const initial = slots.map((s) => `${s.name}=https://127.0.0.1:${s.peer}`).join(',');
+    for (let i = 0; i < certs.length; i++) slots.push({ name: `p${i}`, client: await freePort(), peer: await freePort(), ip: ips[i] ?? '127.0.0.1' });
+    const initial = slots.map((s) => `${s.name}=https://${s.ip}:${s.peer}`).join(',');
     const tag = Math.random().toString(36).slice(2, 8);
     return Promise.all(
       slots.map(async (s, i) => {
         const clientURL = `http://127.0.0.1:${s.client}`;
-        const peerURL = `https://127.0.0.1:${s.peer}`;
+        const peerURL = `https://${s.ip}:${s.peer}`;
         const proc = await spawnOurEtcd(
           [
             '--name', s.name, '--data-dir', path.join(dir, `peers-${tag}-${s.name}`), '--enable-v2=true',
@@ -283,7 +293,7 @@ describe('peers over TLS', () => {
       const { request } = await import('../support/http');
       expect((await request(b.clientURL, 'GET', '/v2/keys/kept-out?quorum=true')).status).toBe(200);
       await eventually('the good members to log the refused handshakes', async () =>
-        [a, b].some((m) => /rejected a (TLS connection|peer whose certificate CN)/.test(m.proc.output())) ? true : undefined,
+        [a, b].some((m) => /rejected a (TLS connection|connection whose client certificate failed a check)/.test(m.proc.output())) ? true : undefined,
       );
       const seen = await request(outsider.clientURL, 'GET', '/v2/keys/kept-out', { timeoutMs: 1500 }).then(
         (r) => r.status,
@@ -291,5 +301,157 @@ describe('peers over TLS', () => {
       );
       expect(seen).not.toBe(200);
     });
+  });
+
+  test("a peer's certificate must name the address it connects from (IP, or a DNS name resolving to it), as etcd checks", async () => {
+    // p1's certificate names 127.0.0.2 and localhost: it connects from 127.0.0.1, which localhost resolves to.
+    // p2's names only 127.0.0.3, where it listens, but it connects from 127.0.0.1: refused by the others.
+    const certs = [
+      issue(path.join(dir, 'peer-san'), 'san0', ca, { cn: 'member', hosts: ['127.0.0.1'] }),
+      issue(path.join(dir, 'peer-san'), 'san1', ca, { cn: 'member', hosts: ['127.0.0.2', 'localhost'] }),
+      issue(path.join(dir, 'peer-san'), 'san2', ca, { cn: 'member', hosts: ['127.0.0.3'] }),
+    ];
+    const [a, b, outsider] = await startPeers(certs, [], ['127.0.0.1', '127.0.0.2', '127.0.0.3']);
+    await explainFailure([{ name: 'p0', proc: a.proc }, { name: 'p1', proc: b.proc }, { name: 'p2', proc: outsider.proc }], async () => {
+      await eventually('p0 and p1 to commit', async () => ((await putVia(b.clientURL, '/san-checked')) === 201 ? true : undefined));
+      await eventually('the SAN refusal to be logged', async () =>
+        [a, b].some((m) => /certificate is valid for 127\.0\.0\.3, not 127\.0\.0\.1/.test(m.proc.output())) ? true : undefined,
+      );
+      const { request } = await import('../support/http');
+      const seen = await request(outsider.clientURL, 'GET', '/v2/keys/san-checked', { timeoutMs: 1500 }).then((r) => r.status, () => 'no answer');
+      expect(seen).not.toBe(200);
+    });
+  });
+
+  test('--experimental-peer-skip-client-san-verification lets that member in', async () => {
+    const certs = [
+      issue(path.join(dir, 'peer-nosan'), 'nosan0', ca, { cn: 'member', hosts: ['127.0.0.1'] }),
+      issue(path.join(dir, 'peer-nosan'), 'nosan1', ca, { cn: 'member', hosts: ['127.0.0.1'] }),
+      issue(path.join(dir, 'peer-nosan'), 'nosan2', ca, { cn: 'member', hosts: ['127.0.0.3'] }),
+    ];
+    const members = await startPeers(certs, ['--experimental-peer-skip-client-san-verification'], ['127.0.0.1', '127.0.0.1', '127.0.0.3']);
+    const { request } = await import('../support/http');
+    await eventually('a write through the member on 127.0.0.3', async () => ((await putVia(members[2].clientURL, '/san-skipped')) === 201 ? true : undefined));
+    for (const m of members) {
+      await eventually('every member to have the write', async () => ((await request(m.clientURL, 'GET', '/v2/keys/san-skipped', { timeoutMs: 2000 })).status === 200 ? true : undefined));
+    }
+  });
+
+  test('--peer-auto-tls: members talk over TLS with self-signed certificates', async () => {
+    const slots = [];
+    for (let i = 0; i < 3; i++) slots.push({ name: `auto${i}`, client: await freePort(), peer: await freePort() });
+    const initial = slots.map((x) => `${x.name}=https://127.0.0.1:${x.peer}`).join(',');
+    const members = await Promise.all(
+      slots.map(async (x) => {
+        const clientURL = `http://127.0.0.1:${x.client}`;
+        const peerURL = `https://127.0.0.1:${x.peer}`;
+        const dataDir = path.join(dir, `peer-auto-${x.name}`);
+        const proc = await spawnOurEtcd(
+          [
+            '--name', x.name, '--data-dir', dataDir, '--enable-v2=true',
+            '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL,
+            '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL,
+            '--initial-cluster', initial, '--initial-cluster-token', 'peer-auto', '--peer-auto-tls',
+            '--heartbeat-interval', '50', '--election-timeout', '500',
+          ],
+          { clientURL, peerURL, dataDir },
+          { wait: false },
+        );
+        procs.push(proc);
+        return { clientURL, dataDir };
+      }),
+    );
+    const { request } = await import('../support/http');
+    await eventually('a write through the first member', async () => ((await putVia(members[0].clientURL, '/peer-auto')) === 201 ? true : undefined));
+    for (const m of members) {
+      await eventually('every member to have the write', async () => ((await request(m.clientURL, 'GET', '/v2/keys/peer-auto', { timeoutMs: 2000 })).status === 200 ? true : undefined));
+      expect(fs.existsSync(path.join(m.dataDir, 'fixtures', 'peer', 'cert.pem'))).toBe(true);
+    }
+  });
+});
+
+describe("etcd's checks of client certificates: revocation lists, allowed hostname", () => {
+  test('--client-crl-file: a revoked certificate is refused, others served; a new CRL applies to new connections', async () => {
+    const pki = path.join(dir, 'crl');
+    const revoked = issue(pki, 'revoked-client', ca, { cn: 'client' });
+    const later = issue(pki, 'later-client', ca, { cn: 'client' });
+    const crl = makeCRL(path.join(pki, 'crl.pem'), ca, [revoked]);
+    const m = await startTLSMember('crl', ['--cert-file', server.certFile, '--key-file', server.keyFile, '--trusted-ca-file', ca.certFile, '--client-cert-auth', '--client-crl-file', crl]);
+    await healthy(m.clientURL, files(client, ca));
+    await expect(httpsRequest(`${m.clientURL}/v2/keys/crl`, 'GET', files(revoked, ca))).rejects.toThrow();
+    await eventually('the refusal to be logged', async () => (/certificate serial [0-9A-F]+ revoked/.test(m.proc.output()) ? true : undefined));
+    expect((await httpsRequest(`${m.clientURL}/v2/keys/crl`, 'PUT', files(later, ca), 'value=1')).status).toBe(201);
+    makeCRL(crl, ca, [revoked, later]);
+    await eventually('the new CRL to refuse the later certificate', async () =>
+      httpsRequest(`${m.clientURL}/health`, 'GET', files(later, ca)).then(() => undefined, () => true),
+    );
+    expect((await httpsRequest(`${m.clientURL}/health`, 'GET', files(client, ca))).status).toBe(200);
+  });
+
+  test('a CRL file that cannot be read stops the start with a clear error', async () => {
+    const m = await startTLSMember('crl-missing', ['--cert-file', server.certFile, '--key-file', server.keyFile, '--trusted-ca-file', ca.certFile, '--client-cert-auth', '--client-crl-file', path.join(dir, 'no-such.crl')]);
+    expect(await m.proc.exited).not.toBe(0);
+    expect(m.proc.output()).toMatch(/cannot read CRL file .*no-such\.crl/);
+  });
+
+  test('--client-cert-allowed-hostname: only certificates valid for that name are served', async () => {
+    const pki = path.join(dir, 'hostname');
+    const named = issue(pki, 'named-client', ca, { cn: 'client', hosts: ['allowed.example'] });
+    const m = await startTLSMember('hostname', ['--cert-file', server.certFile, '--key-file', server.keyFile, '--trusted-ca-file', ca.certFile, '--client-cert-auth', '--client-cert-allowed-hostname', 'allowed.example']);
+    await healthy(m.clientURL, files(named, ca));
+    expect((await httpsRequest(`${m.clientURL}/v2/keys/named`, 'PUT', files(named, ca), 'value=1')).status).toBe(201);
+    await expect(httpsRequest(`${m.clientURL}/v2/keys/named`, 'GET', files(client, ca))).rejects.toThrow();
+    await eventually('the refusal to be logged', async () => (/not valid for the allowed hostname \W*allowed\.example/.test(m.proc.output()) ? true : undefined));
+  });
+
+  test('an allowed CN and an allowed hostname together are refused, as etcd does', async () => {
+    const peerURL = `https://127.0.0.1:${await freePort()}`;
+    const clientURL = `http://127.0.0.1:${await freePort()}`;
+    const dataDir = path.join(dir, 'cn-and-host');
+    const proc = await spawnOurEtcd(
+      [
+        '--name', 'cn-and-host', '--data-dir', dataDir,
+        '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL,
+        '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL, '--initial-cluster', `cn-and-host=${peerURL}`,
+        '--peer-cert-file', server.certFile, '--peer-key-file', server.keyFile, '--peer-trusted-ca-file', ca.certFile,
+        '--peer-cert-allowed-cn', 'member', '--peer-cert-allowed-hostname', 'peer.example',
+      ],
+      { clientURL, peerURL, dataDir },
+      { wait: false },
+    );
+    procs.push(proc);
+    expect(await proc.exited).not.toBe(0);
+    expect(proc.output()).toMatch(/AllowedCN and AllowedHostname are mutually exclusive/);
+  });
+});
+
+describe('protocol versions and cipher suites', () => {
+  let url: string;
+  beforeAll(async () => {
+    const m = await startTLSMember('ciphers', ['--cert-file', server.certFile, '--key-file', server.keyFile, '--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256']);
+    url = m.clientURL;
+    await healthy(url, { ca: ca.certFile });
+  });
+
+  function handshake(o: import('node:tls').ConnectionOptions): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const u = new URL(url);
+      const socket = require('node:tls').connect({ host: u.hostname, port: Number(u.port), ca: fs.readFileSync(ca.certFile), ...o }, () => {
+        const cipher = socket.getCipher().name as string;
+        socket.end();
+        resolve(cipher);
+      });
+      socket.on('error', reject);
+      socket.setTimeout(5000, () => socket.destroy(new Error('timed out')));
+    });
+  }
+
+  test('TLS 1.2 with a listed suite is served; an unlisted suite is refused', async () => {
+    expect(await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).toBe('ECDHE-RSA-AES128-GCM-SHA256');
+    await expect(handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384' })).rejects.toThrow();
+  });
+
+  test('TLS 1.1 is refused (TLS 1.2 at least, as etcd)', async () => {
+    await expect(handshake({ minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' })).rejects.toThrow(/protocol|version/i);
   });
 });
