@@ -5,12 +5,19 @@
  *
  * ct knew the options of etcd 2.3, 3.0 and 3.1; this table carries them on to etcd 3.4, each with the release that
  * introduced it (and removed it, for the few 3.4 dropped), so that a config pinned to an older `version` is checked
- * against what that etcd understands.
+ * against what that etcd understands. The server's own option table (server/config/options.ts) is the authority for
+ * 3.4: every option it defines is accepted here too (those ct's table does not name are derived from it), so the two
+ * cannot drift apart.
+ *
+ * As ct does (its `isZero`), options set to their type's zero value — false, 0 or "" — are left out of the drop-in,
+ * so etcd's own default applies.
  */
+import { OPTIONS as SERVER_OPTIONS, type OptionSpec } from '../../server/config/options';
 import { bool, int, object, oneOf, posOf, refine, str, type Decoder, type Positioned } from '../decode';
 import type { Report } from '../diagnostics';
 import { hasTemplate } from '../platforms';
-import { checkUrl, HTTP_SCHEMES, semver, url, urlList, type Semver } from '../validate';
+import { checkUrl, goQuote, HTTP_SCHEMES, semver, url, urlList, type Semver } from '../validate';
+import type { Position } from '../yaml-positions';
 import type { TranslateContext } from './context';
 import { renderWrapperDropin, type FlagArg } from './service-dropin';
 
@@ -79,7 +86,7 @@ const o = (key: string, decode: Decoder<string | number | boolean>, since: Relea
 });
 
 /** In ct's order (the order of the flags in the drop-in), then the options of later releases. */
-export const ETCD_OPTIONS: readonly EtcdOption[] = [
+const CT_OPTIONS: readonly EtcdOption[] = [
   o('name', str, '2.3'),
   o('data_dir', str, '2.3'),
   o('wal_dir', str, '2.3'),
@@ -162,10 +169,62 @@ export const ETCD_OPTIONS: readonly EtcdOption[] = [
   o('experimental_compaction_batch_limit', nonNegative, '3.4'),
   o('experimental_peer_skip_client_san_verification', bool, '3.4'),
   o('experimental_watch_progress_notify_interval', duration, '3.4'),
+  // Options the server accepts beyond ct's etcd 3.4 list (some came with etcd 3.5); accepted from 3.4, the server's
+  // release.
+  o('config_file', str, '3.4'),
+  o('experimental_snapshot_catchup_entries', nonNegative, '3.4'),
+  o('client_cert_allowed_hostname', str, '3.4'),
+  o('auth_token_ttl', nonNegative, '3.4'),
+  o('max_concurrent_streams', nonNegative, '3.4'),
+  o('enable_grpc_gateway', bool, '3.4'),
+  o('experimental_enable_lease_checkpoint_persist', bool, '3.4'),
+  o('experimental_warning_apply_duration', duration, '3.4'),
+  o('unsafe_no_fsync', bool, '3.4'),
 ];
 
+/** The CLC key of a server option: its flag with underscores. */
+const clcKey = (flag: string): string => flag.replace(/-/g, '_');
+
+/** A decoder for the value type of a server option that ct's table does not name. */
+function decoderFor(spec: OptionSpec): Decoder<string | number | boolean> {
+  switch (spec.kind) {
+    case 'bool':
+      return bool;
+    case 'uint':
+      return nonNegative;
+    case 'urls':
+      return urlList(CLIENT_SCHEMES);
+    case 'enum':
+      return oneOf(spec.values ?? []);
+    case 'string':
+      return str;
+  }
+}
+
+/** ct's table, then every option of the server's table that it lacks (none today; any the server gains later). */
+export const ETCD_OPTIONS: readonly EtcdOption[] = [
+  ...CT_OPTIONS,
+  ...SERVER_OPTIONS.filter((spec) => !CT_OPTIONS.some((opt) => opt.key === clcKey(spec.name))).map((spec) =>
+    o(clcKey(spec.name), decoderFor(spec), LATEST),
+  ),
+];
+
+const SERVER_DEFAULTS = new Map(SERVER_OPTIONS.map((spec) => [clcKey(spec.name), spec.default]));
+
+/** ct's `isZero`: the zero value of the option's Go type. */
+function isZero(value: unknown): boolean {
+  return value === false || value === 0 || value === '' || (Array.isArray(value) && value.length === 0);
+}
+
+const isStringOption = (opt: EtcdOption): boolean => opt.decode !== bool && opt.decode !== nonNegative;
+
+/** `""` is a string option's zero value: accepted (and left out) whatever the option's format, as ct does. */
+function emptyOr(d: Decoder<string | number | boolean>): Decoder<string | number | boolean> {
+  return (node, report, path) => (node.kind === 'scalar' && node.value === '' ? '' : d(node, report, path));
+}
+
 const fields: Record<string, Decoder<unknown>> = { version: semver };
-for (const opt of ETCD_OPTIONS) fields[opt.key] = opt.decode;
+for (const opt of ETCD_OPTIONS) fields[opt.key] = isStringOption(opt) ? emptyOr(opt.decode) : opt.decode;
 
 export type EtcdConfig = { version?: Semver } & Record<string, unknown> & Positioned;
 
@@ -197,10 +256,11 @@ function releaseFor(v: Semver | undefined, report: Report, pos: Positioned): Rel
 
 /** etcd refuses an election timeout below 5 heartbeats (defaults 100 ms and 1000 ms). */
 function checkTimeouts(etcd: EtcdConfig, report: Report): void {
-  const hb = typeof etcd.heartbeat_interval === 'number' ? etcd.heartbeat_interval : 100;
-  const et = typeof etcd.election_timeout === 'number' ? etcd.election_timeout : 1000;
+  // 0 is left out of the drop-in, so the default applies.
+  const hb = typeof etcd.heartbeat_interval === 'number' && etcd.heartbeat_interval !== 0 ? etcd.heartbeat_interval : 100;
+  const et = typeof etcd.election_timeout === 'number' && etcd.election_timeout !== 0 ? etcd.election_timeout : 1000;
   if (et < 5 * hb) {
-    const key = etcd.election_timeout !== undefined ? 'election_timeout' : 'heartbeat_interval';
+    const key = etcd.election_timeout !== undefined && etcd.election_timeout !== 0 ? 'election_timeout' : 'heartbeat_interval';
     report.error(`etcd.${key}: election_timeout (${et} ms) must be at least 5 times heartbeat_interval (${hb} ms)`, posOf(etcd, key));
   }
 }
@@ -209,12 +269,20 @@ function checkTimeouts(etcd: EtcdConfig, report: Report): void {
 function checkMemberListed(etcd: EtcdConfig, report: Report): void {
   const name = etcd.name;
   const cluster = etcd.initial_cluster;
-  if (typeof name !== 'string' || typeof cluster !== 'string' || etcd.discovery !== undefined) return;
+  if (typeof name !== 'string' || typeof cluster !== 'string' || name === '' || cluster === '' || etcd.discovery) return;
   if (hasTemplate(name) || /%/.test(name) || /%|\{/.test(cluster)) return;
   const names = cluster.split(',').map((e) => e.slice(0, e.indexOf('=')).trim());
   if (!names.includes(name)) {
     report.warn(`etcd.name: member "${name}" is not in initial_cluster (${names.join(', ')})`, posOf(etcd, 'name'));
   }
+}
+
+/** A zero value is left out; say so when that does not leave the option at the value written. */
+function warnIfDefaultDiffers(key: string, value: unknown, path: string, pos: Position, report: Report): void {
+  const def = SERVER_DEFAULTS.get(key);
+  if (def === undefined || isZero(def)) return;
+  const shown = typeof def === 'string' ? goQuote(def) : Array.isArray(def) ? goQuote(def.join(',')) : String(def);
+  report.warn(`${path}: ${typeof value === 'string' ? '""' : String(value)} is a zero value, which ct leaves out, so etcd's default (${shown}) applies`, pos);
 }
 
 export function translateEtcd(etcd: EtcdConfig, ctx: TranslateContext): void {
@@ -233,10 +301,17 @@ export function translateEtcd(etcd: EtcdConfig, ctx: TranslateContext): void {
       continue;
     }
     if (opt.deprecated) report.warn(`${path}: ${opt.deprecated}`, pos);
+    if (isZero(value)) {
+      warnIfDefaultDiffers(opt.key, value, path, pos, report);
+      continue;
+    }
     args.push({ flag: opt.key.replace(/_/g, '-'), value: value as string | number | boolean, path, pos });
   }
   checkTimeouts(etcd, report);
   checkMemberListed(etcd, report);
+  if (typeof etcd.config_file === 'string' && etcd.config_file !== '' && args.length > 1) {
+    report.warn('etcd.config_file: etcd ignores its other options (flags and ETCD_* variables) when given a config file', posOf(etcd, 'config_file'));
+  }
   const env = etcd.version ? [`ETCD_IMAGE_TAG=v${etcd.version.text}`] : [];
   const contents = renderWrapperDropin({ exec: '/usr/lib/coreos/etcd-wrapper $ETCD_OPTS', env, args }, ctx);
   if (contents === undefined) return;

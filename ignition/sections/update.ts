@@ -61,25 +61,32 @@ const LOCKSMITH_VARIABLES: [keyof LocksmithConfig & string, string][] = [
   ['etcd_keyfile', 'LOCKSMITHD_ETCD_KEYFILE'],
 ];
 
+/**
+ * The file's text exactly as ct composes it: `GROUP=` first, then every further line preceded by a newline, and no
+ * newline at the end — so a config without `update.group` yields a file that starts with an empty line (ct writes
+ * `data:,%0AREBOOT_STRATEGY%3D%22off%22` for `reboot_strategy: off` alone). Empty values are left out, as ct does.
+ */
 export function translateUpdate(update: UpdateConfig | undefined, locksmith: LocksmithConfig | undefined, ctx: TranslateContext): void {
-  const lines: string[] = [];
+  let contents = '';
   if (update) {
     const group = update.group?.toLowerCase();
-    if (group !== undefined && !KNOWN_GROUPS.includes(group) && update.server === undefined) {
+    if (group !== undefined && !KNOWN_GROUPS.includes(group) && !update.server) {
       ctx.report.warn(`update.group: unknown update group "${update.group}" (without a custom server: ${KNOWN_GROUPS.join(', ')})`, posOf(update, 'group'));
     }
-    if (group !== undefined) lines.push(`GROUP=${group}`);
-    if (update.server !== undefined) lines.push(`SERVER=${update.server}`);
+    if (group) contents += `GROUP=${group}`;
+    if (update.server) contents += `\nSERVER=${update.server}`;
   }
   if (locksmith) {
+    const lines: string[] = [];
     for (const [key, variable] of LOCKSMITH_VARIABLES) {
       const value = locksmith[key];
-      if (typeof value === 'string') lines.push(`${variable}=${goQuote(key === 'reboot_strategy' ? value.toLowerCase() : value)}`);
+      if (typeof value === 'string' && value !== '') lines.push(`${variable}=${goQuote(key === 'reboot_strategy' ? value.toLowerCase() : value)}`);
     }
+    if (lines.length > 0) contents += `\n${lines.join('\n')}`;
   }
-  if (lines.length === 0) return;
+  if (contents === '') return;
   ctx.out.addFile(
-    { filesystem: 'root', path: '/etc/coreos/update.conf', mode: 0o644, contents: { source: dataUrl(Buffer.from(`${lines.join('\n')}\n`)) } },
+    { filesystem: 'root', path: '/etc/coreos/update.conf', mode: 0o644, contents: { source: dataUrl(Buffer.from(contents)) } },
     update ? posOf(update) : locksmith ? posOf(locksmith) : undefined,
   );
 }

@@ -1,7 +1,19 @@
-import { ETCD_OPTIONS } from '../../ignition';
+import { ETCD_OPTIONS, transpile } from '../../ignition';
 import { Report } from '../../ignition/diagnostics';
 import { parseYaml } from '../../ignition/yaml-positions';
-import { dropinOf, expectErrorAt, README_EXAMPLE, transpileErrors, transpileValid, unitOf, yaml } from './helpers';
+import { OPTIONS, parseConfig, type OptionSpec, type OptionValue } from '../../server/config';
+import { goQuote } from '../../ignition/validate';
+import {
+  dropinOf,
+  expandExecWords,
+  expectErrorAt,
+  parseServiceDropin,
+  README_EXAMPLE,
+  transpileErrors,
+  transpileValid,
+  unitOf,
+  yaml,
+} from './helpers';
 
 const DROPIN = '20-clct-etcd-member.conf';
 
@@ -73,12 +85,12 @@ describe('etcd section', () => {
       etcd:
         name: 'a "quoted" name'
         snapshot_count: 5000
-        enable_v2: false
+        enable_v2: true
     `);
     const dropin = dropinOf(config, 'etcd-member.service', DROPIN);
     expect(dropin).toContain('--name="a \\"quoted\\" name"');
     expect(dropin).toContain('--snapshot-count=5000');
-    expect(dropin).toContain('--enable-v2=false');
+    expect(dropin).toContain('--enable-v2=true');
   });
 
   test('a user drop-in for etcd-member.service is merged into the same unit', () => {
@@ -171,6 +183,154 @@ describe('etcd section', () => {
       const diags = transpileErrors('etcd:\n  version: 3.3.0\n  debug: true\n', { strict: true });
       expect(diags).toEqual([{ severity: 'error', message: expect.stringContaining('debug is deprecated'), pos: { line: 3, column: 10 } }]);
     });
+  });
+});
+
+/** The command etcd-member.service runs for a drop-in: its flags, with $ETCD_OPTS (unset) expanded to nothing. */
+function etcdArgs(dropin: string): string[] {
+  const { execStart } = parseServiceDropin(dropin);
+  expect(execStart[0]).toBe('/usr/lib/coreos/etcd-wrapper');
+  return expandExecWords(execStart.slice(1), {});
+}
+
+const key = (spec: OptionSpec): string => spec.name.replace(/-/g, '_');
+
+/** A non-zero value of each server option's type, as YAML, as ct should write it, and as the server should read it. */
+function sampleFor(spec: OptionSpec): { yaml: string; flag: string; value: OptionValue } {
+  const specific: Record<string, string> = {
+    initial_cluster: 'default=http://localhost:2380',
+    discovery: 'https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de',
+    discovery_proxy: 'http://10.0.0.9:8080',
+    backend_batch_interval: '10ms',
+  };
+  switch (spec.kind) {
+    case 'bool':
+      return { yaml: 'true', flag: 'true', value: true };
+    case 'uint': {
+      const n = (spec.default as number) || 7;
+      return { yaml: String(n), flag: String(n), value: n };
+    }
+    case 'urls': {
+      const list = (spec.default as string[]).length > 0 ? (spec.default as string[]) : ['http://127.0.0.1:2381'];
+      return { yaml: goQuote(list.join(',')), flag: goQuote(list.join(',')), value: list };
+    }
+    case 'enum': {
+      const v = spec.values!.find((x) => x !== spec.default)!;
+      return { yaml: goQuote(v), flag: goQuote(v), value: v };
+    }
+    case 'string': {
+      const v = specific[key(spec)] ?? ((spec.default as string) || '/var/lib/etcd/sample');
+      return { yaml: goQuote(v), flag: goQuote(v), value: v };
+    }
+  }
+}
+
+/** A value of the wrong type for each kind, and the start of the error ct gives. */
+const WRONG: Record<OptionSpec['kind'], [string, string]> = {
+  bool: ['"yes"', 'expected a boolean'],
+  uint: ['lots', 'expected an integer'],
+  urls: ['"not a url"', 'is not a valid URL'],
+  enum: ['bogus', 'must be one of'],
+  string: ['[a, b]', 'expected a string'],
+};
+
+describe("the server's option table (server/config/options.ts)", () => {
+  test("ct's etcd 3.4 options are exactly the server's options", () => {
+    const live = ETCD_OPTIONS.filter((o) => o.removedIn === undefined).map((o) => o.key);
+    expect([...live].sort()).toEqual(OPTIONS.map(key).sort());
+    expect(new Set(live).size).toBe(live.length);
+  });
+
+  describe.each(OPTIONS.map((spec) => [key(spec), spec] as const))('%s', (name, spec) => {
+    const sample = sampleFor(spec);
+    const flag = `--${spec.name}=${sample.flag}`;
+
+    test.each([['with version 3.4.13', 'version: 3.4.13\n  '], ['without a version', '']])(
+      'is accepted %s and written as its flag, which the server reads back',
+      (_, version) => {
+        const { config } = transpile(`etcd:\n  ${version}${name}: ${sample.yaml}\n`);
+        const args = etcdArgs(dropinOf(config, 'etcd-member.service', DROPIN));
+        expect(args).toEqual([`--${spec.name}=${String(JSON.parse(sample.flag))}`]);
+        expect(dropinOf(config, 'etcd-member.service', DROPIN)).toContain(`  ${flag}`);
+        // As etcd would get it: the server parses the flag into the sample value.
+        const companion = spec.name === 'listen-client-urls' ? [`--advertise-client-urls=${(sample.value as string[]).join(',')}`] : [];
+        const read: string[] = [];
+        const parsed = parseConfig([...args, ...companion], {}, (p) => (read.push(p), 'name: from-file\n'));
+        if (parsed.kind !== 'config') throw new Error(`server did not parse ${args.join(' ')}`);
+        if (spec.name === 'config-file') {
+          expect(read).toEqual([sample.value]);
+          expect(parsed.config.name).toBe('from-file');
+        } else {
+          expect(read).toEqual([]);
+          expect(parsed.config.values.get(spec.name)).toEqual(sample.value);
+        }
+      },
+    );
+
+    test('a value of another type is an error at the value', () => {
+      const [bad, message] = WRONG[spec.kind];
+      expectErrorAt(`etcd:\n  version: 3.4.13\n  ${name}: ${bad}\n`, `etcd.${name}:`, 3, name.length + 5);
+      expect(transpileErrors(`etcd:\n  ${name}: ${bad}\n`).map((d) => d.message).join('\n')).toContain(message);
+    });
+  });
+});
+
+describe('zero values are left out, as ct does', () => {
+  test('false, 0 and "" produce no flag; a default that differs is pointed out', () => {
+    const { config, warnings } = transpileValid(yaml`
+      etcd:
+        name: a
+        auto_tls: false
+        enable_v2: false
+        snapshot_count: 0
+        max_snapshots: 0
+        initial_cluster_token: ""
+        discovery: ""
+        listen_client_urls: ""
+    `);
+    expect(dropinOf(config, 'etcd-member.service', DROPIN)).toBe('[Service]\nExecStart=\nExecStart=/usr/lib/coreos/etcd-wrapper $ETCD_OPTS \\\n  --name="a"');
+    // In the drop-in's order; auto_tls and discovery default to their zero value anyway.
+    expect(warnings).toEqual([
+      `warning: etcd.snapshot_count: 0 is a zero value, which ct leaves out, so etcd's default (100000) applies (line 5, column 19)`,
+      `warning: etcd.listen_client_urls: "" is a zero value, which ct leaves out, so etcd's default ("http://localhost:2379") applies (line 9, column 23)`,
+      `warning: etcd.max_snapshots: 0 is a zero value, which ct leaves out, so etcd's default (5) applies (line 6, column 18)`,
+      `warning: etcd.initial_cluster_token: "" is a zero value, which ct leaves out, so etcd's default ("etcd-cluster") applies (line 7, column 26)`,
+      `warning: etcd.enable_v2: false is a zero value, which ct leaves out, so etcd's default (true) applies (line 4, column 14)`,
+    ]);
+  });
+
+  test('initial_cluster_token: "" sets no token at all, so etcd keeps its default "etcd-cluster"', () => {
+    const { config } = transpileValid('etcd:\n  name: a\n  initial_cluster_token: ""\n');
+    const dropin = dropinOf(config, 'etcd-member.service', DROPIN);
+    expect(dropin).not.toMatch(/initial.cluster.token/i);
+    expect(parseServiceDropin(dropin).environment).toEqual({});
+    const parsed = parseConfig(etcdArgs(dropin), {}, () => '');
+    if (parsed.kind !== 'config') throw new Error('not a config');
+    expect(parsed.config.initialClusterToken).toBe('etcd-cluster');
+    expect(parsed.config.name).toBe('a');
+  });
+
+  test('a zero timeout leaves the default, so it is no error against the other timeout', () => {
+    const { config } = transpileValid('etcd:\n  heartbeat_interval: 0\n  election_timeout: 0\n');
+    expect(dropinOf(config, 'etcd-member.service', DROPIN)).not.toContain('--');
+    expectErrorAt('etcd:\n  heartbeat_interval: 300\n  election_timeout: 0\n', 'election_timeout (1000 ms) must be at least 5 times heartbeat_interval (300 ms)', 2, 23);
+  });
+
+  test('"" is no zero value for a boolean or an integer: those stay type errors', () => {
+    expectErrorAt('etcd:\n  auto_tls: ""\n', 'etcd.auto_tls: expected a boolean', 2, 13);
+    expectErrorAt('etcd:\n  snapshot_count: ""\n', 'etcd.snapshot_count: expected an integer', 2, 19);
+  });
+
+  test('version gating still applies to a zero value', () => {
+    expectErrorAt('etcd:\n  version: 3.1.0\n  enable_v2: false\n', 'etcd.enable_v2: not an option of etcd 3.1', 3, 14);
+  });
+
+  test('config_file with other options warns that etcd then ignores them', () => {
+    const { warnings } = transpileValid('etcd:\n  name: a\n  config_file: /etc/etcd/etcd.yaml\n');
+    expect(warnings).toEqual([
+      'warning: etcd.config_file: etcd ignores its other options (flags and ETCD_* variables) when given a config file (line 3, column 16)',
+    ]);
+    expect(transpileValid('etcd:\n  config_file: /etc/etcd/etcd.yaml\n').warnings).toEqual([]);
   });
 });
 

@@ -158,3 +158,84 @@ export const README_EXAMPLE = yaml`
     initial_cluster_token: my-etcd-token
     initial_cluster_state: new
 `;
+
+/** A systemd service drop-in as systemd reads it: the [Service] environment and the command ExecStart= runs. */
+export interface ServiceDropin {
+  /** From `Environment=` lines, in order. */
+  environment: Record<string, string>;
+  /** The last non-empty `ExecStart=`, split into words (quotes removed, escapes resolved, variables not expanded). */
+  execStart: string[];
+}
+
+/** Splits a unit file value into words as systemd does: whitespace between words, "..." and '...' with C escapes. */
+export function systemdWords(value: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < value.length) {
+    while (i < value.length && /\s/.test(value[i])) i++;
+    if (i >= value.length) break;
+    let word = '';
+    while (i < value.length && !/\s/.test(value[i])) {
+      const quote = value[i] === '"' || value[i] === "'" ? value[i] : undefined;
+      if (quote === undefined) {
+        word += value[i++];
+        continue;
+      }
+      i++;
+      while (i < value.length && value[i] !== quote) {
+        if (value[i] !== '\\') {
+          word += value[i++];
+          continue;
+        }
+        const c = value[i + 1];
+        const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '"': '"', "'": "'", '\\': '\\', '/': '/', b: '\b', f: '\f' };
+        if (c === 'u') {
+          word += String.fromCharCode(Number.parseInt(value.slice(i + 2, i + 6), 16));
+          i += 6;
+        } else if (c !== undefined && simple[c] !== undefined) {
+          word += simple[c];
+          i += 2;
+        } else {
+          throw new Error(`unsupported escape \\${c ?? ''} in ${value}`);
+        }
+      }
+      if (i >= value.length) throw new Error(`unterminated quote in ${value}`);
+      i++;
+    }
+    words.push(word);
+  }
+  return words;
+}
+
+/** Reads a drop-in: backslash-newline continues a line; `ExecStart=` with no value resets the command. */
+export function parseServiceDropin(text: string): ServiceDropin {
+  const environment: Record<string, string> = {};
+  let execStart: string[] = [];
+  let section = '';
+  for (const line of text.replace(/\\\n/g, ' ').split('\n')) {
+    const header = /^\[(.+)\]$/.exec(line.trim());
+    if (header) {
+      section = header[1];
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (section !== 'Service' || eq < 0) continue;
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1);
+    if (key === 'Environment') {
+      for (const w of systemdWords(value)) environment[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
+    } else if (key === 'ExecStart') {
+      execStart = systemdWords(value);
+    }
+  }
+  return { environment, execStart };
+}
+
+/** Expands `$NAME` words (to their whitespace-separated words; none when unset) and `${NAME}`, as ExecStart= does. */
+export function expandExecWords(words: string[], env: Record<string, string | undefined>): string[] {
+  return words.flatMap((w) => {
+    const whole = /^\$([A-Za-z_][A-Za-z0-9_]*)$/.exec(w);
+    if (whole) return (env[whole[1]] ?? '').split(/\s+/).filter((x) => x !== '');
+    return [w.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => env[name] ?? '')];
+  });
+}

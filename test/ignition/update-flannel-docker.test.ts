@@ -26,14 +26,29 @@ describe('update and locksmith sections', () => {
         'LOCKSMITHD_GROUP="etcd-members"',
         'LOCKSMITHD_ENDPOINTS="https://10.240.0.1:2379"',
         'LOCKSMITHD_ETCD_CAFILE="/etc/ssl/etcd/ca.pem"',
-        '',
       ].join('\n'),
     );
   });
 
-  test('locksmith alone', () => {
+  // CoreOS ct (config/types/update.go) starts every line after GROUP= with a newline and ends the file without one.
+  test('update alone: no newline at the end', () => {
+    const { config } = transpileValid('update:\n  group: stable\n');
+    expect(fileText(config, '/etc/coreos/update.conf')).toBe('GROUP=stable');
+    expect(fileOf(config, '/etc/coreos/update.conf').contents?.source).toBe('data:,GROUP%3Dstable');
+  });
+
+  test('locksmith alone: an empty first line, as ct writes it', () => {
     const { config } = transpileValid('locksmith:\n  reboot_strategy: "off"\n');
-    expect(fileText(config, '/etc/coreos/update.conf')).toBe('REBOOT_STRATEGY="off"\n');
+    expect(fileText(config, '/etc/coreos/update.conf')).toBe('\nREBOOT_STRATEGY="off"');
+    // Byte for byte what ct's output for this config carries.
+    expect(fileOf(config, '/etc/coreos/update.conf').contents?.source).toBe('data:,%0AREBOOT_STRATEGY%3D%22off%22');
+  });
+
+  test('empty values are left out, and nothing at all gives no file', () => {
+    const { config } = transpileValid('update:\n  group: ""\n  server: https://updates.example.com/v1/update/\nlocksmith:\n  group: ""\n  etcd_endpoints: http://10.0.0.1:2379\n');
+    expect(fileText(config, '/etc/coreos/update.conf')).toBe('\nSERVER=https://updates.example.com/v1/update/\nLOCKSMITHD_ENDPOINTS="http://10.0.0.1:2379"');
+    const none = transpileValid('update:\n  group: ""\n');
+    expect(() => fileOf(none.config, '/etc/coreos/update.conf')).toThrow('no file /etc/coreos/update.conf');
   });
 
   test('an unknown group without a server is a warning', () => {
