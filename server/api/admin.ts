@@ -8,6 +8,8 @@ import { checkURL, ConfigError } from '../config';
 
 export const SERVER_VERSION = '3.4.0';
 export const CLUSTER_VERSION = '3.4.0';
+/** etcd's HealthInterval: how long peers must have been connected before a reconfiguration is allowed. */
+const HEALTH_INTERVAL_MS = 5000;
 
 export interface AdminDeps {
   server: EtcdServer;
@@ -94,11 +96,17 @@ export function adminApp(d: AdminDeps): express.Express {
     }
     httpError(res, 500, 'Internal Server Error');
   };
+  const connectedToAllFor = (ms: number): boolean => {
+    const since = performance.now() - ms;
+    return server.cluster.votingMembers().every((m) => server.isPeerConnectedSince(m.id, since));
+  };
   members.post('/', jsonBody, (req, res) => {
     const urls = peerURLsOf(req, res);
     if (!urls) return;
     const m = newRuntimeMember(urls, d.now());
-    if (d.strictReconfigCheck && !server.cluster.isReadyToAddVotingMember()) {
+    // etcd's strict reconfiguration check: enough started members, and this member connected to every voting
+    // member for the last 5 s (the new member counts toward the quorum before it runs).
+    if (d.strictReconfigCheck && (!server.cluster.isReadyToAddVotingMember() || !connectedToAllFor(HEALTH_INTERVAL_MS))) {
       return httpError(res, 500, 'Internal Server Error');
     }
     server.addMember(m).then(
@@ -106,10 +114,11 @@ export function adminApp(d: AdminDeps): express.Express {
       (err) => membershipError(res, m.id, err),
     );
   });
-  /** etcd's check before a removal: the members that stay, this one included, hear from a quorum of them. */
+  /** etcd's check before a removal: this member has been connected to a quorum of the members that stay. */
   const connectedToQuorumWithout = (id: string): boolean => {
     const staying = server.cluster.votingMembers().filter((m) => m.id !== id);
-    const active = staying.filter((m) => server.isPeerActive(m.id)).length;
+    const since = performance.now() - HEALTH_INTERVAL_MS;
+    const active = staying.filter((m) => server.isPeerConnectedSince(m.id, since)).length;
     return active >= Math.floor(staying.length / 2) + 1;
   };
   members.delete('/:id', (req, res) => {

@@ -58,6 +58,7 @@ export interface PeerTransport extends PeerSender {
   removePeer?(id: string): void;
   setPeers?(members: { id: string; peerURLs: string[] }[]): void;
   isActive?(id: string): boolean;
+  activeSince?(id: string): number | undefined;
 }
 
 /** A running cluster as its members describe it (GET /members on a peer URL), for a member joining it. */
@@ -184,6 +185,8 @@ export class EtcdServer extends EventEmitter {
   private snapshotIndex = 0;
   private confState = { voters: [] as string[], learners: [] as string[] };
   lead = NONE;
+  /** When the current leader became known (performance.now() ms). */
+  private leadElectedAt: number | undefined;
   raftState: StateType = StateType.Follower;
   leaderChanges = 0;
   /** This member's name and client URLs are in the cluster (etcd's ReadyNotify): clients may be served. */
@@ -447,10 +450,11 @@ export class EtcdServer extends EventEmitter {
       time: 0,
       ...partial,
     };
+    const start = performance.now();
     return new Promise<WriteResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(req.id);
-        this.failProposal(reject, new RequestTimeoutError());
+        this.failProposal(reject, this.timeoutError(start));
       }, this.requestTimeoutMs());
       this.waiters.set(req.id, { resolve, reject, timer });
       try {
@@ -460,7 +464,7 @@ export class EtcdServer extends EventEmitter {
         this.waiters.delete(req.id);
         // No leader to take it yet: etcd's client waits for one within the request timeout; so do we, by retrying.
         if (err instanceof ProposalDroppedError) {
-          this.retryUntilLeader(req, resolve, reject);
+          this.retryUntilLeader(req, start, resolve, reject);
           return;
         }
         reject(err as Error);
@@ -471,14 +475,14 @@ export class EtcdServer extends EventEmitter {
     });
   }
 
-  private retryUntilLeader(req: WriteRequest, resolve: (r: WriteResult) => void, reject: (e: Error) => void): void {
+  private retryUntilLeader(req: WriteRequest, start: number, resolve: (r: WriteResult) => void, reject: (e: Error) => void): void {
     const deadline = this.o.now() + this.requestTimeoutMs();
     const tryAgain = (): void => {
       if (this.stopped) return reject(new StoppedError());
       if (this.lead !== NONE) {
         const timer = setTimeout(() => {
           this.waiters.delete(req.id);
-          this.failProposal(reject, new RequestTimeoutError());
+          this.failProposal(reject, this.timeoutError(start));
         }, Math.max(1, deadline - this.o.now()));
         this.waiters.set(req.id, { resolve, reject, timer });
         try {
@@ -491,7 +495,7 @@ export class EtcdServer extends EventEmitter {
           if (!(err instanceof ProposalDroppedError)) return reject(err as Error);
         }
       }
-      if (this.o.now() >= deadline) return this.failProposal(reject, new RequestTimeoutError('etcdserver: request timed out, possibly due to previous leader failure'));
+      if (this.o.now() >= deadline) return this.failProposal(reject, this.timeoutError(start));
       // Wait for a leader, but not past the deadline: then the client gets etcd's timeout error.
       const onLeader = (): void => {
         clearTimeout(timer);
@@ -512,10 +516,11 @@ export class EtcdServer extends EventEmitter {
   linearizableRead(): Promise<void> {
     if (this.stopped) return Promise.reject(new StoppedError());
     const ctx = `${this.id}:${++this.readSeq}`;
+    const start = performance.now();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.readWaiters.delete(ctx);
-        reject(new RequestTimeoutError());
+        reject(this.timeoutError(start));
       }, this.requestTimeoutMs());
       this.readWaiters.set(ctx, { resolve, reject, timer });
       const ask = (): void => {
@@ -581,6 +586,33 @@ export class EtcdServer extends EventEmitter {
     return id === this.id || (this.o.transport.isActive?.(id) ?? false);
   }
 
+  /** Whether the stream with a peer has been up since `since` (performance.now() ms) without a break (itself: yes). */
+  isPeerConnectedSince(id: string, since: number): boolean {
+    if (id === this.id) return true;
+    const t = this.o.transport.activeSince?.(id);
+    return t !== undefined && t < since;
+  }
+
+  /**
+   * The error for a client request that started at `start` (performance.now() ms) and timed out, with etcd's cause: the leader changed
+   * around then ("possibly due to previous leader failure"), this member lost touch with the leader or, as leader,
+   * with a quorum ("possibly due to connection lost"), or plainly "request timed out".
+   */
+  timeoutError(start: number): RequestTimeoutError {
+    const electionMs = this.o.electionMs;
+    if (this.leadElectedAt !== undefined && start > this.leadElectedAt - 2 * electionMs && start < this.leadElectedAt) {
+      return new RequestTimeoutError('etcdserver: request timed out, possibly due to previous leader failure');
+    }
+    if (this.lead === this.id) {
+      const voters = this.cluster.votingMembers();
+      const connected = voters.filter((m) => this.isPeerConnectedSince(m.id, start)).length;
+      if (connected < Math.floor(voters.length / 2) + 1) return new RequestTimeoutError('etcdserver: request timed out, possibly due to connection lost');
+    } else if (this.lead !== NONE && !this.isPeerConnectedSince(this.lead, start)) {
+      return new RequestTimeoutError('etcdserver: request timed out, possibly due to connection lost');
+    }
+    return new RequestTimeoutError();
+  }
+
   async removeMember(id: string): Promise<void> {
     this.cluster.validateRemove(id);
     const member = this.cluster.get(id)!;
@@ -589,10 +621,11 @@ export class EtcdServer extends EventEmitter {
 
   private proposeConfChange(cc: ConfChange, ctx: ConfChangeContext): Promise<WriteResult> {
     const requestId = this.ids.id();
+    const start = performance.now();
     return new Promise<WriteResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(requestId);
-        this.failProposal(reject, new RequestTimeoutError());
+        this.failProposal(reject, this.timeoutError(start));
       }, this.requestTimeoutMs());
       this.waiters.set(requestId, { resolve, reject, timer });
       try {
@@ -612,7 +645,10 @@ export class EtcdServer extends EventEmitter {
     this.raftState = ss.raftState;
     if (ss.lead !== this.lead) {
       this.lead = ss.lead;
-      if (ss.lead !== NONE) this.leaderChanges++;
+      if (ss.lead !== NONE) {
+        this.leaderChanges++;
+        this.leadElectedAt = performance.now();
+      }
       this.emit('leader', ss.lead);
     }
     if (ss.raftState === StateType.Leader && !this.syncTimer) {

@@ -60,6 +60,8 @@ function headers(t: Transport, to: string): Record<string, string> {
 class Peer {
   private req: http.ClientRequest | undefined;
   private connected = false;
+  /** When the stream to this peer last came up (performance.now() ms); undefined while it is down. */
+  activeSince: number | undefined;
   private waitingDrain = false;
   private queue: Buffer[] = [];
   private flushScheduled = false;
@@ -155,6 +157,7 @@ class Peer {
         // The peer accepts our stream; the connection stays open as long as both live.
         req.setTimeout(0);
         this.connected = true;
+        this.activeSince ??= performance.now();
         this.failures = 0;
         this.t.o.log('info', 'peer stream established', { peer: this.id, url: url.origin });
         this.flush();
@@ -199,6 +202,7 @@ class Peer {
     const req = this.req;
     this.req = undefined;
     this.connected = false;
+    this.activeSince = undefined;
     this.waitingDrain = false;
     if (req && !req.destroyed) req.destroy();
     // What was queued is stale by the time the peer is back: Raft resends what still matters.
@@ -317,6 +321,11 @@ export class Transport {
 
   isActive(id: string): boolean {
     return this.peers.get(id)?.isActive() ?? false;
+  }
+
+  /** Since when the stream to a peer has been up (performance.now() ms), or undefined when it is down. */
+  activeSince(id: string): number | undefined {
+    return this.peers.get(id)?.activeSince;
   }
 
   followerStats(): Record<string, FollowerStats> {

@@ -152,7 +152,7 @@ describe('a 3-member cluster', () => {
     const minority = await request(follower.clientURL, 'PUT', '/v2/keys/partition/minority', { form: 'value=lost', timeoutMs: 20000 });
     expect({ status: minority.status, body: JSON.parse(minority.body) }).toEqual({
       status: 500,
-      body: { errorCode: 300, message: 'Raft Internal Error', cause: expect.stringMatching(/^etcdserver: request timed out/), index: 0 },
+      body: { errorCode: 300, message: 'Raft Internal Error', cause: 'etcdserver: request timed out', index: 0 }, // no leader at all: etcd's plain timeout
     });
     const written = await put(leader, '/partition/majority', 'kept');
     // Long enough apart for the follower to have timed out elections many times over (without PreVote it would

@@ -137,7 +137,13 @@ export class TestCluster {
   /** Adds a member through the members API of `via`, then starts it with --initial-cluster-state existing. */
   async addMember(via: MemberSlot, name: string): Promise<MemberSlot> {
     const slot = await this.newSlot(name);
-    const a = await request(via.clientURL, 'POST', '/v2/members', { body: JSON.stringify({ peerURLs: [slot.peerURL] }), headers: { 'Content-Type': 'application/json' } });
+    // etcd refuses an add (500) until the member asked has been connected to every voter for 5 s; a refused add
+    // changes nothing, so it is asked again until then. Any other answer is a failure.
+    const a = await eventually(`member add of ${name} to be accepted`, async () => {
+      const r = await request(via.clientURL, 'POST', '/v2/members', { body: JSON.stringify({ peerURLs: [slot.peerURL] }), headers: { 'Content-Type': 'application/json' } });
+      if (r.status === 500) return undefined;
+      return r;
+    });
     if (a.status !== 201) throw new Error(`member add answered ${a.status}: ${a.body}`);
     slot.id = (JSON.parse(a.body) as { id: string }).id;
     const initial = this.initialCluster(this.members.filter((m) => m.proc || m === slot));
