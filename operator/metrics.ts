@@ -18,5 +18,10 @@ export class OperatorMetrics {
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'etcd_operator_' });
+    // prom-client's nodejs_active_{handles,requests,resources}_total are gauges named like counters, which Prometheus'
+    // conventions (and `promtool check metrics`) reject; each is the sum of the by-type gauge beside it, so drop them.
+    for (const m of this.registry.getMetricsAsArray()) {
+      if (m.name.endsWith('_total') && !(m instanceof client.Counter)) this.registry.removeSingleMetric(m.name);
+    }
   }
 }

@@ -1,15 +1,18 @@
 /**
  * The Dockerfiles against the rules that matter (hadolint is not packaged for npm or Debian here): a pinned base,
- * no `latest`, a non-root USER, no secrets, a HEALTHCHECK (whose one-liner is run here against a fake /health),
- * an exec-form ENTRYPOINT, a multi-stage build that ships only the compiled output and production dependencies,
+ * no `latest`, no floating `# syntax=` frontend, a non-root USER, no secrets, a HEALTHCHECK (whose one-liner is run
+ * here against a fake /health, over http and https), an exec-form ENTRYPOINT, a multi-stage build that ships only the compiled output and production dependencies,
  * OCI labels, and a .dockerignore that keeps node_modules, data and tests out. No container engine needed.
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
+import * as https from 'https';
 import type { AddressInfo } from 'net';
+import * as os from 'os';
 import * as path from 'path';
 import { loadBake } from './bake';
+import { issue, makeCA } from '../support/certs';
 import { execForm, labelsOf, parseDockerfile, ParsedDockerfile, Stage, textOf } from './dockerfile';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -125,6 +128,31 @@ describe.each(Object.entries(FILES))('%s image Dockerfile', (which, rel) => {
   test('WORKDIRs are absolute', () => {
     for (const w of d.instructions.filter((i) => i.getKeyword() === 'WORKDIR')) expect(w.getArgumentsContent()).toMatch(/^\//);
   });
+
+  test('no floating BuildKit frontend: no `# syntax=` directive (or one pinned to a version), and nothing that needs one', async () => {
+    const text = fs.readFileSync(file, 'utf8');
+    // Parser directives are the `# key=value` lines at the very top; a `syntax` one makes BuildKit pull that frontend
+    // image (docker/dockerfile:1 floats to whatever 1.x is newest). A build argument BUILDKIT_SYNTAX does the same.
+    const directives: [string, string][] = [];
+    for (const line of text.split('\n')) {
+      const m = /^#\s*([A-Za-z]+)\s*=\s*(\S*)\s*$/.exec(line);
+      if (!m) break;
+      directives.push([m[1].toLowerCase(), m[2]]);
+    }
+    const syntax = directives.filter(([k]) => k === 'syntax').map(([, v]) => v);
+    for (const v of syntax) expect(v).toMatch(/^docker\/dockerfile:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?$/);
+    expect(text).not.toMatch(/BUILDKIT_SYNTAX/);
+    const plan = await loadBake(path.join(REPO, 'docker-bake.hcl'), {});
+    for (const t of Object.values(plan.targets)) expect(Object.keys(t.args)).not.toContain('BUILDKIT_SYNTAX');
+    if (syntax.length === 0) {
+      // The built-in frontend (and buildah, which ignores the directive) must do: no features that came with the
+      // external frontends — RUN --mount/--network/--security, heredocs, COPY --link/--parents/--exclude, ADD --checksum.
+      const needsFrontend = d.instructions
+        .map((i) => i.toString())
+        .filter((t) => /<<-?\s*["']?[A-Za-z_]+["']?\s*$/m.test(t) || /^\s*(RUN|COPY|ADD)\s+(--\S+\s+)*--(mount|network|security|link|parents|exclude|checksum|keep-git-dir)\b/i.test(t));
+      expect(needsFrontend).toEqual([]);
+    }
+  });
 });
 
 test('the etcd image exposes the client and peer ports and keeps its data in a volume it owns', () => {
@@ -163,11 +191,13 @@ describe('the HEALTHCHECK one-liners, run against a fake member', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  const healthcheck = (which: keyof typeof FILES, url: string): Promise<number | null> => {
+  /** Runs an image's HEALTHCHECK command here, with HEALTHCHECK_URL (unless undefined) and these variables only. */
+  const healthcheck = (which: keyof typeof FILES, url: string | undefined, env: Record<string, string> = {}): Promise<number | null> => {
     const runtime = finalStage(parseDockerfile(path.join(REPO, FILES[which])));
     const cmd = execForm(kw(runtime, 'HEALTHCHECK')[0])!;
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && k !== 'HEALTHCHECK_URL'));
     return new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, cmd.slice(1), { env: { ...process.env, HEALTHCHECK_URL: url }, stdio: 'ignore', timeout: 15_000 });
+      const p = spawn(process.execPath, cmd.slice(1), { env: { ...clean, ...(url === undefined ? {} : { HEALTHCHECK_URL: url }), ...env }, stdio: 'ignore', timeout: 15_000 });
       p.on('error', reject);
       p.on('exit', (code) => resolve(code));
     });
@@ -187,7 +217,65 @@ describe('the HEALTHCHECK one-liners, run against a fake member', () => {
 
   test('etcd: the default URL is the client port on loopback', () => {
     const runtime = finalStage(parseDockerfile(path.join(REPO, FILES.etcd)));
-    expect(execForm(kw(runtime, 'HEALTHCHECK')[0])![2]).toContain("'http://127.0.0.1:2379/health'");
+    expect(execForm(kw(runtime, 'HEALTHCHECK')[0])![2]).toContain("'http://127.0.0.1:2379'");
+  });
+
+  describe('etcd over https', () => {
+    // A member's certificate, signed by a CA the probe does not have, for a name that is not 127.0.0.1 (as with
+    // --auto-tls, or a certificate for the member's DNS name): the probe asks anyway.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'healthcheck-tls-'));
+    const ca = makeCA(dir, 'ca');
+    const member = issue(dir, 'member', ca, { cn: 'member', hosts: ['member.example.invalid'] });
+    const servers: https.Server[] = [];
+    const serve = async (o: https.ServerOptions): Promise<string> => {
+      const srv = https.createServer({ cert: member.certPem, key: member.keyPem, ...o }, (req, res) => {
+        res.writeHead(req.url === '/health' ? reply.status : 404, { 'Content-Type': 'application/json' });
+        res.end(req.url === '/health' ? reply.body : '404 page not found\n');
+      });
+      servers.push(srv);
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      return `127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    };
+    let tlsAddr = '';
+    let mtlsAddr = '';
+    beforeAll(async () => {
+      tlsAddr = await serve({});
+      // --client-cert-auth: no certificate signed by the CA, no TLS connection
+      mtlsAddr = await serve({ requestCert: true, rejectUnauthorized: true, ca: ca.certPem });
+    });
+    afterAll(() => Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r())))));
+
+    test('an https HEALTHCHECK_URL is asked over TLS, whatever certificate the member has; the answer still decides', async () => {
+      reply = { status: 200, body: '{"health":"true"}' };
+      expect(await healthcheck('etcd', `https://${tlsAddr}/health`)).toBe(0);
+      // plain HTTP to the TLS port is no answer
+      expect(await healthcheck('etcd', `http://${tlsAddr}/health`)).toBe(1);
+      reply = { status: 503, body: '{"health":"false"}' };
+      expect(await healthcheck('etcd', `https://${tlsAddr}/health`)).toBe(1);
+      reply = { status: 200, body: '{"health":"false"}' };
+      expect(await healthcheck('etcd', `https://${tlsAddr}/health`)).toBe(1);
+    });
+
+    test("without HEALTHCHECK_URL: the first listen client URL, its wildcard host asked on loopback", async () => {
+      reply = { status: 200, body: '{"health":"true"}' };
+      const tlsPort = tlsAddr.split(':')[1];
+      const httpPort = new URL(base).port;
+      expect(await healthcheck('etcd', undefined, { ETCD_LISTEN_CLIENT_URLS: `https://0.0.0.0:${tlsPort},http://127.0.0.1:${httpPort}` })).toBe(0);
+      expect(await healthcheck('etcd', undefined, { ETCD_LISTEN_CLIENT_URLS: `http://0.0.0.0:${httpPort}` })).toBe(0);
+      expect(await healthcheck('etcd', undefined, { ETCD_LISTEN_CLIENT_URLS: `https://[::]:${tlsPort}` })).toBe(0); // asked on 127.0.0.1 too
+      reply = { status: 503, body: '{"health":"false"}' };
+      expect(await healthcheck('etcd', undefined, { ETCD_LISTEN_CLIENT_URLS: `https://0.0.0.0:${tlsPort}` })).toBe(1);
+      // the scheme is the listen URL's: http to the TLS port is no answer
+      reply = { status: 200, body: '{"health":"true"}' };
+      expect(await healthcheck('etcd', undefined, { ETCD_LISTEN_CLIENT_URLS: `http://0.0.0.0:${tlsPort}` })).toBe(1);
+    });
+
+    test("with client certificate auth the member's own certificate (ETCD_CERT_FILE/ETCD_KEY_FILE) is presented", async () => {
+      reply = { status: 200, body: '{"health":"true"}' };
+      expect(await healthcheck('etcd', `https://${mtlsAddr}/health`)).toBe(1);
+      expect(await healthcheck('etcd', `https://${mtlsAddr}/health`, { ETCD_CERT_FILE: member.certFile, ETCD_KEY_FILE: member.keyFile, ETCD_TRUSTED_CA_FILE: ca.certFile })).toBe(0);
+      expect(await healthcheck('etcd', undefined, { ETCD_LISTEN_CLIENT_URLS: `https://0.0.0.0:${mtlsAddr.split(':')[1]}`, ETCD_CERT_FILE: member.certFile, ETCD_KEY_FILE: member.keyFile })).toBe(0);
+    });
   });
 
   test('operator: the default URL is its /healthz on the default --metrics-addr port, which it exposes', () => {

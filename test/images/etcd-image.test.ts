@@ -1,7 +1,7 @@
 /**
  * The etcd image in a container (podman's Docker-compatible API through testcontainers): the README's curl examples
- * against it, flags passed straight through the ENTRYPOINT, the HEALTHCHECK command, the non-root user, and data
- * kept in the volume across a restart. Needs `.ci/podman-setup.sh` (see engine-env.ts); fails, never skips, without it.
+ * against it, flags passed straight through the ENTRYPOINT, the HEALTHCHECK command (over http, and over https with
+ * --auto-tls), the non-root user, and data kept in the volume across a restart. Needs `.ci/podman-setup.sh` (see engine-env.ts); fails, never skips, without it.
  */
 import './engine-env';
 import { GenericContainer, StartedTestContainer, Wait } from 'testcontainers';
@@ -124,6 +124,31 @@ describe('a member in a container', () => {
     expect(res.exitCode).toBe(0);
     expect(res.output.trim()).toBe('1000 true 1000');
   });
+});
+
+test("the HEALTHCHECK passes for a member serving https client URLs (--auto-tls), reading its flags", async () => {
+  // https client URLs with a self-signed certificate; the peer side stays http. The flags are separate words (as the
+  // operator's pods and `docker run` pass them), and HEALTHCHECK_URL is not set: the probe finds the https URL itself.
+  const flags = singleMemberFlags('tls').map((f) => f.replace(/^http:\/\/(0\.0\.0\.0|127\.0\.0\.1):2379$/, 'https://$1:2379'));
+  expect(flags).toEqual(expect.arrayContaining(['https://0.0.0.0:2379', 'https://127.0.0.1:2379']));
+  const c = await new GenericContainer(IMAGE)
+    .withCommand([...flags, '--auto-tls'])
+    .withExposedPorts(2379, 2380)
+    .withWaitStrategy(Wait.forHttp('/health', 2379).usingTls().allowInsecure().forStatusCode(200))
+    .withStartupTimeout(60_000)
+    .start();
+  try {
+    const { Config } = await inspectImage(IMAGE);
+    const probe = (Config.Healthcheck?.Test ?? []).slice(1);
+    expect(probe[0]).toBe('node');
+    const ok = await c.exec(probe);
+    expect([ok.exitCode, ok.output]).toEqual([0, expect.any(String)]); // the output explains a failure
+    // it is TLS that made the difference: the same probe told to use plain http fails against this member
+    const plain = await c.exec(probe, { env: { HEALTHCHECK_URL: 'http://127.0.0.1:2379/health' } });
+    expect(plain.exitCode).toBe(1);
+  } finally {
+    await c.stop({ timeout: 10_000 });
+  }
 });
 
 test('the data survives a restart on the same named volume (graceful stop on SIGTERM)', async () => {

@@ -4,13 +4,16 @@
  * cannot run yet (clustering is being built), so this checks the operator's Kubernetes side and the order and safety
  * of its members-API calls; the end-to-end with real etcd processes comes once clustering lands.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as yaml from 'js-yaml';
 import { KubeApiServer, type KObj } from '../support/kube/api-server';
 import { FakeEtcd } from '../support/kube/fake-etcd';
 import { FakeKubelet, waitFor } from '../support/kube/kubelet';
+import { request } from '../support/http';
 import { checkBuild, OperatorProcess } from './operator-process';
+import { PERMISSIONS, allows, requestAttributes, type PolicyRule } from '../../operator/rbac';
 
 const NS = 'demo';
 const LEASE_NS = 'etcd-operator';
@@ -109,6 +112,78 @@ const peer = (pod: string, c = 'ex'): string => `http://${pod}.${c}.${NS}.svc:23
 const events = (env: Env): { reason: string; type: string; involvedObject: { name: string; uid: string }; message: string }[] =>
   env.api.store.list('events', NS) as never;
 
+/** The text exposition of /metrics as samples: name, labels (as written), value. */
+interface Sample {
+  name: string;
+  labels: string;
+  value: number;
+}
+function samples(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+    if (m) out.push({ name: m[1], labels: m[2] ?? '', value: Number(m[3]) });
+  }
+  return out;
+}
+const value = (ss: Sample[], name: string, labels = ''): number | undefined => ss.find((x) => x.name === name && x.labels === labels)?.value;
+
+/** `promtool check metrics` on an exposition (stdin): its exit code and what it said. */
+function promtool(text: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('/usr/bin/promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
+    let output = '';
+    p.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, output }));
+    p.stdin.end(text);
+  });
+}
+
+/**
+ * RBAC against what the operator really did: every API request it made (the test API server records them all; only
+ * operator processes talk to it over HTTP) maps, as kube-apiserver's authorizer sees it, to an entry of
+ * operator/rbac.ts's table and to a rule of manifests/02-rbac.yaml (the lease Role for the lease namespace, the
+ * ClusterRole for the rest); and every owner reference with blockOwnerDeletion on an object it created needs update on
+ * the owner's finalizers (OwnerReferencesPermissionEnforcement). Returns the distinct "group|resource|verb" it saw.
+ */
+function checkRBAC(env: Env): string[] {
+  type Role = { kind: string; metadata: { name: string; namespace?: string }; rules: PolicyRule[] };
+  const docs = yaml.loadAll(fs.readFileSync(path.join(__dirname, '../../manifests/02-rbac.yaml'), 'utf8')) as Role[];
+  const clusterRole = docs.find((d) => d.kind === 'ClusterRole') as Role;
+  const leaseRole = docs.find((d) => d.kind === 'Role') as Role;
+  expect(leaseRole.metadata.namespace).toBe(LEASE_NS);
+  const table = (scope: 'cluster' | 'lease'): PolicyRule[] => PERMISSIONS.filter((p) => p.scope === scope);
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  const nonResource: string[] = [];
+  for (const r of env.api.requests) {
+    const a = requestAttributes(r.method, r.path);
+    if (!a) {
+      nonResource.push(`${r.method} ${r.path}`);
+      continue;
+    }
+    seen.add(`${a.group}|${a.resource}|${a.verb}`);
+    const lease = a.group === 'coordination.k8s.io' && a.resource === 'leases';
+    // leases only in the lease namespace (the Role's), everything else under the ClusterRole
+    if (lease && a.namespace !== LEASE_NS) problems.push(`${r.method} ${r.path}: a lease outside ${LEASE_NS}`);
+    if (!allows(lease ? leaseRole.rules : clusterRole.rules, a)) problems.push(`${r.method} ${r.path}: ${a.verb} ${a.group}/${a.resource} not granted by manifests/02-rbac.yaml`);
+    if (!allows(table(lease ? 'lease' : 'cluster'), a)) problems.push(`${r.method} ${r.path}: ${a.verb} ${a.group}/${a.resource} not in operator/rbac.ts`);
+  }
+  const owned = ['pods', 'services', 'poddisruptionbudgets', 'persistentvolumeclaims'].flatMap((k) => env.api.store.list(k, NS));
+  const refs = owned.flatMap((o) => (o.metadata.ownerReferences ?? []) as { apiVersion: string; kind: string; blockOwnerDeletion?: boolean }[]);
+  expect(refs.length).toBeGreaterThan(0);
+  for (const ref of refs.filter((x) => x.blockOwnerDeletion)) {
+    expect(ref.kind).toBe('EtcdCluster');
+    const need = { group: ref.apiVersion.split('/')[0], resource: 'etcdclusters/finalizers', verb: 'update' as const };
+    if (!allows(clusterRole.rules, need) || !allows(table('cluster'), need)) problems.push(`blockOwnerDeletion on a ${ref.kind} reference: update on ${need.group}/${need.resource} not granted`);
+  }
+  expect(problems).toEqual([]);
+  expect(nonResource).toEqual([]);
+  return [...seen].sort();
+}
+
 describe('etcd-operator against the test API server', () => {
   let env: Env;
   let op: OperatorProcess;
@@ -197,6 +272,48 @@ describe('etcd-operator against the test API server', () => {
     expect(reasons.filter((r) => r === 'Bootstrapping')).toHaveLength(1);
     expect(reasons.filter((r) => r === 'AddingMember')).toHaveLength(2);
     expect(reasons.filter((r) => r === 'CreatingMemberPod')).toHaveLength(2);
+  });
+
+  test('/metrics: a reconcile increments the reconcile counter and histogram, actions are counted by kind, and promtool accepts it', async () => {
+    const get = async (): Promise<{ text: string; ss: Sample[] }> => {
+      const r = await request(op.metricsURL, 'GET', '/metrics');
+      expect(r.status).toBe(200);
+      expect(r.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+      return { text: r.body, ss: samples(r.body) };
+    };
+    const before = await get();
+    const ok0 = value(before.ss, 'etcd_operator_reconciles_total', '{result="ok"}') ?? 0;
+    const count0 = value(before.ss, 'etcd_operator_reconcile_duration_seconds_count') ?? 0;
+    // the converge of the last test took reconciles, timed, and its actions are counted by kind (as its events were)
+    expect(ok0).toBeGreaterThan(0);
+    expect(count0).toBeGreaterThan(0);
+    expect(value(before.ss, 'etcd_operator_actions_total', '{action="bootstrap"}')).toBe(1);
+    expect(value(before.ss, 'etcd_operator_actions_total', '{action="addMember"}')).toBe(2);
+    expect(value(before.ss, 'etcd_operator_actions_total', '{action="createPod"}')).toBe(2);
+    expect(value(before.ss, 'etcd_operator_is_leader')).toBe(1);
+
+    // a change to the EtcdCluster (a watch event) makes one more reconcile: the counter and the histogram move with it
+    env.api.store.patch('etcdclusters', NS, 'ex', 'application/merge-patch+json', { metadata: { annotations: { 'example.com/poke': '1' } } });
+    const after = await waitFor('the reconcile counter and histogram to move', async () => {
+      const m = await get();
+      return (value(m.ss, 'etcd_operator_reconciles_total', '{result="ok"}') ?? 0) > ok0 && (value(m.ss, 'etcd_operator_reconcile_duration_seconds_count') ?? 0) > count0 ? m : undefined;
+    });
+    const ok1 = value(after.ss, 'etcd_operator_reconciles_total', '{result="ok"}') as number;
+    const errors1 = value(after.ss, 'etcd_operator_reconciles_total', '{result="error"}') ?? 0;
+    const count1 = value(after.ss, 'etcd_operator_reconcile_duration_seconds_count') as number;
+    // every reconcile, ok or failed, is timed once (give or take the two workers' reconciles in flight)
+    expect(Math.abs(count1 - (ok1 + errors1))).toBeLessThanOrEqual(2);
+    expect(value(after.ss, 'etcd_operator_reconcile_errors_total') ?? 0).toBe(errors1);
+    expect(value(after.ss, 'etcd_operator_reconcile_duration_seconds_bucket', '{le="+Inf"}')).toBe(count1);
+    // nothing to do for an annotation: no new action
+    expect(value(after.ss, 'etcd_operator_actions_total', '{action="bootstrap"}')).toBe(1);
+
+    const checked = await promtool(after.text);
+    expect([checked.code, checked.output]).toEqual([0, '']);
+    // promtool does reject what breaks the conventions (so the check above is a real one)
+    const bad = await promtool(`${after.text}# HELP etcd_operator_bogus_total A gauge named like a counter.\n# TYPE etcd_operator_bogus_total gauge\netcd_operator_bogus_total 1\n`);
+    expect(bad.code).not.toBe(0);
+    expect(bad.output).toMatch(/etcd_operator_bogus_total/);
   });
 
   test('3 → 5 → 3: one member at a time; members API remove before the pod is deleted; a 409 on the status is re-read', async () => {
@@ -300,6 +417,19 @@ describe('etcd-operator against the test API server', () => {
     expect(cond(cluster(env, 'ex'), 'Degraded')).toMatchObject({ status: 'False' });
   });
 
+  test('RBAC: every API request the operator made is in operator/rbac.ts and granted by manifests/02-rbac.yaml', () => {
+    const seen = checkRBAC(env);
+    // what the scenarios above drove (so the check covers the operator's writes, not only its reads)
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        'etcd.ts-etcd.io|etcdclusters|get', 'etcd.ts-etcd.io|etcdclusters|list', 'etcd.ts-etcd.io|etcdclusters|watch', 'etcd.ts-etcd.io|etcdclusters/status|update',
+        '|pods|list', '|pods|watch', '|pods|create', '|pods|get', '|pods|update', '|pods|delete', '|persistentvolumeclaims|delete',
+        '|services|get', '|services|create', 'policy|poddisruptionbudgets|get', 'policy|poddisruptionbudgets|create', 'policy|poddisruptionbudgets|update',
+        '|events|create', 'coordination.k8s.io|leases|get', 'coordination.k8s.io|leases|create', 'coordination.k8s.io|leases|update',
+      ]),
+    );
+  });
+
   test('deleting the EtcdCluster garbage-collects everything it owns, and the operator re-creates nothing', async () => {
     const before = await op.metric('etcd_operator_reconciles_total');
     env.api.store.delete('etcdclusters', NS, 'ex');
@@ -347,8 +477,11 @@ describe('two operator replicas with leader election', () => {
 
   test('/healthz answers', async () => {
     const op = env.ops.find((o) => o.running) as OperatorProcess;
-    const { request } = await import('../support/http');
     const r = await request(op.metricsURL, 'GET', '/healthz');
     expect(r.status).toBe(200);
+  });
+
+  test('RBAC: both replicas asked only for what operator/rbac.ts and manifests/02-rbac.yaml grant', () => {
+    expect(checkRBAC(env)).toEqual(expect.arrayContaining(['coordination.k8s.io|leases|update', '|pods|delete']));
   });
 });
