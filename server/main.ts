@@ -327,7 +327,14 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   }
   for (const u of cfg.listenMetricsURLs) {
     const url = new URL(u);
-    const ms = makeServer(u, clientTLS, admin, {});
+    // As etcd: a metrics listener serves /metrics and /health, nothing else.
+    const metricsOnly = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      const p = (req.url ?? '').split('?')[0];
+      if (p === '/metrics' || p === '/health') return admin(req, res);
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+      res.end('404 page not found\n');
+    };
+    const ms = makeServer(u, clientTLS, metricsOnly, {});
     await listen(ms, url);
     listeners.push(ms);
   }

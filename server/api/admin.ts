@@ -5,6 +5,7 @@ import { EtcdServer } from '../etcdserver/server';
 import { NONE, StateType } from '../raft';
 import { V2Store } from '../store';
 import { checkURL, ConfigError } from '../config';
+import { CORS_HEADERS } from './v2/keys-handler';
 
 export const SERVER_VERSION = '3.4.0';
 export const CLUSTER_VERSION = '3.4.0';
@@ -38,6 +39,17 @@ export function adminApp(d: AdminDeps): express.Express {
   app.disable('x-powered-by');
   app.disable('etag');
   const { server, store } = d;
+  // As etcd's client handler: CORS headers on every answer, and a preflight (OPTIONS) answered here, empty.
+  app.use((req, res, next) => {
+    for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
+    if (req.method === 'OPTIONS') return void res.status(200).setHeader('Content-Length', '0').end();
+    next();
+  });
+  /** Go's answer to a method a handler does not take: 405 with the methods it does. */
+  const methodNotAllowed = (allow: string) => (_req: express.Request, res: express.Response) => {
+    res.status(405).set({ Allow: allow, 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    res.end('Method Not Allowed\n');
+  };
 
   app.get('/version', (_req, res) => {
     // Exactly etcd's content types (express would add a charset).
@@ -45,15 +57,23 @@ export function adminApp(d: AdminDeps): express.Express {
     res.end(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
   });
 
+  app.all('/version', methodNotAllowed('GET'));
+
   app.get('/health', (_req, res) => {
     const ok = server.lead !== NONE;
-    res.status(ok ? 200 : 503).setHeader('Content-Type', 'text/plain; charset=utf-8');
-    res.end(JSON.stringify({ health: ok ? 'true' : 'false' }));
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    const body = JSON.stringify({ health: ok ? 'true' : 'false' });
+    if (ok) return void res.status(200).end(body);
+    // etcd answers an unhealthy member with Go's http.Error: a newline after the body, and nosniff.
+    res.status(503).setHeader('X-Content-Type-Options', 'nosniff');
+    res.end(`${body}\n`);
   });
+  app.all('/health', methodNotAllowed('GET'));
 
   app.get('/v2/machines', (_req, res) => {
     res.type('text/plain').send(server.cluster.list().flatMap((m) => m.clientURLs).join(', '));
   });
+  app.all('/v2/machines', methodNotAllowed('GET,HEAD'));
 
   const members = express.Router();
   members.use((_req, res, next) => {
@@ -61,12 +81,13 @@ export function adminApp(d: AdminDeps): express.Express {
     next();
   });
   members.get('/', (_req, res) => {
-    sendJSON(res, 200, JSON.stringify({ members: server.cluster.list().map(v2Member) }));
+    // etcd writes these with Go's json.Encoder: a newline ends the body.
+    sendJSON(res, 200, `${JSON.stringify({ members: server.cluster.list().map(v2Member) })}\n`);
   });
   members.get('/leader', (_req, res) => {
     const m = server.lead === NONE ? undefined : server.cluster.get(server.lead);
     if (!m) return httpError(res, 503, 'During election');
-    sendJSON(res, 200, JSON.stringify(v2Member(m)));
+    sendJSON(res, 200, `${JSON.stringify(v2Member(m))}\n`);
   });
   const jsonBody = express.json({ type: () => true, limit: '1mb' });
   const peerURLsOf = (req: express.Request, res: express.Response): string[] | undefined => {
@@ -100,7 +121,8 @@ export function adminApp(d: AdminDeps): express.Express {
     const since = performance.now() - ms;
     return server.cluster.votingMembers().every((m) => server.isPeerConnectedSince(m.id, since));
   };
-  members.post('/', jsonBody, (req, res) => {
+  // etcd's members handler takes a POST whatever follows /v2/members.
+  members.post(/.*/, jsonBody, (req, res) => {
     const urls = peerURLsOf(req, res);
     if (!urls) return;
     const m = newRuntimeMember(urls, d.now());
@@ -110,7 +132,7 @@ export function adminApp(d: AdminDeps): express.Express {
       return httpError(res, 500, 'Internal Server Error');
     }
     server.addMember(m).then(
-      () => sendJSON(res, 201, JSON.stringify(v2Member(m))),
+      () => sendJSON(res, 201, `${JSON.stringify(v2Member(m))}\n`),
       (err) => membershipError(res, m.id, err),
     );
   });
@@ -142,6 +164,7 @@ export function adminApp(d: AdminDeps): express.Express {
       (err) => membershipError(res, id, err),
     );
   });
+  members.all(/.*/, methodNotAllowed('GET,POST,DELETE,PUT'));
   app.use('/v2/members', members);
 
   app.get('/v2/stats/self', (_req, res) => {
@@ -166,6 +189,8 @@ export function adminApp(d: AdminDeps): express.Express {
     sendJSON(res, 200, JSON.stringify({ leader: server.id, followers: d.transport?.followerStats() ?? {} }));
   });
 
+  app.all(['/v2/stats/self', '/v2/stats/store', '/v2/stats/leader'], methodNotAllowed('GET'));
+
   app.get('/metrics', (_req, res) => {
     d.registry.metrics().then(
       (text) => res.type(d.registry.contentType).send(text),
@@ -174,7 +199,7 @@ export function adminApp(d: AdminDeps): express.Express {
   });
 
   app.use((_req, res) => {
-    res.status(404).type('text/plain').send('404 page not found\n');
+    res.status(404).set({ 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).end('404 page not found\n');
   });
   // A body that does not parse (bad JSON on the members API): etcd's JSON error, never express's HTML page.
   app.use((err: Error & { status?: number; type?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {

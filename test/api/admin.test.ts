@@ -40,6 +40,23 @@ describe('admin endpoints', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** What a client sees of an answer, with each server's own URLs and IDs made alike. */
+  const comparable = (a: { status: number; headers: import('node:http').IncomingHttpHeaders; body: string }, m: RunningEtcd, id: string) => {
+    const pick = ['allow', 'content-type', 'x-content-type-options', 'access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers'];
+    const body = a.body.split(m.clientURL).join('CLIENT').split(m.peerURL).join('PEER').split(id).join('ID');
+    return { status: a.status, headers: Object.fromEntries(pick.map((h) => [h, a.headers[h]])), body };
+  };
+
+  test.each([
+    ['GET', '/health'], ['POST', '/health'], ['OPTIONS', '/health'], ['POST', '/version'], ['PUT', '/v2/stats/self'], ['DELETE', '/v2/stats/store'],
+    ['POST', '/v2/stats/leader'], ['POST', '/v2/machines'], ['PATCH', '/v2/members'], ['OPTIONS', '/v2/members'], ['GET', '/v2/members'],
+    ['GET', '/v2/members/leader'], ['POST', '/v2/members/leader'], ['GET', '/no/such/path'], ['PATCH', '/v2/keys/x'], ['OPTIONS', '/v2/keys/x'],
+  ])('%s %s: the same status, headers and body as etcd', async (method, p) => {
+    const [r, o] = await Promise.all([request(real.clientURL, method, p), request(ours.clientURL, method, p)]);
+    const [rid, oid] = await Promise.all([real, ours].map(async (m) => (JSON.parse((await request(m.clientURL, 'GET', '/v2/members')).body) as { members: { id: string }[] }).members[0].id));
+    expect(comparable(o, ours, oid)).toEqual(comparable(r, real, rid));
+  });
+
   test.each(['/version', '/health', '/v2/members', '/v2/stats/self', '/v2/stats/store', '/v2/members/leader'])('%s has the shape etcd gives it', async (p) => {
     const [r, o] = await Promise.all([request(real.clientURL, 'GET', p), request(ours.clientURL, 'GET', p)]);
     expect(o.status).toBe(r.status);

@@ -7,7 +7,7 @@ import { KeyRequest, KeyRequestError, parseForm, parseKeyRequest } from './key-r
 /** Go's ParseForm refuses url-encoded bodies over 10 MB; etcd's v2 API inherits that limit. */
 export const MAX_FORM_BYTES = 10 * 1024 * 1024;
 
-const CORS_HEADERS: Record<string, string> = {
+export const CORS_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Headers': 'accept, content-type, authorization',
   'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
   'Access-Control-Allow-Origin': '*',
@@ -77,8 +77,9 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
       return;
     }
     if (!['HEAD', 'GET', 'PUT', 'POST', 'DELETE'].includes(method)) {
-      res.writeHead(405, { Allow: 'HEAD,GET,PUT,POST,DELETE', 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('Method Not Allowed\n');
+      const body = 'Method Not Allowed\n';
+      res.writeHead(405, { ...CORS_HEADERS, Allow: 'HEAD,GET,PUT,POST,DELETE', 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Content-Length': body.length });
+      res.end(body);
       return;
     }
     const url = req.url ?? '/';
