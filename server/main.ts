@@ -236,6 +236,11 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     onSent: (to, bytes) => metrics.peerSent(to, bytes),
     onReceived: (from, bytes) => metrics.peerReceived(from, bytes),
     onSendFailure: (to) => metrics.peerSendFailed(to),
+    onReceiveFailure: (from) => metrics.peerReceiveFailed(from),
+    onRoundTrip: (to, seconds) => metrics.peerRoundTrip(to, seconds),
+    onPeerActive: (peer, active) => metrics.peerActive(transport.id, peer, active),
+    onSnapshotSent: (to, seconds, ok) => metrics.snapshotSent(to, seconds, ok),
+    onSnapshotReceived: (from, seconds, ok) => metrics.snapshotReceived(from, seconds, ok),
     httpsAgentOptions: peerTLS ? clientAgentOptions(peerTLS) : undefined,
   });
   if (peerTLS) {

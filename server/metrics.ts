@@ -3,15 +3,14 @@ import { EtcdServer } from './etcdserver/server';
 import { StateType } from './raft';
 import { StoreStats, V2Store } from './store';
 
-/** etcd's store statistics behind etcd_debugging_store_{reads,writes}_total, by the action label etcd uses. */
-const STORE_READS: [keyof StoreStats, string][] = [['getsSuccess', 'get']];
-const STORE_WRITES: [keyof StoreStats, string][] = [
-  ['setsSuccess', 'set'],
-  ['createSuccess', 'create'],
-  ['updateSuccess', 'update'],
-  ['deleteSuccess', 'delete'],
-  ['compareAndSwapSuccess', 'compareAndSwap'],
-  ['compareAndDeleteSuccess', 'compareAndDelete'],
+/** etcd's write actions (the action label of etcd_debugging_store_writes_total) and the store statistics behind them. */
+const STORE_WRITES: [string, keyof StoreStats, keyof StoreStats][] = [
+  ['set', 'setsSuccess', 'setsFail'],
+  ['create', 'createSuccess', 'createFail'],
+  ['update', 'updateSuccess', 'updateFail'],
+  ['delete', 'deleteSuccess', 'deleteFail'],
+  ['compareAndSwap', 'compareAndSwapSuccess', 'compareAndSwapFail'],
+  ['compareAndDelete', 'compareAndDeleteSuccess', 'compareAndDeleteFail'],
 ];
 
 /**
@@ -27,6 +26,12 @@ export class ServerMetrics {
   private readonly peerSentBytes: client.Counter<'To'>;
   private readonly peerReceivedBytes: client.Counter<'From'>;
   private readonly peerSentFailures: client.Counter<'To'>;
+  private readonly peerReceivedFailures: client.Counter<'From'>;
+  private readonly peerRoundTripTime: client.Histogram<'To'>;
+  private readonly activePeers: client.Gauge<'Local' | 'Remote'>;
+  private readonly disconnectedPeers: client.Counter<'Local' | 'Remote'>;
+  private readonly snapshotSendDuration: client.Histogram<'To'>;
+  private readonly snapshotReceiveDuration: client.Histogram<'From'>;
 
   constructor(version: string) {
     const r = this.registry;
@@ -50,6 +55,14 @@ export class ServerMetrics {
     this.peerSentBytes = new client.Counter({ name: 'etcd_network_peer_sent_bytes_total', help: 'The total number of bytes sent to peers.', labelNames: ['To'], registers: [r] });
     this.peerReceivedBytes = new client.Counter({ name: 'etcd_network_peer_received_bytes_total', help: 'The total number of bytes received from peers.', labelNames: ['From'], registers: [r] });
     this.peerSentFailures = new client.Counter({ name: 'etcd_network_peer_sent_failures_total', help: 'The total number of send failures from peers.', labelNames: ['To'], registers: [r] });
+    this.peerReceivedFailures = new client.Counter({ name: 'etcd_network_peer_received_failures_total', help: 'The total number of receive failures from peers.', labelNames: ['From'], registers: [r] });
+    this.peerRoundTripTime = new client.Histogram({ name: 'etcd_network_peer_round_trip_time_seconds', help: 'Round-Trip-Time histogram between peers', labelNames: ['To'], buckets: client.exponentialBuckets(0.0001, 2, 16), registers: [r] });
+    this.activePeers = new client.Gauge({ name: 'etcd_network_active_peers', help: 'The current number of active peer connections.', labelNames: ['Local', 'Remote'], registers: [r] });
+    this.disconnectedPeers = new client.Counter({ name: 'etcd_network_disconnected_peers_total', help: 'The total number of disconnected peers.', labelNames: ['Local', 'Remote'], registers: [r] });
+    // etcd's snapshot_send_success/_failures counters lack the _total suffix promtool requires: the durations
+    // (whose counts are the number of snapshots that got through) are exposed under etcd's names.
+    this.snapshotSendDuration = new client.Histogram({ name: 'etcd_network_snapshot_send_total_duration_seconds', help: 'Total latency distributions of v3 snapshot sends', labelNames: ['To'], buckets: client.exponentialBuckets(0.1, 2, 10), registers: [r] });
+    this.snapshotReceiveDuration = new client.Histogram({ name: 'etcd_network_snapshot_receive_total_duration_seconds', help: 'Total latency distributions of v3 snapshot receives', labelNames: ['From'], buckets: client.exponentialBuckets(0.1, 2, 10), registers: [r] });
     const gauge = (name: string, help: string, read: () => number) =>
       new client.Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
     const counter = (name: string, help: string, read: () => number) => {
@@ -78,7 +91,8 @@ export class ServerMetrics {
     this.onAttach = () => id.set({ server_id: this.server!.id }, 1);
     gauge('etcd_debugging_store_watchers', 'Count of currently active watchers.', () => st()?.hub.count ?? 0);
     counter('etcd_debugging_store_expires_total', 'Total number of expired keys.', () => st()?.stats.expireCount ?? 0);
-    const byAction = (name: string, help: string, fields: [keyof StoreStats, string][]) => {
+    // By action, as etcd counts them: a failed read or write counts in *_total and in *_failed_total.
+    const byAction = (name: string, help: string, read: (store: V2Store) => [string, number][]) => {
       const seen = new Map<string, number>();
       return new client.Counter({
         name,
@@ -86,18 +100,25 @@ export class ServerMetrics {
         labelNames: ['action'],
         registers: [r],
         collect() {
-          const stats = st()?.stats;
-          if (!stats) return;
-          for (const [field, action] of fields) {
+          const store = st();
+          if (!store) return;
+          for (const [action, now] of read(store)) {
             const before = seen.get(action) ?? 0;
-            if (stats[field] > before) this.inc({ action }, stats[field] - before);
-            seen.set(action, Math.max(before, stats[field]));
+            if (now > before) this.inc({ action }, now - before);
+            seen.set(action, Math.max(before, now));
           }
         },
       });
     };
-    byAction('etcd_debugging_store_reads_total', 'Total number of reads action by (get/getRecursive), local to this member.', STORE_READS);
-    byAction('etcd_debugging_store_writes_total', 'Total number of writes (e.g. set/compareAndDelete) seen by this member.', STORE_WRITES);
+    byAction('etcd_debugging_store_reads_total', 'Total number of reads action by (get/getRecursive), local to this member.', (s) => Object.entries(s.reads));
+    byAction('etcd_debugging_store_reads_failed_total', 'Failed read actions by (get/getRecursive), local to this member.', (s) => Object.entries(s.readsFailed));
+    byAction('etcd_debugging_store_writes_total', 'Total number of writes (e.g. set/compareAndDelete) seen by this member.', (s) =>
+      STORE_WRITES.map(([action, ok, fail]) => [action, s.stats[ok] + s.stats[fail]]),
+    );
+    byAction('etcd_debugging_store_writes_failed_total', 'Failed write actions (e.g. set/compareAndDelete), seen by this member.', (s) =>
+      STORE_WRITES.map(([action, , fail]) => [action, s.stats[fail]]),
+    );
+    counter('etcd_debugging_store_watch_requests_total', 'Total number of incoming watch requests (new or reestablished).', () => st()?.watchRequests ?? 0);
   }
 
   peerSent(to: string, bytes: number): void {
@@ -110,6 +131,31 @@ export class ServerMetrics {
 
   peerSendFailed(to: string): void {
     this.peerSentFailures.inc({ To: to });
+  }
+
+  peerReceiveFailed(from: string): void {
+    this.peerReceivedFailures.inc({ From: from });
+  }
+
+  peerRoundTrip(to: string, seconds: number): void {
+    this.peerRoundTripTime.observe({ To: to }, seconds);
+  }
+
+  peerActive(local: string, peer: string, active: boolean): void {
+    const labels = { Local: local, Remote: peer };
+    if (active) this.activePeers.inc(labels);
+    else {
+      this.activePeers.dec(labels);
+      this.disconnectedPeers.inc(labels);
+    }
+  }
+
+  snapshotSent(to: string, seconds: number, ok: boolean): void {
+    if (ok) this.snapshotSendDuration.observe({ To: to }, seconds);
+  }
+
+  snapshotReceived(from: string, seconds: number, ok: boolean): void {
+    if (ok) this.snapshotReceiveDuration.observe({ From: from }, seconds);
   }
 
   private onAttach: () => void = () => undefined;

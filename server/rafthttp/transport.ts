@@ -45,6 +45,15 @@ export interface TransportOptions {
   onSent?: (to: string, bytes: number) => void;
   onReceived?: (from: string, bytes: number) => void;
   onSendFailure?: (to: string) => void;
+  /** The stream to a peer came up (true) or went down (false). */
+  onPeerActive?: (peer: string, active: boolean) => void;
+  /** A heartbeat's round trip to a peer, in seconds. */
+  onRoundTrip?: (to: string, seconds: number) => void;
+  /** A peer sent something this member could not take (a malformed message, a refused snapshot). */
+  onReceiveFailure?: (from: string) => void;
+  /** A snapshot sent to / received from a peer: how long it took, and whether it got through. */
+  onSnapshotSent?: (to: string, seconds: number, ok: boolean) => void;
+  onSnapshotReceived?: (from: string, seconds: number, ok: boolean) => void;
 }
 
 /** What /v2/stats/leader shows of a follower: heartbeat round trips and their outcomes. */
@@ -112,6 +121,7 @@ class Peer {
     if (sent === undefined) return;
     this.heartbeatSentAt.delete(term);
     const ms = performance.now() - sent;
+    this.t.o.onRoundTrip?.(this.id, ms / 1000);
     const s = this.stats;
     s.counts.success++;
     const n = s.counts.success;
@@ -158,6 +168,7 @@ class Peer {
         req.setTimeout(0);
         this.connected = true;
         this.activeSince ??= performance.now();
+        this.t.o.onPeerActive?.(this.id, true);
         this.failures = 0;
         this.t.o.log('info', 'peer stream established', { peer: this.id, url: url.origin });
         this.flush();
@@ -201,6 +212,7 @@ class Peer {
   private fail(): void {
     const req = this.req;
     this.req = undefined;
+    if (this.connected) this.t.o.onPeerActive?.(this.id, false);
     this.connected = false;
     this.activeSince = undefined;
     this.waitingDrain = false;
@@ -227,7 +239,9 @@ class Peer {
     const url = new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]);
     const mod = url.protocol === 'https:' ? https : http;
     const body = snapshotRequest(m);
+    const started = performance.now();
     const done = (ok: boolean, why?: string) => {
+      this.t.o.onSnapshotSent?.(this.id, (performance.now() - started) / 1000, ok);
       if (!ok) this.t.o.log('warn', 'sending a snapshot failed', { peer: this.id, index: m.snapshot?.metadata.index, error: why });
       else this.t.o.log('info', 'sent a snapshot', { peer: this.id, index: m.snapshot?.metadata.index, bytes: body.data.byteLength });
       this.t.o.reporter.reportSnapshot(this.id, ok);
@@ -384,6 +398,7 @@ export class Transport {
         msgs = decoder.push(chunk);
       } catch (err) {
         this.o.log('warn', 'closing a peer stream that sent a malformed message', { from, error: (err as Error).message });
+        this.o.onReceiveFailure?.(from);
         req.destroy();
         return;
       }
@@ -404,8 +419,11 @@ export class Transport {
   private serveSnapshot(req: http.IncomingMessage, res: http.ServerResponse): void {
     const from = this.admit(req, res);
     if (from === undefined) return;
+    const started = performance.now();
+    const took = () => (performance.now() - started) / 1000;
     receiveSnapshot(req, from, this.o.snapshotDir, (n) => this.o.onReceived?.(from, n)).then(
       (m) => {
+        this.o.onSnapshotReceived?.(from, took(), true);
         this.o.log('info', 'received a snapshot', { from, index: m.snapshot?.metadata.index, bytes: m.snapshot?.data.byteLength });
         try {
           this.o.reporter.process(m);
@@ -417,6 +435,8 @@ export class Transport {
       },
       (err: Error) => {
         this.o.log('warn', 'refused an incoming snapshot', { from, error: err.message });
+        this.o.onSnapshotReceived?.(from, took(), false);
+        this.o.onReceiveFailure?.(from);
         const status = err instanceof SnapshotReceiveError ? err.status : 500;
         res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${err.message}\n`);
       },

@@ -149,7 +149,24 @@ export class V2Store {
     }
   }
 
+  /** etcd_debugging_store_reads_total / _reads_failed_total, by etcd's action label (get, getRecursive). */
+  readonly reads = { get: 0, getRecursive: 0 };
+  readonly readsFailed = { get: 0, getRecursive: 0 };
+  /** etcd_debugging_store_watch_requests_total: watches asked for (new or re-established). */
+  watchRequests = 0;
+
   get(nodePath: string, recursive: boolean, sorted: boolean): V2Event {
+    const action = recursive ? 'getRecursive' : 'get';
+    this.reads[action]++;
+    try {
+      return this.getNode(nodePath, recursive, sorted);
+    } catch (err) {
+      this.readsFailed[action]++;
+      throw err;
+    }
+  }
+
+  private getNode(nodePath: string, recursive: boolean, sorted: boolean): V2Event {
     return this.fail('getsFail', () => {
       const p = cleanPath(nodePath);
       const n = this.internalGet(p);
@@ -403,6 +420,7 @@ export class V2Store {
 
   watch(key: string, recursive: boolean, stream: boolean, sinceIndex: number): Watcher {
     const k = cleanPath(key);
+    this.watchRequests++;
     return this.hub.watch(k, recursive, stream, sinceIndex === 0 ? this.currentIndex + 1 : sinceIndex, this.currentIndex);
   }
 

@@ -121,6 +121,26 @@ describe('admin endpoints', () => {
     expect(metric(after, 'etcd_debugging_store_writes_total', '{action="set"}') - metric(before, 'etcd_debugging_store_writes_total', '{action="set"}')).toBe(5);
   });
 
+  test('store metrics count as etcd does: reads by get/getRecursive, failures in *_total and *_failed_total, watch requests', async () => {
+    const read = async () => (await request(ours.clientURL, 'GET', '/metrics')).body;
+    const m = (text: string, name: string, labels = '') => (text.split('\n').some((l) => l.startsWith(`${name}${labels} `)) ? metric(text, name, labels) : 0);
+    await request(ours.clientURL, 'PUT', '/v2/keys/sm/a', { form: 'value=1' });
+    const before = await read();
+    await request(ours.clientURL, 'GET', '/v2/keys/sm?recursive=true');
+    await request(ours.clientURL, 'GET', '/v2/keys/sm/a');
+    await request(ours.clientURL, 'GET', '/v2/keys/sm/missing');
+    await request(ours.clientURL, 'PUT', '/v2/keys/sm/a?prevValue=wrong', { form: 'value=2' });
+    await request(ours.clientURL, 'GET', '/v2/keys/sm/a?wait=true&waitIndex=1');
+    const after = await read();
+    const d = (name: string, labels: string) => m(after, name, labels) - m(before, name, labels);
+    expect(d('etcd_debugging_store_reads_total', '{action="getRecursive"}')).toBe(1);
+    expect(d('etcd_debugging_store_reads_total', '{action="get"}')).toBe(2);
+    expect(d('etcd_debugging_store_reads_failed_total', '{action="get"}')).toBe(1);
+    expect(d('etcd_debugging_store_writes_total', '{action="compareAndSwap"}')).toBe(1);
+    expect(d('etcd_debugging_store_writes_failed_total', '{action="compareAndSwap"}')).toBe(1);
+    expect(d('etcd_debugging_store_watch_requests_total', '')).toBe(1);
+  });
+
   test('a members API request with a body that is not JSON gets a 400 with a JSON message, and the server stays up', async () => {
     const a = await request(ours.clientURL, 'POST', '/v2/members', { body: '{not json', headers: { 'Content-Type': 'application/json' } });
     expect(a.status).toBe(400);

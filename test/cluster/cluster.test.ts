@@ -137,6 +137,16 @@ describe('a 3-member cluster', () => {
     await eventually('the restarted member to catch up', async () => ((await get(old, last.key, false))?.modifiedIndex === last.modifiedIndex ? true : undefined));
     await expectAll(old, acked, false);
     expect(old.proc!.output()).toMatch(/received a snapshot/);
+    // The peer metrics say the same: a snapshot received, the streams up, heartbeats' round trips measured.
+    const oldMetrics = (await request(old.clientURL, 'GET', '/metrics')).body;
+    expect(oldMetrics).toMatch(/^etcd_network_snapshot_receive_total_duration_seconds_count\{From="[0-9a-f]+"\} 1$/m);
+    await eventually('the restarted member to count its peers active', async () => {
+      const text = (await request(old.clientURL, 'GET', '/metrics')).body;
+      return [...text.matchAll(/^etcd_network_active_peers\{Local="[0-9a-f]+",Remote="[0-9a-f]+"\} 1$/gm)].length === 2 ? true : undefined;
+    });
+    const survivorMetrics = (await request(survivors[0].clientURL, 'GET', '/metrics')).body;
+    expect(survivorMetrics).toMatch(/^etcd_network_disconnected_peers_total\{Local="[0-9a-f]+",Remote="[0-9a-f]+"\} [1-9]/m);
+    expect(survivorMetrics).toMatch(/^etcd_network_peer_round_trip_time_seconds_count\{To="[0-9a-f]+"\} [1-9]/m);
   });
 
   test('a partitioned follower cannot commit; the majority can; healed, it converges without disrupting the leader', async () => {
