@@ -93,6 +93,29 @@ describe('a 3-member cluster', () => {
     }
   });
 
+  test("a TTL expires at the same index on every member (the leader's clock, through the log), with etcd's headers", async () => {
+    const w = c.members[1];
+    const set = await request(w.clientURL, 'PUT', '/v2/keys/ttl/short?ttl=1', { form: 'value=gone-soon' });
+    expect(set.status).toBe(201);
+    const setIndex = (JSON.parse(set.body) as { node: { modifiedIndex: number } }).node.modifiedIndex;
+    // Every member answers with its cluster, its raft index and term, and the store index.
+    for (const h of ['x-etcd-cluster-id', 'x-etcd-index', 'x-raft-index', 'x-raft-term']) expect(set.headers[h]).toMatch(/^[0-9a-f]+$/);
+    expect(set.headers['x-etcd-cluster-id']).toBe((await request(w.clientURL, 'GET', '/v2/members')).headers['x-etcd-cluster-id']);
+    expect(Number(set.headers['x-raft-index'])).toBeGreaterThanOrEqual(setIndex);
+    // Each member's history has the expiry; it must be the same event, at the same index, everywhere.
+    const expiries = await Promise.all(
+      c.members.map(async (m) => {
+        const a = await request(m.clientURL, 'GET', `/v2/keys/ttl/short?wait=true&waitIndex=${setIndex + 1}`, { timeoutMs: 15000 });
+        expect(a.headers['x-etcd-cluster-id']).toBe(set.headers['x-etcd-cluster-id']);
+        return JSON.parse(a.body) as { action: string; node: { key: string; modifiedIndex: number; createdIndex: number } };
+      }),
+    );
+    expect(expiries[0].action).toBe('expire');
+    expect(expiries[0].node.createdIndex).toBe(setIndex);
+    for (const e of expiries) expect(e).toEqual(expiries[0]);
+    for (const m of c.members) expect((await request(m.clientURL, 'GET', '/v2/keys/ttl/short?quorum=true')).status).toBe(404);
+  });
+
   test('the leader reports its followers; followers refuse /v2/stats/leader', async () => {
     const leader = await c.waitForLeader();
     const a = await request(leader.clientURL, 'GET', '/v2/stats/leader');

@@ -3,7 +3,7 @@
  * against Debian's real etcd where etcd defines the behaviour.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -171,4 +171,28 @@ test('--enable-v2=false: the v2 API answers 404 as the real etcd does, the rest 
   await Promise.all([real.stop(), ours.stop()]);
   running.delete(real);
   running.delete(ours);
+});
+
+test('--wal-dir holds the WAL, --listen-metrics-urls serves /metrics and /health only, --log-level=warn keeps info out', async () => {
+  const dataDir = path.join(root, 'flags-data');
+  const walDir = path.join(root, 'flags-wal');
+  const metricsURL = `http://127.0.0.1:${await freePort()}`;
+  const ports = { client: await freePort(), peer: await freePort() };
+  const args = ['--wal-dir', walDir, '--listen-metrics-urls', metricsURL, '--log-level', 'warn'];
+  const first = await track(startOurEtcd(dataDir, args, ports));
+  expect((await request(`${first.clientURL}/v2/keys/flags`, 'PUT', 'value=kept')).status).toBe(201);
+  expect(readdirSync(walDir).some((n) => n.endsWith('.wal'))).toBe(true);
+  expect(existsSync(path.join(dataDir, 'member', 'wal'))).toBe(false);
+  const metrics = await request(`${metricsURL}/metrics`, 'GET');
+  expect(metrics.status).toBe(200);
+  expect(metrics.body).toMatch(/^etcd_server_has_leader 1$/m);
+  expect((await request(`${metricsURL}/health`, 'GET')).body).toBe('{"health":"true"}');
+  for (const p of ['/v2/members', '/v2/keys/flags', '/version']) expect((await request(`${metricsURL}${p}`, 'GET')).status).toBe(404);
+  expect(first.output()).not.toMatch(/"level":"info"/);
+  // A restart on the same directories finds the write in the WAL dir.
+  expect(await first.signal('SIGTERM')).toBe(0);
+  running.delete(first);
+  const second = await track(startOurEtcd(dataDir, args, ports));
+  const again = await request(`${second.clientURL}/v2/keys/flags`, 'GET');
+  expect(JSON.parse(again.body).node.value).toBe('kept');
 });
