@@ -168,18 +168,7 @@ export function adminApp(d: AdminDeps): express.Express {
   app.use('/v2/members', members);
 
   app.get('/v2/stats/self', (_req, res) => {
-    const started = new Date(server.startedAt).toISOString();
-    sendJSON(res, 200, 
-      JSON.stringify({
-        name: d.name,
-        id: server.id,
-        state: server.raftState,
-        startTime: started,
-        leaderInfo: { leader: server.lead, uptime: `${Math.floor((d.now() - server.startedAt) / 1000)}s`, startTime: started },
-        recvAppendRequestCnt: 0,
-        sendAppendRequestCnt: 0,
-      }),
-    );
+    sendJSON(res, 200, server.stats.json(d.name, server.raftState));
   });
   app.get('/v2/stats/store', (_req, res) => {
     sendJSON(res, 200, JSON.stringify(store.statsJSON()));

@@ -1,3 +1,5 @@
+import { messageSize } from '../rafthttp/codec';
+import { ServerStats } from './server-stats';
 import { EventEmitter } from 'node:events';
 import {
   ConfChange,
@@ -185,6 +187,8 @@ export class EtcdServer extends EventEmitter {
   private snapshotIndex = 0;
   private confState = { voters: [] as string[], learners: [] as string[] };
   lead = NONE;
+  /** What /v2/stats/self reports. */
+  readonly stats = new ServerStats(() => this.id);
   /** When the current leader became known (performance.now() ms). */
   private leadElectedAt: number | undefined;
   raftState: StateType = StateType.Follower;
@@ -302,7 +306,12 @@ export class EtcdServer extends EventEmitter {
       storage: this.storage,
       wal: this.wal,
       snapshotter: o.snapshots,
-      transport: o.transport,
+      transport: {
+        send: (msgs) => {
+          for (const m of msgs) if (m.type === MessageType.App) this.stats.sendAppendReq(messageSize(m));
+          o.transport.send(msgs);
+        },
+      },
       tickMs: o.heartbeatMs,
       applier: {
         applySnapshot: (s) => this.applySnapshot(s),
@@ -353,6 +362,7 @@ export class EtcdServer extends EventEmitter {
   /** A Raft message from a peer. */
   stepPeer(m: import('../raft').Message): void {
     if (this.stopped || !this.raftNode) return;
+    if (m.type === MessageType.App) this.stats.recvAppendReq(m.from, messageSize(m));
     try {
       this.raftNode.node.step(m);
     } catch (err) {
@@ -651,6 +661,7 @@ export class EtcdServer extends EventEmitter {
       }
       this.emit('leader', ss.lead);
     }
+    if (ss.raftState === StateType.Leader) this.stats.becomeLeader();
     if (ss.raftState === StateType.Leader && !this.syncTimer) {
       this.syncTimer = setInterval(() => this.sync(), SYNC_INTERVAL_MS);
       this.syncTimer.unref();

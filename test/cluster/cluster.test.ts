@@ -127,6 +127,23 @@ describe('a 3-member cluster', () => {
     }
   });
 
+  test('/v2/stats/self: the leader counts the appends it sends, followers those they receive, all name the leader', async () => {
+    const leader = await c.waitForLeader();
+    const self = async (m: MemberSlot) => JSON.parse((await request(m.clientURL, 'GET', '/v2/stats/self')).body) as Record<string, unknown> & { leaderInfo: { leader: string; uptime: string; startTime: string } };
+    const before = await Promise.all(c.members.map(self));
+    for (let i = 0; i < 20; i++) await put(leader, `/stats/${i}`, 'x');
+    const after = await Promise.all(c.members.map(self));
+    c.members.forEach((m, i) => {
+      const [b, a] = [before[i], after[i]];
+      expect(Object.keys(a).slice(0, 6)).toEqual(['name', 'id', 'state', 'startTime', 'leaderInfo', 'recvAppendRequestCnt']);
+      expect(a).toMatchObject({ name: m.name, id: m.id, state: m === leader ? 'StateLeader' : 'StateFollower' });
+      expect(a.leaderInfo.leader).toBe(leader.id);
+      expect(a.leaderInfo.uptime).toMatch(/^(\d+h)?(\d+m)?\d+(\.\d+)?s$|^\d+(\.\d+)?(ms|µs|ns)$/);
+      const counter = m === leader ? 'sendAppendRequestCnt' : 'recvAppendRequestCnt';
+      expect((a[counter] as number) - (b[counter] as number)).toBeGreaterThanOrEqual(m === leader ? 20 : 10);
+    });
+  });
+
   test('kill -9 the leader under load: a new leader, writes go on, nothing acknowledged is lost; it comes back by snapshot', async () => {
     const old = await c.waitForLeader();
     let killed = false;
