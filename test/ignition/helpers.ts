@@ -147,17 +147,13 @@ export function fileText(config: object, filePath: string): string {
 }
 
 /** The Container Linux Config of the README: three etcd members. */
-export const README_EXAMPLE = yaml`
-  etcd:
-    name: my-etcd-1
-    listen_client_urls: http://10.240.0.1:2379
-    advertise_client_urls: http://10.240.0.1:2379
-    listen_peer_urls: http://10.240.0.1:2380
-    initial_advertise_peer_urls: http://10.240.0.1:2380
-    initial_cluster: my-etcd-1=http://10.240.0.1:2380,my-etcd-2=http://10.240.0.2:2380,my-etcd-3=http://10.240.0.3:2380
-    initial_cluster_token: my-etcd-token
-    initial_cluster_state: new
-`;
+/** The Container Linux Config shown in the README (its first ```yaml block), read from the README itself. */
+export const README_EXAMPLE = ((): string => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const block = /```yaml\n([\s\S]*?)```/.exec(readme);
+  if (!block) throw new Error('README.md has no ```yaml block: the Container Linux Config example is missing');
+  return block[1];
+})();
 
 /** A systemd service drop-in as systemd reads it: the [Service] environment and the command ExecStart= runs. */
 export interface ServiceDropin {
