@@ -4,11 +4,20 @@ import { MembershipError, newRuntimeMember, v2Member } from '../membership/clust
 import { EtcdServer } from '../etcdserver/server';
 import { NONE, StateType } from '../raft';
 import { V2Store } from '../store';
-import { checkURL, ConfigError } from '../config';
+import { urlProblem } from '../config';
 import { CORS_HEADERS } from './v2/keys-handler';
 
 export const SERVER_VERSION = '3.4.0';
 export const CLUSTER_VERSION = '3.4.0';
+/** The name Go's encoding/json gives a JSON value's type in its unmarshal errors. */
+function goJSONType(v: unknown): string {
+  if (typeof v === 'number') return 'number';
+  if (typeof v === 'boolean') return 'bool';
+  if (typeof v === 'string') return 'string';
+  if (Array.isArray(v)) return 'array';
+  return 'object';
+}
+
 /** etcd's HealthInterval: how long peers must have been connected before a reconfiguration is allowed. */
 const HEALTH_INTERVAL_MS = 5000;
 
@@ -95,18 +104,31 @@ export function adminApp(d: AdminDeps): express.Express {
       httpError(res, 415, `Bad Content-Type ${req.headers['content-type'] ?? ''}, accept application/json`);
       return undefined;
     }
-    const urls = (req.body as { peerURLs?: unknown })?.peerURLs;
-    if (!Array.isArray(urls) || urls.length === 0 || urls.some((u) => typeof u !== 'string')) {
-      httpError(res, 400, 'peerURLs: want a non-empty list of URLs');
+    // etcd's answers (Go's JSON decoding, then types.NewURLs), word for word.
+    const raw = (req.body as { peerURLs?: unknown })?.peerURLs;
+    const urls = raw === undefined || raw === null ? [] : raw;
+    if (!Array.isArray(urls)) {
+      httpError(res, 400, `json: cannot unmarshal ${goJSONType(urls)} into Go struct field .peerURLs of type []string`);
       return undefined;
     }
-    try {
-      for (const u of urls as string[]) checkURL(u, 'peerURLs');
-    } catch (err) {
-      httpError(res, 400, (err as ConfigError).message);
+    const bad = urls.find((u) => typeof u !== 'string');
+    if (bad !== undefined) {
+      httpError(res, 400, `json: cannot unmarshal ${goJSONType(bad)} into Go struct field .peerURLs of type string`);
       return undefined;
     }
-    return urls as string[];
+    if (urls.length === 0) {
+      httpError(res, 400, 'no valid URLs given');
+      return undefined;
+    }
+    const trimmed = (urls as string[]).map((u) => u.trim());
+    for (const u of trimmed) {
+      const why = urlProblem(u);
+      if (why) {
+        httpError(res, 400, why);
+        return undefined;
+      }
+    }
+    return trimmed;
   };
   const membershipError = (res: express.Response, id: string, err: unknown): void => {
     if (err instanceof MembershipError) {

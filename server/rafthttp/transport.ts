@@ -96,6 +96,11 @@ class Peer {
     return this.connected;
   }
 
+  /** Opens the stream now, before there is anything to send (as etcd keeps a stream to every peer). */
+  ensureConnected(): void {
+    if (!this.req && !this.retryTimer && !this.stopped) this.connect();
+  }
+
   enqueue(m: Message): void {
     if (this.stopped) return;
     if (this.queue.length >= MAX_QUEUED_MESSAGES) {
@@ -162,6 +167,8 @@ class Peer {
       timeout: 5000,
     });
     this.req = req;
+    // An idle stream (nothing to send for a while) must still notice a peer that went away without a word.
+    req.on('socket', (socket) => socket.setKeepAlive(true, 5000));
     req.on('response', (res) => {
       if (res.statusCode === 200) {
         // The peer accepts our stream; the connection stays open as long as both live.
@@ -267,6 +274,9 @@ class Peer {
 
   stop(): void {
     this.stopped = true;
+    if (this.connected) this.t.o.onPeerActive?.(this.id, false);
+    this.connected = false;
+    this.activeSince = undefined;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.req?.destroy();
     this.req = undefined;
@@ -277,7 +287,8 @@ class Peer {
 export class Transport {
   private readonly peers = new Map<string, Peer>();
   private agent: https.Agent | undefined;
-  private readonly inbound = new Set<http.IncomingMessage>();
+  /** Open inbound streams, by the member that opened each. */
+  private readonly inbound = new Map<http.IncomingMessage, string>();
   /** This member and its cluster (known once the server has started). */
   id = '';
   clusterId = '';
@@ -289,6 +300,7 @@ export class Transport {
   setLocal(id: string, clusterId: string): void {
     this.id = id;
     this.clusterId = clusterId;
+    for (const p of this.peers.values()) p.ensureConnected();
   }
 
   httpsAgent(): https.Agent {
@@ -318,12 +330,18 @@ export class Transport {
       p.urls = urls;
       return;
     }
-    this.peers.set(id, new Peer(id, urls, this));
+    const peer = new Peer(id, urls, this);
+    this.peers.set(id, peer);
+    // Every member keeps a stream to every peer, even one it has nothing to say to yet (a follower to another
+    // follower): whether a peer is reachable is then known at once (strict reconfiguration, active_peers).
+    if (this.id !== '') peer.ensureConnected();
   }
 
   removePeer(id: string): void {
     this.peers.get(id)?.stop();
     this.peers.delete(id);
+    // Its streams to this member end too: its next connection attempt is answered 410 if it was removed.
+    for (const [req, from] of this.inbound) if (from === id) req.destroy();
   }
 
   /** Makes the peers exactly these members (after a snapshot replaced the membership). */
@@ -349,7 +367,7 @@ export class Transport {
   stop(): void {
     for (const p of this.peers.values()) p.stop();
     this.peers.clear();
-    for (const r of this.inbound) r.destroy();
+    for (const r of this.inbound.keys()) r.destroy();
     this.agent?.destroy();
   }
 
@@ -389,7 +407,7 @@ export class Transport {
     if (from === undefined) return;
     res.writeHead(200, { 'X-Etcd-Cluster-ID': this.clusterId });
     res.flushHeaders();
-    this.inbound.add(req);
+    this.inbound.set(req, from);
     const decoder = new FrameDecoder(MAX_STREAM_FRAME);
     req.on('data', (chunk: Buffer) => {
       this.o.onReceived?.(from, chunk.length);
@@ -399,6 +417,11 @@ export class Transport {
       } catch (err) {
         this.o.log('warn', 'closing a peer stream that sent a malformed message', { from, error: (err as Error).message });
         this.o.onReceiveFailure?.(from);
+        req.destroy();
+        return;
+      }
+      if (this.o.reporter.isRemoved(from)) {
+        // Removed while its stream was open: closing it makes the member reconnect and hear 410 (it then stops).
         req.destroy();
         return;
       }

@@ -47,12 +47,20 @@ describe('admin endpoints', () => {
     return { status: a.status, headers: Object.fromEntries(pick.map((h) => [h, a.headers[h]])), body };
   };
 
+  const noBody = '';
   test.each([
-    ['GET', '/health'], ['POST', '/health'], ['OPTIONS', '/health'], ['POST', '/version'], ['PUT', '/v2/stats/self'], ['DELETE', '/v2/stats/store'],
-    ['POST', '/v2/stats/leader'], ['POST', '/v2/machines'], ['PATCH', '/v2/members'], ['OPTIONS', '/v2/members'], ['GET', '/v2/members'],
-    ['GET', '/v2/members/leader'], ['POST', '/v2/members/leader'], ['GET', '/no/such/path'], ['PATCH', '/v2/keys/x'], ['OPTIONS', '/v2/keys/x'],
-  ])('%s %s: the same status, headers and body as etcd', async (method, p) => {
-    const [r, o] = await Promise.all([request(real.clientURL, method, p), request(ours.clientURL, method, p)]);
+    ...[
+      ['GET', '/health'], ['POST', '/health'], ['OPTIONS', '/health'], ['POST', '/version'], ['PUT', '/v2/stats/self'], ['DELETE', '/v2/stats/store'],
+      ['POST', '/v2/stats/leader'], ['POST', '/v2/machines'], ['PATCH', '/v2/members'], ['OPTIONS', '/v2/members'], ['GET', '/v2/members'],
+      ['GET', '/v2/members/leader'], ['POST', '/v2/members/leader'], ['GET', '/no/such/path'], ['PATCH', '/v2/keys/x'], ['OPTIONS', '/v2/keys/x'],
+    ].map(([method, p]) => [method, p, noBody]),
+    // Member adds refused before anything changes (a valid add would cost either server its quorum).
+    ...['{"peerURLs":[]}', '{}', '{"peerURLs":null}', '{"peerURLs":"http://a:1"}', '{"peerURLs":[1]}', '{"peerURLs":["ftp://a:1"]}', '{"peerURLs":["http://a"]}', '{"peerURLs":["http://a:1/p"]}'].map(
+      (body) => ['POST', '/v2/members', body],
+    ),
+  ])('%s %s %s: the same status, headers and body as etcd', async (method, p, body) => {
+    const o2 = body === noBody ? {} : { body, headers: { 'Content-Type': 'application/json' } };
+    const [r, o] = await Promise.all([request(real.clientURL, method, p, o2), request(ours.clientURL, method, p, o2)]);
     const [rid, oid] = await Promise.all([real, ours].map(async (m) => (JSON.parse((await request(m.clientURL, 'GET', '/v2/members')).body) as { members: { id: string }[] }).members[0].id));
     expect(comparable(o, ours, oid)).toEqual(comparable(r, real, rid));
   });

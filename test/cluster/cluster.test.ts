@@ -182,7 +182,8 @@ describe('a 3-member cluster', () => {
     expect(oldMetrics).toMatch(/^etcd_network_snapshot_receive_total_duration_seconds_count\{From="[0-9a-f]+"\} 1$/m);
     await eventually('the restarted member to count its peers active', async () => {
       const text = (await request(old.clientURL, 'GET', '/metrics')).body;
-      return [...text.matchAll(/^etcd_network_active_peers\{Local="[0-9a-f]+",Remote="[0-9a-f]+"\} 1$/gm)].length === 2 ? true : undefined;
+      if ([...text.matchAll(/^etcd_network_active_peers\{Local="[0-9a-f]+",Remote="[0-9a-f]+"\} 1$/gm)].length === 2) return true;
+      throw new Error(`active_peers: ${text.split('\n').filter((l) => l.startsWith('etcd_network_active_peers')).join('; ')}`);
     });
     const survivorMetrics = (await request(survivors[0].clientURL, 'GET', '/metrics')).body;
     expect(survivorMetrics).toMatch(/^etcd_network_disconnected_peers_total\{Local="[0-9a-f]+",Remote="[0-9a-f]+"\} [1-9]/m);
