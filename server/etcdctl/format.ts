@@ -20,8 +20,8 @@ export function responseJSON(resp: V2Response): string {
   return JSON.stringify({ action: resp.action, node: goNode(resp.node), prevNode: goNode(resp.prevNode) });
 }
 
-/** etcdctl's printResponseKey: what `get`, `set` and friends print. */
-export function formatResponse(resp: V2Response, format: OutputFormat): string {
+/** etcdctl's printResponseKey: what `get`, `set` and friends print; undefined for an unsupported format. */
+export function formatResponse(resp: V2Response, format: string): string | undefined {
   switch (format) {
     case 'simple':
       return resp.action !== 'delete' ? `${resp.node.value ?? ''}\n` : `PrevNode.Value: ${resp.prevNode?.value ?? ''}\n`;
@@ -34,5 +34,7 @@ export function formatResponse(resp: V2Response, format: OutputFormat): string {
     }
     case 'json':
       return responseJSON(resp) + '\n';
+    default:
+      return undefined;
   }
 }

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { ClusterError, V2Client, V2Member, V2Response } from './client';
-import { OutputFormat, formatResponse } from './format';
+import { formatResponse } from './format';
+import { COMMAND_HELP, MEMBER_HELP, MEMBER_SUBCOMMAND_HELP, memberAppHelp } from './help';
 
 /** etcdctl's exit codes. */
 export const enum Exit {
@@ -77,6 +78,9 @@ const COMMAND_FLAGS: Record<string, FlagSpec[]> = {
 
 type FlagValues = Map<string, string | boolean>;
 
+/** urfave/cli appends its help flag to every command. */
+const HELP_FLAG: FlagSpec = { names: ['help', 'h'], kind: 'bool' };
+
 /** Go durations as etcdctl takes them: "2s", "500ms", "1m30s". */
 export function parseDuration(s: string): number {
   if (s === '0') return 0;
@@ -93,54 +97,121 @@ export function parseDuration(s: string): number {
   return total;
 }
 
-/** urfave/cli's parsing: flags (anywhere before "--") then positional arguments. */
-function parseFlags(args: string[], specs: FlagSpec[], stopAtFirstArg: boolean): { flags: FlagValues; rest: string[] } {
+/** Go's strconv.ParseBool. */
+function parseGoBool(s: string): boolean | undefined {
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(s)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(s)) return false;
+  return undefined;
+}
+
+/**
+ * Go's flag.FlagSet.Parse: flags up to the first non-flag argument or "--" (which is consumed), then urfave/cli's
+ * normalizeFlags (one flag given under two of its names is an error).
+ */
+function goFlagParse(args: string[], specs: FlagSpec[]): { flags: FlagValues; rest: string[] } {
   const flags: FlagValues = new Map();
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
+  const given: string[] = [];
+  let i = 0;
+  for (; i < args.length; i++) {
     const a = args[i];
-    if (a === '--') {
-      rest.push(...args.slice(i + 1));
-      break;
-    }
-    if (!a.startsWith('-') || a === '-') {
-      if (stopAtFirstArg) {
-        rest.push(...args.slice(i));
+    if (a.length < 2 || a[0] !== '-') break;
+    let minuses = 1;
+    if (a[1] === '-') {
+      minuses = 2;
+      if (a.length === 2) {
+        i++;
         break;
       }
-      rest.push(a);
-      continue;
     }
-    const body = a.replace(/^--?/, '');
-    const eq = body.indexOf('=');
-    const name = eq >= 0 ? body.slice(0, eq) : body;
+    let name = a.slice(minuses);
+    if (name.length === 0 || name[0] === '-' || name[0] === '=') throw new UsageError(`bad flag syntax: ${a}`);
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq > 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
     const spec = specs.find((s) => s.names.includes(name));
     if (!spec) throw new UsageError(`flag provided but not defined: -${name}`);
-    let value: string | boolean;
     if (spec.kind === 'bool') {
-      value = eq >= 0 ? body.slice(eq + 1) === 'true' : true;
-    } else if (eq >= 0) {
-      value = body.slice(eq + 1);
+      const b = value === undefined ? true : parseGoBool(value);
+      if (b === undefined) throw new UsageError(`invalid boolean value "${value}" for -${name}: parse error`);
+      flags.set(spec.names[0], b);
     } else {
-      if (i + 1 >= args.length) throw new UsageError(`flag needs an argument: -${name}`);
-      value = args[++i];
-    }
-    if (spec.kind === 'int' && typeof value === 'string' && !/^-?\d+$/.test(value)) {
-      throw new UsageError(`invalid value "${value}" for flag -${name}: parse error`);
-    }
-    if (spec.kind === 'duration' && typeof value === 'string') {
-      try {
-        parseDuration(value);
-      } catch {
+      if (value === undefined) {
+        if (i + 1 >= args.length) throw new UsageError(`flag needs an argument: -${name}`);
+        value = args[++i];
+      }
+      if (spec.kind === 'int' && !/^[+-]?(\d+|0[xX][0-9a-fA-F]+)$/.test(value)) {
         throw new UsageError(`invalid value "${value}" for flag -${name}: parse error`);
       }
+      if (spec.kind === 'duration') {
+        try {
+          parseDuration(value);
+        } catch {
+          throw new UsageError(`invalid value "${value}" for flag -${name}: parse error`);
+        }
+      }
+      flags.set(spec.names[0], value);
     }
-    flags.set(spec.names[0], value);
+    given.push(name);
   }
-  return { flags, rest };
+  for (const spec of specs) {
+    let first: string | undefined;
+    for (const n of spec.names) {
+      if (!given.includes(n)) continue;
+      if (first !== undefined) throw new NormalizeError(`Cannot use two forms of the same flag: ${n} ${first}`);
+      first = n;
+    }
+  }
+  return { flags, rest: args.slice(i) };
+}
+
+/** urfave/cli's argIsFlag: one of this command's flags, as -name, --name or --name=value. */
+function argIsFlag(specs: FlagSpec[], arg: string): boolean {
+  if (arg === '-' || arg === '--' || !arg.startsWith('-')) return false;
+  let name = arg.startsWith('--') ? arg.slice(2) : arg;
+  if (name.startsWith('-')) name = name.slice(1);
+  name = name.split('=')[0];
+  return specs.some((s) => s.names.includes(name));
+}
+
+/**
+ * urfave/cli 1.22's reorderArgs (what Debian's etcdctl is built with): the command's flags, each with the argument
+ * after it unless that is a flag too, move to the front; "--" moves to the front of the rest, so the flag parser
+ * consumes it. (Hence `exec-watch /k -- cmd` takes its key from the last argument, as the real etcdctl does.)
+ */
+function reorderArgs(specs: FlagSpec[], args: string[]): string[] {
+  const reordered: string[] = [];
+  let remaining: string[] = [];
+  let nextMayBeValue = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (nextMayBeValue && !argIsFlag(specs, arg)) {
+      nextMayBeValue = false;
+      reordered.push(arg);
+    } else if (arg === '--') {
+      remaining = ['--', ...remaining, ...args.slice(i + 1)];
+      break;
+    } else if (argIsFlag(specs, arg)) {
+      reordered.push(arg);
+      nextMayBeValue = !arg.includes('=');
+    } else {
+      remaining.push(arg);
+    }
+  }
+  return [...reordered, ...remaining];
+}
+
+/** A command's arguments as urfave/cli parses them: reordered, then the flags up to the first argument. */
+function parseCommandArgs(args: string[], specs: FlagSpec[]): { flags: FlagValues; rest: string[] } {
+  return goFlagParse(reorderArgs(specs, args), specs);
 }
 
 class UsageError extends Error {}
+
+/** A flag given under two of its names (urfave/cli's normalizeFlags), which the top level reports on its own. */
+class NormalizeError extends UsageError {}
 
 const HELP = `NAME:
    etcdctl - A simple command line client for etcd.
@@ -188,7 +259,8 @@ interface Ctx {
   args: string[];
   env: Record<string, string | undefined>;
   io: IO;
-  output: OutputFormat;
+  /** The -o value as given: simple, extended, json, or anything else (then each response is reported unsupported). */
+  output: string;
 }
 
 function str(m: FlagValues, name: string, def = ''): string {
@@ -231,8 +303,9 @@ function newClient(ctx: Ctx): V2Client {
   });
 }
 
+/** etcdctl's isConnectionError: every endpoint failed to connect (a 5xx or a timeout is not one). */
 function isConnectionError(err: unknown): boolean {
-  return err instanceof ClusterError;
+  return err instanceof ClusterError && err.connectionErrors;
 }
 
 /** A client synchronized with the cluster's published client URLs, unless --no-sync. */
@@ -267,8 +340,11 @@ async function keysCall(ctx: Ctx, fn: (c: V2Client) => Promise<V2Response>): Pro
   }
 }
 
+/** printResponseKey: an unsupported -o is reported on stderr (per response, and the command still succeeds). */
 function print(ctx: Ctx, resp: V2Response): void {
-  ctx.io.stdout(formatResponse(resp, ctx.output));
+  const out = formatResponse(resp, ctx.output);
+  if (out === undefined) ctx.io.stderr(`Unsupported output format: ${ctx.output}\n`);
+  else ctx.io.stdout(out);
 }
 
 function setForm(value: string | undefined, ttl: number): Record<string, string> {
@@ -295,7 +371,7 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
     const form = setForm(value, num(ctx.f, 'ttl'));
     const resp = ctx.f.get('in-order')
       ? await keysCall(ctx, (c) => c.keys('POST', key, {}, form))
-      : await keysCall(ctx, (c) => c.keys('PUT', key, { prevExist: 'false' }, form));
+      : await keysCall(ctx, (c) => c.keys('PUT', key, { prevExist: 'false' }, form, { oneShot: true }));
     print(ctx, resp);
   },
   async update(ctx) {
@@ -366,7 +442,7 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
     for (;;) {
       let resp: V2Response;
       try {
-        resp = await c.keys('GET', key, { wait: 'true', waitIndex: String(waitIndex), recursive: String(recursive) }, undefined, true);
+        resp = await c.keys('GET', key, { wait: 'true', waitIndex: String(waitIndex), recursive: String(recursive) }, undefined, { waitForever: true });
       } catch (err) {
         handleError(ctx, Exit.ServerError, err);
       }
@@ -380,17 +456,20 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
   async 'exec-watch'(ctx) {
     const args = ctx.args;
     if (args.length < 2) handleError(ctx, Exit.BadArgs, new Error('key and command to exec required'));
-    const sep = args.indexOf('--', 1);
-    const key = sep > 0 ? args[0] : args[args.length - 1];
-    const cmd = sep > 0 ? args.slice(sep + 1) : args.slice(0, args.length - 1);
+    // As execWatchCommandFunc: a "--" left after flag parsing (not first) separates the key from the command;
+    // otherwise the key is the last argument.
+    const foundSep = args.some((a, i) => a === '--' && i !== 0);
+    const key = foundSep ? args[0] : args[args.length - 1];
+    const cmd = foundSep ? args.slice(2) : args.slice(0, args.length - 1);
     const c = await syncedClient(ctx);
+    // --after-index I: the first event has an index above I (the Go watcher waits from AfterIndex + 1).
     const after = num(ctx.f, 'after-index');
-    let waitIndex = after > 0 ? after : 0;
+    let waitIndex = after > 0 ? after + 1 : 0;
     const recursive = ctx.f.get('recursive') === true;
     for (;;) {
       let resp: V2Response;
       try {
-        resp = await c.keys('GET', key, { wait: 'true', waitIndex: String(waitIndex), recursive: String(recursive) }, undefined, true);
+        resp = await c.keys('GET', key, { wait: 'true', waitIndex: String(waitIndex), recursive: String(recursive) }, undefined, { waitForever: true });
       } catch (err) {
         handleError(ctx, Exit.ServerError, err);
       }
@@ -399,6 +478,8 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
         ctx.io.stderr(`Ignored dir ${resp.node.key} change\n`);
         continue;
       }
+      // Go's exec.Command: the command runs with the environment plus ETCD_WATCH_*, sharing stdout and stderr, and
+      // is not waited for; one that cannot start ends etcdctl with Go's error text (no newline) and exit code 1.
       const child = spawn(cmd[0], cmd.slice(1), {
         stdio: ['ignore', 'inherit', 'inherit'],
         env: {
@@ -409,8 +490,8 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
           ETCD_WATCH_VALUE: resp.node.value ?? '',
         },
       });
-      child.on('error', (err) => {
-        ctx.io.stderr(err.message);
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        ctx.io.stderr(goExecError(cmd[0], err));
         process.exit(1);
       });
     }
@@ -506,8 +587,7 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
       ctx.io.stdout(`Updated member with ID ${args[0]} in cluster\n`);
       return;
     }
-    ctx.io.stdout('NAME:\n   etcdctl member - member add, remove and list subcommands\n\nCOMMANDS:\n   list    enumerate existing cluster members\n   add     add a new member to the etcd cluster\n   remove  remove an existing member from the etcd cluster\n   update  update an existing member in the etcd cluster\n');
-    if (sub !== undefined && sub !== 'help') throw new ExitWith(1);
+    throw new Error(`unknown member subcommand ${sub}`);
   },
   async 'cluster-health'(ctx) {
     const c = newClient(ctx);
@@ -563,8 +643,16 @@ async function dirCommand(ctx: Ctx, prevExist: 'true' | 'false' | undefined): Pr
   const key = requireKey(ctx);
   const q: Record<string, string> = { dir: 'true' };
   if (prevExist) q.prevExist = prevExist;
-  const resp = await keysCall(ctx, (c) => c.keys('PUT', key, q, setForm(undefined, num(ctx.f, 'ttl'))));
+  // A create (prevExist=false) is one-shot in the Go client: its first failure is the error.
+  const resp = await keysCall(ctx, (c) => c.keys('PUT', key, q, setForm(undefined, num(ctx.f, 'ttl')), { oneShot: prevExist === 'false' }));
   if (ctx.output !== 'simple') print(ctx, resp);
+}
+
+/** What Go's exec.Cmd.Start says when the command cannot be started. */
+function goExecError(file: string, err: NodeJS.ErrnoException): string {
+  const why: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', ENOEXEC: 'exec format error' };
+  if (!file.includes('/') && err.code === 'ENOENT') return `exec: "${file}": executable file not found in $PATH`;
+  return `fork/exec ${file}: ${why[err.code ?? ''] ?? err.message}`;
 }
 
 function getText(url: string, c: V2Client): Promise<string> {
@@ -581,6 +669,90 @@ function getText(url: string, c: V2Client): Promise<string> {
   });
 }
 
+/** A record's own entry (never one of Object.prototype's, for a command named "constructor"). */
+function own<T>(rec: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}
+
+/** urfave/cli's usage error: the message on stderr (etcdctl's main prints the error), then `prefix message` and the help. */
+function usageError(io: IO, prefix: string, err: Error, help: string): ExitWith {
+  io.stderr(`${err.message}\n`);
+  io.stdout(`${prefix}${err.message}\n\n${help}`);
+  return new ExitWith(Exit.BadArgs);
+}
+
+/** urfave/cli's ExitError for an unknown help topic: the message on stderr, exit code 3. */
+function noHelpTopic(io: IO, topic: string): ExitWith {
+  io.stderr(`No help topic for '${topic}'\n`);
+  return new ExitWith(3);
+}
+
+/** Parses a command's arguments; a usage error prints "Incorrect Usage:" and the command's help; --help prints it. */
+function commandArgs(io: IO, args: string[], specs: FlagSpec[], help: string): { flags: FlagValues; rest: string[] } {
+  let parsed: { flags: FlagValues; rest: string[] };
+  try {
+    parsed = parseCommandArgs(args, [...specs, HELP_FLAG]);
+  } catch (err) {
+    if (err instanceof UsageError) throw usageError(io, 'Incorrect Usage: ', err, help);
+    throw err;
+  }
+  if (parsed.flags.get('help') === true) {
+    io.stdout(help);
+    throw new ExitWith(Exit.Success);
+  }
+  return parsed;
+}
+
+/** `etcdctl help [command]` (and `h`): urfave/cli's help command. */
+function helpCommand(io: IO, args: string[]): void {
+  const { rest } = commandArgs(io, args, [], COMMAND_HELP.help);
+  if (rest.length === 0) {
+    io.stdout(HELP);
+    return;
+  }
+  const help = own(COMMAND_HELP, rest[0]);
+  if (help === undefined) throw noHelpTopic(io, rest[0]);
+  io.stdout(help);
+}
+
+/**
+ * `etcdctl member ...`: urfave/cli runs a command with subcommands as an application of its own, which parses its
+ * flags (only --help) without reordering, then runs the subcommand, its help command, or shows its help.
+ */
+function memberArgs(io: IO, args: string[]): { sub: string; args: string[] } | undefined {
+  let parsed: { flags: FlagValues; rest: string[] };
+  try {
+    parsed = goFlagParse(args, [HELP_FLAG]);
+  } catch (err) {
+    if (err instanceof NormalizeError) {
+      io.stderr(`${err.message}\n`);
+      io.stdout(`${err.message}\n\n${MEMBER_HELP}`);
+      throw new ExitWith(Exit.BadArgs);
+    }
+    if (err instanceof UsageError) throw usageError(io, 'Incorrect Usage. ', err, MEMBER_HELP);
+    throw err;
+  }
+  if (parsed.flags.get('help') === true || parsed.rest.length === 0) {
+    io.stdout(MEMBER_HELP);
+    return undefined;
+  }
+  const [sub, ...rest] = parsed.rest;
+  if (sub === 'help' || sub === 'h') {
+    const { rest: topics } = commandArgs(io, rest, [], MEMBER_SUBCOMMAND_HELP.help);
+    if (topics.length === 0) {
+      io.stdout(memberAppHelp(VERSION));
+      return undefined;
+    }
+    const help = own(MEMBER_SUBCOMMAND_HELP, topics[0]);
+    if (help === undefined) throw noHelpTopic(io, topics[0]);
+    io.stdout(help);
+    return undefined;
+  }
+  const help = own(MEMBER_SUBCOMMAND_HELP, sub);
+  if (help === undefined) throw noHelpTopic(io, sub);
+  return { sub, args: commandArgs(io, rest, [], help).rest };
+}
+
 /** Runs etcdctl with argv (without the program name); resolves to the exit code. */
 export async function run(argv: string[], env: Record<string, string | undefined>, io: IO): Promise<number> {
   try {
@@ -588,44 +760,63 @@ export async function run(argv: string[], env: Record<string, string | undefined
       io.stderr(`Error: this etcdctl speaks the v2 API only (ETCDCTL_API=${env.ETCDCTL_API}); unset ETCDCTL_API or set it to 2\n`);
       return Exit.BadArgs;
     }
-    const { flags: g, rest } = parseFlags(argv, GLOBAL_FLAGS, true);
+    let g: FlagValues;
+    let rest: string[];
+    try {
+      ({ flags: g, rest } = goFlagParse(argv, [...GLOBAL_FLAGS]));
+    } catch (err) {
+      if (err instanceof NormalizeError) {
+        // urfave/cli's App.Run: the message alone, then the help.
+        io.stderr(`${err.message}\n`);
+        io.stdout(`${err.message}\n${HELP}`);
+        return Exit.BadArgs;
+      }
+      if (err instanceof UsageError) throw usageError(io, 'Incorrect Usage. ', err, HELP);
+      throw err;
+    }
+    if (g.get('help') === true) {
+      io.stdout(HELP);
+      return Exit.Success;
+    }
     if (g.get('version') === true) {
       io.stdout(`etcdctl version: ${VERSION}\nAPI version: 2\n`);
       return Exit.Success;
     }
     const command = rest[0];
-    if (g.get('help') === true || command === undefined || command === 'help' || command === 'h') {
+    if (command === undefined) {
       io.stdout(HELP);
       return Exit.Success;
     }
-    const output = str(g, 'output', 'simple');
-    if (!['simple', 'extended', 'json'].includes(output)) {
-      io.stderr(`Unsupported output format: ${output}\n`);
+    if (command === 'help' || command === 'h') {
+      helpCommand(io, rest.slice(1));
+      return Exit.Success;
     }
-    const impl = COMMANDS[command];
+    const output = str(g, 'output', 'simple');
+    const impl = own(COMMANDS, command);
     if (!impl) {
       if (['backup', 'user', 'role', 'auth'].includes(command)) {
         io.stderr(`Error:  the "${command}" command is not supported by this etcdctl\n`);
         return Exit.BadArgs;
       }
-      io.stderr(`No help topic for '${command}'\n`);
-      return 3;
+      throw noHelpTopic(io, command);
+    }
+    let f: FlagValues = new Map();
+    let args: string[];
+    if (command === 'member') {
+      const m = memberArgs(io, rest.slice(1));
+      if (m === undefined) return Exit.Success;
+      args = [m.sub, ...m.args];
+    } else {
+      ({ flags: f, rest: args } = commandArgs(io, rest.slice(1), COMMAND_FLAGS[command], COMMAND_HELP[command]));
     }
     if (str(g, 'username') || env.ETCDCTL_USERNAME) {
       io.stderr('Error:  authentication (--username) is not supported by this etcdctl\n');
       return Exit.BadAuth;
     }
-    const { flags: f, rest: args } = parseFlags(rest.slice(1), COMMAND_FLAGS[command], command === 'exec-watch' || command === 'member');
-    await impl({ g, f, args, env, io, output: output as OutputFormat });
+    await impl({ g, f, args, env, io, output });
     return Exit.Success;
   } catch (err) {
     if (err instanceof ExitWith) return err.code;
-    if (err instanceof UsageError) {
-      // As urfave/cli: the flag error on stderr, "Incorrect Usage" and the help on stdout.
-      io.stderr(`${err.message}\n`);
-      io.stdout(`Incorrect Usage: ${err.message}\n\n${HELP}`);
-      return Exit.BadArgs;
-    }
     io.stderr(`Error:  ${(err as Error).message}\n`);
     return Exit.BadArgs;
   }
