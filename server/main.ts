@@ -137,6 +137,21 @@ function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: (
   res.end('404 page not found\n');
 }
 
+/**
+ * What Go's HTTP server answers where Node's would drop the connection or answer bare: a request Node cannot
+ * parse gets "400 Bad Request" (an unknown method, 405 as etcd's handlers give it), and CONNECT a 404.
+ */
+function answerLikeGo(server: http.Server): void {
+  server.on('clientError', (err: Error & { code?: string }, socket: import('node:stream').Duplex) => {
+    if (!socket.writable || (socket as import('node:net').Socket).bytesWritten > 0) return void socket.destroy();
+    const [status, body] = err.code === 'HPE_INVALID_METHOD' ? ['405 Method Not Allowed', 'Method Not Allowed\n'] : ['400 Bad Request', '400 Bad Request'];
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+  });
+  server.on('connect', (_req: http.IncomingMessage, socket: import('node:stream').Duplex) => {
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n404 page not found\n');
+  });
+}
+
 /** Asks the running members (their peer URLs, in turn) which cluster this is and who is in it. */
 export async function fetchRemoteCluster(peerURLs: string[], tlsOptions?: https.AgentOptions): Promise<RemoteCluster> {
   const errors: string[] = [];
@@ -297,6 +312,8 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, strictReconfigCheck: cfg.strictReconfigCheck, now: Date.now });
   const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
   const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    // An absolute-form request target (GET http://host/v2/keys/k) is served by its path, as Go does.
+    if (req.url && /^https?:\/\//i.test(req.url)) req.url = req.url.replace(/^https?:\/\/[^/?#]*/i, '') || '/';
     const url = req.url ?? '/';
     if (!isValidRequestPath(url)) {
       // Go's HTTP server refuses a request whose path has a malformed %-escape, before any handler sees it.
@@ -326,6 +343,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   for (const u of cfg.listenClientURLs) {
     const url = new URL(u);
     const cs = makeServer(u, clientTLS, handler, { keepAliveTimeout: 30000 });
+    answerLikeGo(cs);
     await listen(cs, url);
     logger.info('serving client requests', { url: u });
     listeners.push(cs);

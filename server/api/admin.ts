@@ -6,6 +6,7 @@ import { NONE, StateType } from '../raft';
 import { V2Store } from '../store';
 import { urlProblem } from '../config';
 import { CORS_HEADERS } from './v2/keys-handler';
+import { goPathUnescape } from './go-unescape';
 
 export const SERVER_VERSION = '3.4.0';
 export const CLUSTER_VERSION = '3.4.0';
@@ -20,6 +21,8 @@ function goJSONType(v: unknown): string {
 
 /** etcd's HealthInterval: how long peers must have been connected before a reconfiguration is allowed. */
 const HEALTH_INTERVAL_MS = 5000;
+/** The largest members API body read (etcd reads any size; this bounds the memory one request can take). */
+const MAX_MEMBERS_BODY = 32 * 1024 * 1024;
 
 export interface AdminDeps {
   server: EtcdServer;
@@ -45,6 +48,7 @@ function httpError(res: express.Response, status: number, message: string): void
 /** Everything but /v2/keys: version, health, members, machines, stats and metrics, as etcd 3.4 answers them. */
 export function adminApp(d: AdminDeps): express.Express {
   const app = express();
+  app.set('strict routing', true); // as Go's ServeMux: /version/ is not /version
   app.disable('x-powered-by');
   app.disable('etag');
   const { server, store } = d;
@@ -98,14 +102,44 @@ export function adminApp(d: AdminDeps): express.Express {
     if (!m) return httpError(res, 503, 'During election');
     sendJSON(res, 200, `${JSON.stringify(v2Member(m))}\n`);
   });
-  const jsonBody = express.json({ type: () => true, limit: '1mb' });
+  // The body as etcd reads it: whatever its encoding or charset say, parsed as JSON by the handler below.
+  const jsonBody: express.RequestHandler = (req, res, next) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_MEMBERS_BODY) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > MAX_MEMBERS_BODY) return httpError(res, 413, 'request entity too large');
+      req.body = Buffer.concat(chunks);
+      next();
+    });
+    req.on('error', next);
+  };
+  /** The member ID in the path as etcd's getID reads it (Go-unescaped); a malformed escape is kept as written. */
+  const idFrom = (req: express.Request): string => {
+    const raw = req.path.replace(/^\//, '');
+    return goPathUnescape(raw) ?? raw;
+  };
   const peerURLsOf = (req: express.Request, res: express.Response): string[] | undefined => {
     if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
       httpError(res, 415, `Bad Content-Type ${req.headers['content-type'] ?? ''}, accept application/json`);
       return undefined;
     }
     // etcd's answers (Go's JSON decoding, then types.NewURLs), word for word.
-    const raw = (req.body as { peerURLs?: unknown })?.peerURLs;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '');
+    } catch (err) {
+      httpError(res, 400, `invalid JSON body: ${(err as Error).message}`);
+      return undefined;
+    }
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      httpError(res, 400, `json: cannot unmarshal ${goJSONType(parsed)} into Go value of type struct { PeerURLs []string "json:\\"peerURLs\\"" }`);
+      return undefined;
+    }
+    const raw = (parsed as { peerURLs?: unknown } | null)?.peerURLs;
     const urls = raw === undefined || raw === null ? [] : raw;
     if (!Array.isArray(urls)) {
       httpError(res, 400, `json: cannot unmarshal ${goJSONType(urls)} into Go struct field .peerURLs of type []string`);
@@ -165,8 +199,8 @@ export function adminApp(d: AdminDeps): express.Express {
     const active = staying.filter((m) => server.isPeerConnectedSince(m.id, since)).length;
     return active >= Math.floor(staying.length / 2) + 1;
   };
-  members.delete('/:id', (req, res) => {
-    const id = req.params.id;
+  members.delete(/^\/.+/, (req, res) => {
+    const id = idFrom(req);
     if (!/^[0-9a-fA-F]{1,16}$/.test(id)) return httpError(res, 404, `No such member: ${id}`);
     const known = server.cluster.get(id);
     if (known && !known.isLearner && d.strictReconfigCheck && (!server.cluster.isReadyToRemoveVotingMember(id) || !connectedToQuorumWithout(id))) {
@@ -177,8 +211,10 @@ export function adminApp(d: AdminDeps): express.Express {
       (err) => membershipError(res, id, err),
     );
   });
-  members.put('/:id', jsonBody, (req, res) => {
-    const id = req.params.id;
+  members.put(/^\/.+/, jsonBody, (req, res) => {
+    const id = idFrom(req);
+    // As etcd: the ID first (a malformed one is no member), then the body.
+    if (!/^[0-9a-fA-F]{1,16}$/.test(id)) return httpError(res, 404, `No such member: ${id}`);
     const urls = peerURLsOf(req, res);
     if (!urls) return;
     server.updateMember(id, urls).then(

@@ -116,7 +116,8 @@ export function urlProblem(u: string): string | undefined {
   }
   const scheme = url.protocol.replace(/:$/, '');
   if (!['http', 'https', 'unix', 'unixs'].includes(scheme)) return `URL scheme must be http, https, unix, or unixs: ${u}`;
-  if (scheme.startsWith('http') && (url.port === '' || url.hostname === '')) return `URL address does not have the form "host:port": ${u}`;
+  // Go's net.SplitHostPort on the URL's host, whatever the scheme (unix://name:port included), as types.NewURLs does.
+  if (url.port === '' && !/:\d*$/.test(url.host)) return `URL address does not have the form "host:port": ${u}`;
   if (url.pathname !== '' && url.pathname !== '/') return `URL must not contain a path: ${u}`;
   return undefined;
 }

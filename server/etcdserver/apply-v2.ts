@@ -43,4 +43,8 @@ export class V2Applier implements V2StateMachine {
   recover(data: Buffer): void {
     this.store.recover(data);
   }
+
+  validateSnapshot(data: Buffer): void {
+    new V2Store(Date.now).recover(data);
+  }
 }

@@ -30,6 +30,8 @@ export interface V2StateMachine {
   hasTTLKeys(): boolean;
   save(): Buffer;
   recover(data: Buffer): void;
+  /** Throws if a snapshot's store data would not recover (checked before a peer's snapshot reaches Raft). */
+  validateSnapshot?(data: Buffer): void;
 }
 
 /** The WAL as the server opens or creates it. */
@@ -363,6 +365,16 @@ export class EtcdServer extends EventEmitter {
   stepPeer(m: import('../raft').Message): void {
     if (this.stopped || !this.raftNode) return;
     if (m.type === MessageType.App) this.stats.recvAppendReq(m.from, messageSize(m));
+    if (m.type === MessageType.Snap && m.snapshot) {
+      // A snapshot that would not load must never reach the log: applying it would stop this member for good.
+      try {
+        const { store } = decodeSnapshotData(m.snapshot.data);
+        this.o.stateMachine.validateSnapshot?.(store);
+      } catch (err) {
+        this.o.log('warn', 'dropped a snapshot from a peer that does not load', { from: m.from, index: m.snapshot.metadata.index, error: (err as Error).message });
+        return;
+      }
+    }
     try {
       this.raftNode.node.step(m);
     } catch (err) {

@@ -159,6 +159,12 @@ class Peer {
 
   private connect(): void {
     const url = new URL(STREAM_PATH, this.urls[this.urlIndex % this.urls.length]);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      // etcd accepts unix:// peer URLs in the members API; this transport speaks HTTP(S) over TCP only.
+      if (this.failures === 0) this.t.o.log('warn', 'cannot reach a peer at this URL (only http:// and https:// peer URLs are supported)', { peer: this.id, url: url.href });
+      this.fail();
+      return;
+    }
     const mod = url.protocol === 'https:' ? https : http;
     const req = mod.request(url, {
       method: 'POST',
@@ -188,7 +194,7 @@ class Peer {
       res.on('end', () => {
         if (res.statusCode === 410) this.t.o.reporter.removedByPeer(this.id);
         else if (res.statusCode === 412) this.logMismatch(body.trim());
-        else this.t.o.log('warn', 'peer refused the stream', { peer: this.id, status: res.statusCode, body: body.trim() });
+        else if (this.failures === 0) this.t.o.log('warn', 'peer refused the stream', { peer: this.id, status: res.statusCode, body: body.trim() });
         this.fail();
       });
     });
@@ -244,6 +250,10 @@ class Peer {
 
   sendSnapshot(m: Message): void {
     const url = new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      this.t.o.reporter.reportSnapshot(this.id, false);
+      return;
+    }
     const mod = url.protocol === 'https:' ? https : http;
     const body = snapshotRequest(m);
     const started = performance.now();
@@ -388,7 +398,10 @@ export class Transport {
       return refuse(412, `cluster ID mismatch: local ${this.clusterId}, remote ${cid}`);
     }
     if (to !== this.id) return refuse(412, `member ID mismatch: this is ${this.id}, not ${to}`);
-    if (this.o.reporter.isRemoved(from)) return refuse(410, `member ${from} was removed from the cluster`);
+    if (!/^[0-9a-f]{1,16}$/.test(from)) return refuse(404, 'invalid from');
+    if (this.o.reporter.isRemoved(from)) return refuse(410, 'removed member');
+    // Only members this one knows may talk to it (a member behind on the log learns of newcomers later: they retry).
+    if (!this.peers.has(from)) return refuse(404, 'error sender not found');
     return from;
   }
 
@@ -427,8 +440,13 @@ export class Transport {
       }
       for (const m of msgs) {
         if (m.from !== from) continue; // a message must come from the member that opened the stream
+        if (m.type === MessageType.Snap) continue; // snapshots come on their own path, checked there
         if (m.type === MessageType.HeartbeatResp) this.peers.get(from)?.heartbeatAnswered(m.term);
-        this.o.reporter.process(m);
+        try {
+          this.o.reporter.process(m);
+        } catch (err) {
+          this.o.log('warn', 'dropped a peer message that could not be processed', { from, type: m.type, error: (err as Error).message });
+        }
       }
     });
     const gone = () => {

@@ -442,29 +442,39 @@ export class V2Store {
   }
 
   /** Replaces the whole state with a saved one. Watchers of the old state end. */
+  /**
+   * Replaces the store's content with a snapshot's. All or nothing: the snapshot is read into new structures
+   * first, so a malformed one throws and leaves the store as it was.
+   */
   recover(data: Buffer): void {
     const j = JSON.parse(data.toString()) as { index: number; root: SavedNode; history: { action: string; node: NodeExtern; prevNode?: NodeExtern; refresh?: boolean }[]; stats?: StoreStats };
-    this.hub.clearAll();
-    this.ttlHeap = new TtlHeap<StoreNode>();
+    if (!j || typeof j !== 'object' || !Number.isSafeInteger(j.index) || !j.root || !Array.isArray(j.history)) throw new Error('store: malformed snapshot');
+    const ttlHeap = new TtlHeap<StoreNode>();
     const load = (s: SavedNode, parent: StoreNode | undefined): StoreNode => {
+      if (!s || typeof s.p !== 'string' || (s.e !== undefined && !Number.isFinite(s.e))) throw new Error('store: malformed snapshot node');
       const n = new StoreNode(s.p, s.c, s.m, parent, s.d !== undefined);
       if (s.v !== undefined) n.value = s.v;
       if (s.e) {
         n.expireTime = s.e;
-        this.ttlHeap.push(n);
+        ttlHeap.push(n);
       }
       for (const c of s.d ?? []) n.children!.set(c.p.slice(c.p.lastIndexOf('/') + 1), load(c, n));
       return n;
     };
-    this.root = load(j.root, undefined);
-    this.currentIndex = j.index;
-    this.hub = new WatcherHub();
-    const history: EventHistory = this.hub.history;
+    const root = load(j.root, undefined);
+    const hub = new WatcherHub();
     for (const h of j.history) {
+      if (!h || !h.node || typeof h.action !== 'string') throw new Error('store: malformed snapshot history');
       const e = new V2Event(h.action, h.node, h.prevNode, h.node.modifiedIndex ?? 0);
       e.refresh = h.refresh ?? false;
-      history.add(e);
+      hub.history.add(e);
     }
+    // Everything read: now swap it in.
+    this.hub.clearAll();
+    this.ttlHeap = ttlHeap;
+    this.root = root;
+    this.currentIndex = j.index;
+    this.hub = hub;
     if (j.stats) Object.assign(this.stats, j.stats);
   }
 }

@@ -1,4 +1,4 @@
-import { KeyRequestError, parseForm, parseKeyRequest } from '../../server/api/v2/key-request';
+import { KeyRequestError, goExpiration, parseForm, parseKeyRequest } from '../../server/api/v2/key-request';
 
 function parse(method: string, url: string, body?: string) {
   const u = new URL(url, 'http://localhost');
@@ -38,11 +38,11 @@ describe('v2 keys request parsing (etcd 3.4 parseKeyRequest)', () => {
     const r = parse('GET', '/v2/keys/d?recursive=T&sorted=1&quorum=True&wait=true&waitIndex=17&stream=0');
     expect(r).toMatchObject({ recursive: true, sorted: true, quorum: true, wait: true, waitIndex: 17, stream: false });
     const w = parse('PUT', '/v2/keys/k?prevExist=false&prevIndex=3&prevValue=x', 'value=v&ttl=20');
-    expect(w).toMatchObject({ prevExist: false, prevIndex: 3, prevValue: 'x', ttl: 20 });
+    expect(w).toMatchObject({ prevExist: false, prevIndex: 3, prevValue: 'x', ttl: 20n });
   });
 
   test('a refresh carries a TTL and no value', () => {
-    expect(parse('PUT', '/v2/keys/k', 'ttl=5&refresh=true')).toMatchObject({ refresh: true, ttl: 5, value: '' });
+    expect(parse('PUT', '/v2/keys/k', 'ttl=5&refresh=true')).toMatchObject({ refresh: true, ttl: 5n, value: '' });
   });
 
   test.each([
@@ -67,5 +67,27 @@ describe('v2 keys request parsing (etcd 3.4 parseKeyRequest)', () => {
     ['GET', '/v3/keys/a', undefined, 210, 'incorrect key prefix'],
   ])('%s %s %s → %i %s', (method, url, body, code, cause) => {
     expect(errorOf(method, url, body)).toEqual([code, cause]);
+  });
+});
+
+describe("TTLs and indexes beyond 2^53, in etcd's arithmetic", () => {
+  test.each([
+    // etcd 3.4 answers (Debian's etcd): now + time.Duration(ttl)*time.Second in int64 nanoseconds, wrapping.
+    ['20', 20_000],
+    ['9007199254740991', Number(BigInt.asIntN(64, 9007199254740991n * 1_000_000_000n) / 1_000_000n)],
+    ['18446744073709551615', -1000],
+  ])('ttl=%s expires at now + %i ms', (ttl, deltaMs) => {
+    const now = Date.UTC(2026, 10, 28);
+    expect(goExpiration(now, BigInt(ttl)) - now).toBe(deltaMs);
+  });
+
+  test('a TTL as large as a uint64 is accepted, one past it is not', () => {
+    expect(parse('PUT', '/v2/keys/k', 'value=v&ttl=18446744073709551615').ttl).toBe(18446744073709551615n);
+    expect(() => parse('PUT', '/v2/keys/k', 'value=v&ttl=18446744073709551616')).toThrow('invalid value for "ttl"');
+  });
+
+  test('a prevIndex or waitIndex above 2^53 is a number too (it matches no entry), not an error', () => {
+    expect(parse('PUT', '/v2/keys/k?prevIndex=18446744073709551615', 'value=v').prevIndex).toBeGreaterThan(2 ** 53);
+    expect(parse("GET", "/v2/keys/k?wait=true&waitIndex=9007199254740993").waitIndex).toBeGreaterThanOrEqual(2 ** 53);
   });
 });

@@ -27,9 +27,11 @@ export interface KeyRequest {
   dir: boolean;
   prevValue: string;
   prevIndex: number;
+  /** prevIndex as the client wrote it (exact past 2^53, where the number is not). */
+  prevIndexText: string;
   prevExist?: boolean;
-  /** TTL in seconds, when one was given. */
-  ttl?: number;
+  /** TTL in seconds, when one was given (exact: etcd's arithmetic on it wraps as Go's int64 does). */
+  ttl?: bigint;
   refresh: boolean;
   recursive: boolean;
   sorted: boolean;
@@ -54,11 +56,34 @@ function parseGoBool(s: string): boolean | undefined {
   }
 }
 
-/** Go's strconv.ParseUint(s, 10, 64), within JavaScript's safe integers. */
-function parseGoUint(s: string): number | undefined {
+const MAX_UINT64 = (1n << 64n) - 1n;
+
+/** Go's strconv.ParseUint(s, 10, 64): exact, as a bigint. */
+function parseGoUint64(s: string): bigint | undefined {
   if (!/^[0-9]+$/.test(s)) return undefined;
-  const n = Number(s);
-  return Number.isSafeInteger(n) ? n : undefined;
+  const n = BigInt(s);
+  return n <= MAX_UINT64 ? n : undefined;
+}
+
+/**
+ * Go's strconv.ParseUint(s, 10, 64) as a number: exact up to 2^53; above, only its size matters (an index that
+ * large matches no entry, as in etcd, where such a prevIndex fails its compare and such a waitIndex waits).
+ */
+function parseGoUint(s: string): number | undefined {
+  const n = parseGoUint64(s);
+  return n === undefined ? undefined : Number(n);
+}
+
+/**
+ * The absolute expiration etcd computes for a TTL, in ms since the epoch: now.Add(time.Duration(ttl) *
+ * time.Second).UnixNano(), in Go's int64 arithmetic (a TTL past ~292 years wraps around as it does in etcd),
+ * so every TTL a client can send gives a time that a date can hold.
+ */
+export function goExpiration(nowMs: number, ttlSeconds: bigint): number {
+  const nowNs = BigInt(Math.round(nowMs * 1e6));
+  const d = BigInt.asIntN(64, BigInt.asIntN(64, ttlSeconds) * 1_000_000_000n);
+  const ns = BigInt.asIntN(64, nowNs + d);
+  return Number(ns / 1_000_000n);
 }
 
 /**
@@ -157,9 +182,9 @@ export function parseKeyRequest(method: string, path: string, form: Map<string, 
     throw new KeyRequestError(RequestErrorCode.PrevValueRequired, '"prevValue" cannot be empty');
   }
   const noValueOnSuccess = bool('noValueOnSuccess');
-  let ttl: number | undefined;
+  let ttl: bigint | undefined;
   if (first('ttl').length > 0) {
-    ttl = parseGoUint(first('ttl'));
+    ttl = parseGoUint64(first('ttl'));
     if (ttl === undefined) throw new KeyRequestError(RequestErrorCode.TTLNaN, 'invalid value for "ttl"');
   }
   let prevExist: boolean | undefined;
@@ -186,6 +211,7 @@ export function parseKeyRequest(method: string, path: string, form: Map<string, 
     dir,
     prevValue,
     prevIndex,
+    prevIndexText: first('prevIndex') === '' ? '0' : String(parseGoUint64(first('prevIndex')) ?? 0n),
     prevExist,
     ttl,
     refresh,

@@ -2,7 +2,8 @@ import * as http from 'node:http';
 import { EtcdServer, WriteResult } from '../../etcdserver/server';
 import { Method } from '../../etcdserver/request';
 import { ErrorCode, V2Error, V2Event, V2Store } from '../../store';
-import { KeyRequest, KeyRequestError, parseForm, parseKeyRequest } from './key-request';
+import { goPathUnescape } from '../go-unescape';
+import { KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest } from './key-request';
 
 /** Go's ParseForm refuses url-encoded bodies over 10 MB; etcd's v2 API inherits that limit. */
 export const MAX_FORM_BYTES = 10 * 1024 * 1024;
@@ -89,12 +90,8 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
     let body: string | undefined;
     if ((method === 'PUT' || method === 'POST' || method === 'DELETE') && isForm(req)) body = await readBody(req, MAX_FORM_BYTES);
     else req.resume();
-    let path: string;
-    try {
-      path = decodeURIComponent(rawPath);
-    } catch {
-      throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
-    }
+    const path = goPathUnescape(rawPath);
+    if (path === undefined) throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
     const kr = parseKeyRequest(method, path, parseForm(query, body));
     if (method === 'GET' || method === 'HEAD') {
       if (kr.wait) return watch(kr, req, res);
@@ -111,11 +108,18 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
       prevValue: kr.prevValue,
       prevIndex: kr.prevIndex,
       prevExist: kr.prevExist,
-      expiration: kr.ttl !== undefined ? deps.now() + kr.ttl * 1000 : 0,
+      expiration: kr.ttl !== undefined ? goExpiration(deps.now(), kr.ttl) : 0,
       refresh: kr.refresh,
       recursive: kr.recursive,
     });
-    if (result.error) throw result.error;
+    if (result.error) {
+      const e = result.error;
+      // A prevIndex past 2^53 travels as a double: the failed compare names it as the client wrote it, as etcd does.
+      if (e instanceof V2Error && e.errorCode === ErrorCode.TestFailed && kr.prevIndexText !== String(kr.prevIndex)) {
+        throw new V2Error(e.errorCode, e.cause_.replace(`[${kr.prevIndex} != `, `[${kr.prevIndexText} != `), e.index);
+      }
+      throw e;
+    }
     writeEvent(res, result.result as V2Event, result.index, result.term, kr.noValueOnSuccess, false);
   }
 
