@@ -11,7 +11,7 @@ import './engine-env';
 import * as fs from 'fs';
 import * as path from 'path';
 import { GenericContainer, Network, StartedNetwork, StartedTestContainer, Wait } from 'testcontainers';
-import { buildTestImage, buildTestInputs, clusterMemberFlags, podman, removeImages, REPO, RUN_ID, singleMemberFlags, testRef, TestInputs } from './support';
+import { buildTestImage, buildTestInputs, clusterMemberFlags, podman, removeImages, REPO, RUN_ID, singleMemberFlags, startContainer, testRef, TestInputs } from './support';
 
 jest.setTimeout(120_000);
 
@@ -55,9 +55,9 @@ function member(alias: string, command: string[]): GenericContainer {
 }
 
 test('containers on the network reach each other by alias', async () => {
-  const a = await member(`alias-a-${RUN_ID}`, singleMemberFlags('a')).start();
+  const a = await startContainer(member(`alias-a-${RUN_ID}`, singleMemberFlags('a')));
   try {
-    const b = await member(`alias-b-${RUN_ID}`, singleMemberFlags('b')).start();
+    const b = await startContainer(member(`alias-b-${RUN_ID}`, singleMemberFlags('b')));
     try {
       const res = await a.exec(['node', '-e', `fetch('http://alias-b-${RUN_ID}:2379/health').then(r=>r.text()).then(t=>{console.log(t);process.exit(0)},e=>{console.error(e);process.exit(1)})`]);
       expect(res.exitCode).toBe(0);
@@ -77,7 +77,7 @@ test('containers on the network reach each other by alias', async () => {
   beforeAll(async () => {
     const token = `cluster-${RUN_ID}`;
     // All three start together: a member is healthy only once a quorum has elected a leader.
-    const started = await Promise.allSettled(names.map((n) => member(n, clusterMemberFlags(n, names, token)).start()));
+    const started = await Promise.allSettled(names.map((n) => startContainer(member(n, clusterMemberFlags(n, names, token)))));
     members = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;

@@ -5,7 +5,7 @@
  */
 import './engine-env';
 import { GenericContainer, StartedTestContainer, Wait } from 'testcontainers';
-import { buildTestImage, buildTestInputs, inspectImage, podman, removeImages, RUN_ID, singleMemberFlags, testRef, TestInputs } from './support';
+import { buildTestImage, buildTestInputs, inspectImage, podman, removeImages, RUN_ID, singleMemberFlags, startContainer, testRef, TestInputs } from './support';
 
 jest.setTimeout(120_000);
 
@@ -20,7 +20,7 @@ function start(name: string, volume?: string): Promise<StartedTestContainer> {
     .withWaitStrategy(Wait.forHttp('/health', 2379).forStatusCode(200))
     .withStartupTimeout(60_000);
   if (volume) c = c.withBindMounts([{ source: volume, target: '/var/lib/etcd' }]);
-  return c.start();
+  return startContainer(c);
 }
 
 beforeAll(async () => {
@@ -131,12 +131,13 @@ test("the HEALTHCHECK passes for a member serving https client URLs (--auto-tls)
   // operator's pods and `docker run` pass them), and HEALTHCHECK_URL is not set: the probe finds the https URL itself.
   const flags = singleMemberFlags('tls').map((f) => f.replace(/^http:\/\/(0\.0\.0\.0|127\.0\.0\.1):2379$/, 'https://$1:2379'));
   expect(flags).toEqual(expect.arrayContaining(['https://0.0.0.0:2379', 'https://127.0.0.1:2379']));
-  const c = await new GenericContainer(IMAGE)
-    .withCommand([...flags, '--auto-tls'])
-    .withExposedPorts(2379, 2380)
-    .withWaitStrategy(Wait.forHttp('/health', 2379).usingTls().allowInsecure().forStatusCode(200))
-    .withStartupTimeout(60_000)
-    .start();
+  const c = await startContainer(
+    new GenericContainer(IMAGE)
+      .withCommand([...flags, '--auto-tls'])
+      .withExposedPorts(2379, 2380)
+      .withWaitStrategy(Wait.forHttp('/health', 2379).usingTls().allowInsecure().forStatusCode(200))
+      .withStartupTimeout(60_000),
+  );
   try {
     const { Config } = await inspectImage(IMAGE);
     const probe = (Config.Healthcheck?.Test ?? []).slice(1);

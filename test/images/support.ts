@@ -278,3 +278,19 @@ export function clusterMemberFlags(name: string, members: string[], token: strin
     '--initial-cluster-token', token,
   ];
 }
+
+/**
+ * Starts a container, again (up to `attempts` times) when the engine lost the race for the host port it picked
+ * for a published port ("address already in use": podman chooses a free port, and before its listener binds it an
+ * outgoing connection elsewhere on this busy machine may take it). Any other failure is thrown at once.
+ */
+export async function startContainer<T>(c: { start(): Promise<T> }, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await c.start();
+    } catch (err) {
+      if (i >= attempts || !/address already in use/.test(String((err as Error).message))) throw err;
+      console.warn(`container start lost a host port race (attempt ${i} of ${attempts}); starting it again: ${(err as Error).message}`);
+    }
+  }
+}
