@@ -145,10 +145,11 @@ function answerLikeGo(server: http.Server): void {
   server.on('clientError', (err: Error & { code?: string }, socket: import('node:stream').Duplex) => {
     if (!socket.writable || (socket as import('node:net').Socket).bytesWritten > 0) return void socket.destroy();
     const [status, body] = err.code === 'HPE_INVALID_METHOD' ? ['405 Method Not Allowed', 'Method Not Allowed\n'] : ['400 Bad Request', '400 Bad Request'];
-    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+    // Closed once answered, as Go does (end alone would leave a half-open socket for as long as the client likes).
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
   });
   server.on('connect', (_req: http.IncomingMessage, socket: import('node:stream').Duplex) => {
-    socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n404 page not found\n');
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n404 page not found\n', () => socket.destroy());
   });
 }
 

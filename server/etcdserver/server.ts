@@ -57,7 +57,7 @@ export interface SnapshotStore extends SnapshotPersistence {
 /** The peer transport as the server drives it: messages out, and the peers to reach as membership changes. */
 export interface PeerTransport extends PeerSender {
   /** Who this member is and which cluster it belongs to, once start() knows. */
-  setLocal?(id: string, clusterId: string): void;
+  setLocal?(id: string, clusterId: string, peerURLs?: string[]): void;
   addPeer?(id: string, peerURLs: string[]): void;
   removePeer?(id: string): void;
   setPeers?(members: { id: string; peerURLs: string[] }[]): void;
@@ -283,7 +283,7 @@ export class EtcdServer extends EventEmitter {
       bootstrapPeers = bootstrap.list();
       o.log('info', 'starting a new member', { member: this.id, cluster: bootstrap.id, state: o.initialClusterState });
     }
-    o.transport.setLocal?.(this.id, this.cluster.id);
+    o.transport.setLocal?.(this.id, this.cluster.id, this.cluster.get(this.id)?.peerURLs ?? o.advertisePeerURLs ?? []);
     o.transport.setPeers?.(bootstrapPeers ?? this.cluster.list());
     this.appliedIndex = applied;
     this.ids = new RequestIdGenerator(this.id, o.now());

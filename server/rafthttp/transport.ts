@@ -63,7 +63,10 @@ export interface FollowerStats {
 }
 
 function headers(t: Transport, to: string): Record<string, string> {
-  return { 'Content-Type': 'application/octet-stream', 'X-Server-From': t.id, 'X-Raft-To': to, 'X-Etcd-Cluster-ID': t.clusterId };
+  const h: Record<string, string> = { 'Content-Type': 'application/octet-stream', 'X-Server-From': t.id, 'X-Raft-To': to, 'X-Etcd-Cluster-ID': t.clusterId };
+  // So that a member that does not know this one yet (behind on the log) can still answer it, as etcd's remotes.
+  if (t.peerURLs.length > 0) h['X-PeerURLs'] = t.peerURLs.join(',');
+  return h;
 }
 
 class Peer {
@@ -255,8 +258,18 @@ class Peer {
       return;
     }
     const mod = url.protocol === 'https:' ? https : http;
-    const body = snapshotRequest(m);
     const started = performance.now();
+    snapshotRequest(m).then(
+      (body) => this.postSnapshot(m, url, mod, body, started),
+      (err: Error) => {
+        this.t.o.log('warn', 'sending a snapshot failed', { peer: this.id, index: m.snapshot?.metadata.index, error: err.message });
+        this.t.o.reporter.reportSnapshot(this.id, false);
+      },
+    );
+  }
+
+  private postSnapshot(m: Message, url: URL, mod: typeof http | typeof https, body: { headers: Record<string, string>; head: Buffer; data: Uint8Array }, started: number): void {
+    if (this.stopped) return;
     const done = (ok: boolean, why?: string) => {
       this.t.o.onSnapshotSent?.(this.id, (performance.now() - started) / 1000, ok);
       if (!ok) this.t.o.log('warn', 'sending a snapshot failed', { peer: this.id, index: m.snapshot?.metadata.index, error: why });
@@ -307,9 +320,13 @@ export class Transport {
     sweepPartialSnapshots(o.snapshotDir);
   }
 
-  setLocal(id: string, clusterId: string): void {
+  /** This member's own peer URLs, sent with every request (X-PeerURLs). */
+  peerURLs: string[] = [];
+
+  setLocal(id: string, clusterId: string, peerURLs: string[] = []): void {
     this.id = id;
     this.clusterId = clusterId;
+    this.peerURLs = peerURLs;
     for (const p of this.peers.values()) p.ensureConnected();
   }
 
@@ -400,8 +417,15 @@ export class Transport {
     if (to !== this.id) return refuse(412, `member ID mismatch: this is ${this.id}, not ${to}`);
     if (!/^[0-9a-f]{1,16}$/.test(from)) return refuse(404, 'invalid from');
     if (this.o.reporter.isRemoved(from)) return refuse(410, 'removed member');
-    // Only members this one knows may talk to it (a member behind on the log learns of newcomers later: they retry).
-    if (!this.peers.has(from)) return refuse(404, 'error sender not found');
+    if (!this.peers.has(from)) {
+      // A member of this cluster that this one does not know yet: it is behind on the log (the member was added
+      // since). As etcd does with a "remote", take its messages and answer it at the peer URLs it gives, until
+      // the log tells who it is. Without them there is no way to answer: refused, as etcd refuses its stream.
+      const urls = String(req.headers['x-peerurls'] ?? '').split(',').filter((u) => /^https?:\/\/[^/\s]+$/.test(u));
+      if (urls.length === 0) return refuse(404, 'error sender not found');
+      this.o.log('info', 'a member not yet known here is talking to it; answering it at its peer URLs', { from, urls });
+      this.addPeer(from, urls);
+    }
     return from;
   }
 
@@ -420,6 +444,9 @@ export class Transport {
     if (from === undefined) return;
     res.writeHead(200, { 'X-Etcd-Cluster-ID': this.clusterId });
     res.flushHeaders();
+    // A new stream from a member replaces its older ones (left open by a connection that died without a word).
+    for (const [old, who] of this.inbound) if (who === from) old.destroy();
+    req.socket.setKeepAlive(true, 5000);
     this.inbound.set(req, from);
     const decoder = new FrameDecoder(MAX_STREAM_FRAME);
     req.on('data', (chunk: Buffer) => {

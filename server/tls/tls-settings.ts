@@ -135,16 +135,21 @@ function guardConnections(server: https.Server, checks: ClientCertCheck[], log: 
     if (!cert || Object.keys(cert).length === 0) return admit(socket); // no client certificate: nothing to check
     const remote = socket.remoteAddress ?? '';
     for (let i = 0; i < checks.length; i++) {
-      const r = checks[i](cert, remote);
+      let r: ReturnType<ClientCertCheck>;
+      try {
+        r = checks[i](cert, remote);
+      } catch (err) {
+        r = `check failed: ${(err as Error).message}`;
+      }
       if (r instanceof Promise) {
         // The rest asynchronously; meanwhile what the client sends waits in the socket.
         void (async () => {
           let why = await r.catch((err: Error) => err.message);
-          for (let j = i + 1; !why && j < checks.length; j++) why = await Promise.resolve(checks[j](cert, remote)).catch((err: Error) => err.message);
+          for (let j = i + 1; !why && j < checks.length; j++) why = await Promise.resolve().then(() => checks[j](cert, remote)).catch((err: Error) => err.message);
           if (socket.destroyed) return;
           if (why) refuse(socket, why);
           else admit(socket);
-        })();
+        })().catch(() => socket.destroy());
         return;
       }
       if (r) return refuse(socket, r);

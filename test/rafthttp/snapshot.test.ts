@@ -64,7 +64,7 @@ const partFiles = () => fs.readdirSync(dir).filter((n) => n.endsWith('.snap.part
 
 test('a snapshot of several chunks arrives whole: metadata, membership and every byte', async () => {
   const data = randomBytes(5 * 1024 * 1024 + 17);
-  const body = snapshotRequest(snapMessage(data));
+  const body = await snapshotRequest(snapMessage(data));
   const { req, answer } = post(body.headers);
   let sent = 0;
   writeSnapshotBody(req, body.head, body.data, (n) => (sent += n));
@@ -80,7 +80,7 @@ test('a snapshot of several chunks arrives whole: metadata, membership and every
 
 test('the data goes to disk while it arrives, before the transfer has ended', async () => {
   const data = randomBytes(3 * 1024 * 1024);
-  const body = snapshotRequest(snapMessage(data));
+  const body = await snapshotRequest(snapMessage(data));
   const { req, answer } = post(body.headers);
   // Half the data, then wait: the receiver must already have it in its file.
   req.write(body.head);
@@ -97,7 +97,7 @@ test('the data goes to disk while it arrives, before the transfer has ended', as
 
 test('the message header split across many small writes is put back together', async () => {
   const data = Buffer.from('a small snapshot');
-  const body = snapshotRequest(snapMessage(data));
+  const body = await snapshotRequest(snapMessage(data));
   const { req, answer } = post(body.headers);
   const all = Buffer.concat([body.head, data]);
   for (let i = 0; i < all.length; i++) {
@@ -111,7 +111,7 @@ test('the message header split across many small writes is put back together', a
 
 test('data that does not match its digest is refused and leaves no file', async () => {
   const data = randomBytes(100000);
-  const body = snapshotRequest(snapMessage(data));
+  const body = await snapshotRequest(snapMessage(data));
   const tampered = Buffer.from(data);
   tampered[500] ^= 0xff;
   const { req, answer } = post(body.headers);
@@ -124,7 +124,7 @@ test('data that does not match its digest is refused and leaves no file', async 
 
 test('a transfer cut off half way is refused and leaves no file', async () => {
   const data = randomBytes(2 * 1024 * 1024);
-  const body = snapshotRequest(snapMessage(data));
+  const body = await snapshotRequest(snapMessage(data));
   const { req, answer } = post(body.headers);
   answer.catch(() => undefined);
   req.write(body.head);
@@ -138,7 +138,7 @@ test('a transfer cut off half way is refused and leaves no file', async () => {
 
 test('bad requests get a clear 400: no length headers, more data than declared, a message from someone else', async () => {
   const data = Buffer.from('snapshot data');
-  const body = snapshotRequest(snapMessage(data));
+  const body = await snapshotRequest(snapMessage(data));
 
   const noHeaders = post({ 'Content-Length': String(body.head.length) });
   noHeaders.req.end(body.head);
@@ -148,7 +148,7 @@ test('bad requests get a clear 400: no length headers, more data than declared, 
   tooMuch.req.end(Buffer.concat([body.head, data, Buffer.from('extra')]));
   expect(await tooMuch.answer).toEqual({ status: 400, body: expect.stringMatching(/more snapshot data/) });
 
-  const other = snapshotRequest(snapMessage(data, 'zz'));
+  const other = await snapshotRequest(snapMessage(data, 'zz'));
   const impostor = post(other.headers);
   writeSnapshotBody(impostor.req, other.head, other.data, () => undefined);
   expect(await impostor.answer).toEqual({ status: 400, body: 'expected one MsgSnap' });
