@@ -7,6 +7,7 @@
  * snapshot:= f64 index | f64 term | strs voters | strs learners | bytes data
  * str := u16 length + UTF-8; bytes := u32 length + bytes; opt-bytes := u8 present + bytes; strs := u16 count + str*
  * Numbers are float64: indexes and terms are integers below 2^53, exact in a double.
+ * A frame of length 0 is a link heartbeat (sent on an idle stream so the receiver knows its sender is alive).
  */
 import { Entry, Message, MessageType, Snapshot } from '../raft';
 
@@ -206,6 +207,7 @@ export class FrameDecoder {
       if (len > this.maxFrame) throw new CodecError(`frame of ${len} bytes exceeds the limit of ${this.maxFrame}`);
       if (this.buffered < 4 + len) break;
       const frame = this.take(4 + len);
+      if (len === 0) continue; // a link heartbeat: the stream is alive, nothing to deliver
       out.push(decodeMessage(frame.subarray(4)));
     }
     return out;

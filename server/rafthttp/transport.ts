@@ -18,6 +18,10 @@ import { SnapshotReceiveError, receiveSnapshot, snapshotRequest, sweepPartialSna
 
 export const STREAM_PATH = '/raft/stream';
 export const SNAPSHOT_PATH = '/raft/snapshot';
+/** An idle stream sends a link heartbeat this often; one silent for LINK_TIMEOUT_MS is taken for dead. */
+export const LINK_HEARTBEAT_MS = 1000;
+export const LINK_TIMEOUT_MS = 5000;
+const LINK_HEARTBEAT = Buffer.alloc(4);
 /** Messages waiting for one peer before new ones are dropped. */
 export const MAX_QUEUED_MESSAGES = 4096;
 /** The largest frame a stream accepts (a MsgApp is bounded by the Raft max message size, 1 MiB here, plus entries). */
@@ -95,8 +99,31 @@ class Peer {
     private readonly t: Transport,
   ) {}
 
+  private lastWrite = 0;
+  private linkTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Whether this peer is reachable: the stream to it is up and it has been heard from lately (its own stream to
+   * this member carries its messages or link heartbeats; a host that died without a word falls silent).
+   */
   isActive(): boolean {
-    return this.connected;
+    return this.connected && performance.now() - this.t.lastHeard(this.id) < LINK_TIMEOUT_MS;
+  }
+
+  private startLinkHeartbeats(): void {
+    this.stopLinkHeartbeats();
+    this.linkTimer = setInterval(() => {
+      if (!this.connected || !this.req || this.waitingDrain) return;
+      if (performance.now() - this.lastWrite < LINK_HEARTBEAT_MS) return;
+      this.lastWrite = performance.now();
+      this.req.write(LINK_HEARTBEAT);
+    }, LINK_HEARTBEAT_MS);
+    this.linkTimer.unref();
+  }
+
+  private stopLinkHeartbeats(): void {
+    if (this.linkTimer) clearInterval(this.linkTimer);
+    this.linkTimer = undefined;
   }
 
   /** Opens the stream now, before there is anything to send (as etcd keeps a stream to every peer). */
@@ -151,6 +178,7 @@ class Peer {
     const data = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
     this.queue = [];
     this.t.o.onSent?.(this.id, data.length);
+    this.lastWrite = performance.now();
     if (!this.req.write(data)) {
       this.waitingDrain = true;
       this.req.once('drain', () => {
@@ -185,6 +213,7 @@ class Peer {
         this.connected = true;
         this.activeSince ??= performance.now();
         this.t.o.onPeerActive?.(this.id, true);
+        this.startLinkHeartbeats();
         this.failures = 0;
         this.t.o.log('info', 'peer stream established', { peer: this.id, url: url.origin });
         this.flush();
@@ -231,6 +260,7 @@ class Peer {
     if (this.connected) this.t.o.onPeerActive?.(this.id, false);
     this.connected = false;
     this.activeSince = undefined;
+    this.stopLinkHeartbeats();
     this.waitingDrain = false;
     if (req && !req.destroyed) req.destroy();
     // What was queued is stale by the time the peer is back: Raft resends what still matters.
@@ -297,6 +327,7 @@ class Peer {
 
   stop(): void {
     this.stopped = true;
+    this.stopLinkHeartbeats();
     if (this.connected) this.t.o.onPeerActive?.(this.id, false);
     this.connected = false;
     this.activeSince = undefined;
@@ -310,6 +341,13 @@ class Peer {
 export class Transport {
   private readonly peers = new Map<string, Peer>();
   private agent: https.Agent | undefined;
+  /** When each peer was last heard from on its stream to this member (performance.now() ms). */
+  private readonly heard = new Map<string, number>();
+
+  lastHeard(id: string): number {
+    return this.heard.get(id) ?? -Infinity;
+  }
+
   /** Open inbound streams, by the member that opened each. */
   private readonly inbound = new Map<http.IncomingMessage, string>();
   /** This member and its cluster (known once the server has started). */
@@ -384,7 +422,8 @@ export class Transport {
 
   /** Since when the stream to a peer has been up (performance.now() ms), or undefined when it is down. */
   activeSince(id: string): number | undefined {
-    return this.peers.get(id)?.activeSince;
+    const p = this.peers.get(id);
+    return p?.isActive() ? p.activeSince : undefined;
   }
 
   followerStats(): Record<string, FollowerStats> {
@@ -448,8 +487,17 @@ export class Transport {
     for (const [old, who] of this.inbound) if (who === from) old.destroy();
     req.socket.setKeepAlive(true, 5000);
     this.inbound.set(req, from);
+    this.heard.set(from, performance.now());
+    // A stream that stays silent past LINK_TIMEOUT_MS (no message, no link heartbeat) has lost its sender: closed,
+    // so that the sender, if it lives, reconnects.
+    const silence = setInterval(() => {
+      if (performance.now() - this.lastHeard(from) > LINK_TIMEOUT_MS) req.destroy();
+    }, LINK_HEARTBEAT_MS);
+    silence.unref();
+    req.on('close', () => clearInterval(silence));
     const decoder = new FrameDecoder(MAX_STREAM_FRAME);
     req.on('data', (chunk: Buffer) => {
+      this.heard.set(from, performance.now());
       this.o.onReceived?.(from, chunk.length);
       let msgs: Message[];
       try {

@@ -88,3 +88,49 @@ test('a stream without peer URLs from an unknown sender is refused (404), as etc
   });
   expect(res).toEqual({ status: 404, body: 'error sender not found\n' });
 });
+
+test('a peer that falls silent (no message, no link heartbeat) is inactive, and its stream is closed', async () => {
+  const a = await node('aa');
+  // "bb" answers a's stream (so a's side of the link is up) but never sends anything on its own stream to a.
+  const sink = http.createServer({ requestTimeout: 0 }, (req, res) => {
+    res.writeHead(200);
+    res.flushHeaders();
+    req.resume();
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const sinkURL = `http://127.0.0.1:${(sink.address() as net.AddressInfo).port}`;
+  try {
+    const closed = new Promise<number>((resolve) => {
+      const started = performance.now();
+      const req = http.request(`${a.url}/raft/stream`, { method: 'POST', headers: { 'X-Server-From': 'bb', 'X-Raft-To': 'aa', 'X-Etcd-Cluster-ID': 'c1', 'X-PeerURLs': sinkURL } });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('close', () => resolve(performance.now() - started));
+      });
+      req.on('error', () => resolve(performance.now() - started));
+      req.flushHeaders();
+    });
+    await eventually('a to take bb as a peer and connect to it', async () => (a.t.activeSince('bb') !== undefined ? true : undefined));
+    expect(a.t.isActive('bb')).toBe(true);
+    const ms = await closed;
+    expect(ms).toBeGreaterThanOrEqual(4000); // not before the link timeout (5 s, checked every second)
+    expect(a.t.isActive('bb')).toBe(false);
+    expect(a.t.activeSince('bb')).toBeUndefined();
+  } finally {
+    sink.closeAllConnections();
+    await new Promise((r) => sink.close(r));
+  }
+}, 20000);
+
+test('an idle but live link stays active: link heartbeats keep it so', async () => {
+  const [a, b] = [await node('aa'), await node('bb')];
+  a.t.addPeer('bb', [b.url]);
+  b.t.addPeer('aa', [a.url]);
+  await eventually('both links up', async () => (a.t.isActive('bb') && b.t.isActive('aa') ? true : undefined));
+  const upSince = a.t.activeSince('bb')!;
+  // Nothing is sent for longer than the link timeout; the link must still count as up, since the same moment.
+  await new Promise((r) => setTimeout(r, 6500)); // waiting out the link timeout is the point of this test
+  expect(a.t.isActive('bb')).toBe(true);
+  expect(a.t.activeSince('bb')).toBe(upSince);
+  expect(b.t.isActive('aa')).toBe(true);
+}, 20000);
