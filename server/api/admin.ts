@@ -7,6 +7,7 @@ import { V2Store } from '../store';
 import { urlProblem } from '../config';
 import { CORS_HEADERS } from './v2/keys-handler';
 import { goPathUnescape } from './go-unescape';
+import { readBody } from './read-body';
 
 export const SERVER_VERSION = '3.4.0';
 export const CLUSTER_VERSION = '3.4.0';
@@ -104,18 +105,11 @@ export function adminApp(d: AdminDeps): express.Express {
   });
   // The body as etcd reads it: whatever its encoding or charset say, parsed as JSON by the handler below.
   const jsonBody: express.RequestHandler = (req, res, next) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_MEMBERS_BODY) chunks.push(c);
-    });
-    req.on('end', () => {
-      if (size > MAX_MEMBERS_BODY) return httpError(res, 413, 'request entity too large');
-      req.body = Buffer.concat(chunks);
+    readBody(req, MAX_MEMBERS_BODY).then((body) => {
+      if (!body) return httpError(res, 413, 'request entity too large');
+      req.body = body;
       next();
-    });
-    req.on('error', next);
+    }, next);
   };
   /** The member ID in the path as etcd's getID reads it (Go-unescaped); a malformed escape is kept as written. */
   const idFrom = (req: express.Request): string => {

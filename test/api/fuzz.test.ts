@@ -24,6 +24,7 @@ import { encodeFrame } from '../../server/rafthttp/codec';
 import { Message, MessageType } from '../../server/raft';
 import { Answer, request } from '../support/http';
 import { RunningEtcd, startOurEtcd } from '../support/real-etcd';
+import { prng } from '../raft/simulation';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261128) >>> 0;
 /** Generated cases; with the watch bursts, refresh storms and acknowledged writes in between, under 2000 requests. */
@@ -36,17 +37,6 @@ const WORKERS = 12;
 
 type Rand = () => number;
 
-/** mulberry32: a small, seedable PRNG. */
-function prng(seed: number): Rand {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 const chance = (r: Rand, p: number): boolean => r() < p;
 const int = (r: Rand, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));

@@ -3,6 +3,7 @@ import { EtcdServer, WriteResult } from '../../etcdserver/server';
 import { Method } from '../../etcdserver/request';
 import { ErrorCode, V2Error, V2Event, V2Store } from '../../store';
 import { goPathUnescape } from '../go-unescape';
+import { readBody } from '../read-body';
 import { KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest } from './key-request';
 
 /** Go's ParseForm refuses url-encoded bodies over 10 MB; etcd's v2 API inherits that limit. */
@@ -39,23 +40,6 @@ export function writeKeyError(res: http.ServerResponse, clusterId: string, err: 
   writeJSON(res, e.statusCode(), { 'X-Etcd-Cluster-Id': clusterId, 'X-Etcd-Index': String(e.index) }, JSON.stringify(e.toJSON()) + '\n');
 }
 
-function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      // Past the limit the rest is read and dropped, so that the client gets its answer (as Go's server does).
-      if (size <= limit) chunks.push(c);
-    });
-    req.on('end', () => {
-      if (size > limit) reject(new KeyRequestError(ErrorCode.InvalidForm, 'http: POST too large'));
-      else resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', reject);
-  });
-}
-
 function isForm(req: http.IncomingMessage): boolean {
   const ct = req.headers['content-type'];
   return ct !== undefined && ct.split(';')[0].trim().toLowerCase() === 'application/x-www-form-urlencoded';
@@ -88,7 +72,11 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
     const rawPath = q >= 0 ? url.slice(0, q) : url;
     const query = q >= 0 ? url.slice(q + 1) : '';
     let body: string | undefined;
-    if ((method === 'PUT' || method === 'POST' || method === 'DELETE') && isForm(req)) body = await readBody(req, MAX_FORM_BYTES);
+    if ((method === 'PUT' || method === 'POST' || method === 'DELETE') && isForm(req)) {
+      const b = await readBody(req, MAX_FORM_BYTES);
+      if (!b) throw new KeyRequestError(ErrorCode.InvalidForm, 'http: POST too large');
+      body = b.toString('utf8');
+    }
     else req.resume();
     const path = goPathUnescape(rawPath);
     if (path === undefined) throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
