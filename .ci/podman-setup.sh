@@ -80,8 +80,10 @@ else
   $SUDO mkdir -p "$SOCK_DIR"
   rm -f "$SOCK"
   log "starting podman system service on unix://$SOCK (log: $SERVICE_LOG)"
-  # From /, so that the service never depends on the directory this script was run from.
-  (cd / && nohup setsid podman system service --time=0 "unix://$SOCK" </dev/null >>"$SERVICE_LOG" 2>&1 &)
+  # From /, so that the service never depends on the directory this script was run from. Every descriptor of the
+  # background job points away from this script's output: the caller reads that output with $(...), which waits
+  # until nothing holds it open any more (a subshell left holding it would hang CI forever).
+  (cd / && exec nohup setsid podman system service --time=0 "unix://$SOCK") </dev/null >>"$SERVICE_LOG" 2>&1 &
   for _ in $(seq 1 100); do ping_socket && break; sleep 0.2; done
   if ! ping_socket; then
     log "the service did not answer on $SOCK within 20 s; its log:"; tail -n 30 "$SERVICE_LOG" >&2 || true
