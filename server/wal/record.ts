@@ -66,6 +66,17 @@ export function encodeSnapshotMarker(index: number, term: number): Buffer {
   return frame(RecordType.Snapshot, p);
 }
 
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** Whether every byte of `buf` from `offset` on is zero (compared a block at a time). */
+export function isZeroFrom(buf: Buffer, offset: number): boolean {
+  for (let i = offset; i < buf.length; i += ZEROS.length) {
+    const n = Math.min(ZEROS.length, buf.length - i);
+    if (!buf.subarray(i, i + n).equals(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n))) return false;
+  }
+  return true;
+}
+
 export type DecodeOutcome =
   | { kind: 'record'; record: WalRecord; size: number }
   /** The data ends inside this record (or in zero padding): what a crash in the middle of a write leaves. */
@@ -77,9 +88,8 @@ export function decodeAt(buf: Buffer, offset: number): DecodeOutcome {
   if (buf.length - offset < HEADER_SIZE) return { kind: 'torn' };
   const len = buf.readUInt32LE(offset);
   if (len === 0) {
-    // Zero padding (a file extended but not written): torn if nothing but zeros follows.
-    for (let i = offset; i < buf.length; i++) if (buf[i] !== 0) return { kind: 'corrupt', reason: 'zero-length record' };
-    return { kind: 'torn' };
+    // Zero padding (a preallocated segment's unwritten space): the end of the log if nothing but zeros follows.
+    return isZeroFrom(buf, offset) ? { kind: 'torn' } : { kind: 'corrupt', reason: 'zero-length record' };
   }
   if (offset + HEADER_SIZE + len > buf.length) return { kind: 'torn' };
   const body = buf.subarray(offset + HEADER_SIZE, offset + HEADER_SIZE + len);

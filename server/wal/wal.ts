@@ -2,12 +2,16 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Entry, HardState, emptyHardState } from '../raft';
-import { RecordType, decodeAt, encodeEntry, encodeHardState, encodeMetadata, encodeSnapshotMarker } from './record';
+import { HEADER_SIZE, RecordType, decodeAt, encodeEntry, encodeHardState, encodeMetadata, encodeSnapshotMarker, isZeroFrom } from './record';
 
 /**
  * The write-ahead log: segment files `<seq>-<first index>.wal` (16 hex digits each) of checksummed records.
  * Every segment starts with the metadata and the latest hard state, so older segments can be released whole.
  * save() resolves only once its records are fsynced; saves issued during an fsync share the next one.
+ *
+ * Segments are preallocated to their full size when they are started (as etcd's are), so an append never changes
+ * the file's size and its synchronous write has no size to commit. The unwritten rest of a segment reads as zeros,
+ * which replay takes as the end of the log.
  */
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -83,6 +87,20 @@ function appendFlags(o: WALOptions): number {
   return fs.constants.O_RDWR | (o.noSync ? 0 : fs.constants.O_DSYNC);
 }
 
+function segmentSize(o: WALOptions): number {
+  return o.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+}
+
+/**
+ * Sizes a segment to `size` bytes (zeros past what is written; sparse where the file system allows), then syncs
+ * it, size included. A segment already that large is left as it is.
+ */
+async function preallocate(fh: fs.promises.FileHandle, size: number, o: WALOptions): Promise<void> {
+  if ((await fh.stat()).size >= size) return;
+  await fh.truncate(size);
+  if (!o.noSync) await fh.sync();
+}
+
 export class WAL {
   private fh: fs.promises.FileHandle;
   private offset: number;
@@ -132,7 +150,7 @@ export class WAL {
     const fh = await fsp.open(path.join(tmp, name), 'w');
     const head = encodeMetadata(metadata);
     await fh.write(head, 0, head.length, 0);
-    if (!o.noSync) await fh.sync();
+    await preallocate(fh, segmentSize(o), o);
     await fh.close();
     await fsp.mkdir(path.dirname(dir), { recursive: true });
     await fsp.rm(dir, { recursive: true, force: true });
@@ -212,11 +230,15 @@ export class WAL {
         // that covered it ever resolved, so it is safe to cut. Anywhere else it is corruption.
         const atTail = isLast && (r.kind === 'torn' || tailIsLastRecord(buf, off));
         if (!atTail) throw new WALCorruptError(seg.file, off, r.kind === 'corrupt' ? r.reason : 'truncated record');
-        o.warn?.(`wal: truncating a torn write at the end of ${path.basename(seg.file)} (offset ${off}, ${buf.length - off} bytes)`);
-        const fh = await fsp.open(seg.file, 'r+');
-        await fh.truncate(off);
-        if (!o.noSync) await fh.sync();
-        await fh.close();
+        if (!isZeroFrom(buf, off)) {
+          o.warn?.(`wal: cutting a torn write at the end of ${path.basename(seg.file)} (offset ${off}, ${writtenLength(buf, off)} bytes)`);
+          // Cut, then zero-filled again to the segment's size: the log ends at `off` as if the write never began.
+          const fh = await fsp.open(seg.file, 'r+');
+          await fh.truncate(off);
+          await fh.truncate(Math.max(off, segmentSize(o)));
+          if (!o.noSync) await fh.sync();
+          await fh.close();
+        }
         break;
       }
       if (isLast) lastEnd = Math.min(off, buf.length);
@@ -225,6 +247,8 @@ export class WAL {
     if (!snapshotFound) throw new WALSnapshotNotFoundError(from.index, from.term);
     const last = segments[segments.length - 1];
     const fh = await fsp.open(last.file, appendFlags(o));
+    // A segment written before preallocation (or by a WAL with a smaller segment size) is sized up now.
+    await preallocate(fh, segmentSize(o), o);
     const lastIndex = entries.length > 0 ? entries[entries.length - 1].index : from.index;
     const wal = new WAL(dir, metadata, o, fh, last, lastEnd, lastIndex, hardState);
     return { wal, metadata, hardState, entries };
@@ -284,7 +308,7 @@ export class WAL {
             this.stats.fsyncs++;
             this.o.onFsync?.(Number(process.hrtime.bigint() - t0) / 1e9);
           }
-          if (this.offset >= (this.o.segmentBytes ?? DEFAULT_SEGMENT_BYTES)) await this.cut();
+          if (this.offset >= segmentSize(this.o)) await this.cut();
         } catch (err) {
           // After a failed write or fsync nothing later may be acknowledged.
           this.failed = err as Error;
@@ -317,6 +341,7 @@ export class WAL {
     const head = Buffer.concat([encodeMetadata(this.metadata), encodeHardState(this.hardState)]);
     const fh = await fsp.open(seg.file, appendFlags(this.o) | fs.constants.O_CREAT | fs.constants.O_EXCL);
     await fh.write(head, 0, head.length, 0);
+    await preallocate(fh, segmentSize(this.o), this.o);
     await fsyncDir(this.dir);
     await this.fh.close();
     this.fh = fh;
@@ -348,9 +373,26 @@ export class WAL {
   }
 }
 
-/** A complete record with a bad checksum that ends exactly at the end of the file is a torn last write too. */
+/**
+ * A complete record with a bad checksum is a torn last write too when nothing was written after it: it ends at the
+ * end of the file, or only the zeros of the segment's unwritten space follow it.
+ */
 function tailIsLastRecord(buf: Buffer, off: number): boolean {
-  if (buf.length - off < 8) return true;
-  const len = buf.readUInt32LE(off);
-  return off + 8 + len === buf.length;
+  if (buf.length - off < HEADER_SIZE) return true;
+  const end = off + HEADER_SIZE + buf.readUInt32LE(off);
+  return end === buf.length || (end < buf.length && isZeroFrom(buf, end));
+}
+
+/** How many bytes from `off` were written: up to the last non-zero byte. */
+function writtenLength(buf: Buffer, off: number): number {
+  let lo = off;
+  let hi = buf.length;
+  // The zeros at the end are found by halving: [hi, end) is known zero, [lo, hi) holds the last non-zero byte.
+  while (hi - lo > 4096) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (isZeroFrom(buf.subarray(0, hi), mid)) hi = mid;
+    else lo = mid;
+  }
+  while (hi > off && buf[hi - 1] === 0) hi--;
+  return hi - off;
 }

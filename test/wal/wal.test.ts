@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Entry, EntryType } from '../../server/raft';
 import { Snapshotter } from '../../server/snap/snapshotter';
+import { decodeAt, isZeroFrom } from '../../server/wal/record';
 import { WAL, WALCorruptError, WALSnapshotNotFoundError } from '../../server/wal/wal';
 
 let root: string;
@@ -19,6 +20,12 @@ async function reopen(dir: string, from: { index: number; term: number }) {
   const r = await WAL.open(dir, from);
   await r.wal.close();
   return r;
+}
+/** Where the whole records of a segment end (what follows is unwritten or torn). */
+function recordsEnd(buf: Buffer): number {
+  let off = 0;
+  for (let r = decodeAt(buf, off); r.kind === 'record'; r = decodeAt(buf, off)) off += r.size;
+  return off;
 }
 const only = (dir: string) => path.join(dir, fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort().pop()!);
 
@@ -50,33 +57,96 @@ describe('WAL', () => {
     await r.wal.close();
   });
 
-  test('a torn last record, cut at every byte, is truncated: exactly the whole records remain', async () => {
+  test('a torn last record, cut at every byte, is cut off: exactly the whole records remain', async () => {
     const dir = path.join(root, 'wal');
-    const w = await WAL.create(dir, meta);
+    const o = { segmentBytes: 64 * 1024 };
+    const w = await WAL.create(dir, meta, o);
     await w.save({ term: 1, vote: '', commit: 1 }, [ent(1, 1), ent(2, 1)]);
     await w.close();
     const file = only(dir);
-    const good = fs.readFileSync(file);
-    const w2 = (await WAL.open(dir, { index: 0, term: 0 })).wal;
+    const goodEnd = recordsEnd(fs.readFileSync(file));
+    const w2 = (await WAL.open(dir, { index: 0, term: 0 }, o)).wal;
     await w2.save(undefined, [ent(3, 1, 'the-last-one')]);
     await w2.close();
     const full = fs.readFileSync(file);
-    for (let cut = good.length; cut < full.length; cut++) {
-      fs.writeFileSync(file, full.subarray(0, cut));
-      const warnings: string[] = [];
-      const r = await WAL.open(dir, { index: 0, term: 0 }, { warn: (m) => warnings.push(m) });
-      expect(r.entries.map((e) => e.index)).toEqual([1, 2]);
-      await r.wal.close();
-      expect(fs.statSync(file).size).toBe(good.length);
-      if (cut > good.length) expect(warnings.join()).toMatch(/truncating a torn write/);
+    const fullEnd = recordsEnd(full);
+    expect(full.length).toBe(o.segmentBytes);
+    expect(fullEnd).toBeGreaterThan(goodEnd);
+    // A crash in the middle of the last write leaves its first bytes: followed by the zeros of the preallocated
+    // segment, or by nothing (a segment written before preallocation, which grew with every write).
+    for (let cut = goodEnd; cut < fullEnd; cut++) {
+      for (const tail of ['zeros', 'none']) {
+        fs.writeFileSync(file, tail === 'zeros' ? Buffer.concat([full.subarray(0, cut), Buffer.alloc(full.length - cut)]) : full.subarray(0, cut));
+        const warnings: string[] = [];
+        const r = await WAL.open(dir, { index: 0, term: 0 }, { ...o, warn: (m) => warnings.push(m) });
+        expect(r.entries.map((e) => e.index)).toEqual([1, 2]);
+        await r.wal.close();
+        const after = fs.readFileSync(file);
+        expect(after.length).toBe(o.segmentBytes);
+        expect(recordsEnd(after)).toBe(goodEnd);
+        expect(isZeroFrom(after, goodEnd)).toBe(true);
+        if (cut > goodEnd) expect(warnings.join()).toMatch(/cutting a torn write/);
+        else expect(warnings).toEqual([]);
+      }
     }
     // A flipped byte inside the last record (it reached the disk whole but garbled) is also a torn write.
     const garbled = Buffer.from(full);
-    garbled[full.length - 3] ^= 0xff;
+    garbled[fullEnd - 3] ^= 0xff;
     fs.writeFileSync(file, garbled);
-    const r = await WAL.open(dir, { index: 0, term: 0 });
+    const r = await WAL.open(dir, { index: 0, term: 0 }, o);
     expect(r.entries.map((e) => e.index)).toEqual([1, 2]);
+    // Appends go on where the whole records end.
+    await r.wal.save(undefined, [ent(3, 1, 'again')]);
     await r.wal.close();
+    expect(datas((await reopen(dir, { index: 0, term: 0 })).entries)).toEqual(datas([ent(1, 1), ent(2, 1), ent(3, 1, 'again')]));
+  });
+
+  test('segments are preallocated: an append never changes the file size, and replay stops at the unwritten zeros', async () => {
+    const dir = path.join(root, 'wal');
+    const o = { segmentBytes: 256 * 1024 };
+    const w = await WAL.create(dir, meta, o);
+    const file = only(dir);
+    expect(fs.statSync(file).size).toBe(o.segmentBytes);
+    for (let i = 1; i <= 20; i++) {
+      await w.save({ term: 1, vote: 'a', commit: i - 1 }, [ent(i, 1)]);
+      expect(fs.statSync(file).size).toBe(o.segmentBytes);
+    }
+    await w.close();
+    const r = await WAL.open(dir, { index: 0, term: 0 }, o);
+    expect(r.entries.map((e) => e.index)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(r.hardState).toEqual({ term: 1, vote: 'a', commit: 19 });
+    await r.wal.close();
+  });
+
+  test('a segment written before preallocation (ending at its last record) is read whole and sized up', async () => {
+    const dir = path.join(root, 'wal');
+    const o = { segmentBytes: 128 * 1024 };
+    const w = await WAL.create(dir, meta, o);
+    await w.save(undefined, [ent(1, 1), ent(2, 1)]);
+    await w.close();
+    const file = only(dir);
+    fs.truncateSync(file, recordsEnd(fs.readFileSync(file)));
+    const warnings: string[] = [];
+    const r = await WAL.open(dir, { index: 0, term: 0 }, { ...o, warn: (m) => warnings.push(m) });
+    expect(r.entries.map((e) => e.index)).toEqual([1, 2]);
+    expect(warnings).toEqual([]);
+    expect(fs.statSync(file).size).toBe(o.segmentBytes);
+    await r.wal.save(undefined, [ent(3, 1)]);
+    await r.wal.close();
+    expect((await reopen(dir, { index: 0, term: 0 })).entries.map((e) => e.index)).toEqual([1, 2, 3]);
+  });
+
+  test('zeros where a record was (a lost sector) with records after them are corruption, not the end of the log', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta, { segmentBytes: 64 * 1024 });
+    await w.save(undefined, [ent(1, 1)]);
+    const firstEnd = recordsEnd(fs.readFileSync(only(dir)));
+    await w.save(undefined, [ent(2, 1), ent(3, 1)]);
+    await w.close();
+    const buf = fs.readFileSync(only(dir));
+    buf.fill(0, firstEnd, firstEnd + 20); // entry 2's header and first bytes
+    fs.writeFileSync(only(dir), buf);
+    await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(/corrupt at offset \d+ \(zero-length record\)/);
   });
 
   test('corruption before the last record is a clear error, never a silent loss', async () => {
