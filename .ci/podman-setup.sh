@@ -12,12 +12,13 @@
 set -euo pipefail
 log() { echo "podman-setup: $*" >&2; }
 
-CONF_DIR=/etc/ts-etcd
+# Where things go; the variables exist for test/ci/podman-setup.test.ts, which runs this script against a stand-in.
+CONF_DIR="${TS_ETCD_PODMAN_CONF_DIR:-/etc/ts-etcd}"
 CONTAINERS_CONF_FILE="$CONF_DIR/containers.conf"
 STORAGE_CONF_FILE="$CONF_DIR/storage.conf"
-SOCK_DIR=/run/podman
-SOCK="$SOCK_DIR/podman.sock"
-SERVICE_LOG=/var/log/ts-etcd-podman-service.log
+SOCK="${TS_ETCD_PODMAN_SOCK:-/run/podman/podman.sock}"
+SOCK_DIR="$(dirname "$SOCK")"
+SERVICE_LOG="${TS_ETCD_PODMAN_LOG:-/var/log/ts-etcd-podman-service.log}"
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
