@@ -134,13 +134,20 @@ class Peer {
   enqueue(m: Message): void {
     if (this.stopped) return;
     if (this.queue.length >= MAX_QUEUED_MESSAGES) {
-      this.stats.counts.fail++;
+      if (m.type === MessageType.App) this.stats.counts.fail++;
       this.t.o.onSendFailure?.(this.id);
       this.t.o.reporter.reportUnreachable(this.id);
       return;
     }
     if (m.type === MessageType.Heartbeat) this.heartbeatSentAt.set(m.term, performance.now());
-    this.queue.push(encodeFrame(m));
+    if (m.type === MessageType.App) {
+      // /v2/stats/leader counts and times appends as etcd 3.4 does: the time to encode one onto the stream.
+      const start = performance.now();
+      this.queue.push(encodeFrame(m));
+      this.appendSent(performance.now() - start);
+    } else {
+      this.queue.push(encodeFrame(m));
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -150,13 +157,16 @@ class Peer {
     }
   }
 
-  /** A heartbeat response came back: one round trip. */
+  /** A heartbeat response came back: one round trip (etcd_network_peer_round_trip_time_seconds). */
   heartbeatAnswered(term: number): void {
     const sent = this.heartbeatSentAt.get(term);
     if (sent === undefined) return;
     this.heartbeatSentAt.delete(term);
-    const ms = performance.now() - sent;
-    this.t.o.onRoundTrip?.(this.id, ms / 1000);
+    this.t.o.onRoundTrip?.(this.id, (performance.now() - sent) / 1000);
+  }
+
+  /** One append went onto the stream, taking `ms` to encode (etcd's FollowerStats.Succ). */
+  private appendSent(ms: number): void {
     const s = this.stats;
     s.counts.success++;
     const n = s.counts.success;
@@ -264,9 +274,7 @@ class Peer {
     this.waitingDrain = false;
     if (req && !req.destroyed) req.destroy();
     // What was queued is stale by the time the peer is back: Raft resends what still matters.
-    const dropped = this.queue.length;
     this.queue = [];
-    this.stats.counts.fail += dropped;
     this.heartbeatSentAt.clear();
     if (this.stopped) return;
     this.t.o.onSendFailure?.(this.id);

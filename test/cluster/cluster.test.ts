@@ -116,12 +116,23 @@ describe('a 3-member cluster', () => {
     for (const m of c.members) expect((await request(m.clientURL, 'GET', '/v2/keys/ttl/short?quorum=true')).status).toBe(404);
   });
 
-  test('the leader reports its followers; followers refuse /v2/stats/leader', async () => {
+  test('the leader reports its followers (appends sent, with the time to encode them, as etcd 3.4); followers refuse /v2/stats/leader', async () => {
+    type LeaderStats = { leader: string; followers: Record<string, { counts: { success: number; fail: number }; latency: Record<string, number> }> };
     const leader = await c.waitForLeader();
+    const before = JSON.parse((await request(leader.clientURL, 'GET', '/v2/stats/leader')).body) as LeaderStats;
+    // Each write, one after the other, goes to every follower in an append of its own.
+    for (let i = 0; i < 10; i++) await put(leader, `/leader-stats/${i}`, 'x');
     const a = await request(leader.clientURL, 'GET', '/v2/stats/leader');
-    const stats = JSON.parse(a.body) as { leader: string; followers: Record<string, { counts: { success: number } }> };
+    const stats = JSON.parse(a.body) as LeaderStats;
     expect(stats.leader).toBe(leader.id);
     expect(Object.keys(stats.followers).sort()).toEqual(c.members.filter((m) => m !== leader).map((m) => m.id!).sort());
+    for (const [id, f] of Object.entries(stats.followers)) {
+      expect(f.counts.success - (before.followers[id]?.counts.success ?? 0)).toBeGreaterThanOrEqual(10);
+      expect(f.counts.fail).toBe(0);
+      expect(Object.keys(f.latency).sort()).toEqual(['average', 'current', 'maximum', 'minimum', 'standardDeviation']);
+      expect(f.latency.minimum).toBeLessThanOrEqual(f.latency.average);
+      expect(f.latency.average).toBeLessThanOrEqual(f.latency.maximum);
+    }
     for (const f of c.members.filter((m) => m !== leader)) {
       expect((await request(f.clientURL, 'GET', '/v2/stats/leader')).status).toBe(403);
     }
