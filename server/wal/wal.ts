@@ -334,8 +334,13 @@ export class WAL {
     this.stats.bytes += data.length;
   }
 
-  /** Starts the next segment, headed by the metadata and the latest hard state. */
+  /**
+   * Starts the next segment, headed by the metadata and the latest hard state. The finished segment is cut to what
+   * was written first (as etcd's is), so that only the last segment ever has unwritten space at its end.
+   */
   private async cut(): Promise<void> {
+    await this.fh.truncate(this.offset);
+    if (!this.o.noSync) await this.fh.sync();
     const seg: Segment = { seq: this.segment.seq + 1, firstIndex: this.lastIndex + 1, file: '' };
     seg.file = path.join(this.dir, segmentName(seg.seq, seg.firstIndex));
     const head = Buffer.concat([encodeMetadata(this.metadata), encodeHardState(this.hardState)]);

@@ -136,6 +136,29 @@ describe('WAL', () => {
     expect((await reopen(dir, { index: 0, term: 0 })).entries.map((e) => e.index)).toEqual([1, 2, 3]);
   });
 
+  test('a finished segment is cut to its records, so a later segment size (or none) still reads every segment whole', async () => {
+    const dir = path.join(root, 'wal');
+    // Written with large segments, then reopened with small ones: the first segment is finished early.
+    const w = await WAL.create(dir, meta, { segmentBytes: 1024 * 1024 });
+    await w.save({ term: 1, vote: 'a', commit: 0 }, [ent(1, 1), ent(2, 1)]);
+    await w.close();
+    const small = { segmentBytes: 4096 };
+    const r = await WAL.open(dir, { index: 0, term: 0 }, small);
+    for (let i = 3; i <= 40; i++) await r.wal.save({ term: 1, vote: 'a', commit: i - 1 }, [ent(i, 1, 'z'.repeat(300))]);
+    await r.wal.close();
+    const files = fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();
+    expect(files.length).toBeGreaterThan(2);
+    for (const f of files.slice(0, -1)) {
+      const buf = fs.readFileSync(path.join(dir, f));
+      expect(recordsEnd(buf)).toBe(buf.length);
+    }
+    for (const o of [small, {}]) {
+      const again = await WAL.open(dir, { index: 0, term: 0 }, o);
+      expect(again.entries.map((e) => e.index)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      await again.wal.close();
+    }
+  });
+
   test('zeros where a record was (a lost sector) with records after them are corruption, not the end of the log', async () => {
     const dir = path.join(root, 'wal');
     const w = await WAL.create(dir, meta, { segmentBytes: 64 * 1024 });
