@@ -16,6 +16,16 @@ import { HEADER_SIZE, RecordType, decodeAt, encodeEntry, encodeHardState, encode
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
+/**
+ * The most one write puts on disk: a larger batch goes in several writes, split between records (a record larger
+ * than this goes in a write of its own). A crash can tear only the write in progress, so on restart damage that
+ * spans more than one write cannot be a torn write.
+ */
+export const MAX_WRITE_BYTES = 1024 * 1024;
+
+/** The unit a disk writes whole or not at all; a power loss can lose any of a write's sectors. */
+const SECTOR_BYTES = 512;
+
 export class WALCorruptError extends Error {
   constructor(file: string, offset: number, reason: string) {
     super(`wal: ${path.basename(file)} is corrupt at offset ${offset} (${reason}); refusing to start rather than lose data`);
@@ -51,6 +61,9 @@ const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 function segmentName(seq: number, firstIndex: number): string {
   return `${seq.toString(16).padStart(16, '0')}-${firstIndex.toString(16).padStart(16, '0')}.wal`;
 }
+
+/** A segment being prepared (headed, preallocated, synced) before it is renamed into place. */
+const PREPARING_SUFFIX = '.preparing';
 
 function listSegments(dir: string): Segment[] {
   const out: Segment[] = [];
@@ -151,6 +164,7 @@ export class WAL {
     const head = encodeMetadata(metadata);
     await fh.write(head, 0, head.length, 0);
     await preallocate(fh, segmentSize(o), o);
+    if (!o.noSync) await fh.sync();
     await fh.close();
     await fsp.mkdir(path.dirname(dir), { recursive: true });
     await fsp.rm(dir, { recursive: true, force: true });
@@ -181,6 +195,8 @@ export class WAL {
 
   /** Replays the WAL from the snapshot at `from` (index 0: from the start) and opens it for appending. */
   static async open(dir: string, from: { index: number; term: number }, o: WALOptions = {}): Promise<OpenedWAL> {
+    // A segment that a crash caught while it was being prepared never held a record.
+    for (const name of await fsp.readdir(dir)) if (name.endsWith(PREPARING_SUFFIX)) await fsp.rm(path.join(dir, name), { force: true });
     const segments = listSegments(dir);
     if (segments.length === 0) throw new Error(`wal: no segments in ${dir}`);
     // Start at the last segment whose first index is at or before the snapshot.
@@ -226,19 +242,19 @@ export class WAL {
           off += r.size;
           continue;
         }
-        // Not a whole valid record. At the end of the last segment this is a write a crash interrupted: no save()
-        // that covered it ever resolved, so it is safe to cut. Anywhere else it is corruption.
-        const atTail = isLast && (r.kind === 'torn' || tailIsLastRecord(buf, off));
-        if (!atTail) throw new WALCorruptError(seg.file, off, r.kind === 'corrupt' ? r.reason : 'truncated record');
-        if (!isZeroFrom(buf, off)) {
-          o.warn?.(`wal: cutting a torn write at the end of ${path.basename(seg.file)} (offset ${off}, ${writtenLength(buf, off)} bytes)`);
-          // Cut, then zero-filled again to the segment's size: the log ends at `off` as if the write never began.
-          const fh = await fsp.open(seg.file, 'r+');
-          await fh.truncate(off);
-          await fh.truncate(Math.max(off, segmentSize(o)));
-          if (!o.noSync) await fh.sync();
-          await fh.close();
-        }
+        // Not a whole valid record. Nothing written after it: the end of this segment's records.
+        const written = writtenLength(buf, off);
+        if (written === 0) break;
+        // At the end of the last segment it can be the write a crash interrupted: no save() that covered it ever
+        // resolved, so it is safe to cut. Anywhere else it is corruption.
+        if (!isLast || !isTornWrite(buf, off, written)) throw new WALCorruptError(seg.file, off, r.kind === 'corrupt' ? r.reason : 'truncated record');
+        o.warn?.(`wal: cutting a torn write at the end of ${path.basename(seg.file)} (offset ${off}, ${written} bytes)`);
+        // Cut, then zero-filled again to the segment's size: the log ends at `off` as if the write never began.
+        const fh = await fsp.open(seg.file, 'r+');
+        await fh.truncate(off);
+        await fh.truncate(Math.max(off, segmentSize(o)));
+        if (!o.noSync) await fh.sync();
+        await fh.close();
         break;
       }
       if (isLast) lastEnd = Math.min(off, buf.length);
@@ -299,14 +315,15 @@ export class WAL {
         this.pendingWaiters = [];
         this.pendingSync = false;
         try {
-          const data = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
-          // The segment is open with O_DSYNC: the write returns once the data is on stable storage (one system
-          // call instead of write + fdatasync).
-          const t0 = process.hrtime.bigint();
-          await this.writeFully(data);
-          if (sync && !this.o.noSync) {
-            this.stats.fsyncs++;
-            this.o.onFsync?.(Number(process.hrtime.bigint() - t0) / 1e9);
+          // The segment is open with O_DSYNC: a write returns once its data is on stable storage (one system call
+          // instead of write + fdatasync), so each write counts as one fsync.
+          for (const piece of writes(bufs)) {
+            const t0 = process.hrtime.bigint();
+            await this.writeFully(piece);
+            if (sync && !this.o.noSync) {
+              this.stats.fsyncs++;
+              this.o.onFsync?.(Number(process.hrtime.bigint() - t0) / 1e9);
+            }
           }
           if (this.offset >= segmentSize(this.o)) await this.cut();
         } catch (err) {
@@ -343,11 +360,21 @@ export class WAL {
     if (!this.o.noSync) await this.fh.sync();
     const seg: Segment = { seq: this.segment.seq + 1, firstIndex: this.lastIndex + 1, file: '' };
     seg.file = path.join(this.dir, segmentName(seg.seq, seg.firstIndex));
+    // Prepared aside and renamed into place whole (as etcd's file pipeline does): a crash never leaves a last
+    // segment without its head.
+    const preparing = seg.file + PREPARING_SUFFIX;
     const head = Buffer.concat([encodeMetadata(this.metadata), encodeHardState(this.hardState)]);
-    const fh = await fsp.open(seg.file, appendFlags(this.o) | fs.constants.O_CREAT | fs.constants.O_EXCL);
-    await fh.write(head, 0, head.length, 0);
-    await preallocate(fh, segmentSize(this.o), this.o);
+    const pfh = await fsp.open(preparing, 'w');
+    try {
+      await pfh.write(head, 0, head.length, 0);
+      await preallocate(pfh, segmentSize(this.o), this.o);
+      if (!this.o.noSync) await pfh.sync();
+    } finally {
+      await pfh.close();
+    }
+    await fsp.rename(preparing, seg.file);
     await fsyncDir(this.dir);
+    const fh = await fsp.open(seg.file, appendFlags(this.o));
     await this.fh.close();
     this.fh = fh;
     this.segment = seg;
@@ -379,13 +406,42 @@ export class WAL {
 }
 
 /**
- * A complete record with a bad checksum is a torn last write too when nothing was written after it: it ends at the
- * end of the file, or only the zeros of the segment's unwritten space follow it.
+ * Whether the bad record at `off`, with `written` bytes after it up to the last non-zero one, is what a crash in the
+ * middle of the last write leaves:
+ * - a prefix of the write (what a killed process or an in-order disk leaves): the bad record is cut short, or whole
+ *   but garbled, and nothing was written past its end;
+ * - or, after a power loss, any of the write's sectors: the damage stays within one write and holds a sector that
+ *   never reached the disk (all zeros), which a flipped bit in a written record does not.
  */
-function tailIsLastRecord(buf: Buffer, off: number): boolean {
+function isTornWrite(buf: Buffer, off: number, written: number): boolean {
   if (buf.length - off < HEADER_SIZE) return true;
-  const end = off + HEADER_SIZE + buf.readUInt32LE(off);
-  return end === buf.length || (end < buf.length && isZeroFrom(buf, end));
+  const claimed = HEADER_SIZE + buf.readUInt32LE(off);
+  if (written <= claimed) return true;
+  const oneWrite = Math.max(MAX_WRITE_BYTES, claimed <= buf.length - off ? claimed : 0);
+  return written <= oneWrite && hasLostSector(buf, off, off + written);
+}
+
+/** Whether a whole sector of [from, to) is zeros. */
+function hasLostSector(buf: Buffer, from: number, to: number): boolean {
+  for (let s = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES; s + SECTOR_BYTES <= to; s += SECTOR_BYTES) {
+    if (isZeroFrom(buf.subarray(0, s + SECTOR_BYTES), s)) return true;
+  }
+  return false;
+}
+
+/** The writes a batch of records goes in: consecutive records up to MAX_WRITE_BYTES together. */
+function* writes(records: Buffer[]): Generator<Buffer> {
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    if (i > start && bytes + records[i].length > MAX_WRITE_BYTES) {
+      yield i - start === 1 ? records[start] : Buffer.concat(records.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += records[i].length;
+  }
+  if (records.length > start) yield records.length - start === 1 ? records[start] : Buffer.concat(records.slice(start));
 }
 
 /** How many bytes from `off` were written: up to the last non-zero byte. */

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Entry, EntryType } from '../../server/raft';
 import { Snapshotter } from '../../server/snap/snapshotter';
 import { decodeAt, isZeroFrom } from '../../server/wal/record';
-import { WAL, WALCorruptError, WALSnapshotNotFoundError } from '../../server/wal/wal';
+import { MAX_WRITE_BYTES, WAL, WALCorruptError, WALSnapshotNotFoundError } from '../../server/wal/wal';
 
 let root: string;
 beforeEach(() => {
@@ -159,7 +159,7 @@ describe('WAL', () => {
     }
   });
 
-  test('zeros where a record was (a lost sector) with records after them are corruption, not the end of the log', async () => {
+  test('zeros over part of a record with records after them (no whole sector lost) are corruption, not a torn write', async () => {
     const dir = path.join(root, 'wal');
     const w = await WAL.create(dir, meta, { segmentBytes: 64 * 1024 });
     await w.save(undefined, [ent(1, 1)]);
@@ -170,6 +170,85 @@ describe('WAL', () => {
     buf.fill(0, firstEnd, firstEnd + 20); // entry 2's header and first bytes
     fs.writeFileSync(only(dir), buf);
     await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(/corrupt at offset \d+ \(zero-length record\)/);
+  });
+
+  describe('a power loss in the middle of the last write can leave any of its sectors unwritten', () => {
+    const o = { segmentBytes: 1024 * 1024 };
+    /** Entry 1 acknowledged, then one write of entry 2 (`size` bytes of data) and entry 3, which the crash tears. */
+    async function tornLastWrite(size: number, lose: (buf: Buffer, writeStart: number) => void) {
+      const dir = path.join(root, 'wal');
+      const w = await WAL.create(dir, meta, o);
+      await w.save({ term: 1, vote: 'a', commit: 0 }, [ent(1, 1)]);
+      const writeStart = recordsEnd(fs.readFileSync(only(dir)));
+      await w.save(undefined, [ent(2, 1, 'y'.repeat(size)), ent(3, 1)]);
+      await w.close();
+      const buf = fs.readFileSync(only(dir));
+      lose(buf, writeStart);
+      fs.writeFileSync(only(dir), buf);
+      return dir;
+    }
+    const page = (at: number) => Math.ceil((at + 1) / 4096) * 4096;
+
+    test.each([
+      ['its first page (a later one reached the disk)', 6000, (buf: Buffer, start: number) => buf.fill(0, start, page(start))],
+      ['a page in the middle of a record', 9000, (buf: Buffer, start: number) => buf.fill(0, page(start), page(start) + 4096)],
+    ])('losing %s is a torn write: cut, with every acknowledged entry kept', async (_what, size, lose) => {
+      const dir = await tornLastWrite(size, lose);
+      const warnings: string[] = [];
+      const r = await WAL.open(dir, { index: 0, term: 0 }, { ...o, warn: (m) => warnings.push(m) });
+      expect(r.entries.map((e) => e.index)).toEqual([1]);
+      expect(warnings.join()).toMatch(/cutting a torn write/);
+      await r.wal.save(undefined, [ent(2, 1, 'again')]);
+      await r.wal.close();
+      expect(datas((await reopen(dir, { index: 0, term: 0 })).entries)).toEqual(datas([ent(1, 1), ent(2, 1, 'again')]));
+    });
+
+    test('a lost sector with more than one write of records after it is corruption, not a torn write', async () => {
+      const dir = path.join(root, 'wal');
+      const w = await WAL.create(dir, meta, { segmentBytes: 4 * MAX_WRITE_BYTES });
+      await w.save(undefined, [ent(1, 1)]);
+      const start = recordsEnd(fs.readFileSync(only(dir)));
+      await w.save(undefined, [ent(2, 1, 'y'.repeat(4096))]);
+      for (let i = 3; i < 3 + 300; i++) await w.save(undefined, [ent(i, 1, 'z'.repeat(4096))]); // > MAX_WRITE_BYTES
+      await w.close();
+      const buf = fs.readFileSync(only(dir));
+      buf.fill(0, page(start), page(start) + 512);
+      fs.writeFileSync(only(dir), buf);
+      await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(WALCorruptError);
+    });
+
+    test('a flipped bit (no sector lost) in a record followed by others is corruption', async () => {
+      const dir = await tornLastWrite(6000, (buf, start) => {
+        buf[start + 3000] ^= 0x10;
+      });
+      // The write was never acknowledged, but nothing in it looks like a torn write: refusing is the safe answer.
+      await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(/checksum mismatch/);
+    });
+  });
+
+  test('a batch larger than one write goes in several, each synced; replay reads it whole', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    const big = (i: number) => ent(i, 1, String(i).repeat(MAX_WRITE_BYTES * 0.6));
+    await w.save(undefined, [big(1), big(2), big(3)]);
+    expect(w.stats.fsyncs).toBe(3);
+    await w.close();
+    expect(datas((await reopen(dir, { index: 0, term: 0 })).entries)).toEqual(datas([big(1), big(2), big(3)]));
+  });
+
+  test('a segment is prepared aside and renamed into place; one a crash left half prepared is removed', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta, { segmentBytes: 4096 });
+    for (let i = 1; i <= 30; i++) await w.save({ term: 1, vote: 'a', commit: i - 1 }, [ent(i, 1, 'p'.repeat(300))]);
+    expect(w.segmentCount()).toBeGreaterThan(2);
+    await w.close();
+    expect(fs.readdirSync(dir).filter((n) => !n.endsWith('.wal'))).toEqual([]);
+    const next = path.join(dir, fs.readdirSync(dir).sort().pop()!.replace(/^([0-9a-f]{16})/, (x) => (parseInt(x, 16) + 1).toString(16).padStart(16, '0')) + '.preparing');
+    fs.writeFileSync(next, Buffer.alloc(0));
+    const r = await WAL.open(dir, { index: 0, term: 0 }, { segmentBytes: 4096 });
+    expect(r.entries).toHaveLength(30);
+    expect(fs.existsSync(next)).toBe(false);
+    await r.wal.close();
   });
 
   test('corruption before the last record is a clear error, never a silent loss', async () => {
