@@ -89,6 +89,15 @@ async function watchers(endpoint: string): Promise<number> {
   return ((await res.json()) as { watchers: number }).watchers;
 }
 
+/**
+ * Waits until the watches of commands killed by an earlier test are gone (the server drops a watch when it sees
+ * the connection close, a moment after the kill), so that a count taken now is not lowered later.
+ */
+async function noWatchersLeft(endpoint: string): Promise<number> {
+  await waitFor('the watches of earlier commands to be dropped', async () => (await watchers(endpoint)) === 0);
+  return 0;
+}
+
 /** Sets a key through the HTTP API; resolves to the new modifiedIndex. */
 async function setKey(endpoint: string, key: string, value: string): Promise<number> {
   const res = await fetch(`${endpoint}/v2/keys${key}`, {
@@ -153,7 +162,7 @@ test('exec-watch --after-index I runs the command for the events after I, with t
 test('exec-watch KEY -- CMD ARG takes its key from the last argument, as Debian\'s etcdctl parses it', async () => {
   const ep = server.clientURL;
   // urfave/cli 1.22 consumes the "--": the key is the last argument, "/ewkey", and the command "/not-a-command /ew".
-  const before = await watchers(ep);
+  const before = await noWatchersLeft(ep);
   const runs = (['real', 'ours'] as const).map((t) => startEtcdctl(t, ['exec-watch', '/not-a-command', '--', '/ew', '/ewkey'], ep));
   await waitFor('both watches to be registered', async () => (await watchers(ep)) >= before + 2);
   await setKey(ep, '/ewkey', 'x');
@@ -164,7 +173,7 @@ test('exec-watch KEY -- CMD ARG takes its key from the last argument, as Debian\
 
 test('watch --forever prints two successive changes, as the real etcdctl does', async () => {
   const ep = server.clientURL;
-  const before = await watchers(ep);
+  const before = await noWatchersLeft(ep);
   const runs = (['real', 'ours'] as const).map((t) => startEtcdctl(t, ['watch', '--forever', '/wf'], ep));
   await waitFor('both watches to be registered', async () => (await watchers(ep)) >= before + 2);
   await setKey(ep, '/wf', 'first');
