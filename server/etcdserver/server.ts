@@ -187,6 +187,8 @@ export class EtcdServer extends EventEmitter {
   appliedIndex = 0;
   private appliedTerm = 0;
   private snapshotIndex = 0;
+  /** The snapshot being saved, marked and purged (each waits for the one before). */
+  private snapshotting: Promise<void> = Promise.resolve();
   private confState = { voters: [] as string[], learners: [] as string[] };
   lead = NONE;
   /** What /v2/stats/self reports. */
@@ -803,9 +805,10 @@ export class EtcdServer extends EventEmitter {
     const data = encodeSnapshotData(this.cluster, this.o.stateMachine.save());
     const snap = this.storage.createSnapshot(index, this.confState, data);
     this.snapshotIndex = index;
-    // The snapshot file must be durable before the log before it is released.
-    this.o.snapshots
-      .save(snap)
+    // The snapshot file must be durable before the log before it is released. Snapshots are saved one after the
+    // other, in order: a slow disk never has two being written, marked and purged at once.
+    this.snapshotting = this.snapshotting
+      .then(() => this.o.snapshots.save(snap))
       .then(async () => {
         // The marker says replay may start here; only then may the log before it go.
         await this.wal.saveSnapshot({ index, term: snap.metadata.term });

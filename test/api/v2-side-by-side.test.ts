@@ -224,6 +224,9 @@ describe('v2 keys API, side by side with the real etcd', () => {
       put('/v2/keys/ttldir?dir=true&ttl=300&prevExist=true'),
       get('/v2/keys/ttldir'),
       del('/v2/keys/ttldir?recursive=true'),
+      // Gone before it expires: each server would expire it on its own clock, a moment apart, and the indexes of
+      // the later tests would differ for that moment.
+      del('/v2/keys/ttl2'),
     ]);
   });
 
@@ -271,9 +274,11 @@ describe('v2 keys API, side by side with the real etcd', () => {
   test('a key with a TTL expires: watchers see the expire event, the key is gone', async () => {
     const [r0, o0] = await both(put('/v2/keys/exp?ttl=1', 'value=soon'));
     expect(o0).toEqual(r0);
+    // From the index after the set: the expiry is seen even if it came before the watch did.
+    const next = { real: Number(r0.etcdIndex!.slice(1)) + base.real + 1, ours: Number(o0.etcdIndex!.slice(1)) + base.ours + 1 };
     const watches = await Promise.all([
-      request(real.clientURL, 'GET', '/v2/keys/exp?wait=true', { timeoutMs: 10000 }),
-      request(ours.clientURL, 'GET', '/v2/keys/exp?wait=true', { timeoutMs: 10000 }),
+      request(real.clientURL, 'GET', `/v2/keys/exp?wait=true&waitIndex=${next.real}`, { timeoutMs: 10000 }),
+      request(ours.clientURL, 'GET', `/v2/keys/exp?wait=true&waitIndex=${next.ours}`, { timeoutMs: 10000 }),
     ]);
     expect(normalise(watches[1], base.ours)).toEqual(normalise(watches[0], base.real));
     expect(JSON.parse(watches[1].body)).toMatchObject({ action: 'expire', prevNode: { key: '/exp', value: 'soon' } });

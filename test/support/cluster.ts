@@ -55,12 +55,20 @@ export class TestCluster {
 
   static async start(n: number, o: ClusterOptions = {}): Promise<TestCluster> {
     const c = new TestCluster(o);
-    for (let i = 0; i < n; i++) await c.newSlot(`m${i}`);
-    const initial = c.initialCluster();
-    await Promise.all(c.members.map((m) => c.launch(m, ['--initial-cluster', initial, '--initial-cluster-state', 'new'], false)));
-    await c.waitForLeader();
-    await c.learnIds();
-    return c;
+    try {
+      for (let i = 0; i < n; i++) await c.newSlot(`m${i}`);
+      const initial = c.initialCluster();
+      // Every start settles before a failure is thrown, so that stop() finds every process that did start.
+      const starts = await Promise.allSettled(c.members.map((m) => c.launch(m, ['--initial-cluster', initial, '--initial-cluster-state', 'new'], false)));
+      for (const r of starts) if (r.status === 'rejected') throw r.reason;
+      await c.waitForLeader();
+      await c.learnIds();
+      return c;
+    } catch (err) {
+      // No test will stop a cluster it never got: stop what did start, so nothing keeps running for later files.
+      await c.stop().catch(() => undefined);
+      throw err;
+    }
   }
 
   async newSlot(name: string): Promise<MemberSlot> {
