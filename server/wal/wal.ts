@@ -416,9 +416,21 @@ export class WAL {
 function isTornWrite(buf: Buffer, off: number, written: number): boolean {
   if (buf.length - off < HEADER_SIZE) return true;
   const claimed = HEADER_SIZE + buf.readUInt32LE(off);
-  if (written <= claimed) return true;
+  // A prefix holds no whole record after the bad one: finding one means the bad record's length is wrong (a flipped
+  // bit made it claim the records after it), and those records were acknowledged.
+  if (written <= claimed) return !holdsRecord(buf, off + 1, off + written);
   const oneWrite = Math.max(MAX_WRITE_BYTES, claimed <= buf.length - off ? claimed : 0);
   return written <= oneWrite && hasLostSector(buf, off, off + written);
+}
+
+/** Whether a whole, valid record starts anywhere in [from, to) and ends by `to`. */
+function holdsRecord(buf: Buffer, from: number, to: number): boolean {
+  for (let p = from; p + HEADER_SIZE < to; p++) {
+    const len = buf.readUInt32LE(p);
+    if (len === 0 || p + HEADER_SIZE + len > to) continue;
+    if (decodeAt(buf.subarray(0, to), p).kind === 'record') return true;
+  }
+  return false;
 }
 
 /** Whether a whole sector of [from, to) is zeros. */

@@ -217,6 +217,20 @@ describe('WAL', () => {
       await expect(WAL.open(dir, { index: 0, term: 0 })).rejects.toThrow(WALCorruptError);
     });
 
+    test("a flipped bit that makes an acknowledged record's length claim the records after it is corruption, not a torn write", async () => {
+      const dir = path.join(root, 'wal');
+      const w = await WAL.create(dir, meta, o);
+      for (let i = 1; i <= 5; i++) await w.save({ term: 1, vote: 'a', commit: i - 1 }, [ent(i, 1)]);
+      await w.close();
+      const buf = fs.readFileSync(only(dir));
+      // Entry 2's record: its length grows by 64 KiB, so its claimed end lies in the unwritten zeros.
+      let off = 0;
+      for (let r = decodeAt(buf, off); r.kind === 'record' && !(r.record.type === 2 && r.record.entry.index === 2); r = decodeAt(buf, off)) off += r.size;
+      buf[off + 2] ^= 0x01;
+      fs.writeFileSync(only(dir), buf);
+      await expect(WAL.open(dir, { index: 0, term: 0 }, o)).rejects.toThrow(/corrupt at offset \d+ \(checksum mismatch\)/);
+    });
+
     test('a flipped bit (no sector lost) in a record followed by others is corruption', async () => {
       const dir = await tornLastWrite(6000, (buf, start) => {
         buf[start + 3000] ^= 0x10;
