@@ -280,11 +280,16 @@ export class Reconciler {
     const ns = c.metadata.namespace as string;
     const cluster = c.metadata.name as string;
     const prev = c.status ?? {};
-    const members: MemberStatus[] = (o.members ?? []).map((m) => {
-      const podName = m.name || o.pods.find((x) => m.peerURLs.some((u) => u.includes(`//${x.name}.`)))?.name || '';
-      const pod = o.pods.find((x) => x.name === podName);
-      return { name: podName, id: m.id, ready: pod !== undefined && pod.ready && o.healthy[pod.name] === true, version: pod?.runningVersion ?? pod?.version };
-    });
+    // No member answering is not an empty membership: the last one seen stays (none of it ready), so that the
+    // cluster still counts as bootstrapped and a lost cluster is never silently re-created from an empty seed.
+    const members: MemberStatus[] =
+      o.members === undefined
+        ? (prev.members ?? []).map((m) => ({ ...m, ready: false }))
+        : o.members.map((m) => {
+            const podName = m.name || o.pods.find((x) => m.peerURLs.some((u) => u.includes(`//${x.name}.`)))?.name || '';
+            const pod = o.pods.find((x) => x.name === podName);
+            return { name: podName, id: m.id, ready: pod !== undefined && pod.ready && o.healthy[pod.name] === true, version: pod?.runningVersion ?? pod?.version };
+          });
     members.sort((a, b) => (ordinalOf(cluster, a.name) ?? 0) - (ordinalOf(cluster, b.name) ?? 0));
     const ready = members.filter((m) => m.ready).length;
     const total = members.length;

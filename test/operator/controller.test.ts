@@ -417,6 +417,28 @@ describe('etcd-operator against the test API server', () => {
     expect(cond(cluster(env, 'ex'), 'Degraded')).toMatchObject({ status: 'False' });
   });
 
+  test('every member lost (pods gone, nothing answers): Failed with AllMembersLost, and never a new empty seed', async () => {
+    env.api.store.create('etcdclusters', NS, { apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdCluster', metadata: { name: 'lost' }, spec: { size: 1, version: '3.4.34' } });
+    await converged(env, 'lost', 1);
+    const mark = env.api.journal.entries.length;
+    env.kubelet.crash(NS, 'lost-0');
+    env.api.store.delete('pods', NS, 'lost-0');
+    const c = await waitFor('Failed', () => {
+      const o = cluster(env, 'lost');
+      return status(o).phase === 'Failed' && cond(o, 'Degraded')?.reason === 'AllMembersLost' ? o : undefined;
+    });
+    // The status keeps the membership it last saw (none of it ready): the cluster stays known as bootstrapped.
+    expect(status(c).members?.map((m) => ({ name: m.name, ready: m.ready }))).toEqual([{ name: 'lost-0', ready: false }]);
+    // More reconciles (resyncs) later: still Failed, and no pod was created to seed a new, empty cluster.
+    const before = await op.metric('etcd_operator_reconciles_total');
+    await waitFor('more reconciles', async () => (await op.metric('etcd_operator_reconciles_total')) >= before + 3, 20_000);
+    expect(status(cluster(env, 'lost')).phase).toBe('Failed');
+    const created = env.api.journal.entries.slice(mark).map((e) => e.what).filter((w) => /^POST \/api\/v1\/namespaces\/demo\/pods/.test(w));
+    expect(created).toEqual([]);
+    expect(env.api.store.list('pods', NS, [{ key: CLUSTER_LABEL, op: 'eq', value: 'lost' }])).toEqual([]);
+    env.api.store.delete('etcdclusters', NS, 'lost');
+  });
+
   test('RBAC: every API request the operator made is in operator/rbac.ts and granted by manifests/02-rbac.yaml', () => {
     const seen = checkRBAC(env);
     // what the scenarios above drove (so the check covers the operator's writes, not only its reads)
