@@ -217,11 +217,13 @@ export class Reconciler {
     }
   }
 
-  private async createIgnoringExisting(collection: string, obj: KObject): Promise<void> {
+  /** Creates `obj`; false when it exists already (created meanwhile: nothing to do). */
+  private async createIgnoringExisting(collection: string, obj: KObject): Promise<boolean> {
     try {
       await this.o.kube.create(collection, obj);
+      return true;
     } catch (e) {
-      if (e instanceof ApiError && e.isAlreadyExists) return;
+      if (e instanceof ApiError && e.isAlreadyExists) return false;
       throw e;
     }
   }
@@ -251,7 +253,9 @@ export class Reconciler {
   private async ensureOwned(c: EtcdCluster, want: KObject, path: string): Promise<void> {
     const live = await this.o.kube.get<KObject>(path);
     if (!live) {
-      await this.createIgnoringExisting(path.slice(0, path.lastIndexOf('/')), want);
+      if (await this.createIgnoringExisting(path.slice(0, path.lastIndexOf('/')), want)) {
+        await this.event(c, 'Normal', 'Created', `created ${want.kind} ${want.metadata.name}`);
+      }
       return;
     }
     if (!(live.metadata.ownerReferences ?? []).some((r) => r.uid === c.metadata.uid)) {
@@ -264,6 +268,7 @@ export class Reconciler {
         obj.spec = { ...(obj.spec as Record<string, unknown>), ...wantSpec };
         return true;
       });
+      await this.event(c, 'Normal', 'Updated', `brought the spec of ${want.kind} ${want.metadata.name} back to what the EtcdCluster asks`);
     }
   }
 

@@ -272,6 +272,16 @@ describe('etcd-operator against the test API server', () => {
     expect(reasons.filter((r) => r === 'Bootstrapping')).toHaveLength(1);
     expect(reasons.filter((r) => r === 'AddingMember')).toHaveLength(2);
     expect(reasons.filter((r) => r === 'CreatingMemberPod')).toHaveLength(2);
+    const created = events(env).filter((e) => e.involvedObject.uid === uid && e.reason === 'Created').map((e) => e.message).sort();
+    expect(created).toEqual(['created PodDisruptionBudget ex', 'created Service ex', 'created Service ex-client']);
+  });
+
+  test('an owned Service changed by hand is brought back to what the EtcdCluster asks, with an event', async () => {
+    const svc = env.api.store.get('services', NS, 'ex-client') as KObj;
+    (svc.spec as { type: string }).type = 'NodePort';
+    env.api.store.update('services', NS, 'ex-client', svc);
+    await waitFor('the client Service restored', () => ((env.api.store.get('services', NS, 'ex-client') as KObj).spec as { type: string }).type === 'ClusterIP', 20_000);
+    await waitFor('an Updated event', () => events(env).some((e) => e.reason === 'Updated' && e.message.includes('Service ex-client')));
   });
 
   test('/metrics: a reconcile increments the reconcile counter and histogram, actions are counted by kind, and promtool accepts it', async () => {
