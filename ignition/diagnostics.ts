@@ -40,10 +40,23 @@ export class Report {
   }
 }
 
-/** Thrown by `transpile` when the config has errors (or warnings under `strict`). */
+/**
+ * Thrown by `transpile` when the config has errors (or warnings under `strict`). It carries the whole report, in the
+ * order it was found, warnings included (as ct prints them): a warning often explains an error next to it, and the
+ * user fixing the errors should not meet the warnings only on the next run. The message is that report, one line
+ * each.
+ */
 export class TranspileError extends Error {
   constructor(readonly diagnostics: Diagnostic[]) {
     super(diagnostics.map(formatDiagnostic).join('\n'));
     this.name = 'TranspileError';
+  }
+
+  get errors(): Diagnostic[] {
+    return this.diagnostics.filter((d) => d.severity === 'error');
+  }
+
+  get warnings(): Diagnostic[] {
+    return this.diagnostics.filter((d) => d.severity === 'warning');
   }
 }

@@ -48,7 +48,15 @@ export function emitV2(m: Model, report: Report): object {
         })),
       })),
       raid: m.storage.raid.map((r) => ({ ...r })),
-      filesystems: m.storage.filesystems.map((f) => ({ name: f.name, mount: f.mount && { ...f.mount }, path: f.path })),
+      filesystems: m.storage.filesystems.map((f) => {
+        // Spec 2.x takes either a filesystem to mount or the path of one already mounted; Ignition 0.x rejects both
+        // ("filesystem has both mount and path defined"). Spec 3.3 takes both, which is why the CLC allows it.
+        if (f.mount && f.path !== undefined) {
+          const name = f.name === undefined ? 'a filesystem' : `filesystem "${f.name}"`;
+          report.error(`${name} has both mount and path, which spec ${SPEC_V2} does not allow (Ignition rejects it); drop path for spec ${SPEC_V2}`, f.pos);
+        }
+        return { name: f.name, mount: f.mount && { ...f.mount }, path: f.path };
+      }),
       files: m.storage.files.map((f) => ({
         ...common(f),
         mode: f.mode,

@@ -18,16 +18,41 @@ function owner(o: Owner | undefined): object | undefined {
 }
 
 export function emitV3(m: Model, report: Report): object {
-  /** Spec 3 has no filesystem names: a node on another filesystem lives below that filesystem's mount path. */
-  const pathOf = (node: NodeCommon): string | undefined => {
-    if (node.filesystem === 'root') return node.path;
+  /**
+   * Spec 3 has no filesystem names: it addresses every node by its absolute path, so a node on another filesystem
+   * lives below that filesystem's `path`, whether Ignition mounts it there (`mount` and `path`) or it is already
+   * mounted there (`path` alone, e.g. OEM's /usr/share/oem). The node's path is normalized first, as a path inside
+   * that filesystem: "/../x" on it is its "/x", not a path outside it. Ignition 3 takes only clean paths ("path is not
+   * fully simplified"), so every path comes out without "//", "." or ".." parts and without a trailing "/".
+   */
+  const clean = (p: string): string => posixPath.normalize(p).replace(/(?<=.)\/$/, '');
+  const absolutePathOf = (node: NodeCommon): string | undefined => {
+    if (node.filesystem === 'root') return clean(node.path);
     const fs = m.storage.filesystems.find((f) => f.name === node.filesystem);
-    if (fs?.mount && fs.path) return posixPath.join(fs.path, node.path);
+    if (fs?.path) return clean(posixPath.join(fs.path, clean(node.path)));
     report.error(
-      `"${node.path}" is on filesystem "${node.filesystem}", which spec ${SPEC_V3} can only address when the filesystem has both mount and path`,
+      `"${node.path}" is on filesystem "${node.filesystem}", which has no path: spec ${SPEC_V3} addresses files by absolute path, so give the filesystem the path it is mounted at`,
       node.pos,
     );
     return undefined;
+  };
+  /**
+   * Two nodes the model keeps apart (different filesystems) can meet at one absolute path, e.g. "/grub.cfg" on a
+   * filesystem at /usr/share/oem and "/usr/share/oem/grub.cfg" on root; Ignition rejects the duplicate.
+   */
+  const claimed = new Map<string, NodeCommon>();
+  const pathOf = (node: NodeCommon): string | undefined => {
+    const full = absolutePathOf(node);
+    if (full === undefined) return undefined;
+    const first = claimed.get(full);
+    if (first) {
+      const on = (n: NodeCommon) => (n.filesystem === 'root' ? '' : ` ("${n.path}" on filesystem "${n.filesystem}")`);
+      const where = first.pos ? ` at line ${first.pos.line}, column ${first.pos.column}` : '';
+      report.error(`"${full}"${on(node)} is defined more than once in spec ${SPEC_V3}: first${on(first)}${where}`, node.pos);
+    } else {
+      claimed.set(full, node);
+    }
+    return full;
   };
   const common = (n: NodeCommon) => ({ path: pathOf(n), overwrite: n.overwrite, user: owner(n.user), group: owner(n.group) });
   /** Spec 3.3 has no setuid, setgid or sticky bits (Ignition would drop them with a warning). */
@@ -54,6 +79,7 @@ export function emitV3(m: Model, report: Report): object {
     path: `/etc/systemd/network/${u.name}`,
     mode: 0o644,
     contents: { source: dataUrl(Buffer.from(u.contents ?? '', 'utf8')) },
+    pos: u.pos,
   }));
   const config = {
     ignition: {

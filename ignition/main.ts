@@ -9,7 +9,7 @@
  * 1 when the config has errors (or warnings under --strict), 2 for a bad command line or unreadable files.
  */
 import * as fs from 'node:fs';
-import { TranspileError } from './diagnostics';
+import { formatDiagnostic, TranspileError } from './diagnostics';
 import { serialize } from './emit-util';
 import { PLATFORMS } from './platforms';
 import { SPEC_VERSIONS, transpile } from './transpile';
@@ -104,7 +104,8 @@ export function run(argv: string[]): number {
     return 0;
   } catch (e) {
     if (e instanceof TranspileError) {
-      process.stderr.write(`${e.message}\n`);
+      // Every warning and error, in the order found, as ct prints its report.
+      for (const d of e.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
       return 1;
     }
     process.stderr.write(`ct: ${(e as Error).message}\n`);

@@ -62,6 +62,8 @@ export interface Unit {
 export interface NetworkdUnit {
   name: string;
   contents?: string;
+  /** Where the CLC defines it, for messages from the emitters. */
+  pos?: Position;
 }
 
 export interface User {
@@ -122,6 +124,8 @@ export interface Filesystem {
     uuid?: string;
     options?: string[];
   };
+  /** Where the CLC defines it, for messages from the emitters. */
+  pos?: Position;
 }
 
 export interface Model {
@@ -154,10 +158,19 @@ export function emptyModel(): Model {
   };
 }
 
+/** Where a unit's settings were given, for messages about what several sections say together. */
+export interface UnitPositions {
+  enabled?: Position;
+  mask?: Position;
+}
+
+const at = (p: Position | undefined): string => (p ? ` at line ${p.line}, column ${p.column}` : '');
+
 /** Adds to a Model, keeping unit names and file paths unique. */
 export class ModelBuilder {
   readonly model = emptyModel();
   private readonly paths = new Map<string, Position | undefined>();
+  private readonly unitPositions = new Map<string, UnitPositions>();
 
   constructor(private readonly report: Report) {}
 
@@ -165,8 +178,8 @@ export class ModelBuilder {
     const key = `${node.filesystem}:${node.path}`;
     if (this.paths.has(key)) {
       const first = this.paths.get(key);
-      const at = first ? ` (first defined at line ${first.line}, column ${first.column})` : '';
-      this.report.error(`${kind} "${node.path}" is defined more than once${at}`, pos);
+      const where = first ? ` (first defined${at(first)})` : '';
+      this.report.error(`${kind} "${node.path}" is defined more than once${where}`, pos);
       return false;
     }
     this.paths.set(key, pos);
@@ -188,13 +201,23 @@ export class ModelBuilder {
   /**
    * Adds a unit, or merges it into the unit of the same name: drop-ins are appended, and a setting given by both
    * must agree (e.g. the etcd section enables etcd-member.service and the systemd section adds a drop-in to it).
+   * `pos` is where the unit is defined; `keyPos` where its `enabled` and `mask` are, when the CLC says them.
+   *
+   * A merge must not leave the unit both masked and enabled (e.g. `mask: true` in systemd.units and the etcd section,
+   * which enables etcd-member.service): Ignition would write the mask and the enablement, and the masked unit would
+   * never start, which is certainly not what was meant. The systemd section rejects the two on one entry itself.
    */
-  addUnit(unit: Unit, pos?: Position): void {
+  addUnit(unit: Unit, pos?: Position, keyPos: UnitPositions = {}): void {
+    const positions = this.unitPositions.get(unit.name) ?? {};
+    this.unitPositions.set(unit.name, positions);
     const existing = this.model.systemd.units.find((u) => u.name === unit.name);
     if (!existing) {
+      if (unit.enabled !== undefined) positions.enabled = keyPos.enabled ?? pos;
+      if (unit.mask !== undefined) positions.mask = keyPos.mask ?? pos;
       this.model.systemd.units.push({ ...unit, dropins: [...unit.dropins] });
       return;
     }
+    const wasMaskedAndEnabled = existing.mask === true && existing.enabled === true;
     for (const key of ['enabled', 'mask', 'contents'] as const) {
       if (unit[key] === undefined) continue;
       if (existing[key] !== undefined && existing[key] !== unit[key]) {
@@ -202,6 +225,13 @@ export class ModelBuilder {
         continue;
       }
       (existing as unknown as Record<string, unknown>)[key] = unit[key];
+      if (key !== 'contents' && positions[key] === undefined) positions[key] = keyPos[key] ?? pos;
+    }
+    if (!wasMaskedAndEnabled && existing.mask === true && existing.enabled === true) {
+      this.report.error(
+        `unit "${unit.name}": a unit cannot be both masked and enabled (masked here, enabled${at(positions.enabled)})`,
+        positions.mask ?? pos,
+      );
     }
     for (const d of unit.dropins) {
       if (existing.dropins.some((e) => e.name === d.name)) {

@@ -82,9 +82,32 @@ export function hasTemplate(value: string): boolean {
   return value.includes('{') || value.includes('}');
 }
 
-/** A stand-in for every template, for checking the shape of a templated value (e.g. that it is a URL). */
+/** `{PRIVATE_IPV6}` and `{PUBLIC_IPV6}`, with the brackets around them when there are both. */
+const IPV6_TEMPLATE_RE = /(\[?)\{([A-Z_]*IPV6)\}(\]?)/g;
+
+/**
+ * The IPv6 templates (e.g. "{PRIVATE_IPV6}") written without brackets around them. The metadata agents write bare
+ * IPv6 addresses, so inside a URL the template must be written `[{PRIVATE_IPV6}]`: unbracketed, etcd would get
+ * "http://fd00::1:2380", which is not a URL.
+ */
+export function bareIpv6Templates(value: string): string[] {
+  const bare: string[] = [];
+  for (const m of value.matchAll(IPV6_TEMPLATE_RE)) if (m[1] !== '[' || m[3] !== ']') bare.push(`{${m[2]}}`);
+  return bare;
+}
+
+/**
+ * A stand-in for every template, for checking the shape of a templated value (e.g. that it is a URL). An IPv6
+ * template stands for a bare address: written `[{PRIVATE_IPV6}]` it becomes `[2001:db8::1]`. One written without
+ * brackets gets them here, so that the rest of the URL is still checked (`bareIpv6Templates` finds those, for a
+ * warning).
+ */
 export function withPlaceholders(value: string): string {
-  return value.replace(TEMPLATE_RE, (_, field: string) => (field.endsWith('IPV6') ? '[2001:db8::1]' : '192.0.2.1'));
+  return value
+    .replace(IPV6_TEMPLATE_RE, (_whole, open: string, _field: string, close: string) =>
+      open === '[' && close === ']' ? '[2001:db8::1]' : `${open}[2001:db8::1]${close}`,
+    )
+    .replace(TEMPLATE_RE, () => '192.0.2.1');
 }
 
 /**

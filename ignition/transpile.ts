@@ -46,7 +46,7 @@ export function normalizeSpec(spec: string | undefined): SpecVersion | undefined
 
 /**
  * Transpiles a Container Linux Config. Throws TranspileError listing every problem (with line and column where it
- * has one) when there are errors, or warnings under `strict`.
+ * has one) when there are errors, or warnings under `strict`; the error carries the warnings too.
  */
 export function transpile(yamlText: string, options: TranspileOptions = {}): TranspileResult {
   const report = new Report();
@@ -83,7 +83,8 @@ export function transpile(yamlText: string, options: TranspileOptions = {}): Tra
   const config = report.hasErrors() ? {} : spec === SPEC_V2 ? emitV2(builder.model, report) : emitV3(builder.model, report);
   const failing = report.entries.filter((d) => d.severity === 'error' || options.strict);
   if (failing.length > 0) {
-    throw new TranspileError(options.strict ? report.entries.map((d) => ({ ...d, severity: 'error' as const })) : report.errors);
+    // The whole report, as ct prints it: the warnings found along with the errors are not dropped.
+    throw new TranspileError(options.strict ? report.entries.map((d) => ({ ...d, severity: 'error' as const })) : report.entries);
   }
   return { config, warnings: report.warnings.map(formatDiagnostic), diagnostics: report.entries };
 }

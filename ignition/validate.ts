@@ -1,11 +1,20 @@
 /** Value checks shared by the sections: URLs, paths, unit names, hashes. Each reports at the value's position. */
 import type { Report } from './diagnostics';
 import { refine, str, type Decoder } from './decode';
-import { withPlaceholders } from './platforms';
+import { bareIpv6Templates, withPlaceholders } from './platforms';
 import type { Position } from './yaml-positions';
 
-/** Parses a URL (templates replaced by placeholders) and checks its scheme; reports and returns false if bad. */
+/**
+ * Parses a URL (templates replaced by placeholders) and checks its scheme; reports and returns false if bad. An IPv6
+ * template without brackets is a warning: the value would reach etcd as an invalid URL.
+ */
 export function checkUrl(value: string, schemes: readonly string[], report: Report, path: string, pos: Position): boolean {
+  for (const template of new Set(bareIpv6Templates(value))) {
+    report.warn(
+      `${path}: write "[${template}]" in "${value}": ${template} becomes a bare IPv6 address, which etcd would get as an invalid URL without brackets`,
+      pos,
+    );
+  }
   let url: URL;
   try {
     url = new URL(withPlaceholders(value));

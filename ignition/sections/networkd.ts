@@ -22,6 +22,6 @@ export function translateNetworkd(networkd: NetworkdConfig, ctx: TranslateContex
       ctx.report.error(`networkd unit "${u.name}" is defined more than once`, posOf(u, 'name'));
       continue;
     }
-    units.push({ name: u.name, contents: u.contents });
+    units.push({ name: u.name, contents: u.contents, pos: posOf(u, 'name') });
   }
 }

@@ -203,6 +203,7 @@ export function translateStorage(storage: StorageConfig, ctx: TranslateContext):
         uuid: f.mount.uuid,
         options: f.mount.options ?? f.mount.create?.options,
       },
+      pos: posOf(f),
     });
   }
   const fsOf = (node: { filesystem?: string } & Positioned, path: string): string => {

@@ -47,6 +47,10 @@ export function translateSystemd(systemd: SystemdConfig, ctx: TranslateContext):
         dropins: (u.dropins ?? []).filter((d, j, all) => all.findIndex((x) => x.name === d.name) === j).map((d) => ({ name: d.name, contents: d.contents })),
       },
       posOf(u, 'name'),
+      {
+        enabled: u.enabled !== undefined ? posOf(u, 'enabled') : u.enable !== undefined ? posOf(u, 'enable') : undefined,
+        mask: u.mask !== undefined ? posOf(u, 'mask') : undefined,
+      },
     );
   });
 }

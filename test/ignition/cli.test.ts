@@ -68,6 +68,20 @@ describe('ct command', () => {
     expect(ct([], 'etcd: [\n').status).toBe(1);
   });
 
+  test('errors come with the warnings found along with them, all on stderr, in order; exit 1', () => {
+    const cfg = 'storage:\n  files:\n    - path: /etc/a\nsystemd:\n  units:\n    - name: etcd-member.service\n      mask: true\netcd:\n  name: a\n';
+    const r = ct([], cfg);
+    expect(r).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: [
+        'warning: storage.files[0]: mode unspecified for file "/etc/a", defaulting to 0644 (line 3, column 7)',
+        'error: unit "etcd-member.service": a unit cannot be both masked and enabled (masked here, enabled at line 9, column 3) (line 7, column 13)',
+        '',
+      ].join('\n'),
+    });
+  });
+
   test('--platform expands templates; without it they are an error', () => {
     const cfg = 'etcd:\n  listen_peer_urls: "http://{PRIVATE_IPV4}:2380"\n';
     const r = ct(['--platform', 'packet'], cfg);

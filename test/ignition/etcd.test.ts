@@ -6,6 +6,7 @@ import { goQuote } from '../../ignition/validate';
 import {
   dropinOf,
   expandExecWords,
+  expectAllValidIgnition,
   expectErrorAt,
   parseServiceDropin,
   README_EXAMPLE,
@@ -234,6 +235,15 @@ const WRONG: Record<OptionSpec['kind'], [string, string]> = {
   string: ['[a, b]', 'expected a string'],
 };
 
+/** The two ways each option is tried: with a version pinned, and without one. */
+const VERSION_VARIANTS = [
+  ['with version 3.4.13', 'version: 3.4.13\n  '],
+  ['without a version', ''],
+] as const;
+
+/** The CLC that sets one option to its sample value. */
+const optionConfig = (spec: OptionSpec, version: string): string => `etcd:\n  ${version}${key(spec)}: ${sampleFor(spec).yaml}\n`;
+
 describe("the server's option table (server/config/options.ts)", () => {
   test("ct's etcd 3.4 options are exactly the server's options", () => {
     const live = ETCD_OPTIONS.filter((o) => o.removedIn === undefined).map((o) => o.key);
@@ -245,10 +255,11 @@ describe("the server's option table (server/config/options.ts)", () => {
     const sample = sampleFor(spec);
     const flag = `--${spec.name}=${sample.flag}`;
 
-    test.each([['with version 3.4.13', 'version: 3.4.13\n  '], ['without a version', '']])(
+    test.each(VERSION_VARIANTS)(
       'is accepted %s and written as its flag, which the server reads back',
       (_, version) => {
-        const { config } = transpile(`etcd:\n  ${version}${name}: ${sample.yaml}\n`);
+        // ignition-validate checks these outputs all at once, below.
+        const { config } = transpile(optionConfig(spec, version));
         const args = etcdArgs(dropinOf(config, 'etcd-member.service', DROPIN));
         expect(args).toEqual([`--${spec.name}=${String(JSON.parse(sample.flag))}`]);
         expect(dropinOf(config, 'etcd-member.service', DROPIN)).toContain(`  ${flag}`);
@@ -272,6 +283,14 @@ describe("the server's option table (server/config/options.ts)", () => {
       expectErrorAt(`etcd:\n  version: 3.4.13\n  ${name}: ${bad}\n`, `etcd.${name}:`, 3, name.length + 5);
       expect(transpileErrors(`etcd:\n  ${name}: ${bad}\n`).map((d) => d.message).join('\n')).toContain(message);
     });
+  });
+
+  test('every output above (each option, with and without a version) is valid Ignition, says ignition-validate', async () => {
+    // The same configs as the tests above (transpiling is deterministic), made here so that a run filtered to this
+    // test still checks them all; ignition-validate runs on them a few at a time.
+    const configs = OPTIONS.flatMap((spec) => VERSION_VARIANTS.map(([, version]) => transpile(optionConfig(spec, version)).config));
+    expect(configs).toHaveLength(2 * OPTIONS.length);
+    await expectAllValidIgnition(configs);
   });
 });
 
@@ -397,6 +416,41 @@ describe('platform templating', () => {
     expectErrorAt('etcd:\n  name: "{MACHINE_ID}"\n', 'unknown template field "{MACHINE_ID}"', 2, 9, { platform: 'ec2' });
     expectErrorAt('etcd:\n  name: "{HOSTNAME}"\n', 'platform "azure" does not provide {HOSTNAME}', 2, 9, { platform: 'azure' });
     expectErrorAt('etcd:\n  name: "{HOSTNAME"\n', 'unbalanced', 2, 9, { platform: 'ec2' });
+  });
+
+  test('an IPv6 template in brackets makes a URL with the address in brackets', () => {
+    const { config, warnings } = transpileValid(
+      yaml`
+        etcd:
+          listen_peer_urls: "http://[{PRIVATE_IPV6}]:2380"
+          initial_advertise_peer_urls: "http://[{PRIVATE_IPV6}]:2380,http://{PRIVATE_IPV4}:2380"
+          advertise_client_urls: "https://[{PUBLIC_IPV6}]:2379"
+          initial_cluster: "%m=http://[{PRIVATE_IPV6}]:2380"
+      `,
+      { platform: 'digitalocean' },
+    );
+    expect(warnings).toEqual([]);
+    const dropin = dropinOf(config, 'etcd-member.service', DROPIN);
+    expect(dropin).toContain('--listen-peer-urls="http://[${COREOS_DIGITALOCEAN_IPV6_PRIVATE_0}]:2380"');
+    expect(dropin).toContain(
+      '--initial-advertise-peer-urls="http://[${COREOS_DIGITALOCEAN_IPV6_PRIVATE_0}]:2380,http://${COREOS_DIGITALOCEAN_IPV4_PRIVATE_0}:2380"',
+    );
+    expect(dropin).toContain('--advertise-client-urls="https://[${COREOS_DIGITALOCEAN_IPV6_PUBLIC_0}]:2379"');
+    expect(dropin).toContain('--initial-cluster="%m=http://[${COREOS_DIGITALOCEAN_IPV6_PRIVATE_0}]:2380"');
+  });
+
+  test('an IPv6 template without brackets in a URL is a warning that says to write the brackets', () => {
+    const cfg = 'etcd:\n  listen_peer_urls: "http://{PRIVATE_IPV6}:2380"\n  initial_cluster: "%m=http://{PUBLIC_IPV6}:2380"\n';
+    const { warnings } = transpileValid(cfg, { platform: 'digitalocean' });
+    expect(warnings).toEqual([
+      'warning: etcd.listen_peer_urls: write "[{PRIVATE_IPV6}]" in "http://{PRIVATE_IPV6}:2380": {PRIVATE_IPV6} becomes a bare IPv6 address, which etcd would get as an invalid URL without brackets (line 2, column 21)',
+      'warning: etcd.initial_cluster: write "[{PUBLIC_IPV6}]" in "http://{PUBLIC_IPV6}:2380": {PUBLIC_IPV6} becomes a bare IPv6 address, which etcd would get as an invalid URL without brackets (line 3, column 20)',
+    ]);
+    expect(transpileErrors(cfg, { platform: 'digitalocean', strict: true }).map((d) => d.severity)).toEqual(['error', 'error']);
+    // The rest of the URL is still checked.
+    expectErrorAt('etcd:\n  listen_peer_urls: "ftp://{PRIVATE_IPV6}:2380"\n', 'has scheme "ftp"', 2, 21, { platform: 'digitalocean' });
+    // Brackets are for IPv6 only.
+    expectErrorAt('etcd:\n  listen_peer_urls: "http://[{PRIVATE_IPV4}]:2380"\n', 'is not a valid URL', 2, 21, { platform: 'digitalocean' });
   });
 
   test('an unknown platform is an error', () => {

@@ -2,7 +2,7 @@
  * Test helpers for the Ignition transpiler: run it, check every spec-3 output with Debian's real
  * `ignition-validate`, and assert errors with their line and column.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -37,6 +37,48 @@ export function expectValidIgnition(config: object): void {
   }
 }
 
+/** Runs ignition-validate on one config without blocking; rejects (with the config) unless it accepts it. */
+async function validateAsync(config: object, dir: string, index: number): Promise<void> {
+  const file = path.join(dir, `config-${index}.ign`);
+  await fs.promises.writeFile(file, JSON.stringify(config));
+  const r = await new Promise<{ status: number | null; out: string }>((resolve, reject) =>
+    execFile(IGNITION_VALIDATE, [file], { encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') reject(err);
+      else resolve({ status: err ? (err.code as number) : 0, out: `${stdout}${stderr}` });
+    }),
+  );
+  if (r.status !== 0 || r.out.trim() !== '') {
+    throw new Error(`ignition-validate rejected the config (exit ${r.status}):\n${r.out}\n${JSON.stringify(config, null, 2)}`);
+  }
+}
+
+/**
+ * `expectValidIgnition` for many configs: ignition-validate runs on each, a few at a time (the machine may be busy
+ * with other tests, and one process per config one after the other would take seconds).
+ */
+export async function expectAllValidIgnition(configs: readonly object[], concurrency = 4): Promise<void> {
+  if (!fs.existsSync(IGNITION_VALIDATE)) {
+    throw new Error(`${IGNITION_VALIDATE} is missing: install the Debian package "ignition" (apt-get install -y ignition)`);
+  }
+  const dir = tempDir('validate-all');
+  try {
+    let next = 0;
+    const failures: unknown[] = [];
+    // Each worker takes the next config until none is left or one was rejected; all are waited for before the
+    // directory goes.
+    const worker = async (): Promise<void> => {
+      while (next < configs.length && failures.length === 0) {
+        const i = next++;
+        await validateAsync(configs[i], dir, i).catch((err: unknown) => void failures.push(err));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, configs.length) }, worker));
+    if (failures.length > 0) throw failures[0];
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Transpiles and, for spec 3 output, checks the result with ignition-validate. */
 export function transpileValid(yaml: string, options: TranspileOptions = {}): TranspileResult {
   const result = transpile(yaml, options);
@@ -59,7 +101,8 @@ export function transpileErrors(yaml: string, options: TranspileOptions = {}): D
 /** Asserts that transpiling fails with an error containing `text` at the given line and column. */
 export function expectErrorAt(yaml: string, text: string, line: number, column: number, options: TranspileOptions = {}): Diagnostic {
   const diags = transpileErrors(yaml, options);
-  const hit = diags.find((d) => d.message.includes(text));
+  // The thrown report carries the warnings too: look among the errors first.
+  const hit = diags.find((d) => d.severity === 'error' && d.message.includes(text)) ?? diags.find((d) => d.message.includes(text));
   if (!hit) throw new Error(`no error containing ${JSON.stringify(text)}; got:\n${diags.map((d) => d.message).join('\n')}`);
   expect(hit.severity).toBe('error');
   expect(hit.pos).toEqual({ line, column });

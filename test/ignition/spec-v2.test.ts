@@ -1,5 +1,5 @@
 import { transpile } from '../../ignition';
-import { transpileErrors, yaml } from './helpers';
+import { transpileErrors, transpileValid, yaml } from './helpers';
 
 const CONFIG = yaml`
   ignition:
@@ -90,13 +90,42 @@ describe('Ignition spec 2.2.0 output', () => {
     expect(transpileErrors('', { spec: '3.0.0' })[0].message).toBe('unsupported Ignition spec version "3.0.0" (supported: 3.3.0, 2.2.0)');
   });
 
-  test('spec 3.3.0 cannot place files on a filesystem without a mount path', () => {
+  test('spec 3.3.0 cannot place files on a filesystem without a path', () => {
     expect(transpileErrors(CONFIG)).toEqual([
       {
         severity: 'error',
-        message: '"/README" is on filesystem "data", which spec 3.3.0 can only address when the filesystem has both mount and path',
+        message:
+          '"/README" is on filesystem "data", which has no path: spec 3.3.0 addresses files by absolute path, so give the filesystem the path it is mounted at',
         pos: { line: 20, column: 13 },
       },
     ]);
+  });
+
+  test('a filesystem with both mount and path is an error for spec 2.2.0 (Ignition rejects it), fine for 3.3.0', () => {
+    const cfg = yaml`
+      storage:
+        filesystems:
+          - name: etcd
+            path: /var/lib/etcd
+            mount:
+              device: /dev/disk/by-partlabel/etcd
+              format: ext4
+    `;
+    expect(transpileErrors(cfg, { spec: '2.2' })).toEqual([
+      {
+        severity: 'error',
+        message: 'filesystem "etcd" has both mount and path, which spec 2.2.0 does not allow (Ignition rejects it); drop path for spec 2.2.0',
+        pos: { line: 3, column: 7 },
+      },
+    ]);
+    expect(transpileValid(cfg).config).toMatchObject({
+      storage: { filesystems: [{ device: '/dev/disk/by-partlabel/etcd', format: 'ext4', path: '/var/lib/etcd' }] },
+    });
+    // Either one alone is spec 2.2.0.
+    const mountOnly = cfg.replace(/ *path: \/var\/lib\/etcd\n/, '');
+    expect(transpile(mountOnly, { spec: '2.2' }).config).toMatchObject({ storage: { filesystems: [{ name: 'etcd', mount: { format: 'ext4' } }] } });
+    expect(transpile('storage:\n  filesystems:\n    - {name: oem, path: /usr/share/oem}\n', { spec: '2.2' }).config).toMatchObject({
+      storage: { filesystems: [{ name: 'oem', path: '/usr/share/oem' }] },
+    });
   });
 });

@@ -149,6 +149,59 @@ describe('storage section', () => {
     expect(fileOf(config, '/var/lib/etcd/member/README').mode).toBe(0o644);
   });
 
+  test('nodes on a filesystem that has only a path (already mounted there) are below that path, cleanly joined', () => {
+    const { config } = transpileValid(yaml`
+      storage:
+        filesystems:
+          - name: oem
+            path: /usr/share/oem/
+        files:
+          - path: /grub.cfg
+            filesystem: oem
+            mode: 0644
+            contents: {inline: "set linux_append=coreos.autologin\\n"}
+          - path: /../escape
+            filesystem: oem
+            mode: 0600
+        directories:
+          - path: /bin//
+            filesystem: oem
+            mode: 0755
+          - path: /var//lib/./x/
+            mode: 0700
+        links:
+          - path: /bin/tool
+            filesystem: oem
+            target: /usr/bin/true
+    `);
+    const storage = (config as V3Config).storage;
+    // Ignition has nothing to create or mount: the filesystem is already there.
+    expect(storage?.filesystems).toBeUndefined();
+    expect(storage?.files?.map((f) => f.path)).toEqual(['/usr/share/oem/grub.cfg', '/usr/share/oem/escape']);
+    expect(fileText(config, '/usr/share/oem/grub.cfg')).toBe('set linux_append=coreos.autologin\n');
+    // Clean paths (Ignition 3 takes no other), on the root filesystem too.
+    expect(storage?.directories).toEqual([
+      { path: '/usr/share/oem/bin', mode: 0o755 },
+      { path: '/var/lib/x', mode: 0o700 },
+    ]);
+    expect(storage?.links).toEqual([{ path: '/usr/share/oem/bin/tool', target: '/usr/bin/true' }]);
+  });
+
+  test('spec 3.3.0 cannot address a node on a filesystem without a path, nor two nodes at one absolute path', () => {
+    expectErrorAt(
+      'storage:\n  filesystems:\n    - name: data\n      mount: {device: /dev/sdb, format: xfs}\n  files:\n    - {path: /a, filesystem: data, mode: 0644}\n',
+      '"/a" is on filesystem "data", which has no path: spec 3.3.0 addresses files by absolute path, so give the filesystem the path it is mounted at',
+      6,
+      14,
+    );
+    expectErrorAt(
+      'storage:\n  filesystems:\n    - {name: oem, path: /usr/share/oem}\n  files:\n    - {path: /grub.cfg, filesystem: oem, mode: 0644}\n    - {path: /usr/share/oem/grub.cfg, mode: 0644}\n',
+      '"/usr/share/oem/grub.cfg" is defined more than once in spec 3.3.0: first ("/grub.cfg" on filesystem "oem") at line 5, column 14',
+      6,
+      14,
+    );
+  });
+
   test('default modes are warnings (errors under --strict)', () => {
     const cfg = 'storage:\n  files:\n    - path: /etc/a\n  directories:\n    - path: /var/a\n';
     const { config, warnings } = transpileValid(cfg);
@@ -232,8 +285,9 @@ describe('file modes', () => {
     const { config, warnings } = transpile(cfg, { spec: '2.2.0' });
     expect((config as { storage: { files: { mode: number }[] } }).storage.files[0].mode).toBe(644);
     expect(warnings).toEqual(['warning: storage.files[0].mode: mode 644 is decimal (octal 01204); write 0644 for an octal mode (line 4, column 13)']);
-    // 01204 has the sticky bit, which spec 3.3.0 cannot express
+    // 01204 has the sticky bit, which spec 3.3.0 cannot express; the warning that explains it comes with the error
     expect(transpileErrors(cfg)).toEqual([
+      { severity: 'warning', message: 'storage.files[0].mode: mode 644 is decimal (octal 01204); write 0644 for an octal mode', pos: { line: 4, column: 13 } },
       { severity: 'error', message: '"/etc/a": mode 01204 has setuid/setgid/sticky bits, which spec 3.3.0 does not support', pos: { line: 3, column: 13 } },
     ]);
   });

@@ -1,4 +1,4 @@
-import { expectErrorAt, fileOf, fileText, transpileValid, unitOf, yaml, type V3Config } from './helpers';
+import { expectErrorAt, fileOf, fileText, transpileErrors, transpileValid, unitOf, yaml, type V3Config } from './helpers';
 
 describe('systemd section', () => {
   test('units with enabled, mask, contents and drop-ins', () => {
@@ -41,6 +41,35 @@ describe('systemd section', () => {
     expect(warnings).toEqual(['warning: systemd.units[0].enable is deprecated; use enabled (line 4, column 15)']);
   });
 
+  test('a unit masked in systemd and enabled by another section (or entry) is an error at the mask', () => {
+    const masked = 'systemd:\n  units:\n    - name: etcd-member.service\n      mask: true\n';
+    const d = expectErrorAt(
+      `${masked}etcd:\n  name: a\n`,
+      'unit "etcd-member.service": a unit cannot be both masked and enabled (masked here, enabled at line 6, column 3)',
+      4,
+      13,
+    );
+    expect(transpileErrors(`${masked}etcd:\n  name: a\n`)).toEqual([d]);
+    expectErrorAt(`${masked.replace('etcd-member', 'docker')}docker:\n  flags: [--debug]\n`, 'unit "docker.service": a unit cannot be both masked', 4, 13);
+    // Two entries for one unit, in either order: the error is at the mask, pointing at the enablement.
+    expectErrorAt(
+      'systemd:\n  units:\n    - name: a.service\n      enabled: true\n    - name: a.service\n      mask: true\n',
+      'a unit cannot be both masked and enabled (masked here, enabled at line 4, column 16)',
+      6,
+      13,
+    );
+    expectErrorAt(
+      'systemd:\n  units:\n    - name: a.service\n      mask: true\n    - name: a.service\n      enabled: true\n',
+      'a unit cannot be both masked and enabled (masked here, enabled at line 6, column 16)',
+      4,
+      13,
+    );
+    // Masked without the etcd section, or masked: false with it, is fine.
+    expect(unitOf(transpileValid(masked).config, 'etcd-member.service')).toEqual({ name: 'etcd-member.service', mask: true });
+    const unmasked = transpileValid('systemd:\n  units:\n    - name: etcd-member.service\n      mask: false\netcd:\n  name: a\n');
+    expect(unitOf(unmasked.config, 'etcd-member.service')).toMatchObject({ enabled: true, mask: false });
+  });
+
   test('errors, with line and column', () => {
     expectErrorAt('systemd:\n  units:\n    - name: etcd\n', 'unit name "etcd" must end in a unit type', 3, 13);
     expectErrorAt('systemd:\n  units:\n    - name: a.service\n      dropins:\n        - name: override\n', 'drop-in name "override" must be a file name ending in ".conf"', 5, 17);
@@ -77,6 +106,12 @@ describe('networkd section', () => {
   test('errors, with line and column', () => {
     expectErrorAt('networkd:\n  units:\n    - name: eth0.service\n', 'must end in .network, .netdev, .link', 3, 13);
     expectErrorAt('networkd:\n  units:\n    - name: a.network\n    - name: a.network\n', 'networkd unit "a.network" is defined more than once', 4, 13);
+    expectErrorAt(
+      'storage:\n  files:\n    - {path: /etc/systemd/network/a.network, mode: 0644}\nnetworkd:\n  units:\n    - name: a.network\n',
+      '"/etc/systemd/network/a.network" is defined more than once in spec 3.3.0: first at line 3, column 14',
+      6,
+      13,
+    );
   });
 });
 
