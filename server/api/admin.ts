@@ -6,7 +6,7 @@ import { NONE, StateType } from '../raft';
 import { V2Store } from '../store';
 import { urlProblem } from '../config';
 import { CORS_HEADERS } from './v2/keys-handler';
-import { goPathUnescape } from './go-unescape';
+import { goPathUnescape } from '../pkg/go-compat';
 import { readBody } from './read-body';
 
 export const SERVER_VERSION = '3.4.0';

@@ -1,4 +1,5 @@
 import * as yaml from 'js-yaml';
+import { goParseBool } from '../pkg/go-compat';
 import { IGNORED_OPTIONS, OPTIONS, OPTIONS_BY_NAME, OptionSpec, envName } from './options';
 
 /** A configuration the server cannot start with; the message says what and where, as etcd's would. */
@@ -73,8 +74,10 @@ function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue 
   switch (spec.kind) {
     case 'bool':
       if (typeof raw === 'boolean') return raw;
-      if (raw === 'true' || raw === '1' || raw === 't' || raw === 'TRUE' || raw === 'True') return true;
-      if (raw === 'false' || raw === '0' || raw === 'f' || raw === 'FALSE' || raw === 'False') return false;
+      if (typeof raw === 'string') {
+        const b = goParseBool(raw);
+        if (b !== undefined) return b;
+      }
       // Go's flag package words it its own way for booleans.
       if (where.startsWith('flag ')) throw new ConfigError(`invalid boolean value ${JSON.stringify(raw)} for ${where.slice(5)}: parse error`, 2);
       throw bad('parse error');

@@ -4,6 +4,7 @@
  * (ours or the real one) through the v2 HTTP API.
  */
 import { spawn } from 'node:child_process';
+import { goParseBool } from '../pkg/go-compat';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -97,13 +98,6 @@ export function parseDuration(s: string): number {
   return total;
 }
 
-/** Go's strconv.ParseBool. */
-function parseGoBool(s: string): boolean | undefined {
-  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(s)) return true;
-  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(s)) return false;
-  return undefined;
-}
-
 /**
  * Go's flag.FlagSet.Parse: flags up to the first non-flag argument or "--" (which is consumed), then urfave/cli's
  * normalizeFlags (one flag given under two of its names is an error).
@@ -134,7 +128,7 @@ function goFlagParse(args: string[], specs: FlagSpec[]): { flags: FlagValues; re
     const spec = specs.find((s) => s.names.includes(name));
     if (!spec) throw new UsageError(`flag provided but not defined: -${name}`);
     if (spec.kind === 'bool') {
-      const b = value === undefined ? true : parseGoBool(value);
+      const b = value === undefined ? true : goParseBool(value);
       if (b === undefined) throw new UsageError(`invalid boolean value "${value}" for -${name}: parse error`);
       flags.set(spec.names[0], b);
     } else {

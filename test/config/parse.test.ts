@@ -25,6 +25,16 @@ function errorOf(argv: string[], env: Record<string, string> = {}, files: Record
 }
 
 describe('etcd command configuration', () => {
+  test("booleans take Go's strconv.ParseBool spellings, on the command line and in ETCD_* variables", () => {
+    for (const v of ['T', 't', '1', 'TRUE', 'True', 'true']) {
+      expect(config([`--pre-vote=${v}`]).config.preVote).toBe(true);
+      expect(config([], { ETCD_PRE_VOTE: v }).config.preVote).toBe(true);
+    }
+    for (const v of ['F', 'f', '0', 'FALSE', 'False', 'false']) expect(config([`--enable-v2=${v}`]).config.enableV2).toBe(false);
+    expect(errorOf(['--pre-vote=yes']).exitCode).toBe(2);
+    expect(errorOf([], { ETCD_PRE_VOTE: 'on' }).exitCode).toBe(1);
+  });
+
   test("defaults are etcd's", () => {
     const { config: c } = config([]);
     expect(c.name).toBe('default');

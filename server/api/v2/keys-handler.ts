@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import { EtcdServer, WriteResult } from '../../etcdserver/server';
 import { Method } from '../../etcdserver/request';
 import { ErrorCode, V2Error, V2Event, V2Store } from '../../store';
-import { goPathUnescape } from '../go-unescape';
+import { goPathUnescape } from '../../pkg/go-compat';
 import { readBody } from '../read-body';
 import { KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest } from './key-request';
 

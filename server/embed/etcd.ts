@@ -1,0 +1,311 @@
+/**
+ * Starting and serving a member (etcd's embed): the WAL and snapshot stores, the peer transport and its listeners,
+ * the member itself, and the client listeners with their routing. The `etcd` command (server/main.ts) parses flags
+ * into a ServerConfig and calls startMember.
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as path from 'node:path';
+import type * as winston from 'winston';
+import { adminApp, CLUSTER_VERSION, SERVER_VERSION } from '../api/admin';
+import { KEYS_PREFIX } from '../api/v2/key-request';
+import { keysHandler } from '../api/v2/keys-handler';
+import { ConfigError, ServerConfig } from '../config';
+import { V2Applier } from '../etcdserver/apply-v2';
+import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
+import { Member } from '../membership/cluster';
+import { ServerMetrics } from '../metrics';
+import { answerLikeGo, cleanRedirect, isValidRequestPath } from '../pkg/go-compat';
+import { Transport } from '../rafthttp/transport';
+import { Snapshotter } from '../snap/snapshotter';
+import { V2Store } from '../store';
+import { ensureSelfSignedCert, hostsOf } from '../tls/auto-tls';
+import { validateClientCertSettings } from '../tls/client-cert-checks';
+import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watchCertificates } from '../tls/tls-settings';
+import { WAL } from '../wal/wal';
+import { VERSION } from '../version';
+
+function isV2Path(url: string): boolean {
+  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+}
+
+function walStore(dir: string, cfg: ServerConfig, metrics: ServerMetrics, logger: winston.Logger): WALStore {
+  const opts = { noSync: cfg.unsafeNoFsync, onFsync: (s: number) => metrics.walFsync.observe(s), warn: (m: string) => logger.warn(m) };
+  return {
+    exists: () => WAL.exists(dir),
+    snapshotMarkers: () => WAL.snapshotMarkers(dir),
+    create: (metadata) => WAL.create(dir, metadata, opts),
+    open: (from) => WAL.open(dir, from, opts),
+  };
+}
+
+function listen(srv: http.Server, url: URL): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), () => {
+      srv.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** The peer listener's own answers: GET /members (who is in the cluster, for members joining) and /version. */
+function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: () => EtcdServer | undefined): void {
+  const s = server();
+  const path = (req.url ?? '').split('?')[0];
+  if (req.method === 'GET' && path === '/members' && s?.cluster) {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'X-Etcd-Cluster-ID': s.cluster.id });
+    res.end(JSON.stringify(s.cluster.list()));
+    return;
+  }
+  if (req.method === 'GET' && path === '/version') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
+    return;
+  }
+  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+  res.end('404 page not found\n');
+}
+
+/** Asks the running members (their peer URLs, in turn) which cluster this is and who is in it. */
+export async function fetchRemoteCluster(peerURLs: string[], tlsOptions?: https.AgentOptions): Promise<RemoteCluster> {
+  const errors: string[] = [];
+  for (const u of peerURLs) {
+    try {
+      const { status, body, clusterId } = await new Promise<{ status: number; body: string; clusterId: string }>((resolve, reject) => {
+        const url = new URL('/members', u);
+        const get = url.protocol === 'https:' ? (o: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.get(url, { ...tlsOptions, ...o }, cb) : (o: http.RequestOptions, cb: (res: http.IncomingMessage) => void) => http.get(url, o, cb);
+        const req = get({ timeout: 2000 }, (res) => {
+          let b = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (b += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, clusterId: String(res.headers['x-etcd-cluster-id'] ?? '') }));
+        });
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+      });
+      if (status !== 200) throw new Error(`status ${status}`);
+      return { clusterId, members: JSON.parse(body) as Member[] };
+    } catch (err) {
+      errors.push(`${u}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`cannot fetch the cluster's members from its peers (${errors.join('; ')})`);
+}
+
+/**
+ * The TLS settings of the client or peer side, from the flags: the given files, or with --auto-tls a self-signed
+ * certificate kept in the data dir. Undefined when that side has no TLS.
+ */
+export function resolveTLS(cfg: ServerConfig, side: 'client' | 'peer', logger: winston.Logger): TLSSettings | undefined {
+  const t = side === 'client' ? cfg.clientTLS : cfg.peerTLS;
+  const urls = side === 'client' ? cfg.listenClientURLs : cfg.listenPeerURLs;
+  const flag = side === 'client' ? '' : 'peer-';
+  let { certFile, keyFile } = t;
+  const needed = urls.some((u) => u.startsWith('https://'));
+  if ((certFile === '' || keyFile === '') && t.autoTLS) {
+    const made = ensureSelfSignedCert(path.join(cfg.dataDir, 'fixtures', side), hostsOf(urls));
+    ({ certFile, keyFile } = made);
+    logger.info(made.generated ? 'generated a self-signed certificate (auto TLS)' : 'reusing the self-signed certificate (auto TLS)', { side, certFile });
+  }
+  if (certFile === '' || keyFile === '') {
+    const u = urls.find((x) => x.startsWith('https://'));
+    if (u) throw new ConfigError(`TLS key/cert (--${flag}cert-file, --${flag}key-file) must be provided for ${side} url ${u} with HTTPS scheme`);
+    return undefined;
+  }
+  if (!needed && side === 'peer' && !t.autoTLS && cfg.initialCluster.every((m) => m.peerURLs.every((p) => p.startsWith('http://')))) return undefined;
+  const settings: TLSSettings = {
+    certFile,
+    keyFile,
+    trustedCAFile: t.trustedCAFile,
+    clientCertAuth: t.clientCertAuth,
+    insecureSkipVerify: t.autoTLS && t.trustedCAFile === '',
+    cipherSuites: cfg.cipherSuites,
+    allowedCN: side === 'peer' ? cfg.peerTLS.allowedCN : undefined,
+    allowedHostname: t.allowedHostname || undefined,
+    crlFile: t.crlFile || undefined,
+    // etcd checks a peer's certificate SANs against the address it connects from (its peer listeners only).
+    checkSAN: side === 'peer' && !cfg.peerTLS.skipClientSANVerify,
+  };
+  validateClientCertSettings(settings); // the CRL must be readable now, and CN and hostname not both given
+  contextOptions(settings); // the files must be readable now, not at the first connection
+  return settings;
+}
+
+export interface RunningMember {
+  server: EtcdServer;
+  listeners: http.Server[];
+  stop(): Promise<void>;
+}
+
+/** Starts a member from a parsed configuration. */
+export async function startMember(cfg: ServerConfig, logger: winston.Logger): Promise<RunningMember> {
+  for (const u of [...cfg.listenClientURLs, ...cfg.listenPeerURLs]) {
+    if (!u.startsWith('http://') && !u.startsWith('https://')) throw new ConfigError(`only http:// and https:// URLs are supported: ${u}`);
+  }
+  const clientTLS = resolveTLS(cfg, 'client', logger);
+  const peerTLS = resolveTLS(cfg, 'peer', logger);
+  const stopWatching: (() => void)[] = [];
+  const memberDir = path.join(cfg.dataDir, 'member');
+  const walDir = cfg.walDir || path.join(memberDir, 'wal');
+  fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
+  const metrics = new ServerMetrics(VERSION);
+  const store = new V2Store(Date.now);
+  // The transport hands peer messages to the server, which exists once constructed: a late-bound reporter.
+  let srv: EtcdServer | undefined;
+  const transport = new Transport({
+    reporter: {
+      process: (m) => srv?.stepPeer(m),
+      reportUnreachable: (id) => srv?.reportUnreachable(id),
+      reportSnapshot: (id, ok) => srv?.reportSnapshot(id, ok),
+      isRemoved: (id) => srv?.cluster?.isRemoved(id) ?? false,
+      removedByPeer: (peer) => srv?.removedByPeer(peer),
+    },
+    log: (level, msg, meta) => logger.log(level, msg, meta),
+    snapshotDir: path.join(memberDir, 'snap'),
+    onSent: (to, bytes) => metrics.peerSent(to, bytes),
+    onReceived: (from, bytes) => metrics.peerReceived(from, bytes),
+    onSendFailure: (to) => metrics.peerSendFailed(to),
+    onReceiveFailure: (from) => metrics.peerReceiveFailed(from),
+    onRoundTrip: (to, seconds) => metrics.peerRoundTrip(to, seconds),
+    onPeerActive: (peer, active) => metrics.peerActive(transport.id, peer, active),
+    onSnapshotSent: (to, seconds, ok) => metrics.snapshotSent(to, seconds, ok),
+    onSnapshotReceived: (from, seconds, ok) => metrics.snapshotReceived(from, seconds, ok),
+    httpsAgentOptions: peerTLS ? clientAgentOptions(peerTLS) : undefined,
+  });
+  if (peerTLS) {
+    // A rotated peer certificate is used for new outbound connections too.
+    stopWatching.push(watchCertificates(peerTLS, () => transport.setHttpsAgentOptions(clientAgentOptions(peerTLS)), (m, meta) => logger.warn(m, meta)));
+  }
+  const tlsLog = (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => logger.log(level, msg, meta);
+  /** An http or https server for a listen URL (https with these TLS settings). */
+  const makeServer = (u: string, settings: TLSSettings | undefined, handler: http.RequestListener, opts: http.ServerOptions): http.Server => {
+    if (!u.startsWith('https://')) return http.createServer(opts, handler);
+    const t = createTLSServer(settings!, handler, tlsLog, opts);
+    stopWatching.push(t.stopWatching);
+    return t.server;
+  };
+  const peerListeners: http.Server[] = [];
+  for (const u of cfg.listenPeerURLs) {
+    const url = new URL(u);
+    const peerHandler = transport.handler((req, res) => peerInfo(req, res, () => srv));
+    const ps = makeServer(u, peerTLS, peerHandler, { requestTimeout: 0, keepAliveTimeout: 30000 });
+    await listen(ps, url);
+    logger.info('listening for peers', { url: u });
+    peerListeners.push(ps);
+  }
+  const server = new EtcdServer({
+    name: cfg.name,
+    initialCluster: cfg.initialCluster,
+    initialClusterToken: cfg.initialClusterToken,
+    initialClusterState: cfg.initialClusterState,
+    advertiseClientURLs: cfg.advertiseClientURLs,
+    heartbeatMs: cfg.heartbeatIntervalMs,
+    electionMs: cfg.electionTimeoutMs,
+    snapshotCount: cfg.snapshotCount,
+    snapshotCatchupEntries: cfg.snapshotCatchupEntries,
+    preVote: cfg.preVote,
+    stateMachine: new V2Applier(store),
+    wal: walStore(walDir, cfg, metrics, logger),
+    snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
+    transport,
+    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? clientAgentOptions(peerTLS) : undefined),
+    advertisePeerURLs: cfg.initialAdvertisePeerURLs,
+    now: Date.now,
+    log: (level, msg, meta) => logger.log(level, msg, meta),
+  });
+  srv = server;
+  metrics.attach(server, store);
+  try {
+    await server.start();
+  } catch (err) {
+    transport.stop();
+    for (const l of peerListeners) l.close();
+    throw err;
+  }
+  const keys = keysHandler({ server, store, now: Date.now });
+  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, strictReconfigCheck: cfg.strictReconfigCheck, now: Date.now });
+  const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
+  const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    // An absolute-form request target (GET http://host/v2/keys/k) is served by its path, as Go does.
+    if (req.url && /^https?:\/\//i.test(req.url)) req.url = req.url.replace(/^https?:\/\/[^/?#]*/i, '') || '/';
+    const url = req.url ?? '/';
+    if (!isValidRequestPath(url)) {
+      // Go's HTTP server refuses a request whose path has a malformed %-escape, before any handler sees it.
+      res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+      res.end('400 Bad Request');
+      return;
+    }
+    const redirect = cleanRedirect(url);
+    if (redirect !== undefined) {
+      // Go's ServeMux answers a path that is not clean (// . .. segments) with a redirect to the clean one.
+      const head = req.method === 'GET' || req.method === 'HEAD';
+      res.writeHead(301, head ? { Location: redirect, 'Content-Type': 'text/html; charset=utf-8' } : { Location: redirect });
+      res.end(head ? `<a href="${redirect}">Moved Permanently</a>.\n\n` : undefined);
+      return;
+    }
+    if (!cfg.enableV2 && isV2Path(url)) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+      res.end('404 page not found\n');
+    } else if (url === KEYS_PREFIX || url.startsWith(KEYS_PREFIX + '/') || url.startsWith(KEYS_PREFIX + '?')) keys(req, res);
+    else admin(req, res);
+  };
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (server.published) route(req, res);
+    else void published.then(() => route(req, res));
+  };
+  const listeners: http.Server[] = [];
+  for (const u of cfg.listenClientURLs) {
+    const url = new URL(u);
+    const cs = makeServer(u, clientTLS, handler, { keepAliveTimeout: 30000 });
+    answerLikeGo(cs);
+    await listen(cs, url);
+    logger.info('serving client requests', { url: u });
+    listeners.push(cs);
+  }
+  for (const u of cfg.listenMetricsURLs) {
+    const url = new URL(u);
+    // As etcd: a metrics listener serves /metrics and /health, nothing else.
+    const metricsOnly = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      const p = (req.url ?? '').split('?')[0];
+      if (p === '/metrics' || p === '/health') return admin(req, res);
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+      res.end('404 page not found\n');
+    };
+    const ms = makeServer(u, clientTLS, metricsOnly, {});
+    await listen(ms, url);
+    listeners.push(ms);
+  }
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      // Stop taking connections, let in-flight requests finish, then stop the member (WAL synced and closed).
+      const closed = Promise.all(listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
+      // A keep-alive connection whose request was in flight goes idle only once answered (and would then stay open
+      // until its keepAliveTimeout): keep closing idle connections until every listener is closed, like Go's Shutdown.
+      const closeIdle = (): void => {
+        for (const l of listeners) l.closeIdleConnections();
+      };
+      closeIdle();
+      const idler = setInterval(closeIdle, 50);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+      clearInterval(idler);
+      await server.stop();
+      transport.stop();
+      for (const unwatch of stopWatching) unwatch();
+      for (const l of [...listeners, ...peerListeners]) {
+        l.close();
+        l.closeAllConnections();
+      }
+    })();
+    return stopping;
+  };
+  server.on('fatal', (err: Error) => {
+    logger.error('stopping after a fatal error', { error: err.message });
+    process.exitCode = 1;
+    void stop();
+  });
+  return { server, listeners, stop };
+}
+

@@ -1,0 +1,99 @@
+/**
+ * Go's behaviour, where etcd's answers depend on it: Go's path unescaping and cleaning, the redirects of its ServeMux,
+ * its HTTP server's answers to requests it cannot parse, and strconv.ParseBool. One place, tested in
+ * test/pkg/go-compat.test.ts.
+ */
+import type * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+
+/**
+ * Go's url.PathUnescape, as etcd's handlers see request paths: %XX escapes become bytes, and the bytes are a Go
+ * string, which need not be valid UTF-8 (JSON shows an invalid byte as U+FFFD, and so does this decoding). A
+ * malformed escape ("%zz", a lone "%") is an error: undefined.
+ */
+export function goPathUnescape(s: string): string | undefined {
+  if (!s.includes('%')) return s;
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; ) {
+    if (s.charCodeAt(i) === 0x25) {
+      const hex = s.slice(i + 1, i + 3);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) return undefined;
+      bytes.push(parseInt(hex, 16));
+      i += 3;
+    } else {
+      const cp = s.codePointAt(i)!;
+      for (const b of Buffer.from(String.fromCodePoint(cp), 'utf8')) bytes.push(b);
+      i += cp > 0xffff ? 2 : 1;
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** False when the path part of a request URI has a % not followed by two hex digits. */
+export function isValidRequestPath(url: string): boolean {
+  const q = url.indexOf('?');
+  const p = q >= 0 ? url.slice(0, q) : url;
+  for (let i = p.indexOf('%'); i >= 0; i = p.indexOf('%', i + 1)) {
+    if (!/^[0-9a-fA-F]{2}$/.test(p.slice(i + 1, i + 3))) return false;
+  }
+  return true;
+}
+
+/** Go's path.Clean: one slash between segments, no . segments, .. resolved, rooted. */
+export function goCleanPath(p: string): string {
+  const out: string[] = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  return '/' + out.join('/');
+}
+
+/** Where Go's ServeMux would redirect this request URI (its path cleaned, a trailing slash kept), if anywhere. */
+export function cleanRedirect(url: string): string | undefined {
+  const q = url.indexOf('?');
+  const raw = q >= 0 ? url.slice(0, q) : url;
+  // The common case, a clean path with nothing escaped, is decided without decoding.
+  if (!raw.includes('%') && !/\/\/|\/\.\.?(\/|$)/.test(raw)) return undefined;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
+  let clean = goCleanPath(decoded);
+  if (decoded.endsWith('/') && clean !== '/') clean += '/';
+  if (clean === decoded) return undefined;
+  return encodeURI(clean) + (q >= 0 ? url.slice(q) : '');
+}
+
+/**
+ * What Go's HTTP server answers where Node's would drop the connection or answer bare: a request Node cannot
+ * parse gets "400 Bad Request" (an unknown method, 405 as etcd's handlers give it), and CONNECT a 404.
+ */
+export function answerLikeGo(server: http.Server): void {
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    if (!socket.writable || (socket as Socket).bytesWritten > 0) return void socket.destroy();
+    const [status, body] = err.code === 'HPE_INVALID_METHOD' ? ['405 Method Not Allowed', 'Method Not Allowed\n'] : ['400 Bad Request', '400 Bad Request'];
+    // Closed once answered, as Go does (end alone would leave a half-open socket for as long as the client likes).
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
+  });
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n404 page not found\n', () => socket.destroy());
+  });
+}
+
+
+/** Go's strconv.ParseBool: the only spellings Go accepts; undefined for anything else. */
+export function goParseBool(s: string): boolean | undefined {
+  switch (s) {
+    case '1': case 't': case 'T': case 'TRUE': case 'true': case 'True':
+      return true;
+    case '0': case 'f': case 'F': case 'FALSE': case 'false': case 'False':
+      return false;
+    default:
+      return undefined;
+  }
+}

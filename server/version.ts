@@ -1,0 +1,2 @@
+/** This build's version, as `etcd --version` and the metrics report it. */
+export const VERSION = '3.4.0-ts-etcd';
