@@ -10,6 +10,7 @@ import * as winston from 'winston';
 import { adminApp } from './api/admin';
 import { KEYS_PREFIX } from './api/v2/key-request';
 import { keysHandler } from './api/v2/keys-handler';
+import { retryWithEscapedTarget } from './api/raw-target';
 import { ConfigError, ServerConfig, parseConfig } from './config';
 import { V2Applier } from './etcdserver/apply-v2';
 import { EtcdServer, RemoteCluster, WALStore } from './etcdserver/server';
@@ -143,6 +144,7 @@ function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: (
  */
 function answerLikeGo(server: http.Server): void {
   server.on('clientError', (err: Error & { code?: string }, socket: import('node:stream').Duplex) => {
+    if (retryWithEscapedTarget(server, err, socket)) return;
     if (!socket.writable || (socket as import('node:net').Socket).bytesWritten > 0) return void socket.destroy();
     const [status, body] = err.code === 'HPE_INVALID_METHOD' ? ['405 Method Not Allowed', 'Method Not Allowed\n'] : ['400 Bad Request', '400 Bad Request'];
     // Closed once answered, as Go does (end alone would leave a half-open socket for as long as the client likes).

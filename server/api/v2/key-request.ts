@@ -152,17 +152,17 @@ export function parseKeyRequest(method: string, path: string, form: Map<string, 
   let key = posixPath.join('/', path.slice(KEYS_PREFIX.length));
   if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
   const first = (k: string) => form.get(k)?.[0] ?? '';
+  // etcd's getUint64 and getBool: an absent field is 0 or false, a present one must parse, even when empty
+  // ("?recursive" or "?prevIndex=" is a bad request).
   const uint = (k: string, code: number, cause: string): number => {
-    const s = first(k);
-    if (s === '') return 0;
-    const n = parseGoUint(s);
+    if (!form.has(k)) return 0;
+    const n = parseGoUint(first(k));
     if (n === undefined) throw new KeyRequestError(code, cause);
     return n;
   };
   const bool = (k: string, cause = `invalid value for "${k}"`): boolean => {
-    const s = first(k);
-    if (s === '') return false;
-    const b = parseGoBool(s);
+    if (!form.has(k)) return false;
+    const b = parseGoBool(first(k));
     if (b === undefined) throw new KeyRequestError(RequestErrorCode.InvalidField, cause);
     return b;
   };
