@@ -4,12 +4,14 @@
  * Index values are compared relative to each server's index after the first write (the real etcd's v2 store
  * already holds its membership, so its indexes start higher); expiration times are compared as present/absent.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Answer, request } from '../support/http';
-import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
+import { TestCluster, eventually } from '../support/cluster';
+import { RunningEtcd, freePort, spawnRealEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 interface Step {
   method: string;
@@ -451,4 +453,98 @@ describe('v2 keys API, side by side with the real etcd', () => {
       await new Promise((r) => setTimeout(r, 10)); // poll the server's own watcher count
     }
   }
+});
+
+/** Three members of Debian's etcd, timed as TestCluster times ours. */
+async function startRealCluster(root: string): Promise<RunningEtcd[]> {
+  const slots = await Promise.all(['r0', 'r1', 'r2'].map(async (name) => ({ name, client: await freePort(), peer: await freePort() })));
+  const initial = slots.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
+  const started = await Promise.allSettled(slots.map((m) => {
+    const where = { clientURL: `http://127.0.0.1:${m.client}`, peerURL: `http://127.0.0.1:${m.peer}`, dataDir: path.join(root, m.name) };
+    return spawnRealEtcd([
+      '--name', m.name, '--data-dir', where.dataDir, '--enable-v2=true',
+      '--listen-client-urls', where.clientURL, '--advertise-client-urls', where.clientURL,
+      '--listen-peer-urls', where.peerURL, '--initial-advertise-peer-urls', where.peerURL,
+      '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'health-side-by-side',
+      '--heartbeat-interval', '50', '--election-timeout', '500',
+    ], where);
+  }));
+  const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(up.map((m) => m.stop()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return up;
+}
+
+/** Debian's etcdctl cluster-health against these endpoints: its verdict (last line) and exit code. */
+function clusterHealth(endpoints: string[]): Promise<{ verdict: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const p = spawn('/usr/bin/etcdctl', ['--endpoints', endpoints.join(','), 'cluster-health'], { env: { ...process.env, ETCDCTL_API: '2' } });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.on('exit', (code) => resolve({ verdict: out.trim().split('\n').pop() ?? '', code }));
+  });
+}
+
+describe('/health needs a quorum, side by side with a cluster of the real etcd', () => {
+  let root: string;
+  let ourCluster: TestCluster;
+  let realMembers: RunningEtcd[];
+
+  beforeAll(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'health-side-by-side-'));
+    const [o, r] = await Promise.allSettled([TestCluster.start(3), startRealCluster(root)]);
+    if (o.status === 'fulfilled') ourCluster = o.value;
+    if (r.status === 'fulfilled') realMembers = r.value;
+    if (o.status === 'rejected') throw o.reason;
+    if (r.status === 'rejected') throw r.reason;
+  }, 60000);
+
+  afterAll(async () => {
+    await Promise.all([ourCluster?.stop(), ...(realMembers ?? []).map((m) => m.stop())]);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const health = async (url: string) => {
+    const a = await request(url, 'GET', '/health', { timeoutMs: 10000 });
+    return { status: a.status, body: a.body, contentType: a.headers['content-type'], nosniff: a.headers['x-content-type-options'] };
+  };
+
+  /** The member that leads, as the members themselves say. */
+  const realLeader = () =>
+    eventually('a leader among the real members', async () => {
+      for (const m of realMembers) {
+        const self = JSON.parse((await request(m.clientURL, 'GET', '/v2/stats/self')).body) as { state: string };
+        if (self.state === 'StateLeader') return m;
+      }
+      return undefined;
+    });
+
+  test('all three up: every member is healthy; two of three killed: the one left is not, as etcd says', async () => {
+    const ours = ourCluster.members.map((m) => m.clientURL);
+    const reals = realMembers.map((m) => m.clientURL);
+    const expected = await health(reals[0]);
+    expect(expected).toEqual({ status: 200, body: '{"health":"true"}', contentType: 'text/plain; charset=utf-8', nosniff: undefined });
+    for (const url of [...ours, ...reals]) expect(await health(url)).toEqual(expected);
+    expect(await clusterHealth(ours)).toEqual(await clusterHealth(reals));
+
+    // Kill the two followers: the leader that is left knows it leads for a while, but no quorum answers it.
+    const ourLeader = await ourCluster.waitForLeader();
+    const theirLeader = await realLeader();
+    await Promise.all([
+      ...ourCluster.members.filter((m) => m !== ourLeader).map((m) => ourCluster.kill(m)),
+      ...realMembers.filter((m) => m !== theirLeader).map((m) => m.stop()),
+    ]);
+    const [r, o] = await Promise.all([health(theirLeader.clientURL), health(ourLeader.clientURL)]);
+    expect(r).toEqual({ status: 503, body: '{"health":"false"}\n', contentType: 'text/plain; charset=utf-8', nosniff: 'nosniff' });
+    expect(o).toEqual(r);
+    // Still so once the election timeout has passed (the leader has stepped down, or still waits for a quorum).
+    const [r2, o2] = await Promise.all([health(theirLeader.clientURL), health(ourLeader.clientURL)]);
+    expect(o2).toEqual(r2);
+    const verdicts = await Promise.all([clusterHealth(ours), clusterHealth(reals)]);
+    expect(verdicts[0]).toEqual(verdicts[1]);
+    expect(verdicts[0]).toEqual({ verdict: 'cluster is unavailable', code: 5 });
+  }, 60000);
 });
