@@ -13,12 +13,16 @@ export function retryWithEscapedTarget(server: http.Server, err: Error & { code?
   if (err.code !== 'HPE_INVALID_URL' || !Buffer.isBuffer(err.rawPacket)) return false;
   // Only between requests: a response still being written belongs to the connection as Node serves it.
   if (!socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) return false;
-  const fixed = escapeTarget(err.rawPacket);
-  if (!fixed) return false;
+  const chunk = err.rawPacket;
+  // The request line whole (and escapable), or its start, the rest to come.
+  if (chunk.includes(0x0a) ? !escapeTarget(chunk) : !/^[A-Z]+ [^ ]*$/.test(chunk.toString('latin1', 0, Math.min(chunk.length, 64)).replace(/[\x80-\xff]/g, '_'))) return false;
   if (!detachFromHTTP(socket)) return false;
-  (http as unknown as { _connectionListener: (this: http.Server, s: Duplex) => void })._connectionListener.call(server, relay(socket, fixed));
+  (http as unknown as { _connectionListener: (this: http.Server, s: Duplex) => void })._connectionListener.call(server, relay(socket, chunk));
   return true;
 }
+
+/** How much of a request line is waited for before it is given to the parser as it is (which refuses it). */
+const MAX_PENDING_LINE = 64 * 1024;
 
 /**
  * The chunk with the bytes past ASCII in its request line's target %-escaped, when the chunk starts with a whole
@@ -96,11 +100,23 @@ function relay(socket: Duplex, first: Buffer): Duplex {
   if (typeof tlsSocket.getPeerCertificate === 'function') {
     (d as unknown as { getPeerCertificate: unknown }).getPeerCertificate = tlsSocket.getPeerCertificate.bind(s);
   }
-  d.push(first);
-  s.on('data', (c: Buffer) => {
+  // The first request line is held until it is whole, then given escaped.
+  let pending: Buffer | undefined = first;
+  const give = (c: Buffer): void => {
+    if (pending) {
+      pending = Buffer.concat([pending, c]);
+      if (!pending.includes(0x0a) && pending.length < MAX_PENDING_LINE) return;
+      c = escapeTarget(pending) ?? pending;
+      pending = undefined;
+    }
     if (!d.push(c)) s.pause();
+  };
+  give(Buffer.alloc(0));
+  s.on('data', give);
+  s.on('end', () => {
+    if (pending) d.push(pending);
+    d.push(null);
   });
-  s.on('end', () => d.push(null));
   s.on('close', () => d.destroy());
   s.on('error', (e) => d.destroy(e));
   s.on('timeout', () => d.emit('timeout'));
