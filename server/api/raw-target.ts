@@ -15,7 +15,7 @@ export function retryWithEscapedTarget(server: http.Server, err: Error & { code?
   if (!socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) return false;
   const chunk = err.rawPacket;
   // The request line whole (and escapable), or its start, the rest to come.
-  if (chunk.includes(0x0a) ? !escapeTarget(chunk) : !/^[A-Z]+ [^ ]*$/.test(chunk.toString('latin1', 0, Math.min(chunk.length, 64)).replace(/[\x80-\xff]/g, '_'))) return false;
+  if (chunk.includes(0x0a) ? !escapeTarget(chunk) : !/^[A-Z]+ [^ ]*( [^ ]*)?$/.test(chunk.toString('latin1'))) return false;
   if (!detachFromHTTP(socket)) return false;
   (http as unknown as { _connectionListener: (this: http.Server, s: Duplex) => void })._connectionListener.call(server, relay(socket, chunk));
   return true;
