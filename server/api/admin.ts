@@ -36,6 +36,32 @@ export interface AdminDeps {
   now: () => number;
 }
 
+/** How long /health waits for its quorum read, as etcd 3.4's checkHealth waits for its QGET. */
+export const HEALTH_READ_TIMEOUT_MS = 1000;
+
+/**
+ * etcd 3.4's health check: a leader is known, and a read through Raft gets a quorum's answer within a second (etcd
+ * proposes a QGET; a ReadIndex round is the same test of the quorum, without a log entry). There are no alarms to
+ * check: the v2 store raises none.
+ */
+export async function isHealthy(server: Pick<EtcdServer, 'lead' | 'linearizableRead'>): Promise<boolean> {
+  if (server.lead === NONE) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), HEALTH_READ_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([server.linearizableRead().then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A counter of the registry, made once (an app made again with the same registry counts on). */
+function counter(registry: client.Registry, name: string, help: string): client.Counter {
+  return (registry.getSingleMetric(name) as client.Counter | undefined) ?? new client.Counter({ name, help, registers: [registry] });
+}
+
 /** JSON as etcd sends it: Content-Type application/json, no charset parameter. */
 function sendJSON(res: express.Response, status: number, body: string): void {
   res.status(status).setHeader('Content-Type', 'application/json');
@@ -61,9 +87,13 @@ export function adminApp(d: AdminDeps): express.Express {
   });
   /** Go's answer to a method a handler does not take: 405 with the methods it does. */
   const methodNotAllowed = (allow: string) => (_req: express.Request, res: express.Response) => {
-    res.status(405).set({ Allow: allow, 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    // The length set here too: a HEAD gets it as a GET would.
+    res.status(405).set({ Allow: allow, 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Content-Length': '19' });
     res.end('Method Not Allowed\n');
   };
+
+  // Go's handlers here take GET only: a HEAD is not answered as a GET would be (express would).
+  app.head(['/version', '/health', '/v2/stats/self', '/v2/stats/store', '/v2/stats/leader'], methodNotAllowed('GET'));
 
   app.get('/version', (_req, res) => {
     // Exactly etcd's content types (express would add a charset).
@@ -73,14 +103,20 @@ export function adminApp(d: AdminDeps): express.Express {
 
   app.all('/version', methodNotAllowed('GET'));
 
+  const healthChecks = {
+    success: counter(d.registry, 'etcd_server_health_success', 'The total number of successful health checks'),
+    failures: counter(d.registry, 'etcd_server_health_failures', 'The total number of failed health checks'),
+  };
   app.get('/health', (_req, res) => {
-    const ok = server.lead !== NONE;
-    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-    const body = JSON.stringify({ health: ok ? 'true' : 'false' });
-    if (ok) return void res.status(200).end(body);
-    // etcd answers an unhealthy member with Go's http.Error: a newline after the body, and nosniff.
-    res.status(503).setHeader('X-Content-Type-Options', 'nosniff');
-    res.end(`${body}\n`);
+    void isHealthy(server).then((ok) => {
+      (ok ? healthChecks.success : healthChecks.failures).inc();
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      const body = JSON.stringify({ health: ok ? 'true' : 'false' });
+      if (ok) return void res.status(200).end(body);
+      // etcd answers an unhealthy member with Go's http.Error: a newline after the body, and nosniff.
+      res.status(503).setHeader('X-Content-Type-Options', 'nosniff');
+      res.end(`${body}\n`);
+    });
   });
   app.all('/health', methodNotAllowed('GET'));
 
@@ -89,8 +125,11 @@ export function adminApp(d: AdminDeps): express.Express {
   });
   app.all('/v2/machines', methodNotAllowed('GET,HEAD'));
 
-  const members = express.Router();
-  members.use((_req, res, next) => {
+  const members = express.Router({ strict: true }); // /v2/members/leader/ is not the leader
+  // As etcd's members handler: the method is checked first (HEAD is not answered as a GET), then the cluster ID set.
+  const membersNotAllowed = methodNotAllowed('GET,POST,DELETE,PUT');
+  members.use((req, res, next) => {
+    if (!['GET', 'POST', 'DELETE', 'PUT'].includes(req.method)) return membersNotAllowed(req, res);
     res.setHeader('X-Etcd-Cluster-Id', server.cluster.id);
     next();
   });
@@ -103,6 +142,8 @@ export function adminApp(d: AdminDeps): express.Express {
     if (!m) return httpError(res, 503, 'During election');
     sendJSON(res, 200, `${JSON.stringify(v2Member(m))}\n`);
   });
+  // Anything else after /v2/members/ (an ID, "leader/") is no resource etcd serves.
+  members.get(/.*/, (_req, res) => httpError(res, 404, 'Not found'));
   // The body as etcd reads it: whatever its encoding or charset say, parsed as JSON by the handler below.
   const jsonBody: express.RequestHandler = (req, res, next) => {
     readBody(req, MAX_MEMBERS_BODY).then((body) => {
@@ -115,6 +156,20 @@ export function adminApp(d: AdminDeps): express.Express {
   const idFrom = (req: express.Request): string => {
     const raw = req.path.replace(/^\//, '');
     return goPathUnescape(raw) ?? raw;
+  };
+  /**
+   * The ID as etcd's types.IDFromString parses it (hex, any case, any number of leading zeros, at most 64 bits),
+   * written as etcd writes IDs; undefined when it does not parse (etcd: "No such member: " and the text as given).
+   */
+  const parseID = (s: string): string | undefined => {
+    if (!/^[0-9a-fA-F]+$/.test(s)) return undefined;
+    const n = BigInt(`0x${s}`);
+    return n < 1n << 64n ? n.toString(16) : undefined;
+  };
+  /** etcd's answer to DELETE or PUT on /v2/members itself: Go's http.Error, without an Allow header. */
+  const noIDGiven = (res: express.Response): void => {
+    res.status(405).set({ 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    res.end('Method Not Allowed\n');
   };
   const peerURLsOf = (req: express.Request, res: express.Response): string[] | undefined => {
     if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
@@ -193,9 +248,11 @@ export function adminApp(d: AdminDeps): express.Express {
     const active = staying.filter((m) => server.isPeerConnectedSince(m.id, since)).length;
     return active >= Math.floor(staying.length / 2) + 1;
   };
-  members.delete(/^\/.+/, (req, res) => {
-    const id = idFrom(req);
-    if (!/^[0-9a-fA-F]{1,16}$/.test(id)) return httpError(res, 404, `No such member: ${id}`);
+  members.delete(/.*/, (req, res) => {
+    const given = idFrom(req);
+    if (given === '') return noIDGiven(res);
+    const id = parseID(given);
+    if (id === undefined) return httpError(res, 404, `No such member: ${given}`);
     const known = server.cluster.get(id);
     if (known && !known.isLearner && d.strictReconfigCheck && (!server.cluster.isReadyToRemoveVotingMember(id) || !connectedToQuorumWithout(id))) {
       return httpError(res, 500, 'Internal Server Error');
@@ -205,10 +262,16 @@ export function adminApp(d: AdminDeps): express.Express {
       (err) => membershipError(res, id, err),
     );
   });
-  members.put(/^\/.+/, jsonBody, (req, res) => {
-    const id = idFrom(req);
-    // As etcd: the ID first (a malformed one is no member), then the body.
-    if (!/^[0-9a-fA-F]{1,16}$/.test(id)) return httpError(res, 404, `No such member: ${id}`);
+  members.put(/.*/, (req, res, next) => {
+    const given = idFrom(req);
+    // As etcd: the ID first (none, or a malformed one, is no member), then the body.
+    if (given === '') return noIDGiven(res);
+    const id = parseID(given);
+    if (id === undefined) return httpError(res, 404, `No such member: ${given}`);
+    res.locals.memberID = id;
+    next();
+  }, jsonBody, (req, res) => {
+    const id = res.locals.memberID as string;
     const urls = peerURLsOf(req, res);
     if (!urls) return;
     server.updateMember(id, urls).then(
@@ -216,7 +279,6 @@ export function adminApp(d: AdminDeps): express.Express {
       (err) => membershipError(res, id, err),
     );
   });
-  members.all(/.*/, methodNotAllowed('GET,POST,DELETE,PUT'));
   app.use('/v2/members', members);
 
   app.get('/v2/stats/self', (_req, res) => {

@@ -6,6 +6,7 @@
 import type * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import { retryWithEscapedTarget } from './raw-target';
 
 /**
  * Go's url.PathUnescape, as etcd's handlers see request paths: %XX escapes become bytes, and the bytes are a Go
@@ -75,6 +76,8 @@ export function cleanRedirect(url: string): string | undefined {
  */
 export function answerLikeGo(server: http.Server): void {
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    // Go takes raw bytes >= 0x80 on the request line (a UTF-8 key); Node refuses them: parsed again, escaped.
+    if (retryWithEscapedTarget(server, err, socket)) return;
     if (!socket.writable || (socket as Socket).bytesWritten > 0) return void socket.destroy();
     const [status, body] = err.code === 'HPE_INVALID_METHOD' ? ['405 Method Not Allowed', 'Method Not Allowed\n'] : ['400 Bad Request', '400 Bad Request'];
     // Closed once answered, as Go does (end alone would leave a half-open socket for as long as the client likes).

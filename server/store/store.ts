@@ -13,6 +13,25 @@ import { EventHistory, Watcher, WatcherHub } from './watcher-hub';
 /** Expiration times before this are taken as "no expiration" (as etcd does with zero times). */
 const MIN_EXPIRE_TIME = Date.UTC(2000, 0, 1);
 
+/**
+ * Go's string order, by UTF-8 bytes (that is, by code point), where JS's < compares UTF-16 units: a code point past
+ * U+FFFF (a surrogate pair, units from U+D800) comes after U+E000..U+FFFF, not before.
+ */
+export function compareUTF8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 class StoreNode {
   value = '';
   children: Map<string, StoreNode> | undefined;
@@ -105,7 +124,7 @@ export class V2Store {
   private children(n: StoreNode, recursive: boolean, sorted: boolean): NodeExtern[] {
     const out: NodeExtern[] = [];
     for (const c of n.children!.values()) if (!c.isHidden) out.push(this.repr(c, recursive, sorted));
-    if (sorted) out.sort((a, b) => ((a.key ?? '') < (b.key ?? '') ? -1 : (a.key ?? '') > (b.key ?? '') ? 1 : 0));
+    if (sorted) out.sort((a, b) => compareUTF8(a.key ?? '', b.key ?? ''));
     return out;
   }
 

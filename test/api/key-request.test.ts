@@ -41,6 +41,10 @@ describe('v2 keys request parsing (etcd 3.4 parseKeyRequest)', () => {
     expect(w).toMatchObject({ prevExist: false, prevIndex: 3, prevValue: 'x', ttl: 20n });
   });
 
+  test('fields with no value that etcd accepts: an empty ttl or value, an unknown field', () => {
+    expect(parse('PUT', '/v2/keys/k?ttl&value&other', 'x')).toMatchObject({ ttl: undefined, value: '', recursive: false, dir: false });
+  });
+
   test('a refresh carries a TTL and no value', () => {
     expect(parse('PUT', '/v2/keys/k', 'ttl=5&refresh=true')).toMatchObject({ refresh: true, ttl: 5n, value: '' });
   });
@@ -65,6 +69,22 @@ describe('v2 keys request parsing (etcd 3.4 parseKeyRequest)', () => {
     ['PUT', '/v2/keys/a?refresh=true', 'ttl=5&value=v', 211, 'A value was provided on a refresh'],
     ['PUT', '/v2/keys/a?refresh=true', '', 212, 'No TTL value set'],
     ['GET', '/v3/keys/a', undefined, 210, 'incorrect key prefix'],
+    // A field given without a value is present, and "" parses as neither a bool nor a number (etcd's getBool and
+    // getUint64), in the query or in the body.
+    ['GET', '/v2/keys/a?recursive', undefined, 209, 'invalid value for "recursive"'],
+    ['GET', '/v2/keys/a?sorted', undefined, 209, 'invalid value for "sorted"'],
+    ['GET', '/v2/keys/a?wait', undefined, 209, 'invalid value for "wait"'],
+    ['GET', '/v2/keys/a?quorum=', undefined, 209, 'invalid value for "quorum"'],
+    ['GET', '/v2/keys/a?stream', undefined, 209, 'invalid value for "stream"'],
+    ['PUT', '/v2/keys/a?dir', undefined, 209, 'invalid value for "dir"'],
+    ['DELETE', '/v2/keys/a?recursive', undefined, 209, 'invalid value for "recursive"'],
+    ['PUT', '/v2/keys/a', 'value=v&noValueOnSuccess', 209, 'invalid value for "noValueOnSuccess"'],
+    ['PUT', '/v2/keys/a?prevIndex', 'value=v', 203, 'invalid value for "prevIndex"'],
+    ['GET', '/v2/keys/a?waitIndex=', undefined, 203, 'invalid value for "waitIndex"'],
+    ['PUT', '/v2/keys/a?prevExist', 'value=v', 209, 'invalid value for prevExist'],
+    ['PUT', '/v2/keys/a?refresh', 'ttl=5', 209, 'invalid value for refresh'],
+    // The checks come in etcd's order: the indexes, then the flags.
+    ['GET', '/v2/keys/a?recursive&waitIndex', undefined, 203, 'invalid value for "waitIndex"'],
   ])('%s %s %s → %i %s', (method, url, body, code, cause) => {
     expect(errorOf(method, url, body)).toEqual([code, cause]);
   });

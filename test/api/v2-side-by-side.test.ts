@@ -4,12 +4,14 @@
  * Index values are compared relative to each server's index after the first write (the real etcd's v2 store
  * already holds its membership, so its indexes start higher); expiration times are compared as present/absent.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Answer, request } from '../support/http';
-import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
+import { TestCluster, eventually } from '../support/cluster';
+import { RunningEtcd, freePort, spawnRealEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 interface Step {
   method: string;
@@ -17,6 +19,8 @@ interface Step {
   form?: string;
   body?: string;
   headers?: Record<string, string>;
+  /** The path's bytes go on the request line as they are, not %-escaped: its UTF-8, or one byte a character. */
+  raw?: 'utf8' | 'latin1';
 }
 
 const put = (p: string, form?: string): Step => ({ method: 'PUT', path: p, form });
@@ -56,7 +60,25 @@ function normalise(a: Answer, base: number): { status: number; etcdIndex: string
 /** Sends a step; `@N` in its path stands for the index N writes after the server's first one. */
 async function send(url: string, s: Step, agent: http.Agent, base: number): Promise<Answer> {
   const p = s.path.replace(/@(\d+)/g, (_, n: string) => String(base + Number(n)));
+  if (s.raw) return rawRequest(url, s.method, s.raw === 'utf8' ? Buffer.from(p, 'utf8').toString('latin1') : p, s.form, agent);
   return request(url, s.method, p, { form: s.form, body: s.body, headers: s.headers, agent });
+}
+
+/** A request whose target is written byte for byte (node:http writes a path's characters up to U+00FF as bytes). */
+function rawRequest(url: string, method: string, latin1Path: string, form: string | undefined, agent: http.Agent): Promise<Answer> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = form === undefined ? {} : { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': String(Buffer.byteLength(form)) };
+    const req = http.request({ host: u.hostname, port: u.port, method, path: latin1Path, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.setTimeout(15000, () => req.destroy(new Error(`${method} ${latin1Path}: no answer`)));
+    req.on('error', reject);
+    req.end(form);
+  });
 }
 
 describe('v2 keys API, side by side with the real etcd', () => {
@@ -325,6 +347,103 @@ describe('v2 keys API, side by side with the real etcd', () => {
     await expectSame([get('/v2/keys/hist/1?wait=true&waitIndex=@5'), get('/v2/keys/hist?wait=true&recursive=true&waitIndex=@5')]);
   });
 
+  test("a DELETE's form body is ignored (Go reads form bodies only for POST, PUT and PATCH)", async () => {
+    await expectSame([
+      put('/v2/keys/delbody', 'value=1'),
+      { method: 'DELETE', path: '/v2/keys/delbody', form: 'prevValue=wrong' },
+      get('/v2/keys/delbody'),
+      put('/v2/keys/delbody-dir/k', 'value=1'),
+      { method: 'DELETE', path: '/v2/keys/delbody-dir', form: 'recursive=true' },
+      { method: 'DELETE', path: '/v2/keys/delbody-dir?recursive=true', form: 'recursive=false&prevIndex=1' },
+      get('/v2/keys/delbody-dir'),
+    ]);
+  });
+
+  test('a flag given without a value is a bad request, not false', async () => {
+    await expectSame([
+      put('/v2/keys/flags/k', 'value=1'),
+      get('/v2/keys/flags?recursive'),
+      get('/v2/keys/flags?sorted'),
+      get('/v2/keys/flags/k?wait'),
+      get('/v2/keys/flags/k?quorum'),
+      get('/v2/keys/flags/k?stream'),
+      get('/v2/keys/flags?recursive=&sorted=true'),
+      get('/v2/keys/flags/k?wait=true&waitIndex'),
+      put('/v2/keys/flags/d?dir'),
+      get('/v2/keys/flags/d'),
+      put('/v2/keys/flags/d', 'dir'),
+      put('/v2/keys/flags/k?prevIndex', 'value=2'),
+      put('/v2/keys/flags/k', 'value=2&noValueOnSuccess'),
+      put('/v2/keys/flags/k?prevExist', 'value=2'),
+      put('/v2/keys/flags/k?refresh&ttl=5'),
+      put('/v2/keys/flags/k?ttl&value&unknown', 'value=3'),
+      get('/v2/keys/flags/k'),
+      del('/v2/keys/flags?recursive'),
+      del('/v2/keys/flags/k?dir'),
+      get('/v2/keys/flags?recursive=true&sorted=true'),
+      del('/v2/keys/flags?recursive=true'),
+    ]);
+  });
+
+  test('raw UTF-8 bytes in the target (not %-escaped) name the same key as the escaped form', async () => {
+    await expectSame([
+      { method: 'PUT', path: '/v2/keys/raw/日本', form: 'value=1', raw: 'utf8' },
+      { method: 'GET', path: '/v2/keys/raw/日本', raw: 'utf8' },
+      get('/v2/keys/raw/%E6%97%A5%E6%9C%AC'),
+      { method: 'PUT', path: '/v2/keys/raw/é?value=é&ttl=100', raw: 'utf8' },
+      { method: 'GET', path: '/v2/keys/raw?recursive=true&sorted=true', raw: 'utf8' },
+      { method: 'PUT', path: '/v2/keys/raw/\xff\xfe', form: 'value=invalid', raw: 'latin1' },
+      { method: 'GET', path: '/v2/keys/raw/\xff\xfe', raw: 'latin1' },
+      { method: 'PUT', path: '/v2/keys/raw/%zz/日', form: 'value=x', raw: 'utf8' },
+      { method: 'DELETE', path: '/v2/keys/raw/日本', raw: 'utf8' },
+      { method: 'DELETE', path: '/v2/keys/raw?recursive=true', raw: 'utf8' },
+      get('/v2/keys/raw'),
+    ]);
+  });
+
+  test('sorted listings are in UTF-8 byte order (code points past U+FFFF after U+FB00)', async () => {
+    const names = ['z', 'a', 'é', '\ufb00', '😀', '\ue000', '\uffee', '日本', 'Z', '𝄞x', '\u00ff', 'ab', 'a b'];
+    await expectSame([
+      ...names.map((n) => put(`/v2/keys/sortu/${encodeURIComponent(n)}`, 'value=1')),
+      put('/v2/keys/sortu/\ufb00d/😀', 'value=2'),
+      put('/v2/keys/sortu/\ufb00d/\ufb00', 'value=3'),
+      get('/v2/keys/sortu?sorted=true'),
+      get('/v2/keys/sortu?sorted=true&recursive=true'),
+      del('/v2/keys/sortu?recursive=true'),
+    ]);
+  });
+
+  test('/v2/members: unknown paths, HEAD, missing and malformed IDs, as etcd answers them', async () => {
+    const json = { 'Content-Type': 'application/json' };
+    const body = JSON.stringify({ peerURLs: ['http://127.0.0.1:1'] });
+    const cases: [string, string, string?][] = [
+      ['GET', '/v2/members/abc'], ['GET', '/v2/members/leader/'], ['GET', '/v2/members/abc/def'], ['GET', '/v2/members/'],
+      ['HEAD', '/v2/members'], ['HEAD', '/v2/members/leader'], ['HEAD', '/v2/members/abc'], ['PATCH', '/v2/members/abc'],
+      ['DELETE', '/v2/members'], ['DELETE', '/v2/members/'], ['PUT', '/v2/members', body], ['PUT', '/v2/members/', body],
+      ['DELETE', '/v2/members/ABC'], ['DELETE', '/v2/members/00000000000000000001'], ['DELETE', '/v2/members/0x1'],
+      ['DELETE', '/v2/members/10000000000000000'], ['DELETE', '/v2/members/abc/def'], ['DELETE', '/v2/members/%41'],
+      ['PUT', '/v2/members/ABC', body], ['PUT', '/v2/members/zz', body],
+      ['HEAD', '/health'], ['HEAD', '/version'], ['HEAD', '/v2/stats/self'], ['HEAD', '/v2/stats/store'], ['HEAD', '/v2/machines'],
+    ];
+    for (const [method, p, b] of cases) {
+      const o = b === undefined ? { agent } : { body: b, headers: json, agent };
+      const [r, ours_] = await Promise.all([request(real.clientURL, method, p, o), request(ours.clientURL, method, p, o)]);
+      const seen = (a: Answer, m: RunningEtcd) => ({
+        step: `${method} ${p}`,
+        status: a.status,
+        allow: a.headers.allow,
+        contentType: a.headers['content-type'],
+        contentLength: a.headers['content-length'],
+        clusterId: typeof a.headers['x-etcd-cluster-id'],
+        body: a.body.split(m.clientURL).join('CLIENT').split(m.peerURL).join('PEER').replace(/"id":"[0-9a-f]+"/g, '"id":"ID"'),
+      });
+      const [rs, os_] = [seen(r, real), seen(ours_, ours)];
+      // A member list's length depends on each server's URLs and ID: the rest must match.
+      if (method === 'GET' && p === '/v2/members/') rs.contentLength = os_.contentLength = undefined;
+      expect(os_).toEqual(rs);
+    }
+  });
+
   async function waitForWatchers(url: string, n: number): Promise<void> {
     const deadline = Date.now() + 10000;
     for (;;) {
@@ -334,4 +453,98 @@ describe('v2 keys API, side by side with the real etcd', () => {
       await new Promise((r) => setTimeout(r, 10)); // poll the server's own watcher count
     }
   }
+});
+
+/** Three members of Debian's etcd, timed as TestCluster times ours. */
+async function startRealCluster(root: string): Promise<RunningEtcd[]> {
+  const slots = await Promise.all(['r0', 'r1', 'r2'].map(async (name) => ({ name, client: await freePort(), peer: await freePort() })));
+  const initial = slots.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
+  const started = await Promise.allSettled(slots.map((m) => {
+    const where = { clientURL: `http://127.0.0.1:${m.client}`, peerURL: `http://127.0.0.1:${m.peer}`, dataDir: path.join(root, m.name) };
+    return spawnRealEtcd([
+      '--name', m.name, '--data-dir', where.dataDir, '--enable-v2=true',
+      '--listen-client-urls', where.clientURL, '--advertise-client-urls', where.clientURL,
+      '--listen-peer-urls', where.peerURL, '--initial-advertise-peer-urls', where.peerURL,
+      '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'health-side-by-side',
+      '--heartbeat-interval', '50', '--election-timeout', '500',
+    ], where);
+  }));
+  const up = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(up.map((m) => m.stop()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return up;
+}
+
+/** Debian's etcdctl cluster-health against these endpoints: its verdict (last line) and exit code. */
+function clusterHealth(endpoints: string[]): Promise<{ verdict: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const p = spawn('/usr/bin/etcdctl', ['--endpoints', endpoints.join(','), 'cluster-health'], { env: { ...process.env, ETCDCTL_API: '2' } });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.on('exit', (code) => resolve({ verdict: out.trim().split('\n').pop() ?? '', code }));
+  });
+}
+
+describe('/health needs a quorum, side by side with a cluster of the real etcd', () => {
+  let root: string;
+  let ourCluster: TestCluster;
+  let realMembers: RunningEtcd[];
+
+  beforeAll(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'health-side-by-side-'));
+    const [o, r] = await Promise.allSettled([TestCluster.start(3), startRealCluster(root)]);
+    if (o.status === 'fulfilled') ourCluster = o.value;
+    if (r.status === 'fulfilled') realMembers = r.value;
+    if (o.status === 'rejected') throw o.reason;
+    if (r.status === 'rejected') throw r.reason;
+  }, 60000);
+
+  afterAll(async () => {
+    await Promise.all([ourCluster?.stop(), ...(realMembers ?? []).map((m) => m.stop())]);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const health = async (url: string) => {
+    const a = await request(url, 'GET', '/health', { timeoutMs: 10000 });
+    return { status: a.status, body: a.body, contentType: a.headers['content-type'], nosniff: a.headers['x-content-type-options'] };
+  };
+
+  /** The member that leads, as the members themselves say. */
+  const realLeader = () =>
+    eventually('a leader among the real members', async () => {
+      for (const m of realMembers) {
+        const self = JSON.parse((await request(m.clientURL, 'GET', '/v2/stats/self')).body) as { state: string };
+        if (self.state === 'StateLeader') return m;
+      }
+      return undefined;
+    });
+
+  test('all three up: every member is healthy; two of three killed: the one left is not, as etcd says', async () => {
+    const ours = ourCluster.members.map((m) => m.clientURL);
+    const reals = realMembers.map((m) => m.clientURL);
+    const expected = await health(reals[0]);
+    expect(expected).toEqual({ status: 200, body: '{"health":"true"}', contentType: 'text/plain; charset=utf-8', nosniff: undefined });
+    for (const url of [...ours, ...reals]) expect(await health(url)).toEqual(expected);
+    expect(await clusterHealth(ours)).toEqual(await clusterHealth(reals));
+
+    // Kill the two followers: the leader that is left knows it leads for a while, but no quorum answers it.
+    const ourLeader = await ourCluster.waitForLeader();
+    const theirLeader = await realLeader();
+    await Promise.all([
+      ...ourCluster.members.filter((m) => m !== ourLeader).map((m) => ourCluster.kill(m)),
+      ...realMembers.filter((m) => m !== theirLeader).map((m) => m.stop()),
+    ]);
+    const [r, o] = await Promise.all([health(theirLeader.clientURL), health(ourLeader.clientURL)]);
+    expect(r).toEqual({ status: 503, body: '{"health":"false"}\n', contentType: 'text/plain; charset=utf-8', nosniff: 'nosniff' });
+    expect(o).toEqual(r);
+    // Still so once the election timeout has passed (the leader has stepped down, or still waits for a quorum).
+    const [r2, o2] = await Promise.all([health(theirLeader.clientURL), health(ourLeader.clientURL)]);
+    expect(o2).toEqual(r2);
+    const verdicts = await Promise.all([clusterHealth(ours), clusterHealth(reals)]);
+    expect(verdicts[0]).toEqual(verdicts[1]);
+    expect(verdicts[0]).toEqual({ verdict: 'cluster is unavailable', code: 5 });
+  }, 60000);
 });

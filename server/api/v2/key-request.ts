@@ -1,4 +1,5 @@
 import * as posixPath from 'node:path/posix';
+import { goParseBool } from '../../pkg/go-compat';
 
 /** The v2 error codes of bad requests (their messages are etcd's, in the store's error table). */
 export const enum RequestErrorCode {
@@ -43,18 +44,6 @@ export interface KeyRequest {
 }
 
 export const KEYS_PREFIX = '/v2/keys';
-
-/** Go's strconv.ParseBool. */
-function parseGoBool(s: string): boolean | undefined {
-  switch (s) {
-    case '1': case 't': case 'T': case 'TRUE': case 'true': case 'True':
-      return true;
-    case '0': case 'f': case 'F': case 'FALSE': case 'false': case 'False':
-      return false;
-    default:
-      return undefined;
-  }
-}
 
 const MAX_UINT64 = (1n << 64n) - 1n;
 
@@ -152,17 +141,17 @@ export function parseKeyRequest(method: string, path: string, form: Map<string, 
   let key = posixPath.join('/', path.slice(KEYS_PREFIX.length));
   if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
   const first = (k: string) => form.get(k)?.[0] ?? '';
+  // etcd's getUint64 and getBool: an absent field is 0 or false, a present one must parse, even when empty
+  // ("?recursive" or "?prevIndex=" is a bad request).
   const uint = (k: string, code: number, cause: string): number => {
-    const s = first(k);
-    if (s === '') return 0;
-    const n = parseGoUint(s);
+    if (!form.has(k)) return 0;
+    const n = parseGoUint(first(k));
     if (n === undefined) throw new KeyRequestError(code, cause);
     return n;
   };
   const bool = (k: string, cause = `invalid value for "${k}"`): boolean => {
-    const s = first(k);
-    if (s === '') return false;
-    const b = parseGoBool(s);
+    if (!form.has(k)) return false;
+    const b = goParseBool(first(k));
     if (b === undefined) throw new KeyRequestError(RequestErrorCode.InvalidField, cause);
     return b;
   };
@@ -189,12 +178,12 @@ export function parseKeyRequest(method: string, path: string, form: Map<string, 
   }
   let prevExist: boolean | undefined;
   if (form.has('prevExist')) {
-    prevExist = parseGoBool(first('prevExist'));
+    prevExist = goParseBool(first('prevExist'));
     if (prevExist === undefined) throw new KeyRequestError(RequestErrorCode.InvalidField, 'invalid value for prevExist');
   }
   let refresh = false;
   if (form.has('refresh')) {
-    const r = parseGoBool(first('refresh'));
+    const r = goParseBool(first('refresh'));
     if (r === undefined) throw new KeyRequestError(RequestErrorCode.InvalidField, 'invalid value for refresh');
     refresh = r;
     if (refresh) {

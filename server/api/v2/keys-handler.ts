@@ -72,7 +72,8 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
     const rawPath = q >= 0 ? url.slice(0, q) : url;
     const query = q >= 0 ? url.slice(q + 1) : '';
     let body: string | undefined;
-    if ((method === 'PUT' || method === 'POST' || method === 'DELETE') && isForm(req)) {
+    // Go's ParseForm reads a body only for POST, PUT and PATCH: a DELETE's form body is ignored, as in etcd.
+    if ((method === 'PUT' || method === 'POST') && isForm(req)) {
       const b = await readBody(req, MAX_FORM_BYTES);
       if (!b) throw new KeyRequestError(ErrorCode.InvalidForm, 'http: POST too large');
       body = b.toString('utf8');
