@@ -77,3 +77,64 @@ export function formatExpiration(ms: number): string {
   const iso = new Date(ms).toISOString(); // 2026-11-25T05:50:12.120Z
   return iso.replace(/\.?0+Z$/, 'Z').replace(/\.Z$/, 'Z');
 }
+
+/** Nesting of `nodes` up to which JSON.stringify is used as is (V8's recursive stringify fails at a few thousand). */
+const NATIVE_JSON_DEPTH = 64;
+
+/** Whether the node has `nodes` nested deeper than `limit` levels (a walk with an explicit stack). */
+function deeperThan(root: NodeExtern, limit: number): boolean {
+  const stack: [NodeExtern, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const [n, d] = stack.pop()!;
+    if (!n.nodes) continue;
+    if (d + 1 > limit) return true;
+    for (const c of n.nodes) if (c.nodes) stack.push([c, d + 1]);
+  }
+  return false;
+}
+
+/** A node tree as JSON, field order as JSON.stringify gives it, walked with an explicit stack: any depth. */
+function nodeJSON(root: NodeExtern): string {
+  const out: string[] = [];
+  // Work left to do, last first: text to emit as is, or a node to expand.
+  const todo: (string | NodeExtern)[] = [root];
+  while (todo.length > 0) {
+    const t = todo.pop()!;
+    if (typeof t === 'string') {
+      out.push(t);
+      continue;
+    }
+    const items: (string | NodeExtern)[] = ['{'];
+    let first = true;
+    for (const [k, v] of Object.entries(t)) {
+      if (v === undefined) continue;
+      const name = (first ? '' : ',') + JSON.stringify(k) + ':';
+      first = false;
+      if (k === 'nodes') {
+        items.push(name + '[');
+        (v as NodeExtern[]).forEach((c, i) => {
+          if (i > 0) items.push(',');
+          items.push(c);
+        });
+        items.push(']');
+      } else {
+        items.push(name + JSON.stringify(v));
+      }
+    }
+    items.push('}');
+    for (let i = items.length - 1; i >= 0; i--) todo.push(items[i]);
+  }
+  return out.join('');
+}
+
+/**
+ * An answer's JSON text: the same text as JSON.stringify(e), also for a recursive listing of a tree thousands of
+ * levels deep, where JSON.stringify throws "Maximum call stack size exceeded".
+ */
+export function eventJSON(e: V2Event | { action: string }): string {
+  if (!(e instanceof V2Event) || !e.node.nodes || !deeperThan(e.node, NATIVE_JSON_DEPTH)) return JSON.stringify(e);
+  const parts = [`{"action":${JSON.stringify(e.action)},"node":`, nodeJSON(e.node)];
+  if (e.prevNode) parts.push(',"prevNode":', nodeJSON(e.prevNode));
+  parts.push('}');
+  return parts.join('');
+}

@@ -1,6 +1,8 @@
 import * as posixPath from 'node:path/posix';
 import { ErrorCode, V2Error } from './errors';
 import { Action, NodeExtern, V2Event, formatExpiration, nodeExtern } from './event';
+import { StoreNode, childPath } from './node';
+import { decodeStore, encodeStore } from './snapshot';
 import { TtlHeap } from './ttl-heap';
 import { EventHistory, Watcher, WatcherHub } from './watcher-hub';
 
@@ -32,37 +34,18 @@ export function compareUTF8(a: string, b: string): number {
   return a.length - b.length;
 }
 
-class StoreNode {
-  value = '';
-  children: Map<string, StoreNode> | undefined;
-  expireTime = 0;
-  heapIndex = -1;
+/** Expiry order: by time, then by creation, then ancestors first: a total order, the same after a snapshot. */
+function expiresBefore(a: StoreNode, b: StoreNode): boolean {
+  if (a.expireTime !== b.expireTime) return a.expireTime < b.expireTime;
+  // Nodes created by one request (a key and the directories made for it) share their createdIndex.
+  if (a.createdIndex !== b.createdIndex) return a.createdIndex < b.createdIndex;
+  return depthOf(a) < depthOf(b);
+}
 
-  constructor(
-    readonly path: string,
-    public createdIndex: number,
-    public modifiedIndex: number,
-    public parent: StoreNode | undefined,
-    dir: boolean,
-  ) {
-    if (dir) this.children = new Map();
-  }
-
-  get isDir(): boolean {
-    return this.children !== undefined;
-  }
-
-  get isPermanent(): boolean {
-    return this.expireTime === 0;
-  }
-
-  get name(): string {
-    return this.path.slice(this.path.lastIndexOf('/') + 1);
-  }
-
-  get isHidden(): boolean {
-    return this.name.startsWith('_');
-  }
+function depthOf(n: StoreNode): number {
+  let d = 0;
+  for (let p = n.parent; p; p = p.parent) d++;
+  return d;
 }
 
 export interface TTLOptions {
@@ -84,19 +67,10 @@ function cleanPath(p: string): string {
   return c.length > 1 && c.endsWith('/') ? c.slice(0, -1) : c;
 }
 
-interface SavedNode {
-  p: string;
-  v?: string;
-  c: number;
-  m: number;
-  e?: number;
-  d?: SavedNode[];
-}
-
 export class V2Store {
   currentIndex = 0;
-  private root = new StoreNode('/', 0, 0, undefined, true);
-  private ttlHeap = new TtlHeap<StoreNode>();
+  private root = new StoreNode('', 0, 0, undefined, true);
+  private ttlHeap = new TtlHeap<StoreNode>(expiresBefore);
   hub = new WatcherHub();
   readonly stats: StoreStats = Object.fromEntries(STATS_FIELDS.map((f) => [f, 0])) as StoreStats;
 
@@ -112,20 +86,50 @@ export class V2Store {
     return { expiration: formatExpiration(n.expireTime), ttl };
   }
 
-  private repr(n: StoreNode, recursive: boolean, sorted: boolean): NodeExtern {
+  /** A node as answers show it; a directory with `nodes` only when given (a list the caller fills, non-empty). */
+  private repr(n: StoreNode, path: string, nodes?: NodeExtern[]): NodeExtern {
     if (n.isDir) {
-      let nodes: NodeExtern[] | undefined;
-      if (recursive) nodes = this.children(n, recursive, sorted);
-      return nodeExtern({ key: n.path === '/' ? '' : n.path, dir: true, ...this.ttlOf(n), nodes, modifiedIndex: n.modifiedIndex, createdIndex: n.createdIndex });
+      const e = nodeExtern({ key: path === '/' ? '' : path, dir: true, ...this.ttlOf(n) });
+      // Fields in nodeExtern's order: `nodes` before the indexes.
+      if (nodes) e.nodes = nodes;
+      if (n.modifiedIndex) e.modifiedIndex = n.modifiedIndex;
+      if (n.createdIndex) e.createdIndex = n.createdIndex;
+      return e;
     }
-    return nodeExtern({ key: n.path, value: n.value, ...this.ttlOf(n), modifiedIndex: n.modifiedIndex, createdIndex: n.createdIndex });
+    return nodeExtern({ key: path, value: n.value, ...this.ttlOf(n), modifiedIndex: n.modifiedIndex, createdIndex: n.createdIndex });
   }
 
-  private children(n: StoreNode, recursive: boolean, sorted: boolean): NodeExtern[] {
-    const out: NodeExtern[] = [];
-    for (const c of n.children!.values()) if (!c.isHidden) out.push(this.repr(c, recursive, sorted));
-    if (sorted) out.sort((a, b) => compareUTF8(a.key ?? '', b.key ?? ''));
+  /** The visible children of a directory, in creation order or sorted by name (= by key: they share the prefix). */
+  private static visibleChildren(n: StoreNode, sorted: boolean): StoreNode[] {
+    const out: StoreNode[] = [];
+    for (const c of n.children!.values()) if (!c.isHidden) out.push(c);
+    if (sorted) out.sort((a, b) => compareUTF8(a.name, b.name));
     return out;
+  }
+
+  /**
+   * The listing of a directory: its children, and with `recursive` theirs and so on, walked with an explicit stack
+   * (a tree may be thousands of levels deep). Each directory's `nodes` array is filled when the walk reaches it.
+   */
+  private listing(dir: StoreNode, dirPath: string, recursive: boolean, sorted: boolean): NodeExtern[] {
+    const top: NodeExtern[] = [];
+    const stack: { n: StoreNode; path: string; out: NodeExtern[] }[] = [{ n: dir, path: dirPath, out: top }];
+    while (stack.length > 0) {
+      const { n, path, out } = stack.pop()!;
+      for (const c of V2Store.visibleChildren(n, sorted)) {
+        const cPath = childPath(path, c.name);
+        // A directory without visible children shows no `nodes`, as nodeExtern leaves out empty lists.
+        const nodes = recursive && c.isDir && V2Store.hasVisibleChild(c) ? [] : undefined;
+        out.push(this.repr(c, cPath, nodes));
+        if (nodes) stack.push({ n: c, path: cPath, out: nodes });
+      }
+    }
+    return top;
+  }
+
+  private static hasVisibleChild(n: StoreNode): boolean {
+    for (const c of n.children!.values()) if (!c.isHidden) return true;
+    return false;
   }
 
   // ---- lookups ----
@@ -148,15 +152,20 @@ export class V2Store {
   private internalGet(nodePath: string): StoreNode {
     const found = this.find(nodePath);
     if (found) return found;
+    // Walk again to say why, with the path walked so far (a prefix of nodePath).
     let curr = this.root;
     if (nodePath === '/') return curr;
-    for (const name of nodePath.slice(1).split('/')) {
-      if (!curr.children) throw new V2Error(ErrorCode.NotDir, curr.path, this.currentIndex);
+    let start = 1;
+    for (;;) {
+      const end = nodePath.indexOf('/', start);
+      const name = end < 0 ? nodePath.slice(start) : nodePath.slice(start, end);
+      if (!curr.children) throw new V2Error(ErrorCode.NotDir, start === 1 ? '/' : nodePath.slice(0, start - 1), this.currentIndex);
       const child = curr.children.get(name);
-      if (!child) throw new V2Error(ErrorCode.KeyNotFound, posixPath.join(curr.path, name), this.currentIndex);
+      if (!child) throw new V2Error(ErrorCode.KeyNotFound, end < 0 ? nodePath : nodePath.slice(0, end), this.currentIndex);
       curr = child;
+      if (end < 0) return curr;
+      start = end + 1;
     }
-    return curr;
   }
 
   private fail<T>(stat: keyof StoreStats, fn: () => T): T {
@@ -191,9 +200,9 @@ export class V2Store {
       const n = this.internalGet(p);
       let node: NodeExtern;
       if (n.isDir) {
-        node = nodeExtern({ key: p === '/' ? '' : p, dir: true, ...this.ttlOf(n), nodes: this.children(n, recursive, sorted), modifiedIndex: n.modifiedIndex, createdIndex: n.createdIndex });
+        node = nodeExtern({ key: p === '/' ? '' : p, dir: true, ...this.ttlOf(n), nodes: this.listing(n, p, recursive, sorted), modifiedIndex: n.modifiedIndex, createdIndex: n.createdIndex });
       } else {
-        node = this.repr(n, false, false);
+        node = this.repr(n, p);
       }
       this.stats.getsSuccess++;
       return new V2Event(Action.Get, node, undefined, this.currentIndex);
@@ -209,18 +218,23 @@ export class V2Store {
   /** Walks to the directory for a new node, creating missing directories (with the next index). */
   private walkCreate(dirPath: string): StoreNode {
     let curr = this.root;
-    if (dirPath === '/' || dirPath === '') return curr;
-    for (const name of dirPath.replace(/^\/|\/$/g, '').split('/')) {
-      if (name === '') continue;
-      const child = curr.children!.get(name);
-      if (child) {
-        if (!child.isDir) throw new V2Error(ErrorCode.NotDir, child.path, this.currentIndex);
-        curr = child;
-        continue;
+    // dirPath is a clean path ending with '/': each component ends at a '/'.
+    let start = 1;
+    let end: number;
+    while ((end = dirPath.indexOf('/', start)) !== -1) {
+      const name = dirPath.slice(start, end);
+      if (name !== '') {
+        const child = curr.children!.get(name);
+        if (child) {
+          if (!child.isDir) throw new V2Error(ErrorCode.NotDir, dirPath.slice(0, end), this.currentIndex);
+          curr = child;
+        } else {
+          const d = new StoreNode(name, this.currentIndex + 1, this.currentIndex + 1, curr, true);
+          curr.children!.set(name, d);
+          curr = d;
+        }
       }
-      const d = new StoreNode(posixPath.join(curr.path, name), this.currentIndex + 1, this.currentIndex + 1, curr, true);
-      curr.children!.set(name, d);
-      curr = d;
+      start = end + 1;
     }
     return curr;
   }
@@ -241,10 +255,10 @@ export class V2Store {
     if (existing) {
       if (!replace) throw new V2Error(ErrorCode.NodeExist, p, currIndex);
       if (existing.isDir) throw new V2Error(ErrorCode.NotFile, p, currIndex);
-      prevNode = this.repr(existing, false, false);
-      this.removeNode(existing, false, false, undefined);
+      prevNode = this.repr(existing, p);
+      this.removeNode(existing, p, false, false, undefined);
     }
-    const n = new StoreNode(p, nextIndex, nextIndex, d, dir);
+    const n = new StoreNode(name, nextIndex, nextIndex, d, dir);
     if (!dir) n.value = value;
     d.children!.set(name, n);
     if (expireTime !== 0) {
@@ -274,7 +288,7 @@ export class V2Store {
       // A missing key cannot be refreshed: internalGet throws etcd's error (not found, or a file on the way).
       if (!prev && opts.refresh) this.internalGet(p);
       if (opts.refresh) value = prev!.value;
-      const prevNode = prev ? this.repr(prev, false, false) : undefined;
+      const prevNode = prev ? this.repr(prev, p) : undefined;
       const e = this.internalCreate(p, dir, value, false, true, opts.expireTime, Action.Set);
       e.prevNode = prevNode;
       if (opts.refresh) {
@@ -296,7 +310,7 @@ export class V2Store {
       const n = this.internalGet(p);
       if (n.isDir && newValue.length !== 0) throw new V2Error(ErrorCode.NotFile, p, this.currentIndex);
       if (opts.refresh) newValue = n.value;
-      const prevNode = this.repr(n, false, false);
+      const prevNode = this.repr(n, p);
       // As in etcd, a directory keeps its modifiedIndex (only its TTL changes); the event still carries the new index.
       if (!n.isDir) {
         n.value = newValue;
@@ -338,7 +352,7 @@ export class V2Store {
       if (cause !== undefined) throw new V2Error(ErrorCode.TestFailed, cause, this.currentIndex);
       if (opts.refresh) value = n.value;
       this.currentIndex++;
-      const prevNode = this.repr(n, false, false);
+      const prevNode = this.repr(n, p);
       n.value = value;
       n.modifiedIndex = this.currentIndex;
       this.updateTTL(n, opts.expireTime);
@@ -362,8 +376,8 @@ export class V2Store {
       const n = this.internalGet(p);
       const nextIndex = this.currentIndex + 1;
       const node = nodeExtern({ key: p, dir: n.isDir, modifiedIndex: nextIndex, createdIndex: n.createdIndex });
-      const e = new V2Event(Action.Delete, node, this.repr(n, false, false), nextIndex);
-      this.removeNode(n, dir, recursive, (path) => this.hub.notifyWatchers(e, path, true));
+      const e = new V2Event(Action.Delete, node, this.repr(n, p), nextIndex);
+      this.removeNode(n, p, dir, recursive, (path) => this.hub.notifyWatchers(e, path, true));
       this.currentIndex++;
       this.hub.notify(e);
       this.stats.deleteSuccess++;
@@ -379,8 +393,8 @@ export class V2Store {
       const cause = this.compareFailCause(n, prevValue, prevIndex);
       if (cause !== undefined) throw new V2Error(ErrorCode.TestFailed, cause, this.currentIndex);
       this.currentIndex++;
-      const e = new V2Event(Action.CompareAndDelete, nodeExtern({ key: p, modifiedIndex: this.currentIndex, createdIndex: n.createdIndex }), this.repr(n, false, false), this.currentIndex);
-      this.removeNode(n, false, false, (path) => this.hub.notifyWatchers(e, path, true));
+      const e = new V2Event(Action.CompareAndDelete, nodeExtern({ key: p, modifiedIndex: this.currentIndex, createdIndex: n.createdIndex }), this.repr(n, p), this.currentIndex);
+      this.removeNode(n, p, false, false, (path) => this.hub.notifyWatchers(e, path, true));
       this.hub.notify(e);
       this.stats.compareAndDeleteSuccess++;
       return e;
@@ -393,9 +407,10 @@ export class V2Store {
       const n = this.ttlHeap.top();
       if (!n || n.expireTime > cutoff) return;
       this.currentIndex++;
-      const e = new V2Event(Action.Expire, nodeExtern({ key: n.path, dir: n.isDir, modifiedIndex: this.currentIndex, createdIndex: n.createdIndex }), this.repr(n, false, false), this.currentIndex);
+      const p = n.path;
+      const e = new V2Event(Action.Expire, nodeExtern({ key: p, dir: n.isDir, modifiedIndex: this.currentIndex, createdIndex: n.createdIndex }), this.repr(n, p), this.currentIndex);
       this.ttlHeap.pop();
-      this.removeNode(n, true, true, (path) => this.hub.notifyWatchers(e, path, true));
+      this.removeNode(n, p, true, true, (path) => this.hub.notifyWatchers(e, path, true));
       this.stats.expireCount++;
       this.hub.notify(e);
     }
@@ -418,21 +433,56 @@ export class V2Store {
     this.ttlHeap.push(n);
   }
 
-  private removeNode(n: StoreNode, dir: boolean, recursive: boolean, callback: ((path: string) => void) | undefined): void {
-    if (!n.isDir) {
-      if (n.parent && n.parent.children!.get(n.name) === n) n.parent.children!.delete(n.name);
-      callback?.(n.path);
-      if (!n.isPermanent) this.ttlHeap.remove(n);
-      return;
+  /**
+   * Removes a node (at `path`) and, with `recursive`, everything below it, children before their directory, each
+   * reported to `callback` as it goes. Walked with an explicit stack; of the nodes below `path`, only those that
+   * are watched are reported (their paths come from the watchers, no path is built for the others).
+   */
+  private removeNode(n: StoreNode, path: string, dir: boolean, recursive: boolean, callback: ((path: string) => void) | undefined): void {
+    if (n.isDir) {
+      if (!dir) throw new V2Error(ErrorCode.NotFile, path, this.currentIndex);
+      if (n.children!.size !== 0 && !recursive) throw new V2Error(ErrorCode.DirNotEmpty, path, this.currentIndex);
     }
-    if (!dir) throw new V2Error(ErrorCode.NotFile, n.path, this.currentIndex);
-    if (n.children!.size !== 0 && !recursive) throw new V2Error(ErrorCode.DirNotEmpty, n.path, this.currentIndex);
-    for (const child of [...n.children!.values()]) this.removeNode(child, true, true, callback);
-    if (n.parent && n.parent.children!.get(n.name) === n) {
-      n.parent.children!.delete(n.name);
-      callback?.(n.path);
-      if (!n.isPermanent) this.ttlHeap.remove(n);
+    const watched = new Map<StoreNode, string>();
+    if (callback && n.isDir) {
+      for (const wp of this.hub.watchedPathsUnder(path)) {
+        const x = V2Store.findBelow(n, wp, path === '/' ? 1 : path.length + 1);
+        if (x) watched.set(x, wp);
+      }
     }
+    watched.set(n, path);
+    const stack: { n: StoreNode; kids?: StoreNode[]; next: number }[] = [{ n, next: 0 }];
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1];
+      if (f.n.isDir) {
+        f.kids ??= [...f.n.children!.values()];
+        if (f.next < f.kids.length) {
+          stack.push({ n: f.kids[f.next++], next: 0 });
+          continue;
+        }
+      }
+      stack.pop();
+      const x = f.n;
+      const attached = x.parent !== undefined && x.parent.children!.get(x.name) === x;
+      if (attached) x.parent!.children!.delete(x.name);
+      if (attached || !x.isDir) {
+        const p = watched.get(x);
+        if (p !== undefined) callback?.(p);
+        if (!x.isPermanent) this.ttlHeap.remove(x);
+      }
+    }
+  }
+
+  /** The node at `nodePath` found from `from`, whose path is nodePath's first `start` - 1 characters. */
+  private static findBelow(from: StoreNode, nodePath: string, start: number): StoreNode | undefined {
+    let curr: StoreNode | undefined = from;
+    while (curr) {
+      const end = nodePath.indexOf('/', start);
+      curr = curr.children?.get(end < 0 ? nodePath.slice(start) : nodePath.slice(start, end));
+      if (end < 0) return curr;
+      start = end + 1;
+    }
+    return undefined;
   }
 
   // ---- watches ----
@@ -449,51 +499,27 @@ export class V2Store {
 
   // ---- snapshots ----
 
+  /** The store's state as snapshot data (the flat encoding of ./snapshot.ts). */
   save(): Buffer {
-    const saveNode = (n: StoreNode): SavedNode => {
-      const s: SavedNode = { p: n.path, c: n.createdIndex, m: n.modifiedIndex };
-      if (n.isDir) s.d = [...n.children!.values()].map(saveNode);
-      else s.v = n.value;
-      if (n.expireTime) s.e = n.expireTime;
-      return s;
-    };
-    return Buffer.from(JSON.stringify({ index: this.currentIndex, root: saveNode(this.root), history: this.hub.history.toJSON(), stats: this.stats }));
+    return encodeStore({ index: this.currentIndex, root: this.root, history: this.hub.history.toJSON(), stats: this.stats });
   }
 
-  /** Replaces the whole state with a saved one. Watchers of the old state end. */
   /**
-   * Replaces the store's content with a snapshot's. All or nothing: the snapshot is read into new structures
-   * first, so a malformed one throws and leaves the store as it was.
+   * Replaces the store's content with a snapshot's (either encoding). All or nothing: the snapshot is read into
+   * new structures first, so a malformed one throws and leaves the store as it was. Watchers of the old state end.
    */
   recover(data: Buffer): void {
-    const j = JSON.parse(data.toString()) as { index: number; root: SavedNode; history: { action: string; node: NodeExtern; prevNode?: NodeExtern; refresh?: boolean }[]; stats?: StoreStats };
-    if (!j || typeof j !== 'object' || !Number.isSafeInteger(j.index) || !j.root || !Array.isArray(j.history)) throw new Error('store: malformed snapshot');
-    const ttlHeap = new TtlHeap<StoreNode>();
-    const load = (s: SavedNode, parent: StoreNode | undefined): StoreNode => {
-      if (!s || typeof s.p !== 'string' || (s.e !== undefined && !Number.isFinite(s.e))) throw new Error('store: malformed snapshot node');
-      const n = new StoreNode(s.p, s.c, s.m, parent, s.d !== undefined);
-      if (s.v !== undefined) n.value = s.v;
-      if (s.e) {
-        n.expireTime = s.e;
-        ttlHeap.push(n);
-      }
-      for (const c of s.d ?? []) n.children!.set(c.p.slice(c.p.lastIndexOf('/') + 1), load(c, n));
-      return n;
-    };
-    const root = load(j.root, undefined);
+    const d = decodeStore(data);
+    const ttlHeap = new TtlHeap<StoreNode>(expiresBefore);
+    for (const n of d.expiring) ttlHeap.push(n);
     const hub = new WatcherHub();
-    for (const h of j.history) {
-      if (!h || !h.node || typeof h.action !== 'string') throw new Error('store: malformed snapshot history');
-      const e = new V2Event(h.action, h.node, h.prevNode, h.node.modifiedIndex ?? 0);
-      e.refresh = h.refresh ?? false;
-      hub.history.add(e);
-    }
+    for (const e of d.history) hub.history.add(e);
     // Everything read: now swap it in.
     this.hub.clearAll();
     this.ttlHeap = ttlHeap;
-    this.root = root;
-    this.currentIndex = j.index;
+    this.root = d.root;
+    this.currentIndex = d.index;
     this.hub = hub;
-    if (j.stats) Object.assign(this.stats, j.stats);
+    if (d.stats) Object.assign(this.stats, d.stats);
   }
 }

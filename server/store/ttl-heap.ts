@@ -7,6 +7,12 @@ export interface Expiring {
 export class TtlHeap<T extends Expiring> {
   private readonly items: T[] = [];
 
+  /**
+   * `before` orders two nodes; it must be a total order on the nodes in the heap (ties broken by something
+   * other than when a node was pushed), so that a heap rebuilt from a snapshot pops in the same order.
+   */
+  constructor(private readonly before: (a: T, b: T) => boolean = (a, b) => a.expireTime < b.expireTime) {}
+
   get size(): number {
     return this.items.length;
   }
@@ -62,7 +68,7 @@ export class TtlHeap<T extends Expiring> {
   private up(i: number): void {
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (this.items[p].expireTime <= this.items[i].expireTime) return;
+      if (!this.before(this.items[i], this.items[p])) return;
       this.swap(i, p);
       i = p;
     }
@@ -74,8 +80,8 @@ export class TtlHeap<T extends Expiring> {
       const l = 2 * i + 1;
       const r = l + 1;
       let m = i;
-      if (l < n && this.items[l].expireTime < this.items[m].expireTime) m = l;
-      if (r < n && this.items[r].expireTime < this.items[m].expireTime) m = r;
+      if (l < n && this.before(this.items[l], this.items[m])) m = l;
+      if (r < n && this.before(this.items[r], this.items[m])) m = r;
       if (m === i) return;
       this.swap(i, m);
       i = m;

@@ -161,11 +161,39 @@ export class WatcherHub {
 
   notify(e: V2Event): void {
     this.history.add(e);
+    if (this.watchers.size === 0) return;
     const key = e.node.key ?? '/';
-    this.notifyWatchers(e, '/', false);
+    for (const p of this.watchedPathsTo(key)) this.notifyWatchers(e, p, false);
+  }
+
+  /**
+   * The watched paths among the key and its ancestors, root first. A key thousands of levels deep has thousands
+   * of ancestors: when fewer paths are watched, they are the ones looked at.
+   */
+  private watchedPathsTo(key: string): string[] {
+    let depth = 0;
+    for (let i = 0; i < key.length && depth <= this.watchers.size; i++) if (key.charCodeAt(i) === 0x2f) depth++;
+    if (depth > this.watchers.size) {
+      const found: string[] = [];
+      for (const p of this.watchers.keys()) {
+        if (p === '/' || p === key || (key.startsWith(p) && key.charCodeAt(p.length) === 0x2f)) found.push(p);
+      }
+      return found.sort((a, b) => a.length - b.length);
+    }
+    const out = ['/'];
     let at = 0;
-    while ((at = key.indexOf('/', at + 1)) !== -1) this.notifyWatchers(e, key.slice(0, at), false);
-    if (key !== '/') this.notifyWatchers(e, key, false);
+    while ((at = key.indexOf('/', at + 1)) !== -1) out.push(key.slice(0, at));
+    if (key !== '/') out.push(key);
+    return out.filter((p) => this.watchers.has(p));
+  }
+
+  /** The watched paths below `dir` (the descendants of a deleted directory that need telling). */
+  watchedPathsUnder(dir: string): string[] {
+    if (this.watchers.size === 0) return [];
+    const prefix = dir === '/' ? '/' : dir + '/';
+    const out: string[] = [];
+    for (const p of this.watchers.keys()) if (p.length > prefix.length && p.startsWith(prefix)) out.push(p);
+    return out;
   }
 
   notifyWatchers(e: V2Event, nodePath: string, deleted: boolean): void {

@@ -1,7 +1,7 @@
 import * as http from 'node:http';
 import { EtcdServer, WriteResult } from '../../etcdserver/server';
 import { Method } from '../../etcdserver/request';
-import { ErrorCode, V2Error, V2Event, V2Store } from '../../store';
+import { ErrorCode, V2Error, V2Event, V2Store, eventJSON } from '../../store';
 import { goPathUnescape } from '../../pkg/go-compat';
 import { readBody } from '../read-body';
 import { KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest } from './key-request';
@@ -119,7 +119,7 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
       'X-Raft-Index': String(raftIndex),
       'X-Raft-Term': String(raftTerm),
     };
-    let out: object = e;
+    let out: V2Event | { action: string } = e;
     if (noValueOnSuccess && ['set', 'compareAndSwap', 'create', 'update'].includes(e.action)) out = { action: e.action };
     const status = e.isCreated() ? 201 : 200;
     if (head) {
@@ -127,7 +127,7 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
       res.end();
       return;
     }
-    writeJSON(res, status, headers, JSON.stringify(out) + '\n');
+    writeJSON(res, status, headers, eventJSON(out) + '\n');
   }
 
   async function watch(kr: KeyRequest, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
