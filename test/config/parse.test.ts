@@ -146,9 +146,9 @@ describe('etcd command configuration', () => {
     expect(errorOf(['--config-file', 'c.yml'], {}, { 'c.yml': file }).message).toMatch(message);
   });
 
-  test('options of etcd that this server does not act on are accepted with a warning', () => {
-    const { warnings } = config(['--quota-backend-bytes', '1000', '--auto-compaction-retention', '1']);
-    expect(warnings.filter((w) => /not supported by this server/.test(w))).toHaveLength(2);
+  test('options of etcd that this server does not act on are refused unless given their default', () => {
+    expect(errorOf(['--quota-backend-bytes', '1000']).message).toMatch(/--quota-backend-bytes=1000 \(on the command line\) is not supported by this server/);
+    expect(config(['--quota-backend-bytes', '0', '--proxy', 'off']).warnings).toEqual([]);
   });
 
   test('--help and --version', () => {
