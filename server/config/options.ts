@@ -96,7 +96,7 @@ export const OPTIONS: OptionSpec[] = [
   u('bcrypt-cost', 10, 'Specify bcrypt algorithm cost factor for auth password hashing.', unsupported),
   u('auth-token-ttl', 300, 'The lifetime in seconds of the auth token.', unsupported),
   // logging
-  e('logger', 'capnslog', ['capnslog', 'zap'], "Specify 'zap' for structured logging or 'capnslog'."),
+  s('logger', 'capnslog', "Specify 'zap' for structured logging or 'capnslog'."), // checked as etcd: at start, exit 1
   ss('log-output', ['default'], "[TO BE DEPRECATED IN v3.5] use '--log-outputs'."),
   ss('log-outputs', ['default'], "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets."),
   b('debug', false, "[TO BE DEPRECATED IN v3.5] Enable debug-level logging for etcd. Use '--log-level=debug' instead."),

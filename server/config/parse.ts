@@ -411,6 +411,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
   const logLevel = debug ? 'debug' : str('log-level');
   if (debug) warnings.push(`Deprecated '--debug' flag is set to true (use '--log-level=debug' instead)`);
   const logger = str('logger') as 'capnslog' | 'zap';
+  if (logger !== 'capnslog' && logger !== 'zap') throw new ConfigError(`unknown logger option ${JSON.stringify(logger)}`);
   const logOutputs = chooseLogOutputs(list('log-output'), list('log-outputs'), logger, warnings);
   const logPackageLevels = parsePackageLevels(str('log-package-levels'), logger, warnings);
   const maxRequestBytes = num('max-request-bytes');
@@ -477,6 +478,9 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
 /** etcd warns above this --max-request-bytes (etcdserver's recommendedMaxRequestBytes). */
 const RECOMMENDED_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 
+/** A list of strings as Go's %q prints it: ["a" "b"]. */
+const goList = (l: string[]): string => `[${l.map((x) => JSON.stringify(x)).join(' ')}]`;
+
 /** etcd 3.4's rules for --log-output (deprecated) against --log-outputs, and for the outputs each logger takes. */
 function chooseLogOutputs(deprecated: string[], outputs: string[], logger: 'capnslog' | 'zap', warnings: string[]): string[] {
   let chosen = outputs;
@@ -487,13 +491,13 @@ function chooseLogOutputs(deprecated: string[], outputs: string[], logger: 'capn
     if (deprecated.length > 1) throw new ConfigError("both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
     if (deprecated.length < 1) throw new ConfigError("either '--log-output' or '--log-outputs' flag must be set");
     if (deprecated[0] === outputs[0] && deprecated[0] !== 'default') {
-      throw new ConfigError(`'--log-output=[${deprecated[0]}]' and '--log-outputs=[${outputs[0]}]' are incompatible; only set --log-outputs`);
+      throw new ConfigError(`'--log-output=${goList(deprecated)}' and '--log-outputs=${goList(outputs)}' are incompatible; only set --log-outputs`);
     }
     // As etcd 3.4: a lone --log-output is only warned about; --log-outputs decides.
-    if (deprecated[0] !== 'default') warnings.push(`Deprecated '--log-output' flag is set to [${deprecated[0]}]; please use '--log-outputs' flag`);
+    if (deprecated[0] !== 'default') warnings.push(`Deprecated '--log-output' flag is set to ${goList(deprecated)}; please use '--log-outputs' flag`);
   }
   if (logger === 'capnslog') {
-    if (chosen.length !== 1) throw new ConfigError(`--logger=capnslog supports only 1 value in '--log-outputs', got [${chosen.join(' ')}]`);
+    if (chosen.length !== 1) throw new ConfigError(`--logger=capnslog supports only 1 value in '--log-outputs', got ${goList(chosen)}`);
     if (!['default', 'stderr', 'stdout'].includes(chosen[0])) {
       throw new ConfigError(`unknown log-output "${chosen[0]}" (only supports "default", "stderr", "stdout")`);
     }

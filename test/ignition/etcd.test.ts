@@ -207,6 +207,7 @@ function sampleFor(spec: OptionSpec): { yaml: string; flag: string; value: Optio
     host_whitelist: 'example.com',
     log_output: 'stderr',
     log_outputs: 'stderr',
+    logger: 'zap',
   };
   switch (spec.kind) {
     case 'bool':
