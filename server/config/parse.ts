@@ -387,7 +387,8 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     );
   }
   const advertisePeer = list('initial-advertise-peer-urls');
-  const initialClusterStr = explicit.has('initial-cluster') ? str('initial-cluster') : advertisePeer.map((u) => `${name}=${u}`).join(',');
+  const givenCluster = str('initial-cluster');
+  const initialClusterStr = explicit.has('initial-cluster') ? givenCluster : advertisePeer.map((u) => `${name}=${u}`).join(',');
   const initialCluster = parseInitialCluster(initialClusterStr);
   const state = str('initial-cluster-state') as 'new' | 'existing';
   const self = initialCluster.find((m) => m.name === name);
