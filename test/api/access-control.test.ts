@@ -4,11 +4,13 @@
  * CORS headers echo a listed Origin (never `*` once origins are listed), with OPTIONS answered empty.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Answer, request } from '../support/http';
-import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
+import { issue, makeCA } from '../support/certs';
+import { RunningEtcd, freePort, spawnOurEtcd, spawnRealEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 jest.setTimeout(60000);
 
@@ -107,5 +109,41 @@ describe('--host-whitelist and --cors, as etcd answers them', () => {
     const a = await request(ours.clientURL, 'GET', '/v2/keys/', { headers: { Host: 'rebind.attacker.example:2379' } });
     expect(a.status).toBe(421);
     expect(a.body).toContain('etcd --host-whitelist "rebind.attacker.example"');
+  });
+});
+
+describe('--host-whitelist applies to plain HTTP only: over TLS any host is served, as etcd does', () => {
+  let dir: string;
+  const running: RunningEtcd[] = [];
+  afterAll(async () => {
+    await Promise.all(running.map((m) => m.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each([['Debian etcd', spawnRealEtcd], ['ours', spawnOurEtcd]] as const)('%s', async (who, spawn) => {
+    dir ??= mkdtempSync(path.join(os.tmpdir(), 'access-tls-'));
+    const ca = makeCA(dir, 'ca');
+    const server = issue(dir, 'server', ca, { cn: 'server', hosts: ['127.0.0.1'] });
+    const [tlsPort, plainPort, peerPort] = [await freePort(), await freePort(), await freePort()];
+    const clientURL = `http://127.0.0.1:${plainPort}`;
+    const tlsURL = `https://127.0.0.1:${tlsPort}`;
+    const peerURL = `http://127.0.0.1:${peerPort}`;
+    const dataDir = path.join(dir, who.replace(/ /g, '-'));
+    const m = await spawn(
+      ['--data-dir', dataDir, '--listen-client-urls', `${tlsURL},${clientURL}`, '--advertise-client-urls', clientURL, '--listen-peer-urls', peerURL,
+        '--initial-advertise-peer-urls', peerURL, '--initial-cluster', `default=${peerURL}`, '--cert-file', server.certFile, '--key-file', server.keyFile,
+        '--host-whitelist=127.0.0.1'],
+      { clientURL, peerURL, dataDir },
+    );
+    running.push(m);
+    const overTLS = await new Promise<number>((resolve, reject) => {
+      const req = https.get(`${tlsURL}/version`, { ca: ca.certPem, headers: { Host: 'evil.example' }, servername: '127.0.0.1' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+    });
+    const plain = await request(clientURL, 'GET', '/version', { headers: { Host: 'evil.example' } });
+    expect({ overTLS, plain: plain.status }).toEqual({ overTLS: 200, plain: 421 });
   });
 });

@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { ConfigError, OPTIONS, OptionSpec, envName, parseConfig } from '../../server/config';
 import { optionsReadByBuildConfig } from '../../server/config/parse';
 import { eventually } from '../support/cluster';
-import { RunningEtcd, freePort, spawnOurEtcd, spawnRealEtcd } from '../support/real-etcd';
+import { request } from '../support/http';
+import { RunningEtcd, freePort, spawnOurEtcd, spawnRealEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 const SAMPLE = path.join(__dirname, 'fixtures', 'etcd.conf.yml.sample');
 
@@ -166,5 +167,27 @@ describe("etcd's own sample config file (etcd.conf.yml.sample)", () => {
       expect(ready.length).toBeGreaterThanOrEqual(2);
       for (const l of ready) expect(l).toMatchObject({ level: 'info', ts: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d{4})$/) });
     });
+  });
+});
+
+describe('--max-request-bytes limits what etcd 3.4 limits: gRPC and v3 proposals, not v2 bodies', () => {
+  let dir: string;
+  const running: RunningEtcd[] = [];
+  afterAll(async () => {
+    await Promise.all(running.map((m) => m.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a v2 write four times the limit is taken by both', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'max-request-'));
+    const real = await startRealEtcd(path.join(dir, 'real'), ['--max-request-bytes=1024']);
+    running.push(real);
+    const ours = await startOurEtcd(path.join(dir, 'ours'), ['--max-request-bytes=1024']);
+    running.push(ours);
+    const value = 'v'.repeat(4096);
+    const statuses = await Promise.all([real, ours].map(async (m) => (await request(m.clientURL, 'PUT', '/v2/keys/big', { form: `value=${value}` })).status));
+    expect(statuses).toEqual([201, 201]);
+    const read = await request(ours.clientURL, 'GET', '/v2/keys/big');
+    expect((JSON.parse(read.body) as { node: { value: string } }).node.value).toBe(value);
   });
 });
