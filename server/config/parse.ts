@@ -319,6 +319,8 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
         warnings.push(`unrecognized environment variable ${k}=${v}`);
         continue;
       }
+      // As etcd's flags.SetFlagsFromEnv: an empty variable sets nothing.
+      if (v === '') continue;
       const name = k.slice(5).toLowerCase().replace(/_/g, '-');
       const spec = OPTIONS_BY_NAME.get(name)!;
       if (chosen.has(name)) {
