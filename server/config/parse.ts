@@ -39,6 +39,10 @@ export interface ServerConfig {
   snapshotCatchupEntries: number;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
+  /**
+   * --max-request-bytes: for the gRPC layer (etcd 3.4 caps a received gRPC message at this plus 512 KiB of overhead,
+   * and refuses a larger v3 proposal with "etcdserver: request is too large"); etcd applies it to no v2 request.
+   */
   maxRequestBytes: number;
   listenPeerURLs: string[];
   listenClientURLs: string[];
