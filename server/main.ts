@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { ConfigError, parseConfig } from './config';
 import { RunningMember, startMember } from './embed/etcd';
-import { closeLogOutputs, makeLogger } from './embed/logger';
+import { LogOutputError, closeLogOutputs, makeLogger } from './embed/logger';
 import { VERSION } from './version';
 
 export { VERSION };
@@ -56,7 +56,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 0;
   }
   const cfg = parsed.config;
-  const logger = makeLogger({ logger: cfg.logger, outputs: cfg.logOutputs, level: cfg.logLevel, packageLevels: cfg.logPackageLevels });
+  let logger;
+  try {
+    logger = makeLogger({ logger: cfg.logger, outputs: cfg.logOutputs, level: cfg.logLevel, packageLevels: cfg.logPackageLevels });
+  } catch (err) {
+    if (!(err instanceof LogOutputError)) throw err;
+    process.stderr.write(`etcd: error verifying flags, ${err.message}. See 'etcd --help'.\n`);
+    return 1;
+  }
   const log = logger.child({ pkg: 'etcdmain' });
   for (const w of parsed.warnings) log.warn(w);
   log.info('starting etcd', { 'etcd-version': VERSION, 'node-version': process.version, capnslog: `etcd Version: ${VERSION}, Node Version: ${process.version}` });

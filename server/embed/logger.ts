@@ -90,14 +90,25 @@ function zapFormat(threshold: number): winston.Logform.Format {
   })();
 }
 
+/** A log output that cannot be opened (the start stops, as etcd's does). */
+export class LogOutputError extends Error {}
+
 /** The files each logger appends to, to be flushed and closed before the process exits. */
 const openFiles = new WeakMap<winston.Logger, fs.WriteStream[]>();
 
 function transportFor(output: string, files: fs.WriteStream[]): winston.transport {
   if (output === 'stdout') return new winston.transports.Console({ stderrLevels: [] });
   if (output === 'default' || output === 'stderr') return new winston.transports.Console({ stderrLevels: Object.keys(LEVEL_OF_WINSTON) });
-  // As zap: the file is created if missing and appended to.
-  const stream = fs.createWriteStream(output, { flags: 'a', mode: 0o600 });
+  // As zap: the file is created if missing (0666 less the umask) and appended to; one that cannot be opened stops the
+  // start (opened here, once, before the member starts).
+  let fd: number;
+  try {
+    fd = fs.openSync(output, 'a', 0o666);
+  } catch (err) {
+    const why = (err as Error).message.replace(/^[A-Z]+: /, '').replace(/, open '.*'$/, '');
+    throw new LogOutputError(`open sink ${JSON.stringify(output)}: open ${output}: ${why}`);
+  }
+  const stream = fs.createWriteStream(output, { fd });
   stream.on('error', (err) => process.stderr.write(`etcd: cannot write the log to ${output}: ${err.message}\n`));
   files.push(stream);
   return new winston.transports.Stream({ stream });

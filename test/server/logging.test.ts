@@ -4,11 +4,12 @@
  * it is told to, with the lines people and etcd's e2e suite wait for (`enabled capabilities for version`,
  * `published`), side by side with Debian's etcd.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { eventually } from '../support/cluster';
-import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
+import { OUR_ETCD, RunningEtcd, runRealEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 jest.setTimeout(60000);
 
@@ -81,4 +82,13 @@ test('--log-package-levels=etcdserver=WARNING: that package\'s info lines are hi
     expect(m.output()).not.toMatch(/ I \| etcdserver: /);
     expect(m.output()).toMatch(/ I \| embed: /);
   }
+});
+
+test('a --log-outputs file that cannot be opened stops the start with etcd\'s message', () => {
+  const args = ['--logger=zap', `--log-outputs=${path.join(root, 'no-such-dir', 'etcd.log')}`, '--data-dir', path.join(root, 'unopened')];
+  const real = runRealEtcd(args, root);
+  const ours = spawnSync(process.execPath, [OUR_ETCD, ...args], { cwd: root, encoding: 'utf8', timeout: 15000 });
+  const message = (s: string) => /error verifying flags, (.*)\. See 'etcd --help'/.exec(s)?.[1];
+  expect({ status: ours.status, message: message(ours.stderr) }).toEqual({ status: real.status, message: message(real.stderr) });
+  expect(real.status).toBe(1);
 });
