@@ -22,12 +22,14 @@ export class HostWhitelist {
 
 /**
  * The host a request names, as Go's httputil.GetHostname: the request target's host for an absolute-form target,
- * else the Host header; without its port when it has one (`[::1]:2379` is `::1`), else as it is.
+ * else the Host header (HTTP/2: :authority); without its port when it has one (`[::1]:2379` is `::1`), else as it is.
  */
 export function requestHostname(req: http.IncomingMessage): string {
   const target = req.url ?? '';
   const abs = /^https?:\/\/([^/?#]*)/i.exec(target);
-  const host = abs && abs[1] !== '' ? abs[1] : (req.headers.host ?? '');
+  // HTTP/2 names the host in :authority (Go's req.Host for both).
+  const named = req.headers.host ?? (req.headers as Record<string, string | undefined>)[':authority'] ?? '';
+  const host = abs && abs[1] !== '' ? abs[1] : named;
   return splitHost(host) ?? host;
 }
 
