@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { ConfigError, parseConfig } from './config';
 import { RunningMember, startMember } from './embed/etcd';
-import { makeLogger } from './embed/logger';
+import { LogOutputError, closeLogOutputs, makeLogger } from './embed/logger';
 import { VERSION } from './version';
 
 export { VERSION };
@@ -56,25 +56,37 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 0;
   }
   const cfg = parsed.config;
-  const logger = makeLogger(cfg.logLevel);
-  for (const w of parsed.warnings) logger.warn(w);
+  let logger;
+  try {
+    logger = makeLogger({ logger: cfg.logger, outputs: cfg.logOutputs, level: cfg.logLevel, packageLevels: cfg.logPackageLevels });
+  } catch (err) {
+    if (!(err instanceof LogOutputError)) throw err;
+    process.stderr.write(`etcd: error verifying flags, ${err.message}. See 'etcd --help'.\n`);
+    return 1;
+  }
+  const log = logger.child({ pkg: 'etcdmain' });
+  for (const w of parsed.warnings) log.warn(w);
+  log.info('starting etcd', { 'etcd-version': VERSION, 'node-version': process.version, capnslog: `etcd Version: ${VERSION}, Node Version: ${process.version}` });
   let member: RunningMember;
   try {
     member = await startMember(cfg, logger);
   } catch (err) {
-    logger.error('failed to start', { error: (err as Error).message });
+    log.error('failed to start', { error: (err as Error).message, capnslog: (err as Error).message });
+    await closeLogOutputs(logger);
     process.stderr.write(`etcd: ${(err as Error).message}\n`);
     return 1;
   }
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
-      logger.info('received signal; shutting down', { signal: sig });
+      const name = sig === 'SIGTERM' ? 'terminated' : 'interrupt';
+      log.info('received signal; shutting down', { signal: name, pkg: 'pkg/osutil', capnslog: `received ${name} signal, shutting down...` });
       member.stop().then(resolve, resolve);
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
     member.server.once('removed', () => member.stop().then(resolve, resolve));
   });
+  await closeLogOutputs(logger);
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }
 

@@ -197,6 +197,7 @@ function decoderFor(spec: OptionSpec): Decoder<string | number | boolean> {
     case 'enum':
       return oneOf(spec.values ?? []);
     case 'string':
+    case 'strings':
       return str;
   }
 }

@@ -5,7 +5,6 @@ import { EtcdServer } from '../etcdserver/server';
 import { NONE, StateType } from '../raft';
 import { V2Store } from '../store';
 import { urlProblem } from '../config';
-import { CORS_HEADERS } from './v2/keys-handler';
 import { goPathUnescape } from '../pkg/go-compat';
 import { readBody } from './read-body';
 
@@ -79,12 +78,7 @@ export function adminApp(d: AdminDeps): express.Express {
   app.disable('x-powered-by');
   app.disable('etag');
   const { server, store } = d;
-  // As etcd's client handler: CORS headers on every answer, and a preflight (OPTIONS) answered here, empty.
-  app.use((req, res, next) => {
-    for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
-    if (req.method === 'OPTIONS') return void res.status(200).setHeader('Content-Length', '0').end();
-    next();
-  });
+  // CORS headers and OPTIONS requests are the client listener's (server/api/cors.ts), as in etcd.
   /** Go's answer to a method a handler does not take: 405 with the methods it does. */
   const methodNotAllowed = (allow: string) => (_req: express.Request, res: express.Response) => {
     // The length set here too: a HEAD gets it as a GET would.

@@ -3,10 +3,14 @@
  * `--name=value`, the environment variable ETCD_NAME (dashes as underscores, upper case), or the key `name` (or
  * `name` with underscores, as Container Linux configs write it) in the YAML file given by --config-file.
  *
- * `supported: false` marks etcd options this server accepts for compatibility but does not act on (it warns).
+ * `supported: false` marks etcd options this server does not act on: giving one a value other than its default stops
+ * the start with a "not supported" error (a flag accepted and ignored is a trap). `tolerated` names the few such
+ * options that only warn instead, and says why that is safe. test/config/flags.test.ts fails for an option that is
+ * neither read into the ServerConfig nor marked unsupported.
  */
 
-export type OptionKind = 'string' | 'uint' | 'bool' | 'urls' | 'enum';
+/** `strings`: a comma-separated list (or a YAML list in the config file), as etcd's UniqueStringsValue: unique. */
+export type OptionKind = 'string' | 'uint' | 'bool' | 'urls' | 'enum' | 'strings';
 
 export interface OptionSpec {
   name: string;
@@ -15,12 +19,17 @@ export interface OptionSpec {
   help: string;
   values?: string[];
   supported?: boolean;
+  /** For an unsupported option: why a non-default value only warns (etcd's own sample config sets it, say). */
+  tolerated?: string;
+  /** What is wrong with a `strings` value, in etcd's words (undefined: nothing). */
+  check?: (list: string[]) => string | undefined;
 }
 
 const s = (name: string, def: string, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'string', default: def, help, ...extra });
 const u = (name: string, def: number, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'uint', default: def, help, ...extra });
 const b = (name: string, def: boolean, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'bool', default: def, help, ...extra });
 const urls = (name: string, def: string[], help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'urls', default: def, help, ...extra });
+const ss = (name: string, def: string[], help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'strings', default: def, help, ...extra });
 const e = (name: string, def: string, values: string[], help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'enum', default: def, values, help, ...extra });
 const unsupported = { supported: false };
 
@@ -55,8 +64,8 @@ export const OPTIONS: OptionSpec[] = [
   s('discovery-proxy', '', 'HTTP proxy to use for traffic to discovery service.', unsupported),
   s('discovery-srv', '', 'DNS srv domain used to bootstrap the cluster.', unsupported),
   s('discovery-srv-name', '', 'Suffix to the dns srv name queried when bootstrapping.', unsupported),
-  s('cors', '', 'Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).'),
-  s('host-whitelist', '*', 'Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).'),
+  ss('cors', ['*'], 'Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).', { check: corsProblem }),
+  ss('host-whitelist', ['*'], 'Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).'),
   // proxy
   e('proxy', 'off', ['off', 'readonly', 'on'], "Proxy mode setting ('off', 'readonly' or 'on').", unsupported),
   u('proxy-failure-wait', 5000, 'Time (in milliseconds) an endpoint will be held in a failed state.', unsupported),
@@ -87,9 +96,9 @@ export const OPTIONS: OptionSpec[] = [
   u('bcrypt-cost', 10, 'Specify bcrypt algorithm cost factor for auth password hashing.', unsupported),
   u('auth-token-ttl', 300, 'The lifetime in seconds of the auth token.', unsupported),
   // logging
-  e('logger', 'capnslog', ['capnslog', 'zap'], "Specify 'zap' for structured logging or 'capnslog'."),
-  s('log-output', 'default', "[TO BE DEPRECATED IN v3.5] use '--log-outputs'."),
-  s('log-outputs', 'default', "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets."),
+  s('logger', 'capnslog', "Specify 'zap' for structured logging or 'capnslog'."), // checked as etcd: at start, exit 1
+  ss('log-output', ['default'], "[TO BE DEPRECATED IN v3.5] use '--log-outputs'."),
+  ss('log-outputs', ['default'], "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets."),
   b('debug', false, "[TO BE DEPRECATED IN v3.5] Enable debug-level logging for etcd. Use '--log-level=debug' instead."),
   e('log-level', 'info', ['debug', 'info', 'warn', 'error', 'panic', 'fatal'], 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.'),
   s('log-package-levels', '', "[TO BE DEPRECATED IN v3.5] Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG')."),
@@ -102,9 +111,10 @@ export const OPTIONS: OptionSpec[] = [
   s('grpc-keepalive-interval', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).', unsupported),
   s('grpc-keepalive-timeout', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).', unsupported),
   u('max-concurrent-streams', 4294967295, 'Maximum concurrent streams that each client can open at a time.', unsupported),
-  s('auto-compaction-retention', '0', 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.', unsupported),
-  e('auto-compaction-mode', 'periodic', ['periodic', 'revision'], "Interpret 'auto-compaction-retention' one of: periodic|revision.", unsupported),
-  b('enable-pprof', false, 'Enable runtime profiling data via HTTP server.', unsupported),
+  // etcd's own sample config (etcd.conf.yml.sample) sets these three: it must start as etcd does (TestEtcdExampleConfig).
+  s('auto-compaction-retention', '0', 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.', { ...unsupported, tolerated: 'there is no v3 key-value store to compact yet' }),
+  e('auto-compaction-mode', 'periodic', ['periodic', 'revision'], "Interpret 'auto-compaction-retention' one of: periodic|revision.", { ...unsupported, tolerated: 'there is no v3 key-value store to compact yet' }),
+  b('enable-pprof', false, 'Enable runtime profiling data via HTTP server.', { ...unsupported, tolerated: 'a diagnostic: /debug/pprof/ answers 404' }),
   e('metrics', 'basic', ['basic', 'extensive'], "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),
   b('enable-grpc-gateway', true, 'Enable GRPC gateway.', unsupported),
   b('experimental-initial-corrupt-check', false, 'Enable to check data corruption before serving any client/peer traffic.', unsupported),
@@ -120,7 +130,10 @@ export const OPTIONS: OptionSpec[] = [
   b('force-new-cluster', false, 'Force to create a new one member cluster.', unsupported),
 ];
 
-/** etcd's flags from before v3 that it still accepts and ignores. */
+/**
+ * etcd's flags from before v3 that etcd 3.4 itself still accepts (as boolean flags, taking no value argument) and
+ * ignores with a warning; so do we. Any other unknown flag is refused.
+ */
 export const IGNORED_OPTIONS = [
   'cluster-active-size',
   'cluster-remove-delay',
@@ -135,12 +148,26 @@ export const IGNORED_OPTIONS = [
   'snapshot',
   'v',
   'vv',
-  // v2.0 proxy flags
-  'peer-addr',
-  'peer-bind-addr',
-  'addr',
-  'bind-addr',
 ];
+
+/** etcd's --cors values: "*", or URLs as etcd's types.NewURLs wants them (scheme, host:port, no path). */
+function corsProblem(list: string[]): string | undefined {
+  if (list.length === 1 && list[0] === '*') return undefined;
+  for (const o of list) {
+    const why = originProblem(o.trim());
+    if (why) return why;
+  }
+  return undefined;
+}
+
+function originProblem(u: string): string | undefined {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)/.exec(u);
+  const scheme = m?.[1].toLowerCase();
+  if (!m || !['http', 'https', 'unix', 'unixs'].includes(scheme!)) return `URL scheme must be http, https, unix, or unixs: ${u}`;
+  if (!/^(\[[^\]]*\]|[^:\[\]]*):[0-9]*$/.test(m[2].replace(/^[^@]*@/, ''))) return `URL address does not have the form "host:port": ${u}`;
+  if (m[3] !== '') return `URL must not contain a path: ${u}`;
+  return undefined;
+}
 
 export const OPTIONS_BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
 

@@ -39,6 +39,10 @@ export interface ServerConfig {
   snapshotCatchupEntries: number;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
+  /**
+   * --max-request-bytes: for the gRPC layer (etcd 3.4 caps a received gRPC message at this plus 512 KiB of overhead,
+   * and refuses a larger v3 proposal with "etcdserver: request is too large"); etcd applies it to no v2 request.
+   */
   maxRequestBytes: number;
   listenPeerURLs: string[];
   listenClientURLs: string[];
@@ -54,11 +58,24 @@ export interface ServerConfig {
   maxSnapshots: number;
   maxWals: number;
   logLevel: string;
+  /** How the member logs (server/embed/logger.ts): etcd's capnslog lines (3.4's default) or zap's JSON. */
+  logger: 'capnslog' | 'zap';
+  /** Where the log goes: default (stderr), stderr, stdout, or (zap only) file paths. */
+  logOutputs: string[];
+  /** capnslog's per-package levels (`etcdserver=DEBUG,*=WARNING`), package name to capnslog level number. */
+  logPackageLevels: Map<string, number>;
+  /** Fast-forward election ticks at start once peers are connected (a single member always campaigns at once). */
+  initialElectionTickAdvance: boolean;
+  /** --metrics: extensive adds histograms of gRPC handling time (for the gRPC layer; nothing else changes). */
+  metrics: 'basic' | 'extensive';
   unsafeNoFsync: boolean;
   clientTLS: TLSFiles;
   peerTLS: TLSFiles & { allowedCN: string; skipClientSANVerify: boolean };
   cipherSuites: string[];
+  /** Origins allowed for CORS: ["*"] (or empty) allows all, else the origins echoed back (server/api/cors.ts). */
   cors: string[];
+  /** Hosts a plain-HTTP client request may name: ["*"] (or empty) allows all; others get 421 (server/api/host-whitelist.ts). */
+  hostWhitelist: string[];
   /** Every option's value (defaults included), by etcd's option name. */
   values: Map<string, OptionValue>;
 }
@@ -98,6 +115,14 @@ function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue 
         if (why) throw bad(why);
       }
       return out;
+    }
+    case 'strings': {
+      // etcd's UniqueStringsValue: split at commas (nothing trimmed), each value once; a YAML list in the config file.
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+      if (!list || list.some((x) => typeof x !== 'string')) throw bad('want a comma-separated list');
+      const why = spec.check?.(list as string[]);
+      if (why) throw bad(why);
+      return [...new Set((list as string[]).map((x) => (spec.check ? x.trim() : x)))];
     }
     case 'enum':
       if (typeof raw !== 'string' || !spec.values!.includes(raw)) throw bad(`valid values are ${spec.values!.map((v) => `"${v}"`).join(', ')}`);
@@ -189,6 +214,8 @@ function readConfigFile(path: string, text: string): Map<string, OptionValue> {
     const spec = OPTIONS_BY_NAME.get(name);
     if (!spec || name === 'config-file') throw new ConfigError(`config file ${path}: unknown key "${keyPath}"`);
     if (raw === null || raw === undefined) return;
+    // etcd reads these two as strings from the file and keeps its default for an empty one.
+    if (raw === '' && (name === 'cors' || name === 'host-whitelist')) return;
     out.set(name, parseValue(spec, raw, `"${keyPath}" in ${path}`));
   };
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
@@ -233,8 +260,8 @@ function parseArgs(argv: string[]): { values: Map<string, OptionValue>; help: bo
       continue;
     }
     if (IGNORED_OPTIONS.includes(name)) {
-      warnings.push(`flag "${name}" is no longer supported and is ignored`);
-      if (raw === undefined && i + 1 < argv.length && !argv[i + 1].startsWith('-')) i++;
+      // As etcd's IgnoredFlag: a boolean flag, so a value must be given with = (a separate word is not its value).
+      warnings.push(`flag "-${name}" is no longer supported - ignoring.`);
       continue;
     }
     const spec = OPTIONS_BY_NAME.get(name);
@@ -257,7 +284,7 @@ export function helpText(): string {
   for (const o of OPTIONS) {
     const def = Array.isArray(o.default) ? o.default.join(',') : String(o.default);
     lines.push(`  --${o.name}${o.kind === 'bool' ? '' : ` '${def}'`}`);
-    lines.push(`      ${o.help}${o.supported === false ? ' (accepted for compatibility; not supported by this server)' : ''}`);
+    lines.push(`      ${o.help}${o.supported === false ? ' (not supported by this server: only its default is accepted)' : ''}`);
   }
   lines.push('', 'Every flag can also be set with an environment variable: --initial-cluster-token is ETCD_INITIAL_CLUSTER_TOKEN.');
   return lines.join('\n') + '\n';
@@ -273,6 +300,8 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
   if (args.version) return { kind: 'version' };
   const warnings = [...args.warnings];
   let chosen: Map<string, OptionValue>;
+  /** Where each chosen value was given, for the error about an unsupported option. */
+  const where = new Map<string, string>();
   const configFile = (args.values.get('config-file') as string | undefined) ?? env.ETCD_CONFIG_FILE;
   if (configFile) {
     let text: string;
@@ -282,9 +311,11 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
       throw new ConfigError(`cannot read config file ${configFile}: ${(err as Error).message}`);
     }
     chosen = readConfigFile(configFile, text);
+    for (const name of chosen.keys()) where.set(name, `in the config file ${configFile}`);
     if (args.values.size > 1) warnings.push('a configuration file was given: other command line flags and environment variables are ignored');
   } else {
     chosen = new Map(args.values);
+    for (const name of chosen.keys()) where.set(name, 'on the command line');
     const known = new Set(OPTIONS.map((o) => envName(o.name)));
     for (const [k, v] of Object.entries(env)) {
       if (!k.startsWith('ETCD_') || v === undefined) continue;
@@ -292,6 +323,8 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
         warnings.push(`unrecognized environment variable ${k}=${v}`);
         continue;
       }
+      // As etcd's flags.SetFlagsFromEnv: an empty variable sets nothing.
+      if (v === '') continue;
       const name = k.slice(5).toLowerCase().replace(/_/g, '-');
       const spec = OPTIONS_BY_NAME.get(name)!;
       if (chosen.has(name)) {
@@ -299,22 +332,52 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
         continue;
       }
       chosen.set(name, parseValue(spec, v, `environment variable ${k}`));
+      where.set(name, `in the environment (${k})`);
     }
   }
-  for (const name of chosen.keys()) {
+  for (const [name, value] of chosen) {
     const spec = OPTIONS_BY_NAME.get(name)!;
-    if (spec.supported === false) warnings.push(`option "${name}" is accepted for compatibility with etcd but not supported by this server; it is ignored`);
+    if (spec.supported !== false || sameValue(value, spec.default)) continue;
+    const shown = `--${name}=${Array.isArray(value) ? value.join(',') : String(value)}`;
+    if (spec.tolerated) {
+      warnings.push(`${shown} (${where.get(name)}) is not supported by this server and has no effect: ${spec.tolerated}`);
+      continue;
+    }
+    const def = Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
+    throw new ConfigError(`${shown} (${where.get(name)}) is not supported by this server; remove it or give its default (${JSON.stringify(def)})`);
   }
   const values = new Map<string, OptionValue>();
   for (const o of OPTIONS) values.set(o.name, chosen.has(o.name) ? chosen.get(o.name)! : o.default);
-  return { kind: 'config', config: buildConfig(values, chosen, !configFile), warnings };
+  const config = buildConfig(values, chosen, !configFile, warnings);
+  return { kind: 'config', config, warnings };
 }
 
-function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, OptionValue>, fromCommandLine: boolean): ServerConfig {
-  const str = (n: string) => values.get(n) as string;
-  const num = (n: string) => values.get(n) as number;
-  const bool = (n: string) => values.get(n) as boolean;
-  const list = (n: string) => values.get(n) as string[];
+function sameValue(a: OptionValue, b: OptionValue): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
+  return a === b;
+}
+
+/**
+ * The options buildConfig reads into a ServerConfig, found by building the default configuration and recording every
+ * option it looks at (with config-file, which parseConfig reads itself). For the test that every option in OPTIONS
+ * is either read or marked unsupported.
+ */
+export function optionsReadByBuildConfig(): Set<string> {
+  const read = new Set<string>(['config-file']);
+  const values = new Map<string, OptionValue>(OPTIONS.map((o) => [o.name, o.default]));
+  buildConfig(values, new Map(), true, [], read);
+  return read;
+}
+
+function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, OptionValue>, fromCommandLine: boolean, warnings: string[], read?: Set<string>): ServerConfig {
+  const get = (n: string): OptionValue => {
+    read?.add(n);
+    return values.get(n)!;
+  };
+  const str = (n: string) => get(n) as string;
+  const num = (n: string) => get(n) as number;
+  const bool = (n: string) => get(n) as boolean;
+  const list = (n: string) => get(n) as string[];
   const name = str('name');
   const heartbeat = num('heartbeat-interval');
   const election = num('election-timeout');
@@ -330,7 +393,8 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     );
   }
   const advertisePeer = list('initial-advertise-peer-urls');
-  const initialClusterStr = explicit.has('initial-cluster') ? str('initial-cluster') : advertisePeer.map((u) => `${name}=${u}`).join(',');
+  const givenCluster = str('initial-cluster');
+  const initialClusterStr = explicit.has('initial-cluster') ? givenCluster : advertisePeer.map((u) => `${name}=${u}`).join(',');
   const initialCluster = parseInitialCluster(initialClusterStr);
   const state = str('initial-cluster-state') as 'new' | 'existing';
   const self = initialCluster.find((m) => m.name === name);
@@ -350,7 +414,17 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
       seenURLs.add(u);
     }
   }
-  const logLevel = bool('debug') ? 'debug' : str('log-level');
+  const debug = bool('debug');
+  const logLevel = debug ? 'debug' : str('log-level');
+  if (debug) warnings.push(`Deprecated '--debug' flag is set to true (use '--log-level=debug' instead)`);
+  const logger = str('logger') as 'capnslog' | 'zap';
+  if (logger !== 'capnslog' && logger !== 'zap') throw new ConfigError(`unknown logger option ${JSON.stringify(logger)}`);
+  const logOutputs = chooseLogOutputs(list('log-output'), list('log-outputs'), logger, warnings);
+  const logPackageLevels = parsePackageLevels(str('log-package-levels'), logger, warnings);
+  const maxRequestBytes = num('max-request-bytes');
+  if (maxRequestBytes > RECOMMENDED_MAX_REQUEST_BYTES) {
+    warnings.push(`MaxRequestBytes ${maxRequestBytes} exceeds maximum recommended size ${RECOMMENDED_MAX_REQUEST_BYTES}`);
+  }
   const splitList = (s: string) => s.split(',').map((x) => x.trim()).filter((x) => x !== '');
   return {
     name,
@@ -360,7 +434,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     snapshotCatchupEntries: num('experimental-snapshot-catchup-entries'),
     heartbeatIntervalMs: heartbeat,
     electionTimeoutMs: election,
-    maxRequestBytes: num('max-request-bytes'),
+    maxRequestBytes,
     listenPeerURLs: list('listen-peer-urls'),
     listenClientURLs: list('listen-client-urls'),
     listenMetricsURLs: list('listen-metrics-urls'),
@@ -375,6 +449,11 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     maxSnapshots: num('max-snapshots'),
     maxWals: num('max-wals'),
     logLevel,
+    logger,
+    logOutputs,
+    logPackageLevels,
+    initialElectionTickAdvance: bool('initial-election-tick-advance'),
+    metrics: str('metrics') as 'basic' | 'extensive',
     unsafeNoFsync: bool('unsafe-no-fsync'),
     clientTLS: {
       certFile: str('cert-file'),
@@ -397,7 +476,70 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
       skipClientSANVerify: bool('experimental-peer-skip-client-san-verification'),
     },
     cipherSuites: splitList(str('cipher-suites')),
-    cors: splitList(str('cors')),
+    cors: list('cors'),
+    hostWhitelist: list('host-whitelist'),
     values,
   };
+}
+
+/** etcd warns above this --max-request-bytes (etcdserver's recommendedMaxRequestBytes). */
+const RECOMMENDED_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
+
+/** A list of strings as Go's %q prints it: ["a" "b"]. */
+const goList = (l: string[]): string => `[${l.map((x) => JSON.stringify(x)).join(' ')}]`;
+
+/** etcd 3.4's rules for --log-output (deprecated) against --log-outputs, and for the outputs each logger takes. */
+function chooseLogOutputs(deprecated: string[], outputs: string[], logger: 'capnslog' | 'zap', warnings: string[]): string[] {
+  let chosen = outputs;
+  if (deprecated.length > outputs.length) {
+    warnings.push("'--log-output' flag has been deprecated! Please use '--log-outputs'!");
+    chosen = deprecated;
+  } else if (deprecated.length === outputs.length) {
+    if (deprecated.length > 1) throw new ConfigError("both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
+    if (deprecated.length < 1) throw new ConfigError("either '--log-output' or '--log-outputs' flag must be set");
+    if (deprecated[0] === outputs[0] && deprecated[0] !== 'default') {
+      throw new ConfigError(`'--log-output=${goList(deprecated)}' and '--log-outputs=${goList(outputs)}' are incompatible; only set --log-outputs`);
+    }
+    // As etcd 3.4: a lone --log-output is only warned about; --log-outputs decides.
+    if (deprecated[0] !== 'default') warnings.push(`Deprecated '--log-output' flag is set to ${goList(deprecated)}; please use '--log-outputs' flag`);
+  }
+  if (logger === 'capnslog') {
+    if (chosen.length !== 1) throw new ConfigError(`--logger=capnslog supports only 1 value in '--log-outputs', got ${goList(chosen)}`);
+    if (!['default', 'stderr', 'stdout'].includes(chosen[0])) {
+      throw new ConfigError(`unknown log-output "${chosen[0]}" (only supports "default", "stderr", "stdout")`);
+    }
+    return chosen;
+  }
+  if (chosen.length > 1 && chosen.includes('default')) throw new ConfigError('multi logoutput for "default" is not supported yet');
+  if (chosen.includes('systemd/journal')) throw new ConfigError('--log-outputs=systemd/journal is not supported by this server; use stderr (journald collects it under systemd)');
+  if (chosen.some((o) => o === '')) throw new ConfigError('--log-outputs: an empty output path');
+  return chosen;
+}
+
+/** capnslog's level names and numbers (CRITICAL -1 … TRACE 5), as its ParseLevel takes them. */
+export const CAPNSLOG_LEVELS: Record<string, number> = {
+  CRITICAL: -1, C: -1, ERROR: 0, '0': 0, E: 0, WARNING: 1, '1': 1, W: 1, NOTICE: 2, '2': 2, N: 2, INFO: 3, '3': 3, I: 3, DEBUG: 4, '4': 4, D: 4, TRACE: 5, '5': 5, T: 5,
+};
+
+/** --log-package-levels as capnslog parses it; as etcd, a malformed value is warned about and the defaults kept. */
+function parsePackageLevels(conf: string, logger: 'capnslog' | 'zap', warnings: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  if (conf === '') return out;
+  if (logger !== 'capnslog') {
+    // etcd 3.4 with --logger=zap warns and has no per-package levels.
+    warnings.push(`Deprecated '--log-package-levels=${conf}' flag is set; it applies to --logger=capnslog only and is ignored with --logger=zap`);
+    return out;
+  }
+  for (const setting of conf.split(',')) {
+    const kv = setting.split('=');
+    let why: string | undefined;
+    if (kv.length !== 2) why = 'oddly structured `pkg=level` option: ' + setting;
+    else if (!(kv[1] in CAPNSLOG_LEVELS)) why = 'couldn\'t parse log level ' + kv[1];
+    if (why) {
+      warnings.push(`couldn't parse log level string: ${why}, continuing with default levels`);
+      return new Map();
+    }
+    out.set(kv[0], CAPNSLOG_LEVELS[kv[1]]);
+  }
+  return out;
 }

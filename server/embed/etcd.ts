@@ -9,6 +9,8 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import type * as winston from 'winston';
 import { adminApp, CLUSTER_VERSION, SERVER_VERSION } from '../api/admin';
+import { CorsPolicy } from '../api/cors';
+import { HostWhitelist, requestHostname, writeMisdirected } from '../api/host-whitelist';
 import { KEYS_PREFIX } from '../api/v2/key-request';
 import { keysHandler } from '../api/v2/keys-handler';
 import { ConfigError, ServerConfig } from '../config';
@@ -31,7 +33,7 @@ function isV2Path(url: string): boolean {
 }
 
 function walStore(dir: string, cfg: ServerConfig, metrics: ServerMetrics, logger: winston.Logger): WALStore {
-  const opts = { noSync: cfg.unsafeNoFsync, onFsync: (s: number) => metrics.walFsync.observe(s), warn: (m: string) => logger.warn(m) };
+  const opts = { noSync: cfg.unsafeNoFsync, maxFiles: cfg.maxWals, onFsync: (s: number) => metrics.walFsync.observe(s), warn: (m: string) => logger.warn(m) };
   return {
     exists: () => WAL.exists(dir),
     snapshotMarkers: () => WAL.snapshotMarkers(dir),
@@ -140,7 +142,11 @@ export interface RunningMember {
 }
 
 /** Starts a member from a parsed configuration. */
-export async function startMember(cfg: ServerConfig, logger: winston.Logger): Promise<RunningMember> {
+export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger): Promise<RunningMember> {
+  // Each part logs under its etcd package name (capnslog prints it; --log-package-levels selects by it).
+  const logger = baseLogger.child({ pkg: 'embed' });
+  const serverLog = baseLogger.child({ pkg: 'etcdserver' });
+  const peerLog = baseLogger.child({ pkg: 'rafthttp' });
   for (const u of [...cfg.listenClientURLs, ...cfg.listenPeerURLs]) {
     if (!u.startsWith('http://') && !u.startsWith('https://')) throw new ConfigError(`only http:// and https:// URLs are supported: ${u}`);
   }
@@ -162,7 +168,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
       isRemoved: (id) => srv?.cluster?.isRemoved(id) ?? false,
       removedByPeer: (peer) => srv?.removedByPeer(peer),
     },
-    log: (level, msg, meta) => logger.log(level, msg, meta),
+    log: (level, msg, meta) => peerLog.log(level, msg, meta),
     snapshotDir: path.join(memberDir, 'snap'),
     onSent: (to, bytes) => metrics.peerSent(to, bytes),
     onReceived: (from, bytes) => metrics.peerReceived(from, bytes),
@@ -206,6 +212,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     snapshotCount: cfg.snapshotCount,
     snapshotCatchupEntries: cfg.snapshotCatchupEntries,
     preVote: cfg.preVote,
+    initialElectionTickAdvance: cfg.initialElectionTickAdvance,
     stateMachine: new V2Applier(store),
     wal: walStore(walDir, cfg, metrics, logger),
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
@@ -213,7 +220,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? clientAgentOptions(peerTLS) : undefined),
     advertisePeerURLs: cfg.initialAdvertisePeerURLs,
     now: Date.now,
-    log: (level, msg, meta) => logger.log(level, msg, meta),
+    log: (level, msg, meta) => serverLog.log(level, msg, meta),
   });
   srv = server;
   metrics.attach(server, store);
@@ -227,7 +234,19 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   const keys = keysHandler({ server, store, now: Date.now });
   const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, strictReconfigCheck: cfg.strictReconfigCheck, now: Date.now });
   const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
+  void published.then(() => logPublished(baseLogger, server, cfg));
+  const hostWhitelist = new HostWhitelist(cfg.hostWhitelist);
+  const cors = new CorsPolicy(cfg.cors);
   const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    // As etcd's access controller, first: a plain-HTTP request must name a whitelisted host (DNS rebinding).
+    if (!hostWhitelist.allowsAll && !(req.socket as { encrypted?: boolean }).encrypted) {
+      const host = requestHostname(req);
+      if (!hostWhitelist.allows(host)) {
+        logger.warn('rejecting HTTP request to prevent DNS rebinding attacks', { host, capnslog: `rejecting HTTP request from ${JSON.stringify(host)} to prevent DNS rebinding attacks` });
+        req.resume();
+        return writeMisdirected(res, host);
+      }
+    }
     // An absolute-form request target (GET http://host/v2/keys/k) is served by its path, as Go does.
     if (req.url && /^https?:\/\//i.test(req.url)) req.url = req.url.replace(/^https?:\/\/[^/?#]*/i, '') || '/';
     const url = req.url ?? '/';
@@ -237,6 +256,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
       res.end('400 Bad Request');
       return;
     }
+    if (cors.apply(req, res)) return; // CORS headers on every answer; OPTIONS answered here
     const redirect = cleanRedirect(url);
     if (redirect !== undefined) {
       // Go's ServeMux answers a path that is not clean (// . .. segments) with a redirect to the clean one.
@@ -309,3 +329,21 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   return { server, listeners, stop };
 }
 
+
+/**
+ * The two lines etcd prints once the member serves (and etcd's e2e suite waits for): the cluster version's
+ * capabilities enabled, and this member's attributes published through Raft.
+ */
+function logPublished(logger: winston.Logger, server: EtcdServer, cfg: ServerConfig): void {
+  const attrs = `{Name:${cfg.name} ClientURLs:[${cfg.advertiseClientURLs.join(' ')}]}`;
+  const version = CLUSTER_VERSION.split('.').slice(0, 2).join('.'); // etcd's cluster version is major.minor
+  logger.info('enabled capabilities for version', { pkg: 'etcdserver/api', 'cluster-version': version, capnslog: `enabled capabilities for version ${version}` });
+  logger.info('published local member to cluster through raft', {
+    pkg: 'etcdserver',
+    'local-member-id': server.id,
+    'local-member-attributes': attrs,
+    'request-path': `/0/members/${server.id}/attributes`,
+    'cluster-id': server.cluster.id,
+    capnslog: `published ${attrs} to cluster ${server.cluster.id}`,
+  });
+}

@@ -83,6 +83,8 @@ export interface ServerOptions {
   /** Entries kept in the log before a snapshot, for followers slightly behind (default 5000). */
   snapshotCatchupEntries?: number;
   preVote: boolean;
+  /** etcd's --initial-election-tick-advance: once peers are connected at start, fast-forward the election ticks. */
+  initialElectionTickAdvance?: boolean;
   stateMachine: V2StateMachine;
   wal: WALStore;
   snapshots: SnapshotStore;
@@ -331,8 +333,31 @@ export class EtcdServer extends EventEmitter {
     if (voters === 1 && (bootstrapPeers?.[0]?.id ?? this.confState.voters[0]) === this.id) {
       node.campaign();
       this.raftNode.schedule();
+    } else if (o.initialElectionTickAdvance) {
+      this.advanceTicksOncePeersConnect(node, electionTick);
     }
     await this.publishWhenLeaderKnown();
+  }
+
+  /**
+   * As etcd's adjustTicks: wait (up to rafthttp's 5 s read timeout, checking every 50 ms) until more than one peer is
+   * connected, then fast-forward electionTick-2 ticks so the first election does not wait a whole timeout.
+   */
+  private advanceTicksOncePeersConnect(node: RawNode, electionTick: number): void {
+    const peers = () => (this.cluster?.list() ?? []).filter((m) => m.id !== this.id && this.o.transport.isActive?.(m.id)).length;
+    let checks = 0;
+    const check = (): void => {
+      if (this.stopped || !this.raftNode) return;
+      if (peers() > 1) {
+        const ticks = electionTick - 2;
+        this.o.log('info', 'initialized peer connections; fast-forwarding election ticks', { 'local-member-id': this.id, 'forward-ticks': ticks, 'election-ticks': electionTick });
+        for (let i = 0; i < ticks; i++) node.tick();
+        this.raftNode.schedule();
+        return;
+      }
+      if (++checks < 100) setTimeout(check, 50).unref();
+    };
+    setTimeout(check, 50).unref();
   }
 
   /**

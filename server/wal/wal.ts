@@ -48,6 +48,11 @@ export interface WALOptions {
   onFsync?: (seconds: number) => void;
   /** Told of a torn tail truncated on open. */
   warn?: (message: string) => void;
+  /**
+   * etcd's --max-wals: segments a snapshot has released are deleted, oldest first, only while more than this many
+   * segments exist (0 keeps them all). Undefined deletes every released segment.
+   */
+  maxFiles?: number;
 }
 
 interface Segment {
@@ -381,12 +386,20 @@ export class WAL {
     this.offset = head.length;
   }
 
-  /** Deletes segments whose entries are all at or before `index` (covered by a snapshot). */
+  /**
+   * Releases segments whose entries are all at or before `index` (covered by a snapshot): as etcd's purge, the oldest
+   * released ones are deleted while more than maxFiles segments remain.
+   */
   async releaseTo(index: number): Promise<void> {
+    const max = this.o.maxFiles;
+    if (max === 0) return;
     const segments = listSegments(this.dir);
+    let count = segments.length;
     for (let i = 0; i + 1 < segments.length; i++) {
+      if (max !== undefined && count <= max) break;
       if (segments[i + 1].firstIndex <= index + 1 && segments[i].seq < this.segment.seq) {
         await fsp.rm(segments[i].file);
+        count--;
       } else {
         break;
       }

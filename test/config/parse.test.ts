@@ -146,9 +146,9 @@ describe('etcd command configuration', () => {
     expect(errorOf(['--config-file', 'c.yml'], {}, { 'c.yml': file }).message).toMatch(message);
   });
 
-  test('options of etcd that this server does not act on are accepted with a warning', () => {
-    const { warnings } = config(['--quota-backend-bytes', '1000', '--auto-compaction-retention', '1']);
-    expect(warnings.filter((w) => /not supported by this server/.test(w))).toHaveLength(2);
+  test('options of etcd that this server does not act on are refused unless given their default', () => {
+    expect(errorOf(['--quota-backend-bytes', '1000']).message).toMatch(/--quota-backend-bytes=1000 \(on the command line\) is not supported by this server/);
+    expect(config(['--quota-backend-bytes', '0', '--proxy', 'off']).warnings).toEqual([]);
   });
 
   test('--help and --version', () => {
@@ -167,6 +167,20 @@ describe('the same bad command lines against the real etcd', () => {
     ['positional'],
     ['--election-timeout', '100'],
     ['--name', 'foo', '--initial-cluster', 'bar=http://localhost:2380'],
+    // etcd 3.4 ignores its pre-v3 flags (as boolean flags: a separate word is not their value); v2.0's proxy flags are gone.
+    ['--snapshot', 'foo'],
+    ['--peer-addr=127.0.0.1:7001'],
+    ['--bind-addr', '127.0.0.1:4001'],
+    ['--cors', 'http://no-port.example'],
+    ['--cors', 'http://a.example:80/path'],
+    ['--cors=*,http://a.example:80'],
+    ['--cors='],
+    ['--logger', 'journald'],
+    ['--log-outputs', '/var/log/etcd.log'],
+    ['--logger=zap', '--log-outputs', 'default,stdout'],
+    ['--log-outputs', 'stderr,stdout'],
+    ['--log-output', 'stdout', '--log-outputs', 'stdout'],
+    ['--log-output', 'stderr,stdout', '--log-outputs', 'stdout,stderr'],
   ];
   let dir: string;
   beforeAll(() => {

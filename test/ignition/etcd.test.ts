@@ -203,6 +203,11 @@ function sampleFor(spec: OptionSpec): { yaml: string; flag: string; value: Optio
     discovery: 'https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579cbf573de',
     discovery_proxy: 'http://10.0.0.9:8080',
     backend_batch_interval: '10ms',
+    cors: 'http://10.0.0.9:8080',
+    host_whitelist: 'example.com',
+    log_output: 'stderr',
+    log_outputs: 'stderr',
+    logger: 'zap',
   };
   switch (spec.kind) {
     case 'bool':
@@ -223,6 +228,10 @@ function sampleFor(spec: OptionSpec): { yaml: string; flag: string; value: Optio
       const v = specific[key(spec)] ?? ((spec.default as string) || '/var/lib/etcd/sample');
       return { yaml: goQuote(v), flag: goQuote(v), value: v };
     }
+    case 'strings': {
+      const v = specific[key(spec)] ?? '/var/lib/etcd/sample';
+      return { yaml: goQuote(v), flag: goQuote(v), value: v.split(',') };
+    }
   }
 }
 
@@ -233,6 +242,7 @@ const WRONG: Record<OptionSpec['kind'], [string, string]> = {
   urls: ['"not a url"', 'is not a valid URL'],
   enum: ['bogus', 'must be one of'],
   string: ['[a, b]', 'expected a string'],
+  strings: ['[a, b]', 'expected a string'],
 };
 
 /** The two ways each option is tried: with a version pinned, and without one. */
@@ -266,6 +276,11 @@ describe("the server's option table (server/config/options.ts)", () => {
         // As etcd would get it: the server parses the flag into the sample value.
         const companion = spec.name === 'listen-client-urls' ? [`--advertise-client-urls=${(sample.value as string[]).join(',')}`] : [];
         const read: string[] = [];
+        if (spec.supported === false && !spec.tolerated && JSON.stringify(sample.value) !== JSON.stringify(spec.default)) {
+          // The server refuses a value it would not act on.
+          expect(() => parseConfig([...args, ...companion], {}, () => '')).toThrow(/not supported by this server/);
+          return;
+        }
         const parsed = parseConfig([...args, ...companion], {}, (p) => (read.push(p), 'name: from-file\n'));
         if (parsed.kind !== 'config') throw new Error(`server did not parse ${args.join(' ')}`);
         if (spec.name === 'config-file') {

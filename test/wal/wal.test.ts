@@ -319,6 +319,37 @@ describe('WAL', () => {
     await r.wal.close();
   });
 
+  test.each([
+    [2, 'keeps the newest 2 segments'],
+    [0, 'keeps every segment (0 is unlimited)'],
+  ])('--max-wals=%s: a snapshot releases old segments, and purging %s; replay from the snapshot is unchanged', async (maxFiles) => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta, { segmentBytes: 4096, maxFiles });
+    for (let i = 1; i <= 120; i++) await w.save({ term: 3, vote: 'a', commit: i }, [ent(i, 3, 'y'.repeat(200))]);
+    const before = w.segmentCount();
+    expect(before).toBeGreaterThan(4);
+    await w.saveSnapshot({ index: 118, term: 3 });
+    await w.releaseTo(118);
+    expect(w.segmentCount()).toBe(maxFiles === 0 ? before : maxFiles);
+    await w.close();
+    const r = await WAL.open(dir, { index: 118, term: 3 });
+    expect(r.entries.map((e) => e.index)).toEqual([119, 120]);
+    await r.wal.close();
+  });
+
+  test('--max-wals never deletes a segment the last snapshot still needs', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta, { segmentBytes: 4096, maxFiles: 1 });
+    for (let i = 1; i <= 60; i++) await w.save({ term: 3, vote: 'a', commit: i }, [ent(i, 3, 'y'.repeat(200))]);
+    await w.saveSnapshot({ index: 10, term: 3 });
+    await w.releaseTo(10);
+    expect(w.segmentCount()).toBeGreaterThan(1);
+    await w.close();
+    const r = await WAL.open(dir, { index: 10, term: 3 });
+    expect(r.entries.map((e) => e.index)).toEqual(Array.from({ length: 50 }, (_, i) => 11 + i));
+    await r.wal.close();
+  });
+
   test('opening from a snapshot the WAL never recorded is refused', async () => {
     const dir = path.join(root, 'wal');
     const w = await WAL.create(dir, meta);

@@ -9,12 +9,6 @@ import { KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest }
 /** Go's ParseForm refuses url-encoded bodies over 10 MB; etcd's v2 API inherits that limit. */
 export const MAX_FORM_BYTES = 10 * 1024 * 1024;
 
-export const CORS_HEADERS: Record<string, string> = {
-  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
-  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
-  'Access-Control-Allow-Origin': '*',
-};
-
 export interface KeysHandlerDeps {
   server: EtcdServer;
   store: V2Store;
@@ -23,7 +17,7 @@ export interface KeysHandlerDeps {
 }
 
 function writeJSON(res: http.ServerResponse, status: number, headers: Record<string, string>, body: string): void {
-  res.writeHead(status, { ...CORS_HEADERS, 'Content-Type': 'application/json', ...headers });
+  res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
   res.end(body);
 }
 
@@ -54,16 +48,10 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
-    if (method === 'OPTIONS') {
-      // A CORS preflight: the allow headers, nothing else.
-      req.resume();
-      res.writeHead(200, CORS_HEADERS);
-      res.end();
-      return;
-    }
+    // CORS headers and OPTIONS requests are the client listener's (server/api/cors.ts), as in etcd.
     if (!['HEAD', 'GET', 'PUT', 'POST', 'DELETE'].includes(method)) {
       const body = 'Method Not Allowed\n';
-      res.writeHead(405, { ...CORS_HEADERS, Allow: 'HEAD,GET,PUT,POST,DELETE', 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Content-Length': body.length });
+      res.writeHead(405, { Allow: 'HEAD,GET,PUT,POST,DELETE', 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Content-Length': body.length });
       res.end(body);
       return;
     }
@@ -123,7 +111,7 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
     if (noValueOnSuccess && ['set', 'compareAndSwap', 'create', 'update'].includes(e.action)) out = { action: e.action };
     const status = e.isCreated() ? 201 : 200;
     if (head) {
-      res.writeHead(status, { ...CORS_HEADERS, 'Content-Type': 'application/json', ...headers });
+      res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
       res.end();
       return;
     }
@@ -133,7 +121,6 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
   async function watch(kr: KeyRequest, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const w = store.watch(kr.key, kr.recursive, kr.stream, kr.waitIndex);
     res.writeHead(200, {
-      ...CORS_HEADERS,
       'Content-Type': 'application/json',
       'X-Etcd-Cluster-Id': server.cluster.id,
       'X-Etcd-Index': String(w.startIndex),
