@@ -11,7 +11,7 @@ import { adminApp } from './api/admin';
 import { KEYS_PREFIX } from './api/v2/key-request';
 import { keysHandler } from './api/v2/keys-handler';
 import { ConfigError, ServerConfig, parseConfig } from './config';
-import { V2Applier } from './etcdserver/apply-v2';
+import { V2Applier } from './etcdserver/apply/v2';
 import { EtcdServer, RemoteCluster, WALStore } from './etcdserver/server';
 import { CLUSTER_VERSION, SERVER_VERSION } from './api/admin';
 import { Member } from './membership/cluster';
@@ -291,6 +291,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     snapshotCount: cfg.snapshotCount,
     snapshotCatchupEntries: cfg.snapshotCatchupEntries,
     preVote: cfg.preVote,
+    strictReconfigCheck: cfg.strictReconfigCheck,
     stateMachine: new V2Applier(store),
     wal: walStore(walDir, cfg, metrics, logger),
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
@@ -310,7 +311,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     throw err;
   }
   const keys = keysHandler({ server, store, now: Date.now });
-  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, strictReconfigCheck: cfg.strictReconfigCheck, now: Date.now });
+  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now });
   const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
   const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     // An absolute-form request target (GET http://host/v2/keys/k) is served by its path, as Go does.

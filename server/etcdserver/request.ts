@@ -1,5 +1,6 @@
 /**
- * A v2 write as it travels through the Raft log. Everything that makes applying it deterministic is inside:
+ * A v2 write as it travels through the Raft log: the payload of a v2 entry (entry.ts's EntryKind.V2, version 1);
+ * the first release wrote it bare, as the whole entry. Everything that makes applying it deterministic is inside:
  * the absolute expiration time (decided by the member that took the request) and, for SYNC, the leader's clock.
  *
  * Binary layout (big-endian): [u8 method][u8 flags][f64 id][f64 prevIndex][f64 expiration][f64 time]
@@ -12,9 +13,12 @@ export enum Method {
   DELETE = 3,
   /** The leader's clock, so that every member expires TTL keys at the same point of the log. */
   SYNC = 4,
-  /** A started member publishes its name and client URLs (path: its ID; value: JSON {name, clientURLs}). */
+  /**
+   * Only in entries of the first release (now membership entries, entry.ts): a started member publishes its name
+   * and client URLs (path: its ID; value: JSON {name, clientURLs}).
+   */
   ATTRIBUTES = 5,
-  /** A member's new peer URLs (path: its ID; value: JSON array of URLs), from the members API's PUT. */
+  /** Only in entries of the first release: a member's new peer URLs (path: its ID; value: JSON array of URLs). */
   MEMBER_UPDATE = 6,
 }
 

@@ -416,6 +416,39 @@ export class V2Store {
     }
   }
 
+  // ---- etcd's /0 namespace ----
+
+  /**
+   * Membership and the cluster version, where etcd keeps them in its v2 store (/0/members/<id>/raftAttributes,
+   * /0/members/<id>/attributes, /0/removed_members/<id>, /0/version), so the store's index moves as etcd's does: a
+   * fresh member answers X-Etcd-Index 3 and its first write gets 4. Hidden from /v2/keys as etcd hides /0 (user keys
+   * live in its /1): never listed, never shown to a watcher. Their events take their index in the history, as
+   * etcd's do, under keys without a leading slash, which no watch of a key matches.
+   */
+  private internal = new Map<string, string>();
+
+  /** A write to the /0 namespace with etcd's operation (counted in the store's stats as etcd counts it). */
+  writeInternal(op: 'create' | 'set' | 'update' | 'delete', path: string, value = ''): void {
+    const index = ++this.currentIndex;
+    const key = path.replace(/^\/+/, '');
+    let action: string;
+    if (op === 'delete') {
+      for (const k of [...this.internal.keys()]) if (k === path || k.startsWith(`${path}/`)) this.internal.delete(k);
+      action = Action.Delete;
+      this.stats.deleteSuccess++;
+    } else {
+      this.internal.set(path, value);
+      action = op === 'create' ? Action.Create : op === 'update' ? Action.Update : Action.Set;
+      this.stats[op === 'create' ? 'createSuccess' : op === 'update' ? 'updateSuccess' : 'setsSuccess']++;
+    }
+    this.hub.add(new V2Event(action, nodeExtern({ key, value: op === 'delete' ? undefined : value, modifiedIndex: index, createdIndex: index }), undefined, index));
+  }
+
+  /** A value of the /0 namespace (for tests and diagnostics). */
+  readInternal(path: string): string | undefined {
+    return this.internal.get(path);
+  }
+
   // ---- watches ----
 
   watch(key: string, recursive: boolean, stream: boolean, sinceIndex: number): Watcher {
@@ -438,7 +471,7 @@ export class V2Store {
       if (n.expireTime) s.e = n.expireTime;
       return s;
     };
-    return Buffer.from(JSON.stringify({ index: this.currentIndex, root: saveNode(this.root), history: this.hub.history.toJSON(), stats: this.stats }));
+    return Buffer.from(JSON.stringify({ index: this.currentIndex, root: saveNode(this.root), history: this.hub.history.toJSON(), stats: this.stats, internal: Object.fromEntries(this.internal) }));
   }
 
   /** Replaces the whole state with a saved one. Watchers of the old state end. */
@@ -447,7 +480,7 @@ export class V2Store {
    * first, so a malformed one throws and leaves the store as it was.
    */
   recover(data: Buffer): void {
-    const j = JSON.parse(data.toString()) as { index: number; root: SavedNode; history: { action: string; node: NodeExtern; prevNode?: NodeExtern; refresh?: boolean }[]; stats?: StoreStats };
+    const j = JSON.parse(data.toString()) as { index: number; root: SavedNode; history: { action: string; node: NodeExtern; prevNode?: NodeExtern; refresh?: boolean }[]; stats?: StoreStats; internal?: Record<string, string> };
     if (!j || typeof j !== 'object' || !Number.isSafeInteger(j.index) || !j.root || !Array.isArray(j.history)) throw new Error('store: malformed snapshot');
     const ttlHeap = new TtlHeap<StoreNode>();
     const load = (s: SavedNode, parent: StoreNode | undefined): StoreNode => {
@@ -469,12 +502,14 @@ export class V2Store {
       e.refresh = h.refresh ?? false;
       hub.history.add(e);
     }
+    const internal = new Map(Object.entries(j.internal ?? {}).filter((kv): kv is [string, string] => typeof kv[1] === 'string'));
     // Everything read: now swap it in.
     this.hub.clearAll();
     this.ttlHeap = ttlHeap;
     this.root = root;
     this.currentIndex = j.index;
     this.hub = hub;
+    this.internal = internal;
     if (j.stats) Object.assign(this.stats, j.stats);
   }
 }
