@@ -25,7 +25,7 @@ import { Method, RequestIdGenerator, WriteRequest, encodeRequest } from './reque
 import { EntryKind, encodeEntry, encodeMembershipOp } from './entry';
 import { Applier, ApplyResult } from './apply/applier';
 import { ApplyDispatcher } from './apply/dispatcher';
-import { ConfChangeContext, MembershipApplier, parseConfChangeContext } from './apply/membership';
+import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier, parseConfChangeContext } from './apply/membership';
 import { V2EntryApplier, V2StateMachine } from './apply/v2';
 import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData } from './snapshot-data';
 
@@ -338,7 +338,7 @@ export class EtcdServer extends EventEmitter {
     });
     if (bootstrapPeers) {
       // The bootstrap entries are the first thing the host loop makes durable.
-      node.bootstrap(bootstrapPeers.map((m) => ({ id: m.id, context: Buffer.from(JSON.stringify({ member: m } satisfies ConfChangeContext)) })));
+      node.bootstrap(bootstrapPeers.map((m) => ({ id: m.id, context: Buffer.from(JSON.stringify({ member: m, v: CONF_CHANGE_CONTEXT_VERSION } satisfies ConfChangeContext)) })));
     }
     this.raftNode = new RaftNode({
       node,
@@ -738,7 +738,7 @@ export class EtcdServer extends EventEmitter {
       }, this.requestTimeoutMs());
       this.waiters.set(requestId, { resolve, reject, timer });
       try {
-        this.raftNode.node.proposeConfChange({ ...cc, context: Buffer.from(JSON.stringify({ ...ctx, requestId })) });
+        this.raftNode.node.proposeConfChange({ ...cc, context: Buffer.from(JSON.stringify({ ...ctx, requestId, v: CONF_CHANGE_CONTEXT_VERSION } satisfies ConfChangeContext)) });
         this.raftNode.schedule();
       } catch (err) {
         clearTimeout(timer);

@@ -12,6 +12,11 @@ export interface ApplyContext {
   requestId: number;
   /** The entry's encoding version (one of the applier's `versions`). */
   version: number;
+  /**
+   * Written by the first release, before entries had an envelope: applied as that release applied it, so that a
+   * member replaying it and one that has it in a snapshot of that release end in the same state.
+   */
+  legacy: boolean;
 }
 
 /** What applying answers the waiting client: a result, or an error that is part of the answer (not a failure). */

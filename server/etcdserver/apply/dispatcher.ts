@@ -55,7 +55,7 @@ export class ApplyDispatcher {
       return { requestId: e.requestId, answer: { error: new UnknownEntryError(e.kind, e.version) } };
     }
     try {
-      return { requestId: e.requestId, answer: applier.apply(e.payload, { index, term, requestId: e.requestId, version: e.version }) };
+      return { requestId: e.requestId, answer: applier.apply(e.payload, { index, term, requestId: e.requestId, version: e.version, legacy: e.legacy === true }) };
     } catch (err) {
       this.log('error', 'applying a log entry failed; it is answered with an error and the member goes on', { index, kind: EntryKind[e.kind], error: (err as Error).message });
       return { requestId: e.requestId, answer: { error: new ApplyFailedError(err as Error) } };

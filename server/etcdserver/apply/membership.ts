@@ -10,7 +10,15 @@ export interface ConfChangeContext {
   requestId?: number;
   member: Member;
   promote?: boolean;
+  /**
+   * The context's version: 1 since membership is recorded in the v2 store as etcd records it. The first release
+   * wrote none, and its conf changes are applied as it applied them (no record), so every member ends alike.
+   */
+  v?: number;
 }
+
+/** The version of the conf change contexts this release writes. */
+export const CONF_CHANGE_CONTEXT_VERSION = 1;
 
 /** What the membership applier changes besides the cluster: the peer transport and etcd's /0 records. */
 export interface MembershipHost {
@@ -40,16 +48,18 @@ export class MembershipApplier implements Applier {
 
   constructor(private readonly host: MembershipHost) {}
 
-  apply(payload: Uint8Array, _ctx: ApplyContext): ApplyResult {
+  apply(payload: Uint8Array, ctx: ApplyContext): ApplyResult {
     const h = this.host;
     const cluster = h.cluster();
+    // The first release's entries recorded nothing in the v2 store.
+    const record = ctx.legacy ? undefined : h.record;
     const op = decodeMembershipOp(payload);
     switch (op.op) {
       case 'attributes':
         // A member removed meanwhile: etcd ignores its attributes too.
         if (!cluster.has(op.id)) return {};
         cluster.updateAttributes(op.id, op.name, op.clientURLs);
-        h.record?.('set', `${memberKey(op.id)}/attributes`, JSON.stringify({ name: op.name, clientURLs: op.clientURLs }));
+        record?.('set', `${memberKey(op.id)}/attributes`, JSON.stringify({ name: op.name, clientURLs: op.clientURLs }));
         return {};
       case 'peerURLs':
         try {
@@ -59,13 +69,13 @@ export class MembershipApplier implements Applier {
           throw err;
         }
         cluster.updatePeerURLs(op.id, op.peerURLs);
-        h.record?.('update', `${memberKey(op.id)}/raftAttributes`, raftAttributes(cluster.get(op.id)!));
+        record?.('update', `${memberKey(op.id)}/raftAttributes`, raftAttributes(cluster.get(op.id)!));
         h.addPeer?.(op.id, op.peerURLs);
         return {};
       case 'clusterVersion': {
         const before = cluster.version;
         cluster.version = op.version;
-        h.record?.('set', '/0/version', op.version);
+        record?.('set', '/0/version', op.version);
         // etcd's words (membership.SetVersion, api.UpdateCapability): tools wait for these lines.
         if (before === undefined) h.log('info', `set the initial cluster version to ${clusterVersionName(op.version)}`);
         else h.log('info', `updated the cluster version from ${clusterVersionName(before)} to ${clusterVersionName(op.version)}`);
@@ -86,30 +96,31 @@ export class MembershipApplier implements Applier {
   applyConfChange(cc: ConfChange, ctx: ConfChangeContext | undefined): ApplyResult {
     const h = this.host;
     const cluster = h.cluster();
+    const record = ctx?.v === undefined ? undefined : h.record;
     try {
       switch (cc.type) {
         case ConfChangeType.AddNode:
           if (cluster.get(cc.nodeId)?.isLearner) {
             cluster.promote(cc.nodeId);
-            h.record?.('update', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
+            record?.('update', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
           } else if (ctx && !cluster.has(cc.nodeId)) {
             cluster.add(ctx.member);
-            h.record?.('create', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
+            record?.('create', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
           }
           if (ctx) h.addPeer?.(cc.nodeId, cluster.get(cc.nodeId)?.peerURLs ?? ctx.member.peerURLs);
           break;
         case ConfChangeType.AddLearnerNode:
           if (ctx && !cluster.has(cc.nodeId)) {
             cluster.add({ ...ctx.member, isLearner: true });
-            h.record?.('create', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
+            record?.('create', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
           }
           if (ctx) h.addPeer?.(cc.nodeId, ctx.member.peerURLs);
           break;
         case ConfChangeType.RemoveNode:
           if (cluster.has(cc.nodeId)) {
             cluster.remove(cc.nodeId);
-            h.record?.('delete', memberKey(cc.nodeId));
-            h.record?.('create', `/0/removed_members/${cc.nodeId}`, '');
+            record?.('delete', memberKey(cc.nodeId));
+            record?.('create', `/0/removed_members/${cc.nodeId}`, '');
           }
           if (cc.nodeId !== h.localId()) h.removePeer?.(cc.nodeId);
           break;
