@@ -211,6 +211,7 @@ export class EtcdServer extends EventEmitter {
       addPeer: (id, urls) => o.transport.addPeer?.(id, urls),
       removePeer: (id) => o.transport.removePeer?.(id),
       record: sm.recordInternal ? (op, path, value) => sm.recordInternal!(op, path, value) : undefined,
+      readRecord: (path) => sm.readInternal?.(path),
       log: o.log,
     });
     this.dispatcher.register(EntryKind.Membership, this.membership);

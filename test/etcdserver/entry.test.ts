@@ -119,7 +119,7 @@ describe('membership in the v2 store, as etcd keeps it', () => {
     const id = cluster.list()[0].id;
     const empty = new Cluster(cluster.id);
     const logs: string[] = [];
-    const m = new MembershipApplier({ localId: () => id, cluster: () => empty, record: (op, p, v) => sm.recordInternal(op, p, v), log: (_l, msg) => void logs.push(msg) });
+    const m = new MembershipApplier({ localId: () => id, cluster: () => empty, record: (op, p, v) => sm.recordInternal(op, p, v), readRecord: (p) => sm.readInternal(p), log: (_l, msg) => void logs.push(msg) });
     return { store, m, id, member: cluster.list()[0], logs, empty };
   };
   const ctx = (legacy = false): ApplyContext => ({ index: 1, term: 1, requestId: 0, version: 1, legacy });
@@ -155,6 +155,14 @@ describe('membership in the v2 store, as etcd keeps it', () => {
     copy.recover(store.save());
     expect(copy.readInternal(`/0/removed_members/${id}`)).toBe('');
     expect(copy.watch('/', true, false, 1).removed).toBe(false); // nothing in the history for a key watch
+  });
+
+  test('a joining member, which starts with the cluster its peers told it, records what the others did when it replays', () => {
+    const { store, m, id, member, empty } = setup();
+    empty.add(member); // told by the peers
+    m.applyConfChange({ type: 0, nodeId: id }, { member, v: 1 });
+    expect(store.currentIndex).toBe(1);
+    expect(store.readInternal(`/0/members/${id}/raftAttributes`)).toBe('{"peerURLs":["http://a:2380"]}');
   });
 
   test('entries of the first release record nothing (as that release applied them): replay and its snapshots agree', () => {

@@ -29,6 +29,8 @@ export interface MembershipHost {
   removePeer?(id: string): void;
   /** etcd's records of membership in the v2 store (/0/...), which move the store's index as etcd's. */
   record?(op: 'create' | 'set' | 'update' | 'delete', path: string, value?: string): void;
+  /** A record's value (undefined: none). */
+  readRecord?(path: string): string | undefined;
   log: Log;
 }
 
@@ -92,35 +94,37 @@ export class MembershipApplier implements Applier {
     this.host.log('info', `enabled capabilities for version ${clusterVersionName(version)}`);
   }
 
-  /** Applies a committed configuration change to the cluster (Raft's own configuration is the server's). */
+  /**
+   * Applies a committed configuration change to the cluster (Raft's own configuration is the server's). What is
+   * recorded in the v2 store follows the store's own records, not the cluster: a joining member starts with the
+   * cluster its peers told it and an empty store, and replaying the log must record what the others recorded.
+   */
   applyConfChange(cc: ConfChange, ctx: ConfChangeContext | undefined): ApplyResult {
     const h = this.host;
     const cluster = h.cluster();
     const record = ctx?.v === undefined ? undefined : h.record;
+    const path = `${memberKey(cc.nodeId)}/raftAttributes`;
+    const recorded = record ? h.readRecord?.(path) : undefined;
+    const member = (learner: boolean): Member => ({ ...(cluster.get(cc.nodeId) ?? ctx!.member), isLearner: learner });
     try {
       switch (cc.type) {
         case ConfChangeType.AddNode:
-          if (cluster.get(cc.nodeId)?.isLearner) {
-            cluster.promote(cc.nodeId);
-            record?.('update', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
-          } else if (ctx && !cluster.has(cc.nodeId)) {
-            cluster.add(ctx.member);
-            record?.('create', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
-          }
+          if (cluster.get(cc.nodeId)?.isLearner) cluster.promote(cc.nodeId);
+          else if (ctx && !cluster.has(cc.nodeId)) cluster.add(ctx.member);
+          if (record && ctx && recorded === undefined) record('create', path, raftAttributes(member(false)));
+          else if (record && recorded !== undefined && (JSON.parse(recorded) as { isLearner?: boolean }).isLearner) record('update', path, raftAttributes(member(false)));
           if (ctx) h.addPeer?.(cc.nodeId, cluster.get(cc.nodeId)?.peerURLs ?? ctx.member.peerURLs);
           break;
         case ConfChangeType.AddLearnerNode:
-          if (ctx && !cluster.has(cc.nodeId)) {
-            cluster.add({ ...ctx.member, isLearner: true });
-            record?.('create', `${memberKey(cc.nodeId)}/raftAttributes`, raftAttributes(cluster.get(cc.nodeId)!));
-          }
+          if (ctx && !cluster.has(cc.nodeId)) cluster.add({ ...ctx.member, isLearner: true });
+          if (record && ctx && recorded === undefined) record('create', path, raftAttributes(member(true)));
           if (ctx) h.addPeer?.(cc.nodeId, ctx.member.peerURLs);
           break;
         case ConfChangeType.RemoveNode:
-          if (cluster.has(cc.nodeId)) {
-            cluster.remove(cc.nodeId);
-            record?.('delete', memberKey(cc.nodeId));
-            record?.('create', `/0/removed_members/${cc.nodeId}`, '');
+          if (cluster.has(cc.nodeId)) cluster.remove(cc.nodeId);
+          if (record && recorded !== undefined) {
+            record('delete', memberKey(cc.nodeId));
+            record('create', `/0/removed_members/${cc.nodeId}`, '');
           }
           if (cc.nodeId !== h.localId()) h.removePeer?.(cc.nodeId);
           break;

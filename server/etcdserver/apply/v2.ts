@@ -13,6 +13,7 @@ export interface V2StateMachine {
    * store's index moves as etcd's does (etcd's mustSaveMemberToStore and friends).
    */
   recordInternal?(op: 'create' | 'set' | 'update' | 'delete', path: string, value?: string): void;
+  readInternal?(path: string): string | undefined;
   save(): Buffer;
   recover(data: Buffer): void;
   /** Throws if a snapshot's store data would not recover (checked before a peer's snapshot reaches Raft). */
@@ -55,6 +56,10 @@ export class V2Applier implements V2StateMachine {
 
   recordInternal(op: 'create' | 'set' | 'update' | 'delete', path: string, value = ''): void {
     this.store.writeInternal(op, path, value);
+  }
+
+  readInternal(path: string): string | undefined {
+    return this.store.readInternal(path);
   }
 
   save(): Buffer {
