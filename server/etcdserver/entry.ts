@@ -27,7 +27,9 @@ export enum EntryKind {
 
 /** The first byte of an entry in an envelope: not a v2 Method (1..6), which is what older entries start with. */
 export const ENVELOPE_MARK = 0xe7;
-const HEADER = 3 + 8;
+/** The envelope's size, before the payload. */
+export const ENVELOPE_BYTES = 3 + 8;
+const HEADER = ENVELOPE_BYTES;
 
 /** The encoding version this release writes for each kind. */
 export const CURRENT_VERSION: Readonly<Record<EntryKind, number>> = {
@@ -51,11 +53,16 @@ export interface EntryData {
 
 export function encodeEntry(kind: EntryKind, requestId: number, payload: Uint8Array, version: number = CURRENT_VERSION[kind]): Buffer {
   const buf = Buffer.allocUnsafe(HEADER + payload.byteLength);
+  buf.set(payload, HEADER);
+  return sealEntry(buf, kind, requestId, version);
+}
+
+/** Writes the envelope into the first ENVELOPE_BYTES of `buf`, whose payload follows (encoded in place: no copy). */
+export function sealEntry(buf: Buffer, kind: EntryKind, requestId: number, version: number = CURRENT_VERSION[kind]): Buffer {
   buf[0] = ENVELOPE_MARK;
   buf[1] = kind;
   buf[2] = version;
   buf.writeDoubleBE(requestId, 3);
-  buf.set(payload, HEADER);
   return buf;
 }
 

@@ -47,11 +47,13 @@ export interface WriteRequest {
   time: number;
 }
 
-export function encodeRequest(r: WriteRequest): Buffer {
+/** Encodes a request; `headroom` bytes are left before it (for the entry's envelope, without a copy). */
+export function encodeRequest(r: WriteRequest, headroom = 0): Buffer {
   const path = Buffer.from(r.path, 'utf8');
   const value = Buffer.from(r.value, 'utf8');
   const prev = Buffer.from(r.prevValue, 'utf8');
-  const buf = Buffer.allocUnsafe(2 + 32 + 12 + path.length + value.length + prev.length);
+  const whole = Buffer.allocUnsafe(headroom + 2 + 32 + 12 + path.length + value.length + prev.length);
+  const buf = headroom ? whole.subarray(headroom) : whole;
   let flags = 0;
   if (r.dir) flags |= FLAG_DIR;
   if (r.prevExist !== undefined) flags |= FLAG_PREV_EXIST_SET | (r.prevExist ? FLAG_PREV_EXIST : 0);
@@ -69,7 +71,7 @@ export function encodeRequest(r: WriteRequest): Buffer {
     part.copy(buf, o + 4);
     o += 4 + part.length;
   }
-  return buf;
+  return whole;
 }
 
 export function decodeRequest(data: Uint8Array): WriteRequest {

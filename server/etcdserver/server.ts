@@ -22,11 +22,12 @@ import { Cluster, Member } from '../membership/cluster';
 import { checkAddVotingMember, checkRemoveVotingMember } from '../membership/reconfig';
 import { LogPersistence, PeerSender, RaftNode, SnapshotPersistence } from './raft-node';
 import { Method, RequestIdGenerator, WriteRequest, encodeRequest } from './request';
-import { EntryKind, encodeEntry, encodeMembershipOp } from './entry';
+import { ENVELOPE_BYTES, EntryKind, encodeEntry, encodeMembershipOp, sealEntry } from './entry';
 import { Applier, ApplyResult } from './apply/applier';
 import { ApplyDispatcher } from './apply/dispatcher';
 import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier, parseConfChangeContext } from './apply/membership';
 import { V2EntryApplier, V2StateMachine } from './apply/v2';
+import { Proposals, WriteResult } from './proposals';
 import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData } from './snapshot-data';
 
 export type { V2StateMachine } from './apply/v2';
@@ -106,13 +107,7 @@ export interface ServerOptions {
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, meta?: Record<string, unknown>) => void;
 }
 
-/** Where a write ended up in the log, and what applying it answered. */
-export interface WriteResult {
-  result: unknown;
-  error?: Error;
-  index: number;
-  term: number;
-}
+export type { WriteResult } from './proposals';
 
 /** etcd's answer when a request did not commit in time. */
 export class RequestTimeoutError extends Error {
@@ -134,12 +129,6 @@ export class StoppedError extends Error {
     super('etcdserver: server stopped');
     this.name = 'StoppedError';
   }
-}
-
-interface Waiter {
-  resolve: (r: WriteResult) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
 }
 
 interface ReadWaiter {
@@ -168,7 +157,7 @@ export class EtcdServer extends EventEmitter {
   private storage!: MemoryStorage;
   private wal!: LogPersistence & ClosableWAL;
   private ids!: RequestIdGenerator;
-  private readonly waiters = new Map<number, Waiter>();
+  private readonly proposals: Proposals;
   private readonly readWaiters = new Map<string, ReadWaiter>();
   private readSeq = 0;
   appliedIndex = 0;
@@ -203,6 +192,18 @@ export class EtcdServer extends EventEmitter {
     this.setMaxListeners(0);
     this.o = o;
     this.startedAt = o.now();
+    this.proposals = new Proposals({
+      stopped: () => this.stopped,
+      hasLeader: () => this.lead !== NONE,
+      onLeader: (fn) => {
+        this.once('leader', fn);
+        return () => this.off('leader', fn);
+      },
+      timeoutMs: () => this.requestTimeoutMs(),
+      timeoutError: (start) => this.timeoutError(start),
+      stoppedError: () => new StoppedError(),
+      now: o.now,
+    });
     this.dispatcher = new ApplyDispatcher(o.log);
     const sm = o.stateMachine;
     this.membership = new MembershipApplier({
@@ -255,16 +256,13 @@ export class EtcdServer extends EventEmitter {
   }
 
   /** Proposals that timed out or were dropped (etcd_server_proposals_failed_total). */
-  proposalsFailed = 0;
-
-  private failProposal(reject: (e: Error) => void, err: Error): void {
-    this.proposalsFailed++;
-    reject(err);
+  get proposalsFailed(): number {
+    return this.proposals.failed;
   }
 
   /** Proposals waiting to be committed and applied. */
   pendingProposals(): number {
-    return this.waiters.size;
+    return this.proposals.pending;
   }
 
   term(): number {
@@ -497,11 +495,7 @@ export class EtcdServer extends EventEmitter {
   }
 
   private failAll(err: Error): void {
-    for (const [, w] of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
-    this.waiters.clear();
+    this.proposals.failAll(err);
     for (const [, w] of this.readWaiters) {
       clearTimeout(w.timer);
       w.reject(err);
@@ -532,7 +526,8 @@ export class EtcdServer extends EventEmitter {
       time: 0,
       ...partial,
     };
-    return this.proposeEntry(EntryKind.V2, encodeRequest(req), req.id);
+    // The request is encoded after room for its envelope: the hot path makes no copy.
+    return this.proposeData(req.id, sealEntry(encodeRequest(req, ENVELOPE_BYTES), EntryKind.V2, req.id));
   }
 
   /**
@@ -544,66 +539,21 @@ export class EtcdServer extends EventEmitter {
    * UnknownEntryError (apply/dispatcher.ts).
    */
   proposeEntry(kind: EntryKind, payload: Uint8Array, requestId: number = this.ids.id()): Promise<WriteResult> {
-    if (this.stopped) return Promise.reject(new StoppedError());
-    const data = encodeEntry(kind, requestId, payload);
-    const start = performance.now();
-    return new Promise<WriteResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(requestId);
-        this.failProposal(reject, this.timeoutError(start));
-      }, this.requestTimeoutMs());
-      this.waiters.set(requestId, { resolve, reject, timer });
-      try {
-        this.raftNode.node.propose(data);
-      } catch (err) {
-        clearTimeout(timer);
-        this.waiters.delete(requestId);
-        // No leader to take it yet: etcd's client waits for one within the request timeout; so do we, by retrying.
-        if (err instanceof ProposalDroppedError) {
-          this.retryUntilLeader(requestId, data, start, resolve, reject);
-          return;
-        }
-        reject(err as Error);
-        return;
-      }
-      this.raftNode.sendLeaderMessagesSoon();
-      this.raftNode.schedule();
-    });
+    return this.proposeData(requestId, encodeEntry(kind, requestId, payload));
   }
 
-  private retryUntilLeader(requestId: number, data: Buffer, start: number, resolve: (r: WriteResult) => void, reject: (e: Error) => void): void {
-    const deadline = this.o.now() + this.requestTimeoutMs();
-    const tryAgain = (): void => {
-      if (this.stopped) return reject(new StoppedError());
-      if (this.lead !== NONE) {
-        const timer = setTimeout(() => {
-          this.waiters.delete(requestId);
-          this.failProposal(reject, this.timeoutError(start));
-        }, Math.max(1, deadline - this.o.now()));
-        this.waiters.set(requestId, { resolve, reject, timer });
-        try {
-          this.raftNode.node.propose(data);
-          this.raftNode.schedule();
-          return;
-        } catch (err) {
-          clearTimeout(timer);
-          this.waiters.delete(requestId);
-          if (!(err instanceof ProposalDroppedError)) return reject(err as Error);
-        }
-      }
-      if (this.o.now() >= deadline) return this.failProposal(reject, this.timeoutError(start));
-      // Wait for a leader, but not past the deadline: then the client gets etcd's timeout error.
-      const onLeader = (): void => {
-        clearTimeout(timer);
-        tryAgain();
-      };
-      const timer = setTimeout(() => {
-        this.off('leader', onLeader);
-        tryAgain();
-      }, Math.max(1, deadline - this.o.now()));
-      this.once('leader', onLeader);
-    };
-    tryAgain();
+  private proposeData(requestId: number, data: Buffer): Promise<WriteResult> {
+    let first = true;
+    return this.proposals.submit(
+      requestId,
+      () => {
+        this.raftNode.node.propose(data);
+        if (first) this.raftNode.sendLeaderMessagesSoon();
+        first = false;
+        this.raftNode.schedule();
+      },
+      true,
+    );
   }
 
   // ---- linearizable reads ----
@@ -731,22 +681,15 @@ export class EtcdServer extends EventEmitter {
 
   private proposeConfChange(cc: ConfChange, ctx: ConfChangeContext): Promise<WriteResult> {
     const requestId = this.ids.id();
-    const start = performance.now();
-    return new Promise<WriteResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(requestId);
-        this.failProposal(reject, this.timeoutError(start));
-      }, this.requestTimeoutMs());
-      this.waiters.set(requestId, { resolve, reject, timer });
-      try {
-        this.raftNode.node.proposeConfChange({ ...cc, context: Buffer.from(JSON.stringify({ ...ctx, requestId, v: CONF_CHANGE_CONTEXT_VERSION } satisfies ConfChangeContext)) });
+    const context = Buffer.from(JSON.stringify({ ...ctx, requestId, v: CONF_CHANGE_CONTEXT_VERSION } satisfies ConfChangeContext));
+    return this.proposals.submit(
+      requestId,
+      () => {
+        this.raftNode.node.proposeConfChange({ ...cc, context });
         this.raftNode.schedule();
-      } catch (err) {
-        clearTimeout(timer);
-        this.waiters.delete(requestId);
-        reject(err as Error);
-      }
-    });
+      },
+      false,
+    );
   }
 
   // ---- applying the log ----
@@ -815,12 +758,7 @@ export class EtcdServer extends EventEmitter {
 
   /** Hands an applied entry's answer to the client waiting on this member, if any. */
   private answer(requestId: number | undefined, a: ApplyResult, e: Entry): void {
-    if (!requestId) return;
-    const w = this.waiters.get(requestId);
-    if (!w) return;
-    this.waiters.delete(requestId);
-    clearTimeout(w.timer);
-    w.resolve({ result: a.result, error: a.error, index: e.index, term: e.term });
+    this.proposals.answer(requestId, { result: a.result, error: a.error, index: e.index, term: e.term });
   }
 
   private applyConfChange(e: Entry): void {

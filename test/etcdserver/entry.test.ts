@@ -2,8 +2,8 @@ import { ApplyDispatcher, ApplyFailedError, UnknownEntryError } from '../../serv
 import { Applier, ApplyContext } from '../../server/etcdserver/apply/applier';
 import { MembershipApplier } from '../../server/etcdserver/apply/membership';
 import { V2Applier, V2EntryApplier } from '../../server/etcdserver/apply/v2';
-import { ENVELOPE_MARK, EntryKind, decodeEntry, decodeMembershipOp, encodeEntry, encodeMembershipOp } from '../../server/etcdserver/entry';
-import { Method, WriteRequest, encodeRequest } from '../../server/etcdserver/request';
+import { ENVELOPE_BYTES, ENVELOPE_MARK, EntryKind, decodeEntry, decodeMembershipOp, encodeEntry, encodeMembershipOp, sealEntry } from '../../server/etcdserver/entry';
+import { Method, WriteRequest, decodeRequest, encodeRequest } from '../../server/etcdserver/request';
 import { PART_MEMBERSHIP, PART_V2STORE, PART_V3, SNAPSHOT_MAGIC, decodeSnapshotData, encodeSnapshotData } from '../../server/etcdserver/snapshot-data';
 import { Cluster } from '../../server/membership/cluster';
 import { V2Store } from '../../server/store';
@@ -207,4 +207,11 @@ describe('the snapshot container', () => {
     expect(() => decodeSnapshotData(newer, known)).toThrow(/format version 2/);
     expect(() => decodeSnapshotData(data.subarray(0, data.length - 1), known)).toThrow(/runs past/);
   });
+});
+
+test('a v2 request encoded after room for its envelope and sealed in place is the same entry as one wrapped by a copy', () => {
+  const r = req({ method: Method.PUT, path: '/ключ', value: 'v'.repeat(100) });
+  const sealed = sealEntry(encodeRequest(r, ENVELOPE_BYTES), EntryKind.V2, r.id);
+  expect(sealed).toEqual(encodeEntry(EntryKind.V2, r.id, encodeRequest(r)));
+  expect(decodeRequest(decodeEntry(sealed).payload)).toEqual(r);
 });
