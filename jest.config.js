@@ -8,4 +8,6 @@ module.exports = {
   },
   moduleFileExtensions: ['ts', 'js', 'json'],
   testTimeout: 60000,
+  // Data dirs under test/fixtures hold Raft snapshot files (*.snap), which are not jest snapshots.
+  modulePathIgnorePatterns: ['<rootDir>/test/fixtures/'],
 };

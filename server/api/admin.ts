@@ -1,7 +1,8 @@
 import express from 'express';
 import * as client from 'prom-client';
 import { MembershipError, newRuntimeMember, v2Member } from '../membership/cluster';
-import { EtcdServer } from '../etcdserver/server';
+import { CLUSTER_VERSION, EtcdServer } from '../etcdserver/server';
+import { UnhealthyClusterError } from '../membership/reconfig';
 import { NONE, StateType } from '../raft';
 import { V2Store } from '../store';
 import { urlProblem } from '../config';
@@ -9,7 +10,7 @@ import { goPathUnescape } from '../pkg/go-compat';
 import { readBody } from './read-body';
 
 export const SERVER_VERSION = '3.4.0';
-export const CLUSTER_VERSION = '3.4.0';
+export { CLUSTER_VERSION };
 /** The name Go's encoding/json gives a JSON value's type in its unmarshal errors. */
 function goJSONType(v: unknown): string {
   if (typeof v === 'number') return 'number';
@@ -19,8 +20,6 @@ function goJSONType(v: unknown): string {
   return 'object';
 }
 
-/** etcd's HealthInterval: how long peers must have been connected before a reconfiguration is allowed. */
-const HEALTH_INTERVAL_MS = 5000;
 /** The largest members API body read (etcd reads any size; this bounds the memory one request can take). */
 const MAX_MEMBERS_BODY = 32 * 1024 * 1024;
 
@@ -31,7 +30,6 @@ export interface AdminDeps {
   store: V2Store;
   name: string;
   registry: client.Registry;
-  strictReconfigCheck: boolean;
   now: () => number;
 }
 
@@ -207,7 +205,10 @@ export function adminApp(d: AdminDeps): express.Express {
     }
     return trimmed;
   };
+  /** The members API's answer to the server's refusal of a membership change. */
   const membershipError = (res: express.Response, id: string, err: unknown): void => {
+    // The strict reconfiguration check (the server's, membership/reconfig.ts): etcd answers 500.
+    if (err instanceof UnhealthyClusterError) return httpError(res, 500, 'Internal Server Error');
     if (err instanceof MembershipError) {
       if (err.kind === 'IDExists' || err.kind === 'PeerURLExists') return httpError(res, 409, err.message);
       if (err.kind === 'IDRemoved') return httpError(res, 410, `Member permanently removed: ${id}`);
@@ -216,41 +217,21 @@ export function adminApp(d: AdminDeps): express.Express {
     }
     httpError(res, 500, 'Internal Server Error');
   };
-  const connectedToAllFor = (ms: number): boolean => {
-    const since = performance.now() - ms;
-    return server.cluster.votingMembers().every((m) => server.isPeerConnectedSince(m.id, since));
-  };
   // etcd's members handler takes a POST whatever follows /v2/members.
   members.post(/.*/, jsonBody, (req, res) => {
     const urls = peerURLsOf(req, res);
     if (!urls) return;
     const m = newRuntimeMember(urls, d.now());
-    // etcd's strict reconfiguration check: enough started members, and this member connected to every voting
-    // member for the last 5 s (the new member counts toward the quorum before it runs).
-    if (d.strictReconfigCheck && (!server.cluster.isReadyToAddVotingMember() || !connectedToAllFor(HEALTH_INTERVAL_MS))) {
-      return httpError(res, 500, 'Internal Server Error');
-    }
     server.addMember(m).then(
       () => sendJSON(res, 201, `${JSON.stringify(v2Member(m))}\n`),
       (err) => membershipError(res, m.id, err),
     );
   });
-  /** etcd's check before a removal: this member has been connected to a quorum of the members that stay. */
-  const connectedToQuorumWithout = (id: string): boolean => {
-    const staying = server.cluster.votingMembers().filter((m) => m.id !== id);
-    const since = performance.now() - HEALTH_INTERVAL_MS;
-    const active = staying.filter((m) => server.isPeerConnectedSince(m.id, since)).length;
-    return active >= Math.floor(staying.length / 2) + 1;
-  };
   members.delete(/.*/, (req, res) => {
     const given = idFrom(req);
     if (given === '') return noIDGiven(res);
     const id = parseID(given);
     if (id === undefined) return httpError(res, 404, `No such member: ${given}`);
-    const known = server.cluster.get(id);
-    if (known && !known.isLearner && d.strictReconfigCheck && (!server.cluster.isReadyToRemoveVotingMember(id) || !connectedToQuorumWithout(id))) {
-      return httpError(res, 500, 'Internal Server Error');
-    }
     server.removeMember(id).then(
       () => res.status(204).end(),
       (err) => membershipError(res, id, err),

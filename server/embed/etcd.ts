@@ -14,7 +14,7 @@ import { HostWhitelist, requestHostname, writeMisdirected } from '../api/host-wh
 import { KEYS_PREFIX } from '../api/v2/key-request';
 import { keysHandler } from '../api/v2/keys-handler';
 import { ConfigError, ServerConfig } from '../config';
-import { V2Applier } from '../etcdserver/apply-v2';
+import { V2Applier } from '../etcdserver/apply/v2';
 import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
 import { Member } from '../membership/cluster';
 import { ServerMetrics } from '../metrics';
@@ -212,6 +212,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     snapshotCount: cfg.snapshotCount,
     snapshotCatchupEntries: cfg.snapshotCatchupEntries,
     preVote: cfg.preVote,
+    strictReconfigCheck: cfg.strictReconfigCheck,
     initialElectionTickAdvance: cfg.initialElectionTickAdvance,
     stateMachine: new V2Applier(store),
     wal: walStore(walDir, cfg, metrics, logger),
@@ -232,9 +233,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     throw err;
   }
   const keys = keysHandler({ server, store, now: Date.now });
-  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, strictReconfigCheck: cfg.strictReconfigCheck, now: Date.now });
+  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now });
   const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
-  void published.then(() => logPublished(baseLogger, server, cfg));
   const hostWhitelist = new HostWhitelist(cfg.hostWhitelist);
   const cors = new CorsPolicy(cfg.cors);
   const route = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -330,20 +330,3 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
 }
 
 
-/**
- * The two lines etcd prints once the member serves (and etcd's e2e suite waits for): the cluster version's
- * capabilities enabled, and this member's attributes published through Raft.
- */
-function logPublished(logger: winston.Logger, server: EtcdServer, cfg: ServerConfig): void {
-  const attrs = `{Name:${cfg.name} ClientURLs:[${cfg.advertiseClientURLs.join(' ')}]}`;
-  const version = CLUSTER_VERSION.split('.').slice(0, 2).join('.'); // etcd's cluster version is major.minor
-  logger.info('enabled capabilities for version', { pkg: 'etcdserver/api', 'cluster-version': version, capnslog: `enabled capabilities for version ${version}` });
-  logger.info('published local member to cluster through raft', {
-    pkg: 'etcdserver',
-    'local-member-id': server.id,
-    'local-member-attributes': attrs,
-    'request-path': `/0/members/${server.id}/attributes`,
-    'cluster-id': server.cluster.id,
-    capnslog: `published ${attrs} to cluster ${server.cluster.id}`,
-  });
-}

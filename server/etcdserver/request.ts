@@ -1,5 +1,6 @@
 /**
- * A v2 write as it travels through the Raft log. Everything that makes applying it deterministic is inside:
+ * A v2 write as it travels through the Raft log: the payload of a v2 entry (entry.ts's EntryKind.V2, version 1);
+ * the first release wrote it bare, as the whole entry. Everything that makes applying it deterministic is inside:
  * the absolute expiration time (decided by the member that took the request) and, for SYNC, the leader's clock.
  *
  * Binary layout (big-endian): [u8 method][u8 flags][f64 id][f64 prevIndex][f64 expiration][f64 time]
@@ -12,9 +13,12 @@ export enum Method {
   DELETE = 3,
   /** The leader's clock, so that every member expires TTL keys at the same point of the log. */
   SYNC = 4,
-  /** A started member publishes its name and client URLs (path: its ID; value: JSON {name, clientURLs}). */
+  /**
+   * Only in entries of the first release (now membership entries, entry.ts): a started member publishes its name
+   * and client URLs (path: its ID; value: JSON {name, clientURLs}).
+   */
   ATTRIBUTES = 5,
-  /** A member's new peer URLs (path: its ID; value: JSON array of URLs), from the members API's PUT. */
+  /** Only in entries of the first release: a member's new peer URLs (path: its ID; value: JSON array of URLs). */
   MEMBER_UPDATE = 6,
 }
 
@@ -43,11 +47,13 @@ export interface WriteRequest {
   time: number;
 }
 
-export function encodeRequest(r: WriteRequest): Buffer {
+/** Encodes a request; `headroom` bytes are left before it (for the entry's envelope, without a copy). */
+export function encodeRequest(r: WriteRequest, headroom = 0): Buffer {
   const path = Buffer.from(r.path, 'utf8');
   const value = Buffer.from(r.value, 'utf8');
   const prev = Buffer.from(r.prevValue, 'utf8');
-  const buf = Buffer.allocUnsafe(2 + 32 + 12 + path.length + value.length + prev.length);
+  const whole = Buffer.allocUnsafe(headroom + 2 + 32 + 12 + path.length + value.length + prev.length);
+  const buf = headroom ? whole.subarray(headroom) : whole;
   let flags = 0;
   if (r.dir) flags |= FLAG_DIR;
   if (r.prevExist !== undefined) flags |= FLAG_PREV_EXIST_SET | (r.prevExist ? FLAG_PREV_EXIST : 0);
@@ -65,7 +71,7 @@ export function encodeRequest(r: WriteRequest): Buffer {
     part.copy(buf, o + 4);
     o += 4 + part.length;
   }
-  return buf;
+  return whole;
 }
 
 export function decodeRequest(data: Uint8Array): WriteRequest {

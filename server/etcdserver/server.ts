@@ -19,19 +19,29 @@ import {
   decodeConfChange,
 } from '../raft';
 import { Cluster, Member } from '../membership/cluster';
+import { checkAddVotingMember, checkRemoveVotingMember } from '../membership/reconfig';
 import { LogPersistence, PeerSender, RaftNode, SnapshotPersistence } from './raft-node';
-import { Method, RequestIdGenerator, WriteRequest, decodeRequest, encodeRequest } from './request';
+import { Method, RequestIdGenerator, WriteRequest, encodeRequest } from './request';
+import { ENVELOPE_BYTES, EntryKind, encodeEntry, encodeMembershipOp, sealEntry } from './entry';
+import { Applier, ApplyResult } from './apply/applier';
+import { ApplyDispatcher } from './apply/dispatcher';
+import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier, parseConfChangeContext } from './apply/membership';
+import { V2EntryApplier, V2StateMachine } from './apply/v2';
+import { Proposals, WriteResult } from './proposals';
+import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData } from './snapshot-data';
 
-/** The replicated state machine behind the v2 API (the v2 store). Deterministic: time comes from the log. */
-export interface V2StateMachine {
-  /** Applies a write; returns the event for the client, or throws the store's error (also a client answer). */
-  applyWrite(req: WriteRequest): unknown;
-  deleteExpiredKeys(nowMs: number): void;
-  hasTTLKeys(): boolean;
+export type { V2StateMachine } from './apply/v2';
+
+/** The cluster version this release sets once every member has published (etcd's /0/version). */
+export const CLUSTER_VERSION = '3.4.0';
+
+/** One store's state in snapshots, under its name (snapshot-data.ts): `membership`, `v2store`, `v3`. */
+export interface SnapshotPart {
   save(): Buffer;
-  recover(data: Buffer): void;
-  /** Throws if a snapshot's store data would not recover (checked before a peer's snapshot reaches Raft). */
-  validateSnapshot?(data: Buffer): void;
+  /** Replaces the store's state with a snapshot's; undefined: the snapshot has none (an older one): start empty. */
+  recover(data: Buffer | undefined): void;
+  /** Throws if the data would not recover (checked before a peer's snapshot reaches Raft). */
+  validate?(data: Buffer): void;
 }
 
 /** The WAL as the server opens or creates it. */
@@ -93,17 +103,13 @@ export interface ServerOptions {
   fetchRemoteCluster?: (peerURLs: string[]) => Promise<RemoteCluster>;
   /** The URLs this member advertises to its peers (how it is found in the remote cluster when joining). */
   advertisePeerURLs?: string[];
+  /** etcd's --strict-reconfig-check: refuse membership changes that could lose the quorum (default true). */
+  strictReconfigCheck?: boolean;
   now: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, meta?: Record<string, unknown>) => void;
 }
 
-/** Where a write ended up in the log, and what applying it answered. */
-export interface WriteResult {
-  result: unknown;
-  error?: Error;
-  index: number;
-  term: number;
-}
+export type { WriteResult } from './proposals';
 
 /** etcd's answer when a request did not commit in time. */
 export class RequestTimeoutError extends Error {
@@ -127,12 +133,6 @@ export class StoppedError extends Error {
   }
 }
 
-interface Waiter {
-  resolve: (r: WriteResult) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 interface ReadWaiter {
   resolve: () => void;
   reject: (err: Error) => void;
@@ -145,30 +145,6 @@ export const SNAPSHOT_CATCHUP_ENTRIES = 5000;
 /** How often the leader proposes its clock (SYNC) for TTL expiry. */
 export const SYNC_INTERVAL_MS = 500;
 
-interface SnapshotData {
-  cluster: ReturnType<Cluster['toJSON']>;
-}
-
-function encodeSnapshotData(cluster: Cluster, store: Buffer): Buffer {
-  const head = Buffer.from(JSON.stringify({ cluster: cluster.toJSON() } satisfies SnapshotData));
-  const len = Buffer.allocUnsafe(4);
-  len.writeUInt32BE(head.length, 0);
-  return Buffer.concat([len, head, store]);
-}
-
-function decodeSnapshotData(data: Uint8Array): { cluster: Cluster; store: Buffer } {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const n = buf.readUInt32BE(0);
-  const head = JSON.parse(buf.toString('utf8', 4, 4 + n)) as SnapshotData;
-  return { cluster: Cluster.fromJSON(head.cluster), store: buf.subarray(4 + n) };
-}
-
-/** The context of a configuration change entry: the member it concerns and the request that proposed it. */
-interface ConfChangeContext {
-  requestId?: number;
-  member: Member;
-  promote?: boolean;
-}
 
 /**
  * One etcd member: the Raft host loop, the replicated state (v2 store and membership) and the waiting clients.
@@ -183,7 +159,7 @@ export class EtcdServer extends EventEmitter {
   private storage!: MemoryStorage;
   private wal!: LogPersistence & ClosableWAL;
   private ids!: RequestIdGenerator;
-  private readonly waiters = new Map<number, Waiter>();
+  private readonly proposals: Proposals;
   private readonly readWaiters = new Map<string, ReadWaiter>();
   private readSeq = 0;
   appliedIndex = 0;
@@ -204,6 +180,13 @@ export class EtcdServer extends EventEmitter {
   private syncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   readonly startedAt: number;
+  /** Normal entries are applied through it, by kind (apply/dispatcher.ts). */
+  private readonly dispatcher: ApplyDispatcher;
+  private readonly membership: MembershipApplier;
+  /** Each store's state in snapshots, by name (snapshot-data.ts). */
+  private readonly snapshotParts = new Map<string, SnapshotPart>();
+  /** The leader has proposed the cluster version and waits for it to apply. */
+  private versionProposed = false;
 
   constructor(o: ServerOptions) {
     super();
@@ -211,6 +194,62 @@ export class EtcdServer extends EventEmitter {
     this.setMaxListeners(0);
     this.o = o;
     this.startedAt = o.now();
+    this.proposals = new Proposals({
+      stopped: () => this.stopped,
+      hasLeader: () => this.lead !== NONE,
+      onLeader: (fn) => {
+        this.once('leader', fn);
+        return () => this.off('leader', fn);
+      },
+      timeoutMs: () => this.requestTimeoutMs(),
+      timeoutError: (start) => this.timeoutError(start),
+      stoppedError: () => new StoppedError(),
+      now: o.now,
+    });
+    this.dispatcher = new ApplyDispatcher(o.log);
+    const sm = o.stateMachine;
+    this.membership = new MembershipApplier({
+      localId: () => this.id,
+      cluster: () => this.cluster,
+      addPeer: (id, urls) => o.transport.addPeer?.(id, urls),
+      removePeer: (id) => o.transport.removePeer?.(id),
+      record: sm.recordInternal ? (op, path, value) => sm.recordInternal!(op, path, value) : undefined,
+      readRecord: (path) => sm.readInternal?.(path),
+      log: o.log,
+    });
+    this.dispatcher.register(EntryKind.Membership, this.membership);
+    this.dispatcher.register(EntryKind.V2, new V2EntryApplier(sm));
+    this.registerSnapshotPart(PART_MEMBERSHIP, {
+      save: () => Buffer.from(JSON.stringify(this.cluster.toJSON())),
+      recover: (data) => {
+        if (!data) throw new Error('snapshot: no membership');
+        this.cluster = Cluster.fromJSON(JSON.parse(data.toString()) as ReturnType<Cluster['toJSON']>);
+        if (this.cluster.version !== undefined) this.membership.enabledCapabilities(this.cluster.version);
+      },
+      validate: (data) => void Cluster.fromJSON(JSON.parse(data.toString()) as ReturnType<Cluster['toJSON']>),
+    });
+    this.registerSnapshotPart(PART_V2STORE, {
+      save: () => sm.save(),
+      recover: (data) => {
+        if (!data) throw new Error('snapshot: no v2 store');
+        sm.recover(data);
+      },
+      validate: (data) => sm.validateSnapshot?.(data),
+    });
+  }
+
+  /**
+   * Plugs in the applier of a kind of entry (the v3 KV applier, leases, auth). Before start(): entries replayed at
+   * start go through it. Entries of a kind with no applier are logged and skipped (apply/dispatcher.ts).
+   */
+  registerApplier(kind: EntryKind, applier: Applier): void {
+    this.dispatcher.register(kind, applier);
+  }
+
+  /** Adds a store to snapshots under `name` (snapshot-data.ts's PART_*). Before start(). */
+  registerSnapshotPart(name: string, part: SnapshotPart): void {
+    if (this.snapshotParts.has(name)) throw new Error(`snapshot part ${name} is registered already`);
+    this.snapshotParts.set(name, part);
   }
 
   /** The time a client waits for its write to commit, as etcd computes it (5s + 2 election timeouts). */
@@ -219,16 +258,13 @@ export class EtcdServer extends EventEmitter {
   }
 
   /** Proposals that timed out or were dropped (etcd_server_proposals_failed_total). */
-  proposalsFailed = 0;
-
-  private failProposal(reject: (e: Error) => void, err: Error): void {
-    this.proposalsFailed++;
-    reject(err);
+  get proposalsFailed(): number {
+    return this.proposals.failed;
   }
 
   /** Proposals waiting to be committed and applied. */
   pendingProposals(): number {
-    return this.waiters.size;
+    return this.proposals.pending;
   }
 
   term(): number {
@@ -257,9 +293,7 @@ export class EtcdServer extends EventEmitter {
       this.wal = opened.wal;
       if (snap) {
         this.storage.applySnapshot(snap);
-        const { cluster, store } = decodeSnapshotData(snap.data);
-        this.cluster = cluster;
-        o.stateMachine.recover(store);
+        this.recoverSnapshotParts(snap.data);
         applied = snap.metadata.index;
         this.snapshotIndex = applied;
         this.confState = snap.metadata.confState;
@@ -305,7 +339,7 @@ export class EtcdServer extends EventEmitter {
     });
     if (bootstrapPeers) {
       // The bootstrap entries are the first thing the host loop makes durable.
-      node.bootstrap(bootstrapPeers.map((m) => ({ id: m.id, context: Buffer.from(JSON.stringify({ member: m } satisfies ConfChangeContext)) })));
+      node.bootstrap(bootstrapPeers.map((m) => ({ id: m.id, context: Buffer.from(JSON.stringify({ member: m, v: CONF_CHANGE_CONTEXT_VERSION } satisfies ConfChangeContext)) })));
     }
     this.raftNode = new RaftNode({
       node,
@@ -395,8 +429,7 @@ export class EtcdServer extends EventEmitter {
     if (m.type === MessageType.Snap && m.snapshot) {
       // A snapshot that would not load must never reach the log: applying it would stop this member for good.
       try {
-        const { store } = decodeSnapshotData(m.snapshot.data);
-        this.o.stateMachine.validateSnapshot?.(store);
+        for (const [name, data] of this.decodeSnapshot(m.snapshot.data)) this.snapshotParts.get(name)!.validate?.(data);
       } catch (err) {
         this.o.log('warn', 'dropped a snapshot from a peer that does not load', { from: m.from, index: m.snapshot.metadata.index, error: (err as Error).message });
         return;
@@ -431,35 +464,54 @@ export class EtcdServer extends EventEmitter {
     this.emit('removed');
   }
 
-  private publishWhenLeaderKnown(): Promise<void> {
-    // Publish name and client URLs through the log (etcd's publish), once there is a leader to take it.
+  /**
+   * etcd's publish: this member's name and client URLs go through the log at every start (as etcd's do, so the v2
+   * store's index moves as etcd's), once a leader is known, retried until applied. A member whose attributes are in
+   * the cluster already (a restart) serves clients at once; a new one once its publish has applied.
+   */
+  private publishWhenLeaderKnown(): void {
+    const attrs = { name: this.o.name, clientURLs: this.o.advertiseClientURLs };
+    const ready = (): void => {
+      if (this.published) return;
+      this.published = true;
+      this.emit('published');
+    };
+    const me = this.cluster.get(this.id);
+    if (me && me.name === attrs.name && me.clientURLs.join(',') === attrs.clientURLs.join(',')) ready();
+    const retry = (err: Error): void => {
+      this.o.log('warn', 'failed to publish local member to cluster through raft; retrying', { error: err.message });
+      setTimeout(attempt, this.o.heartbeatMs).unref();
+    };
     const attempt = (): void => {
       if (this.stopped) return;
-      const me = this.cluster.get(this.id);
-      if (me && me.name === this.o.name && me.clientURLs.join(',') === this.o.advertiseClientURLs.join(',')) {
-        if (!this.published) {
-          this.published = true;
-          this.emit('published');
-        }
-        return;
-      }
       if (this.lead === NONE) {
         setTimeout(attempt, this.o.heartbeatMs).unref();
         return;
       }
-      this.propose({ method: Method.ATTRIBUTES, path: this.id, value: JSON.stringify({ name: this.o.name, clientURLs: this.o.advertiseClientURLs }) }).then(
-        (r) => {
-          if (r.error) this.o.log('warn', 'failed to publish member attributes; retrying', { error: r.error.message });
-          setTimeout(attempt, r.error ? this.o.heartbeatMs : 0).unref();
-        },
-        (err: Error) => {
-          this.o.log('warn', 'failed to publish member attributes; retrying', { error: err.message });
-          setTimeout(attempt, this.o.heartbeatMs).unref();
-        },
-      );
+      this.proposeEntry(EntryKind.Membership, encodeMembershipOp({ op: 'attributes', id: this.id, ...attrs })).then((r) => {
+        if (r.error) return retry(r.error);
+        // etcd's words: tools (etcd's own e2e suite) wait for this line.
+        const shown = `{Name:${attrs.name} ClientURLs:[${attrs.clientURLs.join(' ')}]}`;
+        this.o.log('info', 'published local member to cluster through raft', { pkg: 'etcdserver', capnslog: `published ${shown} to cluster ${this.cluster.id}`, 'local-member-id': this.id, 'local-member-attributes': shown, 'request-path': `/0/members/${this.id}/attributes`, 'cluster-id': this.cluster.id });
+        ready();
+      }, retry);
     };
     attempt();
-    return Promise.resolve();
+  }
+
+  /**
+   * The leader decides the cluster version once every voting member has published (etcd's monitorVersions), through
+   * the log, so every member sets it at the same index.
+   */
+  private maybeDecideClusterVersion(): void {
+    if (this.versionProposed || !this.isLeader() || this.cluster.version !== undefined) return;
+    if (!this.cluster.votingMembers().every((m) => m.name !== '')) return;
+    this.versionProposed = true;
+    this.o.log('info', `setting up the initial cluster version to ${CLUSTER_VERSION.split('.').slice(0, 2).join('.')}`);
+    const done = (): void => {
+      this.versionProposed = false;
+    };
+    this.proposeEntry(EntryKind.Membership, encodeMembershipOp({ op: 'clusterVersion', version: CLUSTER_VERSION })).then(done, done);
   }
 
   private fatal(err: Error): void {
@@ -469,11 +521,7 @@ export class EtcdServer extends EventEmitter {
   }
 
   private failAll(err: Error): void {
-    for (const [, w] of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(err);
-    }
-    this.waiters.clear();
+    this.proposals.failAll(err);
     for (const [, w] of this.readWaiters) {
       clearTimeout(w.timer);
       w.reject(err);
@@ -483,7 +531,12 @@ export class EtcdServer extends EventEmitter {
 
   // ---- writes ----
 
-  /** Proposes a write and resolves once it is committed and applied on this member. */
+  /** A new request ID, unique to this member and incarnation (for a v3 request's header, say). */
+  newRequestId(): number {
+    return this.ids.id();
+  }
+
+  /** Proposes a v2 write and resolves once it is committed and applied on this member. */
   propose(partial: Partial<WriteRequest> & Pick<WriteRequest, 'method'>): Promise<WriteResult> {
     if (this.stopped) return Promise.reject(new StoppedError());
     const req: WriteRequest = {
@@ -499,64 +552,34 @@ export class EtcdServer extends EventEmitter {
       time: 0,
       ...partial,
     };
-    const start = performance.now();
-    return new Promise<WriteResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(req.id);
-        this.failProposal(reject, this.timeoutError(start));
-      }, this.requestTimeoutMs());
-      this.waiters.set(req.id, { resolve, reject, timer });
-      try {
-        this.raftNode.node.propose(encodeRequest(req));
-      } catch (err) {
-        clearTimeout(timer);
-        this.waiters.delete(req.id);
-        // No leader to take it yet: etcd's client waits for one within the request timeout; so do we, by retrying.
-        if (err instanceof ProposalDroppedError) {
-          this.retryUntilLeader(req, start, resolve, reject);
-          return;
-        }
-        reject(err as Error);
-        return;
-      }
-      this.raftNode.sendLeaderMessagesSoon();
-      this.raftNode.schedule();
-    });
+    // The request is encoded after room for its envelope: the hot path makes no copy.
+    return this.proposeData(req.id, sealEntry(encodeRequest(req, ENVELOPE_BYTES), EntryKind.V2, req.id));
   }
 
-  private retryUntilLeader(req: WriteRequest, start: number, resolve: (r: WriteResult) => void, reject: (e: Error) => void): void {
-    const deadline = this.o.now() + this.requestTimeoutMs();
-    const tryAgain = (): void => {
-      if (this.stopped) return reject(new StoppedError());
-      if (this.lead !== NONE) {
-        const timer = setTimeout(() => {
-          this.waiters.delete(req.id);
-          this.failProposal(reject, this.timeoutError(start));
-        }, Math.max(1, deadline - this.o.now()));
-        this.waiters.set(req.id, { resolve, reject, timer });
-        try {
-          this.raftNode.node.propose(encodeRequest(req));
-          this.raftNode.schedule();
-          return;
-        } catch (err) {
-          clearTimeout(timer);
-          this.waiters.delete(req.id);
-          if (!(err instanceof ProposalDroppedError)) return reject(err as Error);
-        }
-      }
-      if (this.o.now() >= deadline) return this.failProposal(reject, this.timeoutError(start));
-      // Wait for a leader, but not past the deadline: then the client gets etcd's timeout error.
-      const onLeader = (): void => {
-        clearTimeout(timer);
-        tryAgain();
-      };
-      const timer = setTimeout(() => {
-        this.off('leader', onLeader);
-        tryAgain();
-      }, Math.max(1, deadline - this.o.now()));
-      this.once('leader', onLeader);
-    };
-    tryAgain();
+  /**
+   * Proposes an entry of a kind (entry.ts) and resolves once it is committed and applied on this member, with what
+   * the kind's applier answered ({result, error}) and where it landed in the log ({index, term}). The payload is
+   * the applier's to read; `requestId` (default: a new one) is how the answer finds this call. Rejects with
+   * RequestTimeoutError when it does not commit within requestTimeoutMs() (waiting for a leader meanwhile), or
+   * StoppedError. An applier that throws answers ApplyFailedError in `error`; a kind with no applier registered,
+   * UnknownEntryError (apply/dispatcher.ts).
+   */
+  proposeEntry(kind: EntryKind, payload: Uint8Array, requestId: number = this.ids.id()): Promise<WriteResult> {
+    return this.proposeData(requestId, encodeEntry(kind, requestId, payload));
+  }
+
+  private proposeData(requestId: number, data: Buffer): Promise<WriteResult> {
+    let first = true;
+    return this.proposals.submit(
+      requestId,
+      () => {
+        this.raftNode.node.propose(data);
+        if (first) this.raftNode.sendLeaderMessagesSoon();
+        first = false;
+        this.raftNode.schedule();
+      },
+      true,
+    );
   }
 
   // ---- linearizable reads ----
@@ -617,7 +640,14 @@ export class EtcdServer extends EventEmitter {
 
   // ---- membership ----
 
+  /**
+   * Adds a member through the log. With --strict-reconfig-check a voting member is refused with
+   * UnhealthyClusterError unless enough members have started and this one has been connected to every voter for
+   * HEALTH_INTERVAL_MS (membership/reconfig.ts); then etcd's MembershipErrors.
+   */
   async addMember(member: Member): Promise<Member> {
+    const connected = (id: string, since: number): boolean => this.isPeerConnectedSince(id, since);
+    if (this.o.strictReconfigCheck !== false && !member.isLearner) checkAddVotingMember(this.cluster, connected, performance.now());
     this.cluster.validateAdd(member);
     await this.proposeConfChange({ type: member.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, nodeId: member.id }, { member });
     return member;
@@ -626,7 +656,7 @@ export class EtcdServer extends EventEmitter {
   /** Changes a member's peer URLs (through the log, so every member's transport follows). */
   async updateMember(id: string, peerURLs: string[]): Promise<void> {
     this.cluster.validateUpdate(id, peerURLs);
-    const r = await this.propose({ method: Method.MEMBER_UPDATE, path: id, value: JSON.stringify([...peerURLs].sort()) });
+    const r = await this.proposeEntry(EntryKind.Membership, encodeMembershipOp({ op: 'peerURLs', id, peerURLs: [...peerURLs].sort() }));
     if (r.error) throw r.error;
   }
 
@@ -662,7 +692,14 @@ export class EtcdServer extends EventEmitter {
     return new RequestTimeoutError();
   }
 
+  /**
+   * Removes a member through the log. With --strict-reconfig-check a voter's removal is refused with
+   * UnhealthyClusterError unless enough started members stay and this member is connected to a quorum of them.
+   */
   async removeMember(id: string): Promise<void> {
+    const known = this.cluster.get(id);
+    const connected = (peer: string, since: number): boolean => this.isPeerConnectedSince(peer, since);
+    if (known && !known.isLearner && this.o.strictReconfigCheck !== false) checkRemoveVotingMember(this.cluster, id, connected, performance.now());
     this.cluster.validateRemove(id);
     const member = this.cluster.get(id)!;
     await this.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id }, { member });
@@ -670,22 +707,15 @@ export class EtcdServer extends EventEmitter {
 
   private proposeConfChange(cc: ConfChange, ctx: ConfChangeContext): Promise<WriteResult> {
     const requestId = this.ids.id();
-    const start = performance.now();
-    return new Promise<WriteResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(requestId);
-        this.failProposal(reject, this.timeoutError(start));
-      }, this.requestTimeoutMs());
-      this.waiters.set(requestId, { resolve, reject, timer });
-      try {
-        this.raftNode.node.proposeConfChange({ ...cc, context: Buffer.from(JSON.stringify({ ...ctx, requestId })) });
+    const context = Buffer.from(JSON.stringify({ ...ctx, requestId, v: CONF_CHANGE_CONTEXT_VERSION } satisfies ConfChangeContext));
+    return this.proposals.submit(
+      requestId,
+      () => {
+        this.raftNode.node.proposeConfChange({ ...cc, context });
         this.raftNode.schedule();
-      } catch (err) {
-        clearTimeout(timer);
-        this.waiters.delete(requestId);
-        reject(err as Error);
-      }
-    });
+      },
+      false,
+    );
   }
 
   // ---- applying the log ----
@@ -716,11 +746,19 @@ export class EtcdServer extends EventEmitter {
     this.propose({ method: Method.SYNC, time: this.o.now() }).catch(() => undefined);
   }
 
+  private decodeSnapshot(data: Uint8Array): Map<string, Buffer> {
+    return decodeSnapshotData(data, new Set(this.snapshotParts.keys()));
+  }
+
+  /** Every store takes its state from a snapshot (a store the snapshot has no part for starts empty). */
+  private recoverSnapshotParts(data: Uint8Array): void {
+    const parts = this.decodeSnapshot(data);
+    for (const [name, part] of this.snapshotParts) part.recover(parts.get(name));
+  }
+
   private applySnapshot(s: Snapshot): void {
-    const { cluster, store } = decodeSnapshotData(s.data);
-    this.o.stateMachine.recover(store);
-    this.cluster = cluster;
-    this.o.transport.setPeers?.(cluster.list());
+    this.recoverSnapshotParts(s.data);
+    this.o.transport.setPeers?.(this.cluster.list());
     this.confState = s.metadata.confState;
     this.appliedIndex = s.metadata.index;
     this.appliedTerm = s.metadata.term;
@@ -732,90 +770,42 @@ export class EtcdServer extends EventEmitter {
     for (const e of entries) {
       if (e.index <= this.appliedIndex) continue;
       if (e.type === EntryType.ConfChange) this.applyConfChange(e);
-      else if (e.data.length > 0) this.applyRequest(e);
+      else if (e.data.length > 0) {
+        const { requestId, answer } = this.dispatcher.apply(e.data, e.index, e.term);
+        this.answer(requestId, answer, e);
+      }
       this.appliedIndex = e.index;
       this.appliedTerm = e.term;
     }
     this.releaseReads();
+    this.maybeDecideClusterVersion();
     this.maybeSnapshot();
   }
 
-  private applyRequest(e: Entry): void {
-    const req = decodeRequest(e.data);
-    let result: unknown;
-    let error: Error | undefined;
-    switch (req.method) {
-      case Method.SYNC:
-        this.o.stateMachine.deleteExpiredKeys(req.time);
-        break;
-      case Method.ATTRIBUTES: {
-        const attrs = JSON.parse(req.value) as { name: string; clientURLs: string[] };
-        if (this.cluster.has(req.path)) this.cluster.updateAttributes(req.path, attrs.name, attrs.clientURLs);
-        break;
-      }
-      case Method.MEMBER_UPDATE: {
-        const peerURLs = JSON.parse(req.value) as string[];
-        try {
-          this.cluster.validateUpdate(req.path, peerURLs);
-          this.cluster.updatePeerURLs(req.path, peerURLs);
-          this.o.transport.addPeer?.(req.path, peerURLs);
-        } catch (err) {
-          error = err as Error;
-        }
-        break;
-      }
-      default:
-        try {
-          result = this.o.stateMachine.applyWrite(req);
-        } catch (err) {
-          error = err as Error;
-        }
-    }
-    const w = this.waiters.get(req.id);
-    if (w) {
-      this.waiters.delete(req.id);
-      clearTimeout(w.timer);
-      w.resolve({ result, error, index: e.index, term: e.term });
-    }
+  /** Hands an applied entry's answer to the client waiting on this member, if any. */
+  private answer(requestId: number | undefined, a: ApplyResult, e: Entry): void {
+    this.proposals.answer(requestId, { result: a.result, error: a.error, index: e.index, term: e.term });
   }
 
   private applyConfChange(e: Entry): void {
-    const cc = decodeConfChange(e.data);
-    let ctx: ConfChangeContext | undefined;
+    let cc: ConfChange;
     try {
-      ctx = cc.context ? (JSON.parse(Buffer.from(cc.context).toString()) as ConfChangeContext) : undefined;
-    } catch {
-      ctx = undefined;
-    }
-    let error: Error | undefined;
-    try {
-      switch (cc.type) {
-        case ConfChangeType.AddNode:
-          if (this.cluster.get(cc.nodeId)?.isLearner) this.cluster.promote(cc.nodeId);
-          else if (ctx && !this.cluster.has(cc.nodeId)) this.cluster.add(ctx.member);
-          if (ctx) this.o.transport.addPeer?.(cc.nodeId, this.cluster.get(cc.nodeId)?.peerURLs ?? ctx.member.peerURLs);
-          break;
-        case ConfChangeType.AddLearnerNode:
-          if (ctx && !this.cluster.has(cc.nodeId)) this.cluster.add({ ...ctx.member, isLearner: true });
-          if (ctx) this.o.transport.addPeer?.(cc.nodeId, ctx.member.peerURLs);
-          break;
-        case ConfChangeType.RemoveNode:
-          if (this.cluster.has(cc.nodeId)) this.cluster.remove(cc.nodeId);
-          if (cc.nodeId !== this.id) this.o.transport.removePeer?.(cc.nodeId);
-          break;
-      }
+      cc = decodeConfChange(e.data);
     } catch (err) {
-      error = err as Error;
+      this.o.log('error', 'skipped a configuration change that does not decode', { index: e.index, error: (err as Error).message });
+      return;
     }
+    const ctx = parseConfChangeContext(cc);
+    let answer: ApplyResult;
+    try {
+      answer = this.membership.applyConfChange(cc, ctx);
+    } catch (err) {
+      this.o.log('error', 'applying a configuration change failed; it is answered with an error and the member goes on', { index: e.index, error: (err as Error).message });
+      answer = { error: err as Error };
+    }
+    // Raft's configuration follows the log whatever the cluster made of it, as on every member.
     this.confState = this.raftNode.node.applyConfChange(cc);
-    if (ctx?.requestId !== undefined) {
-      const w = this.waiters.get(ctx.requestId);
-      if (w) {
-        this.waiters.delete(ctx.requestId);
-        clearTimeout(w.timer);
-        w.resolve({ result: undefined, error, index: e.index, term: e.term });
-      }
-    }
+    this.answer(ctx?.requestId, answer, e);
     if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) {
       this.o.log('warn', 'this member was removed from the cluster');
       this.emit('removed');
@@ -827,7 +817,7 @@ export class EtcdServer extends EventEmitter {
     // Entries applied while they were still being written (a follower's): snapshot once they are in the log.
     if (this.appliedIndex > this.storage.lastIndex()) return;
     const index = this.appliedIndex;
-    const data = encodeSnapshotData(this.cluster, this.o.stateMachine.save());
+    const data = encodeSnapshotData(new Map([...this.snapshotParts].map(([name, part]) => [name, part.save()])));
     const snap = this.storage.createSnapshot(index, this.confState, data);
     this.snapshotIndex = index;
     // The snapshot file must be durable before the log before it is released. Snapshots are saved one after the

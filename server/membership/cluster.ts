@@ -48,6 +48,8 @@ function clone(m: Member): Member {
 export class Cluster {
   private readonly members = new Map<string, Member>();
   private readonly removed = new Set<string>();
+  /** The cluster version the leader set through the log ("3.4.0"); undefined until then (etcd's "not_decided"). */
+  version: string | undefined;
 
   constructor(readonly id: string) {}
 
@@ -188,12 +190,15 @@ export class Cluster {
 
   // ---- snapshots ----
 
-  toJSON(): { id: string; members: Member[]; removed: string[] } {
-    return { id: this.id, members: this.list(), removed: [...this.removed].sort() };
+  toJSON(): { id: string; members: Member[]; removed: string[]; version?: string } {
+    const j: { id: string; members: Member[]; removed: string[]; version?: string } = { id: this.id, members: this.list(), removed: [...this.removed].sort() };
+    if (this.version !== undefined) j.version = this.version;
+    return j;
   }
 
-  static fromJSON(j: { id: string; members: Member[]; removed: string[] }): Cluster {
+  static fromJSON(j: { id: string; members: Member[]; removed: string[]; version?: string }): Cluster {
     const c = new Cluster(j.id);
+    if (typeof j.version === 'string') c.version = j.version;
     for (const m of j.members) c.members.set(m.id, clone(m));
     for (const id of j.removed) c.removed.add(id);
     return c;

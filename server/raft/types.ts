@@ -10,6 +10,7 @@ export type NodeId = string;
 /** The ID that means "nobody" (no vote, no leader). */
 export const NONE: NodeId = '';
 
+/** Values are written to the WAL and the wire: never renumber one (test/rafthttp/codec.test.ts pins them). */
 export enum EntryType {
   Normal = 0,
   ConfChange = 1,
@@ -48,6 +49,7 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
+/** Values are written in ConfChange entries: never renumber one (test/rafthttp/codec.test.ts pins them). */
 export enum ConfChangeType {
   AddNode = 0,
   RemoveNode = 1,
@@ -63,6 +65,7 @@ export interface ConfChange {
   context?: Uint8Array;
 }
 
+/** The wire code of each type is fixed in rafthttp/codec.ts (MESSAGE_TYPE_CODES), not by the order here. */
 export enum MessageType {
   /** Local: start an election (a tick timeout, or the host asked for it). */
   Hup = 'MsgHup',

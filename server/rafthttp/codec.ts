@@ -9,10 +9,44 @@
  * Numbers are float64: indexes and terms are integers below 2^53, exact in a double.
  * A frame of length 0 is a link heartbeat (sent on an idle stream so the receiver knows its sender is alive).
  */
-import { Entry, Message, MessageType, Snapshot } from '../raft';
+import { Entry, EntryType, Message, MessageType, Snapshot } from '../raft';
 
-const TYPES: MessageType[] = Object.values(MessageType);
-const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
+/**
+ * The wire code of each message type, fixed by number: part of the peer protocol between releases. A new message
+ * type takes a new number; never renumber or reuse one (test/rafthttp/codec.test.ts pins them). These are the codes
+ * the first release sent (the order of MessageType's members then).
+ */
+export const MESSAGE_TYPE_CODES: Readonly<Record<MessageType, number>> = {
+  [MessageType.Hup]: 0,
+  [MessageType.Beat]: 1,
+  [MessageType.Prop]: 2,
+  [MessageType.App]: 3,
+  [MessageType.AppResp]: 4,
+  [MessageType.Vote]: 5,
+  [MessageType.VoteResp]: 6,
+  [MessageType.PreVote]: 7,
+  [MessageType.PreVoteResp]: 8,
+  [MessageType.Snap]: 9,
+  [MessageType.Heartbeat]: 10,
+  [MessageType.HeartbeatResp]: 11,
+  [MessageType.Unreachable]: 12,
+  [MessageType.SnapStatus]: 13,
+  [MessageType.CheckQuorum]: 14,
+  [MessageType.TransferLeader]: 15,
+  [MessageType.TimeoutNow]: 16,
+  [MessageType.ReadIndex]: 17,
+  [MessageType.ReadIndexResp]: 18,
+};
+
+/** The wire code of each entry type (EntryType's values are the codes; listed here so the wire has one table). */
+export const ENTRY_TYPE_CODES: Readonly<Record<EntryType, number>> = {
+  [EntryType.Normal]: 0,
+  [EntryType.ConfChange]: 1,
+};
+
+const TYPE_CODE = new Map(Object.entries(MESSAGE_TYPE_CODES) as [MessageType, number][]);
+const TYPE_BY_CODE = new Map([...TYPE_CODE].map(([t, c]) => [c, t]));
+const ENTRY_TYPE_BY_CODE = new Map((Object.entries(ENTRY_TYPE_CODES) as [string, number][]).map(([t, c]) => [c, Number(t) as EntryType]));
 
 export class CodecError extends Error {
   constructor(message: string) {
@@ -89,7 +123,7 @@ export function encodeFrame(m: Message): Buffer {
   for (const e of m.entries) {
     w.f64(e.term);
     w.f64(e.index);
-    w.u8(e.type);
+    w.u8(ENTRY_TYPE_CODES[e.type]);
     w.bytes(e.data);
   }
   if (m.snapshot) {
@@ -156,8 +190,9 @@ class Reader {
 /** Decodes one message (the frame's body, without its length header). */
 export function decodeMessage(body: Buffer): Message {
   const r = new Reader(body);
-  const type = TYPES[r.u8()];
-  if (type === undefined) throw new CodecError('unknown type');
+  const code = r.u8();
+  const type = TYPE_BY_CODE.get(code);
+  if (type === undefined) throw new CodecError(`unknown type ${code}`);
   const to = r.str();
   const from = r.str();
   const term = r.f64();
@@ -172,8 +207,9 @@ export function decodeMessage(body: Buffer): Message {
   for (let i = 0; i < count; i++) {
     const eterm = r.f64();
     const eindex = r.f64();
-    const etype = r.u8();
-    if (etype !== 0 && etype !== 1) throw new CodecError(`unknown entry type ${etype}`);
+    const ecode = r.u8();
+    const etype = ENTRY_TYPE_BY_CODE.get(ecode);
+    if (etype === undefined) throw new CodecError(`unknown entry type ${ecode}`);
     entries.push({ term: eterm, index: eindex, type: etype, data: r.bytes() });
   }
   let snapshot: Snapshot | undefined;

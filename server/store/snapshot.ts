@@ -2,7 +2,7 @@
  * The v2 store's snapshot encoding. Version 2 is flat and written line by line, so that neither saving nor loading
  * depends on the depth of the tree (no recursion, no one JSON text of a nested tree):
  *
- *     {"format":"v2store","version":2,"index":I,"nodes":N,"history":H,"stats":{...}}
+ *     {"format":"v2store","version":2,"index":I,"nodes":N,"history":H,"stats":{...},"internal":{...}}
  *     [depth,name,createdIndex,modifiedIndex,expireTime,value]      one line per node, in pre-order,
  *     [depth,name,createdIndex,modifiedIndex,expireTime]            a directory has no value; the root is depth 0
  *     {"action":...,"node":{...},"prevNode":{...},"refresh":true}    one line per event of the watch history
@@ -22,6 +22,8 @@ export interface StoreState {
   root: StoreNode;
   history: V2Event[];
   stats?: Record<string, number>;
+  /** The hidden /0 records (membership, cluster version): small, kept in the header. */
+  internal?: Record<string, string>;
 }
 
 /** A decoded snapshot: the state, and its nodes that have an expiration time (for the TTL heap). */
@@ -63,7 +65,7 @@ export function encodeStore(s: StoreState): Buffer {
     line(JSON.stringify(h));
   }
   bufs.push(Buffer.from(parts.join('')));
-  const header = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, index: s.index, nodes: count, history: s.history.length, stats: s.stats };
+  const header = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, index: s.index, nodes: count, history: s.history.length, stats: s.stats, internal: s.internal };
   bufs.unshift(Buffer.from(JSON.stringify(header) + '\n'));
   return Buffer.concat(bufs);
 }
@@ -87,6 +89,12 @@ function historyEvent(h: unknown): V2Event {
   const e = new V2Event(j.action, node, j.prevNode as NodeExtern | undefined, node.modifiedIndex ?? 0);
   e.refresh = j.refresh === true;
   return e;
+}
+
+function checkInternal(internal: unknown): Record<string, string> | undefined {
+  if (internal === undefined) return undefined;
+  if (!internal || typeof internal !== 'object' || Object.values(internal).some((v) => typeof v !== 'string')) throw new MalformedSnapshot('bad internal records');
+  return internal as Record<string, string>;
 }
 
 function checkStats(stats: unknown): Record<string, number> | undefined {
@@ -116,11 +124,12 @@ function decodeV2(data: Buffer): DecodedStore {
       throw new MalformedSnapshot('a line is not JSON');
     }
   };
-  const head = next() as { format?: unknown; version?: unknown; index?: unknown; nodes?: unknown; history?: unknown; stats?: unknown };
+  const head = next() as { format?: unknown; version?: unknown; index?: unknown; nodes?: unknown; history?: unknown; stats?: unknown; internal?: unknown };
   if (!head || head.format !== SNAPSHOT_FORMAT) throw new MalformedSnapshot('not a v2 store snapshot');
   if (head.version !== SNAPSHOT_VERSION) throw new Error(`store: snapshot format version ${String(head.version)} is not one this server reads (${SNAPSHOT_VERSION})`);
   if (!isIndex(head.index) || !isIndex(head.nodes) || head.nodes < 1 || !isIndex(head.history)) throw new MalformedSnapshot('bad header');
   const stats = checkStats(head.stats);
+  const internal = checkInternal(head.internal);
   // The ancestors of the next node: path[d] is the directory at depth d.
   const path: StoreNode[] = [];
   const expiring: StoreNode[] = [];
@@ -151,7 +160,7 @@ function decodeV2(data: Buffer): DecodedStore {
   const history: V2Event[] = [];
   for (let k = 0; k < head.history; k++) history.push(historyEvent(next()));
   if (at < data.length) throw new MalformedSnapshot('data after the end');
-  return { index: head.index, root: root!, history, stats, expiring };
+  return { index: head.index, root: root!, history, stats, internal, expiring };
 }
 
 interface SavedNodeV1 {
@@ -165,7 +174,7 @@ interface SavedNodeV1 {
 
 /** The format of earlier releases: one JSON object, each node with its full path and its children nested. */
 function decodeV1(data: Buffer): DecodedStore {
-  let j: { index?: unknown; root?: SavedNodeV1; history?: unknown; stats?: unknown };
+  let j: { index?: unknown; root?: SavedNodeV1; history?: unknown; stats?: unknown; internal?: unknown };
   try {
     j = JSON.parse(data.toString()) as typeof j;
   } catch {
@@ -173,6 +182,7 @@ function decodeV1(data: Buffer): DecodedStore {
   }
   if (!j || typeof j !== 'object' || !isIndex(j.index) || !j.root || !Array.isArray(j.history)) throw new MalformedSnapshot('bad header');
   const stats = checkStats(j.stats);
+  const internal = checkInternal(j.internal);
   const expiring: StoreNode[] = [];
   const make = (s: SavedNodeV1, parent: StoreNode | undefined): StoreNode => {
     if (!s || typeof s !== 'object' || typeof s.p !== 'string' || !isIndex(s.c) || !isIndex(s.m) || (s.e !== undefined && !isTime(s.e))) throw new MalformedSnapshot('bad node');
@@ -203,5 +213,5 @@ function decodeV1(data: Buffer): DecodedStore {
       if (c.isDir) stack.push({ s: cs, n: c });
     }
   }
-  return { index: j.index, root, history: j.history.map(historyEvent), stats, expiring };
+  return { index: j.index, root, history: j.history.map(historyEvent), stats, internal, expiring };
 }

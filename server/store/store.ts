@@ -485,6 +485,39 @@ export class V2Store {
     return undefined;
   }
 
+  // ---- etcd's /0 namespace ----
+
+  /**
+   * Membership and the cluster version, where etcd keeps them in its v2 store (/0/members/<id>/raftAttributes,
+   * /0/members/<id>/attributes, /0/removed_members/<id>, /0/version), so the store's index moves as etcd's does: a
+   * fresh member answers X-Etcd-Index 3 and its first write gets 4. Hidden from /v2/keys as etcd hides /0 (user keys
+   * live in its /1): never listed, never shown to a watcher. Their events take their index in the history, as
+   * etcd's do, under keys without a leading slash, which no watch of a key matches.
+   */
+  private internal = new Map<string, string>();
+
+  /** A write to the /0 namespace with etcd's operation (counted in the store's stats as etcd counts it). */
+  writeInternal(op: 'create' | 'set' | 'update' | 'delete', path: string, value = ''): void {
+    const index = ++this.currentIndex;
+    const key = path.replace(/^\/+/, '');
+    let action: string;
+    if (op === 'delete') {
+      for (const k of [...this.internal.keys()]) if (k === path || k.startsWith(`${path}/`)) this.internal.delete(k);
+      action = Action.Delete;
+      this.stats.deleteSuccess++;
+    } else {
+      this.internal.set(path, value);
+      action = op === 'create' ? Action.Create : op === 'update' ? Action.Update : Action.Set;
+      this.stats[op === 'create' ? 'createSuccess' : op === 'update' ? 'updateSuccess' : 'setsSuccess']++;
+    }
+    this.hub.add(new V2Event(action, nodeExtern({ key, value: op === 'delete' ? undefined : value, modifiedIndex: index, createdIndex: index }), undefined, index));
+  }
+
+  /** A value of the /0 namespace (for tests and diagnostics). */
+  readInternal(path: string): string | undefined {
+    return this.internal.get(path);
+  }
+
   // ---- watches ----
 
   watch(key: string, recursive: boolean, stream: boolean, sinceIndex: number): Watcher {
@@ -501,7 +534,7 @@ export class V2Store {
 
   /** The store's state as snapshot data (the flat encoding of ./snapshot.ts). */
   save(): Buffer {
-    return encodeStore({ index: this.currentIndex, root: this.root, history: this.hub.history.toJSON(), stats: this.stats });
+    return encodeStore({ index: this.currentIndex, root: this.root, history: this.hub.history.toJSON(), stats: this.stats, internal: Object.fromEntries(this.internal) });
   }
 
   /**
@@ -514,12 +547,14 @@ export class V2Store {
     for (const n of d.expiring) ttlHeap.push(n);
     const hub = new WatcherHub();
     for (const e of d.history) hub.history.add(e);
+    const internal = new Map(Object.entries(d.internal ?? {}));
     // Everything read: now swap it in.
     this.hub.clearAll();
     this.ttlHeap = ttlHeap;
     this.root = d.root;
     this.currentIndex = d.index;
     this.hub = hub;
+    this.internal = internal;
     if (d.stats) Object.assign(this.stats, d.stats);
   }
 }

@@ -83,14 +83,14 @@ test('deep keys survive snapshots, a snapshot sent to a member behind, and resta
   await write(40);
   await c.restart(behind);
   await expectServing(deep5000, writes);
-  expect(behind.proc!.output()).toMatch(/"message":"received a snapshot"/);
+  expect(behind.proc!.output()).toMatch(/received a snapshot/);
 
   // The whole cluster stops and starts again (where the issue's cluster ended for good): every member recovers
   // from its own snapshot, which holds the deep keys, and its log.
   for (const m of c.members) await c.kill(m);
   await Promise.all(c.members.map((m) => c.launch(m, ['--initial-cluster', c.initialCluster(), '--initial-cluster-state', 'existing'], false)));
   await c.waitForLeader();
-  for (const m of c.members) expect([m.name, m.proc!.output()]).toEqual([m.name, expect.stringMatching(/restarted member from its data.*"snapshot":[1-9]/)]);
+  for (const m of c.members) expect([m.name, m.proc!.output()]).toEqual([m.name, expect.stringMatching(/restarted member from its data.*snapshot=[1-9]/)]);
   await expectServing(deep5000, writes);
 
   // The 1,990-level tree deleted recursively is gone on every member, and later snapshots go on.
