@@ -407,7 +407,11 @@ export class EtcdServer extends EventEmitter {
   }
 
   private publishWhenLeaderKnown(): Promise<void> {
-    // Publish name and client URLs through the log (etcd's publish), once there is a leader to take it.
+    // Publish name and client URLs through the log (etcd's publish), once there is a leader to take it. As etcd,
+    // on every start, even when the log already has them: that entry is what reaches every follower as an append,
+    // so that each one learns this member's leader again (/v2/stats/self). A member restarted while the log had
+    // nothing new for it otherwise got heartbeats only and reported no leader until the next write.
+    let committed = false;
     const attempt = (): void => {
       if (this.stopped) return;
       const me = this.cluster.get(this.id);
@@ -416,7 +420,7 @@ export class EtcdServer extends EventEmitter {
           this.published = true;
           this.emit('published');
         }
-        return;
+        if (committed) return;
       }
       if (this.lead === NONE) {
         setTimeout(attempt, this.o.heartbeatMs).unref();
@@ -425,6 +429,7 @@ export class EtcdServer extends EventEmitter {
       this.propose({ method: Method.ATTRIBUTES, path: this.id, value: JSON.stringify({ name: this.o.name, clientURLs: this.o.advertiseClientURLs }) }).then(
         (r) => {
           if (r.error) this.o.log('warn', 'failed to publish member attributes; retrying', { error: r.error.message });
+          else committed = true;
           setTimeout(attempt, r.error ? this.o.heartbeatMs : 0).unref();
         },
         (err: Error) => {

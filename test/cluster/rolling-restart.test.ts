@@ -6,6 +6,7 @@
  */
 import { request } from '../support/http';
 import { MemberSlot, TestCluster, eventually } from '../support/cluster';
+import { explainFailure } from '../support/real-etcd';
 
 jest.setTimeout(240_000);
 
@@ -63,8 +64,10 @@ async function roll(c: TestCluster, stop: (m: MemberSlot) => Promise<void>, labe
       m.proc = undefined;
       // Started at once; waiting for it to be healthy is what is asserted below, within a bound.
       await c.restart(m, false);
-      await everyoneKnowsTheLeader(c, what);
-      await everyoneAppliesAWrite(c, m, `/roll/${label}/${r}/${m.name}`, what);
+      await explainFailure(c.members.map((x) => ({ name: x.name, proc: x.proc! })), async () => {
+        await everyoneKnowsTheLeader(c, what);
+        await everyoneAppliesAWrite(c, m, `/roll/${label}/${r}/${m.name}`, what);
+      });
     }
   }
 }
