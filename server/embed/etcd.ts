@@ -17,7 +17,7 @@ import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
 import { Member } from '../membership/cluster';
 import { ServerMetrics } from '../metrics';
 import { cleanRedirect, isValidRequestPath } from '../pkg/go-compat';
-import { Transport } from '../rafthttp/transport';
+import { Transport, peerTarget } from '../rafthttp/transport';
 import { Snapshotter } from '../snap/snapshotter';
 import { V2Store } from '../store';
 import { ensureSelfSignedCert, hostsOf } from '../tls/auto-tls';
@@ -42,7 +42,7 @@ function walStore(dir: string, cfg: ServerConfig, metrics: ServerMetrics, logger
 }
 
 function listen(srv: http.Server, url: URL): Promise<void> {
-  const a = listenAddress(url);
+  const a = listenAddress(url, 'peer');
   return new Promise<void>((resolve, reject) => {
     srv.once('error', reject);
     const done = (): void => {
@@ -50,7 +50,7 @@ function listen(srv: http.Server, url: URL): Promise<void> {
       resolve();
     };
     if (a.path !== undefined) {
-      // As etcd: a socket file left by a previous run is replaced, and removed when the listener closes.
+      // As etcd's peer listeners: a socket file left by a previous run is replaced, and removed when closed.
       fs.rmSync(a.path, { force: true });
       srv.once('close', () => fs.rmSync(a.path!, { force: true }));
       srv.listen(a.path, done);
@@ -89,8 +89,10 @@ export async function fetchRemoteCluster(peerURLs: string[], tlsOptions?: https.
   for (const u of peerURLs) {
     try {
       const { status, body, clusterId } = await new Promise<{ status: number; body: string; clusterId: string }>((resolve, reject) => {
-        const url = new URL('/members', u);
-        const get = url.protocol === 'https:' ? (o: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.get(url, { ...tlsOptions, ...o }, cb) : (o: http.RequestOptions, cb: (res: http.IncomingMessage) => void) => http.get(url, o, cb);
+        const target = peerTarget(new URL('/members', u));
+        if (!target) throw new Error('unsupported URL scheme');
+        const { url, socketPath } = target;
+        const get = target.secure ? (o: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.get(url, { ...tlsOptions, socketPath, ...o }, cb) : (o: http.RequestOptions, cb: (res: http.IncomingMessage) => void) => http.get(url, { socketPath, ...o }, cb);
         const req = get({ timeout: 2000 }, (res) => {
           let b = '';
           res.setEncoding('utf8');

@@ -83,9 +83,12 @@ export interface ListenAddress {
   path?: string;
 }
 
-/** Where a listen URL listens: http(s)://h:p on TCP, unix(s)://h:p on the socket file "h:p", as etcd does. */
-export function listenAddress(u: URL): ListenAddress {
-  if (u.protocol === 'unix:' || u.protocol === 'unixs:') return { path: u.host };
+/**
+ * Where a listen URL listens: http(s)://h:p on TCP, unix(s)://h:p on the socket file "h:p" (a client URL's path
+ * appended), as etcd does.
+ */
+export function listenAddress(u: URL, side: 'client' | 'peer' = 'client'): ListenAddress {
+  if (u.protocol === 'unix:' || u.protocol === 'unixs:') return { path: side === 'client' ? u.host + (u.pathname === '/' ? '' : u.pathname) : u.host };
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
 }
 
@@ -201,12 +204,7 @@ export class ClientListener {
         resolve();
       };
       if (a.path !== undefined) {
-        // As etcd: a socket file left by a previous run is replaced.
-        try {
-          fs.rmSync(a.path, { force: true });
-        } catch (err) {
-          return reject(err);
-        }
+        // As etcd's client listeners: an existing socket file is not replaced (EADDRINUSE); it is removed when closed.
         this.socketPath = a.path;
         this.net.listen(a.path, done);
       } else this.net.listen(a.port, a.host, done);

@@ -27,6 +27,17 @@ export const MAX_QUEUED_MESSAGES = 4096;
 /** The largest frame a stream accepts (a MsgApp is bounded by the Raft max message size, 1 MiB here, plus entries). */
 export const MAX_STREAM_FRAME = 64 * 1024 * 1024;
 
+/**
+ * How a peer URL is dialled: http and https over TCP; unix and unixs (HTTP and HTTPS) over the socket file named by
+ * the URL's host, as etcd's transport dials them. Undefined for any other scheme.
+ */
+export function peerTarget(u: URL): { url: URL; secure: boolean; socketPath?: string } | undefined {
+  if (u.protocol === 'http:' || u.protocol === 'https:') return { url: u, secure: u.protocol === 'https:' };
+  if (u.protocol !== 'unix:' && u.protocol !== 'unixs:') return undefined;
+  const secure = u.protocol === 'unixs:';
+  return { url: new URL(u.href.replace(/^unixs?:/, secure ? 'https:' : 'http:')), secure, socketPath: u.host };
+}
+
 export interface RaftReporter {
   /** A message from a peer, for the Raft core. */
   process(m: Message): void;
@@ -199,18 +210,18 @@ class Peer {
   }
 
   private connect(): void {
-    const url = new URL(STREAM_PATH, this.urls[this.urlIndex % this.urls.length]);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      // etcd accepts unix:// peer URLs in the members API; this transport speaks HTTP(S) over TCP only.
-      if (this.failures === 0) this.t.o.log('warn', 'cannot reach a peer at this URL (only http:// and https:// peer URLs are supported)', { peer: this.id, url: url.href });
+    const target = peerTarget(new URL(STREAM_PATH, this.urls[this.urlIndex % this.urls.length]));
+    if (!target) {
+      if (this.failures === 0) this.t.o.log('warn', 'cannot reach a peer at this URL (only http, https, unix and unixs peer URLs are supported)', { peer: this.id, url: this.urls[this.urlIndex % this.urls.length] });
       this.fail();
       return;
     }
-    const mod = url.protocol === 'https:' ? https : http;
+    const { url, secure, socketPath } = target;
+    const mod = secure ? https : http;
     const req = mod.request(url, {
       method: 'POST',
       headers: headers(this.t, this.id),
-      agent: url.protocol === 'https:' ? this.t.httpsAgent() : false,
+      ...this.t.dialOptions(secure, socketPath),
       timeout: 5000,
     });
     this.req = req;
@@ -290,15 +301,16 @@ class Peer {
   }
 
   sendSnapshot(m: Message): void {
-    const url = new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    const target = peerTarget(new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]));
+    if (!target) {
       this.t.o.reporter.reportSnapshot(this.id, false);
       return;
     }
-    const mod = url.protocol === 'https:' ? https : http;
+    const { url, secure, socketPath } = target;
+    const mod = secure ? https : http;
     const started = performance.now();
     snapshotRequest(m).then(
-      (body) => this.postSnapshot(m, url, mod, body, started),
+      (body) => this.postSnapshot(m, url, mod, body, started, socketPath),
       (err: Error) => {
         this.t.o.log('warn', 'sending a snapshot failed', { peer: this.id, index: m.snapshot?.metadata.index, error: err.message });
         this.t.o.reporter.reportSnapshot(this.id, false);
@@ -306,7 +318,7 @@ class Peer {
     );
   }
 
-  private postSnapshot(m: Message, url: URL, mod: typeof http | typeof https, body: { headers: Record<string, string>; head: Buffer; data: Uint8Array }, started: number): void {
+  private postSnapshot(m: Message, url: URL, mod: typeof http | typeof https, body: { headers: Record<string, string>; head: Buffer; data: Uint8Array }, started: number, socketPath?: string): void {
     if (this.stopped) return;
     const done = (ok: boolean, why?: string) => {
       this.t.o.onSnapshotSent?.(this.id, (performance.now() - started) / 1000, ok);
@@ -314,10 +326,11 @@ class Peer {
       else this.t.o.log('info', 'sent a snapshot', { peer: this.id, index: m.snapshot?.metadata.index, bytes: body.data.byteLength });
       this.t.o.reporter.reportSnapshot(this.id, ok);
     };
+    const secure = mod === https;
     const req = mod.request(url, {
       method: 'POST',
       headers: { ...headers(this.t, this.id), ...body.headers },
-      agent: url.protocol === 'https:' ? this.t.httpsAgent() : false,
+      ...this.t.dialOptions(secure, socketPath),
     });
     let settled = false;
     const settle = (ok: boolean, why?: string) => {
@@ -374,6 +387,13 @@ export class Transport {
     this.clusterId = clusterId;
     this.peerURLs = peerURLs;
     for (const p of this.peers.values()) p.ensureConnected();
+  }
+
+  /** The agent, or the socket file, of a request to a peer. */
+  dialOptions(secure: boolean, socketPath: string | undefined): https.RequestOptions {
+    // A unix socket is dialled directly (the agents pool TCP connections by host and port).
+    if (socketPath !== undefined) return { socketPath, agent: false, ...(secure ? this.o.httpsAgentOptions : {}) };
+    return { agent: secure ? this.httpsAgent() : false };
   }
 
   httpsAgent(): https.Agent {
@@ -468,7 +488,7 @@ export class Transport {
       // A member of this cluster that this one does not know yet: it is behind on the log (the member was added
       // since). As etcd does with a "remote", take its messages and answer it at the peer URLs it gives, until
       // the log tells who it is. Without them there is no way to answer: refused, as etcd refuses its stream.
-      const urls = String(req.headers['x-peerurls'] ?? '').split(',').filter((u) => /^https?:\/\/[^/\s]+$/.test(u));
+      const urls = String(req.headers['x-peerurls'] ?? '').split(',').filter((u) => /^(https?|unixs?):\/\/[^/\s]+$/.test(u));
       if (urls.length === 0) return refuse(404, 'error sender not found');
       this.o.log('info', 'a member not yet known here is talking to it; answering it at its peer URLs', { from, urls });
       this.addPeer(from, urls);

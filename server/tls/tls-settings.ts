@@ -210,6 +210,9 @@ function goQuoteList(xs: string[]): string {
 export function goHandshakeError(err: Error & { code?: string }, socket: tls.TLSSocket): string {
   const m = `${err.code ?? ''} ${err.message}`;
   if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(m)) return "tls: client didn't provide a certificate";
+  // Node verifies the chain after the handshake and closes the socket (no alert is possible there); it keeps why.
+  const authorizationError = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
+  if (authorizationError) return `tls: failed to verify client certificate: ${goX509Error(authorizationError, socket)}`;
   if (/CERTIFICATE_VERIFY_FAILED|certificate verify failed/i.test(m)) {
     const v = verifyError(socket);
     return `tls: failed to verify client certificate: ${goX509Error(v, socket)}`;
