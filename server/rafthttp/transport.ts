@@ -12,6 +12,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { alertName } from '../tls/tls-settings';
 import { Message, MessageType } from '../raft';
 import { FrameDecoder, encodeFrame } from './codec';
 import { SnapshotReceiveError, receiveSnapshot, snapshotRequest, sweepPartialSnapshots, writeSnapshotBody } from './snapshot';
@@ -36,6 +37,20 @@ export function peerTarget(u: URL): { url: URL; secure: boolean; socketPath?: st
   if (u.protocol !== 'unix:' && u.protocol !== 'unixs:') return undefined;
   const secure = u.protocol === 'unixs:';
   return { url: new URL(u.href.replace(/^unixs?:/, secure ? 'https:' : 'http:')), secure, socketPath: u.host };
+}
+
+/**
+ * Why a request to a peer failed, in etcd's words where it has them: a TLS alert from the peer is Go's
+ * "remote error: tls: <alert>" (what etcd's e2e tests and operators grep for). A peer of ours refuses a certificate
+ * by its CN, hostname, SAN or CRL only after the handshake (Node cannot send an alert there): a TLS connection
+ * closed right after its handshake, unanswered, is said to be that.
+ */
+export function peerDialError(err: Error & { code?: string }, handshook: boolean): { error: string; reason?: string } {
+  if (/alert/i.test(err.message) && /^ERR_SSL_/.test(err.code ?? '')) return { error: `remote error: tls: ${alertName(err.message)}`, reason: err.message };
+  if (handshook && (err.code === 'ECONNRESET' || err.message === 'socket hang up')) {
+    return { error: err.message, reason: 'the peer closed the connection right after the TLS handshake: it refused our certificate (remote error: tls: bad certificate)' };
+  }
+  return { error: err.message };
 }
 
 export interface RaftReporter {
@@ -226,8 +241,13 @@ class Peer {
     });
     this.req = req;
     // An idle stream (nothing to send for a while) must still notice a peer that went away without a word.
-    req.on('socket', (socket) => socket.setKeepAlive(true, 5000));
+    let handshook = false;
+    req.on('socket', (socket) => {
+      socket.setKeepAlive(true, 5000);
+      socket.once('secureConnect', () => (handshook = true));
+    });
     req.on('response', (res) => {
+      handshook = false;
       if (res.statusCode === 200) {
         // The peer accepts our stream; the connection stays open as long as both live.
         req.setTimeout(0);
@@ -254,7 +274,7 @@ class Peer {
     req.on('timeout', () => req.destroy(new Error('timed out connecting')));
     req.on('error', (err) => {
       if (this.req === req) {
-        if (this.failures === 0) this.t.o.log('warn', 'lost the stream to a peer', { peer: this.id, url: url.origin, error: err.message });
+        if (this.failures === 0) this.t.o.log('warn', 'lost the stream to a peer', { peer: this.id, url: url.origin, ...peerDialError(err, handshook) });
         this.fail();
       }
     });

@@ -178,7 +178,9 @@ export function logRejected(
   error: string,
   reason?: string,
 ): void {
-  const remote = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
+  // A socket Node has already closed answers from the TCP socket under it, which cached its peer at accept.
+  const parent = (socket as tls.TLSSocket & { _parent?: { remoteAddress?: string; remotePort?: number } | null })._parent;
+  const remote = `${socket.remoteAddress ?? parent?.remoteAddress ?? ''}:${socket.remotePort ?? parent?.remotePort ?? ''}`;
   const serverName = (socket as tls.TLSSocket & { servername?: string | false }).servername || '';
   let cert: tls.PeerCertificate | undefined;
   try {
@@ -300,6 +302,9 @@ export function createTLSServer(
 ): { server: https.Server; stopWatching: () => void } {
   const alpn = http2 ? { ALPNProtocols: ['h2', 'http/1.1'] } : {};
   const server = https.createServer({ ...serverOptions(s), ...alpn, ...extra }, handler);
+  // The peer's address is read (and cached) while the TCP socket is open: a refusal is logged with it after Node
+  // has closed the connection.
+  server.prependListener('connection', (raw: import('node:net').Socket) => void raw.remotePort);
   server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     logRejected(log, socket, goHandshakeError(err, socket), err.code ?? err.message);
   });

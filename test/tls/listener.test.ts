@@ -327,5 +327,7 @@ describe('a refused client certificate, side by side with Debian etcd', () => {
       errors[which] = (await eventually(`${which} to log the refusal`, async () => rejection(proc.output().slice(before))))!;
     }
     expect(errors.ours).toBe(errors.debian);
+    // With the client's address, as etcd logs it.
+    expect(servers.ours.proc.output()).toMatch(/rejected connection from \\"127\.0\.0\.1:\d+\\"/);
   });
 });
