@@ -278,7 +278,8 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
     else void published.then(() => route(req, res));
   };
   const listeners: Listener[] = [];
-  // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it.
+  // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
+  // services are to be registered on grpcServer here, before the listeners take connections.
   const grpcServer = newGrpcServer();
   const http2 = grpcSink(grpcServer);
   stopWatching.push(() => http2.destroy());

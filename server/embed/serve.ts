@@ -104,8 +104,6 @@ export interface ClientListenerOptions {
   /** HTTP/2 connections (h2c preface or ALPN h2); without one, they are refused like any unknown protocol. */
   http2?: HTTP2Sink;
   log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void;
-  /** Only HTTP/1.1 (a metrics listener). */
-  http1Only?: boolean;
 }
 
 /**
@@ -129,7 +127,7 @@ export class ClientListener {
     this.http = http.createServer(httpOptions, o.handler);
     answerLikeGo(this.http);
     if (this.secure) {
-      const t = createTLSServer(o.tls!, o.handler, o.log, httpOptions, o.http2 && !o.http1Only ? (s: tls.TLSSocket) => o.http2!.injectConnection(s) : undefined);
+      const t = createTLSServer(o.tls!, o.handler, o.log, httpOptions, o.http2 ? (s: tls.TLSSocket) => o.http2!.injectConnection(s) : undefined);
       answerLikeGo(t.server);
       this.tlsServer = t.server;
       this.stopWatching = t.stopWatching;
@@ -169,7 +167,7 @@ export class ClientListener {
       socket.unshift(buf);
       // The HTTP/2 session and the TLS socket take what was put back themselves; the HTTP/1.1 parser is fed it once
       // the socket flows again.
-      if (p === 'h2' && this.o.http2 && !this.o.http1Only) {
+      if (p === 'h2' && this.o.http2) {
         socket.allowHalfOpen = false; // as an HTTP/2 server's own sockets
         this.o.http2.injectConnection(socket);
       } else if (p === 'http1') {
@@ -201,6 +199,10 @@ export class ClientListener {
       this.net.once('error', reject);
       const done = (): void => {
         this.net.off('error', reject);
+        // The HTTP servers never listen themselves: this starts their connection tracking (idle connections closed
+        // at stop, Node's request and header timeouts) as their own listen would.
+        this.http.emit('listening');
+        this.tlsServer?.emit('listening');
         resolve();
       };
       if (a.path !== undefined) {
