@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { classify } from '../../server/embed/serve';
 import { Issued, issue, makeCA } from '../support/certs';
 import { eventually } from '../support/cluster';
 import { RunningEtcd, explainFailure, freePort, requireRealEtcd, spawnOurEtcd, spawnRealEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
@@ -125,6 +126,38 @@ async function startTLS(command: 'ours' | 'debian', clientURLs: string, extra: s
   await eventually(`${command} etcd to serve over TLS`, async () => ((await get(`https://127.0.0.1:${port}/health`, { cert: client, ca }).catch(() => undefined))?.status === 200 ? true : undefined));
   return { proc, port };
 }
+
+describe("what a connection's first bytes say (etcd's cmux order: HTTP/2 preface, HTTP/1.x line, TLS)", () => {
+  const b = (s: string) => Buffer.from(s, 'latin1');
+  test.each([
+    ['', false, false, undefined],
+    ['PRI * HTTP/2.0\r\n', false, false, undefined], // a prefix of the preface: wait for the rest
+    ['PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', false, false, 'h2'],
+    ['PRI * HTTP/2.0\r\n', true, false, 'refuse'], // ended inside the preface: not a request line either
+    ['GET /v2/keys/a HT', false, false, undefined], // the line is not complete yet
+    ['GET /v2/keys/a HTTP/1.1\r\nHost', false, false, 'http1'],
+    ['GET /v2/keys/a HTTP/1.0\n', false, false, 'http1'],
+    ['GET /v2/keys/a HTTP/1.1', true, false, 'http1'], // ended without a newline: the line as it is
+    ['GET /v2/keys/a HTTP/1.10\r\n', false, false, 'refuse'],
+    ['GET /v2/keys/a HTTP/2.0\r\n', false, false, 'refuse'],
+    ['GET  /a HTTP/1.1\r\n', false, false, 'refuse'],
+    ['GET /a HTTP/1.1\r\n', false, true, 'http1'],
+    ['\x16\x03\x01\x02\x00', false, true, 'tls'],
+    ['\x16\x03\x01\x02\x00', false, false, undefined], // no TLS on this port: still waiting for a line
+    ['GARBAGE\r\n', false, true, 'tls'], // cmux's last matcher when https shares the port: anything
+  ] as const)('%j (ended %s, TLS too %s): %s', (data, ended, tlsToo, want) => {
+    expect(classify(b(data), ended, tlsToo)).toBe(want);
+  });
+
+  test('the first line must end within 4,096 bytes, newline included', () => {
+    const line = (n: number) => 'GET /' + 'k'.repeat(n - 'GET / HTTP/1.1'.length) + ' HTTP/1.1';
+    expect(classify(b(line(4094) + '\r\n'), false, false)).toBe('http1');
+    expect(classify(b(line(4095) + '\r\n'), false, false)).toBe('refuse');
+    expect(classify(b(line(4095) + '\n'), false, false)).toBe('http1');
+    expect(classify(b(line(5000)), false, false)).toBe('refuse'); // 4,096 bytes and no newline: no need to wait
+    expect(classify(b(line(4000)), false, false)).toBeUndefined();
+  });
+});
 
 describe('one plain client URL, HTTP/1.1 and HTTP/2', () => {
   let url: string;
