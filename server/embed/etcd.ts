@@ -286,7 +286,7 @@ export async function startMember(cfg: ServerConfig, logger: winston.Logger): Pr
   for (const urls of groupByAddress(cfg.listenClientURLs)) {
     const cl = new ClientListener({ urls, tls: clientTLS, handler, http2, log: tlsLog });
     await cl.listen();
-    for (const u of urls) logger.info('serving client requests', { url: u.href });
+    for (const u of urls) logger.info('serving client requests', { url: u });
     listeners.push(cl);
   }
   for (const u of cfg.listenMetricsURLs) {

@@ -98,7 +98,7 @@ export function isTLSScheme(u: URL): boolean {
 
 export interface ClientListenerOptions {
   /** The URLs served on this address (one, or an http and an https URL with the same host and port). */
-  urls: URL[];
+  urls: string[];
   tls?: TLSSettings;
   handler: http.RequestListener;
   /** HTTP/2 connections (h2c preface or ALPN h2); without one, they are refused like any unknown protocol. */
@@ -119,10 +119,13 @@ export class ClientListener {
   private readonly secure: boolean;
   private readonly pending = new Set<net.Socket>();
   private socketPath?: string;
+  private readonly address0: ListenAddress;
 
   constructor(private readonly o: ClientListenerOptions) {
-    this.plain = o.urls.some((u) => !isTLSScheme(u));
-    this.secure = o.urls.some(isTLSScheme);
+    const urls = o.urls.map((u) => new URL(u));
+    this.address0 = listenAddress(urls[0]);
+    this.plain = urls.some((u) => !isTLSScheme(u));
+    this.secure = urls.some(isTLSScheme);
     const httpOptions: http.ServerOptions = { keepAliveTimeout: 30000, maxHeaderSize: MAX_HEADER_BYTES };
     this.http = http.createServer(httpOptions, o.handler);
     answerLikeGo(this.http);
@@ -193,8 +196,7 @@ export class ClientListener {
   }
 
   listen(): Promise<void> {
-    const u = this.o.urls[0];
-    const a = listenAddress(u);
+    const a = this.address0;
     return new Promise<void>((resolve, reject) => {
       this.net.once('error', reject);
       const done = (): void => {
@@ -240,14 +242,14 @@ export class ClientListener {
 }
 
 /** Client URLs grouped by the address they listen on: an http and an https URL on one port share a listener. */
-export function groupByAddress(urls: string[]): URL[][] {
-  const groups = new Map<string, URL[]>();
+export function groupByAddress(urls: string[]): string[][] {
+  const groups = new Map<string, string[]>();
   for (const s of urls) {
-    const u = new URL(s);
-    const key = `${u.protocol.startsWith('unix') ? 'unix' : 'tcp'}|${u.host}`;
+    const a = listenAddress(new URL(s));
+    const key = a.path !== undefined ? `unix|${a.path}` : `tcp|${a.host}|${a.port}`;
     const g = groups.get(key);
-    if (g) g.push(u);
-    else groups.set(key, [u]);
+    if (g) g.push(s);
+    else groups.set(key, [s]);
   }
   return [...groups.values()];
 }

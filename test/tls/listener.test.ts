@@ -23,6 +23,7 @@ let serverCert: Issued;
 let client: Issued;
 let foreignClient: Issued;
 let expiredClient: Issued;
+let serverOnlyClient: Issued;
 const procs: RunningEtcd[] = [];
 
 beforeAll(() => {
@@ -34,6 +35,7 @@ beforeAll(() => {
   client = issue(pki, 'client', ca, { cn: 'client' });
   foreignClient = issue(pki, 'foreign-client', otherCA, { cn: 'client' });
   expiredClient = issue(pki, 'expired-client', ca, { cn: 'client', notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+  serverOnlyClient = issue(pki, 'server-only', ca, { cn: 'client', usage: { serverAuth: true } });
 });
 
 afterAll(async () => {
@@ -90,11 +92,11 @@ function http2Call(url: string, o: ClientTLS = {}, method = '/etcdserverpb.KV/Ra
 }
 
 /** A unary call with grpc-js's own client: the status it ends with. */
-function grpcRange(target: string, creds: grpc.ChannelCredentials): Promise<grpc.ServiceError> {
+function grpcRange(target: string, creds: grpc.ChannelCredentials, method = '/etcdserverpb.KV/Range'): Promise<grpc.ServiceError> {
   return new Promise((resolve, reject) => {
     const c = new grpc.Client(target, creds);
     c.makeUnaryRequest(
-      '/etcdserverpb.KV/Range',
+      method,
       (x: Buffer) => x,
       (x: Buffer) => x,
       Buffer.alloc(0),
@@ -223,8 +225,10 @@ describe('http:// and https:// on one port (one listener, as etcd)', () => {
     expect(await get(`http://127.0.0.1:${port}/v2/keys/`)).toMatchObject({ status: 200 });
     expect(await get(`https://127.0.0.1:${port}/v2/keys/`, { cert: client, ca })).toMatchObject({ status: 200 });
     await expect(get(`https://127.0.0.1:${port}/v2/keys/`, { ca })).rejects.toThrow();
-    // gRPC both ways (a service neither has: UNIMPLEMENTED from both).
-    expect(await http2Call(`http://127.0.0.1:${port}`, {}, '/etcdserverpb.Nope/Nope')).toMatchObject({ grpcStatus: String(grpc.status.UNIMPLEMENTED) });
+    // gRPC both ways, on ours. (Debian's etcd, on a shared port, answered h2c in one run and reset it in the next
+    // ones: no reference to compare with.)
+    if (which === 'debian') return;
+    expect((await grpcRange(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), '/etcdserverpb.Nope/Nope')).code).toBe(grpc.status.UNIMPLEMENTED);
     expect(await http2Call(`https://127.0.0.1:${port}`, { cert: client, ca }, '/etcdserverpb.Nope/Nope')).toMatchObject({ grpcStatus: String(grpc.status.UNIMPLEMENTED), alpn: 'h2' });
   });
 });
@@ -344,6 +348,7 @@ describe('a refused client certificate, side by side with Debian etcd', () => {
     ['no certificate', () => ({ ca }), true],
     ['a certificate from another CA', () => ({ cert: foreignClient, ca }), false],
     ['an expired certificate', () => ({ cert: expiredClient, ca }), false],
+    ['a certificate for servers only (no clientAuth usage)', () => ({ cert: serverOnlyClient, ca }), false],
   ])('a client with %s is refused, and the log says why in the same words', async (_what, opts, alert) => {
     const errors: Record<string, string> = {};
     for (const which of ['debian', 'ours']) {
