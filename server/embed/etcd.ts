@@ -18,14 +18,15 @@ import { V2Applier } from '../etcdserver/apply/v2';
 import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
 import { Member } from '../membership/cluster';
 import { ServerMetrics } from '../metrics';
-import { answerLikeGo, cleanRedirect, isValidRequestPath } from '../pkg/go-compat';
-import { Transport } from '../rafthttp/transport';
+import { cleanRedirect, isValidRequestPath } from '../pkg/go-compat';
+import { Transport, peerTarget } from '../rafthttp/transport';
 import { Snapshotter } from '../snap/snapshotter';
 import { V2Store } from '../store';
 import { ensureSelfSignedCert, hostsOf } from '../tls/auto-tls';
 import { validateClientCertSettings } from '../tls/client-cert-checks';
 import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watchCertificates } from '../tls/tls-settings';
 import { WAL } from '../wal/wal';
+import { ClientListener, groupByAddress, grpcSink, listenAddress, newGrpcServer } from './serve';
 import { VERSION } from '../version';
 
 function isV2Path(url: string): boolean {
@@ -43,13 +44,27 @@ function walStore(dir: string, cfg: ServerConfig, metrics: ServerMetrics, logger
 }
 
 function listen(srv: http.Server, url: URL): Promise<void> {
+  const a = listenAddress(url, 'peer');
   return new Promise<void>((resolve, reject) => {
     srv.once('error', reject);
-    srv.listen(Number(url.port), url.hostname.replace(/^\[|\]$/g, ''), () => {
+    const done = (): void => {
       srv.off('error', reject);
       resolve();
-    });
+    };
+    if (a.path !== undefined) {
+      // As etcd's peer listeners: a socket file left by a previous run is replaced, and removed when closed.
+      fs.rmSync(a.path, { force: true });
+      srv.once('close', () => fs.rmSync(a.path!, { force: true }));
+      srv.listen(a.path, done);
+    } else srv.listen(a.port, a.host, done);
   });
+}
+
+/** The listen URLs of one kind that etcd accepts: http, https, unix and unixs. */
+function checkSchemes(urls: string[]): void {
+  for (const u of urls) {
+    if (!/^(https?|unixs?):\/\//.test(u)) throw new ConfigError(`only http://, https://, unix:// and unixs:// URLs are supported: ${u}`);
+  }
 }
 
 /** The peer listener's own answers: GET /members (who is in the cluster, for members joining) and /version. */
@@ -76,8 +91,10 @@ export async function fetchRemoteCluster(peerURLs: string[], tlsOptions?: https.
   for (const u of peerURLs) {
     try {
       const { status, body, clusterId } = await new Promise<{ status: number; body: string; clusterId: string }>((resolve, reject) => {
-        const url = new URL('/members', u);
-        const get = url.protocol === 'https:' ? (o: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.get(url, { ...tlsOptions, ...o }, cb) : (o: http.RequestOptions, cb: (res: http.IncomingMessage) => void) => http.get(url, o, cb);
+        const target = peerTarget(new URL('/members', u));
+        if (!target) throw new Error('unsupported URL scheme');
+        const { url, socketPath } = target;
+        const get = target.secure ? (o: https.RequestOptions, cb: (res: http.IncomingMessage) => void) => https.get(url, { ...tlsOptions, socketPath, ...o }, cb) : (o: http.RequestOptions, cb: (res: http.IncomingMessage) => void) => http.get(url, { socketPath, ...o }, cb);
         const req = get({ timeout: 2000 }, (res) => {
           let b = '';
           res.setEncoding('utf8');
@@ -105,18 +122,18 @@ export function resolveTLS(cfg: ServerConfig, side: 'client' | 'peer', logger: w
   const urls = side === 'client' ? cfg.listenClientURLs : cfg.listenPeerURLs;
   const flag = side === 'client' ? '' : 'peer-';
   let { certFile, keyFile } = t;
-  const needed = urls.some((u) => u.startsWith('https://'));
+  const needed = urls.some(isTLSURL);
   if ((certFile === '' || keyFile === '') && t.autoTLS) {
     const made = ensureSelfSignedCert(path.join(cfg.dataDir, 'fixtures', side), hostsOf(urls));
     ({ certFile, keyFile } = made);
     logger.info(made.generated ? 'generated a self-signed certificate (auto TLS)' : 'reusing the self-signed certificate (auto TLS)', { side, certFile });
   }
   if (certFile === '' || keyFile === '') {
-    const u = urls.find((x) => x.startsWith('https://'));
+    const u = urls.find(isTLSURL);
     if (u) throw new ConfigError(`TLS key/cert (--${flag}cert-file, --${flag}key-file) must be provided for ${side} url ${u} with HTTPS scheme`);
     return undefined;
   }
-  if (!needed && side === 'peer' && !t.autoTLS && cfg.initialCluster.every((m) => m.peerURLs.every((p) => p.startsWith('http://')))) return undefined;
+  if (!needed && side === 'peer' && !t.autoTLS && cfg.initialCluster.every((m) => m.peerURLs.every((p) => !isTLSURL(p)))) return undefined;
   const settings: TLSSettings = {
     certFile,
     keyFile,
@@ -135,9 +152,16 @@ export function resolveTLS(cfg: ServerConfig, side: 'client' | 'peer', logger: w
   return settings;
 }
 
+function isTLSURL(u: string): boolean {
+  return u.startsWith('https://') || u.startsWith('unixs://');
+}
+
+/** What stopping needs of a listener. */
+export type Listener = Pick<http.Server, 'closeIdleConnections' | 'closeAllConnections'> & { close(cb?: () => void): unknown };
+
 export interface RunningMember {
   server: EtcdServer;
-  listeners: http.Server[];
+  listeners: Listener[];
   stop(): Promise<void>;
 }
 
@@ -147,9 +171,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const logger = baseLogger.child({ pkg: 'embed' });
   const serverLog = baseLogger.child({ pkg: 'etcdserver' });
   const peerLog = baseLogger.child({ pkg: 'rafthttp' });
-  for (const u of [...cfg.listenClientURLs, ...cfg.listenPeerURLs]) {
-    if (!u.startsWith('http://') && !u.startsWith('https://')) throw new ConfigError(`only http:// and https:// URLs are supported: ${u}`);
-  }
+  checkSchemes([...cfg.listenClientURLs, ...cfg.listenPeerURLs]);
   const clientTLS = resolveTLS(cfg, 'client', logger);
   const peerTLS = resolveTLS(cfg, 'peer', logger);
   const stopWatching: (() => void)[] = [];
@@ -187,7 +209,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const tlsLog = (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => logger.log(level, msg, meta);
   /** An http or https server for a listen URL (https with these TLS settings). */
   const makeServer = (u: string, settings: TLSSettings | undefined, handler: http.RequestListener, opts: http.ServerOptions): http.Server => {
-    if (!u.startsWith('https://')) return http.createServer(opts, handler);
+    if (!isTLSURL(u)) return http.createServer(opts, handler);
     const t = createTLSServer(settings!, handler, tlsLog, opts);
     stopWatching.push(t.stopWatching);
     return t.server;
@@ -275,14 +297,17 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     if (server.published) route(req, res);
     else void published.then(() => route(req, res));
   };
-  const listeners: http.Server[] = [];
-  for (const u of cfg.listenClientURLs) {
-    const url = new URL(u);
-    const cs = makeServer(u, clientTLS, handler, { keepAliveTimeout: 30000 });
-    answerLikeGo(cs);
-    await listen(cs, url);
-    logger.info('serving client requests', { url: u });
-    listeners.push(cs);
+  const listeners: Listener[] = [];
+  // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
+  // services are to be registered on grpcServer here, before the listeners take connections.
+  const grpcServer = newGrpcServer();
+  const http2 = grpcSink(grpcServer);
+  stopWatching.push(() => http2.destroy());
+  for (const urls of groupByAddress(cfg.listenClientURLs)) {
+    const cl = new ClientListener({ urls, tls: clientTLS, handler, http2, log: tlsLog });
+    await cl.listen();
+    for (const u of urls) logger.info('serving client requests', { url: u });
+    listeners.push(cl);
   }
   for (const u of cfg.listenMetricsURLs) {
     const url = new URL(u);

@@ -72,14 +72,20 @@ export function cleanRedirect(url: string): string | undefined {
 
 /**
  * What Go's HTTP server answers where Node's would drop the connection or answer bare: a request Node cannot
- * parse gets "400 Bad Request" (an unknown method, 405 as etcd's handlers give it), and CONNECT a 404.
+ * parse gets "400 Bad Request" (an unknown method, 405 as etcd's handlers give it; headers over the limit, 431), and
+ * CONNECT a 404.
  */
 export function answerLikeGo(server: http.Server): void {
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
     // Go takes raw bytes >= 0x80 on the request line (a UTF-8 key); Node refuses them: parsed again, escaped.
     if (retryWithEscapedTarget(server, err, socket)) return;
     if (!socket.writable || (socket as Socket).bytesWritten > 0) return void socket.destroy();
-    const [status, body] = err.code === 'HPE_INVALID_METHOD' ? ['405 Method Not Allowed', 'Method Not Allowed\n'] : ['400 Bad Request', '400 Bad Request'];
+    const [status, body] =
+      err.code === 'HPE_INVALID_METHOD'
+        ? ['405 Method Not Allowed', 'Method Not Allowed\n']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? ['431 Request Header Fields Too Large', '431 Request Header Fields Too Large']
+          : ['400 Bad Request', '400 Bad Request'];
     // Closed once answered, as Go does (end alone would leave a half-open socket for as long as the client likes).
     socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
   });

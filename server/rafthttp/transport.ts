@@ -12,6 +12,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { alertName } from '../tls/tls-settings';
 import { Message, MessageType } from '../raft';
 import { FrameDecoder, encodeFrame } from './codec';
 import { SnapshotReceiveError, receiveSnapshot, snapshotRequest, sweepPartialSnapshots, writeSnapshotBody } from './snapshot';
@@ -26,6 +27,31 @@ const LINK_HEARTBEAT = Buffer.alloc(4);
 export const MAX_QUEUED_MESSAGES = 4096;
 /** The largest frame a stream accepts (a MsgApp is bounded by the Raft max message size, 1 MiB here, plus entries). */
 export const MAX_STREAM_FRAME = 64 * 1024 * 1024;
+
+/**
+ * How a peer URL is dialled: http and https over TCP; unix and unixs (HTTP and HTTPS) over the socket file named by
+ * the URL's host, as etcd's transport dials them. Undefined for any other scheme.
+ */
+export function peerTarget(u: URL): { url: URL; secure: boolean; socketPath?: string } | undefined {
+  if (u.protocol === 'http:' || u.protocol === 'https:') return { url: u, secure: u.protocol === 'https:' };
+  if (u.protocol !== 'unix:' && u.protocol !== 'unixs:') return undefined;
+  const secure = u.protocol === 'unixs:';
+  return { url: new URL(u.href.replace(/^unixs?:/, secure ? 'https:' : 'http:')), secure, socketPath: u.host };
+}
+
+/**
+ * Why a request to a peer failed, in etcd's words where it has them: a TLS alert from the peer is Go's
+ * "remote error: tls: <alert>" (what etcd's e2e tests and operators grep for). A peer of ours refuses a certificate
+ * by its CN, hostname, SAN or CRL only after the handshake (Node cannot send an alert there): a TLS connection
+ * closed right after its handshake, unanswered, is said to be that.
+ */
+export function peerDialError(err: Error & { code?: string }, handshook: boolean): { error: string; reason?: string } {
+  if (/alert/i.test(err.message) && /^ERR_SSL_/.test(err.code ?? '')) return { error: `remote error: tls: ${alertName(err.message)}`, reason: err.message };
+  if (handshook && (err.code === 'ECONNRESET' || err.message === 'socket hang up')) {
+    return { error: err.message, reason: 'the peer closed the connection right after the TLS handshake: it refused our certificate (remote error: tls: bad certificate)' };
+  }
+  return { error: err.message };
+}
 
 export interface RaftReporter {
   /** A message from a peer, for the Raft core. */
@@ -83,6 +109,8 @@ class Peer {
   private flushScheduled = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
+  /** The reason of the last failed stream, so that a change of reason is logged. */
+  private lastFailure = '';
   private urlIndex = 0;
   private stopped = false;
   private lastMismatchLog = 0;
@@ -199,24 +227,29 @@ class Peer {
   }
 
   private connect(): void {
-    const url = new URL(STREAM_PATH, this.urls[this.urlIndex % this.urls.length]);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      // etcd accepts unix:// peer URLs in the members API; this transport speaks HTTP(S) over TCP only.
-      if (this.failures === 0) this.t.o.log('warn', 'cannot reach a peer at this URL (only http:// and https:// peer URLs are supported)', { peer: this.id, url: url.href });
+    const target = peerTarget(new URL(STREAM_PATH, this.urls[this.urlIndex % this.urls.length]));
+    if (!target) {
+      if (this.failures === 0) this.t.o.log('warn', 'cannot reach a peer at this URL (only http, https, unix and unixs peer URLs are supported)', { peer: this.id, url: this.urls[this.urlIndex % this.urls.length] });
       this.fail();
       return;
     }
-    const mod = url.protocol === 'https:' ? https : http;
+    const { url, secure, socketPath } = target;
+    const mod = secure ? https : http;
     const req = mod.request(url, {
       method: 'POST',
       headers: headers(this.t, this.id),
-      agent: url.protocol === 'https:' ? this.t.httpsAgent() : false,
+      ...this.t.dialOptions(secure, socketPath),
       timeout: 5000,
     });
     this.req = req;
     // An idle stream (nothing to send for a while) must still notice a peer that went away without a word.
-    req.on('socket', (socket) => socket.setKeepAlive(true, 5000));
+    let handshook = false;
+    req.on('socket', (socket) => {
+      socket.setKeepAlive(true, 5000);
+      socket.once('secureConnect', () => (handshook = true));
+    });
     req.on('response', (res) => {
+      handshook = false;
       if (res.statusCode === 200) {
         // The peer accepts our stream; the connection stays open as long as both live.
         req.setTimeout(0);
@@ -243,7 +276,11 @@ class Peer {
     req.on('timeout', () => req.destroy(new Error('timed out connecting')));
     req.on('error', (err) => {
       if (this.req === req) {
-        if (this.failures === 0) this.t.o.log('warn', 'lost the stream to a peer', { peer: this.id, url: url.origin, error: err.message });
+        // Logged at the first failure and whenever the reason changes (a peer first down, then refusing our
+        // certificate, says so), not at every retry.
+        const why = peerDialError(err, handshook);
+        if (this.failures === 0 || why.error !== this.lastFailure) this.t.o.log('warn', 'lost the stream to a peer', { peer: this.id, url: url.origin, ...why });
+        this.lastFailure = why.error;
         this.fail();
       }
     });
@@ -290,15 +327,16 @@ class Peer {
   }
 
   sendSnapshot(m: Message): void {
-    const url = new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    const target = peerTarget(new URL(SNAPSHOT_PATH, this.urls[this.urlIndex % this.urls.length]));
+    if (!target) {
       this.t.o.reporter.reportSnapshot(this.id, false);
       return;
     }
-    const mod = url.protocol === 'https:' ? https : http;
+    const { url, secure, socketPath } = target;
+    const mod = secure ? https : http;
     const started = performance.now();
     snapshotRequest(m).then(
-      (body) => this.postSnapshot(m, url, mod, body, started),
+      (body) => this.postSnapshot(m, url, mod, body, started, socketPath),
       (err: Error) => {
         this.t.o.log('warn', 'sending a snapshot failed', { peer: this.id, index: m.snapshot?.metadata.index, error: err.message });
         this.t.o.reporter.reportSnapshot(this.id, false);
@@ -306,7 +344,7 @@ class Peer {
     );
   }
 
-  private postSnapshot(m: Message, url: URL, mod: typeof http | typeof https, body: { headers: Record<string, string>; head: Buffer; data: Uint8Array }, started: number): void {
+  private postSnapshot(m: Message, url: URL, mod: typeof http | typeof https, body: { headers: Record<string, string>; head: Buffer; data: Uint8Array }, started: number, socketPath?: string): void {
     if (this.stopped) return;
     const done = (ok: boolean, why?: string) => {
       this.t.o.onSnapshotSent?.(this.id, (performance.now() - started) / 1000, ok);
@@ -314,10 +352,11 @@ class Peer {
       else this.t.o.log('info', 'sent a snapshot', { peer: this.id, index: m.snapshot?.metadata.index, bytes: body.data.byteLength });
       this.t.o.reporter.reportSnapshot(this.id, ok);
     };
+    const secure = mod === https;
     const req = mod.request(url, {
       method: 'POST',
       headers: { ...headers(this.t, this.id), ...body.headers },
-      agent: url.protocol === 'https:' ? this.t.httpsAgent() : false,
+      ...this.t.dialOptions(secure, socketPath),
     });
     let settled = false;
     const settle = (ok: boolean, why?: string) => {
@@ -374,6 +413,13 @@ export class Transport {
     this.clusterId = clusterId;
     this.peerURLs = peerURLs;
     for (const p of this.peers.values()) p.ensureConnected();
+  }
+
+  /** The agent, or the socket file, of a request to a peer. */
+  dialOptions(secure: boolean, socketPath: string | undefined): https.RequestOptions {
+    // A unix socket is dialled directly (the agents pool TCP connections by host and port).
+    if (socketPath !== undefined) return { socketPath, agent: false, ...(secure ? this.o.httpsAgentOptions : {}) };
+    return { agent: secure ? this.httpsAgent() : false };
   }
 
   httpsAgent(): https.Agent {
@@ -468,7 +514,7 @@ export class Transport {
       // A member of this cluster that this one does not know yet: it is behind on the log (the member was added
       // since). As etcd does with a "remote", take its messages and answer it at the peer URLs it gives, until
       // the log tells who it is. Without them there is no way to answer: refused, as etcd refuses its stream.
-      const urls = String(req.headers['x-peerurls'] ?? '').split(',').filter((u) => /^https?:\/\/[^/\s]+$/.test(u));
+      const urls = String(req.headers['x-peerurls'] ?? '').split(',').filter((u) => /^(https?|unixs?):\/\/[^/\s]+$/.test(u));
       if (urls.length === 0) return refuse(404, 'error sender not found');
       this.o.log('info', 'a member not yet known here is talking to it; answering it at its peer URLs', { from, urls });
       this.addPeer(from, urls);

@@ -22,6 +22,8 @@ export interface CertificateRequest {
   hosts?: string[];
   notBefore: Date;
   notAfter: Date;
+  /** Extended key usages (default both: one certificate for servers and clients). */
+  usage?: { serverAuth?: boolean; clientAuth?: boolean };
 }
 
 export function createCertificate(r: CertificateRequest): KeyAndCertificate {
@@ -46,7 +48,7 @@ export function createCertificate(r: CertificateRequest): KeyAndCertificate {
       : [
           { name: 'basicConstraints', cA: false },
           { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-          { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+          { name: 'extKeyUsage', ...(r.usage ?? { serverAuth: true, clientAuth: true }) },
           ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
         ],
   );

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import { ConfigError } from '../config';
-import { ClientCertCheck, clientCertChecks } from './client-cert-checks';
+import { ClientCertCheck, clientCertChecks, subjectAltNames } from './client-cert-checks';
 
 export interface TLSSettings {
   certFile: string;
@@ -115,22 +115,29 @@ export function watchCertificates(s: TLSSettings, onChange: () => void, warn: (m
 }
 
 /**
- * Runs etcd's checks on every connection that presented a client certificate before the HTTP server sees it: the
- * server's own connection handling is taken off the 'secureConnection' event and given the socket only once the
- * checks passed (at once when they are synchronous; after a DNS lookup for the SAN check). A socket that fails one
- * is closed unread.
+ * Takes the server's own connection handling off the 'secureConnection' event: a connection that negotiated h2 goes
+ * to `http2`; any other is given to the HTTP/1.1 server only once etcd's checks of its client certificate passed (at
+ * once when they are synchronous; after a DNS lookup for the SAN check). A socket that fails one is closed unread,
+ * and the log says why in etcd's words.
  */
-function guardConnections(server: https.Server, checks: ClientCertCheck[], log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void): void {
+function guardConnections(
+  server: https.Server,
+  checks: ClientCertCheck[],
+  log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void,
+  http2?: (socket: tls.TLSSocket) => void,
+): void {
   const handlers = server.listeners('secureConnection') as ((socket: tls.TLSSocket) => void)[];
   server.removeAllListeners('secureConnection');
   const admit = (socket: tls.TLSSocket) => {
+    if (http2 && socket.alpnProtocol === 'h2') return http2(socket);
     for (const h of handlers) h.call(server, socket);
   };
   const refuse = (socket: tls.TLSSocket, why: string) => {
-    log('warn', 'rejected a connection whose client certificate failed a check', { remote: socket.remoteAddress, reason: why });
+    logRejected(log, socket, CLIENT_CERT_AUTH_FAILED, why);
     socket.destroy();
   };
   server.on('secureConnection', (socket: tls.TLSSocket) => {
+    if (checks.length === 0) return admit(socket);
     const cert = socket.getPeerCertificate();
     if (!cert || Object.keys(cert).length === 0) return admit(socket); // no client certificate: nothing to check
     const remote = socket.remoteAddress ?? '';
@@ -158,23 +165,152 @@ function guardConnections(server: https.Server, checks: ClientCertCheck[], log: 
   });
 }
 
-/** An https server for a listener, with reloadable certificates and etcd's checks of client certificates. */
+/** etcd's words for a certificate refused by its CN, hostname, SAN or CRL checks (pkg/transport/listener.go). */
+export const CLIENT_CERT_AUTH_FAILED = 'client certificate authentication failed';
+
+/**
+ * Logs a refused TLS connection as etcd does (embed's logTLSHandshakeFailure): "rejected connection from <addr>
+ * (error <Go's error>, ServerName <sni>[, IPAddresses, DNSNames of the certificate])", with our reason beside it.
+ */
+export function logRejected(
+  log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void,
+  socket: tls.TLSSocket,
+  error: string,
+  reason?: string,
+): void {
+  // A socket Node has already closed answers from the TCP socket under it, which cached its peer at accept.
+  const parent = (socket as tls.TLSSocket & { _parent?: { remoteAddress?: string; remotePort?: number } | null })._parent;
+  const remote = `${socket.remoteAddress ?? parent?.remoteAddress ?? ''}:${socket.remotePort ?? parent?.remotePort ?? ''}`;
+  const serverName = (socket as tls.TLSSocket & { servername?: string | false }).servername || '';
+  let cert: tls.PeerCertificate | undefined;
+  try {
+    cert = socket.getPeerCertificate();
+  } catch {
+    cert = undefined;
+  }
+  let msg = `rejected connection from ${JSON.stringify(remote)} (error ${JSON.stringify(error)}, ServerName ${JSON.stringify(serverName)}`;
+  const meta: Record<string, unknown> = { 'remote-addr': remote, 'server-name': serverName, error };
+  if (cert && Object.keys(cert).length > 0) {
+    const { ips, dnsNames } = subjectAltNames(cert);
+    msg += `, IPAddresses ${goQuoteList(ips)}, DNSNames ${goQuoteList(dnsNames)}`;
+    meta['ip-addresses'] = ips;
+    meta['dns-names'] = dnsNames;
+  }
+  if (reason) meta.reason = reason;
+  msg += ')';
+  log('warn', msg, meta);
+}
+
+/** Go's %q of a []string: ["a" "b"]. */
+function goQuoteList(xs: string[]): string {
+  return `[${xs.map((x) => JSON.stringify(x)).join(' ')}]`;
+}
+
+/**
+ * Go's error for a TLS handshake that failed on our side, from what OpenSSL says: why a client certificate was
+ * refused (none, unknown authority, expired, not for client use), or a plain-HTTP request on a TLS port.
+ */
+export function goHandshakeError(err: Error & { code?: string }, socket: tls.TLSSocket): string {
+  const m = `${err.code ?? ''} ${err.message}`;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(m)) return "tls: client didn't provide a certificate";
+  // Node verifies the chain after the handshake and closes the socket (no alert is possible there); it keeps why.
+  const authorizationError = (socket as tls.TLSSocket & { authorizationError?: string }).authorizationError;
+  if (authorizationError) return `tls: failed to verify client certificate: ${goX509Error(authorizationError, socket)}`;
+  if (/CERTIFICATE_VERIFY_FAILED|certificate verify failed/i.test(m)) {
+    const v = verifyError(socket);
+    return `tls: failed to verify client certificate: ${goX509Error(v, socket)}`;
+  }
+  if (/wrong version number|http request|unknown protocol|packet length too long/i.test(m)) return 'tls: first record does not look like a TLS handshake';
+  if (/ECONNRESET|socket hang up|EPIPE/i.test(m)) return 'EOF';
+  if (/alert/i.test(m)) return `remote error: tls: ${alertName(m)}`;
+  return err.message;
+}
+
+/** The X.509 verification result OpenSSL kept for the connection (CERT_HAS_EXPIRED, ...), when it did. */
+function verifyError(socket: tls.TLSSocket): string {
+  const h = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } })._handle;
+  try {
+    const e = h?.verifyError?.();
+    return e ? (e.code ?? e.message) : '';
+  } catch {
+    return '';
+  }
+}
+
+/** Go's x509 error texts for OpenSSL's verification codes. */
+function goX509Error(code: string, socket: tls.TLSSocket): string {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID': {
+      let when = '';
+      try {
+        const c = socket.getPeerCertificate();
+        const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+        const t = code === 'CERT_HAS_EXPIRED' ? new Date(c.valid_to) : new Date(c.valid_from);
+        when = `: current time ${now} is ${code === 'CERT_HAS_EXPIRED' ? 'after' : 'before'} ${t.toISOString().replace(/\.\d+Z$/, 'Z')}`;
+      } catch {
+        when = '';
+      }
+      return `x509: certificate has expired or is not yet valid${when}`;
+    }
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+      return 'x509: certificate signed by unknown authority';
+    case 'INVALID_PURPOSE':
+      return 'x509: certificate specifies an incompatible key usage';
+    case 'CERT_REVOKED':
+      return 'x509: certificate revoked';
+    default:
+      return code ? `x509: ${code}` : 'x509: certificate verification failed';
+  }
+}
+
+/** Go's names of TLS alerts, from OpenSSL's message ("sslv3 alert bad certificate", "tlsv13 alert certificate required"). */
+export function alertName(message: string): string {
+  const m = /alert ([a-z ]+?)(?:[:(]|$)/i.exec(message);
+  const openssl = (m?.[1] ?? '').trim().toLowerCase();
+  const go: Record<string, string> = {
+    'bad certificate': 'bad certificate',
+    'unknown ca': 'unknown certificate authority',
+    'certificate expired': 'expired certificate',
+    'certificate revoked': 'revoked certificate',
+    'unsupported certificate': 'unsupported certificate',
+    'certificate unknown': 'unknown certificate',
+    'certificate required': 'certificate required',
+    'handshake failure': 'handshake failure',
+    'protocol version': 'protocol version not supported',
+    'decrypt error': 'error decrypting message',
+    'internal error': 'internal error',
+    'unrecognized name': 'unrecognized name',
+    'no application protocol': 'no application protocol',
+  };
+  return go[openssl] ?? (openssl || 'unknown alert');
+}
+
+/**
+ * An https server for a listener, with reloadable certificates and etcd's checks of client certificates; ALPN offers
+ * h2 too when `http2` takes such connections.
+ */
 export function createTLSServer(
   s: TLSSettings,
   handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void,
   log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void,
   extra: https.ServerOptions = {},
+  http2?: (socket: tls.TLSSocket) => void,
 ): { server: https.Server; stopWatching: () => void } {
-  const server = https.createServer({ ...serverOptions(s), ...extra }, handler);
+  const alpn = http2 ? { ALPNProtocols: ['h2', 'http/1.1'] } : {};
+  const server = https.createServer({ ...serverOptions(s), ...alpn, ...extra }, handler);
+  // The peer's address is read (and cached) while the TCP socket is open: a refusal is logged with it after Node
+  // has closed the connection.
+  server.prependListener('connection', (raw: import('node:net').Socket) => void raw.remotePort);
   server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
-    const plain = /wrong version number|http request|unknown protocol|packet length too long/i.test(err.message);
-    log('warn', plain ? 'rejected a plain-HTTP request on an https listener' : 'rejected a TLS connection', {
-      remote: socket.remoteAddress,
-      error: err.code ?? err.message,
-    });
+    logRejected(log, socket, goHandshakeError(err, socket), err.code ?? err.message);
   });
   const checks = clientCertChecks(s);
-  if (checks.length > 0) guardConnections(server, checks, log);
+  if (checks.length > 0 || http2) guardConnections(server, checks, log, http2);
   const stopWatching = watchCertificates(
     s,
     () => {

@@ -27,6 +27,7 @@ export interface IssueOptions {
   hosts?: string[];
   notBefore?: Date;
   notAfter?: Date;
+  usage?: { serverAuth?: boolean; clientAuth?: boolean };
 }
 
 /** A certificate for servers and clients alike (serverAuth and clientAuth), signed by `ca`. */
@@ -40,6 +41,7 @@ export function issue(dir: string, name: string, ca: Issued, o: IssueOptions): I
       hosts: o.hosts,
       notBefore: o.notBefore ?? new Date(Date.now() - 3600_000),
       notAfter: o.notAfter ?? new Date(Date.now() + 30 * 86400_000),
+      usage: o.usage,
     }),
   );
 }

@@ -107,13 +107,13 @@ async function startEtcdProcess(
 }
 
 /** Our etcd with exactly these arguments; resolves once `clientURL`/health answers (or `healthy: false`: once it listens). */
-export function spawnOurEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean; wait?: boolean } = {}): Promise<RunningEtcd> {
+export function spawnOurEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean; wait?: boolean; cwd?: string } = {}): Promise<RunningEtcd> {
   if (!existsSync(OUR_ETCD)) throw new Error(`${OUR_ETCD} is missing: run npm run build first (npm test does)`);
   return spawnEtcd(process.execPath, [OUR_ETCD, ...args], where, o);
 }
 
 /** The real etcd with exactly these arguments (see spawnOurEtcd). */
-export function spawnRealEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean } = {}): Promise<RunningEtcd> {
+export function spawnRealEtcd(args: string[], where: { clientURL: string; peerURL: string; dataDir: string }, o: { healthy?: boolean; wait?: boolean; cwd?: string } = {}): Promise<RunningEtcd> {
   return spawnEtcd(requireRealEtcd(), args, where, o);
 }
 
@@ -121,10 +121,10 @@ async function spawnEtcd(
   command: string,
   args: string[],
   where: { clientURL: string; peerURL: string; dataDir: string },
-  o: { healthy?: boolean; wait?: boolean } = {},
+  o: { healthy?: boolean; wait?: boolean; cwd?: string } = {},
 ): Promise<RunningEtcd> {
   const { clientURL, peerURL, dataDir } = where;
-  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: o.cwd });
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (out += c.toString()));

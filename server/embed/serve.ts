@@ -1,0 +1,255 @@
+/**
+ * A client listener as etcd's (embed/serve.go): one address serves HTTP/1.1 (the v2 API, /metrics, /health) and
+ * HTTP/2 (gRPC), in plain text and over TLS, and an http:// and an https:// URL with the same host and port share one
+ * socket. What a connection speaks is decided once, when it is accepted, from its first bytes, the way etcd's cmux
+ * decides (an HTTP/2 connection preface, then an HTTP/1.x request line within 4,096 bytes, then TLS); over TLS by
+ * ALPN. From then on the socket belongs to the HTTP/1.1 server or to the gRPC server: no per-request cost.
+ *
+ * Like cmux, the first request line of a plain connection must end within its first 4,096 bytes (with its CRLF); a
+ * longer one, or a first line that is not an HTTP/1.x request line, has the connection reset, unanswered.
+ */
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import type * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { answerLikeGo } from '../pkg/go-compat';
+import { TLSSettings, createTLSServer } from '../tls/tls-settings';
+
+/** HTTP/2's client connection preface (RFC 9113, 3.4). */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** cmux reads the first line through a 4,096-byte buffer: the line and its "\n" must fit. */
+const MAX_FIRST_LINE = 4096;
+/** Go's http.DefaultMaxHeaderBytes (1 MB) plus the 4,096 bytes of slack its server reads beyond it. */
+export const MAX_HEADER_BYTES = (1 << 20) + 4096;
+/** The first byte of a TLS handshake record (a ClientHello). */
+const TLS_HANDSHAKE = 0x16;
+
+export type Protocol = 'h2' | 'http1' | 'tls' | 'refuse';
+
+/**
+ * What cmux would make of a connection that has sent `buf` so far (`ended`: and nothing more will come), or
+ * undefined while it cannot tell yet. `tls`: the listener also takes TLS (an https:// URL on the same port).
+ */
+export function classify(buf: Buffer, ended: boolean, tlsToo: boolean): Protocol | undefined {
+  if (buf.length === 0) return ended ? 'refuse' : undefined;
+  if (tlsToo && buf[0] === TLS_HANDSHAKE) return 'tls';
+  const n = Math.min(buf.length, PREFACE.length);
+  if (buf.compare(PREFACE, 0, n, 0, n) === 0) {
+    if (n === PREFACE.length) return 'h2';
+    if (!ended) return undefined;
+  }
+  const nl = buf.indexOf(0x0a);
+  let line: Buffer;
+  if (nl >= 0 && nl < MAX_FIRST_LINE) line = buf.subarray(0, nl > 0 && buf[nl - 1] === 0x0d ? nl - 1 : nl);
+  else if (buf.length >= MAX_FIRST_LINE) return tlsToo ? 'tls' : 'refuse';
+  else if (ended) line = buf;
+  else return undefined;
+  return isHTTP1RequestLine(line.toString('latin1')) ? 'http1' : tlsToo ? 'tls' : 'refuse';
+}
+
+/** cmux's test: "METHOD URI PROTO" split at the first two spaces, PROTO as Go's ParseHTTPVersion reads it, major 1. */
+function isHTTP1RequestLine(line: string): boolean {
+  const s1 = line.indexOf(' ');
+  if (s1 < 0) return false;
+  const s2 = line.indexOf(' ', s1 + 1);
+  if (s2 < 0) return false;
+  return /^HTTP\/1\.[0-9]$/.test(line.slice(s2 + 1));
+}
+
+/** Where HTTP/2 connections go: a gRPC server's injector (see grpcServer). */
+export interface HTTP2Sink {
+  injectConnection(connection: import('node:stream').Duplex): void;
+  destroy(): void;
+}
+
+/**
+ * The gRPC server of the client port. Empty for now: every method answers UNIMPLEMENTED. The v3 services are
+ * registered here (server.addService) before the listeners start.
+ */
+export function newGrpcServer(): grpc.Server {
+  return new grpc.Server({ 'grpc.max_receive_message_length': -1 });
+}
+
+/** Connections handed to a gRPC server; TLS, when there is any, is already done by our listener. */
+export function grpcSink(server: grpc.Server): HTTP2Sink {
+  return server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+}
+
+export interface ListenAddress {
+  /** A TCP host and port, or a unix socket path. */
+  host?: string;
+  port?: number;
+  path?: string;
+}
+
+/**
+ * Where a listen URL listens: http(s)://h:p on TCP, unix(s)://h:p on the socket file "h:p" (a client URL's path
+ * appended), as etcd does.
+ */
+export function listenAddress(u: URL, side: 'client' | 'peer' = 'client'): ListenAddress {
+  if (u.protocol === 'unix:' || u.protocol === 'unixs:') return { path: side === 'client' ? u.host + (u.pathname === '/' ? '' : u.pathname) : u.host };
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
+}
+
+export function isTLSScheme(u: URL): boolean {
+  return u.protocol === 'https:' || u.protocol === 'unixs:';
+}
+
+export interface ClientListenerOptions {
+  /** The URLs served on this address (one, or an http and an https URL with the same host and port). */
+  urls: string[];
+  tls?: TLSSettings;
+  handler: http.RequestListener;
+  /** HTTP/2 connections (h2c preface or ALPN h2); without one, they are refused like any unknown protocol. */
+  http2?: HTTP2Sink;
+  log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void;
+}
+
+/**
+ * One listening socket for one or two client URLs. Offers what the member's stop needs of an http.Server: close,
+ * closeIdleConnections, closeAllConnections.
+ */
+export class ClientListener {
+  private readonly net: net.Server;
+  readonly http: http.Server;
+  private readonly tlsServer?: http.Server;
+  private readonly stopWatching: () => void = () => undefined;
+  private readonly plain: boolean;
+  private readonly secure: boolean;
+  private readonly pending = new Set<net.Socket>();
+  private socketPath?: string;
+  private readonly address0: ListenAddress;
+
+  constructor(private readonly o: ClientListenerOptions) {
+    const urls = o.urls.map((u) => new URL(u));
+    this.address0 = listenAddress(urls[0]);
+    this.plain = urls.some((u) => !isTLSScheme(u));
+    this.secure = urls.some(isTLSScheme);
+    const httpOptions: http.ServerOptions = { keepAliveTimeout: 30000, maxHeaderSize: MAX_HEADER_BYTES };
+    this.http = http.createServer(httpOptions, o.handler);
+    answerLikeGo(this.http);
+    if (this.secure) {
+      const t = createTLSServer(o.tls!, o.handler, o.log, httpOptions, o.http2 ? (s: tls.TLSSocket) => o.http2!.injectConnection(s) : undefined);
+      answerLikeGo(t.server);
+      this.tlsServer = t.server;
+      this.stopWatching = t.stopWatching;
+    }
+    // Half-open allowed, as an HTTP/1.1 server's sockets are; the other owners get theirs as they expect.
+    this.net = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  /** The first bytes decide who gets the socket; they are put back for its new owner to read. */
+  private accept(socket: net.Socket): void {
+    if (!this.plain) {
+      socket.allowHalfOpen = false;
+      return void this.tlsServer!.emit('connection', socket); // https only: every connection is TLS
+    }
+    this.pending.add(socket);
+    let buf: Buffer = Buffer.alloc(0);
+    const decide = (ended: boolean): void => {
+      const p = classify(buf, ended, this.secure);
+      if (p === undefined) return;
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('error', onError);
+      this.pending.delete(socket);
+      if (ended) {
+        // Half-closed before it could be told apart: only a complete HTTP/1.x request can still be answered.
+        if (p !== 'http1') return void socket.destroy();
+        this.http.emit('connection', socket);
+        socket.emit('data', buf);
+        socket.emit('end');
+        return;
+      }
+      if (p === 'refuse') {
+        // As cmux: no answer, and a reset for what is left unread.
+        return void socket.resetAndDestroy();
+      }
+      socket.pause();
+      socket.unshift(buf);
+      // The HTTP/2 session and the TLS socket take what was put back themselves; the HTTP/1.1 parser is fed it once
+      // the socket flows again.
+      if (p === 'h2' && this.o.http2) {
+        socket.allowHalfOpen = false; // as an HTTP/2 server's own sockets
+        this.o.http2.injectConnection(socket);
+      } else if (p === 'http1') {
+        this.http.emit('connection', socket);
+        socket.resume();
+      } else if (p === 'tls') {
+        socket.allowHalfOpen = false;
+        this.tlsServer!.emit('connection', socket);
+      } else socket.resetAndDestroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      decide(false);
+    };
+    const onEnd = (): void => decide(true);
+    const onError = (): void => {
+      this.pending.delete(socket);
+      socket.destroy();
+    };
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('error', onError);
+  }
+
+  listen(): Promise<void> {
+    const a = this.address0;
+    return new Promise<void>((resolve, reject) => {
+      this.net.once('error', reject);
+      const done = (): void => {
+        this.net.off('error', reject);
+        // The HTTP servers never listen themselves: this starts their connection tracking (idle connections closed
+        // at stop, Node's request and header timeouts) as their own listen would.
+        this.http.emit('listening');
+        this.tlsServer?.emit('listening');
+        resolve();
+      };
+      if (a.path !== undefined) {
+        // As etcd's client listeners: an existing socket file is not replaced (EADDRINUSE); it is removed when closed.
+        this.socketPath = a.path;
+        this.net.listen(a.path, done);
+      } else this.net.listen(a.port, a.host, done);
+    });
+  }
+
+  address(): net.AddressInfo | string | null {
+    return this.net.address();
+  }
+
+  close(cb?: () => void): void {
+    this.net.close(() => {
+      if (this.socketPath !== undefined) fs.rmSync(this.socketPath, { force: true });
+      cb?.();
+    });
+    this.stopWatching();
+    for (const s of this.pending) s.destroy();
+    this.http.close();
+    this.tlsServer?.close();
+  }
+
+  closeIdleConnections(): void {
+    this.http.closeIdleConnections();
+    this.tlsServer?.closeIdleConnections();
+  }
+
+  closeAllConnections(): void {
+    this.http.closeAllConnections();
+    this.tlsServer?.closeAllConnections();
+  }
+}
+
+/** Client URLs grouped by the address they listen on: an http and an https URL on one port share a listener. */
+export function groupByAddress(urls: string[]): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const s of urls) {
+    const a = listenAddress(new URL(s));
+    const key = a.path !== undefined ? `unix|${a.path}` : `tcp|${a.host}|${a.port}`;
+    const g = groups.get(key);
+    if (g) g.push(s);
+    else groups.set(key, [s]);
+  }
+  return [...groups.values()];
+}
