@@ -1,0 +1,631 @@
+/**
+ * The v3 keyspace: etcd's multi-version store (mvcc/kvstore*.go) on LMDB.
+ *
+ * Storage layout. Everything lives in LMDB, nothing is rebuilt at start (etcd rebuilds its in-memory key index
+ * from bbolt, which costs seconds per million keys; here opening is reading four numbers):
+ * - `kv`: revision -> record (key, value, create revision, version, lease, tombstone flag): every version ever
+ *   written and not compacted, as etcd's "key" bucket. Compaction and past reads find versions here.
+ * - `latest`: key -> mod revision, create revision, version, lease of the key's live version (deleted keys have no
+ *   entry). The current view — nearly every Range, every Txn compare, the previous version of a Put — is one
+ *   B-tree lookup or one cursor walk here, plus one lookup in `kv` per returned value (none for keys_only/count_only).
+ * - `hist`: (key, revision) -> tombstone flag: a key's generations in key order, for reads at a past revision and
+ *   compaction (etcd's keyIndex, kept on disk instead of in the heap).
+ * - `meta`: the consistent index (the Raft index of the last applied entry), the current revision, the scheduled and
+ *   the finished compaction revisions. Written in the same LMDB transaction as the data they describe.
+ * A store larger than the heap works: the heap holds only the write buffer below.
+ *
+ * Durability. Applying an entry is synchronous and does no I/O: its writes go to an in-memory write buffer (etcd's
+ * txReadBuffer) that every read consults before LMDB, so they are visible at once. The buffer is committed to LMDB
+ * as one transaction every `batchInterval` ms or `batchLimit` operations (etcd's backend batch: 100 ms / 10,000),
+ * on lmdb-js's writer thread with its overlapping sync, together with the consistent index of its last entry. So
+ * after kill -9 (or a power loss) LMDB opens at a committed batch: consistent, at an index ≤ the applied one, and
+ * the server replays the WAL from consistentIndex(). Reads at a past revision, compaction and snapshots first commit
+ * the buffer synchronously (rare operations; one fsync).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { open, Database, RootDatabase } from 'lmdb';
+import { KeyValue } from '../api/v3rpc/pb/mvccpb/kv';
+import {
+  encodeMeta,
+  encodeRecord,
+  histKey,
+  histPrefix,
+  histRev,
+  readU64,
+  recordIsTombstone,
+  recordKey,
+  recordValue,
+  revBytes,
+  REV_BYTES,
+  writeU64,
+} from './codec';
+import { ErrCompacted, ErrFutureRev, ErrKeyTooLong } from './errors';
+
+export interface RangeOptions {
+  /** the revision to read at; 0 or undefined: the current one */
+  rev?: number;
+  /** at most this many kvs (0: all); count still counts every match */
+  limit?: number;
+  countOnly?: boolean;
+  /** leave values out (and do not read them) */
+  keysOnly?: boolean;
+}
+
+export interface RangeResult {
+  kvs: KeyValue[];
+  /** the number of keys in the range, whatever the limit */
+  count: number;
+  /** the revision the range was read at (the current one unless rev was given) */
+  rev: number;
+}
+
+export interface StoreOptions {
+  /** ms between commits of the write buffer (etcd's --backend-batch-interval, 100 ms) */
+  batchInterval?: number;
+  /** operations that commit the write buffer at once (etcd's --backend-batch-limit, 10,000) */
+  batchLimit?: number;
+}
+
+const KV = 0;
+const LATEST = 1;
+const HIST = 2;
+const META = 3;
+type DbId = typeof KV | typeof LATEST | typeof HIST | typeof META;
+
+/** One buffered LMDB write; value undefined removes. */
+interface Op {
+  db: DbId;
+  key: Buffer | string;
+  value: Buffer | undefined;
+}
+
+/** A key's buffered state in `latest`: its meta, or undefined when deleted; seq is the write txn that set it. */
+interface LatestEntry {
+  key: Buffer;
+  ks: string;
+  meta: Buffer | undefined;
+  seq: number;
+}
+
+interface Batch {
+  ops: Op[];
+  /** consistent index and current revision after the last write txn in ops */
+  index: number;
+  rev: number;
+  /** the last write txn whose ops are all in this batch */
+  lastSeq: number;
+  /** committed by a synchronous flush already (the async commit then skips it) */
+  written: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+const LIVE = Buffer.from([0]);
+const TOMB = Buffer.from([1]);
+const DATA_FILE = 'data.mdb';
+const COMPACT_CHUNK = 1000;
+
+function u64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  writeU64(b, n, 0);
+  return b;
+}
+
+function lowerBound(a: LatestEntry[], key: Buffer): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (Buffer.compare(a[mid].key, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class MvccStore {
+  private readonly kv: Database<Buffer, Buffer>;
+  private readonly latest: Database<Buffer, Buffer>;
+  private readonly hist: Database<Buffer, Buffer>;
+  private readonly meta: Database<Buffer, string>;
+  private readonly batchInterval: number;
+  private readonly batchLimit: number;
+
+  private currentRev = 0;
+  private compactMainRev = 0;
+  private finishedCompactRev = 0;
+  private applied = 0;
+  /** revisions up to this one are in LMDB (and out of the write buffer's kv map) */
+  private committedRev = 0;
+
+  // The write buffer: ops in order, plus maps for reads.
+  private pending: Batch;
+  private inflight: Batch | undefined;
+  private readonly latestBuf = new Map<string, LatestEntry>();
+  /** latestBuf's entries in key order, for ranges */
+  private latestSorted: LatestEntry[] = [];
+  private readonly kvBuf = new Map<string, Buffer>();
+  private seq = 0;
+  private openTxn: WriteTxn | undefined;
+  private openTxnStart = 0;
+  private inflightDone: Promise<void> = Promise.resolve();
+  private lastCommittedIndex = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private compacting: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly env: RootDatabase<Buffer, Buffer>,
+    readonly dir: string,
+    opts: StoreOptions,
+  ) {
+    this.batchInterval = opts.batchInterval ?? 100;
+    this.batchLimit = opts.batchLimit ?? 10000;
+    this.kv = env.openDB({ name: 'kv', encoding: 'binary', keyEncoding: 'binary' });
+    this.latest = env.openDB({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
+    this.hist = env.openDB({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
+    this.meta = env.openDB({ name: 'meta', encoding: 'binary' });
+    const num = (k: string) => {
+      const b = this.meta.get(k);
+      return b ? readU64(b, 0) : 0;
+    };
+    this.applied = this.lastCommittedIndex = num('consistentIndex');
+    this.currentRev = this.committedRev = num('currentRev');
+    this.finishedCompactRev = num('finishedCompactRev');
+    const scheduled = num('scheduledCompactRev');
+    this.compactMainRev = Math.max(scheduled, this.finishedCompactRev);
+    this.pending = this.newBatch();
+    // A compaction cut short by a crash is finished now, as etcd's restore does.
+    if (scheduled > this.finishedCompactRev) this.compacting = this.physicalCompact(scheduled);
+  }
+
+  /** Opens (or creates) the store in dir. */
+  static open(dir: string, opts: StoreOptions = {}): MvccStore {
+    fs.mkdirSync(dir, { recursive: true });
+    const env = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', maxDbs: 8 });
+    return new MvccStore(env, dir, opts);
+  }
+
+  /** The revision of the last write. */
+  rev(): number {
+    return this.currentRev;
+  }
+
+  /** Reads below this revision fail with ErrCompacted. */
+  compactRev(): number {
+    return this.compactMainRev;
+  }
+
+  /** The index of the last Raft entry applied; after a restart, where the server resumes replay. */
+  consistentIndex(): number {
+    return this.applied;
+  }
+
+  /** Records that the entry at index was applied without writing to the store (a read-only txn, a v2 entry …). */
+  setConsistentIndex(index: number): void {
+    if (index <= this.applied) return;
+    this.applied = index;
+    this.pending.index = index;
+    this.scheduleFlush();
+  }
+
+  /** Reads keys: end undefined → the single key; end empty → every key ≥ key; else [key, end). */
+  range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
+    return this.rangeAt(key, end, opts, this.currentRev);
+  }
+
+  /** Starts the write txn of the Raft entry at index: its writes share one main revision. */
+  write(index: number): WriteTxn {
+    if (this.openTxn) throw new Error('mvcc: a write txn is already open');
+    if (this.closed) throw new Error('mvcc: store is closed');
+    this.openTxnStart = this.pending.ops.length;
+    const txn = new WriteTxn(this, index, this.currentRev, ++this.seq);
+    this.openTxn = txn;
+    return txn;
+  }
+
+  /**
+   * Compacts at rev (the entry at index): reads below rev fail from now on; the versions they would need are
+   * removed in the background, a chunk per turn of the event loop; the promise resolves when that is done (etcd's
+   * physical compaction). Throws ErrCompacted / ErrFutureRev as etcd's Compact.
+   */
+  compact(rev: number, index: number): Promise<void> {
+    if (rev <= this.compactMainRev) throw new ErrCompacted();
+    if (rev > this.currentRev) throw new ErrFutureRev();
+    this.compactMainRev = rev;
+    this.stage(META, 'scheduledCompactRev', u64(rev));
+    this.setConsistentIndex(index);
+    this.flushSync();
+    this.compacting = this.compacting.then(() => this.physicalCompact(rev));
+    return this.compacting;
+  }
+
+  /** Writes a consistent copy of the whole backend to file (for Raft snapshots and Maintenance.Snapshot). */
+  async snapshot(file: string): Promise<void> {
+    this.flushSync();
+    const tmp = `${file}.tmp.d`; // LMDB copies into a directory, as its data.mdb
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    await this.env.backup(tmp, false);
+    fs.renameSync(path.join(tmp, DATA_FILE), file);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+
+  /** Replaces the store in dir (closed) by a snapshot file written by snapshot(). */
+  static restore(dir: string, file: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.rmSync(path.join(dir, 'lock.mdb'), { force: true });
+    const tmp = path.join(dir, DATA_FILE + '.restore');
+    fs.copyFileSync(file, tmp);
+    fs.renameSync(tmp, path.join(dir, DATA_FILE));
+  }
+
+  /** The size of the database file (etcd_mvcc_db_total_size_in_bytes). */
+  dbSize(): number {
+    try {
+      return fs.statSync(path.join(this.dir, DATA_FILE)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** The bytes of the file up to its last used page (etcd_mvcc_db_total_size_in_use_in_bytes, an upper bound). */
+  dbSizeInUse(): number {
+    const s = this.env.getStats() as { pageSize: number; lastPageNumber: number };
+    return (s.lastPageNumber + 1) * s.pageSize;
+  }
+
+  /** Commits what is buffered, waits for a running compaction and closes LMDB. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.compacting.catch(() => undefined);
+    this.flushSync();
+    await this.inflightDone;
+    await this.env.close();
+  }
+
+  /** Commits the write buffer now (all but an open write txn), synchronously. */
+  flushSync(): void {
+    const batches: Batch[] = [];
+    if (this.inflight && !this.inflight.written) batches.push(this.inflight);
+    let batch = this.pending;
+    let rest: Op[] = [];
+    if (this.openTxn) {
+      rest = batch.ops.slice(this.openTxnStart);
+      batch = { ...batch, ops: batch.ops.slice(0, this.openTxnStart), lastSeq: this.openTxn.seq - 1 };
+    }
+    batches.push(batch);
+    this.env.transactionSync(() => {
+      for (const b of batches) this.writeBatch(b);
+    });
+    this.env.resetReadTxn();
+    for (const b of batches) this.dropBuffered(b);
+    this.pending = this.newBatch();
+    this.pending.ops = rest;
+    this.openTxnStart = 0;
+  }
+
+  // ---- internals used by WriteTxn ----
+
+  /** @internal */
+  rangeAt(key: Buffer, end: Buffer | undefined, opts: RangeOptions, curRev: number): RangeResult {
+    const rev = opts.rev && opts.rev > 0 ? opts.rev : curRev;
+    if (rev > curRev) throw new ErrFutureRev();
+    if (rev < this.compactMainRev) throw new ErrCompacted();
+    if (rev < curRev) return this.rangePast(key, end, rev, opts, curRev);
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    const take = !opts.countOnly;
+    const kvs: KeyValue[] = [];
+    if (end === undefined) {
+      const meta = this.getMeta(key);
+      if (!meta) return { kvs, count: 0, rev: curRev };
+      if (take) kvs.push(this.toKV(key, meta, opts.keysOnly));
+      return { kvs, count: 1, rev: curRev };
+    }
+    let count = 0;
+    const bounds = { start: key.length ? key : undefined, end: end.length ? end : undefined };
+    // count_only reads keys alone (every key in `latest` is live); otherwise keys and their metas
+    const iter: Iterator<{ key: Buffer; value: Buffer } | Buffer> = (
+      take ? this.latest.getRange(bounds) : this.latest.getKeys(bounds)
+    )[Symbol.iterator]();
+    const buf = this.latestSorted;
+    let i = buf.length ? lowerBound(buf, key) : 0;
+    let a = iter.next();
+    for (;;) {
+      let o: LatestEntry | undefined = i < buf.length ? buf[i] : undefined;
+      if (o && end.length && Buffer.compare(o.key, end) >= 0) o = undefined;
+      if (a.done && !o) break;
+      const ak = a.done ? undefined : take ? (a.value as { key: Buffer }).key : (a.value as Buffer);
+      const c = ak === undefined ? 1 : o ? Buffer.compare(ak, o.key) : -1;
+      let k: Buffer;
+      let meta: Buffer | undefined;
+      if (c < 0) {
+        k = ak!;
+        meta = take ? (a.value as { value: Buffer }).value : EMPTY;
+        a = iter.next();
+      } else {
+        k = o!.key;
+        meta = o!.meta;
+        i++;
+        if (c === 0) a = iter.next();
+      }
+      if (!meta) continue;
+      count++;
+      if (take && kvs.length < limit) kvs.push(this.toKV(k, meta, opts.keysOnly));
+    }
+    return { kvs, count, rev: curRev };
+  }
+
+  /** @internal the live meta of key (buffered or committed) */
+  getMeta(key: Buffer): Buffer | undefined {
+    if (this.latestBuf.size) {
+      const e = this.latestBuf.get(key.toString('latin1'));
+      if (e) return e.meta;
+    }
+    return this.latest.get(key);
+  }
+
+  /** @internal */
+  stage(db: DbId, key: Buffer | string, value: Buffer | undefined): void {
+    this.pending.ops.push({ db, key, value });
+    if (db === KV) this.kvBuf.set((key as Buffer).toString('latin1'), value!);
+  }
+
+  /** @internal */
+  setLatest(key: Buffer, meta: Buffer | undefined, seq: number): void {
+    this.stage(LATEST, key, meta);
+    const ks = key.toString('latin1');
+    const e = this.latestBuf.get(ks);
+    if (e) {
+      e.meta = meta;
+      e.seq = seq;
+      return;
+    }
+    const n: LatestEntry = { key, ks, meta, seq };
+    this.latestBuf.set(ks, n);
+    const at = lowerBound(this.latestSorted, key);
+    this.latestSorted.splice(at, 0, n);
+  }
+
+  /** @internal */
+  endTxn(txn: WriteTxn, changed: boolean): void {
+    this.openTxn = undefined;
+    if (changed) this.currentRev = txn.beginRev + 1;
+    this.pending.rev = this.currentRev;
+    this.pending.lastSeq = txn.seq;
+    if (txn.index > this.applied) this.applied = txn.index;
+    this.pending.index = this.applied;
+    this.scheduleFlush();
+  }
+
+  private toKV(key: Buffer, meta: Buffer, keysOnly: boolean | undefined): KeyValue {
+    const mod = readU64(meta, 0);
+    let value: Buffer = EMPTY;
+    if (!keysOnly) {
+      const rk = meta.subarray(0, REV_BYTES);
+      const rec = mod > this.committedRev ? this.kvBuf.get(rk.toString('latin1')) : this.kv.get(rk);
+      if (!rec) throw new Error(`mvcc: no record at revision ${mod} for a live key`);
+      value = recordValue(rec);
+    }
+    return {
+      key,
+      createRevision: BigInt(readU64(meta, 16)),
+      modRevision: BigInt(mod),
+      version: BigInt(readU64(meta, 24)),
+      value,
+      lease: meta.readBigInt64BE(32),
+    };
+  }
+
+  /** Reads at a past revision from `hist`: for each key, its last version at or before rev, unless a tombstone. */
+  private rangePast(key: Buffer, end: Buffer | undefined, rev: number, opts: RangeOptions, curRev: number): RangeResult {
+    this.flushSync();
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    const start = key.length ? histPrefix(key) : undefined;
+    const stop = end === undefined ? histKey(key, revBytes(rev + 1, 0)) : end.length ? histPrefix(end) : undefined;
+    let group: Buffer | undefined;
+    let best: Buffer | undefined;
+    const emit = () => {
+      if (!best || best[0] === 1) return;
+      count++;
+      if (opts.countOnly || kvs.length >= limit) return;
+      const rec = this.kv.get(histRev(group!));
+      if (!rec) throw new Error('mvcc: history without its record');
+      kvs.push({
+        key: Buffer.from(recordKey(rec)),
+        createRevision: BigInt(readU64(rec, 1)),
+        modRevision: BigInt(readU64(histRev(group!), 0)),
+        version: BigInt(readU64(rec, 9)),
+        value: opts.keysOnly ? EMPTY : recordValue(rec),
+        lease: rec.readBigInt64BE(17),
+      });
+    };
+    let groupPrefix: Buffer | undefined;
+    for (const { key: hk, value } of this.hist.getRange({ start, end: stop })) {
+      const prefix = hk.subarray(0, hk.length - REV_BYTES);
+      if (!groupPrefix || !prefix.equals(groupPrefix)) {
+        emit();
+        groupPrefix = prefix;
+        best = undefined;
+      }
+      if (readU64(hk, hk.length - REV_BYTES) <= rev) {
+        best = value;
+        group = hk;
+      }
+    }
+    emit();
+    return { kvs, count, rev: curRev };
+  }
+
+  private newBatch(): Batch {
+    return { ops: [], index: this.applied, rev: this.currentRev, lastSeq: this.seq, written: false };
+  }
+
+  private scheduleFlush(): void {
+    if (this.closed) return;
+    if (this.pending.ops.length >= this.batchLimit) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      setImmediate(() => this.startFlush());
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.startFlush();
+      }, this.batchInterval);
+      this.timer.unref();
+    }
+  }
+
+  /** Hands the buffer to lmdb-js's writer thread as one transaction; keeps it readable until committed. */
+  private startFlush(): void {
+    if (this.inflight || this.closed || this.openTxn) return;
+    const b = this.pending;
+    if (!b.ops.length && b.index === this.lastCommittedIndex) return;
+    this.pending = this.newBatch();
+    this.inflight = b;
+    this.inflightDone = this.env
+      .transaction(() => {
+        if (!b.written) this.writeBatch(b);
+      })
+      .then(
+        () => {
+          this.env.resetReadTxn();
+          this.dropBuffered(b);
+          this.inflight = undefined;
+          if (this.pending.ops.length || this.pending.index !== b.index) this.scheduleFlush();
+        },
+        (err) => {
+          // LMDB refused a commit (disk full, I/O error): the buffer can no longer be made durable.
+          process.emitWarning(`mvcc: commit failed: ${err}`);
+          this.inflight = undefined;
+        },
+      );
+  }
+
+  private writeBatch(b: Batch): void {
+    const dbs = [this.kv, this.latest, this.hist, this.meta] as Database<Buffer, Buffer | string>[];
+    for (const op of b.ops) {
+      if (op.value === undefined) dbs[op.db].removeSync(op.key);
+      else dbs[op.db].putSync(op.key, op.value);
+    }
+    this.meta.putSync('consistentIndex', u64(b.index));
+    this.meta.putSync('currentRev', u64(b.rev));
+    b.written = true;
+  }
+
+  /** After a batch is in LMDB, reads no longer need its buffered writes (unless a later txn rewrote them). */
+  private dropBuffered(b: Batch): void {
+    if (b.rev > this.committedRev) this.committedRev = b.rev;
+    if (b.index > this.lastCommittedIndex) this.lastCommittedIndex = b.index;
+    let dropped = false;
+    for (const op of b.ops) {
+      if (op.db === LATEST) {
+        const ks = (op.key as Buffer).toString('latin1');
+        const e = this.latestBuf.get(ks);
+        if (e && e.seq <= b.lastSeq) {
+          this.latestBuf.delete(ks);
+          dropped = true;
+        }
+      } else if (op.db === KV) {
+        if (readU64(op.key as Buffer, 0) <= this.committedRev) this.kvBuf.delete((op.key as Buffer).toString('latin1'));
+      }
+    }
+    if (dropped) this.latestSorted = this.latestSorted.filter((e) => this.latestBuf.get(e.ks) === e);
+  }
+
+  /**
+   * Removes what compaction at rev leaves unreachable, for the keys written since the last compaction: every
+   * version before the key's last one at or before rev, and that one too if it is a tombstone (etcd's keyIndex
+   * compact and scheduleCompaction).
+   */
+  private async physicalCompact(rev: number): Promise<void> {
+    let cursor = revBytes(this.finishedCompactRev + 1, 0);
+    const stop = revBytes(rev + 1, 0);
+    const stopHist = revBytes(rev + 1, 0);
+    for (;;) {
+      const keys = new Map<string, Buffer>();
+      let last: Buffer | undefined;
+      for (const { key: r, value: rec } of this.kv.getRange({ start: cursor, end: stop, limit: COMPACT_CHUNK })) {
+        const k = recordKey(rec);
+        keys.set(k.toString('latin1'), Buffer.from(k));
+        last = r;
+      }
+      if (!last) break;
+      this.env.transactionSync(() => {
+        for (const k of keys.values()) {
+          const versions = [...this.hist.getRange({ start: histPrefix(k), end: histKey(k, stopHist) })];
+          const keep = versions.length && versions[versions.length - 1].value[0] === 0 ? 1 : 0;
+          for (let j = 0; j < versions.length - keep; j++) {
+            this.hist.removeSync(versions[j].key);
+            this.kv.removeSync(histRev(versions[j].key));
+          }
+        }
+      });
+      cursor = Buffer.concat([last, LIVE]);
+      await new Promise((r) => setImmediate(r));
+    }
+    this.env.transactionSync(() => this.meta.putSync('finishedCompactRev', u64(rev)));
+    this.finishedCompactRev = rev;
+  }
+}
+
+/** A write txn: etcd's TxnWrite. Its reads see its own writes; end() makes them the current revision. */
+export class WriteTxn {
+  private changes = 0;
+  private ended = false;
+
+  constructor(
+    private readonly store: MvccStore,
+    readonly index: number,
+    readonly beginRev: number,
+    readonly seq: number,
+  ) {}
+
+  /** The revision reads in this txn see: beginRev, or beginRev + 1 once it has written. */
+  rev(): number {
+    return this.changes ? this.beginRev + 1 : this.beginRev;
+  }
+
+  range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
+    return this.store.rangeAt(key, end, opts, this.rev());
+  }
+
+  put(key: Buffer, value: Buffer, lease: bigint): void {
+    if (histPrefix(key).length + REV_BYTES > 1978) throw new ErrKeyTooLong();
+    const main = this.beginRev + 1;
+    const prev = this.store.getMeta(key);
+    const create = prev ? readU64(prev, 16) : main;
+    const version = prev ? readU64(prev, 24) + 1 : 1;
+    const rev = revBytes(main, this.changes++);
+    this.store.stage(KV, rev, encodeRecord(key, value, create, version, lease, false));
+    this.store.stage(HIST, histKey(key, rev), LIVE);
+    this.store.setLatest(key, encodeMeta(rev, create, version, lease), this.seq);
+  }
+
+  /** Deletes the live keys in the range (as range()); returns how many. */
+  deleteRange(key: Buffer, end: Buffer | undefined): number {
+    const { kvs } = this.store.rangeAt(key, end, { keysOnly: true }, this.rev());
+    for (const kv of kvs) this.delete(kv.key);
+    return kvs.length;
+  }
+
+  private delete(key: Buffer): void {
+    const rev = revBytes(this.beginRev + 1, this.changes++);
+    this.store.stage(KV, rev, encodeRecord(key, EMPTY, 0, 0, 0n, true));
+    this.store.stage(HIST, histKey(key, rev), TOMB);
+    this.store.setLatest(key, undefined, this.seq);
+  }
+
+  /** Ends the txn: the store's revision becomes this txn's, its index the consistent index. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.store.endTxn(this, this.changes > 0);
+  }
+}
+
+export { recordIsTombstone };
