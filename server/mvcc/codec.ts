@@ -97,3 +97,6 @@ export function histUserKey(hk: Buffer): Buffer {
 }
 
 export const histRev = (hk: Buffer): Buffer => hk.subarray(hk.length - REV_BYTES);
+
+/** LMDB's key limit (1978 bytes at 4 KiB pages) on the longest of our keys, the history key. */
+export const keyTooLong = (key: Buffer): boolean => histPrefix(key).length + REV_BYTES > 1978;

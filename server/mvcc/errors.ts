@@ -16,12 +16,10 @@ export class ErrFutureRev extends Error {
   }
 }
 
-/** LMDB's limit on key length (lmdb-js is built with 1978 bytes at the default page size); etcd has none. */
-export const MAX_KEY_BYTES = 1978 - 18;
-
+/** A key over LMDB's limit (1960 bytes, less one per zero byte); etcd has none. The v3 service should refuse it. */
 export class ErrKeyTooLong extends Error {
   constructor() {
-    super(`mvcc: key is longer than ${MAX_KEY_BYTES} bytes`);
+    super('mvcc: key is too long for the storage engine');
     this.name = 'ErrKeyTooLong';
   }
 }

@@ -32,8 +32,8 @@ import {
   histKey,
   histPrefix,
   histRev,
+  keyTooLong,
   readU64,
-  recordIsTombstone,
   recordKey,
   recordValue,
   revBytes,
@@ -595,7 +595,7 @@ export class WriteTxn {
   }
 
   put(key: Buffer, value: Buffer, lease: bigint): void {
-    if (histPrefix(key).length + REV_BYTES > 1978) throw new ErrKeyTooLong();
+    if (keyTooLong(key)) throw new ErrKeyTooLong();
     const main = this.beginRev + 1;
     const prev = this.store.getMeta(key);
     const create = prev ? readU64(prev, 16) : main;
@@ -628,4 +628,3 @@ export class WriteTxn {
   }
 }
 
-export { recordIsTombstone };
