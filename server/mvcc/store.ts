@@ -78,6 +78,8 @@ interface Op {
   db: DbId;
   key: Buffer | string;
   value: Buffer | undefined;
+  /** the key as latin1, for KV and LATEST ops (the buffer maps' key) */
+  ks?: string;
 }
 
 /** A key's buffered state in `latest`: its meta, or undefined when deleted; seq is the write txn that set it. */
@@ -111,12 +113,13 @@ function u64(n: number): Buffer {
   return b;
 }
 
-function lowerBound(a: LatestEntry[], key: Buffer): number {
+/** latin1 strings order as their bytes do, and compare without a native call. */
+function lowerBound(a: LatestEntry[], ks: string): number {
   let lo = 0;
   let hi = a.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (Buffer.compare(a[mid].key, key) < 0) lo = mid + 1;
+    if (a[mid].ks < ks) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -331,7 +334,7 @@ export class MvccStore {
       take ? this.latest.getRange(bounds) : this.latest.getKeys(bounds)
     )[Symbol.iterator]();
     const buf = this.latestSorted;
-    let i = buf.length ? lowerBound(buf, key) : 0;
+    let i = buf.length ? lowerBound(buf, key.toString('latin1')) : 0;
     let a = iter.next();
     for (;;) {
       let o: LatestEntry | undefined = i < buf.length ? buf[i] : undefined;
@@ -368,15 +371,18 @@ export class MvccStore {
   }
 
   /** @internal */
-  stage(db: DbId, key: Buffer | string, value: Buffer | undefined): void {
-    this.pending.ops.push({ db, key, value });
-    if (db === KV) this.kvBuf.set((key as Buffer).toString('latin1'), value!);
+  stage(db: DbId, key: Buffer | string, value: Buffer | undefined, ks?: string): void {
+    if (db === KV) {
+      ks = (key as Buffer).toString('latin1');
+      this.kvBuf.set(ks, value!);
+    }
+    this.pending.ops.push({ db, key, value, ks });
   }
 
   /** @internal */
   setLatest(key: Buffer, meta: Buffer | undefined, seq: number): void {
-    this.stage(LATEST, key, meta);
     const ks = key.toString('latin1');
+    this.stage(LATEST, key, meta, ks);
     const e = this.latestBuf.get(ks);
     if (e) {
       e.meta = meta;
@@ -385,8 +391,9 @@ export class MvccStore {
     }
     const n: LatestEntry = { key, ks, meta, seq };
     this.latestBuf.set(ks, n);
-    const at = lowerBound(this.latestSorted, key);
-    this.latestSorted.splice(at, 0, n);
+    const sorted = this.latestSorted;
+    if (!sorted.length || sorted[sorted.length - 1].ks < ks) sorted.push(n);
+    else sorted.splice(lowerBound(sorted, ks), 0, n);
   }
 
   /** @internal */
@@ -524,14 +531,13 @@ export class MvccStore {
     let dropped = false;
     for (const op of b.ops) {
       if (op.db === LATEST) {
-        const ks = (op.key as Buffer).toString('latin1');
-        const e = this.latestBuf.get(ks);
+        const e = this.latestBuf.get(op.ks!);
         if (e && e.seq <= b.lastSeq) {
-          this.latestBuf.delete(ks);
+          this.latestBuf.delete(op.ks!);
           dropped = true;
         }
       } else if (op.db === KV) {
-        if (readU64(op.key as Buffer, 0) <= this.committedRev) this.kvBuf.delete((op.key as Buffer).toString('latin1'));
+        if (readU64(op.key as Buffer, 0) <= this.committedRev) this.kvBuf.delete(op.ks!);
       }
     }
     if (dropped) this.latestSorted = this.latestSorted.filter((e) => this.latestBuf.get(e.ks) === e);
