@@ -23,6 +23,7 @@ import {
   TxnRequest,
   TxnResponse,
 } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { toGRPCError } from '../../server/api/v3rpc/errors';
 import { V3Applier } from '../../server/etcdserver/apply-v3';
 import { MvccStore } from '../../server/mvcc/store';
 import { RunningEtcd, startRealEtcd } from '../support/real-etcd';
@@ -39,13 +40,6 @@ const codecs: Record<Kind, [any, any]> = {
   Compact: [CompactionRequest, CompactionResponse],
 };
 
-/** Our messages for the server errors etcd sends as gRPC statuses (what the service layer maps). */
-const grpcMessage: Record<string, string> = {
-  'mvcc: required revision has been compacted': 'etcdserver: mvcc: required revision has been compacted',
-  'mvcc: required revision is a future revision': 'etcdserver: mvcc: required revision is a future revision',
-  'lease not found': 'etcdserver: requested lease not found',
-  'etcdserver: key not found': 'etcdserver: key not found',
-};
 
 /** Revisions relative to the first write, header ids dropped, bytes as text: what must be equal. */
 function normalize(v: any, base: number, field = ''): any {
@@ -96,7 +90,7 @@ function callEtcd(kind: Kind, req: any): Promise<{ resp?: any; err?: string }> {
       (m: any) => Buffer.from(Req.encode(m).finish()),
       (buf: Buffer) => Resp.decode(buf),
       req,
-      (err, resp) => resolve(err ? { err: err.details } : { resp }),
+      (err, resp) => resolve(err ? { err: `${err.code} ${err.details}` } : { resp }),
     );
   });
 }
@@ -117,7 +111,7 @@ async function callOurs(kind: Kind, req: any): Promise<{ resp?: any; err?: strin
     const [, Resp] = codecs[kind];
     return { resp: Resp.decode(Resp.encode(resp).finish()) };
   } catch (e) {
-    return { err: grpcMessage[(e as Error).message] ?? (e as Error).message };
+    return { err: `${toGRPCError(e).code} ${toGRPCError(e).details}` }; // as the service layer maps it
   }
 }
 
