@@ -24,6 +24,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { crc32 } from 'zlib';
 import { open, Database, RootDatabase } from 'lmdb';
 import { KeyValue } from '../api/v3rpc/pb/mvccpb/kv';
 import {
@@ -240,6 +241,34 @@ export class MvccStore {
     this.flushSync();
     this.compacting = this.compacting.then(() => this.physicalCompact(rev));
     return this.compacting;
+  }
+
+  /**
+   * etcd's HashByRev (HashKV): a CRC-32 over the versions a read at rev or later can reach — every version at or
+   * before rev, less those older than the compaction that a later version at or before rev replaced. Members at
+   * the same revision and compaction hash alike (etcd's corruption check compares them). Waits for a running
+   * physical compaction, as etcd's does.
+   */
+  async hashKV(rev = 0): Promise<{ hash: number; rev: number; compactRev: number }> {
+    const compactRev = this.compactMainRev;
+    const currentRev = this.currentRev;
+    if (rev > 0 && rev <= compactRev) throw new ErrCompacted();
+    if (rev > currentRev) throw new ErrFutureRev();
+    if (rev === 0) rev = currentRev;
+    await this.compacting.catch(() => undefined);
+    this.flushSync();
+    const upperHist = revBytes(rev + 1, 0);
+    let hash = crc32('kv');
+    for (const { key: r, value: rec } of this.kv.getRange({ end: revBytes(rev + 1, 0) })) {
+      if (readU64(r, 0) <= compactRev) {
+        const k = recordKey(rec);
+        const later = this.hist.getRange({ start: Buffer.concat([histKey(k, r), LIVE]), end: histKey(k, upperHist), limit: 1 });
+        if ([...later].length > 0) continue;
+      }
+      hash = crc32(r, hash);
+      hash = crc32(rec, hash);
+    }
+    return { hash, rev: currentRev, compactRev };
   }
 
   /** Writes a consistent copy of the whole backend to file (for Raft snapshots and Maintenance.Snapshot). */
@@ -506,9 +535,11 @@ export class MvccStore {
           if (this.pending.ops.length || this.pending.index !== b.index) this.scheduleFlush();
         },
         (err) => {
-          // LMDB refused a commit (disk full, I/O error): the buffer can no longer be made durable.
-          process.emitWarning(`mvcc: commit failed: ${err}`);
-          this.inflight = undefined;
+          // LMDB refused a commit (disk full, I/O error): what was applied can no longer be made durable, and
+          // the next batch would commit a store with a hole in it. etcd panics here too ("failed to commit").
+          process.nextTick(() => {
+            throw new Error(`mvcc: failed to commit a batch to LMDB: ${err}`);
+          });
         },
       );
   }

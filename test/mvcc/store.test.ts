@@ -183,3 +183,48 @@ test('snapshot and restore carry the whole store', async () => {
   expect([r.rev(), r.consistentIndex()]).toEqual([2, 2]);
   await r.close();
 });
+
+test('hashKV: equal for equal histories, different once a version differs; compacted/future revisions refused', async () => {
+  const other = MvccStore.open(path.join(dir, 'other'), { batchInterval: 5 });
+  try {
+    const both = (fn: (st: MvccStore) => void) => {
+      fn(s);
+      fn(other);
+    };
+    let i = 0;
+    const write = (st: MvccStore, k: string, v: string | undefined) => {
+      const t = st.write(++i);
+      if (v === undefined) t.deleteRange(b(k), undefined);
+      else t.put(b(k), b(v), 0n);
+      t.end();
+    };
+    both((st) => {
+      i = 0;
+      write(st, 'a', '1');
+      write(st, 'a', '2');
+      write(st, 'b', '1');
+      write(st, 'b', undefined);
+      write(st, 'c', '1');
+    });
+    expect(await s.hashKV(0)).toEqual(await other.hashKV(0));
+    expect((await s.hashKV(3)).hash).toBe((await other.hashKV(3)).hash);
+    expect((await s.hashKV(3)).hash).not.toBe((await s.hashKV(4)).hash);
+    const before = await s.hashKV(5);
+    await s.compact(3, 100);
+    // the hash covers what compaction left; members compacted alike hash alike (etcd compares at equal compactRev)
+    expect((await s.hashKV(5)).hash).not.toBe(before.hash);
+    expect((await other.hashKV(5)).hash).toBe(before.hash);
+    await other.compact(3, 100);
+    expect(await other.hashKV(5)).toEqual(await s.hashKV(5));
+    const compacted = await s.hashKV(5);
+    await expect(s.hashKV(3)).rejects.toThrow(ErrCompacted);
+    await expect(s.hashKV(9)).rejects.toThrow(ErrFutureRev);
+    const t = other.write(++i);
+    t.put(b('c'), b('X'), 0n);
+    t.end();
+    expect((await other.hashKV(5)).hash).toBe(compacted.hash);
+    expect((await other.hashKV(6)).hash).not.toBe(compacted.hash);
+  } finally {
+    await other.close();
+  }
+});
