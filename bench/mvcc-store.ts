@@ -21,23 +21,30 @@ async function main(): Promise<void> {
     if (i % 10000 === 0) await new Promise((r) => setImmediate(r)); // let batches commit, as a server would
   }
   const applyMs = performance.now() - t0;
+  const cpu = process.cpuUsage();
   await s.close();
   const totalMs = performance.now() - t0;
   const rss = process.memoryUsage().rss;
   const du = execFileSync('du', ['-sk', dir]).toString().split('\t')[0];
   const t1 = performance.now();
   s = MvccStore.open(dir);
-  const got = s.range(Buffer.from('/registry/key/'), Buffer.from('/registry/key0'), { limit: 1 });
+  const one = s.range(Buffer.from(`/registry/key/${(n >> 1).toString(16).padStart(8, '0')}`), undefined);
   const reopenMs = performance.now() - t1;
+  const t2 = performance.now();
+  const got = s.range(Buffer.from('/registry/key/'), Buffer.from('/registry/key0'), { limit: 10 });
+  const limit10Ms = performance.now() - t2;
   console.log(
     JSON.stringify({
       puts: n,
       applyPerSec: Math.round(n / (applyMs / 1000)),
+      applyCpuSec: Math.round((cpu.user + cpu.system) / 1e4) / 100,
       withCommitPerSec: Math.round(n / (totalMs / 1000)),
       rssMB: Math.round(rss / 2 ** 20),
       dbFileMB: Math.round(s.dbSize() / 2 ** 20),
       diskMB: Math.round(Number(du) / 1024),
-      reopenAndFirstReadMs: Math.round(reopenMs),
+      reopenAndGetMs: Math.round(reopenMs),
+      found: one.count,
+      rangeLimit10WithCountMs: Math.round(limit10Ms),
       count: got.count,
     }),
   );

@@ -99,4 +99,9 @@ export function histUserKey(hk: Buffer): Buffer {
 export const histRev = (hk: Buffer): Buffer => hk.subarray(hk.length - REV_BYTES);
 
 /** LMDB's key limit (1978 bytes at 4 KiB pages) on the longest of our keys, the history key. */
-export const keyTooLong = (key: Buffer): boolean => histPrefix(key).length + REV_BYTES > 1978;
+export function keyTooLong(key: Buffer): boolean {
+  if (key.length * 2 + 2 + REV_BYTES <= 1978) return false;
+  let zeros = 0;
+  for (let i = 0; i < key.length; i++) if (key[i] === 0) zeros++;
+  return key.length + zeros + 2 + REV_BYTES > 1978;
+}

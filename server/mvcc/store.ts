@@ -68,26 +68,24 @@ export interface StoreOptions {
   batchLimit?: number;
 }
 
-const KV = 0;
-const LATEST = 1;
-const HIST = 2;
-const META = 3;
-type DbId = typeof KV | typeof LATEST | typeof HIST | typeof META;
-
-/** One buffered LMDB write; value undefined removes. */
+/**
+ * One buffered write of a key (its record in `kv`, its history entry, its `latest` entry: meta, or removed when
+ * meta is undefined), or of a `meta` value (key is a string, rec the value).
+ */
 interface Op {
-  db: DbId;
   key: Buffer | string;
-  value: Buffer | undefined;
-  /** the key as latin1, for KV and LATEST ops (the buffer maps' key) */
-  ks?: string;
+  ks: string;
+  rev: Buffer | undefined;
+  rec: Buffer;
+  meta: Buffer | undefined;
 }
 
-/** A key's buffered state in `latest`: its meta, or undefined when deleted; seq is the write txn that set it. */
+/** A key's buffered state: its meta and record, or undefined when deleted; seq is the write txn that set it. */
 interface LatestEntry {
   key: Buffer;
   ks: string;
   meta: Buffer | undefined;
+  rec: Buffer | undefined;
   seq: number;
 }
 
@@ -147,7 +145,6 @@ export class MvccStore {
   private readonly latestBuf = new Map<string, LatestEntry>();
   /** latestBuf's entries in key order, for ranges */
   private latestSorted: LatestEntry[] = [];
-  private readonly kvBuf = new Map<string, Buffer>();
   private seq = 0;
   private openTxn: WriteTxn | undefined;
   private openTxnStart = 0;
@@ -236,7 +233,7 @@ export class MvccStore {
     if (rev <= this.compactMainRev) throw new ErrCompacted();
     if (rev > this.currentRev) throw new ErrFutureRev();
     this.compactMainRev = rev;
-    this.stage(META, 'scheduledCompactRev', u64(rev));
+    this.pending.ops.push({ key: 'scheduledCompactRev', ks: '', rev: undefined, rec: u64(rev), meta: undefined });
     this.setConsistentIndex(index);
     this.flushSync();
     this.compacting = this.compacting.then(() => this.physicalCompact(rev));
@@ -351,9 +348,10 @@ export class MvccStore {
     const take = !opts.countOnly;
     const kvs: KeyValue[] = [];
     if (end === undefined) {
-      const meta = this.getMeta(key);
+      const e = this.latestBuf.size ? this.latestBuf.get(key.toString('latin1')) : undefined;
+      const meta = e ? e.meta : this.latest.get(key);
       if (!meta) return { kvs, count: 0, rev: curRev };
-      if (take) kvs.push(this.toKV(key, meta, opts.keysOnly));
+      if (take) kvs.push(this.toKV(key, meta, opts.keysOnly, e?.rec));
       return { kvs, count: 1, rev: curRev };
     }
     let count = 0;
@@ -373,6 +371,7 @@ export class MvccStore {
       const c = ak === undefined ? 1 : o ? Buffer.compare(ak, o.key) : -1;
       let k: Buffer;
       let meta: Buffer | undefined;
+      let rec: Buffer | undefined;
       if (c < 0) {
         k = ak!;
         meta = take ? (a.value as { value: Buffer }).value : EMPTY;
@@ -380,45 +379,37 @@ export class MvccStore {
       } else {
         k = o!.key;
         meta = o!.meta;
+        rec = o!.rec;
         i++;
         if (c === 0) a = iter.next();
       }
       if (!meta) continue;
       count++;
-      if (take && kvs.length < limit) kvs.push(this.toKV(k, meta, opts.keysOnly));
+      if (take && kvs.length < limit) kvs.push(this.toKV(k, meta, opts.keysOnly, rec));
     }
     return { kvs, count, rev: curRev };
   }
 
   /** @internal the live meta of key (buffered or committed) */
-  getMeta(key: Buffer): Buffer | undefined {
+  getMeta(key: Buffer, ks: string): Buffer | undefined {
     if (this.latestBuf.size) {
-      const e = this.latestBuf.get(key.toString('latin1'));
+      const e = this.latestBuf.get(ks);
       if (e) return e.meta;
     }
     return this.latest.get(key);
   }
 
-  /** @internal */
-  stage(db: DbId, key: Buffer | string, value: Buffer | undefined, ks?: string): void {
-    if (db === KV) {
-      ks = (key as Buffer).toString('latin1');
-      this.kvBuf.set(ks, value!);
-    }
-    this.pending.ops.push({ db, key, value, ks });
-  }
-
-  /** @internal */
-  setLatest(key: Buffer, meta: Buffer | undefined, seq: number): void {
-    const ks = key.toString('latin1');
-    this.stage(LATEST, key, meta, ks);
+  /** @internal buffers a write of key at rev: its record, and its meta (undefined: deleted) */
+  stage(key: Buffer, ks: string, rev: Buffer, rec: Buffer, meta: Buffer | undefined, seq: number): void {
+    this.pending.ops.push({ key, ks, rev, rec, meta });
     const e = this.latestBuf.get(ks);
     if (e) {
       e.meta = meta;
+      e.rec = rec;
       e.seq = seq;
       return;
     }
-    const n: LatestEntry = { key, ks, meta, seq };
+    const n: LatestEntry = { key, ks, meta, rec, seq };
     this.latestBuf.set(ks, n);
     const sorted = this.latestSorted;
     if (!sorted.length || sorted[sorted.length - 1].ks < ks) sorted.push(n);
@@ -436,12 +427,12 @@ export class MvccStore {
     this.scheduleFlush();
   }
 
-  private toKV(key: Buffer, meta: Buffer, keysOnly: boolean | undefined): KeyValue {
+  /** A KeyValue from a key's meta; its value from the buffered record, or from `kv` (not read for keysOnly). */
+  private toKV(key: Buffer, meta: Buffer, keysOnly: boolean | undefined, rec: Buffer | undefined): KeyValue {
     const mod = readU64(meta, 0);
     let value: Buffer = EMPTY;
     if (!keysOnly) {
-      const rk = meta.subarray(0, REV_BYTES);
-      const rec = mod > this.committedRev ? this.kvBuf.get(rk.toString('latin1')) : this.kv.get(rk);
+      rec ??= this.kv.get(meta.subarray(0, REV_BYTES));
       if (!rec) throw new Error(`mvcc: no record at revision ${mod} for a live key`);
       value = recordValue(rec);
     }
@@ -545,10 +536,16 @@ export class MvccStore {
   }
 
   private writeBatch(b: Batch): void {
-    const dbs = [this.kv, this.latest, this.hist, this.meta] as Database<Buffer, Buffer | string>[];
     for (const op of b.ops) {
-      if (op.value === undefined) dbs[op.db].removeSync(op.key);
-      else dbs[op.db].putSync(op.key, op.value);
+      if (op.rev === undefined) {
+        this.meta.putSync(op.key as string, op.rec);
+        continue;
+      }
+      const key = op.key as Buffer;
+      this.kv.putSync(op.rev, op.rec);
+      this.hist.putSync(histKey(key, op.rev), op.meta ? LIVE : TOMB);
+      if (op.meta) this.latest.putSync(key, op.meta);
+      else this.latest.removeSync(key);
     }
     this.meta.putSync('consistentIndex', u64(b.index));
     this.meta.putSync('currentRev', u64(b.rev));
@@ -561,14 +558,11 @@ export class MvccStore {
     if (b.index > this.lastCommittedIndex) this.lastCommittedIndex = b.index;
     let dropped = false;
     for (const op of b.ops) {
-      if (op.db === LATEST) {
-        const e = this.latestBuf.get(op.ks!);
-        if (e && e.seq <= b.lastSeq) {
-          this.latestBuf.delete(op.ks!);
-          dropped = true;
-        }
-      } else if (op.db === KV) {
-        if (readU64(op.key as Buffer, 0) <= this.committedRev) this.kvBuf.delete(op.ks!);
+      if (op.rev === undefined) continue;
+      const e = this.latestBuf.get(op.ks);
+      if (e && e.seq <= b.lastSeq) {
+        this.latestBuf.delete(op.ks);
+        dropped = true;
       }
     }
     if (dropped) this.latestSorted = this.latestSorted.filter((e) => this.latestBuf.get(e.ks) === e);
@@ -634,13 +628,13 @@ export class WriteTxn {
   put(key: Buffer, value: Buffer, lease: bigint): void {
     if (keyTooLong(key)) throw new ErrKeyTooLong();
     const main = this.beginRev + 1;
-    const prev = this.store.getMeta(key);
+    const ks = key.toString('latin1');
+    const prev = this.store.getMeta(key, ks);
     const create = prev ? readU64(prev, 16) : main;
     const version = prev ? readU64(prev, 24) + 1 : 1;
     const rev = revBytes(main, this.changes++);
-    this.store.stage(KV, rev, encodeRecord(key, value, create, version, lease, false));
-    this.store.stage(HIST, histKey(key, rev), LIVE);
-    this.store.setLatest(key, encodeMeta(rev, create, version, lease), this.seq);
+    const rec = encodeRecord(key, value, create, version, lease, false);
+    this.store.stage(key, ks, rev, rec, encodeMeta(rev, create, version, lease), this.seq);
   }
 
   /** Deletes the live keys in the range (as range()); returns how many. */
@@ -652,9 +646,7 @@ export class WriteTxn {
 
   private delete(key: Buffer): void {
     const rev = revBytes(this.beginRev + 1, this.changes++);
-    this.store.stage(KV, rev, encodeRecord(key, EMPTY, 0, 0, 0n, true));
-    this.store.stage(HIST, histKey(key, rev), TOMB);
-    this.store.setLatest(key, undefined, this.seq);
+    this.store.stage(key, key.toString('latin1'), rev, encodeRecord(key, EMPTY, 0, 0, 0n, true), undefined, this.seq);
   }
 
   /** Ends the txn: the store's revision becomes this txn's, its index the consistent index. */
