@@ -145,6 +145,8 @@ export class MvccStore {
   private readonly latestBuf = new Map<string, LatestEntry>();
   /** latestBuf's entries in key order, for ranges */
   private latestSorted: LatestEntry[] = [];
+  /** buffered keys not yet in latestSorted */
+  private unsorted: LatestEntry[] = [];
   private seq = 0;
   private openTxn: WriteTxn | undefined;
   private openTxnStart = 0;
@@ -360,7 +362,7 @@ export class MvccStore {
     const iter: Iterator<{ key: Buffer; value: Buffer } | Buffer> = (
       take ? this.latest.getRange(bounds) : this.latest.getKeys(bounds)
     )[Symbol.iterator]();
-    const buf = this.latestSorted;
+    const buf = this.sortBuffered();
     let i = buf.length ? lowerBound(buf, key.toString('latin1')) : 0;
     let a = iter.next();
     for (;;) {
@@ -412,8 +414,25 @@ export class MvccStore {
     const n: LatestEntry = { key, ks, meta, rec, seq };
     this.latestBuf.set(ks, n);
     const sorted = this.latestSorted;
-    if (!sorted.length || sorted[sorted.length - 1].ks < ks) sorted.push(n);
-    else sorted.splice(lowerBound(sorted, ks), 0, n);
+    if (!this.unsorted.length && (!sorted.length || sorted[sorted.length - 1].ks < ks)) sorted.push(n);
+    else this.unsorted.push(n);
+  }
+
+  /** Merges the keys buffered since the last range into latestSorted (puts stay O(1); a range pays once). */
+  private sortBuffered(): LatestEntry[] {
+    if (!this.unsorted.length) return this.latestSorted;
+    const add = this.unsorted.sort((x, y) => (x.ks < y.ks ? -1 : 1));
+    const old = this.latestSorted;
+    const merged: LatestEntry[] = new Array(old.length + add.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < old.length && j < add.length) merged[k++] = old[i].ks < add[j].ks ? old[i++] : add[j++];
+    while (i < old.length) merged[k++] = old[i++];
+    while (j < add.length) merged[k++] = add[j++];
+    this.unsorted = [];
+    this.latestSorted = merged;
+    return merged;
   }
 
   /** @internal */
@@ -565,7 +584,10 @@ export class MvccStore {
         dropped = true;
       }
     }
-    if (dropped) this.latestSorted = this.latestSorted.filter((e) => this.latestBuf.get(e.ks) === e);
+    if (dropped) {
+      this.latestSorted = this.latestSorted.filter((e) => this.latestBuf.get(e.ks) === e);
+      this.unsorted = this.unsorted.filter((e) => this.latestBuf.get(e.ks) === e);
+    }
   }
 
   /**

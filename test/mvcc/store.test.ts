@@ -158,7 +158,7 @@ test('a restart keeps data, revision, compaction and consistent index, without r
 test('writes are readable at once and reach LMDB in batches, reads merging both', async () => {
   for (let i = 0; i < 50; i++) put(`k${String(i).padStart(2, '0')}`, `${i}`);
   await new Promise<void>((resolve) => {
-    const poll = () => ((s as any).latestSorted.length === 0 ? resolve() : setTimeout(poll, 2));
+    const poll = () => ((s as any).latestBuf.size === 0 ? resolve() : setTimeout(poll, 2));
     poll();
   });
   // now committed; buffer some more writes and deletes over them
