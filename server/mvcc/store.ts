@@ -105,6 +105,8 @@ const LIVE = Buffer.from([0]);
 const TOMB = Buffer.from([1]);
 const DATA_FILE = 'data.mdb';
 const COMPACT_CHUNK = 1000;
+const APPEND = { append: true };
+const ZERO = Buffer.from([0]);
 
 function u64(n: number): Buffer {
   const b = Buffer.allocUnsafe(8);
@@ -342,6 +344,7 @@ export class MvccStore {
 
   /** @internal */
   rangeAt(key: Buffer, end: Buffer | undefined, opts: RangeOptions, curRev: number): RangeResult {
+    // key moves past the kvs returned when only the rest is left to count
     const rev = opts.rev && opts.rev > 0 ? opts.rev : curRev;
     if (rev > curRev) throw new ErrFutureRev();
     if (rev < this.compactMainRev) throw new ErrCompacted();
@@ -356,38 +359,53 @@ export class MvccStore {
       if (take) kvs.push(this.toKV(key, meta, opts.keysOnly, e?.rec));
       return { kvs, count: 1, rev: curRev };
     }
-    let count = 0;
-    const bounds = { start: key.length ? key : undefined, end: end.length ? end : undefined };
-    // count_only reads keys alone (every key in `latest` is live); otherwise keys and their metas
-    const iter: Iterator<{ key: Buffer; value: Buffer } | Buffer> = (
-      take ? this.latest.getRange(bounds) : this.latest.getKeys(bounds)
-    )[Symbol.iterator]();
+    const endKey = end.length ? end : undefined;
+    if (endKey && Buffer.compare(key, endKey) >= 0) return { kvs, count: 0, rev: curRev };
     const buf = this.sortBuffered();
     let i = buf.length ? lowerBound(buf, key.toString('latin1')) : 0;
-    let a = iter.next();
-    for (;;) {
-      let o: LatestEntry | undefined = i < buf.length ? buf[i] : undefined;
-      if (o && end.length && Buffer.compare(o.key, end) >= 0) o = undefined;
-      if (a.done && !o) break;
-      const ak = a.done ? undefined : take ? (a.value as { key: Buffer }).key : (a.value as Buffer);
-      const c = ak === undefined ? 1 : o ? Buffer.compare(ak, o.key) : -1;
-      let k: Buffer;
-      let meta: Buffer | undefined;
-      let rec: Buffer | undefined;
-      if (c < 0) {
-        k = ak!;
-        meta = take ? (a.value as { value: Buffer }).value : EMPTY;
-        a = iter.next();
-      } else {
-        k = o!.key;
-        meta = o!.meta;
-        rec = o!.rec;
-        i++;
-        if (c === 0) a = iter.next();
+    let count = 0;
+    if (take) {
+      // keys with their metas, merged with the buffered ones, up to the limit
+      const iter = this.latest.getRange({ start: key.length ? key : undefined, end: endKey })[Symbol.iterator]();
+      let a = iter.next();
+      for (;;) {
+        let o: LatestEntry | undefined = i < buf.length ? buf[i] : undefined;
+        if (o && endKey && Buffer.compare(o.key, endKey) >= 0) o = undefined;
+        if (a.done && !o) return { kvs, count, rev: curRev };
+        const c = a.done ? 1 : o ? Buffer.compare(a.value.key, o.key) : -1;
+        let k: Buffer;
+        let meta: Buffer | undefined;
+        let rec: Buffer | undefined;
+        if (c < 0) {
+          k = a.value.key;
+          meta = a.value.value;
+          a = iter.next();
+        } else {
+          k = o!.key;
+          meta = o!.meta;
+          rec = o!.rec;
+          i++;
+          if (c === 0) a = iter.next();
+        }
+        if (!meta) continue;
+        count++;
+        kvs.push(this.toKV(k, meta, opts.keysOnly, rec));
+        if (kvs.length === limit) {
+          key = Buffer.concat([k, ZERO]); // the rest is only counted
+          break;
+        }
       }
-      if (!meta) continue;
-      count++;
-      if (take && kvs.length < limit) kvs.push(this.toKV(k, meta, opts.keysOnly, rec));
+    }
+    // The count of [key, end): LMDB counts its keys natively (every key in `latest` is live), corrected by the
+    // buffered keys in the range (a buffered put of a key LMDB lacks adds one, a buffered delete of one it has
+    // takes one away).
+    count += this.latest.getKeysCount({ start: key.length ? key : undefined, end: endKey });
+    for (; i < buf.length; i++) {
+      const o = buf[i];
+      if (endKey && Buffer.compare(o.key, endKey) >= 0) break;
+      if (Buffer.compare(o.key, key) < 0) continue;
+      const committed = this.latest.doesExist(o.key) ? 1 : 0;
+      count += (o.meta ? 1 : 0) - committed;
     }
     return { kvs, count, rev: curRev };
   }
@@ -561,7 +579,7 @@ export class MvccStore {
         continue;
       }
       const key = op.key as Buffer;
-      this.kv.putSync(op.rev, op.rec);
+      this.kv.putSync(op.rev, op.rec, APPEND); // revisions only grow: LMDB fills its pages instead of splitting them
       this.hist.putSync(histKey(key, op.rev), op.meta ? LIVE : TOMB);
       if (op.meta) this.latest.putSync(key, op.meta);
       else this.latest.removeSync(key);
