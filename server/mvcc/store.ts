@@ -292,6 +292,13 @@ export class MvccStore {
     fs.renameSync(tmp, path.join(dir, DATA_FILE));
   }
 
+  /** The number of live keys (etcd_debugging_mvcc_keys_total): LMDB's entry count, corrected by the buffer. */
+  keyCount(): number {
+    let n = (this.latest.getStats() as { entryCount: number }).entryCount;
+    for (const e of this.latestBuf.values()) n += (e.meta ? 1 : 0) - (this.latest.doesExist(e.key) ? 1 : 0);
+    return n;
+  }
+
   /** The size of the database file (etcd_mvcc_db_total_size_in_bytes). */
   dbSize(): number {
     try {

@@ -83,6 +83,7 @@ test('ranges: single key, [key, end), from key, all keys; limit keeps the count 
   expect([r.kvs.length, r.count, r.rev]).toEqual([2, 6, 6]);
   const c = s.range(b('a'), Buffer.alloc(0), { countOnly: true });
   expect([c.kvs.length, c.count]).toEqual([0, 6]);
+  expect(s.keyCount()).toBe(6);
   const ko = s.range(b('a'), b('b'), { keysOnly: true });
   expect(ko.kvs.map((kv) => kv.value.length)).toEqual([0, 0]);
 });
@@ -168,6 +169,10 @@ test('writes are readable at once and reach LMDB in batches, reads merging both'
   const keys = s.range(b('k09'), b('k12')).kvs.map((kv) => `${kv.key}=${kv.value}`);
   expect(keys).toEqual(['k09=9', 'k10=new', 'k105=x']);
   expect(s.range(b('k'), b('l'), { countOnly: true }).count).toBe(50);
+  expect(s.range(b('k09'), b('k12'), { limit: 1 }).count).toBe(3);
+  expect(s.keyCount()).toBe(50);
+  expect(s.dbSize()).toBeGreaterThan(0);
+  expect(s.dbSizeInUse()).toBeLessThanOrEqual(s.dbSize());
 });
 
 test('snapshot and restore carry the whole store', async () => {
