@@ -150,11 +150,24 @@ export class V3Applier {
     return index <= this.store.consistentIndex();
   }
 
+  /** The encoding versions of v3 entries read here (the dispatcher's Applier interface). */
+  readonly versions: readonly number[] = [1];
+
+  /**
+   * The dispatcher's entry point: the payload is an InternalRaftRequest. An entry at or below the consistent index
+   * (replayed after a restart) answers nothing; otherwise the result is a V3ApplyResult and refusals are `error`.
+   */
+  apply(payload: Uint8Array, ctx: { index: number }): { result?: V3ApplyResult; error?: Error } {
+    const r = this.applyRequest(ctx.index, InternalRaftRequest.decode(payload));
+    if (!r) return {};
+    return r.err ? { error: r.err } : { result: r };
+  }
+
   /**
    * Applies the v3 KV request of the log entry at index; undefined when the entry was applied before (at or below
    * the store's consistent index) or carries no KV request. Errors are returned, as etcd's applier does.
    */
-  apply(index: number, r: InternalRaftRequest): V3ApplyResult | undefined {
+  applyRequest(index: number, r: InternalRaftRequest): V3ApplyResult | undefined {
     if (this.applied(index)) return undefined;
     try {
       if (r.range) {
