@@ -105,6 +105,8 @@ const LIVE = Buffer.from([0]);
 const TOMB = Buffer.from([1]);
 const DATA_FILE = 'data.mdb';
 const COMPACT_CHUNK = 1000;
+/** batches buffered behind the one committing before a commit blocks the apply path */
+const BACKLOG_BATCHES = 4;
 const APPEND = { append: true };
 const ZERO = Buffer.from([0]);
 
@@ -538,7 +540,11 @@ export class MvccStore {
 
   private scheduleFlush(): void {
     if (this.closed) return;
-    if (this.pending.ops.length >= this.batchLimit) {
+    if (this.pending.ops.length >= this.batchLimit * BACKLOG_BATCHES && !this.openTxn) {
+      // Applying outruns the disk: commit here, on the apply path, as etcd's backend does when its batch is full,
+      // so the buffer (and the heap) stays bounded.
+      this.flushSync();
+    } else if (this.pending.ops.length >= this.batchLimit) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       setImmediate(() => this.startFlush());
