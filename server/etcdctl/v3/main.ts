@@ -4,7 +4,7 @@
  */
 import { DeleteRangeRequest, PutRequest, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import { CallError, V3Client } from './client';
-import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type FlagValue, type Parsed } from './flags';
+import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
 import { FORMATS, Printer, UnsupportedFormat, type Format } from './printer';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
@@ -203,19 +203,46 @@ function findCommand(argv: string[]): { name: string | undefined; index: number 
   return { name: undefined, index: -1 };
 }
 
-/** ETCDCTL_<FLAG> for every global flag not given on the command line (etcd's flags.SetPflagsFromEnv). */
-function applyEnv(p: Parsed, env: Record<string, string | undefined>): void {
+/** capnslog's line: local time to the microsecond, the level letter, the package. */
+function capnslog(level: 'C' | 'W', pkg: string, msg: string): string {
+  const d = new Date();
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const ts = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}000`;
+  return `${ts} ${level} | ${pkg}: ${msg}\n`;
+}
+
+/**
+ * etcd's flags.SetPflagsFromEnv over the global flags: ETCDCTL_<FLAG> for each flag not on the command line (a value
+ * that does not parse is ignored, as etcdctl ignores the error); a variable shadowed by a flag given on the command
+ * line is fatal, other ETCDCTL_* variables are warned about.
+ */
+function applyEnv(ctx: Ctx): void {
+  const { flags: p, env, io } = ctx;
+  const used = new Set<string>();
+  const alreadySet = new Set<string>();
   for (const spec of GLOBAL_FLAGS) {
     const key = `ETCDCTL_${spec.name.toUpperCase().replace(/-/g, '_')}`;
-    const v = env[key];
-    if (v === undefined || v === '' || p.changed.has(spec.name)) continue;
-    let value: FlagValue;
-    try {
-      value = convert(spec, v);
-    } catch (err) {
-      throw fail(ExitV3.Error, `invalid value ${JSON.stringify(v)} for ${key}: ${(err as Error).message}`);
+    if (p.changed.has(spec.name)) {
+      alreadySet.add(key);
+      continue;
     }
-    p.values.set(spec.name, value);
+    const v = env[key];
+    if (v === undefined || v === '') continue;
+    used.add(key);
+    try {
+      p.values.set(spec.name, convert(spec, v));
+    } catch {
+      // etcdctl drops SetPflagsFromEnv's error: the flag keeps its default.
+    }
+  }
+  for (const [k, v] of Object.entries(env)) {
+    // etcdctl's main unsets ETCDCTL_API before anything reads the environment.
+    if (v === undefined || used.has(k) || k === 'ETCDCTL_API') continue;
+    if (alreadySet.has(k)) {
+      io.stderr(capnslog('C', 'pkg/flags', `conflicting environment variable ${JSON.stringify(k)} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`));
+      throw new Exit(ExitV3.Error);
+    }
+    if (k.startsWith('ETCDCTL_')) io.stderr(capnslog('W', 'pkg/flags', `unrecognized environment variable ${k}=${v}`));
   }
 }
 
@@ -253,7 +280,6 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
       io.stdout(commandUsage(name));
       return ExitV3.Success;
     }
-    applyEnv(flags, env);
     await command.run({ flags, args: flags.args, env, io });
     return ExitV3.Success;
   } catch (err) {
@@ -283,6 +309,8 @@ function bool(ctx: Ctx, name: string): boolean {
 
 /** The printer for -w/--hex (etcdctl checks the format when it builds the client, after the arguments). */
 function printer(ctx: Ctx, valueOnly = false): Printer {
+  // etcdctl reads ETCDCTL_* when it builds the client, after checking the command's arguments.
+  applyEnv(ctx);
   const format = str(ctx, 'write-out');
   if (!FORMATS.includes(format)) throw fail(ExitV3.BadFeature, 'unsupported output format');
   return new Printer(format as Format, bool(ctx, 'hex'), valueOnly);
