@@ -110,6 +110,9 @@ const STEPS: Step[] = [
   ['put', 'k', 'v', '--lease', '1234abcd'],
   ['put', 'nokey', '--ignore-value'],
   ['get', 'foo', '--rev', '999'],
+  // No server there: the command timeout runs out.
+  { args: ['get', 'foo', '--command-timeout', '300ms'], env: { ETCDCTL_ENDPOINTS: '127.0.0.1:1' } },
+  ['--endpoints', '127.0.0.1:1', 'get', 'foo'],
   // Refused by etcdctl.
   ['put'],
   { args: ['put', 'k'], stdin: '' },

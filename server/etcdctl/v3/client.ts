@@ -101,7 +101,9 @@ export class V3Client {
     }
     const err = last ?? ({ code: grpc.status.DEADLINE_EXCEEDED, details: 'context deadline exceeded' } as grpc.ServiceError);
     const deadlineHit = err.code === grpc.status.DEADLINE_EXCEEDED || Date.now() >= deadline;
-    const desc = deadlineHit && err.code !== grpc.status.DEADLINE_EXCEEDED ? 'context deadline exceeded' : err.details;
+    // grpc-go's words when the time ran out with no connection up.
+    const unreachable = this.clients.every((c) => c.kv.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY);
+    const desc = deadlineHit ? (unreachable ? 'latest balancer error: all SubConns are in TransientFailure' : 'context deadline exceeded') : err.details;
     const code = deadlineHit ? 'DeadlineExceeded' : GO_CODE[err.code] ?? `Code(${err.code})`;
     this.cfg.warn(JSON.stringify({
       level: 'warn', ts: new Date().toISOString(), caller: 'clientv3/retry_interceptor.go:62', msg: 'retrying of unary invoker failed',
