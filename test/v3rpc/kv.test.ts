@@ -253,3 +253,32 @@ describe('grpc_server_started_total and grpc_server_handled_total', () => {
     expect(after).toContain('grpc_server_msg_sent_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Range"} 0');
   });
 });
+
+describe('a call the client abandons', () => {
+  test('cancelled while the backend works: the server answers later calls', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    let started!: () => void;
+    const inBackend = new Promise<void>((r) => { started = r; });
+    const backend: KVBackend = {
+      ...refusingBackend(),
+      put: async () => { started(); await released; return PutResponse.fromPartial({}); },
+      range: async () => RangeResponse.fromPartial({ count: 1n }),
+    };
+    const s = await startV3(backend);
+    try {
+      const call = s.client.put(PutRequest.fromPartial({ key: b('k') }), () => undefined);
+      const ended = new Promise<grpc.StatusObject>((r) => call.on('status', r));
+      await inBackend;
+      call.cancel();
+      expect((await ended).code).toBe(grpc.status.CANCELLED);
+      const late = s.kv.put(PutRequest.fromPartial({ key: b('k2') }));
+      // The abandoned handler finishes after its client left; the server must shrug that off.
+      release();
+      await late;
+      expect((await s.kv.range(RangeRequest.fromPartial({ key: b('k') }))).count).toBe(1n);
+    } finally {
+      await s.close();
+    }
+  });
+});
