@@ -207,6 +207,48 @@ test('the same requests get the same answers from etcd and from our applier', as
         }),
     ],
     ['Txn', () => TxnRequest.fromPartial({ success: [{ requestRange: { key: b('a') } }] })],
+    ['Put', () => PutRequest.fromPartial({ key: b('p/1'), value: b('one'), prevKv: true })],
+    ['Put', () => PutRequest.fromPartial({ key: b('p/2'), value: b('two') })],
+    ['Put', () => PutRequest.fromPartial({ key: b('p0'), value: b('past the prefix') })],
+    ['Range', () => RangeRequest.fromPartial({ key: b('p/'), rangeEnd: b('p0') })],
+    ['Range', () => RangeRequest.fromPartial({ key: b('p/'), rangeEnd: b('p0'), countOnly: true, limit: 1n })],
+    ['Range', () => RangeRequest.fromPartial({ key: b('p/'), rangeEnd: b('p0'), limit: 5n, sortOrder: Order.DESCEND })],
+    ['Range', () => RangeRequest.fromPartial({ key: b('p/'), rangeEnd: b('p0'), limit: -1n })],
+    ['Put', () => PutRequest.fromPartial({ key: b('p/2'), ignoreLease: true, value: b('2b'), prevKv: true })],
+    [
+      'Txn',
+      () =>
+        TxnRequest.fromPartial({
+          compare: [
+            { key: b('p/'), rangeEnd: b('p0'), target: T.VALUE, result: R.GREATER, value: b('2') },
+            { key: b('p/1'), target: T.VALUE, result: R.LESS, value: b('p') },
+          ],
+          success: [{ requestDeleteRange: { key: b('p/'), rangeEnd: b('p0'), prevKv: true } }, { requestRange: { key: b('p'), rangeEnd: ALL } }],
+          failure: [{ requestRange: { key: b('p/'), rangeEnd: b('p0') } }],
+        }),
+    ],
+    [
+      'Txn',
+      () =>
+        TxnRequest.fromPartial({
+          compare: [{ key: b('p/'), rangeEnd: b('p0'), target: T.VERSION, result: R.EQUAL, version: 0n }],
+          success: [
+            {
+              requestTxn: {
+                compare: [{ key: b('p0'), target: T.VERSION, result: R.GREATER, version: 5n }],
+                success: [{ requestPut: { key: b('never'), value: b('') } }],
+                failure: [
+                  { requestPut: { key: b('p/3'), value: b('three') } },
+                  { requestTxn: { failure: [{ requestRange: { key: b('p/3') } }], success: [{ requestRange: { key: b('p/'), rangeEnd: b('p0') } }] } },
+                ],
+              },
+            },
+            { requestRange: { key: b('p/3'), keysOnly: true } },
+          ],
+        }),
+    ],
+    ['Range', (base) => RangeRequest.fromPartial({ key: b('p'), rangeEnd: b('q'), maxCreateRevision: BigInt(base + 30), sortTarget: By.CREATE, sortOrder: Order.DESCEND })],
+    ['DeleteRange', () => DeleteRangeRequest.fromPartial({ key: b('p'), rangeEnd: ALL, prevKv: true })],
     ['Compact', (base) => CompactionRequest.fromPartial({ revision: BigInt(base + 4), physical: true })],
     ['Compact', (base) => CompactionRequest.fromPartial({ revision: BigInt(base + 3) })],
     ['Compact', (base) => CompactionRequest.fromPartial({ revision: BigInt(base + 1000) })],
