@@ -105,6 +105,7 @@ const LIVE = Buffer.from([0]);
 const TOMB = Buffer.from([1]);
 const DATA_FILE = 'data.mdb';
 const COMPACT_CHUNK = 1000;
+const HASH_CHUNK = 1000;
 /** batches buffered behind the one committing before a commit blocks the apply path */
 const BACKLOG_BATCHES = 4;
 const APPEND = { append: true };
@@ -241,7 +242,6 @@ export class MvccStore {
     this.compactMainRev = rev;
     this.pending.ops.push({ key: 'scheduledCompactRev', ks: '', rev: undefined, rec: u64(rev), meta: undefined });
     this.setConsistentIndex(index);
-    this.flushSync();
     this.compacting = this.compacting.then(() => this.physicalCompact(rev));
     return this.compacting;
   }
@@ -259,17 +259,38 @@ export class MvccStore {
     if (rev > currentRev) throw new ErrFutureRev();
     if (rev === 0) rev = currentRev;
     await this.compacting.catch(() => undefined);
-    this.flushSync();
+    await this.committedUpTo(rev);
     const upperHist = revBytes(rev + 1, 0);
     let hash = crc32('kv');
-    for (const { key: r, value: rec } of this.kv.getRange({ end: revBytes(rev + 1, 0) })) {
-      if (readU64(r, 0) <= compactRev) {
-        const k = recordKey(rec);
-        const later = this.hist.getRange({ start: Buffer.concat([histKey(k, r), LIVE]), end: histKey(k, upperHist), limit: 1 });
-        if ([...later].length > 0) continue;
+    // One read snapshot for the whole walk, which yields to the event loop every HASH_CHUNK versions.
+    const transaction = this.env.useReadTransaction();
+    try {
+      let n = 0;
+      for (const { key: r, value: rec } of this.kv.getRange({ end: revBytes(rev + 1, 0), transaction })) {
+        if (readU64(r, 0) <= compactRev) {
+          // kept by compaction: hashed unless a later version at or before rev replaced it (at the current
+          // revision: unless it is no longer the key's live version, one lookup in `latest`)
+          const k = recordKey(rec);
+          let last: boolean;
+          if (rev === currentRev) {
+            const meta = this.latest.get(k, { transaction });
+            last = meta !== undefined && meta.subarray(0, REV_BYTES).equals(r);
+          } else {
+            const start = Buffer.concat([histKey(k, r), LIVE]);
+            last = [...this.hist.getRange({ start, end: histKey(k, upperHist), limit: 1, transaction })].length === 0;
+          }
+          if (last) {
+            hash = crc32(r, hash);
+            hash = crc32(rec, hash);
+          }
+        } else {
+          hash = crc32(r, hash);
+          hash = crc32(rec, hash);
+        }
+        if (++n % HASH_CHUNK === 0) await new Promise((res) => setImmediate(res));
       }
-      hash = crc32(r, hash);
-      hash = crc32(rec, hash);
+    } finally {
+      transaction.done();
     }
     return { hash, rev: currentRev, compactRev };
   }
@@ -557,6 +578,14 @@ export class MvccStore {
     }
   }
 
+  /** Resolves once every revision up to rev is in LMDB (committing the buffer sooner than its timer would). */
+  private async committedUpTo(rev: number): Promise<void> {
+    while (this.committedRev < rev && !this.closed) {
+      if (!this.inflight) this.startFlush();
+      await (this.inflight ? this.inflightDone : new Promise((r) => setImmediate(r)));
+    }
+  }
+
   /** Hands the buffer to lmdb-js's writer thread as one transaction; keeps it readable until committed. */
   private startFlush(): void {
     if (this.inflight || this.closed || this.openTxn) return;
@@ -627,10 +656,12 @@ export class MvccStore {
    * compact and scheduleCompaction).
    */
   private async physicalCompact(rev: number): Promise<void> {
+    await this.committedUpTo(rev);
     let cursor = revBytes(this.finishedCompactRev + 1, 0);
     const stop = revBytes(rev + 1, 0);
     const stopHist = revBytes(rev + 1, 0);
     for (;;) {
+      if (this.closed) return; // finished on the next open (scheduledCompactRev is ahead of finishedCompactRev)
       const keys = new Map<string, Buffer>();
       let last: Buffer | undefined;
       for (const { key: r, value: rec } of this.kv.getRange({ start: cursor, end: stop, limit: COMPACT_CHUNK })) {
@@ -639,20 +670,22 @@ export class MvccStore {
         last = r;
       }
       if (!last) break;
-      this.env.transactionSync(() => {
-        for (const k of keys.values()) {
-          const versions = [...this.hist.getRange({ start: histPrefix(k), end: histKey(k, stopHist) })];
-          const keep = versions.length && versions[versions.length - 1].value[0] === 0 ? 1 : 0;
-          for (let j = 0; j < versions.length - keep; j++) {
-            this.hist.removeSync(versions[j].key);
-            this.kv.removeSync(histRev(versions[j].key));
-          }
+      // Removed on lmdb-js's writer thread, committed with the next batch: no read can reach these versions any
+      // more, so nothing waits for them; one chunk is committed before the next is read.
+      let removed: Promise<boolean> | undefined;
+      for (const k of keys.values()) {
+        const versions = [...this.hist.getRange({ start: histPrefix(k), end: histKey(k, stopHist) })];
+        const keep = versions.length && versions[versions.length - 1].value[0] === 0 ? 1 : 0;
+        for (let j = 0; j < versions.length - keep; j++) {
+          this.hist.remove(versions[j].key);
+          removed = this.kv.remove(histRev(versions[j].key));
         }
-      });
+      }
+      if (removed) await removed;
+      else await new Promise((r) => setImmediate(r));
       cursor = Buffer.concat([last, LIVE]);
-      await new Promise((r) => setImmediate(r));
     }
-    this.env.transactionSync(() => this.meta.putSync('finishedCompactRev', u64(rev)));
+    await this.meta.put('finishedCompactRev', u64(rev));
     this.finishedCompactRev = rev;
   }
 }
