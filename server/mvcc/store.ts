@@ -87,6 +87,8 @@ interface LatestEntry {
   meta: Buffer | undefined;
   rec: Buffer | undefined;
   seq: number;
+  /** whether LMDB holds the key as committed (so counts need no lookup) */
+  inDb: boolean;
 }
 
 interface Batch {
@@ -318,7 +320,7 @@ export class MvccStore {
   /** The number of live keys (etcd_debugging_mvcc_keys_total): LMDB's entry count, corrected by the buffer. */
   keyCount(): number {
     let n = (this.latest.getStats() as { entryCount: number }).entryCount;
-    for (const e of this.latestBuf.values()) n += (e.meta ? 1 : 0) - (this.latest.doesExist(e.key) ? 1 : 0);
+    for (const e of this.latestBuf.values()) n += (e.meta ? 1 : 0) - (e.inDb ? 1 : 0);
     return n;
   }
 
@@ -430,12 +432,13 @@ export class MvccStore {
     // buffered keys in the range (a buffered put of a key LMDB lacks adds one, a buffered delete of one it has
     // takes one away).
     count += this.latest.getKeysCount({ start: key.length ? key : undefined, end: endKey });
+    const fromKs = key.toString('latin1');
+    const endKs = endKey?.toString('latin1');
     for (; i < buf.length; i++) {
       const o = buf[i];
-      if (endKey && Buffer.compare(o.key, endKey) >= 0) break;
-      if (Buffer.compare(o.key, key) < 0) continue;
-      const committed = this.latest.doesExist(o.key) ? 1 : 0;
-      count += (o.meta ? 1 : 0) - committed;
+      if (endKs !== undefined && o.ks >= endKs) break;
+      if (o.ks < fromKs) continue;
+      count += (o.meta ? 1 : 0) - (o.inDb ? 1 : 0);
     }
     return { kvs, count, rev: curRev };
   }
@@ -450,7 +453,7 @@ export class MvccStore {
   }
 
   /** @internal buffers a write of key at rev: its record, and its meta (undefined: deleted) */
-  stage(key: Buffer, ks: string, rev: Buffer, rec: Buffer, meta: Buffer | undefined, seq: number): void {
+  stage(key: Buffer, ks: string, rev: Buffer, rec: Buffer, meta: Buffer | undefined, seq: number, inDb: boolean): void {
     this.pending.ops.push({ key, ks, rev, rec, meta });
     const e = this.latestBuf.get(ks);
     if (e) {
@@ -459,7 +462,7 @@ export class MvccStore {
       e.seq = seq;
       return;
     }
-    const n: LatestEntry = { key, ks, meta, rec, seq };
+    const n: LatestEntry = { key, ks, meta, rec, seq, inDb };
     this.latestBuf.set(ks, n);
     const sorted = this.latestSorted;
     if (!this.unsorted.length && (!sorted.length || sorted[sorted.length - 1].ks < ks)) sorted.push(n);
@@ -639,9 +642,12 @@ export class MvccStore {
     for (const op of b.ops) {
       if (op.rev === undefined) continue;
       const e = this.latestBuf.get(op.ks);
-      if (e && e.seq <= b.lastSeq) {
+      if (!e) continue;
+      if (e.seq <= b.lastSeq) {
         this.latestBuf.delete(op.ks);
         dropped = true;
+      } else {
+        e.inDb = op.meta !== undefined; // a later txn rewrote it; LMDB now holds this batch's last write
       }
     }
     if (dropped) {
@@ -720,7 +726,8 @@ export class WriteTxn {
     const version = prev ? readU64(prev, 24) + 1 : 1;
     const rev = revBytes(main, this.changes++);
     const rec = encodeRecord(key, value, create, version, lease, false);
-    this.store.stage(key, ks, rev, rec, encodeMeta(rev, create, version, lease), this.seq);
+    // (when the key is not buffered, prev came from LMDB)
+    this.store.stage(key, ks, rev, rec, encodeMeta(rev, create, version, lease), this.seq, prev !== undefined);
   }
 
   /** Deletes the live keys in the range (as range()); returns how many. */
@@ -732,7 +739,8 @@ export class WriteTxn {
 
   private delete(key: Buffer): void {
     const rev = revBytes(this.beginRev + 1, this.changes++);
-    this.store.stage(key, key.toString('latin1'), rev, encodeRecord(key, EMPTY, 0, 0, 0n, true), undefined, this.seq);
+    // a live key that is not buffered is in LMDB
+    this.store.stage(key, key.toString('latin1'), rev, encodeRecord(key, EMPTY, 0, 0, 0n, true), undefined, this.seq, true);
   }
 
   /** Ends the txn: the store's revision becomes this txn's, its index the consistent index. */
