@@ -87,8 +87,15 @@ interface LatestEntry {
   meta: Buffer | undefined;
   rec: Buffer | undefined;
   seq: number;
-  /** whether LMDB holds the key as committed (so counts need no lookup) */
+  /** whether LMDB holds the key (so counts need no lookup), as of the batch that committed write txn inDbSeq */
   inDb: boolean;
+  inDbSeq: number;
+  /**
+   * the last write txn of a batch with this key handed to lmdb-js: until that batch's commit is reflected in inDb
+   * (inDbSeq), reads may already see it (lmdb-js renews its read snapshot each turn; a synchronous flush commits
+   * after it), so whether LMDB holds the key is looked up instead
+   */
+  flushingSeq: number;
 }
 
 interface Batch {
@@ -159,6 +166,8 @@ export class MvccStore {
   private openTxnStart = 0;
   private inflightDone: Promise<void> = Promise.resolve();
   private lastCommittedIndex = 0;
+  /** the last write txn whose batch is committed */
+  private committedSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private compacting: Promise<void> = Promise.resolve();
   private closed = false;
@@ -320,7 +329,7 @@ export class MvccStore {
   /** The number of live keys (etcd_debugging_mvcc_keys_total): LMDB's entry count, corrected by the buffer. */
   keyCount(): number {
     let n = (this.latest.getStats() as { entryCount: number }).entryCount;
-    for (const e of this.latestBuf.values()) n += (e.meta ? 1 : 0) - (e.inDb ? 1 : 0);
+    for (const e of this.latestBuf.values()) n += (e.meta ? 1 : 0) - (this.inDb(e) ? 1 : 0);
     return n;
   }
 
@@ -438,7 +447,7 @@ export class MvccStore {
       const o = buf[i];
       if (endKs !== undefined && o.ks >= endKs) break;
       if (o.ks < fromKs) continue;
-      count += (o.meta ? 1 : 0) - (o.inDb ? 1 : 0);
+      count += (o.meta ? 1 : 0) - (this.inDb(o) ? 1 : 0);
     }
     return { kvs, count, rev: curRev };
   }
@@ -462,11 +471,16 @@ export class MvccStore {
       e.seq = seq;
       return;
     }
-    const n: LatestEntry = { key, ks, meta, rec, seq, inDb };
+    const n: LatestEntry = { key, ks, meta, rec, seq, inDb, inDbSeq: this.committedSeq, flushingSeq: 0 };
     this.latestBuf.set(ks, n);
     const sorted = this.latestSorted;
     if (!this.unsorted.length && (!sorted.length || sorted[sorted.length - 1].ks < ks)) sorted.push(n);
     else this.unsorted.push(n);
+  }
+
+  /** Whether the read snapshot holds the buffered key. */
+  private inDb(e: LatestEntry): boolean {
+    return e.flushingSeq > e.inDbSeq ? this.latest.doesExist(e.key) : e.inDb;
   }
 
   /** Merges the keys buffered since the last range into latestSorted (puts stay O(1); a range pays once). */
@@ -596,6 +610,10 @@ export class MvccStore {
     if (!b.ops.length && b.index === this.lastCommittedIndex) return;
     this.pending = this.newBatch();
     this.inflight = b;
+    for (const op of b.ops) {
+      const e = op.rev === undefined ? undefined : this.latestBuf.get(op.ks);
+      if (e) e.flushingSeq = b.lastSeq;
+    }
     this.inflightDone = this.env
       .transaction(() => {
         if (!b.written) this.writeBatch(b);
@@ -638,6 +656,7 @@ export class MvccStore {
   private dropBuffered(b: Batch): void {
     if (b.rev > this.committedRev) this.committedRev = b.rev;
     if (b.index > this.lastCommittedIndex) this.lastCommittedIndex = b.index;
+    if (b.lastSeq > this.committedSeq) this.committedSeq = b.lastSeq;
     let dropped = false;
     for (const op of b.ops) {
       if (op.rev === undefined) continue;
@@ -646,8 +665,10 @@ export class MvccStore {
       if (e.seq <= b.lastSeq) {
         this.latestBuf.delete(op.ks);
         dropped = true;
-      } else {
-        e.inDb = op.meta !== undefined; // a later txn rewrote it; LMDB now holds this batch's last write
+      } else if (b.lastSeq > e.inDbSeq) {
+        // a later txn rewrote it; LMDB holds this batch's last write (unless a later batch committed first)
+        e.inDb = op.meta !== undefined;
+        e.inDbSeq = b.lastSeq;
       }
     }
     if (dropped) {

@@ -28,7 +28,7 @@ function mulberry32(seed: number): () => number {
 const KEYS = ['a', 'a\0', 'a\0b', 'ab', 'b', 'b\x01', 'c', 'ca', 'd', '\xff', '\xff\xff', 'z\0'].map((k) => Buffer.from(k, 'latin1'));
 const kstr = (k: Buffer) => k.toString('latin1');
 
-test.each([1, 2, 3])('random operations answer as the model does (seed %i)', async (seed) => {
+test.each([1, 2, 3, 4, 5, 6])('random operations answer as the model does (seed %i)', async (seed) => {
   const rnd = mulberry32(seed);
   const pick = <T>(a: T[]): T => a[Math.floor(rnd() * a.length)];
   const dir = mkdtempSync(path.join(tmpdir(), 'mvcc-model-'));
