@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * etcdctl: the v2 commands of etcd's etcdctl, with the same arguments, output and exit codes, against any etcd
- * (ours or the real one) through the v2 HTTP API.
+ * (ours or the real one) through the v2 HTTP API; with ETCDCTL_API unset or 3, the v3 commands (v3/main.ts).
  */
 import { spawn } from 'node:child_process';
 import { goParseBool } from '../pkg/go-compat';
@@ -11,6 +11,7 @@ import * as https from 'node:https';
 import { ClusterError, V2Client, V2Member, V2Response } from './client';
 import { formatResponse } from './format';
 import { COMMAND_HELP, MEMBER_HELP, MEMBER_SUBCOMMAND_HELP, memberAppHelp } from './help';
+import { runV3 } from './v3/main';
 
 /** etcdctl's exit codes. */
 export const enum Exit {
@@ -24,6 +25,8 @@ export const enum Exit {
 
 export interface IO {
   stdout: (s: string) => void;
+  /** Raw bytes (v3 keys and values need not be UTF-8); without it they go to stdout as UTF-8 text. */
+  stdoutBytes?: (b: Buffer) => void;
   stderr: (s: string) => void;
   readStdin: () => string;
 }
@@ -750,8 +753,14 @@ function memberArgs(io: IO, args: string[]): { sub: string; args: string[] } | u
 /** Runs etcdctl with argv (without the program name); resolves to the exit code. */
 export async function run(argv: string[], env: Record<string, string | undefined>, io: IO): Promise<number> {
   try {
-    if (env.ETCDCTL_API !== undefined && env.ETCDCTL_API !== '2') {
-      io.stderr(`Error: this etcdctl speaks the v2 API only (ETCDCTL_API=${env.ETCDCTL_API}); unset ETCDCTL_API or set it to 2\n`);
+    // etcd 3.4's etcdctl: v3 unless ETCDCTL_API=2.
+    const api = env.ETCDCTL_API ?? '';
+    if (api === '' || api === '3') {
+      const stdoutBytes = io.stdoutBytes ?? ((b: Buffer) => io.stdout(b.toString('utf8')));
+      return await runV3(argv, env, { ...io, stdoutBytes }, VERSION);
+    }
+    if (api !== '2') {
+      io.stderr(`unsupported API version ${api}\n`);
       return Exit.BadArgs;
     }
     let g: FlagValues;
@@ -819,6 +828,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
 if (require.main === module) {
   const io: IO = {
     stdout: (s) => process.stdout.write(s),
+    stdoutBytes: (b) => process.stdout.write(b),
     stderr: (s) => process.stderr.write(s),
     readStdin: () => {
       try {

@@ -222,7 +222,7 @@ describe('the etcdctl binary', () => {
   });
 
   test('built by npm run build, it sets and gets a key as `etcdctl set /message Hello` does', () => {
-    const runBin = (...args: string[]) => spawnSync(process.execPath, [bin, '--endpoints', etcd.clientURL, ...args], { encoding: 'utf8', timeout: 20000 });
+    const runBin = (...args: string[]) => spawnSync(process.execPath, [bin, '--endpoints', etcd.clientURL, ...args], { env: { ...process.env, ETCDCTL_API: '2' }, encoding: 'utf8', timeout: 20000 });
     const set = runBin('set', '/message', 'Hello');
     expect(set.stderr).toBe('');
     expect(set.stdout).toBe('Hello\n');

@@ -14,6 +14,9 @@ import { Issued, issue, makeCA, makeCRL } from '../support/certs';
 import { eventually } from '../support/cluster';
 import { RunningEtcd, explainFailure, freePort, spawnOurEtcd } from '../support/real-etcd';
 
+/** Our etcdctl's v2 commands (it speaks v3 unless told otherwise, as etcd 3.4's does). */
+const V2_ENV = { ...process.env, ETCDCTL_API: '2' };
+
 interface TLSClient {
   cert?: string;
   key?: string;
@@ -165,14 +168,14 @@ describe('client certificate authentication', () => {
 
   test('our etcdctl with --cert --key --cacert (and the ETCDCTL_* variables) is served; without a certificate it is refused', async () => {
     const io = capture();
-    expect(await run(['--endpoints', url, '--cert', client.certFile, '--key', client.keyFile, '--cacert', ca.certFile, 'set', '/ctl', 'via-etcdctl'], process.env, io)).toBe(0);
+    expect(await run(['--endpoints', url, '--cert', client.certFile, '--key', client.keyFile, '--cacert', ca.certFile, 'set', '/ctl', 'via-etcdctl'], V2_ENV, io)).toBe(0);
     expect(io.out).toBe('via-etcdctl\n');
     const viaEnv = capture();
-    const env = { ...process.env, ETCDCTL_ENDPOINTS: url, ETCDCTL_CERT: client.certFile, ETCDCTL_KEY: client.keyFile, ETCDCTL_CACERT: ca.certFile };
+    const env = { ...V2_ENV, ETCDCTL_ENDPOINTS: url, ETCDCTL_CERT: client.certFile, ETCDCTL_KEY: client.keyFile, ETCDCTL_CACERT: ca.certFile };
     expect(await run(['get', '/ctl'], env, viaEnv)).toBe(0);
     expect(viaEnv.out).toBe('via-etcdctl\n');
     const refused = capture();
-    expect(await run(['--endpoints', url, '--cacert', ca.certFile, 'get', '/ctl'], process.env, refused)).not.toBe(0);
+    expect(await run(['--endpoints', url, '--cacert', ca.certFile, 'get', '/ctl'], V2_ENV, refused)).not.toBe(0);
   });
 
   test("Debian's etcdctl (v2) with --cert-file --key-file --ca-file is served; with a foreign certificate it is refused", async () => {
@@ -197,12 +200,12 @@ describe('automatic TLS and certificate rotation', () => {
     await expect(httpsRequest(`${first.clientURL}/health`, 'GET', {})).rejects.toThrow(/self.signed/i);
     // Our etcdctl: refused as well, unless told to skip verification (flag or ETCDCTL_INSECURE_SKIP_TLS_VERIFY).
     const strict = capture();
-    expect(await run(['--endpoints', first.clientURL, 'get', '/auto'], process.env, strict)).not.toBe(0);
+    expect(await run(['--endpoints', first.clientURL, 'get', '/auto'], V2_ENV, strict)).not.toBe(0);
     const skipping = capture();
-    expect(await run(['--endpoints', first.clientURL, '--insecure-skip-tls-verify', 'get', '/auto'], process.env, skipping)).toBe(0);
+    expect(await run(['--endpoints', first.clientURL, '--insecure-skip-tls-verify', 'get', '/auto'], V2_ENV, skipping)).toBe(0);
     expect(skipping.out).toBe('1\n');
     const viaEnv = capture();
-    expect(await run(['--endpoints', first.clientURL, 'get', '/auto'], { ...process.env, ETCDCTL_INSECURE_SKIP_TLS_VERIFY: 'true' }, viaEnv)).toBe(0);
+    expect(await run(['--endpoints', first.clientURL, 'get', '/auto'], { ...V2_ENV, ETCDCTL_INSECURE_SKIP_TLS_VERIFY: 'true' }, viaEnv)).toBe(0);
     expect(viaEnv.out).toBe('1\n');
     await first.proc.signal('SIGTERM');
     const second = await startTLSMember('auto', ['--auto-tls'], ports);

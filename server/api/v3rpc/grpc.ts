@@ -1,0 +1,42 @@
+/**
+ * The v3 gRPC server (etcd's v3rpc/grpc.go): a grpc-js Server with etcd's message size limits and its services
+ * registered, to be bound to its own port or handed HTTP/2 connections from the client listener.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type * as client from 'prom-client';
+import { GRPC_OVERHEAD_BYTES } from './errors';
+import { kvService, type HeaderProvider, type KVBackend } from './kv';
+import { GrpcMetrics } from './metrics';
+import { addUnaryService } from './service';
+
+/** etcd's default --max-request-bytes (1.5 MiB). */
+export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+/** etcd's maxSendBytes: responses are not limited below what a gRPC message can hold. */
+const MAX_SEND_BYTES = 2 ** 31 - 1;
+
+export interface V3ServerOptions {
+  kv: KVBackend;
+  header: HeaderProvider;
+  /** --max-request-bytes; the server accepts messages up to this plus 512 KiB, as etcd's does. */
+  maxRequestBytes?: number;
+  /** --max-txn-ops */
+  maxTxnOps?: number;
+  /** Where grpc_server_* metrics go (the server's /metrics registry); none when left out. */
+  registry?: client.Registry;
+  /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
+  grpcOptions?: grpc.ServerOptions;
+}
+
+export function createV3Server(opts: V3ServerOptions): grpc.Server {
+  const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': MAX_SEND_BYTES,
+    ...opts.grpcOptions,
+  });
+  const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;
+  const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
+  addUnaryService(server, kv.definition, kv.handlers, metrics);
+  return server;
+}

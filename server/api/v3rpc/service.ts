@@ -1,0 +1,87 @@
+/**
+ * The plumbing shared by the v3 services: method definitions over the generated message code (serialized without
+ * copying the encoded bytes), and unary handlers written as async functions, counted in etcd's gRPC metrics.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import { V3Error } from './errors';
+import type { GrpcMetrics } from './metrics';
+
+/** What ts-proto generates for every message. */
+export interface MessageCodec<T> {
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: BinaryReader | Uint8Array, length?: number): T;
+}
+
+/** The encoded bytes as a Buffer over the same memory (the generated definitions copy them with Buffer.from). */
+export function encodeToBuffer<T>(codec: MessageCodec<T>, message: T): Buffer {
+  const u8 = codec.encode(message).finish();
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+export function unaryMethod<Req, Res>(path: string, req: MessageCodec<Req>, res: MessageCodec<Res>): grpc.MethodDefinition<Req, Res> {
+  return {
+    path,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (m: Req) => encodeToBuffer(req, m),
+    requestDeserialize: (b: Buffer) => req.decode(b),
+    responseSerialize: (m: Res) => encodeToBuffer(res, m),
+    responseDeserialize: (b: Buffer) => res.decode(b),
+  };
+}
+
+/** A unary handler: resolves with the response or rejects with a V3Error (anything else is UNKNOWN). */
+export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>;
+
+/** Splits "/etcdserverpb.KV/Range" into its service and method, as go-grpc-prometheus labels them. */
+export function splitPath(path: string): [string, string] {
+  const p = path.startsWith('/') ? path.slice(1) : path;
+  const i = p.indexOf('/');
+  return i >= 0 ? [p.slice(0, i), p.slice(i + 1)] : ['unknown', 'unknown'];
+}
+
+/** Adapts an async handler to grpc-js, counting it started and handled (with its code) as etcd's interceptor does. */
+export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, Res>, metrics?: GrpcMetrics): grpc.handleUnaryCall<Req, Res> {
+  const [service, method] = splitPath(path);
+  const counted = metrics?.forMethod('unary', service, method);
+  return (call, callback) => {
+    counted?.started();
+    let p: Promise<Res>;
+    try {
+      p = handler(call.request, call);
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(
+      (res) => {
+        counted?.handled(grpc.status.OK);
+        callback(null, res);
+      },
+      (err: unknown) => {
+        const code = err instanceof V3Error ? err.code : grpc.status.UNKNOWN;
+        const details = err instanceof V3Error ? err.details : err instanceof Error ? err.message : String(err);
+        counted?.handled(code);
+        // A fresh object: the shared V3Error constants must never carry one call's trailers to another.
+        callback({ name: 'V3Error', message: details, code, details });
+      },
+    );
+  };
+}
+
+/** Adds a service whose handlers are all unary async functions. */
+export function addUnaryService(
+  server: grpc.Server,
+  definition: grpc.ServiceDefinition,
+  handlers: Record<string, UnaryHandler<any, any>>,
+  metrics?: GrpcMetrics,
+): void {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [name, m] of Object.entries(definition)) {
+    const h = handlers[name];
+    if (!h) throw new Error(`no handler for ${m.path}`);
+    impl[name] = toGrpcUnary(m.path, h, metrics);
+  }
+  metrics?.preRegister(definition);
+  server.addService(definition, impl);
+}

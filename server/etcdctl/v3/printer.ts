@@ -1,0 +1,187 @@
+/**
+ * etcdctl v3's output formats for the KV commands, byte for byte as etcd 3.4's: simple (with --hex and
+ * --print-value-only), json (Go's encoding/json of the response: omitempty fields, bytes as base64, 64-bit ids as
+ * exact decimals), fields (Go's %q quoting) and protobuf (the response's wire bytes).
+ */
+import type { DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { DeleteRangeResponse as DeleteCodec, PutResponse as PutCodec, RangeResponse as RangeCodec } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import type { KeyValue } from '../../api/v3rpc/pb/mvccpb/kv';
+
+/** Where output goes: bytes, since keys and values are bytes (not necessarily UTF-8). */
+export interface Out {
+  stdoutBytes(b: Buffer): void;
+}
+
+export type Format = 'simple' | 'json' | 'fields' | 'protobuf' | 'table';
+
+export const FORMATS: readonly string[] = ['simple', 'fields', 'json', 'protobuf', 'table'];
+
+/** etcdctl's addHexPrefix(hex.EncodeToString(b)): every byte as \xNN. */
+function hexBytes(b: Buffer): string {
+  let s = '';
+  for (const byte of b) s += `\\x${byte.toString(16).padStart(2, '0')}`;
+  return s;
+}
+
+/** A line of simple output: a key or value goes out as its bytes, as Go prints string(bytes). */
+type Line = string | Buffer;
+
+function simpleKV(out: Line[], kv: KeyValue, hex: boolean, valueOnly: boolean): void {
+  if (!valueOnly) out.push(hex ? hexBytes(kv.key) : kv.key);
+  out.push(hex ? hexBytes(kv.value) : kv.value);
+}
+
+// --- json: Go's encoding/json of the gogo-generated structs (fields in proto order, omitempty) ---
+
+function jsonFields(fields: [string, string | undefined][]): string {
+  return `{${fields.filter(([, v]) => v !== undefined).map(([k, v]) => `"${k}":${v}`).join(',')}}`;
+}
+const num = (n: bigint): string | undefined => (n === 0n ? undefined : n.toString());
+const bytes = (b: Buffer): string | undefined => (b.length === 0 ? undefined : `"${b.toString('base64')}"`);
+const bool = (x: boolean): string | undefined => (x ? 'true' : undefined);
+
+function jsonHeader(h: ResponseHeader | undefined): string | undefined {
+  if (!h) return undefined;
+  return jsonFields([['cluster_id', num(h.clusterId)], ['member_id', num(h.memberId)], ['revision', num(h.revision)], ['raft_term', num(h.raftTerm)]]);
+}
+
+function jsonKV(kv: KeyValue | undefined): string | undefined {
+  if (!kv) return undefined;
+  return jsonFields([
+    ['key', bytes(kv.key)], ['create_revision', num(kv.createRevision)], ['mod_revision', num(kv.modRevision)],
+    ['version', num(kv.version)], ['value', bytes(kv.value)], ['lease', num(kv.lease)],
+  ]);
+}
+
+const jsonKVs = (kvs: KeyValue[]): string | undefined => (kvs.length === 0 ? undefined : `[${kvs.map((kv) => jsonKV(kv)).join(',')}]`);
+
+// --- fields: fmt's %q and %d/%v ---
+
+/** Go's strconv.Quote of a byte string: printable runes as they are, invalid UTF-8 as \xNN, the rest escaped. */
+export function goQuote(b: Buffer): string {
+  let s = '"';
+  let i = 0;
+  while (i < b.length) {
+    const [cp, size] = decodeRune(b, i);
+    if (cp < 0) {
+      s += `\\x${b[i].toString(16).padStart(2, '0')}`;
+      i += 1;
+      continue;
+    }
+    i += size;
+    const c = String.fromCodePoint(cp);
+    if (c === '"' || c === '\\') s += `\\${c}`;
+    else if (cp === 0x20 || (cp > 0x20 && cp !== 0x7f && /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u.test(c))) s += c;
+    else if (cp === 7) s += '\\a';
+    else if (cp === 8) s += '\\b';
+    else if (cp === 12) s += '\\f';
+    else if (cp === 10) s += '\\n';
+    else if (cp === 13) s += '\\r';
+    else if (cp === 9) s += '\\t';
+    else if (cp === 11) s += '\\v';
+    else if (cp < 0x80) s += `\\x${cp.toString(16).padStart(2, '0')}`;
+    else if (cp < 0x10000) s += `\\u${cp.toString(16).padStart(4, '0')}`;
+    else s += `\\U${cp.toString(16).padStart(8, '0')}`;
+  }
+  return `${s}"`;
+}
+
+/** One UTF-8 sequence at i as Go decodes it: [code point, length], or [-1, 1] when invalid. */
+function decodeRune(b: Buffer, i: number): [number, number] {
+  const c0 = b[i];
+  if (c0 < 0x80) return [c0, 1];
+  const cont = (k: number) => i + k < b.length && (b[i + k] & 0xc0) === 0x80;
+  if (c0 >= 0xc2 && c0 <= 0xdf && cont(1)) return [((c0 & 0x1f) << 6) | (b[i + 1] & 0x3f), 2];
+  if (c0 >= 0xe0 && c0 <= 0xef && cont(1) && cont(2)) {
+    const cp = ((c0 & 0x0f) << 12) | ((b[i + 1] & 0x3f) << 6) | (b[i + 2] & 0x3f);
+    if (cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)) return [cp, 3];
+  }
+  if (c0 >= 0xf0 && c0 <= 0xf4 && cont(1) && cont(2) && cont(3)) {
+    const cp = ((c0 & 0x07) << 18) | ((b[i + 1] & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f);
+    if (cp >= 0x10000 && cp <= 0x10ffff) return [cp, 4];
+  }
+  return [-1, 1];
+}
+
+function fieldsHeader(out: string[], h: ResponseHeader | undefined): void {
+  const x = h ?? { clusterId: 0n, memberId: 0n, revision: 0n, raftTerm: 0n };
+  out.push(`"ClusterID" : ${x.clusterId}`, `"MemberID" : ${x.memberId}`, `"Revision" : ${x.revision}`, `"RaftTerm" : ${x.raftTerm}`);
+}
+
+function fieldsKV(out: string[], pfx: string, kv: KeyValue): void {
+  out.push(
+    `"${pfx}Key" : ${goQuote(kv.key)}`, `"${pfx}CreateRevision" : ${kv.createRevision}`, `"${pfx}ModRevision" : ${kv.modRevision}`,
+    `"${pfx}Version" : ${kv.version}`, `"${pfx}Value" : ${goQuote(kv.value)}`, `"${pfx}Lease" : ${kv.lease}`,
+  );
+}
+
+/** Thrown for an output format a command does not have (etcdctl exits with ExitBadFeature). */
+const NEWLINE = Buffer.from('\n');
+
+export class UnsupportedFormat extends Error {}
+
+export class Printer {
+  constructor(private readonly format: Format, private readonly hex: boolean, private readonly valueOnly = false) {}
+
+  private lines(out: Out, lines: Line[]): void {
+    if (!lines.length) return;
+    const parts: Buffer[] = [];
+    for (const l of lines) parts.push(typeof l === 'string' ? Buffer.from(l) : l, NEWLINE);
+    out.stdoutBytes(Buffer.concat(parts));
+  }
+
+  private other(out: Out, json: string, pb: () => Uint8Array): void {
+    if (this.format === 'json') out.stdoutBytes(Buffer.from(`${json}\n`));
+    else if (this.format === 'protobuf') out.stdoutBytes(Buffer.from(pb()));
+    else throw new UnsupportedFormat(`${this.format} not supported as output format`);
+  }
+
+  get(out: Out, r: RangeResponse): void {
+    if (this.format === 'simple') {
+      const lines: Line[] = [];
+      for (const kv of r.kvs) simpleKV(lines, kv, this.hex, this.valueOnly);
+      return this.lines(out, lines);
+    }
+    if (this.format === 'fields') {
+      const lines: string[] = [];
+      fieldsHeader(lines, r.header);
+      for (const kv of r.kvs) fieldsKV(lines, '', kv);
+      lines.push(`"More" : ${r.more}`, `"Count" : ${r.count}`);
+      return this.lines(out, lines);
+    }
+    this.other(out, jsonFields([['header', jsonHeader(r.header)], ['kvs', jsonKVs(r.kvs)], ['more', bool(r.more)], ['count', num(r.count)]]),
+      () => RangeCodec.encode(r).finish());
+  }
+
+  put(out: Out, r: PutResponse): void {
+    if (this.format === 'simple') {
+      const lines: Line[] = ['OK'];
+      if (r.prevKv) simpleKV(lines, r.prevKv, this.hex, this.valueOnly);
+      return this.lines(out, lines);
+    }
+    if (this.format === 'fields') {
+      const lines: string[] = [];
+      fieldsHeader(lines, r.header);
+      if (r.prevKv) fieldsKV(lines, 'Prev', r.prevKv);
+      return this.lines(out, lines);
+    }
+    this.other(out, jsonFields([['header', jsonHeader(r.header)], ['prev_kv', jsonKV(r.prevKv)]]), () => PutCodec.encode(r).finish());
+  }
+
+  del(out: Out, r: DeleteRangeResponse): void {
+    if (this.format === 'simple') {
+      const lines: Line[] = [String(r.deleted)];
+      for (const kv of r.prevKvs) simpleKV(lines, kv, this.hex, this.valueOnly);
+      return this.lines(out, lines);
+    }
+    if (this.format === 'fields') {
+      const lines: string[] = [];
+      fieldsHeader(lines, r.header);
+      lines.push(`"Deleted" : ${r.deleted}`);
+      for (const kv of r.prevKvs) fieldsKV(lines, 'Prev', kv);
+      return this.lines(out, lines);
+    }
+    this.other(out, jsonFields([['header', jsonHeader(r.header)], ['deleted', num(r.deleted)], ['prev_kvs', jsonKVs(r.prevKvs)]]),
+      () => DeleteCodec.encode(r).finish());
+  }
+}

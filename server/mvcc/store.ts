@@ -1,0 +1,774 @@
+/**
+ * The v3 keyspace: etcd's multi-version store (mvcc/kvstore*.go) on LMDB.
+ *
+ * Storage layout. Everything lives in LMDB, nothing is rebuilt at start (etcd rebuilds its in-memory key index
+ * from bbolt, which costs seconds per million keys; here opening is reading four numbers):
+ * - `kv`: revision -> record (key, value, create revision, version, lease, tombstone flag): every version ever
+ *   written and not compacted, as etcd's "key" bucket. Compaction and past reads find versions here.
+ * - `latest`: key -> mod revision, create revision, version, lease of the key's live version (deleted keys have no
+ *   entry). The current view — nearly every Range, every Txn compare, the previous version of a Put — is one
+ *   B-tree lookup or one cursor walk here, plus one lookup in `kv` per returned value (none for keys_only/count_only).
+ * - `hist`: (key, revision) -> tombstone flag: a key's generations in key order, for reads at a past revision and
+ *   compaction (etcd's keyIndex, kept on disk instead of in the heap).
+ * - `meta`: the consistent index (the Raft index of the last applied entry), the current revision, the scheduled and
+ *   the finished compaction revisions. Written in the same LMDB transaction as the data they describe.
+ * A store larger than the heap works: the heap holds only the write buffer below.
+ *
+ * Durability. Applying an entry is synchronous and does no I/O: its writes go to an in-memory write buffer (etcd's
+ * txReadBuffer) that every read consults before LMDB, so they are visible at once. The buffer is committed to LMDB
+ * as one transaction every `batchInterval` ms or `batchLimit` operations (etcd's backend batch: 100 ms / 10,000),
+ * on lmdb-js's writer thread with its overlapping sync, together with the consistent index of its last entry. So
+ * after kill -9 (or a power loss) LMDB opens at a committed batch: consistent, at an index ≤ the applied one, and
+ * the server replays the WAL from consistentIndex(). Reads at a past revision, compaction and snapshots first commit
+ * the buffer synchronously (rare operations; one fsync).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { crc32 } from 'zlib';
+import { open, Database, RootDatabase } from 'lmdb';
+import { KeyValue } from '../api/v3rpc/pb/mvccpb/kv';
+import {
+  encodeMeta,
+  encodeRecord,
+  histKey,
+  histPrefix,
+  histRev,
+  keyTooLong,
+  readU64,
+  recordKey,
+  recordValue,
+  revBytes,
+  REV_BYTES,
+  writeU64,
+} from './codec';
+import { ErrCompacted, ErrFutureRev, ErrKeyTooLong } from './errors';
+
+export interface RangeOptions {
+  /** the revision to read at; 0 or undefined: the current one */
+  rev?: number;
+  /** at most this many kvs (0: all); count still counts every match */
+  limit?: number;
+  countOnly?: boolean;
+  /** leave values out (and do not read them) */
+  keysOnly?: boolean;
+}
+
+export interface RangeResult {
+  kvs: KeyValue[];
+  /** the number of keys in the range, whatever the limit */
+  count: number;
+  /** the revision the range was read at (the current one unless rev was given) */
+  rev: number;
+}
+
+export interface StoreOptions {
+  /** ms between commits of the write buffer (etcd's --backend-batch-interval, 100 ms) */
+  batchInterval?: number;
+  /** operations that commit the write buffer at once (etcd's --backend-batch-limit, 10,000) */
+  batchLimit?: number;
+}
+
+/**
+ * One buffered write of a key (its record in `kv`, its history entry, its `latest` entry: meta, or removed when
+ * meta is undefined), or of a `meta` value (key is a string, rec the value).
+ */
+interface Op {
+  key: Buffer | string;
+  ks: string;
+  rev: Buffer | undefined;
+  rec: Buffer;
+  meta: Buffer | undefined;
+}
+
+/** A key's buffered state: its meta and record, or undefined when deleted; seq is the write txn that set it. */
+interface LatestEntry {
+  key: Buffer;
+  ks: string;
+  meta: Buffer | undefined;
+  rec: Buffer | undefined;
+  seq: number;
+  /** whether LMDB holds the key (so counts need no lookup), as of the batch that committed write txn inDbSeq */
+  inDb: boolean;
+  inDbSeq: number;
+  /**
+   * the last write txn of a batch with this key handed to lmdb-js: until that batch's commit is reflected in inDb
+   * (inDbSeq), reads may already see it (lmdb-js renews its read snapshot each turn; a synchronous flush commits
+   * after it), so whether LMDB holds the key is looked up instead
+   */
+  flushingSeq: number;
+}
+
+interface Batch {
+  ops: Op[];
+  /** consistent index and current revision after the last write txn in ops */
+  index: number;
+  rev: number;
+  /** the last write txn whose ops are all in this batch */
+  lastSeq: number;
+  /** committed by a synchronous flush already (the async commit then skips it) */
+  written: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+const LIVE = Buffer.from([0]);
+const TOMB = Buffer.from([1]);
+const DATA_FILE = 'data.mdb';
+const COMPACT_CHUNK = 1000;
+const HASH_CHUNK = 1000;
+/** batches buffered behind the one committing before a commit blocks the apply path */
+const BACKLOG_BATCHES = 4;
+const APPEND = { append: true };
+const ZERO = Buffer.from([0]);
+
+function u64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  writeU64(b, n, 0);
+  return b;
+}
+
+/** latin1 strings order as their bytes do, and compare without a native call. */
+function lowerBound(a: LatestEntry[], ks: string): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid].ks < ks) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class MvccStore {
+  private readonly kv: Database<Buffer, Buffer>;
+  private readonly latest: Database<Buffer, Buffer>;
+  private readonly hist: Database<Buffer, Buffer>;
+  private readonly meta: Database<Buffer, string>;
+  private readonly batchInterval: number;
+  private readonly batchLimit: number;
+
+  private currentRev = 0;
+  private compactMainRev = 0;
+  private finishedCompactRev = 0;
+  private applied = 0;
+  /** revisions up to this one are in LMDB (and out of the write buffer's kv map) */
+  private committedRev = 0;
+
+  // The write buffer: ops in order, plus maps for reads.
+  private pending: Batch;
+  private inflight: Batch | undefined;
+  private readonly latestBuf = new Map<string, LatestEntry>();
+  /** latestBuf's entries in key order, for ranges */
+  private latestSorted: LatestEntry[] = [];
+  /** buffered keys not yet in latestSorted */
+  private unsorted: LatestEntry[] = [];
+  private seq = 0;
+  private openTxn: WriteTxn | undefined;
+  private openTxnStart = 0;
+  private inflightDone: Promise<void> = Promise.resolve();
+  private lastCommittedIndex = 0;
+  /** the last write txn whose batch is committed */
+  private committedSeq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private compacting: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly env: RootDatabase<Buffer, Buffer>,
+    readonly dir: string,
+    opts: StoreOptions,
+  ) {
+    this.batchInterval = opts.batchInterval ?? 100;
+    this.batchLimit = opts.batchLimit ?? 10000;
+    this.kv = env.openDB({ name: 'kv', encoding: 'binary', keyEncoding: 'binary' });
+    this.latest = env.openDB({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
+    this.hist = env.openDB({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
+    this.meta = env.openDB({ name: 'meta', encoding: 'binary' });
+    const num = (k: string) => {
+      const b = this.meta.get(k);
+      return b ? readU64(b, 0) : 0;
+    };
+    this.applied = this.lastCommittedIndex = num('consistentIndex');
+    this.currentRev = this.committedRev = num('currentRev');
+    this.finishedCompactRev = num('finishedCompactRev');
+    const scheduled = num('scheduledCompactRev');
+    this.compactMainRev = Math.max(scheduled, this.finishedCompactRev);
+    this.pending = this.newBatch();
+    // A compaction cut short by a crash is finished now, as etcd's restore does.
+    if (scheduled > this.finishedCompactRev) this.compacting = this.physicalCompact(scheduled);
+  }
+
+  /** Opens (or creates) the store in dir. */
+  static open(dir: string, opts: StoreOptions = {}): MvccStore {
+    fs.mkdirSync(dir, { recursive: true });
+    const env = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', maxDbs: 8 });
+    return new MvccStore(env, dir, opts);
+  }
+
+  /** The revision of the last write. */
+  rev(): number {
+    return this.currentRev;
+  }
+
+  /** Reads below this revision fail with ErrCompacted. */
+  compactRev(): number {
+    return this.compactMainRev;
+  }
+
+  /** The index of the last Raft entry applied; after a restart, where the server resumes replay. */
+  consistentIndex(): number {
+    return this.applied;
+  }
+
+  /** Records that the entry at index was applied without writing to the store (a read-only txn, a v2 entry …). */
+  setConsistentIndex(index: number): void {
+    if (index <= this.applied) return;
+    this.applied = index;
+    this.pending.index = index;
+    this.scheduleFlush();
+  }
+
+  /** Reads keys: end undefined → the single key; end empty → every key ≥ key; else [key, end). */
+  range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
+    return this.rangeAt(key, end, opts, this.currentRev);
+  }
+
+  /** Starts the write txn of the Raft entry at index: its writes share one main revision. */
+  write(index: number): WriteTxn {
+    if (this.openTxn) throw new Error('mvcc: a write txn is already open');
+    if (this.closed) throw new Error('mvcc: store is closed');
+    this.openTxnStart = this.pending.ops.length;
+    const txn = new WriteTxn(this, index, this.currentRev, ++this.seq);
+    this.openTxn = txn;
+    return txn;
+  }
+
+  /**
+   * Compacts at rev (the entry at index): reads below rev fail from now on; the versions they would need are
+   * removed in the background, a chunk per turn of the event loop; the promise resolves when that is done (etcd's
+   * physical compaction). Throws ErrCompacted / ErrFutureRev as etcd's Compact.
+   */
+  compact(rev: number, index: number): Promise<void> {
+    if (rev <= this.compactMainRev) throw new ErrCompacted();
+    if (rev > this.currentRev) throw new ErrFutureRev();
+    this.compactMainRev = rev;
+    this.pending.ops.push({ key: 'scheduledCompactRev', ks: '', rev: undefined, rec: u64(rev), meta: undefined });
+    this.setConsistentIndex(index);
+    this.compacting = this.compacting.then(() => this.physicalCompact(rev));
+    return this.compacting;
+  }
+
+  /**
+   * etcd's HashByRev (HashKV): a CRC-32 over the versions a read at rev or later can reach — every version at or
+   * before rev, less those older than the compaction that a later version at or before rev replaced. Members at
+   * the same revision and compaction hash alike (etcd's corruption check compares them). Waits for a running
+   * physical compaction, as etcd's does.
+   */
+  async hashKV(rev = 0): Promise<{ hash: number; rev: number; compactRev: number }> {
+    const compactRev = this.compactMainRev;
+    const currentRev = this.currentRev;
+    if (rev > 0 && rev <= compactRev) throw new ErrCompacted();
+    if (rev > currentRev) throw new ErrFutureRev();
+    if (rev === 0) rev = currentRev;
+    await this.compacting.catch(() => undefined);
+    await this.committedUpTo(rev);
+    const upperHist = revBytes(rev + 1, 0);
+    let hash = crc32('kv');
+    // One read snapshot for the whole walk, which yields to the event loop every HASH_CHUNK versions.
+    const transaction = this.env.useReadTransaction();
+    try {
+      let n = 0;
+      for (const { key: r, value: rec } of this.kv.getRange({ end: revBytes(rev + 1, 0), transaction })) {
+        if (readU64(r, 0) <= compactRev) {
+          // kept by compaction: hashed unless a later version at or before rev replaced it (at the current
+          // revision: unless it is no longer the key's live version, one lookup in `latest`)
+          const k = recordKey(rec);
+          let last: boolean;
+          if (rev === currentRev) {
+            const meta = this.latest.get(k, { transaction });
+            last = meta !== undefined && meta.subarray(0, REV_BYTES).equals(r);
+          } else {
+            const start = Buffer.concat([histKey(k, r), LIVE]);
+            last = [...this.hist.getRange({ start, end: histKey(k, upperHist), limit: 1, transaction })].length === 0;
+          }
+          if (last) {
+            hash = crc32(r, hash);
+            hash = crc32(rec, hash);
+          }
+        } else {
+          hash = crc32(r, hash);
+          hash = crc32(rec, hash);
+        }
+        if (++n % HASH_CHUNK === 0) await new Promise((res) => setImmediate(res));
+      }
+    } finally {
+      transaction.done();
+    }
+    return { hash, rev: currentRev, compactRev };
+  }
+
+  /** Writes a consistent copy of the whole backend to file (for Raft snapshots and Maintenance.Snapshot). */
+  async snapshot(file: string): Promise<void> {
+    this.flushSync();
+    const tmp = `${file}.tmp.d`; // LMDB copies into a directory, as its data.mdb
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    await this.env.backup(tmp, false);
+    fs.renameSync(path.join(tmp, DATA_FILE), file);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+
+  /** Replaces the store in dir (closed) by a snapshot file written by snapshot(). */
+  static restore(dir: string, file: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.rmSync(path.join(dir, 'lock.mdb'), { force: true });
+    const tmp = path.join(dir, DATA_FILE + '.restore');
+    fs.copyFileSync(file, tmp);
+    fs.renameSync(tmp, path.join(dir, DATA_FILE));
+  }
+
+  /** The number of live keys (etcd_debugging_mvcc_keys_total): LMDB's entry count, corrected by the buffer. */
+  keyCount(): number {
+    let n = (this.latest.getStats() as { entryCount: number }).entryCount;
+    for (const e of this.latestBuf.values()) n += (e.meta ? 1 : 0) - (this.inDb(e) ? 1 : 0);
+    return n;
+  }
+
+  /** The size of the database file (etcd_mvcc_db_total_size_in_bytes). */
+  dbSize(): number {
+    try {
+      return fs.statSync(path.join(this.dir, DATA_FILE)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** The bytes of the file up to its last used page (etcd_mvcc_db_total_size_in_use_in_bytes, an upper bound). */
+  dbSizeInUse(): number {
+    const s = this.env.getStats() as { pageSize: number; lastPageNumber: number };
+    return (s.lastPageNumber + 1) * s.pageSize;
+  }
+
+  /** Commits what is buffered, waits for a running compaction and closes LMDB. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.compacting.catch(() => undefined);
+    this.flushSync();
+    await this.inflightDone;
+    await this.env.close();
+  }
+
+  /** Commits the write buffer now (all but an open write txn), synchronously. */
+  flushSync(): void {
+    const batches: Batch[] = [];
+    if (this.inflight && !this.inflight.written) batches.push(this.inflight);
+    let batch = this.pending;
+    let rest: Op[] = [];
+    if (this.openTxn) {
+      rest = batch.ops.slice(this.openTxnStart);
+      batch = { ...batch, ops: batch.ops.slice(0, this.openTxnStart), lastSeq: this.openTxn.seq - 1 };
+    }
+    batches.push(batch);
+    this.env.transactionSync(() => {
+      for (const b of batches) this.writeBatch(b);
+    });
+    this.env.resetReadTxn();
+    for (const b of batches) this.dropBuffered(b);
+    this.pending = this.newBatch();
+    this.pending.ops = rest;
+    this.openTxnStart = 0;
+  }
+
+  // ---- internals used by WriteTxn ----
+
+  /** @internal */
+  rangeAt(key: Buffer, end: Buffer | undefined, opts: RangeOptions, curRev: number): RangeResult {
+    // key moves past the kvs returned when only the rest is left to count
+    const rev = opts.rev && opts.rev > 0 ? opts.rev : curRev;
+    if (rev > curRev) throw new ErrFutureRev();
+    if (rev < this.compactMainRev) throw new ErrCompacted();
+    if (rev < curRev) return this.rangePast(key, end, rev, opts, curRev);
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    const take = !opts.countOnly;
+    const kvs: KeyValue[] = [];
+    if (end === undefined) {
+      const e = this.latestBuf.size ? this.latestBuf.get(key.toString('latin1')) : undefined;
+      const meta = e ? e.meta : this.latest.get(key);
+      if (!meta) return { kvs, count: 0, rev: curRev };
+      if (take) kvs.push(this.toKV(key, meta, opts.keysOnly, e?.rec));
+      return { kvs, count: 1, rev: curRev };
+    }
+    const endKey = end.length ? end : undefined;
+    if (endKey && Buffer.compare(key, endKey) >= 0) return { kvs, count: 0, rev: curRev };
+    const buf = this.sortBuffered();
+    let i = buf.length ? lowerBound(buf, key.toString('latin1')) : 0;
+    let count = 0;
+    if (take) {
+      // keys with their metas, merged with the buffered ones, up to the limit
+      const iter = this.latest.getRange({ start: key.length ? key : undefined, end: endKey })[Symbol.iterator]();
+      let a = iter.next();
+      for (;;) {
+        let o: LatestEntry | undefined = i < buf.length ? buf[i] : undefined;
+        if (o && endKey && Buffer.compare(o.key, endKey) >= 0) o = undefined;
+        if (a.done && !o) return { kvs, count, rev: curRev };
+        const c = a.done ? 1 : o ? Buffer.compare(a.value.key, o.key) : -1;
+        let k: Buffer;
+        let meta: Buffer | undefined;
+        let rec: Buffer | undefined;
+        if (c < 0) {
+          k = a.value.key;
+          meta = a.value.value;
+          a = iter.next();
+        } else {
+          k = o!.key;
+          meta = o!.meta;
+          rec = o!.rec;
+          i++;
+          if (c === 0) a = iter.next();
+        }
+        if (!meta) continue;
+        count++;
+        kvs.push(this.toKV(k, meta, opts.keysOnly, rec));
+        if (kvs.length === limit) {
+          key = Buffer.concat([k, ZERO]); // the rest is only counted
+          break;
+        }
+      }
+    }
+    // The count of [key, end): LMDB counts its keys natively (every key in `latest` is live), corrected by the
+    // buffered keys in the range (a buffered put of a key LMDB lacks adds one, a buffered delete of one it has
+    // takes one away).
+    count += this.latest.getKeysCount({ start: key.length ? key : undefined, end: endKey });
+    const fromKs = key.toString('latin1');
+    const endKs = endKey?.toString('latin1');
+    for (; i < buf.length; i++) {
+      const o = buf[i];
+      if (endKs !== undefined && o.ks >= endKs) break;
+      if (o.ks < fromKs) continue;
+      count += (o.meta ? 1 : 0) - (this.inDb(o) ? 1 : 0);
+    }
+    return { kvs, count, rev: curRev };
+  }
+
+  /** @internal the live meta of key (buffered or committed) */
+  getMeta(key: Buffer, ks: string): Buffer | undefined {
+    if (this.latestBuf.size) {
+      const e = this.latestBuf.get(ks);
+      if (e) return e.meta;
+    }
+    return this.latest.get(key);
+  }
+
+  /** @internal buffers a write of key at rev: its record, and its meta (undefined: deleted) */
+  stage(key: Buffer, ks: string, rev: Buffer, rec: Buffer, meta: Buffer | undefined, seq: number, inDb: boolean): void {
+    this.pending.ops.push({ key, ks, rev, rec, meta });
+    const e = this.latestBuf.get(ks);
+    if (e) {
+      e.meta = meta;
+      e.rec = rec;
+      e.seq = seq;
+      return;
+    }
+    const n: LatestEntry = { key, ks, meta, rec, seq, inDb, inDbSeq: this.committedSeq, flushingSeq: 0 };
+    this.latestBuf.set(ks, n);
+    const sorted = this.latestSorted;
+    if (!this.unsorted.length && (!sorted.length || sorted[sorted.length - 1].ks < ks)) sorted.push(n);
+    else this.unsorted.push(n);
+  }
+
+  /** Whether the read snapshot holds the buffered key. */
+  private inDb(e: LatestEntry): boolean {
+    return e.flushingSeq > e.inDbSeq ? this.latest.doesExist(e.key) : e.inDb;
+  }
+
+  /** Merges the keys buffered since the last range into latestSorted (puts stay O(1); a range pays once). */
+  private sortBuffered(): LatestEntry[] {
+    if (!this.unsorted.length) return this.latestSorted;
+    const add = this.unsorted.sort((x, y) => (x.ks < y.ks ? -1 : 1));
+    const old = this.latestSorted;
+    const merged: LatestEntry[] = new Array(old.length + add.length);
+    let i = 0;
+    let j = 0;
+    let k = 0;
+    while (i < old.length && j < add.length) merged[k++] = old[i].ks < add[j].ks ? old[i++] : add[j++];
+    while (i < old.length) merged[k++] = old[i++];
+    while (j < add.length) merged[k++] = add[j++];
+    this.unsorted = [];
+    this.latestSorted = merged;
+    return merged;
+  }
+
+  /** @internal */
+  endTxn(txn: WriteTxn, changed: boolean): void {
+    this.openTxn = undefined;
+    if (changed) this.currentRev = txn.beginRev + 1;
+    this.pending.rev = this.currentRev;
+    this.pending.lastSeq = txn.seq;
+    if (txn.index > this.applied) this.applied = txn.index;
+    this.pending.index = this.applied;
+    this.scheduleFlush();
+  }
+
+  /** A KeyValue from a key's meta; its value from the buffered record, or from `kv` (not read for keysOnly). */
+  private toKV(key: Buffer, meta: Buffer, keysOnly: boolean | undefined, rec: Buffer | undefined): KeyValue {
+    const mod = readU64(meta, 0);
+    let value: Buffer = EMPTY;
+    if (!keysOnly) {
+      rec ??= this.kv.get(meta.subarray(0, REV_BYTES));
+      if (!rec) throw new Error(`mvcc: no record at revision ${mod} for a live key`);
+      value = recordValue(rec);
+    }
+    return {
+      key,
+      createRevision: BigInt(readU64(meta, 16)),
+      modRevision: BigInt(mod),
+      version: BigInt(readU64(meta, 24)),
+      value,
+      lease: meta.readBigInt64BE(32),
+    };
+  }
+
+  /** Reads at a past revision from `hist`: for each key, its last version at or before rev, unless a tombstone. */
+  private rangePast(key: Buffer, end: Buffer | undefined, rev: number, opts: RangeOptions, curRev: number): RangeResult {
+    this.flushSync();
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    const start = key.length ? histPrefix(key) : undefined;
+    const stop = end === undefined ? histKey(key, revBytes(rev + 1, 0)) : end.length ? histPrefix(end) : undefined;
+    let group: Buffer | undefined;
+    let best: Buffer | undefined;
+    const emit = () => {
+      if (!best || best[0] === 1) return;
+      count++;
+      if (opts.countOnly || kvs.length >= limit) return;
+      const rec = this.kv.get(histRev(group!));
+      if (!rec) throw new Error('mvcc: history without its record');
+      kvs.push({
+        key: Buffer.from(recordKey(rec)),
+        createRevision: BigInt(readU64(rec, 1)),
+        modRevision: BigInt(readU64(histRev(group!), 0)),
+        version: BigInt(readU64(rec, 9)),
+        value: opts.keysOnly ? EMPTY : recordValue(rec),
+        lease: rec.readBigInt64BE(17),
+      });
+    };
+    let groupPrefix: Buffer | undefined;
+    for (const { key: hk, value } of this.hist.getRange({ start, end: stop })) {
+      const prefix = hk.subarray(0, hk.length - REV_BYTES);
+      if (!groupPrefix || !prefix.equals(groupPrefix)) {
+        emit();
+        groupPrefix = prefix;
+        best = undefined;
+      }
+      if (readU64(hk, hk.length - REV_BYTES) <= rev) {
+        best = value;
+        group = hk;
+      }
+    }
+    emit();
+    return { kvs, count, rev: curRev };
+  }
+
+  private newBatch(): Batch {
+    return { ops: [], index: this.applied, rev: this.currentRev, lastSeq: this.seq, written: false };
+  }
+
+  private scheduleFlush(): void {
+    if (this.closed) return;
+    if (this.pending.ops.length >= this.batchLimit * BACKLOG_BATCHES && !this.openTxn) {
+      // Applying outruns the disk: commit here, on the apply path, as etcd's backend does when its batch is full,
+      // so the buffer (and the heap) stays bounded.
+      this.flushSync();
+    } else if (this.pending.ops.length >= this.batchLimit) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      setImmediate(() => this.startFlush());
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.startFlush();
+      }, this.batchInterval);
+      this.timer.unref();
+    }
+  }
+
+  /** Resolves once every revision up to rev is in LMDB (committing the buffer sooner than its timer would). */
+  private async committedUpTo(rev: number): Promise<void> {
+    while (this.committedRev < rev && !this.closed) {
+      if (!this.inflight) this.startFlush();
+      await (this.inflight ? this.inflightDone : new Promise((r) => setImmediate(r)));
+    }
+  }
+
+  /** Hands the buffer to lmdb-js's writer thread as one transaction; keeps it readable until committed. */
+  private startFlush(): void {
+    if (this.inflight || this.closed || this.openTxn) return;
+    const b = this.pending;
+    if (!b.ops.length && b.index === this.lastCommittedIndex) return;
+    this.pending = this.newBatch();
+    this.inflight = b;
+    for (const op of b.ops) {
+      const e = op.rev === undefined ? undefined : this.latestBuf.get(op.ks);
+      if (e) e.flushingSeq = b.lastSeq;
+    }
+    this.inflightDone = this.env
+      .transaction(() => {
+        if (!b.written) this.writeBatch(b);
+      })
+      .then(
+        () => {
+          this.env.resetReadTxn();
+          this.dropBuffered(b);
+          this.inflight = undefined;
+          if (this.pending.ops.length || this.pending.index !== b.index) this.scheduleFlush();
+        },
+        (err) => {
+          // LMDB refused a commit (disk full, I/O error): what was applied can no longer be made durable, and
+          // the next batch would commit a store with a hole in it. etcd panics here too ("failed to commit").
+          process.nextTick(() => {
+            throw new Error(`mvcc: failed to commit a batch to LMDB: ${err}`);
+          });
+        },
+      );
+  }
+
+  private writeBatch(b: Batch): void {
+    for (const op of b.ops) {
+      if (op.rev === undefined) {
+        this.meta.putSync(op.key as string, op.rec);
+        continue;
+      }
+      const key = op.key as Buffer;
+      this.kv.putSync(op.rev, op.rec, APPEND); // revisions only grow: LMDB fills its pages instead of splitting them
+      this.hist.putSync(histKey(key, op.rev), op.meta ? LIVE : TOMB);
+      if (op.meta) this.latest.putSync(key, op.meta);
+      else this.latest.removeSync(key);
+    }
+    this.meta.putSync('consistentIndex', u64(b.index));
+    this.meta.putSync('currentRev', u64(b.rev));
+    b.written = true;
+  }
+
+  /** After a batch is in LMDB, reads no longer need its buffered writes (unless a later txn rewrote them). */
+  private dropBuffered(b: Batch): void {
+    if (b.rev > this.committedRev) this.committedRev = b.rev;
+    if (b.index > this.lastCommittedIndex) this.lastCommittedIndex = b.index;
+    if (b.lastSeq > this.committedSeq) this.committedSeq = b.lastSeq;
+    let dropped = false;
+    for (const op of b.ops) {
+      if (op.rev === undefined) continue;
+      const e = this.latestBuf.get(op.ks);
+      if (!e) continue;
+      if (e.seq <= b.lastSeq) {
+        this.latestBuf.delete(op.ks);
+        dropped = true;
+      } else if (b.lastSeq > e.inDbSeq) {
+        // a later txn rewrote it; LMDB holds this batch's last write (unless a later batch committed first)
+        e.inDb = op.meta !== undefined;
+        e.inDbSeq = b.lastSeq;
+      }
+    }
+    if (dropped) {
+      this.latestSorted = this.latestSorted.filter((e) => this.latestBuf.get(e.ks) === e);
+      this.unsorted = this.unsorted.filter((e) => this.latestBuf.get(e.ks) === e);
+    }
+  }
+
+  /**
+   * Removes what compaction at rev leaves unreachable, for the keys written since the last compaction: every
+   * version before the key's last one at or before rev, and that one too if it is a tombstone (etcd's keyIndex
+   * compact and scheduleCompaction).
+   */
+  private async physicalCompact(rev: number): Promise<void> {
+    await this.committedUpTo(rev);
+    let cursor = revBytes(this.finishedCompactRev + 1, 0);
+    const stop = revBytes(rev + 1, 0);
+    const stopHist = revBytes(rev + 1, 0);
+    for (;;) {
+      if (this.closed) return; // finished on the next open (scheduledCompactRev is ahead of finishedCompactRev)
+      const keys = new Map<string, Buffer>();
+      let last: Buffer | undefined;
+      for (const { key: r, value: rec } of this.kv.getRange({ start: cursor, end: stop, limit: COMPACT_CHUNK })) {
+        const k = recordKey(rec);
+        keys.set(k.toString('latin1'), Buffer.from(k));
+        last = r;
+      }
+      if (!last) break;
+      // Removed on lmdb-js's writer thread, committed with the next batch: no read can reach these versions any
+      // more, so nothing waits for them; one chunk is committed before the next is read.
+      let removed: Promise<boolean> | undefined;
+      for (const k of keys.values()) {
+        const versions = [...this.hist.getRange({ start: histPrefix(k), end: histKey(k, stopHist) })];
+        const keep = versions.length && versions[versions.length - 1].value[0] === 0 ? 1 : 0;
+        for (let j = 0; j < versions.length - keep; j++) {
+          this.hist.remove(versions[j].key);
+          removed = this.kv.remove(histRev(versions[j].key));
+        }
+      }
+      if (removed) await removed;
+      else await new Promise((r) => setImmediate(r));
+      cursor = Buffer.concat([last, LIVE]);
+    }
+    await this.meta.put('finishedCompactRev', u64(rev));
+    this.finishedCompactRev = rev;
+  }
+}
+
+/** A write txn: etcd's TxnWrite. Its reads see its own writes; end() makes them the current revision. */
+export class WriteTxn {
+  private changes = 0;
+  private ended = false;
+
+  constructor(
+    private readonly store: MvccStore,
+    readonly index: number,
+    readonly beginRev: number,
+    readonly seq: number,
+  ) {}
+
+  /** The revision reads in this txn see: beginRev, or beginRev + 1 once it has written. */
+  rev(): number {
+    return this.changes ? this.beginRev + 1 : this.beginRev;
+  }
+
+  range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
+    return this.store.rangeAt(key, end, opts, this.rev());
+  }
+
+  put(key: Buffer, value: Buffer, lease: bigint): void {
+    if (keyTooLong(key)) throw new ErrKeyTooLong();
+    const main = this.beginRev + 1;
+    const ks = key.toString('latin1');
+    const prev = this.store.getMeta(key, ks);
+    const create = prev ? readU64(prev, 16) : main;
+    const version = prev ? readU64(prev, 24) + 1 : 1;
+    const rev = revBytes(main, this.changes++);
+    const rec = encodeRecord(key, value, create, version, lease, false);
+    // (when the key is not buffered, prev came from LMDB)
+    this.store.stage(key, ks, rev, rec, encodeMeta(rev, create, version, lease), this.seq, prev !== undefined);
+  }
+
+  /** Deletes the live keys in the range (as range()); returns how many. */
+  deleteRange(key: Buffer, end: Buffer | undefined): number {
+    const { kvs } = this.store.rangeAt(key, end, { keysOnly: true }, this.rev());
+    for (const kv of kvs) this.delete(kv.key);
+    return kvs.length;
+  }
+
+  private delete(key: Buffer): void {
+    const rev = revBytes(this.beginRev + 1, this.changes++);
+    // a live key that is not buffered is in LMDB
+    this.store.stage(key, key.toString('latin1'), rev, encodeRecord(key, EMPTY, 0, 0, 0n, true), undefined, this.seq, true);
+  }
+
+  /** Ends the txn: the store's revision becomes this txn's, its index the consistent index. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.store.endTxn(this, this.changes > 0);
+  }
+}
+

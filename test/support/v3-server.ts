@@ -1,0 +1,88 @@
+/**
+ * A v3 gRPC server (createV3Server) on 127.0.0.1 for the service-layer tests, over a backend the test gives: the
+ * validation, error mapping, size limits and metrics of the service layer are tested without the MVCC store.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as client from 'prom-client';
+import { createV3Server, type V3ServerOptions } from '../../server/api/v3rpc/grpc';
+import type { HeaderProvider, KVBackend } from '../../server/api/v3rpc/kv';
+import {
+  CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, KVClient, PutRequest, PutResponse,
+  RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+} from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+
+export const TEST_HEADER = { clusterId: 0xcdef0123456789abn, memberId: 0xfedcba9876543210n, raftTerm: 7n, revision: 42n };
+
+export const testHeader: HeaderProvider = {
+  clusterId: () => TEST_HEADER.clusterId,
+  memberId: () => TEST_HEADER.memberId,
+  raftTerm: () => TEST_HEADER.raftTerm,
+  revision: () => TEST_HEADER.revision,
+};
+
+/** A backend whose every method fails the test when called, for requests validation must refuse first. */
+export function refusingBackend(): KVBackend & { calls: string[] } {
+  const calls: string[] = [];
+  const no = (name: string) => async (): Promise<never> => {
+    calls.push(name);
+    throw new Error(`backend ${name} reached`);
+  };
+  return { calls, range: no('range'), put: no('put'), deleteRange: no('deleteRange'), txn: no('txn'), compact: no('compact') };
+}
+
+export interface RunningV3 {
+  port: number;
+  address: string;
+  registry: client.Registry;
+  server: grpc.Server;
+  client: KVClient;
+  kv: PromiseKV;
+  close(): Promise<void>;
+}
+
+export async function startV3(kv: KVBackend, opts: Partial<V3ServerOptions> = {}): Promise<RunningV3> {
+  const registry = new client.Registry();
+  const server = createV3Server({ kv, header: testHeader, registry, ...opts });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const address = `127.0.0.1:${port}`;
+  const kvClient = new KVClient(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+  return {
+    port,
+    address,
+    registry,
+    server,
+    client: kvClient,
+    kv: promiseKV(kvClient),
+    close: async () => {
+      kvClient.close();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
+  };
+}
+
+type Unary<Req, Res> = (req: Req, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;
+
+/** A unary call as a promise; rejects with the grpc-js ServiceError. */
+function promised<Req, Res>(c: KVClient, m: Unary<Req, Res>): (req: Req) => Promise<Res> {
+  return (req) => new Promise((resolve, reject) => m.call(c, req, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+export interface PromiseKV {
+  range(r: RangeRequest): Promise<RangeResponse>;
+  put(r: PutRequest): Promise<PutResponse>;
+  deleteRange(r: DeleteRangeRequest): Promise<DeleteRangeResponse>;
+  txn(r: TxnRequest): Promise<TxnResponse>;
+  compact(r: CompactionRequest): Promise<CompactionResponse>;
+}
+
+/** The KV client's calls as promises. */
+export function promiseKV(c: KVClient): PromiseKV {
+  return {
+    range: promised<RangeRequest, RangeResponse>(c, c.range),
+    put: promised<PutRequest, PutResponse>(c, c.put),
+    deleteRange: promised<DeleteRangeRequest, DeleteRangeResponse>(c, c.deleteRange),
+    txn: promised<TxnRequest, TxnResponse>(c, c.txn),
+    compact: promised<CompactionRequest, CompactionResponse>(c, c.compact),
+  };
+}
