@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PutResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { PutResponse, TxnResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { IO, run } from '../../server/etcdctl/main';
 import { RunningEtcd, startRealEtcd } from '../support/real-etcd';
 
@@ -31,20 +31,20 @@ async function withIds(e: RunningEtcd): Promise<Server> {
 }
 
 /** Output as text with the server's ids and the warning line's time and client id replaced. */
-function normalize(stdout: Buffer, stderr: string, code: number, s: Server, protobuf: boolean): Outcome {
+function normalize(stdout: Buffer, stderr: string, code: number, s: Server, protobuf: boolean, txnStep = false): Outcome {
   let out = stdout.toString('latin1');
   if (protobuf && stdout.length) {
-    const r = PutResponse.decode(stdout);
+    const r = txnStep ? TxnResponse.decode(stdout) : PutResponse.decode(stdout);
     out = JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
   }
   for (const [id, name] of s.ids) out = out.split(id).join(name);
-  const err = stderr.replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} /gm, '<TS> ').replace(/"ts":"[^"]+"/g, '"ts":"<T>"').replace(/endpoint:\/\/client-[0-9a-f-]+\/[^"]+/g, 'endpoint://<CLIENT>/<EP>');
+  const err = stderr.replace(/(panic: [^\n]*\n\ngoroutine 1 \[running\]:\n)[\s\S]*$/, '$1').replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} /gm, '<TS> ').replace(/"ts":"[^"]+"/g, '"ts":"<T>"').replace(/endpoint:\/\/client-[0-9a-f-]+\/[^"]+/g, 'endpoint://<CLIENT>/<EP>');
   return { stdout: out, stderr: err, code };
 }
 
 function real(s: Server, args: string[], stdin: string, env: Record<string, string>): Outcome {
   const r = spawnSync(REAL_ETCDCTL, args, { env: { ...process.env, ETCDCTL_API: '3', ETCDCTL_ENDPOINTS: s.clientURL, ...env }, input: stdin, timeout: 20000 });
-  return normalize(r.stdout, r.stderr.toString(), r.status ?? -1, s, args.includes('protobuf'));
+  return normalize(r.stdout, r.stderr.toString(), r.status ?? -1, s, args.includes('protobuf'), args[0] === 'txn');
 }
 
 async function ours(s: Server, args: string[], stdin: string, env: Record<string, string>): Promise<Outcome> {
@@ -57,7 +57,7 @@ async function ours(s: Server, args: string[], stdin: string, env: Record<string
     readStdin: () => stdin,
   };
   const code = await run(args, { ...process.env, ETCDCTL_API: '3', ETCDCTL_ENDPOINTS: s.clientURL, ...env }, io);
-  return normalize(Buffer.concat(out), stderr, code, s, args.includes('protobuf'));
+  return normalize(Buffer.concat(out), stderr, code, s, args.includes('protobuf'), args[0] === 'txn');
 }
 
 type Step = string[] | { args: string[]; stdin?: string; env?: Record<string, string> };
@@ -119,6 +119,32 @@ const STEPS: Step[] = [
   ['put', 'k', 'v', '--lease', '1234abcd'],
   ['put', 'nokey', '--ignore-value'],
   ['get', 'foo', '--rev', '999'],
+  // txn: compares, then success and failure requests, each section ended by an empty line.
+  { args: ['txn'], stdin: 'mod("foo") > "0"\n\nput foo tx1\nget foo\ndel nothing\n\nget foo\n\n' },
+  { args: ['txn', '-w', 'json'], stdin: 'value("foo") = "tx1"\n\nput foo tx2 --prev-kv\nget f --prefix --keys-only\n\nget foo\n\n' },
+  { args: ['txn', '-w', 'fields'], stdin: 'version("foo") = "1"\n\nput foo tx3\n\nget foo --prefix\ndel zzz --prev-kv\n\n' },
+  { args: ['txn', '--interactive'], stdin: 'c("foo") < "100"\nm("foo") != "1"\nval("foo") = `tx2`\n\np x "y\\tz"\n\n\n' },
+  { args: ['txn', '-w', 'protobuf'], stdin: 'ver("nope") = "0"\n\nput tp v\n\n\n' },
+  { args: ['txn'], stdin: 'create("foo") = "2"\n\n\n\n' },
+  { args: ['txn'], stdin: '\nput k1 v1\nput k1 v2\n\n\n' },
+  { args: ['txn'], stdin: 'mod("foo") > "0"\n\nput foo tx1\n' },
+  { args: ['txn'], stdin: '' },
+  { args: ['txn'], stdin: 'mod("foo") >> "0"\n\n\n\n' },
+  { args: ['txn'], stdin: 'mod(foo) > "0"\n\n\n\n' },
+  { args: ['txn'], stdin: 'mod("foo") > 0\n\n\n\n' },
+  { args: ['txn'], stdin: 'ver("foo")="3"\n\n\n\n' },
+  { args: ['txn'], stdin: 'modx("foo") > "0"\n\n\n\n' },
+  { args: ['txn'], stdin: 'mod("foo") > "x"\n\n\n\n' },
+  { args: ['txn'], stdin: 'nocompare\n\n\n\n' },
+  { args: ['txn'], stdin: 'lease("foo") = "1"\n\n\n\n' },
+  { args: ['txn'], stdin: '\nput a\n\n\n' },
+  { args: ['txn'], stdin: '\nbogus a b\n\n\n' },
+  { args: ['txn'], stdin: '\nget\n\n\n' },
+  { args: ['txn'], stdin: '\nput "bad\\q" y\n\n\n' },
+  { args: ['txn'], stdin: "\nput 'ab' 'cd'\n\n\n" },
+  { args: ['txn'], stdin: "\nput 'a b' c\n\n\n" },
+  { args: ['txn'], stdin: "\ndel 'k'\n\n\n" },
+  { args: ['txn', 'extra'], stdin: '\n\n\n' },
   // No server there: the command timeout runs out.
   { args: ['get', 'foo', '--command-timeout', '300ms'], env: { ETCDCTL_ENDPOINTS: '127.0.0.1:1' } },
   ['--endpoints', '127.0.0.1:1', 'get', 'foo'],

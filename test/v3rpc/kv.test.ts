@@ -10,6 +10,7 @@ import {
   Compare, Compare_CompareTarget, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
 } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { HealthCheckResponse, HealthCheckResponse_ServingStatus, HealthClient } from '../../server/api/v3rpc/pb/grpc/health/v1/health';
 import { TEST_HEADER, refusingBackend, startV3, type RunningV3 } from '../support/v3-server';
 
 const b = (s: string) => Buffer.from(s);
@@ -278,6 +279,29 @@ describe('a call the client abandons', () => {
       await late;
       expect((await s.kv.range(RangeRequest.fromPartial({ key: b('k') }))).count).toBe(1n);
     } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('grpc.health.v1.Health, as etcd registers it', () => {
+  test('the server is SERVING; an unknown service is NOT_FOUND; Watch streams the status', async () => {
+    const s = await startV3(refusingBackend());
+    const health = new HealthClient(s.address, grpc.credentials.createInsecure());
+    try {
+      const check = (service: string) => new Promise<HealthCheckResponse>((resolve, reject) =>
+        health.check({ service }, (err, res) => (err ? reject(err) : resolve(res))));
+      expect((await check('')).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      await expect(check('etcdserverpb.Nope')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
+      const watch = health.watch({ service: '' });
+      const ended = new Promise<grpc.ServiceError>((resolve) => watch.on('error', resolve));
+      const first = await new Promise<HealthCheckResponse>((resolve) => watch.once('data', resolve));
+      expect(first.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      watch.cancel();
+      expect((await ended).code).toBe(grpc.status.CANCELLED);
+      expect(await s.registry.metrics()).toContain('grpc_server_handled_total{grpc_type="unary",grpc_service="grpc.health.v1.Health",grpc_method="Check",grpc_code="NotFound"} 1');
+    } finally {
+      health.close();
       await s.close();
     }
   });

@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type * as client from 'prom-client';
 import { GRPC_OVERHEAD_BYTES } from './errors';
+import { addHealthService } from './health';
 import { kvService, type HeaderProvider, type KVBackend } from './kv';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService } from './service';
@@ -38,5 +39,6 @@ export function createV3Server(opts: V3ServerOptions): grpc.Server {
   const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
   addUnaryService(server, kv.definition, kv.handlers, metrics);
+  addHealthService(server, metrics);
   return server;
 }

@@ -2,10 +2,11 @@
  * etcdctl v3 (what etcd 3.4's etcdctl runs unless ETCDCTL_API=2): put, get, del and version with etcd's flags,
  * ETCDCTL_* variables, output formats, messages and exit codes, over gRPC to any etcd speaking v3.
  */
-import { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import { CallError, V3Client } from './client';
 import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
 import { FORMATS, Printer, UnsupportedFormat, type Format } from './printer';
+import { argify, GoPanic, LineReader, parseCompare, TxnInputError } from './txn-input';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
 export interface V3IO {
@@ -140,6 +141,12 @@ will store the content of the file to <key>.
       help('put'),
     ],
     run: put,
+  },
+  txn: {
+    use: 'txn [options]',
+    short: 'Txn processes all the requests in one transaction',
+    flags: [{ name: 'interactive', short: 'i', kind: 'bool', def: 'false', usage: 'Input transaction in interactive mode' }, help('txn')],
+    run: txn,
   },
   version: {
     use: 'version',
@@ -293,6 +300,11 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
       if (err.message !== `exit ${err.code}`) io.stderr(`Error: ${err.message}\n`);
       return err.code;
     }
+    if (err instanceof GoPanic) {
+      // Where etcdctl (Go) panics: the message, and Go's exit status for it.
+      io.stderr(`panic: ${err.message}\n\ngoroutine 1 [running]:\n`);
+      return 2;
+    }
     throw err;
   }
 }
@@ -372,7 +384,8 @@ function prefixEnd(key: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
-async function put(ctx: Ctx): Promise<void> {
+/** put's arguments as a PutRequest (etcdctl's getPutOp, also used for txn's put lines). */
+function putRequest(ctx: Ctx): PutRequest {
   const { args } = ctx;
   if (args.length === 0) throw fail(ExitV3.BadArgs, 'put command needs 1 argument and input from stdin or 2 arguments');
   const ignoreValue = bool(ctx, 'ignore-value');
@@ -392,10 +405,14 @@ async function put(ctx: Ctx): Promise<void> {
   } catch (err) {
     throw fail(ExitV3.BadArgs, `bad lease ID (${(err as Error).message}), expecting ID in Hex`);
   }
-  const p = printer(ctx);
-  const req = PutRequest.fromPartial({
+  return PutRequest.fromPartial({
     key: Buffer.from(args[0]), value: Buffer.from(value), lease, prevKv: bool(ctx, 'prev-kv'), ignoreValue, ignoreLease: bool(ctx, 'ignore-lease'),
   });
+}
+
+async function put(ctx: Ctx): Promise<void> {
+  const req = putRequest(ctx);
+  const p = printer(ctx);
   await withClient(ctx, p, (c) => c.call((kv) => kv.put, req), (pr, r) => pr.put(out(ctx), r));
 }
 
@@ -408,7 +425,8 @@ function parseHexInt64(s: string): bigint {
   return v;
 }
 
-async function get(ctx: Ctx): Promise<void> {
+/** get's arguments as a RangeRequest (etcdctl's getGetOp, also used for txn's get lines). */
+function rangeRequest(ctx: Ctx): RangeRequest {
   const { args } = ctx;
   if (args.length === 0) throw fail(ExitV3.BadArgs, 'get command needs one argument as key and an optional argument as range_end');
   const prefix = bool(ctx, 'prefix');
@@ -439,15 +457,19 @@ async function get(ctx: Ctx): Promise<void> {
     } else rangeEnd = prefix ? prefixEnd(key) : Buffer.from([0]);
   }
   const rev = ctx.flags.values.get('rev') as bigint;
-  const valueOnly = bool(ctx, 'print-value-only');
-  const p = printer(ctx, valueOnly);
   // clientv3's WithSort: sorting by key ascending is the store's order already, so it asks for none.
   const effectiveOrder = sortTarget === RangeRequest_SortTarget.KEY && sortOrder === RangeRequest_SortOrder.ASCEND ? RangeRequest_SortOrder.NONE : sortOrder;
-  const req = RangeRequest.fromPartial({
+  return RangeRequest.fromPartial({
     key, rangeEnd, limit: ctx.flags.values.get('limit') as bigint, revision: rev > 0n ? rev : 0n,
     sortOrder: effectiveOrder, sortTarget,
     serializable: consistency === 's', keysOnly: bool(ctx, 'keys-only'),
   });
+}
+
+async function get(ctx: Ctx): Promise<void> {
+  const req = rangeRequest(ctx);
+  const valueOnly = bool(ctx, 'print-value-only');
+  const p = printer(ctx, valueOnly);
   await withClient(ctx, p, (c) => c.call((kv) => kv.range, req), (pr, r) => {
     // Checked once the answer is in, as etcdctl does.
     if (valueOnly && str(ctx, 'write-out') !== 'simple') throw fail(ExitV3.BadArgs, 'print-value-only is only for `--write-out=simple`');
@@ -455,7 +477,8 @@ async function get(ctx: Ctx): Promise<void> {
   });
 }
 
-async function del(ctx: Ctx): Promise<void> {
+/** del's arguments as a DeleteRangeRequest (etcdctl's getDelOp, also used for txn's del lines). */
+function deleteRequest(ctx: Ctx): DeleteRangeRequest {
   const { args } = ctx;
   if (args.length === 0 || args.length > 2) throw fail(ExitV3.BadArgs, 'del command needs one argument as key and an optional argument as range_end');
   const prefix = bool(ctx, 'prefix');
@@ -473,8 +496,12 @@ async function del(ctx: Ctx): Promise<void> {
       rangeEnd = Buffer.from([0]);
     } else rangeEnd = prefix ? prefixEnd(key) : Buffer.from([0]);
   }
+  return DeleteRangeRequest.fromPartial({ key, rangeEnd, prevKv: bool(ctx, 'prev-kv') });
+}
+
+async function del(ctx: Ctx): Promise<void> {
+  const req = deleteRequest(ctx);
   const p = printer(ctx);
-  const req = DeleteRangeRequest.fromPartial({ key, rangeEnd, prevKv: bool(ctx, 'prev-kv') });
   await withClient(ctx, p, (c) => c.call((kv) => kv.deleteRange, req), (pr, r) => pr.del(out(ctx), r));
 }
 
@@ -489,4 +516,59 @@ async function compaction(ctx: Ctx): Promise<void> {
   const req = CompactionRequest.fromPartial({ revision: rev, physical: bool(ctx, 'physical') });
   // Whatever the output format, etcdctl prints this line.
   await withClient(ctx, p, (c) => c.call((kv) => kv.compact, req), () => ctx.io.stdout(`compacted revision ${rev}\n`));
+}
+
+/** A txn request line (`put k v`, `get k --prefix`, `del k`) as etcdctl's parseRequestUnion reads it. */
+function requestOp(ctx: Ctx, line: string): RequestOp {
+  const args = argify(line);
+  if (args.length < 2) throw new TxnInputError(`invalid txn compare request: ${line}`);
+  const builders: Record<string, (c: Ctx) => RequestOp> = {
+    put: (c) => RequestOp.fromPartial({ requestPut: putRequest(c) }),
+    get: (c) => RequestOp.fromPartial({ requestRange: rangeRequest(c) }),
+    del: (c) => RequestOp.fromPartial({ requestDeleteRange: deleteRequest(c) }),
+  };
+  // A cobra root of its own with put, get and del (and cobra's help and completion), prefixes matched.
+  const names = ['put', 'get', 'del', 'help', 'completion'];
+  const name = names.includes(args[0]) ? args[0] : names.filter((n) => n.startsWith(args[0])).length === 1 ? names.find((n) => n.startsWith(args[0])) : undefined;
+  const build = name === undefined ? undefined : builders[name];
+  if (!build) throw new TxnInputError(`invalid txn request: ${line}`);
+  let flags: Parsed;
+  try {
+    flags = parseFlags(args.slice(1), COMMANDS[name!].flags);
+  } catch (err) {
+    if (err instanceof FlagError) throw new TxnInputError(`invalid txn request: ${line}`);
+    throw err;
+  }
+  // What is left of stdin for a put without a value: bufio has taken it all.
+  return build({ ...ctx, flags, args: flags.args, io: { ...ctx.io, readStdin: () => '' } });
+}
+
+async function txn(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 0) throw fail(ExitV3.BadArgs, 'txn command does not accept argument');
+  const p = printer(ctx);
+  const interactive = bool(ctx, 'interactive');
+  const prompt = (s: string) => { if (interactive) ctx.io.stdout(`${s}\n`); };
+  const reader = new LineReader(ctx.io.readStdin());
+  const section = <T>(parse: (line: string) => T): T[] => {
+    const items: T[] = [];
+    for (;;) {
+      const line = reader.readLine().trim();
+      if (line === '') return items;
+      items.push(parse(line));
+    }
+  };
+  let req: TxnRequest;
+  try {
+    prompt('compares:');
+    const compare = section(parseCompare);
+    prompt('success requests (get, put, del):');
+    const success = section((l) => requestOp(ctx, l));
+    prompt('failure requests (get, put, del):');
+    const failure = section((l) => requestOp(ctx, l));
+    req = TxnRequest.fromPartial({ compare, success, failure });
+  } catch (err) {
+    if (err instanceof TxnInputError) throw fail(ExitV3.InvalidInput, err.message);
+    throw err;
+  }
+  await withClient(ctx, p, (c) => c.call((kv) => kv.txn, req), (pr, r) => pr.txn(out(ctx), r));
 }

@@ -3,8 +3,8 @@
  * --print-value-only), json (Go's encoding/json of the response: omitempty fields, bytes as base64, 64-bit ids as
  * exact decimals), fields (Go's %q quoting) and protobuf (the response's wire bytes).
  */
-import type { DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader } from '../../api/v3rpc/pb/etcdserverpb/rpc';
-import { DeleteRangeResponse as DeleteCodec, PutResponse as PutCodec, RangeResponse as RangeCodec } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import type { DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, TxnResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { DeleteRangeResponse as DeleteCodec, PutResponse as PutCodec, RangeResponse as RangeCodec, TxnResponse as TxnCodec } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import type { KeyValue } from '../../api/v3rpc/pb/mvccpb/kv';
 
 /** Where output goes: bytes, since keys and values are bytes (not necessarily UTF-8). */
@@ -54,6 +54,24 @@ function jsonKV(kv: KeyValue | undefined): string | undefined {
 }
 
 const jsonKVs = (kvs: KeyValue[]): string | undefined => (kvs.length === 0 ? undefined : `[${kvs.map((kv) => jsonKV(kv)).join(',')}]`);
+
+const jsonRange = (r: RangeResponse) => jsonFields([['header', jsonHeader(r.header)], ['kvs', jsonKVs(r.kvs)], ['more', bool(r.more)], ['count', num(r.count)]]);
+const jsonPut = (r: PutResponse) => jsonFields([['header', jsonHeader(r.header)], ['prev_kv', jsonKV(r.prevKv)]]);
+const jsonDel = (r: DeleteRangeResponse) => jsonFields([['header', jsonHeader(r.header)], ['deleted', num(r.deleted)], ['prev_kvs', jsonKVs(r.prevKvs)]]);
+
+/** A ResponseOp as Go encodes it: the oneof under "Response", keyed by the Go field name. */
+function jsonOp(op: ResponseOp): string {
+  let inner: string | undefined;
+  if (op.responseRange) inner = `{"ResponseRange":${jsonRange(op.responseRange)}}`;
+  else if (op.responsePut) inner = `{"ResponsePut":${jsonPut(op.responsePut)}}`;
+  else if (op.responseDeleteRange) inner = `{"ResponseDeleteRange":${jsonDel(op.responseDeleteRange)}}`;
+  else if (op.responseTxn) inner = `{"ResponseTxn":${jsonTxn(op.responseTxn)}}`;
+  return jsonFields([['Response', inner ?? 'null']]);
+}
+
+function jsonTxn(r: TxnResponse): string {
+  return jsonFields([['header', jsonHeader(r.header)], ['succeeded', bool(r.succeeded)], ['responses', r.responses.length ? `[${r.responses.map(jsonOp).join(',')}]` : undefined]]);
+}
 
 // --- fields: fmt's %q and %d/%v ---
 
@@ -149,8 +167,7 @@ export class Printer {
       lines.push(`"More" : ${r.more}`, `"Count" : ${r.count}`);
       return this.lines(out, lines);
     }
-    this.other(out, jsonFields([['header', jsonHeader(r.header)], ['kvs', jsonKVs(r.kvs)], ['more', bool(r.more)], ['count', num(r.count)]]),
-      () => RangeCodec.encode(r).finish());
+    this.other(out, jsonRange(r), () => RangeCodec.encode(r).finish());
   }
 
   put(out: Out, r: PutResponse): void {
@@ -165,7 +182,7 @@ export class Printer {
       if (r.prevKv) fieldsKV(lines, 'Prev', r.prevKv);
       return this.lines(out, lines);
     }
-    this.other(out, jsonFields([['header', jsonHeader(r.header)], ['prev_kv', jsonKV(r.prevKv)]]), () => PutCodec.encode(r).finish());
+    this.other(out, jsonPut(r), () => PutCodec.encode(r).finish());
   }
 
   del(out: Out, r: DeleteRangeResponse): void {
@@ -181,7 +198,33 @@ export class Printer {
       for (const kv of r.prevKvs) fieldsKV(lines, 'Prev', kv);
       return this.lines(out, lines);
     }
-    this.other(out, jsonFields([['header', jsonHeader(r.header)], ['deleted', num(r.deleted)], ['prev_kvs', jsonKVs(r.prevKvs)]]),
-      () => DeleteCodec.encode(r).finish());
+    this.other(out, jsonDel(r), () => DeleteCodec.encode(r).finish());
+  }
+
+  /** SUCCESS or FAILURE, then each response after an empty line (simple); the whole response otherwise. */
+  txn(out: Out, r: TxnResponse): void {
+    if (this.format === 'simple') {
+      out.stdoutBytes(Buffer.from(r.succeeded ? 'SUCCESS\n' : 'FAILURE\n'));
+      for (const op of r.responses) {
+        out.stdoutBytes(NEWLINE);
+        if (op.responseDeleteRange) this.del(out, op.responseDeleteRange);
+        else if (op.responsePut) this.put(out, op.responsePut);
+        else if (op.responseRange) this.get(out, op.responseRange);
+      }
+      return;
+    }
+    if (this.format === 'fields') {
+      const lines: string[] = [];
+      fieldsHeader(lines, r.header);
+      lines.push(`"Succeeded" : ${r.succeeded}`);
+      this.lines(out, lines);
+      for (const op of r.responses) {
+        if (op.responseDeleteRange) this.del(out, op.responseDeleteRange);
+        else if (op.responsePut) this.put(out, op.responsePut);
+        else if (op.responseRange) this.get(out, op.responseRange);
+      }
+      return;
+    }
+    this.other(out, jsonTxn(r), () => TxnCodec.encode(r).finish());
   }
 }
