@@ -106,7 +106,7 @@ export const OPTIONS: OptionSpec[] = [
   u('quota-backend-bytes', 0, 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).', unsupported),
   s('backend-batch-interval', '', 'BackendBatchInterval is the maximum time before commit the backend transaction.', unsupported),
   u('backend-batch-limit', 0, 'BackendBatchLimit is the maximum operations before commit the backend transaction.', unsupported),
-  u('max-txn-ops', 128, 'Maximum number of operations permitted in a transaction.', unsupported),
+  u('max-txn-ops', 128, 'Maximum number of operations permitted in a transaction.'),
   s('grpc-keepalive-min-time', '5s', 'Minimum interval duration that a client should wait before pinging server.', unsupported),
   s('grpc-keepalive-interval', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).', unsupported),
   s('grpc-keepalive-timeout', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).', unsupported),

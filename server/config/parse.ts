@@ -44,6 +44,8 @@ export interface ServerConfig {
    * and refuses a larger v3 proposal with "etcdserver: request is too large"); etcd applies it to no v2 request.
    */
   maxRequestBytes: number;
+  /** --max-txn-ops: operations a v3 txn may hold. */
+  maxTxnOps: number;
   listenPeerURLs: string[];
   listenClientURLs: string[];
   listenMetricsURLs: string[];
@@ -435,6 +437,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     heartbeatIntervalMs: heartbeat,
     electionTimeoutMs: election,
     maxRequestBytes,
+    maxTxnOps: num('max-txn-ops'),
     listenPeerURLs: list('listen-peer-urls'),
     listenClientURLs: list('listen-client-urls'),
     listenMetricsURLs: list('listen-metrics-urls'),

@@ -26,7 +26,13 @@ import { ensureSelfSignedCert, hostsOf } from '../tls/auto-tls';
 import { validateClientCertSettings } from '../tls/client-cert-checks';
 import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watchCertificates } from '../tls/tls-settings';
 import { WAL } from '../wal/wal';
-import { ClientListener, groupByAddress, grpcSink, listenAddress, newGrpcServer } from './serve';
+import { ClientListener, groupByAddress, grpcSink, listenAddress } from './serve';
+import { createV3Server } from '../api/v3rpc/grpc';
+import { V3Applier } from '../etcdserver/apply-v3';
+import { EntryKind } from '../etcdserver/entry';
+import { PART_V3 } from '../etcdserver/snapshot-data';
+import { V3KV } from '../etcdserver/v3-server';
+import { MvccStore } from '../mvcc/store';
 import { VERSION } from '../version';
 
 function isV2Path(url: string): boolean {
@@ -165,6 +171,10 @@ export interface RunningMember {
   stop(): Promise<void>;
 }
 
+/** The v3 part of a snapshot: a marker (the data is in the member's store) or the store's whole data. */
+const V3_PART_MARKER = 0;
+const V3_PART_DATA = 1;
+
 /** Starts a member from a parsed configuration. */
 export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger): Promise<RunningMember> {
   // Each part logs under its etcd package name (capnslog prints it; --log-package-levels selects by it).
@@ -247,6 +257,26 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   });
   srv = server;
   metrics.attach(server, store);
+  // The v3 keyspace: an MVCC store on LMDB in the member's dir, applied from v3 entries of the log. Its data stays in
+  // its own files (a snapshot keeps a marker; the store is committed first, so it is never behind the snapshot) and
+  // goes whole to a member that catches up by snapshot.
+  const mvcc = MvccStore.open(path.join(memberDir, 'v3'));
+  const v3 = new V3Applier(mvcc);
+  server.registerApplier(EntryKind.V3, v3);
+  server.registerSnapshotPart(PART_V3, {
+    save: () => {
+      mvcc.flushSync();
+      return Buffer.from([V3_PART_MARKER]);
+    },
+    recover: (data) => {
+      if (data && data[0] === V3_PART_DATA) mvcc.loadSync(data.subarray(1));
+    },
+    validate: (data) => {
+      if (data[0] === V3_PART_DATA) MvccStore.validateDump(data.subarray(1));
+      else if (data[0] !== V3_PART_MARKER) throw new Error('snapshot: malformed v3 part');
+    },
+    forPeer: () => Buffer.concat([Buffer.from([V3_PART_DATA]), mvcc.dumpSync()]),
+  });
   try {
     await server.start();
   } catch (err) {
@@ -300,7 +330,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const listeners: Listener[] = [];
   // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
   // services are to be registered on grpcServer here, before the listeners take connections.
-  const grpcServer = newGrpcServer();
+  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
+  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
   const http2 = grpcSink(grpcServer);
   stopWatching.push(() => http2.destroy());
   for (const urls of groupByAddress(cfg.listenClientURLs)) {
@@ -337,6 +368,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
       clearInterval(idler);
       await server.stop();
+      await mvcc.close();
       transport.stop();
       for (const unwatch of stopWatching) unwatch();
       for (const l of [...listeners, ...peerListeners]) {

@@ -264,6 +264,15 @@ export class V3Applier {
     }
   }
 
+  /** A txn that only reads, served without the log (etcd's isTxnReadonly path): one synchronous read view. */
+  readonlyTxn(r: TxnRequest): TxnResponse {
+    const path = compareToPath(this.store, r);
+    this.checkRequests(r, path, 0, (op) => this.checkRange(op));
+    const resp = this.applyTxn(this.store, undefined, r, path, { i: 0 });
+    resp.header = header(this.store.rev());
+    return resp;
+  }
+
   compaction(index: number, r: CompactionRequest): { resp: CompactionResponse; physical: Promise<void> } {
     const physical = this.store.compact(num(r.revision), index);
     physical.catch(() => undefined);

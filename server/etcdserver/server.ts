@@ -42,6 +42,11 @@ export interface SnapshotPart {
   recover(data: Buffer | undefined): void;
   /** Throws if the data would not recover (checked before a peer's snapshot reaches Raft). */
   validate?(data: Buffer): void;
+  /**
+   * What goes to a member that catches up by snapshot, when what save() keeps is only a marker (the v3 backend
+   * lives in its own files, as etcd's bbolt db does, and is sent whole, as it is at the time of sending).
+   */
+  forPeer?(): Buffer;
 }
 
 /** The WAL as the server opens or creates it. */
@@ -246,6 +251,15 @@ export class EtcdServer extends EventEmitter {
     this.dispatcher.register(kind, applier);
   }
 
+  /** A snapshot message with the parts that are markers locally (forPeer) filled in with their data. */
+  private snapshotForPeer(m: import('../raft').Message): import('../raft').Message {
+    const fill = [...this.snapshotParts].filter(([, p]) => p.forPeer);
+    if (!m.snapshot || fill.length === 0) return m;
+    const parts = decodeSnapshotData(m.snapshot.data, new Set(this.snapshotParts.keys()));
+    for (const [name, p] of fill) parts.set(name, p.forPeer!());
+    return { ...m, snapshot: { ...m.snapshot, data: encodeSnapshotData(parts) } };
+  }
+
   /** Adds a store to snapshots under `name` (snapshot-data.ts's PART_*). Before start(). */
   registerSnapshotPart(name: string, part: SnapshotPart): void {
     if (this.snapshotParts.has(name)) throw new Error(`snapshot part ${name} is registered already`);
@@ -349,7 +363,7 @@ export class EtcdServer extends EventEmitter {
       transport: {
         send: (msgs) => {
           for (const m of msgs) if (m.type === MessageType.App) this.stats.sendAppendReq(messageSize(m));
-          o.transport.send(msgs);
+          o.transport.send(msgs.map((m) => (m.type === MessageType.Snap ? this.snapshotForPeer(m) : m)));
         },
       },
       tickMs: o.heartbeatMs,

@@ -138,6 +138,8 @@ function lowerBound(a: LatestEntry[], ks: string): number {
   return lo;
 }
 
+const DUMP_MAGIC = 'MVD1';
+
 export class MvccStore {
   private readonly kv: Database<Buffer, Buffer>;
   private readonly latest: Database<Buffer, Buffer>;
@@ -183,6 +185,12 @@ export class MvccStore {
     this.latest = env.openDB({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
     this.hist = env.openDB({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
     this.meta = env.openDB({ name: 'meta', encoding: 'binary' });
+    this.pending = this.newBatch();
+    this.loadState();
+  }
+
+  /** The revisions and consistent index kept in the meta table (at open, and after a snapshot replaced the data). */
+  private loadState(): void {
     const num = (k: string) => {
       const b = this.meta.get(k);
       return b ? readU64(b, 0) : 0;
@@ -192,9 +200,91 @@ export class MvccStore {
     this.finishedCompactRev = num('finishedCompactRev');
     const scheduled = num('scheduledCompactRev');
     this.compactMainRev = Math.max(scheduled, this.finishedCompactRev);
-    this.pending = this.newBatch();
     // A compaction cut short by a crash is finished now, as etcd's restore does.
     if (scheduled > this.finishedCompactRev) this.compacting = this.physicalCompact(scheduled);
+  }
+
+  /**
+   * The whole store as bytes, for a member that catches up by snapshot (etcd sends its bbolt file): the write buffer
+   * is committed first, then every table is read in one read transaction. Format:
+   *   "MVD1" then per table [u8 table][entries: u32 key length, key, u32 value length, value]... [u32 0xffffffff]
+   */
+  dumpSync(): Buffer {
+    this.flushSync();
+    const parts: Buffer[] = [Buffer.from(DUMP_MAGIC)];
+    const u32 = (n: number): Buffer => {
+      const b = Buffer.allocUnsafe(4);
+      b.writeUInt32BE(n, 0);
+      return b;
+    };
+    const tables = this.tables();
+    for (let t = 0; t < tables.length; t++) {
+      parts.push(Buffer.from([t]));
+      for (const { key, value } of tables[t].getRange({})) {
+        const k = typeof key === 'string' ? Buffer.from(key) : (key as Buffer);
+        const v = value as Buffer;
+        parts.push(u32(k.length), k, u32(v.length), v);
+      }
+      parts.push(u32(0xffffffff));
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Checks that bytes are a whole dump (before a peer's snapshot reaches Raft). */
+  static validateDump(dump: Buffer): void {
+    MvccStore.readDump(dump, () => undefined);
+  }
+
+  /**
+   * Replaces everything with a dump (dumpSync's), synchronously and all at once: the write buffer is dropped, the
+   * tables are cleared and loaded in one LMDB transaction, and the revisions and consistent index are the dump's.
+   */
+  loadSync(dump: Buffer): void {
+    MvccStore.validateDump(dump);
+    this.flushSync();
+    const tables = this.tables();
+    this.env.transactionSync(() => {
+      for (const t of tables) t.clearSync();
+      MvccStore.readDump(dump, (t, k, v) => {
+        if (t === 3) this.meta.putSync(k.toString(), v);
+        else tables[t].putSync(k, v);
+      });
+    });
+    this.env.resetReadTxn();
+    this.latestBuf.clear();
+    this.latestSorted = [];
+    this.unsorted = [];
+    this.pending = this.newBatch();
+    this.loadState();
+  }
+
+  private tables(): Database<Buffer, Buffer>[] {
+    return [this.kv, this.latest, this.hist, this.meta as unknown as Database<Buffer, Buffer>];
+  }
+
+  private static readDump(dump: Buffer, each: (table: number, key: Buffer, value: Buffer) => void): void {
+    const bad = (why: string): Error => new Error(`mvcc: malformed snapshot dump (${why})`);
+    if (dump.length < 4 || dump.toString('latin1', 0, 4) !== DUMP_MAGIC) throw bad('no header');
+    let o = 4;
+    for (let t = 0; t < 4; t++) {
+      if (o >= dump.length || dump[o] !== t) throw bad(`table ${t} missing`);
+      o++;
+      for (;;) {
+        if (o + 4 > dump.length) throw bad('cut short');
+        const kl = dump.readUInt32BE(o);
+        o += 4;
+        if (kl === 0xffffffff) break;
+        if (o + kl + 4 > dump.length) throw bad('cut short');
+        const k = dump.subarray(o, o + kl);
+        o += kl;
+        const vl = dump.readUInt32BE(o);
+        o += 4;
+        if (o + vl > dump.length) throw bad('cut short');
+        each(t, k, dump.subarray(o, o + vl));
+        o += vl;
+      }
+    }
+    if (o !== dump.length) throw bad('trailing bytes');
   }
 
   /** Opens (or creates) the store in dir. */

@@ -1,0 +1,103 @@
+/**
+ * The member's v3 KV (etcd's etcdserver/v3_server.go): what the gRPC KV service calls. Writes (Put, DeleteRange,
+ * Txn, Compact) go through the Raft log as v3 entries (an InternalRaftRequest in the entry envelope) and answer what
+ * the v3 applier answered on this member; ranges are local, after a ReadIndex round unless serializable.
+ */
+import { InternalRaftRequest } from '../api/v3rpc/pb/etcdserverpb/raft_internal';
+import {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  RequestOp,
+  TxnRequest,
+  TxnResponse,
+} from '../api/v3rpc/pb/etcdserverpb/rpc';
+import type { HeaderProvider, KVBackend } from '../api/v3rpc/kv';
+import { serverError } from '../api/v3rpc/errors';
+import { EntryKind } from './entry';
+import type { EtcdServer } from './server';
+import { V3Applier, V3ApplyResult } from './apply-v3';
+
+/** etcd's maxRequestBytes default. */
+const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+
+/** A txn that only reads (etcd's isTxnReadonly): served like a range, without the log. */
+function isTxnReadonly(r: TxnRequest): boolean {
+  const readOnly = (ops: RequestOp[]): boolean => ops.every((op) => op.requestRange !== undefined || (op.requestTxn !== undefined && isTxnReadonly(op.requestTxn)));
+  return readOnly(r.success) && readOnly(r.failure);
+}
+
+export class V3KV implements KVBackend {
+  private readonly maxRequestBytes: number;
+
+  constructor(
+    private readonly server: EtcdServer,
+    private readonly applier: V3Applier,
+    opts: { maxRequestBytes?: number } = {},
+  ) {
+    this.maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  }
+
+  /** What every response header says of this member (the applier fills the revision). */
+  header(): HeaderProvider {
+    const s = this.server;
+    return {
+      clusterId: () => BigInt('0x' + (s.cluster?.id || '0')),
+      memberId: () => BigInt('0x' + (s.id || '0')),
+      raftTerm: () => BigInt(s.raftNode ? s.term() : 0),
+      revision: () => BigInt(this.applier.store.rev()),
+    };
+  }
+
+  async range(r: RangeRequest): Promise<RangeResponse> {
+    await this.ready();
+    if (!r.serializable) await this.server.linearizableRead();
+    return this.applier.range(r);
+  }
+
+  async put(r: PutRequest): Promise<PutResponse> {
+    return (await this.propose({ put: r })).resp as PutResponse;
+  }
+
+  async deleteRange(r: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    return (await this.propose({ deleteRange: r })).resp as DeleteRangeResponse;
+  }
+
+  async txn(r: TxnRequest): Promise<TxnResponse> {
+    if (isTxnReadonly(r)) {
+      await this.ready();
+      await this.server.linearizableRead();
+      return this.applier.readonlyTxn(r);
+    }
+    return (await this.propose({ txn: r })).resp as TxnResponse;
+  }
+
+  async compact(r: CompactionRequest): Promise<CompactionResponse> {
+    const res = await this.propose({ compaction: r });
+    // With physical, etcd answers once the compacted versions are gone.
+    if (r.physical && res.physical) await res.physical;
+    return res.resp as CompactionResponse;
+  }
+
+  private ready(): Promise<void> {
+    if (this.server.published) return Promise.resolve();
+    return new Promise((resolve) => this.server.once('published', () => resolve()));
+  }
+
+  private async propose(op: Partial<InternalRaftRequest>): Promise<V3ApplyResult> {
+    await this.ready();
+    const id = this.server.newRequestId();
+    const data = InternalRaftRequest.encode(InternalRaftRequest.fromPartial({ header: { ID: BigInt(id), username: '', authRevision: 0n }, ...op })).finish();
+    if (data.length > this.maxRequestBytes) throw serverError('requestTooLarge');
+    const w = await this.server.proposeEntry(EntryKind.V3, data, id);
+    if (w.error) throw w.error;
+    const res = w.result as V3ApplyResult | undefined;
+    if (!res?.resp) throw serverError('unknownMethod');
+    return res;
+  }
+}
