@@ -117,7 +117,7 @@ export const OPTIONS: OptionSpec[] = [
   b('enable-pprof', false, 'Enable runtime profiling data via HTTP server.', { ...unsupported, tolerated: 'a diagnostic: /debug/pprof/ answers 404' }),
   e('metrics', 'basic', ['basic', 'extensive'], "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),
   b('enable-grpc-gateway', true, 'Enable GRPC gateway.', unsupported),
-  b('experimental-initial-corrupt-check', false, 'Enable to check data corruption before serving any client/peer traffic.', unsupported),
+  b('experimental-initial-corrupt-check', false, 'Enable to check data corruption before serving any client/peer traffic.'),
   s('experimental-corrupt-check-time', '0s', 'Duration of time between cluster corruption check passes.', unsupported),
   s('experimental-enable-v2v3', '', 'v3 prefix for serving emulated v2 state.', unsupported),
   s('experimental-backend-bbolt-freelist-type', 'array', "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types)", unsupported),

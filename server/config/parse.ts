@@ -46,6 +46,8 @@ export interface ServerConfig {
   maxRequestBytes: number;
   /** --max-txn-ops: operations a v3 txn may hold. */
   maxTxnOps: number;
+  /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
+  initialCorruptCheck: boolean;
   listenPeerURLs: string[];
   listenClientURLs: string[];
   listenMetricsURLs: string[];
@@ -438,6 +440,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     electionTimeoutMs: election,
     maxRequestBytes,
     maxTxnOps: num('max-txn-ops'),
+    initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     listenPeerURLs: list('listen-peer-urls'),
     listenClientURLs: list('listen-client-urls'),
     listenMetricsURLs: list('listen-metrics-urls'),

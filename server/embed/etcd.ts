@@ -33,6 +33,7 @@ import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';
 import { V3KV } from '../etcdserver/v3-server';
 import { MvccStore } from '../mvcc/store';
+import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
 
 function isV2Path(url: string): boolean {
@@ -73,10 +74,11 @@ function checkSchemes(urls: string[]): void {
   }
 }
 
-/** The peer listener's own answers: GET /members (who is in the cluster, for members joining) and /version. */
-function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: () => EtcdServer | undefined): void {
+/** The peer listener's own answers: GET /members (who is in the cluster, for members joining), /version, /members/hashkv. */
+function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: () => EtcdServer | undefined, hashKV: () => ((rev: number) => Promise<HashKV>) | undefined): void {
   const s = server();
   const path = (req.url ?? '').split('?')[0];
+  if (path === PEER_HASHKV_PATH) return serveHashKV(req, res, s?.id || '0', s?.published ? hashKV() : undefined);
   if (req.method === 'GET' && path === '/members' && s?.cluster) {
     res.writeHead(200, { 'Content-Type': 'application/json', 'X-Etcd-Cluster-ID': s.cluster.id });
     res.end(JSON.stringify(s.cluster.list()));
@@ -224,10 +226,12 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     stopWatching.push(t.stopWatching);
     return t.server;
   };
+  /** The v3 store's hash, for peers checking for corruption (once the store is open). */
+  let mvccHashKV: ((rev: number) => Promise<HashKV>) | undefined;
   const peerListeners: http.Server[] = [];
   for (const u of cfg.listenPeerURLs) {
     const url = new URL(u);
-    const peerHandler = transport.handler((req, res) => peerInfo(req, res, () => srv));
+    const peerHandler = transport.handler((req, res) => peerInfo(req, res, () => srv, () => mvccHashKV));
     const ps = makeServer(u, peerTLS, peerHandler, { requestTimeout: 0, keepAliveTimeout: 30000 });
     await listen(ps, url);
     logger.info('listening for peers', { url: u });
@@ -262,6 +266,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   // goes whole to a member that catches up by snapshot.
   const mvcc = MvccStore.open(path.join(memberDir, 'v3'));
   const v3 = new V3Applier(mvcc);
+  mvccHashKV = (rev) => mvcc.hashKV(rev);
   server.registerApplier(EntryKind.V3, v3);
   server.registerSnapshotPart(PART_V3, {
     save: () => {
@@ -283,6 +288,23 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     transport.stop();
     for (const l of peerListeners) l.close();
     throw err;
+  }
+  if (cfg.initialCorruptCheck) {
+    try {
+      await checkInitialHashKV({
+        localId: server.id,
+        peers: server.cluster.list().filter((m) => m.id !== server.id),
+        hashKV: (rev) => mvcc.hashKV(rev),
+        fetch: (url, rev) => fetchPeerHashKV(url, rev, server.requestTimeoutMs(), peerTLS ? clientAgentOptions(peerTLS) : undefined),
+        log: (level, msg, meta) => serverLog.log(level, msg, meta),
+      });
+    } catch (err) {
+      await server.stop();
+      await mvcc.close();
+      transport.stop();
+      for (const l of peerListeners) l.close();
+      throw err;
+    }
   }
   const keys = keysHandler({ server, store, now: Date.now });
   const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now });

@@ -196,7 +196,8 @@ export class MvccStore {
       return b ? readU64(b, 0) : 0;
     };
     this.applied = this.lastCommittedIndex = num('consistentIndex');
-    this.currentRev = this.committedRev = num('currentRev');
+    // As etcd's: a new store is at revision 1, so the first write is revision 2.
+    this.currentRev = this.committedRev = Math.max(1, num('currentRev'));
     this.finishedCompactRev = num('finishedCompactRev');
     const scheduled = num('scheduledCompactRev');
     this.compactMainRev = Math.max(scheduled, this.finishedCompactRev);
