@@ -33,6 +33,7 @@ import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';
 import { V3KV } from '../etcdserver/v3-server';
 import { MvccStore } from '../mvcc/store';
+import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
 
@@ -267,6 +268,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const mvcc = MvccStore.open(path.join(memberDir, 'v3'));
   const v3 = new V3Applier(mvcc);
   mvccHashKV = (rev) => mvcc.hashKV(rev);
+  registerMvccMetrics(metrics.registry, mvcc, v3.ops);
   server.registerApplier(EntryKind.V3, v3);
   server.registerSnapshotPart(PART_V3, {
     save: () => {

@@ -27,6 +27,7 @@ import {
 import { InternalRaftRequest } from '../api/v3rpc/pb/etcdserverpb/raft_internal';
 import { keyTooLong } from '../mvcc/codec';
 import { ErrCompacted, ErrFutureRev, ErrKeyTooLong } from '../mvcc/errors';
+import { MvccOpCounts, newOpCounts } from '../mvcc/metrics';
 import { MvccStore, RangeOptions, RangeResult, WriteTxn } from '../mvcc/store';
 
 /** etcd's ErrKeyNotFound (a put with ignore_value/ignore_lease on a missing key). */
@@ -143,6 +144,9 @@ function compareToPath(rv: ReadView, r: TxnRequest, path: boolean[] = []): boole
 }
 
 export class V3Applier {
+  /** Operations applied, for etcd's mvcc metrics (server/mvcc/metrics.ts). */
+  readonly ops: MvccOpCounts = newOpCounts();
+
   constructor(readonly store: MvccStore) {}
 
   /** True when the entry at index is already in the store (replay after a restart skips it). */
@@ -190,6 +194,7 @@ export class V3Applier {
 
   /** A Range, serializable or linearizable alike (the server decides when to call it). */
   range(r: RangeRequest, rv: ReadView = this.store): RangeResponse {
+    this.ops.range++;
     let limit = num(r.limit);
     const sortOrder =
       r.sortTarget !== RangeRequest_SortTarget.KEY && r.sortOrder === RangeRequest_SortOrder.NONE
@@ -250,6 +255,7 @@ export class V3Applier {
   }
 
   txn(index: number, r: TxnRequest): TxnResponse {
+    this.ops.txn++;
     const path = compareToPath(this.store, r);
     if (!isTxnReadonly(r)) this.checkRequests(r, path, 0, (op) => this.checkPut(op));
     this.checkRequests(r, path, 0, (op) => this.checkRange(op));
@@ -280,6 +286,8 @@ export class V3Applier {
   }
 
   private putIn(txn: WriteTxn, r: PutRequest): PutResponse {
+    this.ops.put++;
+    this.ops.putBytes += r.key.length + r.value.length;
     let value = r.value;
     let lease = r.lease;
     let prev: KeyValue | undefined;
@@ -292,6 +300,7 @@ export class V3Applier {
   }
 
   private deleteIn(txn: WriteTxn, r: DeleteRangeRequest): DeleteRangeResponse {
+    this.ops.delete++;
     const end = rangeEnd(r.rangeEnd);
     const prevKvs = r.prevKv ? txn.range(r.key, end).kvs : [];
     const deleted = txn.deleteRange(r.key, end);
