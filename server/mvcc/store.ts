@@ -148,15 +148,16 @@ export class MvccStore {
   private readonly batchInterval: number;
   private readonly batchLimit: number;
 
-  private currentRev = 0;
-  private compactMainRev = 0;
-  private finishedCompactRev = 0;
+  private currentRev = 1;
+  /** -1 until the first compaction, as etcd's (which accepts a compaction at 0 on a new store) */
+  private compactMainRev = -1;
+  private finishedCompactRev = -1;
   private applied = 0;
   /** revisions up to this one are in LMDB (and out of the write buffer's kv map) */
   private committedRev = 0;
 
   // The write buffer: ops in order, plus maps for reads.
-  private pending: Batch;
+  private pending!: Batch;
   private inflight: Batch | undefined;
   private readonly latestBuf = new Map<string, LatestEntry>();
   /** latestBuf's entries in key order, for ranges */
@@ -185,21 +186,23 @@ export class MvccStore {
     this.latest = env.openDB({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
     this.hist = env.openDB({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
     this.meta = env.openDB({ name: 'meta', encoding: 'binary' });
-    this.pending = this.newBatch();
     this.loadState();
   }
 
   /** The revisions and consistent index kept in the meta table (at open, and after a snapshot replaced the data). */
   private loadState(): void {
-    const num = (k: string) => {
+    const num = (k: string, none: number) => {
       const b = this.meta.get(k);
-      return b ? readU64(b, 0) : 0;
+      return b ? readU64(b, 0) : none;
     };
-    this.applied = this.lastCommittedIndex = num('consistentIndex');
+    this.applied = this.lastCommittedIndex = num('consistentIndex', 0);
     // As etcd's: a new store is at revision 1, so the first write is revision 2.
-    this.currentRev = this.committedRev = Math.max(1, num('currentRev'));
-    this.finishedCompactRev = num('finishedCompactRev');
-    const scheduled = num('scheduledCompactRev');
+    this.currentRev = this.committedRev = Math.max(1, num('currentRev', 0));
+    // The write buffer starts from what was loaded: a first batch that writes no revision (a consistent index, a
+    // compaction) must not commit a stale currentRev.
+    this.pending = this.newBatch();
+    this.finishedCompactRev = num('finishedCompactRev', -1);
+    const scheduled = num('scheduledCompactRev', -1);
     this.compactMainRev = Math.max(scheduled, this.finishedCompactRev);
     // A compaction cut short by a crash is finished now, as etcd's restore does.
     if (scheduled > this.finishedCompactRev) this.compacting = this.physicalCompact(scheduled);
@@ -255,7 +258,6 @@ export class MvccStore {
     this.latestBuf.clear();
     this.latestSorted = [];
     this.unsorted = [];
-    this.pending = this.newBatch();
     this.loadState();
   }
 
@@ -300,7 +302,7 @@ export class MvccStore {
     return this.currentRev;
   }
 
-  /** Reads below this revision fail with ErrCompacted. */
+  /** Reads below this revision fail with ErrCompacted (-1 before the first compaction, as etcd's). */
   compactRev(): number {
     return this.compactMainRev;
   }

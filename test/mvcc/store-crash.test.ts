@@ -67,8 +67,8 @@ test('kill -9 mid-writes: reopens consistent at an index at or below the last ap
         // every entry wrote one revision (a delete of a missing key writes none, a compaction none)
         const expected = new Map<string, string | undefined>();
         const atRev: Map<string, string | undefined>[] = [];
-        let rev = 0;
-        let compactRev = 0;
+        let rev = 1; // a new store's revision, as etcd's
+        let compactRev = -1;
         for (let i = 1; i <= ci; i++) {
           atRev[rev] ??= new Map(expected);
           if (i % 1000 === 500) {

@@ -34,8 +34,8 @@ test.each([1, 2, 3, 4, 5, 6])('random operations answer as the model does (seed 
   const dir = mkdtempSync(path.join(tmpdir(), 'mvcc-model-'));
   let s = MvccStore.open(dir, { batchInterval: 1, batchLimit: 7 });
   const hist = new Map<string, Version[]>();
-  let rev = 0;
-  let compacted = 0;
+  let rev = 1; // as etcd's: a new store is at revision 1
+  let compacted = -1; // and has no compaction (a compaction at 0 or 1 is accepted)
   let index = 0;
   const live = (k: string, at: number): Version | undefined => {
     const h = hist.get(k) ?? [];

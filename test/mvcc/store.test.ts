@@ -43,17 +43,67 @@ afterEach(async () => {
 });
 
 test('each write txn is one revision; create, mod and version follow the key across generations', () => {
-  expect(put('a', '1')).toBe(1);
-  expect(put('a', '2')).toBe(2);
-  expect(put('b', '1')).toBe(3);
-  expect(get('a')).toEqual(['a=2@2/1/2']);
+  expect(s.rev()).toBe(1); // as etcd's: a new store is at revision 1, its first write is revision 2
+  expect(put('a', '1')).toBe(2);
+  expect(put('a', '2')).toBe(3);
+  expect(put('b', '1')).toBe(4);
+  expect(get('a')).toEqual(['a=2@3/2/2']);
   expect(del('a')).toBe(1);
-  expect(s.rev()).toBe(4);
+  expect(s.rev()).toBe(5);
   expect(get('a')).toEqual([]);
-  expect(put('a', '3')).toBe(5);
-  expect(get('a')).toEqual(['a=3@5/5/1']); // a new generation starts at version 1
+  expect(put('a', '3')).toBe(6);
+  expect(get('a')).toEqual(['a=3@6/6/1']); // a new generation starts at version 1
   expect(del('nothing')).toBe(0);
-  expect(s.rev()).toBe(5); // a delete of nothing writes no revision
+  expect(s.rev()).toBe(6); // a delete of nothing writes no revision
+});
+
+test('a new store answers as a new etcd: empty at revision 1, compactions at 0 and 1 accepted, revision 2 in the future', async () => {
+  expect(s.compactRev()).toBe(-1); // etcd's HashKV reports compact_revision -1 before the first compaction
+  expect(s.range(b('a'), Buffer.alloc(0), { rev: 1 })).toEqual({ kvs: [], count: 0, rev: 1 });
+  expect(() => s.range(b('a'), undefined, { rev: 2 })).toThrow(ErrFutureRev);
+  const h = await s.hashKV(1);
+  expect([h.rev, h.compactRev]).toEqual([1, -1]);
+  expect(await s.hashKV(0)).toEqual(h);
+  await expect(s.hashKV(2)).rejects.toThrow(ErrFutureRev);
+  expect(() => s.compact(2, ++index)).toThrow(ErrFutureRev);
+  await s.compact(0, ++index);
+  expect(s.compactRev()).toBe(0);
+  expect(() => s.compact(0, ++index)).toThrow(ErrCompacted);
+  await s.compact(1, ++index);
+  expect(() => s.compact(1, ++index)).toThrow(ErrCompacted);
+  expect(s.range(b('a'), Buffer.alloc(0), { rev: 1 })).toEqual({ kvs: [], count: 0, rev: 1 }); // rev = compaction
+  await expect(s.hashKV(1)).rejects.toThrow(ErrCompacted);
+  expect((await s.hashKV(0)).compactRev).toBe(1);
+  expect(put('a', '1')).toBe(2);
+  await s.close();
+  s = MvccStore.open(dir);
+  expect([s.rev(), s.compactRev(), s.consistentIndex()]).toEqual([2, 1, index]);
+});
+
+test('an empty store reopens at revision 1 with no compaction', async () => {
+  s.setConsistentIndex(++index); // an entry that writes nothing is committed alone
+  await s.close();
+  s = MvccStore.open(dir);
+  expect([s.rev(), s.compactRev(), s.consistentIndex()]).toEqual([1, -1, 1]);
+  expect(put('a', '1')).toBe(2);
+});
+
+test('a restart whose first batch writes no revision keeps the revision', async () => {
+  put('a', '1');
+  put('a', '2');
+  await s.close();
+  // the first batch after opening holds only a consistent index, then only a compaction
+  s = MvccStore.open(dir);
+  s.setConsistentIndex(++index);
+  await s.close();
+  s = MvccStore.open(dir);
+  expect([s.rev(), s.consistentIndex()]).toEqual([3, index]);
+  await s.compact(2, ++index);
+  await s.close();
+  s = MvccStore.open(dir);
+  expect([s.rev(), s.compactRev(), s.consistentIndex()]).toEqual([3, 2, index]);
+  expect(put('a', '3')).toBe(4);
+  expect(get('a')).toEqual(['a=3@4/2/3']);
 });
 
 test('ops of one txn share the main revision and see each other', () => {
@@ -64,9 +114,9 @@ test('ops of one txn share the main revision and see each other', () => {
   t.put(b('x'), b('2'), 7n);
   expect(t.deleteRange(b('y'), undefined)).toBe(1);
   t.end();
-  expect(s.rev()).toBe(1);
+  expect(s.rev()).toBe(2);
   const [x] = s.range(b('x'), undefined).kvs;
-  expect([x.modRevision, x.createRevision, x.version, x.lease, `${x.value}`]).toEqual([1n, 1n, 2n, 7n, '2']);
+  expect([x.modRevision, x.createRevision, x.version, x.lease, `${x.value}`]).toEqual([2n, 2n, 2n, 7n, '2']);
   expect(get('y')).toEqual([]);
 });
 
@@ -80,7 +130,7 @@ test('ranges: single key, [key, end), from key, all keys; limit keeps the count 
   expect(keys('', 'b')).toEqual(['b', 'b\0', 'c', '\u00ff'].map((k) => Buffer.from(k).toString('latin1')));
   expect(keys('', '\0').length).toBe(6);
   const r = s.range(b('a'), Buffer.alloc(0), { limit: 2 });
-  expect([r.kvs.length, r.count, r.rev]).toEqual([2, 6, 6]);
+  expect([r.kvs.length, r.count, r.rev]).toEqual([2, 6, 7]);
   const c = s.range(b('a'), Buffer.alloc(0), { countOnly: true });
   expect([c.kvs.length, c.count]).toEqual([0, 6]);
   expect(s.keyCount()).toBe(6);
@@ -89,51 +139,53 @@ test('ranges: single key, [key, end), from key, all keys; limit keeps the count 
 });
 
 test('reads at a past revision see each key as it was, tombstones included', () => {
-  put('a', '1'); // 1
-  put('b', '1'); // 2
-  put('a', '2'); // 3
-  del('b'); // 4
-  put('c', '1'); // 5
-  expect(get('a', '', 1)).toEqual(['a=1@1/1/1']);
-  expect(get('a', '', 2)).toEqual(['a=1@1/1/1', 'b=1@2/2/1']);
-  expect(get('a', '', 3)).toEqual(['a=2@3/1/2', 'b=1@2/2/1']);
-  expect(get('a', '', 4)).toEqual(['a=2@3/1/2']);
-  expect(get('b', undefined, 3)).toEqual(['b=1@2/2/1']);
-  expect(s.range(b('a'), Buffer.alloc(0), { rev: 3, countOnly: true }).count).toBe(2);
-  expect(s.range(b('a'), Buffer.alloc(0), { rev: 3 }).rev).toBe(5); // the header carries the current revision
-  expect(() => s.range(b('a'), undefined, { rev: 6 })).toThrow(ErrFutureRev);
+  put('a', '1'); // 2
+  put('b', '1'); // 3
+  put('a', '2'); // 4
+  del('b'); // 5
+  put('c', '1'); // 6
+  expect(get('a', '', 1)).toEqual([]); // the new store's revision: nothing yet
+  expect(get('a', '', 2)).toEqual(['a=1@2/2/1']);
+  expect(get('a', '', 3)).toEqual(['a=1@2/2/1', 'b=1@3/3/1']);
+  expect(get('a', '', 4)).toEqual(['a=2@4/2/2', 'b=1@3/3/1']);
+  expect(get('a', '', 5)).toEqual(['a=2@4/2/2']);
+  expect(get('b', undefined, 4)).toEqual(['b=1@3/3/1']);
+  expect(s.range(b('a'), Buffer.alloc(0), { rev: 4, countOnly: true }).count).toBe(2);
+  expect(s.range(b('a'), Buffer.alloc(0), { rev: 4 }).rev).toBe(6); // the header carries the current revision
+  expect(() => s.range(b('a'), undefined, { rev: 7 })).toThrow(ErrFutureRev);
 });
 
 test('a write txn reading at its begin revision does not see its own writes', () => {
   put('a', '1');
   const t = s.write(++index);
   t.put(b('a'), b('2'), 0n);
-  expect(t.range(b('a'), undefined, { rev: 1 }).kvs.map((kv) => `${kv.value}`)).toEqual(['1']);
+  expect(t.range(b('a'), undefined, { rev: 2 }).kvs.map((kv) => `${kv.value}`)).toEqual(['1']);
   expect(t.range(b('a'), undefined).kvs.map((kv) => `${kv.value}`)).toEqual(['2']);
   t.end();
-  expect(get('a')).toEqual(['a=2@2/1/2']);
+  expect(get('a')).toEqual(['a=2@3/2/2']);
 });
 
 test('compaction keeps the last version at or before rev of each key, drops tombstoned keys, refuses old or future revisions', async () => {
-  put('a', '1'); // 1
-  put('a', '2'); // 2
-  put('b', '1'); // 3
-  del('b'); // 4
-  put('a', '3'); // 5
-  put('c', '1'); // 6
-  await s.compact(4, ++index);
-  expect(s.compactRev()).toBe(4);
-  expect(() => s.range(b('a'), undefined, { rev: 3 })).toThrow(ErrCompacted);
-  expect(get('a', '', 4)).toEqual(['a=2@2/1/2']);
-  expect(get('a', '', 5)).toEqual(['a=3@5/1/3']);
+  put('a', '1'); // 2
+  put('a', '2'); // 3
+  put('b', '1'); // 4
+  del('b'); // 5
+  put('a', '3'); // 6
+  put('c', '1'); // 7
+  expect(s.compactRev()).toBe(-1);
+  await s.compact(5, ++index);
+  expect(s.compactRev()).toBe(5);
+  expect(() => s.range(b('a'), undefined, { rev: 4 })).toThrow(ErrCompacted);
+  expect(get('a', '', 5)).toEqual(['a=2@3/2/2']);
+  expect(get('a', '', 6)).toEqual(['a=3@6/2/3']);
+  expect(() => s.compact(5, ++index)).toThrow(ErrCompacted);
   expect(() => s.compact(4, ++index)).toThrow(ErrCompacted);
-  expect(() => s.compact(3, ++index)).toThrow(ErrCompacted);
-  expect(() => s.compact(7, ++index)).toThrow(ErrFutureRev);
-  // what was removed is gone from the engine, not only hidden: the kv records left are a@2, a@5, c@6
+  expect(() => s.compact(8, ++index)).toThrow(ErrFutureRev);
+  // what was removed is gone from the engine, not only hidden: the kv records left are a@3, a@6, c@7
   const kv = (s as any).kv;
   expect([...kv.getKeys()].length).toBe(3);
-  await s.compact(6, ++index);
-  expect(get('a', '')).toEqual(['a=3@5/1/3', 'c=1@6/6/1']);
+  await s.compact(7, ++index);
+  expect(get('a', '')).toEqual(['a=3@6/2/3', 'c=1@7/7/1']);
   expect([...kv.getKeys()].length).toBe(2);
 });
 
@@ -141,7 +193,7 @@ test('a restart keeps data, revision, compaction and consistent index, without r
   put('a', '1');
   put('b', '2');
   put('a', '3');
-  await s.compact(2, ++index);
+  await s.compact(3, ++index);
   del('b');
   const t = s.write(++index); // an entry that writes nothing still moves the consistent index
   t.end();
@@ -149,11 +201,12 @@ test('a restart keeps data, revision, compaction and consistent index, without r
   expect(ci).toBe(index);
   await s.close();
   s = MvccStore.open(dir);
-  expect([s.rev(), s.compactRev(), s.consistentIndex()]).toEqual([4, 2, ci]);
-  expect(get('a', '')).toEqual(['a=3@3/1/2']);
-  expect(get('a', '', 3)).toEqual(['a=3@3/1/2', 'b=2@2/2/1']);
-  expect(put('b', 'x')).toBe(5);
-  expect(get('b')).toEqual(['b=x@5/5/1']);
+  expect([s.rev(), s.compactRev(), s.consistentIndex()]).toEqual([5, 3, ci]);
+  expect(get('a', '')).toEqual(['a=3@4/2/2']);
+  expect(get('a', '', 4)).toEqual(['a=3@4/2/2', 'b=2@3/3/1']);
+  expect(() => s.range(b('a'), undefined, { rev: 2 })).toThrow(ErrCompacted);
+  expect(put('b', 'x')).toBe(6);
+  expect(get('b')).toEqual(['b=x@6/6/1']);
 });
 
 test('writes are readable at once and reach LMDB in batches, reads merging both', async () => {
@@ -185,7 +238,7 @@ test('snapshot and restore carry the whole store', async () => {
   MvccStore.restore(other, file);
   const r = MvccStore.open(other);
   expect(r.range(b('a'), Buffer.alloc(0)).kvs.map((kv) => `${kv.key}`)).toEqual(['a', 'b']);
-  expect([r.rev(), r.consistentIndex()]).toEqual([2, 2]);
+  expect([r.rev(), r.consistentIndex()]).toEqual([3, 2]);
   await r.close();
 });
 
@@ -212,23 +265,26 @@ test('hashKV: equal for equal histories, different once a version differs; compa
       write(st, 'c', '1');
     });
     expect(await s.hashKV(0)).toEqual(await other.hashKV(0));
-    expect((await s.hashKV(3)).hash).toBe((await other.hashKV(3)).hash);
-    expect((await s.hashKV(3)).hash).not.toBe((await s.hashKV(4)).hash);
-    const before = await s.hashKV(5);
-    await s.compact(3, 100);
+    expect(await s.hashKV(0)).toEqual({ hash: expect.any(Number), rev: 6, compactRev: -1 });
+    expect((await s.hashKV(4)).hash).toBe((await other.hashKV(4)).hash);
+    expect((await s.hashKV(4)).hash).not.toBe((await s.hashKV(5)).hash);
+    expect((await s.hashKV(1)).hash).not.toBe((await s.hashKV(2)).hash); // the empty store's revision, then a@2
+    const before = await s.hashKV(6);
+    await s.compact(4, 100);
     // the hash covers what compaction left; members compacted alike hash alike (etcd compares at equal compactRev)
-    expect((await s.hashKV(5)).hash).not.toBe(before.hash);
-    expect((await other.hashKV(5)).hash).toBe(before.hash);
-    await other.compact(3, 100);
-    expect(await other.hashKV(5)).toEqual(await s.hashKV(5));
-    const compacted = await s.hashKV(5);
-    await expect(s.hashKV(3)).rejects.toThrow(ErrCompacted);
-    await expect(s.hashKV(9)).rejects.toThrow(ErrFutureRev);
+    expect((await s.hashKV(6)).hash).not.toBe(before.hash);
+    expect((await other.hashKV(6)).hash).toBe(before.hash);
+    await other.compact(4, 100);
+    expect(await other.hashKV(6)).toEqual(await s.hashKV(6));
+    const compacted = await s.hashKV(6);
+    expect([compacted.rev, compacted.compactRev]).toEqual([6, 4]);
+    await expect(s.hashKV(4)).rejects.toThrow(ErrCompacted);
+    await expect(s.hashKV(7)).rejects.toThrow(ErrFutureRev);
     const t = other.write(++i);
     t.put(b('c'), b('X'), 0n);
     t.end();
-    expect((await other.hashKV(5)).hash).toBe(compacted.hash);
-    expect((await other.hashKV(6)).hash).not.toBe(compacted.hash);
+    expect((await other.hashKV(6)).hash).toBe(compacted.hash);
+    expect((await other.hashKV(7)).hash).not.toBe(compacted.hash);
   } finally {
     await other.close();
   }
