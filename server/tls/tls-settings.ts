@@ -291,8 +291,19 @@ export function alertName(message: string): string {
 }
 
 /**
+ * ALPN when h2 connections go to the gRPC server: h2 only for a client that offers no http/1.1. etcd's TLS listener
+ * picks h2 for every client that offers it and then sends each HTTP/2 request by its content type (gRPC or its HTTP
+ * handler: the v2 API, /health, /metrics); our gRPC server takes whole connections, so a client that can speak
+ * HTTP/1.1 (curl, browsers; gRPC clients offer h2 alone) speaks it and gets the answers etcd's HTTP handler gives.
+ */
+export function selectALPN(offered: string[]): string | undefined {
+  if (offered.includes('http/1.1')) return 'http/1.1';
+  return offered.includes('h2') ? 'h2' : undefined;
+}
+
+/**
  * An https server for a listener, with reloadable certificates and etcd's checks of client certificates; ALPN offers
- * h2 too when `http2` takes such connections.
+ * h2 too when `http2` takes such connections (see selectALPN).
  */
 export function createTLSServer(
   s: TLSSettings,
@@ -301,7 +312,7 @@ export function createTLSServer(
   extra: https.ServerOptions = {},
   http2?: (socket: tls.TLSSocket) => void,
 ): { server: https.Server; stopWatching: () => void } {
-  const alpn = http2 ? { ALPNProtocols: ['h2', 'http/1.1'] } : {};
+  const alpn = http2 ? { ALPNCallback: ({ protocols }: { protocols: string[] }) => selectALPN(protocols) } : {};
   const server = https.createServer({ ...serverOptions(s), ...alpn, ...extra }, handler);
   // The peer's address is read (and cached) while the TCP socket is open: a refusal is logged with it after Node
   // has closed the connection.

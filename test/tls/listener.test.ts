@@ -208,6 +208,26 @@ describe('a TLS client URL with --client-cert-auth, HTTP/1.1 and HTTP/2 by ALPN'
     expect((await grpcRange(url.replace('https://', ''), creds)).code).toBe(grpc.status.UNIMPLEMENTED);
   });
 
+  test('a client that offers h2 and http/1.1 by ALPN (as curl does) gets the v2 API, not the gRPC server', async () => {
+    // etcd picks h2 and sends a non-gRPC HTTP/2 request to its HTTP handler; ours has the client speak HTTP/1.1.
+    // Either way the answer is the v2 API's (etcd's e2e TestV2CurlClientTLS puts and gets a key with curl).
+    const put = await new Promise<{ status: number; body: string; alpn: string | false | null }>((resolve, reject) => {
+      const opts: https.RequestOptions & { ALPNProtocols: string[] } = { method: 'PUT', agent: false, timeout: 5000, ALPNProtocols: ['h2', 'http/1.1'], headers: { 'content-type': 'application/x-www-form-urlencoded' }, ...tlsOptions({ cert: client, ca }) };
+      const req = https.request(`${url}/v2/keys/alpn`, opts, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, alpn: (res.socket as import('node:tls').TLSSocket).alpnProtocol }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+      req.end('value=bar');
+    });
+    expect(put).toMatchObject({ status: 201, alpn: 'http/1.1' });
+    expect(JSON.parse(put.body)).toMatchObject({ action: 'set', node: { key: '/alpn', value: 'bar' } });
+    // A client that offers h2 alone (every gRPC client) still reaches the gRPC server.
+    expect(await http2Call(url, { cert: client, ca })).toMatchObject({ grpcStatus: String(grpc.status.UNIMPLEMENTED), alpn: 'h2' });
+  });
+
   test('a client without a certificate is refused, over HTTP/1.1 and over h2', async () => {
     await expect(get(`${url}/version`, { ca })).rejects.toThrow();
     await expect(http2Call(url, { ca })).rejects.toThrow();
