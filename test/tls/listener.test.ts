@@ -171,10 +171,10 @@ describe('one plain client URL, HTTP/1.1 and HTTP/2', () => {
 
   test('HTTP/1.1, an h2c gRPC call by node:http2 and one by grpc-js are all served on the client URL', async () => {
     expect(await get(`${url}/version`)).toMatchObject({ status: 200, protocol: 'HTTP/1.1' });
-    // No v3 service is registered yet: gRPC's UNIMPLEMENTED (12), from a real HTTP/2 server.
-    expect(await http2Call(url)).toMatchObject({ status: 200, grpcStatus: String(grpc.status.UNIMPLEMENTED) });
+    // The KV service answers an empty Range as etcd does: INVALID_ARGUMENT (3), "etcdserver: key is not provided".
+    expect(await http2Call(url)).toMatchObject({ status: 200, grpcStatus: String(grpc.status.INVALID_ARGUMENT) });
     const err = await grpcRange(url.replace('http://', ''), grpc.credentials.createInsecure());
-    expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect([err.code, err.details]).toEqual([grpc.status.INVALID_ARGUMENT, 'etcdserver: key is not provided']);
     // And the HTTP/1.1 side is unchanged afterwards, with a keep-alive connection serving several requests.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const sockets = new Set<net.Socket>();
@@ -203,9 +203,9 @@ describe('a TLS client URL with --client-cert-auth, HTTP/1.1 and HTTP/2 by ALPN'
 
   test('a client with a certificate is served over HTTP/1.1 and over h2 (node:http2 and grpc-js)', async () => {
     expect(await get(`${url}/version`, { cert: client, ca })).toMatchObject({ status: 200, protocol: 'HTTP/1.1' });
-    expect(await http2Call(url, { cert: client, ca })).toEqual({ status: 200, grpcStatus: String(grpc.status.UNIMPLEMENTED), alpn: 'h2' });
+    expect(await http2Call(url, { cert: client, ca })).toEqual({ status: 200, grpcStatus: String(grpc.status.INVALID_ARGUMENT), alpn: 'h2' });
     const creds = grpc.credentials.createSsl(fs.readFileSync(ca.certFile), fs.readFileSync(client.keyFile), fs.readFileSync(client.certFile));
-    expect((await grpcRange(url.replace('https://', ''), creds)).code).toBe(grpc.status.UNIMPLEMENTED);
+    expect((await grpcRange(url.replace('https://', ''), creds)).code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
   test('a client that offers h2 and http/1.1 by ALPN (as curl does) gets the v2 API, not the gRPC server', async () => {
@@ -225,7 +225,7 @@ describe('a TLS client URL with --client-cert-auth, HTTP/1.1 and HTTP/2 by ALPN'
     expect(put).toMatchObject({ status: 201, alpn: 'http/1.1' });
     expect(JSON.parse(put.body)).toMatchObject({ action: 'set', node: { key: '/alpn', value: 'bar' } });
     // A client that offers h2 alone (every gRPC client) still reaches the gRPC server.
-    expect(await http2Call(url, { cert: client, ca })).toMatchObject({ grpcStatus: String(grpc.status.UNIMPLEMENTED), alpn: 'h2' });
+    expect(await http2Call(url, { cert: client, ca })).toMatchObject({ grpcStatus: String(grpc.status.INVALID_ARGUMENT), alpn: 'h2' });
   });
 
   test('a client without a certificate is refused, over HTTP/1.1 and over h2', async () => {

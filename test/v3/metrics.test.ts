@@ -25,9 +25,15 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A sample's value by name and labels, whatever order the labels are printed in. */
 function metric(text: string, name: string, labels = ''): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  const norm = (l: string) => l.replace(/^\{|\}$/g, '').split(',').filter((x) => x !== '').sort().join(',');
+  const want = norm(labels);
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m && m[1] === name && norm(m[2] ?? '') === want) return Number(m[3]);
+  }
+  return undefined;
 }
 
 function etcdctl(m: RunningEtcd, ...args: string[]): { status: number | null } {
