@@ -79,6 +79,9 @@ export function answerLikeGo(server: http.Server): void {
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
     // Go takes raw bytes >= 0x80 on the request line (a UTF-8 key); Node refuses them: parsed again, escaped.
     if (retryWithEscapedTarget(server, err, socket)) return;
+    // Bytes after a `Connection: close` request: Go answers that request, then closes, ignoring them. Node's parser
+    // calls them an error while the answer may still be on its way: let it go out (the server closes after it).
+    if (err.code === 'HPE_CLOSED_CONNECTION') return;
     if (!socket.writable || (socket as Socket).bytesWritten > 0) return void socket.destroy();
     const [status, body] =
       err.code === 'HPE_INVALID_METHOD'

@@ -49,3 +49,26 @@ describe("Go's behaviour, copied where etcd's answers depend on it", () => {
     }
   });
 });
+
+test('bytes pipelined after a Connection: close request do not cost it its answer (Go answers it, then closes)', async () => {
+  // The handler answers a little later, as the member's handlers do (after a proposal or a read).
+  const srv = http.createServer((_req, res) => void setTimeout(() => res.end('answered'), 20));
+  answerLikeGo(srv);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  try {
+    for (const expect100 of [false, true]) {
+      const got = await new Promise<string>((resolve, reject) => {
+        const head = `DELETE /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${expect100 ? 'Expect: 100-continue\r\n' : ''}Content-Length: 3\r\n\r\nabcGET /y HTTP/1.1\r\nHost: x\r\n\r\n`;
+        const c = net.connect(port, '127.0.0.1', () => c.write(head));
+        let out = '';
+        c.on('data', (d) => (out += d.toString()));
+        c.on('close', () => resolve(out));
+        c.on('error', reject);
+      });
+      expect(got).toMatch(/HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nanswered$/);
+    }
+  } finally {
+    srv.close();
+  }
+});
