@@ -112,8 +112,8 @@ export const OPTIONS: OptionSpec[] = [
   s('grpc-keepalive-timeout', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).', unsupported),
   u('max-concurrent-streams', 4294967295, 'Maximum concurrent streams that each client can open at a time.', unsupported),
   // etcd's own sample config (etcd.conf.yml.sample) sets these three: it must start as etcd does (TestEtcdExampleConfig).
-  s('auto-compaction-retention', '0', 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.', { ...unsupported, tolerated: 'there is no v3 key-value store to compact yet' }),
-  e('auto-compaction-mode', 'periodic', ['periodic', 'revision'], "Interpret 'auto-compaction-retention' one of: periodic|revision.", { ...unsupported, tolerated: 'there is no v3 key-value store to compact yet' }),
+  s('auto-compaction-retention', '0', 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.'),
+  e('auto-compaction-mode', 'periodic', ['periodic', 'revision'], "Interpret 'auto-compaction-retention' one of: periodic|revision."),
   b('enable-pprof', false, 'Enable runtime profiling data via HTTP server.', { ...unsupported, tolerated: 'a diagnostic: /debug/pprof/ answers 404' }),
   e('metrics', 'basic', ['basic', 'extensive'], "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics."),
   b('enable-grpc-gateway', true, 'Enable GRPC gateway.', unsupported),

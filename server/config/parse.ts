@@ -1,5 +1,6 @@
 import * as yaml from 'js-yaml';
 import { goParseBool } from '../pkg/go-compat';
+import { CompactionMode, parseCompactionRetention } from '../etcdserver/compactor';
 import { IGNORED_OPTIONS, OPTIONS, OPTIONS_BY_NAME, OptionSpec, envName } from './options';
 
 /** A configuration the server cannot start with; the message says what and where, as etcd's would. */
@@ -48,6 +49,8 @@ export interface ServerConfig {
   maxTxnOps: number;
   /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
   initialCorruptCheck: boolean;
+  /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
+  autoCompaction: { mode: CompactionMode; retention: number };
   listenPeerURLs: string[];
   listenClientURLs: string[];
   listenMetricsURLs: string[];
@@ -441,6 +444,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     maxRequestBytes,
     maxTxnOps: num('max-txn-ops'),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
+    autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
     listenPeerURLs: list('listen-peer-urls'),
     listenClientURLs: list('listen-client-urls'),
     listenMetricsURLs: list('listen-metrics-urls'),
@@ -548,4 +552,13 @@ function parsePackageLevels(conf: string, logger: 'capnslog' | 'zap', warnings: 
     out.set(kv[0], CAPNSLOG_LEVELS[kv[1]]);
   }
   return out;
+}
+
+/** The auto compaction settings, refused at start as etcd refuses them when the retention does not parse. */
+function autoCompactionOf(mode: CompactionMode, retention: string): { mode: CompactionMode; retention: number } {
+  try {
+    return { mode, retention: parseCompactionRetention(mode, retention) };
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }

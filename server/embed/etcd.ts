@@ -33,6 +33,7 @@ import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';
 import { V3KV } from '../etcdserver/v3-server';
 import { MvccStore } from '../mvcc/store';
+import { Compactor } from '../etcdserver/compactor';
 import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
@@ -355,6 +356,19 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
   // services are to be registered on grpcServer here, before the listeners take connections.
   const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
+  const compactor = new Compactor({
+    ...cfg.autoCompaction,
+    rev: () => mvcc.rev(),
+    compact: async (rev) => void (await v3kv.compact({ revision: BigInt(rev), physical: false })),
+    isLeader: () => server.isLeader(),
+    log: (level, msg, meta) => serverLog.log(level, msg, { pkg: 'etcdserver', ...meta }),
+    now: Date.now,
+    setTimer: (fn, ms) => {
+      const t = setTimeout(fn, ms).unref();
+      return { clear: () => clearTimeout(t) };
+    },
+  });
+  compactor.start();
   const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
   const http2 = grpcSink(grpcServer);
   stopWatching.push(() => http2.destroy());
@@ -391,6 +405,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       const idler = setInterval(closeIdle, 50);
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
       clearInterval(idler);
+      compactor.stop();
       await server.stop();
       await mvcc.close();
       transport.stop();

@@ -4,7 +4,7 @@
  * (ours or the real one) through the v2 HTTP API; with ETCDCTL_API unset or 3, the v3 commands (v3/main.ts).
  */
 import { spawn } from 'node:child_process';
-import { goParseBool } from '../pkg/go-compat';
+import { goParseBool, goParseDuration } from '../pkg/go-compat';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -85,21 +85,6 @@ type FlagValues = Map<string, string | boolean>;
 /** urfave/cli appends its help flag to every command. */
 const HELP_FLAG: FlagSpec = { names: ['help', 'h'], kind: 'bool' };
 
-/** Go durations as etcdctl takes them: "2s", "500ms", "1m30s". */
-export function parseDuration(s: string): number {
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
-  let total = 0;
-  let m: RegExpExecArray | null;
-  let consumed = 0;
-  while ((m = re.exec(s)) !== null) {
-    total += Number(m[1]) * unit[m[2]];
-    consumed = re.lastIndex;
-  }
-  if (consumed !== s.length || s.length === 0) throw new Error(`time: invalid duration "${s}"`);
-  return total;
-}
 
 /**
  * Go's flag.FlagSet.Parse: flags up to the first non-flag argument or "--" (which is consumed), then urfave/cli's
@@ -144,7 +129,7 @@ function goFlagParse(args: string[], specs: FlagSpec[]): { flags: FlagValues; re
       }
       if (spec.kind === 'duration') {
         try {
-          parseDuration(value);
+          goParseDuration(value);
         } catch {
           throw new UsageError(`invalid value "${value}" for flag -${name}: parse error`);
         }
@@ -296,7 +281,7 @@ function newClient(ctx: Ctx): V2Client {
     keyFile: str(ctx.g, 'key-file') || env.ETCDCTL_KEY_FILE || env.ETCDCTL_KEY || undefined,
     caFile: str(ctx.g, 'ca-file') || env.ETCDCTL_CA_FILE || env.ETCDCTL_CACERT || undefined,
     insecureSkipVerify: ctx.g.get('insecure-skip-tls-verify') === true || env.ETCDCTL_INSECURE_SKIP_TLS_VERIFY === 'true',
-    headerTimeoutMs: parseDuration(str(ctx.g, 'timeout', '2s')) || 2000,
+    headerTimeoutMs: goParseDuration(str(ctx.g, 'timeout', '2s')) || 2000,
   });
 }
 

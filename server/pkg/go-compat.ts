@@ -109,3 +109,29 @@ export function goParseBool(s: string): boolean | undefined {
       return undefined;
   }
 }
+
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+
+/** time.ParseDuration, in milliseconds, with Go's error texts. */
+export function goParseDuration(s: string): number {
+  const quoted = JSON.stringify(s);
+  let rest = s;
+  let sign = 1;
+  if (rest.startsWith('-') || rest.startsWith('+')) {
+    sign = rest.startsWith('-') ? -1 : 1;
+    rest = rest.slice(1);
+  }
+  if (rest === '0') return 0;
+  if (rest === '') throw new Error(`time: invalid duration ${quoted}`);
+  let total = 0;
+  while (rest !== '') {
+    const m = /^([0-9]*(?:\.[0-9]*)?)([^0-9.]*)/.exec(rest)!;
+    if (m[1] === '' || m[1] === '.') throw new Error(`time: invalid duration ${quoted}`);
+    if (m[2] === '') throw new Error(`time: missing unit in duration ${quoted}`);
+    const unit = /^(ns|us|µs|μs|ms|s|m|h)/.exec(m[2]);
+    if (!unit || unit[1].length !== m[2].length) throw new Error(`time: unknown unit ${JSON.stringify(m[2])} in duration ${quoted}`);
+    total += Number(m[1]) * DURATION_UNITS[unit[1]];
+    rest = rest.slice(m[0].length);
+  }
+  return sign * total;
+}

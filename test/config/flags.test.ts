@@ -134,7 +134,9 @@ describe("etcd's own sample config file (etcd.conf.yml.sample)", () => {
     const r = parseConfig(['--config-file', SAMPLE], {}, (p) => readFileSync(p, 'utf8'));
     if (r.kind !== 'config') throw new Error('expected a config');
     expect(r.config).toMatchObject({ name: 'default', logger: 'zap', logOutputs: ['stderr'], cors: ['*'], hostWhitelist: ['*'], snapshotCount: 10000, strictReconfigCheck: false, maxWals: 5 });
-    expect(r.warnings.filter((w) => /not supported by this server and has no effect/.test(w)).map((w) => w.split('=')[0])).toEqual(['--enable-pprof', '--auto-compaction-retention']);
+    // auto-compaction-retention: "1" (periodic): one hour, honoured by the v3 store's compactor.
+    expect(r.config.autoCompaction).toEqual({ mode: 'periodic', retention: 3600_000 });
+    expect(r.warnings.filter((w) => /not supported by this server and has no effect/.test(w)).map((w) => w.split('=')[0])).toEqual(['--enable-pprof']);
   });
 
   describe('starts a member, as with etcd (TestEtcdExampleConfig)', () => {

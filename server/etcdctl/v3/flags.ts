@@ -3,6 +3,7 @@
  * -wvalue, booleans without a value, flags anywhere among the arguments, "--" ending them; pflag's error messages;
  * Go's syntax for integers, booleans and durations; and the flag tables of etcdctl's usage text.
  */
+import { goParseBool, goParseDuration } from '../../pkg/go-compat';
 
 export type FlagKind = 'bool' | 'string' | 'int64' | 'duration' | 'stringSlice';
 
@@ -20,13 +21,6 @@ export type FlagValue = string | boolean | bigint | number | string[];
 /** A flag's parse error (cobra prints it with the command's usage). */
 export class FlagError extends Error {}
 
-/** strconv.ParseBool */
-export function parseGoBool(s: string): boolean | undefined {
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(s)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s)) return false;
-  return undefined;
-}
-
 /** strconv.ParseInt(s, 0, 64), with its error text. */
 export function parseGoInt64(s: string): bigint {
   const m = /^([+-]?)(0[xX][0-9a-fA-F]+(?:_?[0-9a-fA-F]+)*|0[bB][01]+|0[oO]?[0-7]+|[1-9][0-9]*|0)$/.exec(s);
@@ -39,43 +33,17 @@ export function parseGoInt64(s: string): bigint {
   return v;
 }
 
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
-
-/** time.ParseDuration, in milliseconds, with Go's error texts. */
-export function parseGoDuration(s: string): number {
-  const quoted = JSON.stringify(s);
-  let rest = s;
-  let sign = 1;
-  if (rest.startsWith('-') || rest.startsWith('+')) {
-    sign = rest.startsWith('-') ? -1 : 1;
-    rest = rest.slice(1);
-  }
-  if (rest === '0') return 0;
-  if (rest === '') throw new Error(`time: invalid duration ${quoted}`);
-  let total = 0;
-  while (rest !== '') {
-    const m = /^([0-9]*(?:\.[0-9]*)?)([^0-9.]*)/.exec(rest)!;
-    if (m[1] === '' || m[1] === '.') throw new Error(`time: invalid duration ${quoted}`);
-    if (m[2] === '') throw new Error(`time: missing unit in duration ${quoted}`);
-    const unit = /^(ns|us|µs|μs|ms|s|m|h)/.exec(m[2]);
-    if (!unit || unit[1].length !== m[2].length) throw new Error(`time: unknown unit ${JSON.stringify(m[2])} in duration ${quoted}`);
-    total += Number(m[1]) * DURATION_UNITS[unit[1]];
-    rest = rest.slice(m[0].length);
-  }
-  return sign * total;
-}
-
 export function convert(spec: FlagSpec, raw: string): FlagValue {
   switch (spec.kind) {
     case 'bool': {
-      const b = parseGoBool(raw);
+      const b = goParseBool(raw);
       if (b === undefined) throw new Error(`strconv.ParseBool: parsing ${JSON.stringify(raw)}: invalid syntax`);
       return b;
     }
     case 'int64':
       return parseGoInt64(raw);
     case 'duration':
-      return parseGoDuration(raw);
+      return goParseDuration(raw);
     case 'stringSlice':
       return raw === '' ? [] : raw.split(',');
     default:
