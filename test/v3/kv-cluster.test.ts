@@ -4,7 +4,7 @@
  * too), a kill -9 loses no acknowledged write, and a member that fell behind catches up by a snapshot that carries
  * the MVCC store.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { MemberSlot, TestCluster, eventually } from '../support/cluster';
@@ -105,4 +105,27 @@ test('three members: every member serves the same keys and revisions; a member b
   const final = content(await range(leader));
   expect(content(await range(behind))).toEqual(final);
   expect(final.kvs.find((kv) => kv.key === b64('c'))?.version).toBe(1);
+});
+
+test("Python's etcd3 client (python3-etcd3) against a member: put, get, prefix, a transaction, delete", async () => {
+  c = await TestCluster.start(1);
+  const [m] = c.members;
+  const port = new URL(m.clientURL).port;
+  const script = `
+import etcd3
+c = etcd3.client(host='127.0.0.1', port=${port})
+c.put('/py/a', '1')
+c.put('/py/b', '2')
+v, meta = c.get('/py/a')
+print('get', v.decode(), meta.version, meta.create_revision == meta.mod_revision)
+print('prefix', sorted((v.decode(), m.key.decode()) for v, m in c.get_prefix('/py/')))
+ok, _ = c.transaction(compare=[c.transactions.value('/py/a') == '1'], success=[c.transactions.put('/py/a', 'one')], failure=[])
+print('txn', ok, c.get('/py/a')[0].decode())
+print('delete', c.delete('/py/b'), c.get('/py/b')[0])
+`;
+  const r = spawnSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8', timeout: 30_000 });
+  expect([r.status, r.stderr]).toEqual([0, '']);
+  expect(r.stdout).toBe("get 1 1 True\nprefix [('1', '/py/a'), ('2', '/py/b')]\ntxn True one\ndelete True None\n");
+  // What the client wrote is what etcdctl reads.
+  expect(await ok(m, ['get', '/py/a', '--print-value-only'])).toBe('one\n');
 });
