@@ -75,6 +75,8 @@ export interface BenchResult {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** the server's CPU time per request (user + system), filled in by the caller */
+  cpuUs?: number;
 }
 
 /** Parses the report of etcd's pkg/report: "Requests/sec:", "Average:", "  50.0% in 0.0012 secs.", error counts. */
@@ -157,6 +159,12 @@ function rss(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** CPU time (user + system) a process has used so far, in ms (from /proc, at the kernel's 100 Hz clock). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** A directory's apparent size and its allocated size (as du), in bytes. */
 function dirSize(p: string): { apparent: number; allocated: number } {
   const st = lstatSync(p);
@@ -202,6 +210,7 @@ async function main(): Promise<void> {
         for (const r of running) {
           const args = [`--endpoints=${r.endpoint}`, '--precise', ...cell.args, `--total=${total}`];
           let res: BenchResult;
+          const cpu0 = cpuMs(r.proc.pid!);
           try {
             res = parseReport(await run(BENCHMARK, args, Math.max(120000, total * 20)));
           } catch (err) {
@@ -210,7 +219,10 @@ async function main(): Promise<void> {
           }
           const key = `${r.server.name}/${cell.name}`;
           results.set(key, [...(results.get(key) ?? []), res]);
-          process.stderr.write(`pair ${pair + 1} ${cell.name.padEnd(18)} ${r.server.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50Ms.toFixed(2)} ms p99 ${res.p99Ms.toFixed(2)} ms${res.errors ? ` errors ${res.errors}` : ''}\n`);
+          // The server's CPU per request: less at the mercy of a shared machine's load than req/s.
+          const cpuUs = ((cpuMs(r.proc.pid!) - cpu0) * 1000) / total;
+          res.cpuUs = cpuUs;
+          process.stderr.write(`pair ${pair + 1} ${cell.name.padEnd(18)} ${r.server.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50Ms.toFixed(2)} ms p99 ${res.p99Ms.toFixed(2)} ms, server CPU ${cpuUs.toFixed(0)} us/req${res.errors ? `, errors ${res.errors}` : ''}\n`);
         }
       }
       for (const r of running) {
@@ -239,6 +251,8 @@ async function main(): Promise<void> {
     const spread = pairs > 1 ? `  [${ratios.map((x) => x.toFixed(2)).join(', ')}]` : '';
     console.log(`${c.name.padEnd(20)} ${cell(e)} ${cell(o)}  ${Number.isNaN(ratio) ? '-' : `${ratio.toFixed(2)}x`}${spread}`);
   }
+  console.log('');
+  console.log(`server CPU per request (user + system, us, medians): ${matrix.map((c) => `${c.name} ${['etcd', 'ours'].map((n) => median((results.get(`${n}/${c.name}`) ?? []).map((x) => x.cpuUs ?? NaN)).toFixed(0)).join('/')}`).join('; ')}`);
   console.log('');
   for (const line of memory) console.log(line);
 }
