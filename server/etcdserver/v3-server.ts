@@ -19,6 +19,7 @@ import {
 } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import type { HeaderProvider, KVBackend } from '../api/v3rpc/kv';
 import { serverError } from '../api/v3rpc/errors';
+import { encodeMessage } from '../api/v3rpc/service';
 import { EntryKind } from './entry';
 import type { EtcdServer } from './server';
 import { V3Applier, V3ApplyResult } from './apply-v3';
@@ -107,7 +108,7 @@ export class V3KV implements KVBackend {
     // The decoded request goes in as it is: fromPartial would deep-copy it (every op of a txn) only to encode it.
     const msg = InternalRaftRequest.fromPartial({ header: { ID: BigInt(id), username: '', authRevision: 0n } });
     Object.assign(msg, op);
-    const data = InternalRaftRequest.encode(msg).finish();
+    const data = encodeMessage(InternalRaftRequest, msg);
     if (data.length > this.maxRequestBytes) throw serverError('requestTooLarge');
     const w = await this.server.proposeEntry(EntryKind.V3, data, id);
     if (w.error) throw w.error;
