@@ -19,6 +19,7 @@ import {
 } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import type { HeaderProvider, KVBackend } from '../api/v3rpc/kv';
 import { serverError } from '../api/v3rpc/errors';
+import { encodeMessage } from '../api/v3rpc/service';
 import { EntryKind } from './entry';
 import type { EtcdServer } from './server';
 import { V3Applier, V3ApplyResult } from './apply-v3';
@@ -46,16 +47,28 @@ export class V3KV implements KVBackend {
   /** What every response header says of this member (the applier fills the revision). */
   header(): HeaderProvider {
     const s = this.server;
+    // The ids are hex strings that are set once (the cluster's when it is joined): parsed again only when they change.
+    const hex = (): ((id: string | undefined) => bigint) => {
+      let last: string | undefined;
+      let value = 0n;
+      return (id) => {
+        if (id !== last) value = BigInt('0x' + (id || '0'));
+        last = id;
+        return value;
+      };
+    };
+    const clusterId = hex();
+    const memberId = hex();
     return {
-      clusterId: () => BigInt('0x' + (s.cluster?.id || '0')),
-      memberId: () => BigInt('0x' + (s.id || '0')),
+      clusterId: () => clusterId(s.cluster?.id),
+      memberId: () => memberId(s.id),
       raftTerm: () => BigInt(s.raftNode ? s.term() : 0),
       revision: () => BigInt(this.applier.store.rev()),
     };
   }
 
   async range(r: RangeRequest): Promise<RangeResponse> {
-    await this.ready();
+    if (!this.server.published) await this.ready();
     if (!r.serializable) await this.server.linearizableRead();
     return this.applier.range(r);
   }
@@ -90,9 +103,12 @@ export class V3KV implements KVBackend {
   }
 
   private async propose(op: Partial<InternalRaftRequest>): Promise<V3ApplyResult> {
-    await this.ready();
+    if (!this.server.published) await this.ready();
     const id = this.server.newRequestId();
-    const data = InternalRaftRequest.encode(InternalRaftRequest.fromPartial({ header: { ID: BigInt(id), username: '', authRevision: 0n }, ...op })).finish();
+    // The decoded request goes in as it is: fromPartial would deep-copy it (every op of a txn) only to encode it.
+    const msg = InternalRaftRequest.fromPartial({ header: { ID: BigInt(id), username: '', authRevision: 0n } });
+    Object.assign(msg, op);
+    const data = encodeMessage(InternalRaftRequest, msg);
     if (data.length > this.maxRequestBytes) throw serverError('requestTooLarge');
     const w = await this.server.proposeEntry(EntryKind.V3, data, id);
     if (w.error) throw w.error;

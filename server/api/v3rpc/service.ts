@@ -3,7 +3,7 @@
  * copying the encoded bytes), and unary handlers written as async functions, counted in etcd's gRPC metrics.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import { type BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { V3Error } from './errors';
 import type { GrpcMetrics } from './metrics';
 
@@ -13,9 +13,30 @@ export interface MessageCodec<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
 }
 
+/** Messages larger than this are encoded by a writer of their own, so that the shared one stays small. */
+const SHARED_WRITER_MAX = 64 * 1024;
+let shared = new BinaryWriter();
+
+/**
+ * A message's encoding, through one writer shared by every call (encoding is synchronous): its buffer, grown once,
+ * is reused, where a fresh writer allocates, zeroes and regrows one per message. finish() hands back a copy of the
+ * bytes and resets the writer; after a throw (a value out of range) the writer is dropped, half-written.
+ */
+export function encodeMessage<T>(codec: MessageCodec<T>, message: T): Uint8Array {
+  let u8: Uint8Array;
+  try {
+    u8 = codec.encode(message, shared).finish();
+  } catch (err) {
+    shared = new BinaryWriter();
+    throw err;
+  }
+  if (u8.byteLength > SHARED_WRITER_MAX) shared = new BinaryWriter();
+  return u8;
+}
+
 /** The encoded bytes as a Buffer over the same memory (the generated definitions copy them with Buffer.from). */
 export function encodeToBuffer<T>(codec: MessageCodec<T>, message: T): Buffer {
-  const u8 = codec.encode(message).finish();
+  const u8 = encodeMessage(codec, message);
   return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 

@@ -1,0 +1,263 @@
+/**
+ * The v3 KV benchmark with etcd's own load generator (`benchmark` of etcd's tools/benchmark, as in etcd's
+ * performance docs): Debian's etcd and ours, single-node and durable, each on a fresh data dir, and per cell etcd
+ * then ours: `put` (8-byte sequential keys, 256-byte values) and `range` of one key, linearizable and serializable,
+ * at 1 conn/1 client, 16/16 and 100/1000. Prints req/s and p50/p99 of both and the ratio ours/etcd, then the RSS of
+ * each server after the runs and the size of its data dir.
+ *
+ *   npm run bench:v3
+ *   BENCH_V3_TOTAL=2 npm run bench:v3        # twice the requests per cell (the default takes a few seconds each)
+ *   BENCH_V3_PAIRS=3 npm run bench:v3        # 3 alternating pairs (fresh servers each), medians and median ratio
+ *   ETCD_BENCHMARK=/path/to/benchmark        # default /var/tmp/etcd-bench/benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)
+ */
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort } from './cluster';
+
+const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
+const ETCDCTL = process.env.ETCDCTL ?? '/usr/bin/etcdctl';
+const BENCHMARK = process.env.ETCD_BENCHMARK ?? '/var/tmp/etcd-bench/benchmark';
+const OURS = path.join(__dirname, '../server/main.js');
+/** The key the range cells read (put once, 256 bytes, before any range). */
+const RANGE_KEY = 'bench-range-key';
+
+interface Cell {
+  name: string;
+  args: string[];
+  /** Requests at BENCH_V3_TOTAL=1: a few seconds on a small machine. */
+  total: number;
+}
+
+const POINTS = [
+  { conns: 1, clients: 1 },
+  { conns: 16, clients: 16 },
+  { conns: 100, clients: 1000 },
+];
+
+function cells(): Cell[] {
+  const out: Cell[] = [];
+  const putTotal = [5000, 20000, 40000];
+  const rangeTotal = [8000, 25000, 40000];
+  POINTS.forEach((p, i) => {
+    const conn = [`--conns=${p.conns}`, `--clients=${p.clients}`];
+    // etcd's performance docs: put --key-size=8 --sequential-keys --val-size=256.
+    out.push({ name: `put ${p.conns}/${p.clients}`, args: [...conn, 'put', '--key-size=8', '--sequential-keys', '--val-size=256'], total: putTotal[i] });
+  });
+  for (const c of ['l', 's']) {
+    POINTS.forEach((p, i) => {
+      out.push({ name: `range-${c} ${p.conns}/${p.clients}`, args: [`--conns=${p.conns}`, `--clients=${p.clients}`, 'range', RANGE_KEY, `--consistency=${c}`], total: rangeTotal[i] });
+    });
+  }
+  return out;
+}
+
+interface Server {
+  name: string;
+  command: string;
+  args: string[];
+}
+
+interface Running {
+  server: Server;
+  proc: ChildProcess;
+  endpoint: string;
+  dataDir: string;
+  dir: string;
+}
+
+/** What one `benchmark` run printed: throughput, latencies in ms, errors. */
+export interface BenchResult {
+  rps: number;
+  avgMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  /** the server's CPU time per request (user + system), filled in by the caller */
+  cpuUs?: number;
+}
+
+/** Parses the report of etcd's pkg/report: "Requests/sec:", "Average:", "  50.0% in 0.0012 secs.", error counts. */
+export function parseReport(out: string): BenchResult {
+  const num = (re: RegExp): number => {
+    const m = re.exec(out);
+    return m ? Number(m[1]) : NaN;
+  };
+  let errors = 0;
+  const errSection = out.split('Error distribution:')[1];
+  if (errSection) for (const m of errSection.matchAll(/^\s*\[(\d+)\]/gm)) errors += Number(m[1]);
+  return {
+    rps: num(/Requests\/sec:\s*([\d.]+)/),
+    avgMs: num(/Average:\s*([\d.]+) secs/) * 1000,
+    p50Ms: num(/^\s*50(?:\.0+)?% in ([\d.]+) secs/m) * 1000,
+    p99Ms: num(/^\s*99(?:\.0+)?% in ([\d.]+) secs/m) * 1000,
+    errors,
+  };
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('timeout', ['-k', '5', String(Math.ceil(timeoutMs / 1000)), cmd, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')}: ${err.message}\n${stderr.slice(-2000)}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+function healthy(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    http
+      .get(`${url}/health`, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve(res.statusCode === 200 && body.includes('true')));
+      })
+      .on('error', () => resolve(false));
+  });
+}
+
+async function start(server: Server): Promise<Running> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `bench-v3-${server.name}-`));
+  const dataDir = path.join(dir, 'data');
+  const [cport, pport] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${cport}`;
+  const peer = `http://127.0.0.1:${pport}`;
+  const proc = spawn(
+    server.command,
+    [
+      ...server.args,
+      '--data-dir', dataDir,
+      '--listen-client-urls', url, '--advertise-client-urls', url,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const deadline = Date.now() + 30000;
+  while (!(await healthy(url))) {
+    if (proc.exitCode !== null) throw new Error(`${server.name} exited with ${proc.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`${server.name} did not become healthy`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const endpoint = `127.0.0.1:${cport}`;
+  // The key the range cells read, then unmeasured load so that both start warm (JIT, connections, file growth).
+  await run(ETCDCTL, [`--endpoints=${endpoint}`, 'put', RANGE_KEY, 'v'.repeat(256)], 30000);
+  await run(BENCHMARK, [`--endpoints=${endpoint}`, '--conns=16', '--clients=16', 'put', '--key-size=8', '--sequential-keys', '--val-size=256', '--total=2000'], 120000);
+  await run(BENCHMARK, [`--endpoints=${endpoint}`, '--conns=16', '--clients=16', 'range', RANGE_KEY, '--total=2000'], 120000);
+  return { server, proc, endpoint, dataDir, dir };
+}
+
+function stop(r: Running): void {
+  r.proc.kill('SIGKILL');
+  rmSync(r.dir, { recursive: true, force: true });
+}
+
+/** Resident set size of a process, from /proc (bytes). */
+function rss(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** CPU time (user + system) a process has used so far, in ms (from /proc, at the kernel's 100 Hz clock). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** A directory's apparent size and its allocated size (as du), in bytes. */
+function dirSize(p: string): { apparent: number; allocated: number } {
+  const st = lstatSync(p);
+  if (!st.isDirectory()) return { apparent: st.size, allocated: st.blocks * 512 };
+  let apparent = 0;
+  let allocated = st.blocks * 512;
+  for (const name of readdirSync(p)) {
+    const s = dirSize(path.join(p, name));
+    apparent += s.apparent;
+    allocated += s.allocated;
+  }
+  return { apparent, allocated };
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+
+async function main(): Promise<void> {
+  const scale = Number(process.env.BENCH_V3_TOTAL ?? 1);
+  const pairs = Number(process.env.BENCH_V3_PAIRS ?? 1);
+  for (const [what, p] of [['Debian etcd', REAL_ETCD], ['etcdctl', ETCDCTL], ["etcd's benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)", BENCHMARK], ['our server (npm run build)', OURS]]) {
+    if (!existsSync(p)) throw new Error(`${what} not found at ${p}`);
+  }
+  const servers: Server[] = [
+    { name: 'etcd', command: REAL_ETCD, args: [] },
+    { name: 'ours', command: process.execPath, args: [OURS] },
+  ];
+  const matrix = cells();
+  const results = new Map<string, BenchResult[]>();
+  const memory: string[] = [];
+  console.log(`load average before: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  for (let pair = 0; pair < pairs; pair++) {
+    const running: Running[] = [];
+    try {
+      for (const s of servers) running.push(await start(s));
+      for (const cell of matrix) {
+        const total = Math.max(1, Math.round(cell.total * scale));
+        for (const r of running) {
+          const args = [`--endpoints=${r.endpoint}`, '--precise', ...cell.args, `--total=${total}`];
+          let res: BenchResult;
+          const cpu0 = cpuMs(r.proc.pid!);
+          try {
+            res = parseReport(await run(BENCHMARK, args, Math.max(120000, total * 20)));
+          } catch (err) {
+            console.error(`${r.server.name} ${cell.name}: ${(err as Error).message.split('\n')[0]}`);
+            res = { rps: NaN, avgMs: NaN, p50Ms: NaN, p99Ms: NaN, errors: NaN };
+          }
+          const key = `${r.server.name}/${cell.name}`;
+          results.set(key, [...(results.get(key) ?? []), res]);
+          // The server's CPU per request: less at the mercy of a shared machine's load than req/s.
+          const cpuUs = ((cpuMs(r.proc.pid!) - cpu0) * 1000) / total;
+          res.cpuUs = cpuUs;
+          process.stderr.write(`pair ${pair + 1} ${cell.name.padEnd(18)} ${r.server.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50Ms.toFixed(2)} ms p99 ${res.p99Ms.toFixed(2)} ms, server CPU ${cpuUs.toFixed(0)} us/req${res.errors ? `, errors ${res.errors}` : ''}\n`);
+        }
+      }
+      for (const r of running) {
+        const d = dirSize(r.dataDir);
+        memory.push(`pair ${pair + 1} ${r.server.name.padEnd(4)}: RSS ${mb(rss(r.proc.pid!))}, data dir ${mb(d.allocated)} allocated (${mb(d.apparent)} apparent)`);
+      }
+    } finally {
+      for (const r of running) stop(r);
+    }
+  }
+
+  const cell = (r: BenchResult[] | undefined) => {
+    if (!r) return '-'.padStart(26);
+    const errors = r.reduce((a, x) => a + (x.errors || 0), 0);
+    return `${median(r.map((x) => x.rps)).toFixed(0).padStart(7)} (${median(r.map((x) => x.p50Ms)).toFixed(2)}/${median(r.map((x) => x.p99Ms)).toFixed(2)})${errors ? ` err ${errors}` : ''}`.padStart(26);
+  };
+  console.log('');
+  console.log(`etcd's benchmark, v3 gRPC, single node, durable; ${pairs} alternating pair(s), medians; BENCH_V3_TOTAL=${scale}`);
+  console.log(`(${os.cpus().length} cores, node ${process.version}; load average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  console.log(`${'row'.padEnd(20)} ${'etcd req/s (p50/p99 ms)'.padStart(26)} ${'ours req/s (p50/p99 ms)'.padStart(26)}  ours/etcd`);
+  for (const c of matrix) {
+    const e = results.get(`etcd/${c.name}`);
+    const o = results.get(`ours/${c.name}`);
+    const ratios = (o ?? []).map((x, i) => x.rps / (e?.[i]?.rps ?? NaN));
+    const ratio = median(ratios);
+    const spread = pairs > 1 ? `  [${ratios.map((x) => x.toFixed(2)).join(', ')}]` : '';
+    console.log(`${c.name.padEnd(20)} ${cell(e)} ${cell(o)}  ${Number.isNaN(ratio) ? '-' : `${ratio.toFixed(2)}x`}${spread}`);
+  }
+  console.log('');
+  console.log(`server CPU per request (user + system, us, medians): ${matrix.map((c) => `${c.name} ${['etcd', 'ours'].map((n) => median((results.get(`${n}/${c.name}`) ?? []).map((x) => x.cpuUs ?? NaN)).toFixed(0)).join('/')}`).join('; ')}`);
+  console.log('');
+  for (const line of memory) console.log(line);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
