@@ -7,6 +7,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { MemberSlot, TestCluster, eventually } from '../support/cluster';
 
 jest.setTimeout(180_000);
@@ -128,4 +129,27 @@ print('delete', c.delete('/py/b'), c.get('/py/b')[0])
   expect(r.stdout).toBe("get 1 1 True\nprefix [('1', '/py/a'), ('2', '/py/b')]\ntxn True one\ndelete True None\n");
   // What the client wrote is what etcdctl reads.
   expect(await ok(m, ['get', '/py/a', '--print-value-only'])).toBe('one\n');
+});
+
+test("the npm etcd3 client against a member: put, get, prefix, a transaction with revision compares, delete, errors", async () => {
+  c = await TestCluster.start(1);
+  const [m] = c.members;
+  const client = new Etcd3({ hosts: m.clientURL });
+  try {
+    await client.put('/js/a').value('1');
+    await client.put('/js/b').value('2');
+    expect(await client.get('/js/a').string()).toBe('1');
+    expect(await client.getAll().prefix('/js/').strings()).toEqual({ '/js/a': '1', '/js/b': '2' });
+    const a = (await client.get('/js/a').exec()).kvs[0];
+    const txn = await client.if('/js/a', 'Mod', '==', a.mod_revision).then(client.put('/js/a').value('one')).else(client.put('/js/a').value('lost')).commit();
+    expect(txn.succeeded).toBe(true);
+    const stale = await client.if('/js/a', 'Mod', '==', a.mod_revision).then(client.put('/js/a').value('stale')).commit();
+    expect(stale.succeeded).toBe(false);
+    expect(await client.get('/js/a').string()).toBe('one');
+    expect((await client.delete().key('/js/b')).deleted).toBe('1');
+    expect(await client.get('/js/b').string()).toBeNull();
+    await expect(client.put('').value('x')).rejects.toThrow(/key is not provided/);
+  } finally {
+    client.close();
+  }
 });
