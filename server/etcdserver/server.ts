@@ -735,6 +735,16 @@ export class EtcdServer extends EventEmitter {
   // ---- applying the log ----
 
   private onSoftState(ss: SoftState): void {
+    // Elections as etcd's raft logs them (a person follows them in the log): state changes and leader changes.
+    const term = this.raftNode?.node.raft.term ?? 0;
+    if (ss.raftState !== this.raftState) {
+      const state = ss.raftState === StateType.Leader ? 'leader' : ss.raftState === StateType.Candidate ? 'candidate' : ss.raftState === StateType.PreCandidate ? 'pre-candidate' : 'follower';
+      this.o.log('info', `${this.id} became ${state} at term ${term}`, { pkg: 'raft' });
+    }
+    if (ss.lead !== this.lead) {
+      if (ss.lead !== NONE) this.o.log('info', `raft.node: ${this.id} elected leader ${ss.lead} at term ${term}`, { pkg: 'raft' });
+      else this.o.log('info', `raft.node: ${this.id} lost leader ${this.lead} at term ${term}`, { pkg: 'raft' });
+    }
     this.raftState = ss.raftState;
     if (ss.lead !== this.lead) {
       this.lead = ss.lead;
