@@ -8,7 +8,7 @@
  * servers unless named). BENCHMARK overrides /var/tmp/etcd-bench/benchmark, REAL_ETCD /usr/bin/etcd.
  */
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'fs';
+import { mkdtempSync, readdirSync, rmSync } from 'fs';
 import { createServer } from 'net';
 import { loadavg, tmpdir } from 'os';
 import * as path from 'path';
@@ -75,6 +75,10 @@ async function measure(name: 'etcd' | 'ours', n: number): Promise<Record<string,
     rssAfterLoadMB: rssMB(first.p.pid!),
     duSh: du('-sh', dir),
     duApparent: du('-sh', '--apparent-size', dir),
+    /** Where the bytes are: member/wal, member/snap (etcd's bbolt db), member/v3 (our LMDB). */
+    duMember: Object.fromEntries(
+      readdirSync(path.join(dir, 'member')).map((e) => [e, du('-sh', '--apparent-size', path.join(dir, 'member', e))]),
+    ),
   };
   await stop(first.p);
   const again = await start();
