@@ -379,8 +379,16 @@ export class EtcdServer extends EventEmitter {
     // A member alone in its cluster need not wait an election timeout.
     const voters = bootstrapPeers ? bootstrapPeers.length : this.confState.voters.length;
     if (voters === 1 && (bootstrapPeers?.[0]?.id ?? this.confState.voters[0]) === this.id) {
-      node.campaign();
-      this.raftNode.schedule();
+      // A new member is a voter only once its bootstrap configuration is applied (before that Raft ignores the
+      // campaign): tried again every 20 ms until there is a leader, for at most an election timeout.
+      let tries = Math.ceil(o.electionMs / 20);
+      const campaign = (): void => {
+        if (this.stopped || this.lead !== NONE || tries-- <= 0) return;
+        node.campaign();
+        this.raftNode.schedule();
+        setTimeout(campaign, 20).unref();
+      };
+      campaign();
     } else if (o.initialElectionTickAdvance) {
       this.advanceTicksOncePeersConnect(node, electionTick);
     }
