@@ -13,6 +13,26 @@ const STORE_WRITES: [string, keyof StoreStats, keyof StoreStats][] = [
   ['compareAndDelete', 'compareAndDeleteSuccess', 'compareAndDeleteFail'],
 ];
 
+/** A gauge whose value is read at scrape time. */
+export function gaugeOf(r: client.Registry, name: string, help: string, read: () => number): client.Gauge {
+  return new client.Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
+}
+
+/** A counter of a monotonic count kept elsewhere, read at scrape time (promtool wants counters for *_total names). */
+export function counterOf(r: client.Registry, name: string, help: string, read: () => number): client.Counter {
+  let seen = 0;
+  return new client.Counter({
+    name,
+    help,
+    registers: [r],
+    collect() {
+      const now = read();
+      if (now > seen) this.inc(now - seen);
+      seen = Math.max(seen, now);
+    },
+  });
+}
+
 /**
  * Prometheus metrics under etcd's names, plus the process metrics. Values the server already counts are read at
  * scrape time; monotonic ones are exposed as counters (so that `promtool check metrics` accepts their _total names).
@@ -63,21 +83,8 @@ export class ServerMetrics {
     // (whose counts are the number of snapshots that got through) are exposed under etcd's names.
     this.snapshotSendDuration = new client.Histogram({ name: 'etcd_network_snapshot_send_total_duration_seconds', help: 'Total latency distributions of v3 snapshot sends', labelNames: ['To'], buckets: client.exponentialBuckets(0.1, 2, 10), registers: [r] });
     this.snapshotReceiveDuration = new client.Histogram({ name: 'etcd_network_snapshot_receive_total_duration_seconds', help: 'Total latency distributions of v3 snapshot receives', labelNames: ['From'], buckets: client.exponentialBuckets(0.1, 2, 10), registers: [r] });
-    const gauge = (name: string, help: string, read: () => number) =>
-      new client.Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
-    const counter = (name: string, help: string, read: () => number) => {
-      let seen = 0;
-      return new client.Counter({
-        name,
-        help,
-        registers: [r],
-        collect() {
-          const now = read();
-          if (now > seen) this.inc(now - seen);
-          seen = Math.max(seen, now);
-        },
-      });
-    };
+    const gauge = (name: string, help: string, read: () => number) => gaugeOf(r, name, help, read);
+    const counter = (name: string, help: string, read: () => number) => counterOf(r, name, help, read);
     gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (srv() && srv()!.lead !== '' ? 1 : 0));
     gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (srv()?.raftState === StateType.Leader ? 1 : 0));
     counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => srv()?.leaderChanges ?? 0);

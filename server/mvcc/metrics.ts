@@ -3,6 +3,7 @@
  * read from the store at scrape time.
  */
 import * as client from 'prom-client';
+import { counterOf, gaugeOf } from '../metrics';
 import type { MvccStore } from './store';
 
 /** Operations applied to the v3 store, counted as etcd's mvcc counts them (per operation, txns per write txn). */
@@ -19,21 +20,8 @@ export function newOpCounts(): MvccOpCounts {
 }
 
 export function registerMvccMetrics(r: client.Registry, store: MvccStore, ops: MvccOpCounts): void {
-  const gauge = (name: string, help: string, read: () => number) =>
-    new client.Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
-  const counter = (name: string, help: string, read: () => number) => {
-    let seen = 0;
-    return new client.Counter({
-      name,
-      help,
-      registers: [r],
-      collect() {
-        const now = read();
-        if (now > seen) this.inc(now - seen);
-        seen = Math.max(seen, now);
-      },
-    });
-  };
+  const gauge = (name: string, help: string, read: () => number) => gaugeOf(r, name, help, read);
+  const counter = (name: string, help: string, read: () => number) => counterOf(r, name, help, read);
   for (const ns of ['etcd', 'etcd_debugging']) {
     counter(`${ns}_mvcc_range_total`, 'Total number of ranges seen by this member.', () => ops.range);
     counter(`${ns}_mvcc_put_total`, 'Total number of puts seen by this member.', () => ops.put);
