@@ -63,14 +63,6 @@ export interface HTTP2Sink {
   destroy(): void;
 }
 
-/**
- * The gRPC server of the client port. Empty for now: every method answers UNIMPLEMENTED. The v3 services are
- * registered here (server.addService) before the listeners start.
- */
-export function newGrpcServer(): grpc.Server {
-  return new grpc.Server({ 'grpc.max_receive_message_length': -1 });
-}
-
 /** Connections handed to a gRPC server; TLS, when there is any, is already done by our listener. */
 export function grpcSink(server: grpc.Server): HTTP2Sink {
   return server.createConnectionInjector(grpc.ServerCredentials.createInsecure());

@@ -34,6 +34,8 @@ export function createV3Server(opts: V3ServerOptions): grpc.Server {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': MAX_SEND_BYTES,
+    // channelz (grpc-js's per-call bookkeeping for its debugging service, which we do not serve) costs on every call.
+    'grpc.enable_channelz': 0,
     ...opts.grpcOptions,
   });
   const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;

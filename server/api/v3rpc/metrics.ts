@@ -43,47 +43,103 @@ export interface MethodCounters {
 
 type Labels = 'grpc_type' | 'grpc_service' | 'grpc_method';
 
+/** One method's counts, kept as plain numbers on the hot path and handed to prom-client at scrape time. */
+interface MethodCounts {
+  labels: Record<Labels, string>;
+  started: number;
+  received: number;
+  sent: number;
+  /** by gRPC code */
+  handled: number[];
+}
+
+/** What a counter has already been told of one count (scrape-time deltas). */
+type Seen = Map<MethodCounts, number[]>;
+
 export class GrpcMetrics {
   private readonly startedTotal: client.Counter<Labels>;
   private readonly handledTotal: client.Counter<Labels | 'grpc_code'>;
   private readonly msgReceived: client.Counter<Labels>;
   private readonly msgSent: client.Counter<Labels>;
+  private readonly methods = new Map<string, MethodCounts>();
 
   constructor(registry: client.Registry) {
     const registers = [registry];
     const labelNames: Labels[] = ['grpc_type', 'grpc_service', 'grpc_method'];
-    this.startedTotal = new client.Counter({ name: 'grpc_server_started_total', help: 'Total number of RPCs started on the server.', labelNames, registers });
+    const methods = this.methods;
+    // A counter whose increments since the last scrape are read off the plain counts (labels hashed per scrape, not per call).
+    const scraped = (read: (m: MethodCounts) => number[], add: (c: client.Counter<any>, m: MethodCounts, i: number, delta: number) => void) => {
+      const seen: Seen = new Map();
+      return function collect(this: client.Counter<any>): void {
+        for (const m of methods.values()) {
+          const now = read(m);
+          let before = seen.get(m);
+          if (!before) seen.set(m, (before = []));
+          for (let i = 0; i < now.length; i++) {
+            const d = (now[i] ?? 0) - (before[i] ?? 0);
+            if (d > 0) add(this, m, i, d);
+            before[i] = now[i] ?? 0;
+          }
+        }
+      };
+    };
+    const plain = (c: client.Counter<any>, m: MethodCounts, _i: number, d: number) => c.inc(m.labels, d);
+    this.startedTotal = new client.Counter({
+      name: 'grpc_server_started_total',
+      help: 'Total number of RPCs started on the server.',
+      labelNames,
+      registers,
+      collect: scraped((m) => [m.started], plain),
+    });
     this.handledTotal = new client.Counter({
       name: 'grpc_server_handled_total',
       help: 'Total number of RPCs completed on the server, regardless of success or failure.',
       labelNames: [...labelNames, 'grpc_code'],
       registers,
+      collect: scraped((m) => m.handled, (c, m, code, d) => c.inc({ ...m.labels, grpc_code: codeName(code) }, d)),
     });
-    this.msgReceived = new client.Counter({ name: 'grpc_server_msg_received_total', help: 'Total number of RPC stream messages received on the server.', labelNames, registers });
-    this.msgSent = new client.Counter({ name: 'grpc_server_msg_sent_total', help: 'Total number of gRPC stream messages sent by the server.', labelNames, registers });
+    this.msgReceived = new client.Counter({
+      name: 'grpc_server_msg_received_total',
+      help: 'Total number of RPC stream messages received on the server.',
+      labelNames,
+      registers,
+      collect: scraped((m) => [m.received], plain),
+    });
+    this.msgSent = new client.Counter({
+      name: 'grpc_server_msg_sent_total',
+      help: 'Total number of gRPC stream messages sent by the server.',
+      labelNames,
+      registers,
+      collect: scraped((m) => [m.sent], plain),
+    });
+  }
+
+  private counts(type: GrpcType, service: string, method: string): MethodCounts {
+    const key = `${type}/${service}/${method}`;
+    let m = this.methods.get(key);
+    if (!m) this.methods.set(key, (m = { labels: { grpc_type: type, grpc_service: service, grpc_method: method }, started: 0, received: 0, sent: 0, handled: [] }));
+    return m;
   }
 
   forMethod(type: GrpcType, service: string, method: string): MethodCounters {
-    const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
-    const started = this.startedTotal.labels(labels);
-    const received = this.msgReceived.labels(labels);
-    const sent = this.msgSent.labels(labels);
-    const handled = new Map<number, client.Counter.Internal>();
+    const m = this.counts(type, service, method);
     const unary = type === 'unary';
     return {
       started: () => {
-        started.inc();
+        m.started++;
         // A unary call's request is its one received message (counted on arrival, as go-grpc-prometheus does).
-        if (unary) received.inc();
+        if (unary) m.received++;
       },
       handled: (code) => {
-        let c = handled.get(code);
-        if (!c) handled.set(code, (c = this.handledTotal.labels({ ...labels, grpc_code: codeName(code) })));
-        c.inc();
-        if (unary && code === status.OK) sent.inc();
+        m.handled[code] = (m.handled[code] ?? 0) + 1;
+        if (unary && code === status.OK) m.sent++;
       },
-      received: () => received.inc(),
-      sent: () => sent.inc(),
+      received: () => {
+        m.received++;
+      },
+      sent: () => {
+        m.sent++;
+      },
     };
   }
 
