@@ -15,6 +15,7 @@ import type * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { answerLikeGo } from '../pkg/go-compat';
 import { TLSSettings, createTLSServer } from '../tls/tls-settings';
+import { injectFixingAuthority } from './h2/authority';
 
 /** HTTP/2's client connection preface (RFC 9113, 3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -63,9 +64,30 @@ export interface HTTP2Sink {
   destroy(): void;
 }
 
-/** Connections handed to a gRPC server; TLS, when there is any, is already done by our listener. */
+/**
+ * Connections handed to a gRPC server; TLS, when there is any, is already done by our listener. A Go client's URL
+ * given as its authority is made acceptable to Node's HTTP/2 first (h2/authority.ts).
+ */
 export function grpcSink(server: grpc.Server): HTTP2Sink {
-  return server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const inner = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  // Connections whose first request is still awaited (see h2/authority.ts), destroyed if the sink goes first.
+  const looking = new Set<() => void>();
+  return {
+    injectConnection(connection) {
+      const socket = connection as net.Socket;
+      const stop = injectFixingAuthority(socket, (c) => {
+        looking.delete(stop);
+        inner.injectConnection(c);
+      });
+      looking.add(stop);
+      socket.once('close', () => looking.delete(stop));
+    },
+    destroy() {
+      for (const stop of looking) stop();
+      looking.clear();
+      inner.destroy();
+    },
+  };
 }
 
 export interface ListenAddress {
