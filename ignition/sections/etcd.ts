@@ -314,10 +314,7 @@ export function translateEtcd(etcd: EtcdConfig, ctx: TranslateContext): void {
     report.warn('etcd.config_file: etcd ignores its other options (flags and ETCD_* variables) when given a config file', posOf(etcd, 'config_file'));
   }
   const env = etcd.version ? [`ETCD_IMAGE_TAG=v${etcd.version.text}`] : [];
-  const contents = renderWrapperDropin({ exec: '/usr/lib/coreos/etcd-wrapper $ETCD_OPTS', env, args }, ctx);
-  if (contents === undefined) return;
-  ctx.out.addUnit(
-    { name: 'etcd-member.service', enabled: true, dropins: [{ name: '20-clct-etcd-member.conf', contents }] },
-    posOf(etcd),
-  );
+  const dropin = renderWrapperDropin({ name: '20-clct-etcd-member.conf', exec: '/usr/lib/coreos/etcd-wrapper $ETCD_OPTS', env, args, pos: posOf(etcd) }, ctx);
+  if (dropin === undefined) return;
+  ctx.out.addUnit({ name: 'etcd-member.service', enabled: true, dropins: [dropin], at: dropin.at }, posOf(etcd));
 }

@@ -90,8 +90,10 @@ export function translateUpdate(update: UpdateConfig | undefined, locksmith: Loc
     if (lines.length > 0) contents += `\n${lines.join('\n')}`;
   }
   if (contents === '') return;
+  const section = update ?? locksmith;
+  const at = section && { node: posOf(section), values: {} };
   ctx.out.addFile(
-    { filesystem: 'root', path: '/etc/coreos/update.conf', mode: 0o644, contents: { source: dataUrl(Buffer.from(contents)) } },
-    update ? posOf(update) : locksmith ? posOf(locksmith) : undefined,
+    { filesystem: 'root', path: '/etc/coreos/update.conf', mode: 0o644, contents: { source: dataUrl(Buffer.from(contents)), at }, at },
+    section && posOf(section),
   );
 }
