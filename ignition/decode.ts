@@ -33,6 +33,11 @@ export type ObjectOf<F extends Fields, R extends keyof F = never> = { [K in R]: 
   [K in Exclude<keyof F, R>]?: Infer<F[K]>;
 } & Positioned;
 
+/** The positions of a decoded object or list (a list's are keyed by index), when it has them. */
+export function positionsOf(value: unknown): Positions | undefined {
+  return value !== null && typeof value === 'object' ? (value as Partial<Positioned>)[POS] : undefined;
+}
+
 /** Position of the value of `key` in a decoded object, or of the object itself when the key is absent. */
 export function posOf(obj: Positioned, key?: string): Position {
   const p = obj[POS];
@@ -75,14 +80,19 @@ export const bool: Decoder<boolean> = (node, report, path) => {
   return node.value;
 };
 
+/** A list; it remembers where each (usable) item is, keyed by its index in the result (see `positionsOf`). */
 export function list<T>(item: Decoder<T>): Decoder<T[]> {
   return (node, report, path) => {
     if (node.kind !== 'sequence') return mismatch(report, node, path, 'a list');
     const out: T[] = [];
+    const values: Record<string, Position> = {};
     node.items.forEach((n, i) => {
       const v = item(n, report, `${path}[${i}]`);
-      if (v !== undefined) out.push(v);
+      if (v === undefined) return;
+      values[out.length] = n.pos;
+      out.push(v);
     });
+    Object.defineProperty(out, POS, { value: { node: node.pos, values }, enumerable: false });
     return out;
   };
 }

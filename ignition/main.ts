@@ -3,12 +3,13 @@
  * `ct`: transpiles a Container Linux Config (YAML) into an Ignition config (JSON).
  *
  *   ct [--in-file FILE] [--out-file FILE] [--pretty] [--strict] [--platform NAME] [--files-dir DIR]
- *      [--ignition-version 3.3.0|2.2.0]
+ *      [--ignition-version 3.3.0|2.2.0] [--version] [--help]
  *
  * Reads stdin and writes stdout unless given files; warnings and errors go to stderr. Exit status: 0 on success,
  * 1 when the config has errors (or warnings under --strict), 2 for a bad command line or unreadable files.
  */
 import * as fs from 'node:fs';
+import { version } from '../package.json';
 import { formatDiagnostic, TranspileError } from './diagnostics';
 import { serialize } from './emit-util';
 import { PLATFORMS } from './platforms';
@@ -26,8 +27,12 @@ Options:
                             (${PLATFORMS.map((p) => p.name).join(', ')})
   --files-dir DIR           directory that storage.files[].contents.local paths are relative to
   --ignition-version VER    output spec: ${SPEC_VERSIONS.join(' (default) or ')} (alias: --spec; 3.3 and 2.2 accepted)
+  --version                 print the version and exit
   --help                    show this help
 `;
+
+/** What --version prints, in the original's form ("ct v0.9.0"). */
+export const VERSION_LINE = `ct v${version}`;
 
 export interface CliOptions {
   inFile?: string;
@@ -38,6 +43,7 @@ export interface CliOptions {
   filesDir?: string;
   spec?: string;
   help: boolean;
+  version: boolean;
 }
 
 class UsageError extends Error {}
@@ -50,11 +56,11 @@ const VALUE_FLAGS: Record<string, keyof CliOptions> = {
   'ignition-version': 'spec',
   spec: 'spec',
 };
-const BOOLEAN_FLAGS: Record<string, keyof CliOptions> = { pretty: 'pretty', strict: 'strict', help: 'help' };
+const BOOLEAN_FLAGS: Record<string, keyof CliOptions> = { pretty: 'pretty', strict: 'strict', help: 'help', version: 'version' };
 
 /** Parses `--flag value`, `--flag=value` and `-flag` (Go's flag package, which ct used, takes one dash too). */
 export function parseArgs(argv: string[]): CliOptions {
-  const opts: CliOptions = { pretty: false, strict: false, help: false };
+  const opts: CliOptions = { pretty: false, strict: false, help: false, version: false };
   const values = opts as unknown as Record<string, string | boolean | undefined>;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -86,6 +92,10 @@ export function run(argv: string[]): number {
   }
   if (opts.help) {
     process.stdout.write(USAGE);
+    return 0;
+  }
+  if (opts.version) {
+    process.stdout.write(`${VERSION_LINE}\n`);
     return 0;
   }
   let input: string;

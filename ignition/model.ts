@@ -2,12 +2,21 @@
  * The translated config, independent of the Ignition spec version it will be written as (see emit-v3.ts and
  * emit-v2.ts). Sections add to it through `ModelBuilder`, which merges what several sections say about the same
  * systemd unit and rejects two different definitions of the same path.
+ *
+ * Entries carry `at`, where the CLC defines them (the decoded object's positions, keyed by CLC key), so that the
+ * emitters can tell where each part of the Ignition config came from (see `SourceMap` in emit-util.ts).
  */
+import type { Positions } from './decode';
 import type { Report } from './diagnostics';
 import type { Position } from './yaml-positions';
 
+/** Where a model entry is defined in the CLC. */
+export interface Sourced {
+  at?: Positions;
+}
+
 /** A fetched or inline resource: `source` is a URL (data URLs for inline contents). */
-export interface Resource {
+export interface Resource extends Sourced {
   source: string;
   compression?: string;
   /** "sha512-<hex>" */
@@ -19,7 +28,7 @@ export interface Owner {
   name?: string;
 }
 
-export interface NodeCommon {
+export interface NodeCommon extends Sourced {
   /** Ignition filesystem name; "root" is the root filesystem. */
   filesystem: string;
   path: string;
@@ -46,12 +55,14 @@ export interface LinkEntry extends NodeCommon {
   hard?: boolean;
 }
 
-export interface Dropin {
+export interface Dropin extends Sourced {
   name: string;
   contents?: string;
+  /** For contents ct composes: where in the CLC each line of it comes from (by 0-based line). */
+  lines?: readonly (Position | undefined)[];
 }
 
-export interface Unit {
+export interface Unit extends Sourced {
   name: string;
   enabled?: boolean;
   mask?: boolean;
@@ -59,14 +70,15 @@ export interface Unit {
   dropins: Dropin[];
 }
 
-export interface NetworkdUnit {
+export interface NetworkdUnit extends Sourced {
   name: string;
   contents?: string;
+  dropins: Dropin[];
   /** Where the CLC defines it, for messages from the emitters. */
   pos?: Position;
 }
 
-export interface User {
+export interface User extends Sourced {
   name: string;
   passwordHash?: string;
   sshAuthorizedKeys?: string[];
@@ -82,14 +94,14 @@ export interface User {
   system?: boolean;
 }
 
-export interface Group {
+export interface Group extends Sourced {
   name: string;
   gid?: number;
   passwordHash?: string;
   system?: boolean;
 }
 
-export interface Partition {
+export interface Partition extends Sourced {
   label?: string;
   number?: number;
   /** Bytes; 0 means "the rest of the disk" / "the first free spot". */
@@ -99,20 +111,22 @@ export interface Partition {
   guid?: string;
 }
 
-export interface Disk {
+export interface Disk extends Sourced {
   device: string;
   wipeTable?: boolean;
   partitions: Partition[];
 }
 
-export interface Raid {
+export interface Raid extends Sourced {
   name: string;
   level: string;
   devices: string[];
   spares?: number;
+  /** Extra mdadm options, passed on as they are. */
+  options?: string[];
 }
 
-export interface Filesystem {
+export interface Filesystem extends Sourced {
   name?: string;
   /** Where the filesystem is (or will be) mounted, when known. */
   path?: string;
@@ -123,6 +137,7 @@ export interface Filesystem {
     label?: string;
     uuid?: string;
     options?: string[];
+    at?: Positions;
   };
   /** Where the CLC defines it, for messages from the emitters. */
   pos?: Position;

@@ -1,9 +1,11 @@
 /** The transpiler: CLC YAML text in, Ignition config (spec 3.3.0 or 2.2.0) out. */
 import { clcSchema } from './clc-types';
 import { formatDiagnostic, Report, TranspileError, type Diagnostic } from './diagnostics';
+import { SourceMap } from './emit-util';
 import { emitV2, SPEC_V2 } from './emit-v2';
 import { emitV3, SPEC_V3 } from './emit-v3';
 import { ModelBuilder } from './model';
+import { checkIgnitionConfig, formatJsonPath, type IgnitionProblem } from './rules/ignition-rules';
 import { findPlatform, platformUnits, PLATFORMS } from './platforms';
 import type { TranslateContext } from './sections/context';
 import { translateDocker } from './sections/docker';
@@ -45,6 +47,26 @@ export function normalizeSpec(spec: string | undefined): SpecVersion | undefined
 }
 
 /**
+ * Holds the emitted config to Ignition's own rules, as the original ct did, and reports what Ignition would refuse (or
+ * warn about) at the YAML it came from. What the CLC's checks let through reaches here: a unit file Ignition cannot
+ * read, a data URL or URL Go cannot parse, a device path that is not clean, a partition without number or label...
+ */
+function checkOutput(config: object, src: SourceMap, report: Report): void {
+  const problems = checkIgnitionConfig(config);
+  // Ignition checks a required source twice, at the resource and at its source: the second, closer one is enough.
+  const restated = (p: IgnitionProblem): boolean =>
+    problems.some((q) => q.message === p.message && q.path.length > p.path.length && p.path.every((part, i) => q.path[i] === part));
+  for (const p of problems) {
+    if (restated(p)) continue;
+    const pos = src.positionOf(config, p.path, p.line);
+    const where = formatJsonPath(p.path) + (p.line === undefined ? '' : ` (line ${p.line + 1} of the text)`);
+    const message = `Ignition ${p.severity === 'error' ? 'rejects' : 'warns about'} ${where}: ${p.message}`;
+    if (p.severity === 'error') report.error(message, pos);
+    else report.warn(message, pos);
+  }
+}
+
+/**
  * Transpiles a Container Linux Config. Throws TranspileError listing every problem (with line and column where it
  * has one) when there are errors, or warnings under `strict`; the error carries the warnings too.
  */
@@ -80,7 +102,9 @@ export function transpile(yamlText: string, options: TranspileOptions = {}): Tra
     if (clc.update || clc.locksmith) translateUpdate(clc.update, clc.locksmith, ctx);
   }
   if (platform && !report.hasErrors()) for (const u of platformUnits(platform)) builder.addUnit(u);
-  const config = report.hasErrors() ? {} : spec === SPEC_V2 ? emitV2(builder.model, report) : emitV3(builder.model, report);
+  const src = new SourceMap();
+  const config = report.hasErrors() ? {} : spec === SPEC_V2 ? emitV2(builder.model, report, src) : emitV3(builder.model, report, src);
+  if (!report.hasErrors()) checkOutput(config, src, report);
   const failing = report.entries.filter((d) => d.severity === 'error' || options.strict);
   if (failing.length > 0) {
     // The whole report, as ct prints it: the warnings found along with the errors are not dropped.

@@ -1,5 +1,5 @@
 /** The `docker:` section: extra daemon flags, as ct writes them into docker.service's `DOCKER_OPTS`. */
-import { object, posOf, strList, type Infer } from '../decode';
+import { object, posOf, positionsOf, strList, type Infer } from '../decode';
 import { goQuote } from '../validate';
 import type { TranslateContext } from './context';
 
@@ -8,5 +8,8 @@ export type DockerConfig = NonNullable<Infer<typeof dockerSchema>>;
 
 export function translateDocker(docker: DockerConfig, ctx: TranslateContext): void {
   const contents = `[Service]\nEnvironment=${goQuote(`DOCKER_OPTS=${(docker.flags ?? []).join(' ')}`)}`;
-  ctx.out.addUnit({ name: 'docker.service', enabled: true, dropins: [{ name: '20-clct-docker.conf', contents }] }, posOf(docker));
+  // The flags are on the drop-in's second line.
+  const at = positionsOf(docker);
+  const dropin = { name: '20-clct-docker.conf', contents, at, lines: [undefined, posOf(docker, 'flags')] };
+  ctx.out.addUnit({ name: 'docker.service', enabled: true, dropins: [dropin], at }, posOf(docker));
 }

@@ -3,11 +3,11 @@
  * `20-clct-etcd-member.conf`, which sets `ETCD_IMAGE_TAG` from `version` and runs
  * `/usr/lib/coreos/etcd-wrapper $ETCD_OPTS` with one `--flag="value"` per option.
  *
- * ct knew the options of etcd 2.3, 3.0 and 3.1; this table carries them on to etcd 3.4, each with the release that
- * introduced it (and removed it, for the few 3.4 dropped), so that a config pinned to an older `version` is checked
- * against what that etcd understands. The server's own option table (server/config/options.ts) is the authority for
- * 3.4: every option it defines is accepted here too (those ct's table does not name are derived from it), so the two
- * cannot drift apart.
+ * ct knew the options of etcd 2.3, 3.0, 3.1, 3.2 and 3.3 (one set per release, chosen by `version`); this table
+ * carries them on to etcd 3.4, each with the release that introduced it (and removed it, for the few 3.4 dropped), so
+ * that a config pinned to an older `version` is checked against what that etcd understands. The server's own option
+ * table (server/config/options.ts) is the authority for 3.4: every option it defines is accepted here too (those ct's
+ * table does not name are derived from it), so the two cannot drift apart.
  *
  * As ct does (its `isZero`), options set to their type's zero value — false, 0 or "" — are left out of the drop-in,
  * so etcd's own default applies.
@@ -314,10 +314,7 @@ export function translateEtcd(etcd: EtcdConfig, ctx: TranslateContext): void {
     report.warn('etcd.config_file: etcd ignores its other options (flags and ETCD_* variables) when given a config file', posOf(etcd, 'config_file'));
   }
   const env = etcd.version ? [`ETCD_IMAGE_TAG=v${etcd.version.text}`] : [];
-  const contents = renderWrapperDropin({ exec: '/usr/lib/coreos/etcd-wrapper $ETCD_OPTS', env, args }, ctx);
-  if (contents === undefined) return;
-  ctx.out.addUnit(
-    { name: 'etcd-member.service', enabled: true, dropins: [{ name: '20-clct-etcd-member.conf', contents }] },
-    posOf(etcd),
-  );
+  const dropin = renderWrapperDropin({ name: '20-clct-etcd-member.conf', exec: '/usr/lib/coreos/etcd-wrapper $ETCD_OPTS', env, args, pos: posOf(etcd) }, ctx);
+  if (dropin === undefined) return;
+  ctx.out.addUnit({ name: 'etcd-member.service', enabled: true, dropins: [dropin], at: dropin.at }, posOf(etcd));
 }

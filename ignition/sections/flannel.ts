@@ -81,12 +81,12 @@ export function translateFlannel(flannel: FlannelConfig, ctx: TranslateContext):
   if (flannel.kube_subnet_mgr === true && flannel.network_config !== undefined) {
     report.error('flannel.network_config: cannot be given when kube_subnet_mgr is set', posOf(flannel, 'network_config'));
   }
-  const extraService: string[] = [];
-  if (flannel.network_config !== undefined) extraService.push(etcdctlSet(flannel, ctx));
+  const extraService = flannel.network_config === undefined ? [] : [{ line: etcdctlSet(flannel, ctx), pos: posOf(flannel, 'network_config') }];
   const env = v ? [`FLANNEL_IMAGE_TAG=v${v.text}`] : [];
-  const contents = renderWrapperDropin({ exec: '/usr/lib/coreos/flannel-wrapper $FLANNEL_OPTS', env, args, extraService }, ctx);
-  if (contents === undefined) return;
-  ctx.out.addUnit({ name: 'flanneld.service', enabled: true, dropins: [{ name: '20-clct-flannel.conf', contents }] }, posOf(flannel));
+  const exec = '/usr/lib/coreos/flannel-wrapper $FLANNEL_OPTS';
+  const dropin = renderWrapperDropin({ name: '20-clct-flannel.conf', exec, env, args, extraService, pos: posOf(flannel) }, ctx);
+  if (dropin === undefined) return;
+  ctx.out.addUnit({ name: 'flanneld.service', enabled: true, dropins: [dropin], at: dropin.at }, posOf(flannel));
 }
 
 /** `ExecStartPre=/usr/bin/etcdctl [--endpoints=... TLS flags] set /coreos.com/network/config "<json>"` */

@@ -1,5 +1,5 @@
 /** The `passwd:` section: users (with SSH keys, password hashes, groups) and groups. */
-import { bool, int, list, object, posOf, str, strList, type Infer } from '../decode';
+import { bool, int, list, object, posOf, positionsOf, str, strList, type Infer } from '../decode';
 import type { TranslateContext } from './context';
 
 /** ct's deprecated `create:` block of a user: the same settings, nested. */
@@ -70,6 +70,7 @@ export function translatePasswd(passwd: PasswdConfig, ctx: TranslateContext): vo
       noLogInit: u.no_log_init ?? c?.no_log_init,
       shell: u.shell ?? c?.shell,
       system: u.system ?? c?.system,
+      at: positionsOf(u),
     });
   }
   for (const g of passwd.groups ?? []) {
@@ -77,6 +78,6 @@ export function translatePasswd(passwd: PasswdConfig, ctx: TranslateContext): vo
       ctx.report.error(`passwd.groups: group "${g.name}" is listed twice`, posOf(g, 'name'));
       continue;
     }
-    groups.push({ name: g.name, gid: g.gid, passwordHash: g.password_hash, system: g.system });
+    groups.push({ name: g.name, gid: g.gid, passwordHash: g.password_hash, system: g.system, at: positionsOf(g) });
   }
 }

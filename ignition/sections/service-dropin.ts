@@ -3,6 +3,7 @@
  * flanneld.service): environment variables, then `ExecStart=` reset and the wrapper run with one `--flag=value` per
  * option. With templating, the drop-in also waits for coreos-metadata and reads its environment file.
  */
+import type { Dropin } from '../model';
 import type { Position } from '../yaml-positions';
 import { expandTemplates, hasTemplate } from '../platforms';
 import { goQuote } from '../validate';
@@ -17,17 +18,23 @@ export interface FlagArg {
 }
 
 export interface WrapperDropin {
+  name: string;
   /** The command, e.g. "/usr/lib/coreos/etcd-wrapper $ETCD_OPTS". */
   exec: string;
   /** `NAME=value` pairs written as Environment="NAME=value". */
   env: string[];
   args: FlagArg[];
-  /** More [Service] lines after ExecStart (already expanded). */
-  extraService?: string[];
+  /** More [Service] lines after ExecStart (already expanded), and where each comes from. */
+  extraService?: { line: string; pos?: Position }[];
+  /** Where the section is. */
+  pos: Position;
 }
 
-/** Renders the drop-in; returns undefined (having reported why) when templating cannot be expanded. */
-export function renderWrapperDropin(d: WrapperDropin, ctx: TranslateContext): string | undefined {
+/**
+ * Renders the drop-in, knowing for each line of it the option it comes from; returns undefined (having reported why)
+ * when templating cannot be expanded.
+ */
+export function renderWrapperDropin(d: WrapperDropin, ctx: TranslateContext): Dropin | undefined {
   const templated = d.args.some((a) => typeof a.value === 'string' && hasTemplate(a.value));
   const unit: string[] = [];
   const service: string[] = [];
@@ -37,6 +44,7 @@ export function renderWrapperDropin(d: WrapperDropin, ctx: TranslateContext): st
   }
   for (const v of d.env) service.push(`Environment=${goQuote(v)}`);
   let exec = d.exec;
+  const execLines: (Position | undefined)[] = [undefined];
   let ok = true;
   for (const a of d.args) {
     let text: string;
@@ -51,11 +59,19 @@ export function renderWrapperDropin(d: WrapperDropin, ctx: TranslateContext): st
       text = String(a.value);
     }
     exec += ` \\\n  --${a.flag}=${text}`;
+    execLines.push(a.pos);
   }
   if (!ok) return undefined;
-  service.push('ExecStart=', `ExecStart=${exec}`, ...(d.extraService ?? []));
+  const serviceLines: (Position | undefined)[] = ['[Service]', ...service, 'ExecStart='].map(() => undefined);
+  service.push('ExecStart=', `ExecStart=${exec}`, ...(d.extraService ?? []).map((x) => x.line));
+  serviceLines.push(...execLines, ...(d.extraService ?? []).map((x) => x.pos));
   const sections: string[] = [];
-  if (unit.length > 0) sections.push(['[Unit]', ...unit].join('\n'));
+  const lines: (Position | undefined)[] = [];
+  if (unit.length > 0) {
+    sections.push(['[Unit]', ...unit].join('\n'));
+    lines.push(...['[Unit]', ...unit, ''].map(() => undefined));
+  }
   sections.push(['[Service]', ...service].join('\n'));
-  return sections.join('\n\n');
+  lines.push(...serviceLines);
+  return { name: d.name, contents: sections.join('\n\n'), lines, at: { node: d.pos, values: {} } };
 }

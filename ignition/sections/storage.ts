@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { bool, int, list, object, oneOf, posOf, refine, str, strList, type Decoder, type Infer, type Positioned } from '../decode';
+import { bool, int, list, object, oneOf, posOf, positionsOf, refine, str, strList, type Decoder, type Infer, type Positioned, type Positions } from '../decode';
 import type { Report } from '../diagnostics';
 import type { Owner, Resource } from '../model';
 import { absolutePath, checkHash, FETCH_SCHEMES, url } from '../validate';
@@ -58,7 +58,12 @@ export function hashOf(v: Infer<typeof verification> | undefined): string | unde
 export const configReference = object({ source: url(FETCH_SCHEMES), verification }, { required: ['source'] });
 
 export function resourceOf(ref: NonNullable<Infer<typeof configReference>>): Resource {
-  return { source: ref.source, hash: hashOf(ref.verification) };
+  return { source: ref.source, hash: hashOf(ref.verification), at: positionsOf(ref) };
+}
+
+/** A resource's positions when its source is the value at `pos` (inline or local contents, a remote url). */
+function sourceAt(pos: Position, from?: Positions): Positions {
+  return { node: pos, values: { ...from?.values, source: pos } };
 }
 
 const remote = object({ url: url(FETCH_SCHEMES), compression: oneOf(['gzip']), verification });
@@ -147,7 +152,14 @@ const partition = object({ label: str, number: int, size, start: size, type_guid
 const disk = object({ device: absolutePath, wipe_table: bool, partitions: list(partition) }, { required: ['device'] });
 
 const raid = object(
-  { name: str, level: oneOf(['linear', 'raid0', '0', 'stripe', 'raid1', '1', 'mirror', 'raid4', '4', 'raid5', '5', 'raid6', '6', 'raid10', '10']), devices: list(absolutePath), spares: int },
+  {
+    name: str,
+    level: oneOf(['linear', 'raid0', '0', 'stripe', 'raid1', '1', 'mirror', 'raid4', '4', 'raid5', '5', 'raid6', '6', 'raid10', '10']),
+    devices: list(absolutePath),
+    spares: int,
+    /** mdadm options for creating the array, e.g. "--bitmap=internal"; Ignition passes them on. */
+    options: strList,
+  },
   { required: ['name', 'level', 'devices'] },
 );
 
@@ -165,19 +177,22 @@ function ownerOf(o: Infer<typeof owner> | undefined): Owner | undefined {
   return o ? { id: o.id, name: o.name } : undefined;
 }
 
-/** Reads `contents.local` below --files-dir; reports and returns undefined when that is impossible. */
+/**
+ * Reads `contents.local` below --files-dir; reports and returns undefined when that is impossible. The file must be
+ * inside the directory: neither "..", an absolute path nor a symbolic link leads out of it.
+ */
 function readLocal(local: string, filesDir: string | undefined, report: Report, path: string, pos: Position): Buffer | undefined {
   if (!filesDir) {
     report.error(`${path}: local file contents need --files-dir (the directory holding "${local}")`, pos);
     return undefined;
   }
+  const inside = (base: string, full: string): boolean => full === base || full.startsWith(base.endsWith(nodePath.sep) ? base : base + nodePath.sep);
+  const outside = (): undefined => void report.error(`${path}: "${local}" is outside the --files-dir directory`, pos);
   const base = nodePath.resolve(filesDir);
   const full = nodePath.resolve(base, local);
-  if (full !== base && !full.startsWith(base + nodePath.sep)) {
-    report.error(`${path}: "${local}" is outside the --files-dir directory`, pos);
-    return undefined;
-  }
+  if (!inside(base, full)) return outside();
   try {
+    if (!inside(fs.realpathSync(base), fs.realpathSync(full))) return outside();
     return fs.readFileSync(full);
   } catch (e) {
     report.error(`${path}: cannot read "${local}" from --files-dir: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, pos);
@@ -202,8 +217,10 @@ export function translateStorage(storage: StorageConfig, ctx: TranslateContext):
         label: f.mount.label,
         uuid: f.mount.uuid,
         options: f.mount.options ?? f.mount.create?.options,
+        at: positionsOf(f.mount),
       },
       pos: posOf(f),
+      at: positionsOf(f),
     });
   }
   const fsOf = (node: { filesystem?: string } & Positioned, path: string): string => {
@@ -218,13 +235,14 @@ export function translateStorage(storage: StorageConfig, ctx: TranslateContext):
     let resource: Resource | undefined;
     const c = f.contents;
     if (c?.remote?.url !== undefined) {
-      resource = { source: c.remote.url, compression: c.remote.compression, hash: hashOf(c.remote.verification) };
+      const at = sourceAt(posOf(c.remote, 'url'), positionsOf(c.remote));
+      resource = { source: c.remote.url, compression: c.remote.compression, hash: hashOf(c.remote.verification), at };
     } else if (c?.local !== undefined) {
       const bytes = readLocal(c.local, ctx.filesDir, report, `${path}.contents.local`, posOf(c, 'local'));
       if (bytes === undefined) return;
-      resource = { source: dataUrl(bytes) };
+      resource = { source: dataUrl(bytes), at: sourceAt(posOf(c, 'local')) };
     } else if (c?.inline !== undefined) {
-      resource = { source: dataUrl(Buffer.from(c.inline, 'utf8')) };
+      resource = { source: dataUrl(Buffer.from(c.inline, 'utf8')), at: sourceAt(posOf(c, 'inline')) };
     } else if (c?.remote !== undefined) {
       report.error(`${path}.contents.remote: url is required`, posOf(c, 'remote'));
       return;
@@ -242,6 +260,7 @@ export function translateStorage(storage: StorageConfig, ctx: TranslateContext):
         mode: f.mode ?? 0o644,
         contents: resource ?? (f.append ? undefined : { source: 'data:,' }),
         append: f.append,
+        at: positionsOf(f),
       },
       posOf(f, 'path'),
     );
@@ -251,7 +270,15 @@ export function translateStorage(storage: StorageConfig, ctx: TranslateContext):
     const path = `storage.directories[${i}]`;
     if (d.mode === undefined) report.warn(`${path}: mode unspecified for directory "${d.path}", defaulting to 0755`, posOf(d));
     out.addDirectory(
-      { filesystem: fsOf(d, path), path: d.path, overwrite: d.overwrite, user: ownerOf(d.user), group: ownerOf(d.group), mode: d.mode ?? 0o755 },
+      {
+        filesystem: fsOf(d, path),
+        path: d.path,
+        overwrite: d.overwrite,
+        user: ownerOf(d.user),
+        group: ownerOf(d.group),
+        mode: d.mode ?? 0o755,
+        at: positionsOf(d),
+      },
       posOf(d, 'path'),
     );
   });
@@ -266,6 +293,7 @@ export function translateStorage(storage: StorageConfig, ctx: TranslateContext):
         group: ownerOf(l.group),
         target: l.target,
         hard: l.hard,
+        at: positionsOf(l),
       },
       posOf(l, 'path'),
     );
@@ -282,8 +310,12 @@ export function translateStorage(storage: StorageConfig, ctx: TranslateContext):
         startBytes: p.start,
         typeGuid: p.type_guid,
         guid: p.guid,
+        at: positionsOf(p),
       })),
+      at: positionsOf(d),
     });
   }
-  for (const r of storage.raid ?? []) m.raid.push({ name: r.name, level: r.level, devices: r.devices, spares: r.spares });
+  for (const r of storage.raid ?? []) {
+    m.raid.push({ name: r.name, level: r.level, devices: r.devices, spares: r.spares, options: r.options, at: positionsOf(r) });
+  }
 }

@@ -1,5 +1,5 @@
 /** The `systemd:` section: units with enable/mask/contents and drop-ins. */
-import { bool, list, object, posOf, str, type Infer } from '../decode';
+import { bool, list, object, posOf, positionsOf, str, type Infer } from '../decode';
 import { dropinName, unitName } from '../validate';
 import type { TranslateContext } from './context';
 
@@ -44,7 +44,10 @@ export function translateSystemd(systemd: SystemdConfig, ctx: TranslateContext):
         enabled: u.enabled ?? u.enable,
         mask: u.mask,
         contents: u.contents,
-        dropins: (u.dropins ?? []).filter((d, j, all) => all.findIndex((x) => x.name === d.name) === j).map((d) => ({ name: d.name, contents: d.contents })),
+        dropins: (u.dropins ?? [])
+          .filter((d, j, all) => all.findIndex((x) => x.name === d.name) === j)
+          .map((d) => ({ name: d.name, contents: d.contents, at: positionsOf(d) })),
+        at: positionsOf(u),
       },
       posOf(u, 'name'),
       {

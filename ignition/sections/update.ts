@@ -50,12 +50,17 @@ export const locksmithSchema = object(
 );
 export type LocksmithConfig = NonNullable<Infer<typeof locksmithSchema>>;
 
+/**
+ * The variables locksmithd reads for each key. Its flags come from `LOCKSMITHD_` + the flag name in capitals
+ * (`-endpoint` → LOCKSMITHD_ENDPOINT, a comma-separated list; `-etcd-cafile` → LOCKSMITHD_ETCD_CAFILE); the reboot
+ * strategy and window are read as such. ct and coreos-cloudinit write the same names.
+ */
 const LOCKSMITH_VARIABLES: [keyof LocksmithConfig & string, string][] = [
   ['reboot_strategy', 'REBOOT_STRATEGY'],
   ['window_start', 'LOCKSMITHD_REBOOT_WINDOW_START'],
   ['window_length', 'LOCKSMITHD_REBOOT_WINDOW_LENGTH'],
   ['group', 'LOCKSMITHD_GROUP'],
-  ['etcd_endpoints', 'LOCKSMITHD_ENDPOINTS'],
+  ['etcd_endpoints', 'LOCKSMITHD_ENDPOINT'],
   ['etcd_cafile', 'LOCKSMITHD_ETCD_CAFILE'],
   ['etcd_certfile', 'LOCKSMITHD_ETCD_CERTFILE'],
   ['etcd_keyfile', 'LOCKSMITHD_ETCD_KEYFILE'],
@@ -85,8 +90,10 @@ export function translateUpdate(update: UpdateConfig | undefined, locksmith: Loc
     if (lines.length > 0) contents += `\n${lines.join('\n')}`;
   }
   if (contents === '') return;
+  const section = update ?? locksmith;
+  const at = section && { node: posOf(section), values: {} };
   ctx.out.addFile(
-    { filesystem: 'root', path: '/etc/coreos/update.conf', mode: 0o644, contents: { source: dataUrl(Buffer.from(contents)) } },
-    update ? posOf(update) : locksmith ? posOf(locksmith) : undefined,
+    { filesystem: 'root', path: '/etc/coreos/update.conf', mode: 0o644, contents: { source: dataUrl(Buffer.from(contents)), at }, at },
+    section && posOf(section),
   );
 }

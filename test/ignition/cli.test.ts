@@ -114,6 +114,14 @@ describe('ct command', () => {
     expect(ct(['--spec', '1.0'], '')).toMatchObject({ status: 1, stderr: expect.stringContaining('unsupported Ignition spec version "1.0"') });
   });
 
+  test('--version prints "ct v<version>" as the original did, and exits 0 without reading stdin', () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-version', '--version=true']) {
+      expect(ct([flag], 'not: [yaml')).toEqual({ status: 0, stdout: `ct v${version}\n`, stderr: '' });
+    }
+    expect(ct(['--help']).stdout).toContain('--version');
+  });
+
   test('command-line mistakes exit 2 with usage; --help exits 0', () => {
     const bad = ct(['--bogus']);
     expect(bad.status).toBe(2);

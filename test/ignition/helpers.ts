@@ -278,3 +278,41 @@ export function expandExecWords(words: string[], env: Record<string, string | un
     return [w.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => env[name] ?? '')];
   });
 }
+
+/** One line of ignition-validate's report: "error at $.storage.files.0.path, line 1 col 40: path not absolute". */
+export interface ValidateEntry {
+  severity: 'error' | 'warning';
+  /** "$.storage.files.0.path" */
+  path: string;
+  message: string;
+}
+
+/** Runs ignition-validate on the config and returns what it reports (exit status checked against the report). */
+export async function ignitionValidateReport(config: object): Promise<ValidateEntry[]> {
+  if (!fs.existsSync(IGNITION_VALIDATE)) {
+    throw new Error(`${IGNITION_VALIDATE} is missing: install the Debian package "ignition" (apt-get install -y ignition)`);
+  }
+  const dir = tempDir('validate-report');
+  try {
+    const file = path.join(dir, 'config.ign');
+    await fs.promises.writeFile(file, JSON.stringify(config));
+    const { status, out } = await new Promise<{ status: number; out: string }>((resolve, reject) =>
+      execFile(IGNITION_VALIDATE, [file], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') reject(err);
+        else resolve({ status: err ? (err.code as number) : 0, out: `${stdout}${stderr}` });
+      }),
+    );
+    const entries = out
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((line): ValidateEntry => {
+        const m = /^(error|warning) at (\$[^,:]*)(?:, line \d+ col \d+)?: (.*)$/.exec(line);
+        if (!m) throw new Error(`unexpected ignition-validate output: ${line}`);
+        return { severity: m[1] as 'error' | 'warning', path: m[2], message: m[3] };
+      });
+    expect(status === 0).toBe(!entries.some((e) => e.severity === 'error'));
+    return entries;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

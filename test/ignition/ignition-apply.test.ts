@@ -80,8 +80,20 @@ const configFor = (ports: { client: number; peer: number }): string => yaml`
         contents: |
           [Match]
           Name=eth0
+        dropins:
+          - name: 10-dns.conf
+            contents: |
+              [Network]
+              DNS=10.240.0.53
+      - name: 99-default.link
+        dropins:
+          - name: 50-mtu.conf
+            contents: |
+              [Link]
+              MTUBytes=9000
   locksmith:
     reboot_strategy: etcd-lock
+    etcd_endpoints: http://127.0.0.1:${ports.client}
   etcd:
     version: 3.4.13
     name: my-etcd-1
@@ -199,6 +211,8 @@ describe('the real Ignition applies a transpiled config', () => {
       '/etc/coreos/update.conf',
       '/etc/etcd/peers',
       '/etc/systemd/network/00-eth0.network',
+      '/etc/systemd/network/00-eth0.network.d/10-dns.conf',
+      '/etc/systemd/network/99-default.link.d/50-mtu.conf',
       '/opt/bin/etcd-backup',
     ]);
   });
@@ -212,9 +226,19 @@ describe('the real Ignition applies a transpiled config', () => {
     expect(mode('etc/etcd/peers')).toBe(0o600);
     expect(fs.readFileSync(at('opt/bin/etcd-backup'), 'utf8')).toBe(BACKUP_SCRIPT);
     expect(mode('opt/bin/etcd-backup')).toBe(0o755);
-    expect(fs.readFileSync(at('etc/coreos/update.conf'), 'utf8')).toBe('\nREBOOT_STRATEGY="etcd-lock"');
+    expect(fs.readFileSync(at('etc/coreos/update.conf'), 'utf8')).toBe(
+      `\nREBOOT_STRATEGY="etcd-lock"\nLOCKSMITHD_ENDPOINT="http://127.0.0.1:${ports.client}"`,
+    );
     expect(mode('etc/coreos/update.conf')).toBe(0o644);
-    expect(fs.readFileSync(at('etc/systemd/network/00-eth0.network'), 'utf8')).toBe('[Match]\nName=eth0\n');
+  });
+
+  test('networkd units and their drop-ins; a unit given only for its drop-ins leaves the vendor\'s file alone', () => {
+    const network = 'etc/systemd/network';
+    expect(fs.readFileSync(at(`${network}/00-eth0.network`), 'utf8')).toBe('[Match]\nName=eth0\n');
+    expect(fs.readFileSync(at(`${network}/00-eth0.network.d/10-dns.conf`), 'utf8')).toBe('[Network]\nDNS=10.240.0.53\n');
+    expect(fs.readFileSync(at(`${network}/99-default.link.d/50-mtu.conf`), 'utf8')).toBe('[Link]\nMTUBytes=9000\n');
+    for (const f of ['00-eth0.network.d/10-dns.conf', '99-default.link.d/50-mtu.conf']) expect(mode(`${network}/${f}`)).toBe(0o644);
+    expect(fs.existsSync(at(`${network}/99-default.link`))).toBe(false);
   });
 
   test('directories and links', () => {
@@ -278,6 +302,18 @@ describe('the real Ignition applies a transpiled config', () => {
         members: [{ id: expect.stringMatching(/^[0-9a-f]+$/), name: 'my-etcd-1', peerURLs: [peerURL], clientURLs: [clientURL] }],
       });
       expect(fs.existsSync(at('var/lib/etcd/member'))).toBe(true);
+
+      // locksmithd, reading the update.conf Ignition wrote (an EnvironmentFile), finds this member.
+      const updateConf = Object.fromEntries(
+        fs
+          .readFileSync(at('etc/coreos/update.conf'), 'utf8')
+          .split('\n')
+          .filter((l) => l !== '')
+          .map((l) => [l.slice(0, l.indexOf('=')), JSON.parse(l.slice(l.indexOf('=') + 1)) as string]),
+      );
+      const endpoints = (updateConf.LOCKSMITHD_ENDPOINT ?? '').split(',');
+      expect(endpoints).toEqual([clientURL]);
+      for (const endpoint of endpoints) expect((await request(endpoint, 'GET', '/health', { timeoutMs: 5000 })).status).toBe(200);
     } catch (err) {
       (err as Error).message += `\n--- server output:\n${out.slice(-4000)}`;
       throw err;

@@ -85,6 +85,40 @@ describe('Ignition spec 2.2.0 output', () => {
     });
   });
 
+  test('networkd drop-ins and RAID options are spec 2.2.0 fields of their own', () => {
+    const { config } = transpile(
+      yaml`
+        storage:
+          raid:
+            - {name: md0, level: raid1, devices: [/dev/sdb, /dev/sdc], options: [--bitmap=internal]}
+        networkd:
+          units:
+            - name: 99-default.link
+              dropins:
+                - name: 50-mtu.conf
+                  contents: "[Link]\\nMTUBytes=9000\\n"
+      `,
+      { spec: '2.2' },
+    );
+    expect(config).toEqual({
+      ignition: { version: '2.2.0' },
+      storage: { raid: [{ name: 'md0', level: 'raid1', devices: ['/dev/sdb', '/dev/sdc'], options: ['--bitmap=internal'] }] },
+      networkd: { units: [{ name: '99-default.link', dropins: [{ name: '50-mtu.conf', contents: '[Link]\nMTUBytes=9000\n' }] }] },
+    });
+  });
+
+  test('Ignition 0.x\'s rules hold for the spec 2.2.0 output too', () => {
+    const errors = transpileErrors('systemd:\n  units:\n    - name: a.service\n      contents: "[Service]\\nfoo\\n"\n', { spec: '2.2' });
+    expect(errors).toEqual([
+      {
+        severity: 'error',
+        message:
+          'Ignition rejects systemd.units[0].contents (line 2 of the text): invalid unit content: unexpected newline encountered while parsing option name',
+        pos: { line: 4, column: 17 },
+      },
+    ]);
+  });
+
   test('"2.2.0" and "2.2" are the same; unknown versions are refused', () => {
     expect(transpile('', { spec: '2.2.0' }).config).toEqual(transpile('', { spec: '2.2' }).config);
     expect(transpileErrors('', { spec: '3.0.0' })[0].message).toBe('unsupported Ignition spec version "3.0.0" (supported: 3.3.0, 2.2.0)');

@@ -47,6 +47,20 @@ describe('storage section', () => {
       expectErrorAt(cfg, 'local file contents need --files-dir', 6, 16);
       expectErrorAt(cfg.replace('blob.bin', 'missing.bin'), 'cannot read "missing.bin" from --files-dir: ENOENT', 6, 16, { filesDir: dir });
       expectErrorAt(cfg.replace('blob.bin', '../etc/passwd'), 'is outside the --files-dir directory', 6, 16, { filesDir: dir });
+      expectErrorAt(cfg.replace('blob.bin', '/etc/passwd'), 'is outside the --files-dir directory', 6, 16, { filesDir: dir });
+      expectErrorAt(cfg.replace('blob.bin', 'sub'), 'cannot read "sub" from --files-dir: EISDIR', 6, 16, { filesDir: dir });
+      // A symbolic link inside the directory does not lead out of it; one to a file inside is fine.
+      fs.symlinkSync('/etc/passwd', path.join(dir, 'escape'));
+      fs.symlinkSync(path.join(dir, 'sub', 'conf.txt'), path.join(dir, 'alias'));
+      expectErrorAt(cfg.replace('blob.bin', 'escape'), '"escape" is outside the --files-dir directory', 6, 16, { filesDir: dir });
+      expect(fileText(transpileValid(cfg.replace('blob.bin', 'alias'), { filesDir: dir }).config, '/opt/blob')).toBe('key=value\n');
+      // --files-dir itself may be reached through a link.
+      fs.symlinkSync(dir, `${dir}-link`);
+      try {
+        expect(fileText(transpileValid(cfg, { filesDir: `${dir}-link` }).config, '/etc/conf')).toBe('key=value\n');
+      } finally {
+        fs.rmSync(`${dir}-link`);
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -146,6 +160,36 @@ describe('storage section', () => {
     expect(storage?.filesystems).toEqual([
       { device: '/dev/disk/by-partlabel/etcd-data', format: 'ext4', path: '/var/lib/etcd', wipeFilesystem: true, label: 'ETCD' },
     ]);
+    expect(fileOf(config, '/var/lib/etcd/member/README').mode).toBe(0o644);
+  });
+
+  test('RAID options are passed to Ignition (mdadm --create options), in order', () => {
+    const { config } = transpileValid(yaml`
+      storage:
+        raid:
+          - name: data
+            level: raid5
+            devices: [/dev/sdb, /dev/sdc, /dev/sdd]
+            spares: 1
+            options: [--bitmap=internal, --chunk=256]
+    `);
+    expect((config as V3Config).storage?.raid).toEqual([
+      { name: 'data', level: 'raid5', devices: ['/dev/sdb', '/dev/sdc', '/dev/sdd'], spares: 1, options: ['--bitmap=internal', '--chunk=256'] },
+    ]);
+    expectErrorAt('storage:\n  raid:\n    - {name: a, level: raid1, devices: [/dev/sdb], options: --force}\n', 'storage.raid[0].options: expected a list', 3, 61);
+  });
+
+  test('a filesystem path is written clean, as Ignition 3 takes it', () => {
+    const { config } = transpileValid(yaml`
+      storage:
+        filesystems:
+          - name: etcd
+            path: /var/lib//etcd/
+            mount: {device: /dev/disk/by-label/ETCD, format: ext4}
+        files:
+          - {path: /member/README, filesystem: etcd, mode: 0644}
+    `);
+    expect((config as V3Config).storage?.filesystems).toEqual([{ device: '/dev/disk/by-label/ETCD', format: 'ext4', path: '/var/lib/etcd' }]);
     expect(fileOf(config, '/var/lib/etcd/member/README').mode).toBe(0o644);
   });
 

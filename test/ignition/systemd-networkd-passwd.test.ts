@@ -103,11 +103,72 @@ describe('networkd section', () => {
     expect(fileText(config, '/etc/systemd/network/00-eth0.network')).toBe('[Match]\nName=eth0\n\n[Network]\nAddress=10.240.0.1/24\n');
   });
 
+  test('drop-ins become files in /etc/systemd/network/<unit>.d/; a unit or drop-in without contents writes no file', () => {
+    const { config, warnings } = transpileValid(yaml`
+      networkd:
+        units:
+          - name: 00-eth0.network
+            contents: |
+              [Match]
+              Name=eth0
+            dropins:
+              - name: 10-dns.conf
+                contents: |
+                  [Network]
+                  DNS=10.240.0.53
+          - name: 99-default.link
+            dropins:
+              - name: 50-mtu.conf
+                contents: "[Link]\\nMTUBytes=9000\\n"
+              - name: 60-empty.conf
+    `);
+    expect(warnings).toEqual([]);
+    // The vendor's 99-default.link stays in effect: only its drop-in is written.
+    expect((config as V3Config).storage?.files?.map((f) => f.path)).toEqual([
+      '/etc/systemd/network/00-eth0.network',
+      '/etc/systemd/network/00-eth0.network.d/10-dns.conf',
+      '/etc/systemd/network/99-default.link.d/50-mtu.conf',
+    ]);
+    expect(fileText(config, '/etc/systemd/network/00-eth0.network.d/10-dns.conf')).toBe('[Network]\nDNS=10.240.0.53\n');
+    expect(fileText(config, '/etc/systemd/network/99-default.link.d/50-mtu.conf')).toBe('[Link]\nMTUBytes=9000\n');
+    expect(fileOf(config, '/etc/systemd/network/99-default.link.d/50-mtu.conf')).toMatchObject({ mode: 0o644, overwrite: true });
+  });
+
+  test('drop-in errors, with line and column', () => {
+    const unit = 'networkd:\n  units:\n    - name: a.network\n      dropins:\n';
+    expectErrorAt(`${unit}        - name: 10-x\n`, 'drop-in name "10-x" must be a file name ending in ".conf"', 5, 17);
+    expectErrorAt(`${unit}        - contents: "[Match]\\n"\n`, 'networkd.units[0].dropins[0]: missing required key "name"', 5, 11);
+    expectErrorAt(`${unit}        - name: a.conf\n        - name: a.conf\n`, 'networkd.units[0]: drop-in "a.conf" is listed twice', 6, 17);
+    expectErrorAt(`${unit}        - name: a.conf\n          content: x\n`, 'unknown key "content" in networkd.units[0].dropins[0] (did you mean "contents"?)', 6, 11);
+    expectErrorAt(
+      `${unit}        - name: a.conf\n          contents: |\n            [Network]\n            DNS\n`,
+      'networkd.units[0].dropins[0].contents: invalid unit content: unexpected newline encountered while parsing option name (line 2 of the text)',
+      7,
+      13,
+    );
+    // A drop-in file and a storage file at one path.
+    expectErrorAt(
+      `storage:\n  files:\n    - {path: /etc/systemd/network/a.network.d/a.conf, mode: 0644}\n${unit}        - name: a.conf\n          contents: "[Network]\\n"\n`,
+      '"/etc/systemd/network/a.network.d/a.conf" is defined more than once in spec 3.3.0: first at line 3, column 14',
+      8,
+      17,
+    );
+  });
+
+  test('unit contents are checked as unit files, as Ignition 0.x did', () => {
+    expectErrorAt(
+      'networkd:\n  units:\n    - name: a.network\n      contents: "[Match]\\nName=eth0\\n[Network"\n',
+      'networkd.units[0].contents: invalid unit content: unable to find end of section (line 3 of the text)',
+      4,
+      17,
+    );
+  });
+
   test('errors, with line and column', () => {
     expectErrorAt('networkd:\n  units:\n    - name: eth0.service\n', 'must end in .network, .netdev, .link', 3, 13);
     expectErrorAt('networkd:\n  units:\n    - name: a.network\n    - name: a.network\n', 'networkd unit "a.network" is defined more than once', 4, 13);
     expectErrorAt(
-      'storage:\n  files:\n    - {path: /etc/systemd/network/a.network, mode: 0644}\nnetworkd:\n  units:\n    - name: a.network\n',
+      'storage:\n  files:\n    - {path: /etc/systemd/network/a.network, mode: 0644}\nnetworkd:\n  units:\n    - name: a.network\n      contents: "[Match]\\nName=eth0\\n"\n',
       '"/etc/systemd/network/a.network" is defined more than once in spec 3.3.0: first at line 3, column 14',
       6,
       13,

@@ -11,8 +11,10 @@ describe('update and locksmith sections', () => {
         window_start: Thu 04:00
         window_length: 1h30m
         group: etcd-members
-        etcd_endpoints: https://10.240.0.1:2379
+        etcd_endpoints: https://10.240.0.1:2379,https://10.240.0.2:2379
         etcd_cafile: /etc/ssl/etcd/ca.pem
+        etcd_certfile: /etc/ssl/etcd/client.pem
+        etcd_keyfile: /etc/ssl/etcd/client-key.pem
     `);
     expect(warnings).toEqual([]);
     expect(fileOf(config, '/etc/coreos/update.conf')).toMatchObject({ mode: 0o644, overwrite: true });
@@ -24,10 +26,52 @@ describe('update and locksmith sections', () => {
         'LOCKSMITHD_REBOOT_WINDOW_START="Thu 04:00"',
         'LOCKSMITHD_REBOOT_WINDOW_LENGTH="1h30m"',
         'LOCKSMITHD_GROUP="etcd-members"',
-        'LOCKSMITHD_ENDPOINTS="https://10.240.0.1:2379"',
+        'LOCKSMITHD_ENDPOINT="https://10.240.0.1:2379,https://10.240.0.2:2379"',
         'LOCKSMITHD_ETCD_CAFILE="/etc/ssl/etcd/ca.pem"',
+        'LOCKSMITHD_ETCD_CERTFILE="/etc/ssl/etcd/client.pem"',
+        'LOCKSMITHD_ETCD_KEYFILE="/etc/ssl/etcd/client-key.pem"',
       ].join('\n'),
     );
+  });
+
+  /**
+   * locksmithd reads update.conf as an EnvironmentFile. Its flags come from `LOCKSMITHD_` + the flag's name in capitals
+   * with "-" as "_" (locksmithctl.go's flagsFromEnv over its global flags); the strategy and the window it reads by
+   * name (daemon.go). Every variable ct writes must be one of these, or the setting is silently lost.
+   */
+  test('every variable written is one locksmithd reads, with the value it needs', () => {
+    const LOCKSMITHD_FLAGS = ['debug', 'endpoint', 'etcd-keyfile', 'etcd-certfile', 'etcd-cafile', 'etcd-username', 'etcd-password', 'group', 'version'];
+    const read = new Set([
+      ...LOCKSMITHD_FLAGS.map((f) => `LOCKSMITHD_${f.toUpperCase().replace(/-/g, '_')}`),
+      'REBOOT_STRATEGY',
+      'LOCKSMITHD_REBOOT_WINDOW_START',
+      'LOCKSMITHD_REBOOT_WINDOW_LENGTH',
+    ]);
+    const { config } = transpileValid(yaml`
+      locksmith:
+        reboot_strategy: etcd-lock
+        window_start: "04:00"
+        window_length: 1h
+        group: g
+        etcd_endpoints: https://10.240.0.1:2379,https://10.240.0.2:2379
+        etcd_cafile: /etc/ssl/etcd/ca.pem
+        etcd_certfile: /etc/ssl/etcd/client.pem
+        etcd_keyfile: /etc/ssl/etcd/client-key.pem
+    `);
+    const env = Object.fromEntries(
+      fileText(config, '/etc/coreos/update.conf')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => [l.slice(0, l.indexOf('=')), JSON.parse(l.slice(l.indexOf('=') + 1)) as string]),
+    );
+    expect(Object.keys(env).filter((name) => !read.has(name))).toEqual([]);
+    // -endpoint takes a comma-separated list.
+    expect(env.LOCKSMITHD_ENDPOINT.split(',')).toEqual(['https://10.240.0.1:2379', 'https://10.240.0.2:2379']);
+    expect(env).toMatchObject({
+      LOCKSMITHD_ETCD_CAFILE: '/etc/ssl/etcd/ca.pem',
+      LOCKSMITHD_ETCD_CERTFILE: '/etc/ssl/etcd/client.pem',
+      LOCKSMITHD_ETCD_KEYFILE: '/etc/ssl/etcd/client-key.pem',
+    });
   });
 
   // CoreOS ct (config/types/update.go) starts every line after GROUP= with a newline and ends the file without one.
@@ -46,7 +90,7 @@ describe('update and locksmith sections', () => {
 
   test('empty values are left out, and nothing at all gives no file', () => {
     const { config } = transpileValid('update:\n  group: ""\n  server: https://updates.example.com/v1/update/\nlocksmith:\n  group: ""\n  etcd_endpoints: http://10.0.0.1:2379\n');
-    expect(fileText(config, '/etc/coreos/update.conf')).toBe('\nSERVER=https://updates.example.com/v1/update/\nLOCKSMITHD_ENDPOINTS="http://10.0.0.1:2379"');
+    expect(fileText(config, '/etc/coreos/update.conf')).toBe('\nSERVER=https://updates.example.com/v1/update/\nLOCKSMITHD_ENDPOINT="http://10.0.0.1:2379"');
     const none = transpileValid('update:\n  group: ""\n');
     expect(() => fileOf(none.config, '/etc/coreos/update.conf')).toThrow('no file /etc/coreos/update.conf');
   });
