@@ -52,7 +52,9 @@ export interface EntryData {
 }
 
 export function encodeEntry(kind: EntryKind, requestId: number, payload: Uint8Array, version: number = CURRENT_VERSION[kind]): Buffer {
-  const buf = Buffer.allocUnsafe(HEADER + payload.byteLength);
+  // An entry's data stays in the Raft log's memory until the log is compacted (up to --snapshot-count entries): a
+  // buffer of its own, not a slice of Node's 8 KB pool, which would keep the whole slab alive with it.
+  const buf = Buffer.allocUnsafeSlow(HEADER + payload.byteLength);
   buf.set(payload, HEADER);
   return sealEntry(buf, kind, requestId, version);
 }

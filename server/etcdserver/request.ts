@@ -52,7 +52,8 @@ export function encodeRequest(r: WriteRequest, headroom = 0): Buffer {
   const path = Buffer.from(r.path, 'utf8');
   const value = Buffer.from(r.value, 'utf8');
   const prev = Buffer.from(r.prevValue, 'utf8');
-  const whole = Buffer.allocUnsafe(headroom + 2 + 32 + 12 + path.length + value.length + prev.length);
+  // The log entry's data (see encodeEntry in entry.ts): not a slice of Node's buffer pool.
+  const whole = Buffer.allocUnsafeSlow(headroom + 2 + 32 + 12 + path.length + value.length + prev.length);
   const buf = headroom ? whole.subarray(headroom) : whole;
   let flags = 0;
   if (r.dir) flags |= FLAG_DIR;
