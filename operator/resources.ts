@@ -107,6 +107,10 @@ export function etcdArgs(
 export function pvcName(pod: string): string {
   return `${pod}-data`;
 }
+/** The member pod a data PVC belongs to (pvcName's inverse), or undefined for another claim. */
+export function podOfPVC(pvc: string): string | undefined {
+  return pvc.endsWith('-data') ? pvc.slice(0, -'-data'.length) : undefined;
+}
 
 export function memberPod(
   c: EtcdCluster,

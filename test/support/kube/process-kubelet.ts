@@ -14,7 +14,8 @@
  *  - restarts: a container that exits is restarted per restartPolicy (Always, OnFailure, Never) with a short
  *    backoff (CrashLoopBackOff while waiting); an image change in the pod spec restarts the container (SIGTERM,
  *    SIGKILL after the grace period) on the same volumes;
- *  - deletion: a deleted pod's process is stopped and its emptyDir removed.
+ *  - deletion: a deleted pod's process is stopped and its emptyDir removed;
+ *  - a graceful node shutdown (`end`): the process stopped with SIGTERM, the pod Succeeded or Failed for good.
  * It works from the in-process store's change feed plus a periodic resync (both feed one serialized sync loop), and
  * records what it did (`events`) so tests can check orderings (e.g. that a rolling upgrade restarted one at a time).
  */
@@ -184,6 +185,21 @@ export class ProcessKubelet {
     if (!r?.child || r.pid === undefined) return undefined;
     process.kill(r.pid, sig);
     return r.pid;
+  }
+
+  /**
+   * The node shuts down gracefully under the pod: its container gets SIGTERM and the pod ends with `phase` for good
+   * (Succeeded or Failed, as kubelets of different versions report it); nothing restarts it.
+   */
+  async end(ns: string, name: string, phase: 'Succeeded' | 'Failed'): Promise<void> {
+    const r = this.runs.get(`${ns}/${name}`);
+    if (!r || r.deleted) throw new Error(`no pod ${ns}/${name} runs here`);
+    r.terminal = phase;
+    r.ready = false;
+    clearTimeout(r.restartTimer);
+    await this.killAndWait(r, 'SIGTERM');
+    this.writeStatus(r);
+    this.writeDns();
   }
 
   /** The tail of a pod's container log (stdout and stderr of all its runs). */
@@ -382,6 +398,7 @@ export class ProcessKubelet {
     r.lastTermination = { exitCode, signal: sig ?? undefined, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
     this.record(r.key, 'exited', { detail: `code ${code} signal ${sig}` });
     if (r.deleted || this.stopped) return;
+    if (r.terminal) return this.writeStatus(r); // ended for good (end())
     const why = r.stopping;
     r.stopping = undefined;
     if (why === 'update') {
