@@ -462,6 +462,11 @@ describe('etcd-operator against the test API server', () => {
     );
   });
 
+  test("every EtcdCluster write the operator made fits the CRD's schema: nothing pruned, no API warning", () => {
+    expect(env.api.requests.some((r) => r.method === 'PUT' && r.path.endsWith('/status') && r.status === 200)).toBe(true);
+    expect(env.api.warnings).toEqual([]);
+  });
+
   test('deleting the EtcdCluster garbage-collects everything it owns, and the operator re-creates nothing', async () => {
     const before = await op.metric('etcd_operator_reconciles_total');
     env.api.store.delete('etcdclusters', NS, 'ex');

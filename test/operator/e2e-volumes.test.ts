@@ -98,3 +98,7 @@ test('every node shut down gracefully (pods Succeeded, one Failed): each pod is 
   // eslint-disable-next-line no-console
   console.log(`all 3 pods ended: back in ${Date.now() - t0} ms`);
 });
+
+test("the operator's writes fit the CRD's schema (nothing pruned, no API warning)", () => {
+  expect(env.api.warnings).toEqual([]);
+});

@@ -218,3 +218,7 @@ test('a version change rolls the members one at a time; writes keep succeeding',
       `max ${Math.max(...samples.map((s) => s.noAnswer.length))} not answering); ${writeLatencies.length} writes, slowest ${Math.max(...writeLatencies)} ms`,
   );
 });
+
+test("the operator's writes fit the CRD's schema (nothing pruned, no API warning)", () => {
+  expect(env.api.warnings).toEqual([]);
+});
