@@ -81,6 +81,7 @@ export class Reconciler {
 
     await this.ensureOwned(c, R.peerService(c), paths.core(namespace, 'services', R.peerService(c).metadata.name));
     await this.ensureOwned(c, R.clientService(c), paths.core(namespace, 'services', R.clientService(c).metadata.name));
+    await this.ensureOwned(c, R.metricsService(c), paths.core(namespace, 'services', R.metricsService(c).metadata.name));
 
     const observed = await this.observe(c, spec);
     await this.ensurePDB(c, spec, observed.members?.length ?? 0);

@@ -14,12 +14,15 @@ export const DEFAULT_VERSION = '3.4.34';
 export const DEFAULT_REPOSITORY = 'ts-etcd/etcd';
 export const CLIENT_PORT = 2379;
 export const PEER_PORT = 2380;
+/** Plain-HTTP /metrics and /health of every member (--listen-metrics-urls), scrapable without a client certificate. */
+export const METRICS_PORT = 2381;
 export const DATA_DIR = '/var/lib/etcd';
 
 /** Labels the operator puts on what it owns. */
 export const LABEL_CLUSTER = 'etcd.ts-etcd.io/cluster';
 export const LABEL_APP = 'app.kubernetes.io/name';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const APP_NAME = 'etcd';
 export const MANAGER = 'etcd-operator';
 /** Annotations on member pods. */

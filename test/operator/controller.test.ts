@@ -273,7 +273,7 @@ describe('etcd-operator against the test API server', () => {
     expect(reasons.filter((r) => r === 'AddingMember')).toHaveLength(2);
     expect(reasons.filter((r) => r === 'CreatingMemberPod')).toHaveLength(2);
     const created = events(env).filter((e) => e.involvedObject.uid === uid && e.reason === 'Created').map((e) => e.message).sort();
-    expect(created).toEqual(['created PodDisruptionBudget ex', 'created Service ex', 'created Service ex-client']);
+    expect(created).toEqual(['created PodDisruptionBudget ex', 'created Service ex', 'created Service ex-client', 'created Service ex-metrics']);
   });
 
   test('an owned Service changed by hand is brought back to what the EtcdCluster asks, with an event', async () => {

@@ -3,7 +3,7 @@
  * conventions, for the resources the operator uses. Everything on 127.0.0.1, no auth.
  *
  * Implements:
- *  - resources: namespaces; core/v1 pods, services, events, persistentvolumeclaims, secrets, configmaps,
+ *  - resources: namespaces; core/v1 pods, services, endpoints (the process kubelet keeps them), events, persistentvolumeclaims, secrets, configmaps,
  *    serviceaccounts; policy/v1 poddisruptionbudgets; coordination.k8s.io/v1 leases; etcd.ts-etcd.io/v1alpha1
  *    etcdclusters; and, stored only (no controllers), apps/v1 deployments, apiextensions.k8s.io/v1 CRDs and
  *    rbac.authorization.k8s.io/v1 roles and bindings, so `kubectl apply` can map the manifests;
@@ -76,6 +76,7 @@ export const RESOURCES: ResourceType[] = [
   { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, status: true },
   { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, status: true },
   { group: '', version: 'v1', plural: 'services', kind: 'Service', namespaced: true, status: true },
+  { group: '', version: 'v1', plural: 'endpoints', kind: 'Endpoints', namespaced: true, status: false },
   { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true, status: false },
   { group: '', version: 'v1', plural: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true, status: true },
   { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true, status: false },

@@ -8,6 +8,8 @@
  *    emptyDir lives and dies with the pod (by uid); a persistentVolumeClaim's directory outlives its pods);
  *  - cluster DNS: it keeps a hosts file for test/support/kube/cluster-dns.js, preloaded into every process it
  *    starts (and into the operator): `<hostname>.<subdomain>.<ns>.svc` → pod IP, `<service>.<ns>.svc` → endpoints;
+ *  - the endpoints controller's part: an Endpoints object per Service with a selector (ready and not-ready pod IPs,
+ *    the Service's target ports), so a Prometheus with kubernetes_sd_configs role `endpoints` finds the pods;
  *  - readiness: the container's readinessProbe (httpGet or tcpSocket) on the pod IP, at a test-friendly period;
  *  - status through the /status subresource: phase, podIP, hostIP, startTime, Ready/ContainersReady conditions,
  *    containerStatuses (image, ready, restartCount, state, lastState);
@@ -560,18 +562,31 @@ export class ProcessKubelet {
     for (const r of live) {
       if (r.spec.hostname && r.spec.subdomain) hosts[`${r.spec.hostname}.${r.spec.subdomain}.${r.ns}.svc`] = [r.ip];
     }
-    for (const svc of this.api.store.list('services')) {
-      const spec = (svc.spec ?? {}) as { selector?: Record<string, string>; publishNotReadyAddresses?: boolean };
+    const services = this.api.store.list('services');
+    for (const svc of services) {
+      const spec = (svc.spec ?? {}) as { selector?: Record<string, string>; publishNotReadyAddresses?: boolean; ports?: { name?: string; port: number; targetPort?: number | string }[] };
       if (!spec.selector) continue;
       const ns = svc.metadata.namespace as string;
-      const ips = live
-        .filter((r) => r.ns === ns && (spec.publishNotReadyAddresses || r.ready))
-        .filter((r) => {
-          const labels = this.api.store.get('pods', r.ns, r.name)?.metadata.labels ?? {};
-          return Object.entries(spec.selector as Record<string, string>).every(([k, v]) => labels[k] === v);
-        })
-        .map((r) => r.ip);
+      const selected = live
+        .map((r) => ({ r, pod: r.ns === ns ? this.api.store.get('pods', r.ns, r.name) : undefined }))
+        .filter((x) => x.pod !== undefined && x.pod.metadata.uid === x.r.uid && Object.entries(spec.selector as Record<string, string>).every(([k, v]) => x.pod?.metadata.labels?.[k] === v));
+      const ips = selected.filter((x) => spec.publishNotReadyAddresses || x.r.ready).map((x) => x.r.ip);
       if (ips.length > 0) hosts[`${svc.metadata.name as string}.${ns}.svc`] = ips;
+      const address = (x: (typeof selected)[number]): Record<string, unknown> => ({ ip: x.r.ip, targetRef: { kind: 'Pod', name: x.r.name, namespace: ns, uid: x.r.uid } });
+      const ready = selected.filter((x) => spec.publishNotReadyAddresses || x.r.ready).map(address);
+      const notReady = selected.filter((x) => !(spec.publishNotReadyAddresses || x.r.ready)).map(address);
+      const ports = (spec.ports ?? []).map((p) => ({ name: p.name, port: typeof p.targetPort === 'number' ? p.targetPort : p.port, protocol: 'TCP' }));
+      const subsets = ready.length + notReady.length > 0 ? [{ ...(ready.length ? { addresses: ready } : {}), ...(notReady.length ? { notReadyAddresses: notReady } : {}), ports }] : [];
+      this.writeEndpoints(ns, svc.metadata.name as string, svc.metadata.labels, subsets);
+    }
+    for (const ep of this.api.store.list('endpoints')) {
+      if (!services.some((s) => s.metadata.namespace === ep.metadata.namespace && s.metadata.name === ep.metadata.name)) {
+        try {
+          this.api.store.delete('endpoints', ep.metadata.namespace, ep.metadata.name as string);
+        } catch {
+          // gone meanwhile
+        }
+      }
     }
     const tmp = `${this.dnsFile}.${process.pid}.tmp`;
     try {
@@ -579,6 +594,17 @@ export class ProcessKubelet {
       fs.renameSync(tmp, this.dnsFile);
     } catch {
       // the temp dir is gone (stopping)
+    }
+  }
+
+  /** Creates or updates a Service's Endpoints when they changed. */
+  private writeEndpoints(ns: string, name: string, labels: Record<string, string> | undefined, subsets: unknown[]): void {
+    const cur = this.api.store.get('endpoints', ns, name);
+    try {
+      if (!cur) this.api.store.create('endpoints', ns, { metadata: { name, labels }, subsets });
+      else if (JSON.stringify(cur.subsets ?? []) !== JSON.stringify(subsets)) this.api.store.update('endpoints', ns, name, { ...cur, subsets });
+    } catch {
+      // the namespace is going, or a racing write: the next sync writes it again
     }
   }
 
