@@ -93,6 +93,8 @@ export function etcdArgs(
   if (e.heartbeatInterval !== undefined) args.push(`--heartbeat-interval=${e.heartbeatInterval}`);
   if (e.electionTimeout !== undefined) args.push(`--election-timeout=${e.electionTimeout}`);
   if (e.snapshotCount !== undefined) args.push(`--snapshot-count=${e.snapshotCount}`);
+  if (e.autoCompactionMode !== undefined) args.push(`--auto-compaction-mode=${e.autoCompactionMode}`);
+  if (e.autoCompactionRetention !== undefined) args.push(`--auto-compaction-retention=${e.autoCompactionRetention}`);
   if (spec.tls?.clientSecret) {
     args.push(`--cert-file=${TLS_DIR}/client/tls.crt`, `--key-file=${TLS_DIR}/client/tls.key`, '--client-cert-auth=true', `--trusted-ca-file=${TLS_DIR}/client/ca.crt`);
   }

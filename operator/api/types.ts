@@ -85,6 +85,10 @@ export interface EtcdOptions {
   heartbeatInterval?: number;
   electionTimeout?: number;
   snapshotCount?: number;
+  /** --auto-compaction-mode: `periodic` (the retention is a duration, "1h", or hours) or `revision` (a count). */
+  autoCompactionMode?: 'periodic' | 'revision';
+  /** --auto-compaction-retention: how much history the members keep ("0": all of it, etcd's default). */
+  autoCompactionRetention?: string;
   /** Any other etcd flags, as `name: value` (without the leading dashes). */
   extraArgs?: Record<string, string>;
 }
@@ -164,6 +168,9 @@ export function specProblems(spec: EtcdClusterSpec): string[] {
   const e = spec.etcd;
   if (e?.heartbeatInterval !== undefined && e.electionTimeout !== undefined && e.electionTimeout < 5 * e.heartbeatInterval) {
     out.push(`spec.etcd.electionTimeout (${e.electionTimeout}) should be at least 5 × heartbeatInterval (${e.heartbeatInterval})`);
+  }
+  if (e?.autoCompactionMode === 'revision' && e.autoCompactionRetention !== undefined && !/^\d+$/.test(e.autoCompactionRetention)) {
+    out.push(`spec.etcd.autoCompactionRetention must be a number of revisions in revision mode, got ${JSON.stringify(e.autoCompactionRetention)}`);
   }
   return out;
 }

@@ -20,6 +20,7 @@ import { applyDefaults, prune, structuralProblems, validate, type Schema } from 
 import { withDefaults, DEFAULT_REPOSITORY, DEFAULT_VERSION, GROUP, PLURAL, VERSION, KIND, type EtcdCluster } from '../../operator/api/types';
 import { PERMISSIONS, allows, triples, type PolicyRule, type Verb } from '../../operator/rbac';
 import * as R from '../../operator/resources';
+import { parseCompactionRetention } from '../../server/etcdserver/compactor';
 
 const ROOT = path.join(__dirname, '..', '..');
 const MANIFESTS = path.join(ROOT, 'manifests');
@@ -110,6 +111,13 @@ describe('manifests', () => {
     expect(prune(schema(), { ...three, spec: { sise: 3, size: 3 } }, unknown)).toMatchObject({ spec: { size: 3 } });
     expect(unknown).toEqual(['spec.sise']);
     expect(bad({ pod: { resources: { requests: { cpu: 1, memory: '1Gi' } } } })).toEqual([]);
+    // what the CRD admits as a retention the members parse, and what it refuses they would not start with
+    for (const r of ['0', '5', '1h', '30m', '1h30m', '1.5h', '100ms']) {
+      expect([r, bad({ etcd: { autoCompactionRetention: r } })]).toEqual([r, []]);
+      expect(parseCompactionRetention('periodic', r)).toBeGreaterThanOrEqual(0);
+    }
+    for (const r of ['1 hour', 'h', '-1h', '']) expect([r, bad({ etcd: { autoCompactionRetention: r } }).length]).toEqual([r, 1]);
+    expect(bad({ etcd: { autoCompactionMode: 'daily' } })).toEqual(['spec.etcd.autoCompactionMode: Unsupported value: "daily": supported values: "periodic", "revision"']);
   });
 
   test('the CRD: /scale on spec.size (status.size), spec.tls and spec.storage fixed at creation by CEL rules', () => {
@@ -150,7 +158,7 @@ describe('manifests', () => {
         },
         storage: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } }, storageClassName: 'fast' } } },
         tls: { clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
-        etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, extraArgs: { 'quota-backend-bytes': '8589934592' } },
+        etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, autoCompactionMode: 'periodic', autoCompactionRetention: '1h30m', extraArgs: { 'quota-backend-bytes': '8589934592' } },
       },
       status: {
         phase: 'Running',

@@ -1,5 +1,5 @@
 /** The objects the operator builds: member pods (flags, TLS, storage, pod settings), services, PDB. */
-import { withDefaults, type EtcdCluster } from '../../operator/api/types';
+import { specProblems, withDefaults, type EtcdCluster } from '../../operator/api/types';
 import { clientService, etcdArgs, memberPod, memberPVC, metricsService, peerService, podDisruptionBudget } from '../../operator/resources';
 import { podFromPeerURL, versionOfImage } from '../../operator/api/naming';
 
@@ -26,6 +26,16 @@ test('TLS switches URLs to https and mounts the secrets; pass-through cannot ove
   expect(pod.spec.volumes.map((v) => v.secret?.secretName).filter(Boolean)).toEqual(['cs', 'ps']);
   // the kubelet has no client certificate: readiness is /health on the plain-HTTP metrics port
   expect(pod.spec.containers[0].readinessProbe).toMatchObject({ httpGet: { path: '/health', port: 2381, scheme: 'HTTP' } });
+});
+
+test('auto-compaction settings become the etcd flags; revision mode wants a count', () => {
+  const x = c({ etcd: { autoCompactionMode: 'revision', autoCompactionRetention: '1000' } });
+  const args = etcdArgs(x, x.spec, 'db-0', 'new', []);
+  expect([flag(args, 'auto-compaction-mode'), flag(args, 'auto-compaction-retention')]).toEqual(['revision', '1000']);
+  expect(specProblems(x.spec)).toEqual([]);
+  expect(specProblems(c({ etcd: { autoCompactionMode: 'revision', autoCompactionRetention: '1h' } }).spec)).toEqual(['spec.etcd.autoCompactionRetention must be a number of revisions in revision mode, got "1h"']);
+  expect(specProblems(c({ etcd: { autoCompactionMode: 'periodic', autoCompactionRetention: '1h' } }).spec)).toEqual([]);
+  expect(flag(etcdArgs(c(), c().spec, 'db-0', 'new', []), 'auto-compaction-mode')).toBeUndefined();
 });
 
 test('metrics: every member serves plain-HTTP /metrics on 2381 (TLS or not), and a headless metrics Service selects them', () => {
