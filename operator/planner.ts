@@ -9,26 +9,30 @@
  * The rules, in order (the first that applies wins):
  *  1. an invalid spec, or `paused`: act on nothing;
  *  2. a pod being deleted: wait for it to go;
- *  3. no pods and no members: bootstrap the seed (`--initial-cluster-state new`) — unless the cluster had members
+ *  3. a member whose data is on its own volume (PersistentVolumeClaim) and whose pod is gone or ended (Succeeded,
+ *     Failed): give it its pod back on that volume (a terminal pod is deleted first, keeping the volume). This
+ *     changes no membership — the same member restarts from its own data — so it needs no quorum and comes before
+ *     every quorum check: it is how a cluster that lost 2 of 3 pods, or all of them, gets its quorum back. The
+ *     members are etcd's members list, or, when no member answers, the membership the status last saw;
+ *  4. no pods and no members: bootstrap the seed (`--initial-cluster-state new`) — unless the cluster had members
  *     before (then every member and its data are gone: report Degraded, never silently re-create an empty etcd);
- *  4. members API unreachable: wait for the seed, or report Degraded;
- *  5. a member that was added but has no pod: create its pod (`existing`, the full `--initial-cluster`) — even
+ *  5. members API unreachable: wait for the seed, or report Degraded;
+ *  6. a member that was added but has no pod: create its pod (`existing`, the full `--initial-cluster`) — even
  *     without quorum, since 1 → 2 has none until the new member starts, and a pod can only help;
  *     fewer healthy members than the quorum of the members list (and nobody joining): Degraded (QuorumLost), act on
  *     nothing — any membership change needs a quorum to commit, and deleting pods could only make it worse;
- *  6. a pod that is not a member (removed, or a leftover): delete it (it cannot vote, so this is always safe); a
+ *  7. a pod that is not a member (removed, or a leftover): delete it (it cannot vote, so this is always safe); a
  *     young pod gets a grace period (a lagging members list may not show its just-added member yet);
- *  7. a member whose peer URL is not one of this cluster's pods: remove it (guarded like any removal);
- *  8. a failed member (pod gone with no volume to come back to, pod Failed, or unready for longer than the grace
- *     period): remove it from the members list (its pod then becomes step 6, and the cluster grows back by step 10);
- *     with persistent storage a member whose pod is gone gets its pod back instead, same name, same data;
- *  9. a member not ready yet (joining, restarting after an upgrade): wait;
- * 10. fewer members than spec.size: add one (members API), only if the healthy members would still be a quorum of
+ *  8. a member whose peer URL is not one of this cluster's pods: remove it (guarded like any removal);
+ *  9. a failed member (pod gone or ended with no volume to come back to, or unready for longer than the grace
+ *     period): remove it from the members list (its pod then becomes step 7, and the cluster grows back by step 11);
+ * 10. a member not ready yet (joining, restarting after an upgrade): wait;
+ * 11. fewer members than spec.size: add one (members API), only if the healthy members would still be a quorum of
  *     the bigger cluster (1 → 2 is the one exception: it cannot be done otherwise without learners);
  *     more members than spec.size: remove one — never the leader, unready ones first, then the newest;
- * 11. a member running another version than spec.version: upgrade it in place (the pod's image; the container
+ * 12. a member running another version than spec.version: upgrade it in place (the pod's image; the container
  *     restarts, its emptyDir/PVC stays) — followers first, the leader last; minor downgrades and minor skips refused;
- * 12. otherwise: nothing to do.
+ * 13. otherwise: nothing to do.
  */
 import type { EtcdClusterSpec, Phase } from './api/types';
 import { quorum, specProblems } from './api/types';
@@ -81,6 +85,10 @@ export interface Observed {
   orphanGraceMs?: number;
   /** A running member unready for longer than this is replaced. */
   failedMemberTimeoutMs?: number;
+  /** Pod names whose data volume (PersistentVolumeClaim) exists: those members can come back with their data. */
+  volumes?: string[];
+  /** The membership the status last saw (pod names, IDs): who the members are when none answers. */
+  lastMembers?: { name: string; id?: string }[];
 }
 
 export type Action =
@@ -91,7 +99,8 @@ export type Action =
   | { kind: 'addMember'; pod: string; peerURL: string }
   | { kind: 'createPod'; pod: string; state: 'existing'; initialCluster: { name: string; peerURL: string }[]; memberId?: string }
   | { kind: 'removeMember'; id: string; pod?: string }
-  | { kind: 'deletePod'; pod: string }
+  /** keepVolume: the pod goes, its member and volume stay (the member gets a new pod on it next). */
+  | { kind: 'deletePod'; pod: string; keepVolume?: boolean }
   | { kind: 'upgradeMember'; pod: string; from?: string; to: string };
 
 export interface Plan {
@@ -131,7 +140,11 @@ export function plan(o: Observed): Plan {
   // An empty list is no answer (etcd always lists at least the member answering).
   const members = o.members !== undefined && o.members.length > 0 ? o.members : undefined;
 
-  // 3. Nothing there yet.
+  // 3. Members come back on their volumes, quorum or not.
+  const back = backOnVolume(o, members);
+  if (back) return back;
+
+  // 4. Nothing there yet.
   if (pods.length === 0 && (members === undefined || members.length === 0)) {
     if (o.bootstrapped) {
       return refuse('Failed', 'AllMembersLost', 'every member pod is gone and no member answers: the data is lost; delete and re-create the EtcdCluster (or restore a backup)');
@@ -145,12 +158,21 @@ export function plan(o: Observed): Plan {
     };
   }
 
-  // 4. The members API did not answer.
+  // 5. The members API did not answer.
   if (members === undefined) {
     if (pods.length === 1 && pods[0].clusterState === 'new' && !o.bootstrapped && pods[0].phase !== 'Failed') {
       return wait('Creating', 'WaitingForSeed', `waiting for the seed member ${pods[0].name} to start`, o);
     }
     if (!pods.some((p) => p.ready)) {
+      // Members just given their pods back (step 3) take a moment to start and elect: wait for them, still Degraded.
+      const startingFor = o.failedMemberTimeoutMs ?? DEFAULT_FAILED_MEMBER_TIMEOUT_MS;
+      const starting = pods.find((p) => p.phase !== 'Failed' && p.phase !== 'Succeeded' && p.createdAt !== undefined && o.now - p.createdAt < startingFor);
+      if (starting) {
+        return wait(busyPhase(o), 'WaitingForMembers', `no member answers yet; waiting for member ${starting.name} to start`, o, {
+          reason: 'MembersUnreachable',
+          message: 'no member is ready and the members API does not answer',
+        });
+      }
       return refuse('Degraded', 'MembersUnreachable', 'no member is ready and the members API does not answer');
     }
     return wait('Degraded', 'MembersUnreachable', 'the members API does not answer; waiting', o, {
@@ -172,7 +194,7 @@ export function plan(o: Observed): Plan {
   const healthy = joined.filter(isHealthy).length;
   const q = quorum(total);
 
-  // 5a. Added, pod not created yet: create it (it can only help, even without quorum: 1 → 2 has none until it joins).
+  // 6a. Added, pod not created yet: create it (it can only help, even without quorum: 1 → 2 has none until it joins).
   const unstarted = joined.find((j) => j.member.name === '' && j.pod === undefined);
   if (unstarted && unstarted.podName !== undefined) {
     const initialCluster = joined.map((j) => ({ name: j.podName as string, peerURL: j.member.peerURLs[0] }));
@@ -185,7 +207,7 @@ export function plan(o: Observed): Plan {
     );
   }
 
-  // 5b. Quorum lost: no membership change can commit; do nothing that could make it worse.
+  // 6b. Quorum lost: no membership change can commit; do nothing that could make it worse.
   if (healthy < q) {
     // A member still starting (added and not yet published, or its pod young and never ready, like the seed of a
     // new cluster) is not a lost one: wait for it without raising the alarm.
@@ -205,7 +227,7 @@ export function plan(o: Observed): Plan {
     return refuse('Degraded', 'QuorumLost', `only ${healthy} of ${total} members are healthy, ${q} are needed for quorum; not acting`);
   }
 
-  // 6. Pods that are not members.
+  // 7. Pods that are not members.
   const grace = o.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS;
   for (const p of pods) {
     if (memberPods.has(p.name)) continue;
@@ -223,23 +245,11 @@ export function plan(o: Observed): Plan {
     return guardedRemove(o, joined, foreign, healthy, 'RemovingForeignMember', `member ${foreign.member.id} (${foreign.member.peerURLs.join(',')}) is not one of this cluster's pods; removing it`);
   }
 
-  // 8. Failed members.
+  // 9. Failed members (with no volume to come back to: step 3 brought those back).
   const timeout = o.failedMemberTimeoutMs ?? DEFAULT_FAILED_MEMBER_TIMEOUT_MS;
   for (const j of joined) {
     const p = j.pod;
     if (p === undefined && j.member.name !== '') {
-      const persistent = spec.storage?.volumeClaimTemplate !== undefined;
-      if (persistent) {
-        const initialCluster = joined.map((x) => ({ name: x.podName as string, peerURL: x.member.peerURLs[0] }));
-        return act(
-          { kind: 'createPod', pod: j.podName as string, state: 'existing', initialCluster, memberId: j.member.id },
-          'Healing',
-          'RecreatingMemberPod',
-          `member ${j.podName} lost its pod; re-creating it on its persistent volume`,
-          o,
-          { reason: 'MemberPodLost', message: `member ${j.podName} has no pod` },
-        );
-      }
       return guardedRemove(o, joined, j, healthy, 'ReplacingFailedMember', `member ${j.podName} lost its pod (and its data); removing it to replace it`);
     }
     if (p === undefined) continue;
@@ -251,7 +261,7 @@ export function plan(o: Observed): Plan {
     }
   }
 
-  // 9. Someone is not ready: let it settle before anything else.
+  // 10. Someone is not ready: let it settle before anything else.
   const unready = joined.find((j) => !isHealthy(j));
   if (unready) {
     const upgrading = unready.pod?.runningVersion !== undefined && unready.pod.runningVersion !== unready.pod.version;
@@ -265,7 +275,7 @@ export function plan(o: Observed): Plan {
     return wait('Upgrading', 'WaitingForMember', `waiting for member ${restarting.podName} to restart with ${restarting.pod?.version}`, o);
   }
 
-  // 10. Size.
+  // 11. Size.
   if (total < spec.size) {
     if (total >= 2 && healthy < quorum(total + 1)) {
       return refuse('Degraded', 'UnsafeToGrow', `adding a member would need ${quorum(total + 1)} healthy members, ${healthy} are`);
@@ -284,7 +294,7 @@ export function plan(o: Observed): Plan {
     return guardedRemove(o, joined, victim, healthy, 'RemovingMember', `removing member ${victim.podName} (${total} → ${total - 1} of ${spec.size})`, 'Scaling');
   }
 
-  // 11. Version.
+  // 12. Version.
   const outdated = joined.filter((j) => j.pod !== undefined && j.pod.version !== spec.version);
   if (outdated.length > 0) {
     for (const j of outdated) {
@@ -307,6 +317,55 @@ export function plan(o: Observed): Plan {
   }
 
   return { action: { kind: 'none' }, phase: 'Running', reason: 'ReconcileComplete', message: `${total} of ${spec.size} members healthy at ${spec.version}` };
+}
+
+/**
+ * Step 3: the first member (lowest ordinal) that has its data volume but no running pod gets its pod back — created
+ * when it is gone, deleted first when it ended (Succeeded after a graceful node shutdown, Failed): a terminal pod
+ * never runs again. Only started members: an added member that never started is step 6's.
+ */
+function backOnVolume(o: Observed, members: MemberView[] | undefined): Plan | undefined {
+  if (!o.volumes || o.volumes.length === 0) return undefined;
+  const volumes = new Set(o.volumes);
+  // Who the members are: etcd's list when a member answers, else what the status last saw.
+  const known: { pod: string; id?: string; peerURL: string }[] = [];
+  if (members) {
+    for (const m of members) {
+      const pod = m.peerURLs.map((u) => podFromPeerURL(u, o.cluster, o.namespace)).find((x) => x !== undefined);
+      if (pod !== undefined) known.push({ pod, id: m.id, peerURL: m.peerURLs[0] });
+    }
+  } else {
+    for (const m of o.lastMembers ?? []) {
+      if (m.name !== '') known.push({ pod: m.name, id: m.id, peerURL: peerURL(o.cluster, o.namespace, m.name, o.spec) });
+    }
+  }
+  const started = (k: { pod: string; id?: string }): boolean => members === undefined || members.some((m) => m.id === k.id && m.name !== '');
+  const candidates = known
+    .filter((k) => volumes.has(k.pod) && started(k))
+    .sort((a, b) => (ordinalOf(o.cluster, a.pod) ?? 0) - (ordinalOf(o.cluster, b.pod) ?? 0));
+  const lost = candidates.find((k) => !o.pods.some((p) => p.name === k.pod));
+  if (lost) {
+    return act(
+      { kind: 'createPod', pod: lost.pod, state: 'existing', initialCluster: known.map((k) => ({ name: k.pod, peerURL: k.peerURL })), memberId: lost.id },
+      'Healing',
+      'RecreatingMemberPod',
+      `member ${lost.pod} lost its pod; re-creating it on its persistent volume (the same member on its own data: no quorum needed)`,
+      o,
+      { reason: 'MemberPodLost', message: `member ${lost.pod} has no pod` },
+    );
+  }
+  const ended = candidates.map((k) => o.pods.find((p) => p.name === k.pod)).find((p) => p !== undefined && (p.phase === 'Succeeded' || p.phase === 'Failed'));
+  if (ended) {
+    return act(
+      { kind: 'deletePod', pod: ended.name, keepVolume: true },
+      'Healing',
+      'RecyclingMemberPod',
+      `pod ${ended.name} is ${ended.phase}; deleting it to start the member again on its persistent volume`,
+      o,
+      { reason: 'MemberPodEnded', message: `member ${ended.name}'s pod is ${ended.phase}` },
+    );
+  }
+  return undefined;
 }
 
 /** Remove a member only if what stays is still a quorum of the smaller cluster, counting only healthy members. */

@@ -36,7 +36,7 @@ export const PERMISSIONS: readonly Permission[] = [
   },
   { scope: 'cluster', apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'], why: 'member pods: the informer, observe, create, upgrade in place (image), delete' },
   { scope: 'cluster', apiGroups: [''], resources: ['services'], verbs: ['get', 'create', 'update'], why: 'the peer and client Services: created, brought back when changed' },
-  { scope: 'cluster', apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'delete'], why: "members' data volumes (spec.storage): created with the pod, deleted with a removed member" },
+  { scope: 'cluster', apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list', 'create', 'delete'], why: "members' data volumes (spec.storage): listed (a member with its volume gets its pod back), created with the pod, deleted with a removed member" },
   { scope: 'cluster', apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'create', 'update'], why: 'the PodDisruptionBudget: created, maxUnavailable kept in step with the size' },
   { scope: 'cluster', apiGroups: [''], resources: ['events'], verbs: ['create'], why: 'an Event for every action and refusal' },
   { scope: 'cluster', apiGroups: [''], resources: ['secrets'], verbs: ['get'], why: "the secret named by spec.tls.operatorSecret (the operator's etcd client certificate)" },

@@ -81,6 +81,7 @@ export class Reconciler {
 
     await this.ensureOwned(c, R.peerService(c), paths.core(namespace, 'services', R.peerService(c).metadata.name));
     await this.ensureOwned(c, R.clientService(c), paths.core(namespace, 'services', R.clientService(c).metadata.name));
+    await this.ensureOwned(c, R.metricsService(c), paths.core(namespace, 'services', R.metricsService(c).metadata.name));
 
     const observed = await this.observe(c, spec);
     await this.ensurePDB(c, spec, observed.members?.length ?? 0);
@@ -115,6 +116,15 @@ export class Reconciler {
     const cluster = c.metadata.name as string;
     const list = await this.o.kube.list<PodObject>(paths.core(ns, 'pods'), R.clusterSelector(cluster));
     const pods = list.items.filter((p) => (p.metadata.ownerReferences ?? []).some((r) => r.uid === c.metadata.uid)).map((p) => podView(p));
+    // Which members still have their data: with spec.storage, the PVCs there are (ours, not being deleted).
+    let volumes: string[] | undefined;
+    if (spec.storage?.volumeClaimTemplate) {
+      const pvcs = await this.o.kube.list<KObject>(paths.core(ns, 'persistentvolumeclaims'), R.clusterSelector(cluster));
+      volumes = pvcs.items
+        .filter((v) => !v.metadata.deletionTimestamp && (v.metadata.ownerReferences ?? []).some((r) => r.uid === c.metadata.uid))
+        .map((v) => R.podOfPVC(v.metadata.name as string))
+        .filter((x): x is string => x !== undefined);
+    }
     const etcd = await this.o.etcdFor(c, spec);
     const url = (pod: string): string => this.o.endpoints.member(cluster, ns, pod, spec);
 
@@ -162,6 +172,8 @@ export class Reconciler {
       leaderId,
       leaderName,
       bootstrapped: (c.status?.members?.length ?? 0) > 0,
+      volumes,
+      lastMembers: c.status?.members?.map((m) => ({ name: m.name, id: m.id })),
       now: this.now(),
       orphanGraceMs: this.o.orphanGraceMs,
       failedMemberTimeoutMs: this.o.failedMemberTimeoutMs,
@@ -201,6 +213,7 @@ export class Reconciler {
         const pod = await kube.get<PodObject>(paths.core(ns, 'pods', a.pod));
         if (!pod) return;
         await kube.delete(paths.core(ns, 'pods', a.pod), { uid: pod.metadata.uid });
+        if (a.keepVolume) return; // the member stays: its next pod starts on this volume
         // a removed member's data must never come back
         await kube.delete(paths.core(ns, 'persistentvolumeclaims', R.pvcName(a.pod)));
         return;

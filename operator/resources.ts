@@ -13,8 +13,10 @@ import {
   KIND,
   LABEL_APP,
   LABEL_CLUSTER,
+  LABEL_COMPONENT,
   LABEL_MANAGED_BY,
   MANAGER,
+  METRICS_PORT,
   PEER_PORT,
   quorum,
   type EtcdCluster,
@@ -22,7 +24,7 @@ import {
   type ObjectMeta,
   type OwnerReference,
 } from './api/types';
-import { advertiseClientURL, clientScheme, clientServiceName, imageOf, pdbName, peerScheme, peerServiceName, peerURL } from './api/naming';
+import { advertiseClientURL, clientScheme, clientServiceName, imageOf, metricsServiceName, pdbName, peerScheme, peerServiceName, peerURL } from './api/naming';
 
 /** A Kubernetes object as plain JSON (what goes over the wire). */
 export interface KObject {
@@ -81,6 +83,9 @@ export function etcdArgs(
     `--initial-cluster=${initialCluster.map((m) => `${m.name}=${m.peerURL}`).join(',')}`,
     `--initial-cluster-state=${state}`,
     `--initial-cluster-token=${name}`,
+    // /metrics and /health over plain HTTP whatever the client URLs' TLS: Prometheus and the kubelet's readiness
+    // probe need no client certificate (etcd serves nothing else there)
+    `--listen-metrics-urls=http://0.0.0.0:${METRICS_PORT}`,
     // the operator speaks the v2 members API
     '--enable-v2=true',
   ];
@@ -88,6 +93,8 @@ export function etcdArgs(
   if (e.heartbeatInterval !== undefined) args.push(`--heartbeat-interval=${e.heartbeatInterval}`);
   if (e.electionTimeout !== undefined) args.push(`--election-timeout=${e.electionTimeout}`);
   if (e.snapshotCount !== undefined) args.push(`--snapshot-count=${e.snapshotCount}`);
+  if (e.autoCompactionMode !== undefined) args.push(`--auto-compaction-mode=${e.autoCompactionMode}`);
+  if (e.autoCompactionRetention !== undefined) args.push(`--auto-compaction-retention=${e.autoCompactionRetention}`);
   if (spec.tls?.clientSecret) {
     args.push(`--cert-file=${TLS_DIR}/client/tls.crt`, `--key-file=${TLS_DIR}/client/tls.key`, '--client-cert-auth=true', `--trusted-ca-file=${TLS_DIR}/client/ca.crt`);
   }
@@ -106,6 +113,10 @@ export function etcdArgs(
 
 export function pvcName(pod: string): string {
   return `${pod}-data`;
+}
+/** The member pod a data PVC belongs to (pvcName's inverse), or undefined for another claim. */
+export function podOfPVC(pvc: string): string | undefined {
+  return pvc.endsWith('-data') ? pvc.slice(0, -'-data'.length) : undefined;
 }
 
 export function memberPod(
@@ -132,10 +143,8 @@ export function memberPod(
     volumes.push({ name: 'peer-tls', secret: { secretName: spec.tls.peerSecret } });
     mounts.push({ name: 'peer-tls', mountPath: `${TLS_DIR}/peer`, readOnly: true });
   }
-  // With client cert auth the kubelet cannot pass the /health check (it has no client certificate): check the port.
-  const readinessProbe = spec.tls?.clientSecret
-    ? { tcpSocket: { port: CLIENT_PORT }, periodSeconds: 5, failureThreshold: 3 }
-    : { httpGet: { path: '/health', port: CLIENT_PORT, scheme: 'HTTP' }, periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 };
+  // /health on the plain-HTTP metrics port: a real health check even when the client URLs want a client certificate.
+  const readinessProbe = { httpGet: { path: '/health', port: METRICS_PORT, scheme: 'HTTP' }, periodSeconds: 5, failureThreshold: 3, timeoutSeconds: 3 };
   const container: Record<string, unknown> = {
     name: 'etcd',
     image: imageOf(spec),
@@ -144,6 +153,7 @@ export function memberPod(
     ports: [
       { name: 'client', containerPort: CLIENT_PORT },
       { name: 'peer', containerPort: PEER_PORT },
+      { name: 'metrics', containerPort: METRICS_PORT },
     ],
     volumeMounts: mounts,
     // No liveness probe on purpose: a member restoring a big snapshot or catching up must not be killed for it.
@@ -216,6 +226,29 @@ export function clientService(c: EtcdCluster): KObject {
       type: 'ClusterIP',
       selector: selectorLabels(cluster),
       ports: [{ name: 'client', port: CLIENT_PORT, targetPort: CLIENT_PORT }],
+    },
+  };
+}
+
+/**
+ * The metrics Service: headless, over every member (ready or not: an unready member's metrics say why), port
+ * `metrics`, with the usual prometheus.io annotations for annotation-driven scrape configs; a ServiceMonitor selects it
+ * by its labels (`app.kubernetes.io/component: metrics`).
+ */
+export function metricsService(c: EtcdCluster): KObject {
+  const cluster = c.metadata.name as string;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(c, metricsServiceName(cluster), {
+      labels: { [LABEL_COMPONENT]: 'metrics' },
+      annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': '/metrics', 'prometheus.io/scheme': 'http' },
+    }),
+    spec: {
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: selectorLabels(cluster),
+      ports: [{ name: 'metrics', port: METRICS_PORT, targetPort: METRICS_PORT }],
     },
   };
 }

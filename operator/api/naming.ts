@@ -5,6 +5,8 @@ import { CLIENT_PORT, PEER_PORT, type EtcdClusterSpec } from './types';
 export const peerServiceName = (cluster: string): string => cluster;
 /** The client Service (ClusterIP) applications use. */
 export const clientServiceName = (cluster: string): string => `${cluster}-client`;
+/** The headless Service over every member's metrics port, for Prometheus. */
+export const metricsServiceName = (cluster: string): string => `${cluster}-metrics`;
 export const pdbName = (cluster: string): string => cluster;
 export const memberPodName = (cluster: string, ordinal: number): string => `${cluster}-${ordinal}`;
 

@@ -14,12 +14,15 @@ export const DEFAULT_VERSION = '3.4.34';
 export const DEFAULT_REPOSITORY = 'ts-etcd/etcd';
 export const CLIENT_PORT = 2379;
 export const PEER_PORT = 2380;
+/** Plain-HTTP /metrics and /health of every member (--listen-metrics-urls), scrapable without a client certificate. */
+export const METRICS_PORT = 2381;
 export const DATA_DIR = '/var/lib/etcd';
 
 /** Labels the operator puts on what it owns. */
 export const LABEL_CLUSTER = 'etcd.ts-etcd.io/cluster';
 export const LABEL_APP = 'app.kubernetes.io/name';
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const APP_NAME = 'etcd';
 export const MANAGER = 'etcd-operator';
 /** Annotations on member pods. */
@@ -82,6 +85,10 @@ export interface EtcdOptions {
   heartbeatInterval?: number;
   electionTimeout?: number;
   snapshotCount?: number;
+  /** --auto-compaction-mode: `periodic` (the retention is a duration, "1h", or hours) or `revision` (a count). */
+  autoCompactionMode?: 'periodic' | 'revision';
+  /** --auto-compaction-retention: how much history the members keep ("0": all of it, etcd's default). */
+  autoCompactionRetention?: string;
   /** Any other etcd flags, as `name: value` (without the leading dashes). */
   extraArgs?: Record<string, string>;
 }
@@ -161,6 +168,9 @@ export function specProblems(spec: EtcdClusterSpec): string[] {
   const e = spec.etcd;
   if (e?.heartbeatInterval !== undefined && e.electionTimeout !== undefined && e.electionTimeout < 5 * e.heartbeatInterval) {
     out.push(`spec.etcd.electionTimeout (${e.electionTimeout}) should be at least 5 × heartbeatInterval (${e.heartbeatInterval})`);
+  }
+  if (e?.autoCompactionMode === 'revision' && e.autoCompactionRetention !== undefined && !/^\d+$/.test(e.autoCompactionRetention)) {
+    out.push(`spec.etcd.autoCompactionRetention must be a number of revisions in revision mode, got ${JSON.stringify(e.autoCompactionRetention)}`);
   }
   return out;
 }

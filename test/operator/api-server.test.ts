@@ -4,8 +4,11 @@
  * 1.x is an ES module, which jest's CommonJS runtime cannot load; Node 20.19+ `require`s it natively).
  */
 import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as http from 'node:http';
+import * as yaml from 'js-yaml';
 import { KubeApiServer } from '../support/kube/api-server';
 import { request } from '../support/http';
 import { waitFor } from '../support/kube/kubelet';
@@ -195,5 +198,114 @@ describe('test API server', () => {
     expect(r.informer[0]).toBe('add cn');
     expect(r.informer).toContain('update cn');
     expect(r.informer[r.informer.length - 1]).toBe('delete cn');
+  });
+
+  describe("custom resources: the CRD of manifests/ as a real API server applies it", () => {
+    const body = (r: { body: string }): { message?: string; reason?: string; code?: number; details?: { causes?: { field: string }[] }; spec?: Record<string, unknown>; status?: Record<string, unknown>; metadata?: { resourceVersion?: string; generation?: number } } => JSON.parse(r.body);
+    const merge = (o: unknown): { body: string; headers: Record<string, string> } => ({ body: JSON.stringify(o), headers: { 'Content-Type': 'application/merge-patch+json' } });
+    const ec = (name: string, spec?: Record<string, unknown>): unknown => ({ apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdCluster', metadata: { name }, ...(spec ? { spec } : {}) });
+
+    test('writes are defaulted and validated: 422 Invalid with the field errors, on the object and on /status', async () => {
+      const d = await request(url, 'POST', C, json(ec('defaults', {})));
+      expect(d.status).toBe(201);
+      expect(body(d).spec).toEqual({ size: 3, version: '3.4.34', repository: 'ts-etcd/etcd', paused: false });
+
+      const bad = await request(url, 'POST', C, json(ec('bad', { size: 0, version: 'latest' })));
+      expect(bad.status).toBe(422);
+      expect(body(bad)).toMatchObject({ kind: 'Status', reason: 'Invalid', code: 422 });
+      expect(body(bad).message).toBe(
+        'EtcdCluster.etcd.ts-etcd.io "bad" is invalid: [spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1, ' +
+          `spec.version: Invalid value: "latest": spec.version in body should match '^v?[0-9]+\\.[0-9]+\\.[0-9]+([-+][0-9A-Za-z.-]+)?$']`,
+      );
+      expect(body(bad).details?.causes?.map((c) => c.field)).toEqual(['spec.size', 'spec.version']);
+      expect((await request(url, 'GET', `${C}/bad`)).status).toBe(404);
+      expect(body(await request(url, 'POST', C, json(ec('nospec')))).message).toBe('EtcdCluster.etcd.ts-etcd.io "nospec" is invalid: spec: Required value');
+
+      const tooBig = await request(url, 'PATCH', `${C}/defaults`, merge({ spec: { size: 10 } }));
+      expect([tooBig.status, body(tooBig).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "defaults" is invalid: spec.size: Invalid value: 10: spec.size in body should be less than or equal to 9']);
+      const cur = body(await request(url, 'GET', `${C}/defaults`));
+      const st = await request(url, 'PUT', `${C}/defaults/status`, json({ ...cur, status: { phase: 'Sideways', members: [{ name: 'x' }] } }));
+      expect([st.status, body(st).message]).toEqual([
+        422,
+        'EtcdCluster.etcd.ts-etcd.io "defaults" is invalid: [status.phase: Unsupported value: "Sideways": supported values: "Creating", "Running", "Scaling", "Upgrading", "Healing", "Degraded", "Failed", status.members[0].ready: Required value]',
+      ]);
+      // a status the operator writes is pruned of what the CRD does not declare, with a warning to the writer
+      const pruned = await request(url, 'PUT', `${C}/defaults/status`, json({ ...cur, status: { phase: 'Running', leaderID: 'x' } }));
+      expect(pruned.status).toBe(200);
+      expect(body(pruned).status).toEqual({ phase: 'Running' });
+      expect(pruned.headers.warning).toBe('299 - "unknown field \\"status.leaderID\\""');
+      expect(api.warnings.map((w) => w.warning)).toContain('unknown field "status.leaderID"');
+    });
+
+    test('spec.tls and spec.storage are fixed at creation (the CRD\'s CEL rules); other changes and status writes pass', async () => {
+      const storage = { volumeClaimTemplate: { spec: { resources: { requests: { storage: '1Gi' } } } } };
+      const made = await request(url, 'POST', C, json(ec('fixed', { size: 3, storage, tls: { clientSecret: 'c' } })));
+      expect(made.status).toBe(201);
+      const refused = async (patch: unknown): Promise<string | undefined> => {
+        const r = await request(url, 'PATCH', `${C}/fixed`, merge(patch));
+        return r.status === 422 ? body(r).message : `${r.status}`;
+      };
+      const invalid = (what: string): string => `EtcdCluster.etcd.ts-etcd.io "fixed" is invalid: ${what}`;
+      expect(await refused({ spec: { storage: { volumeClaimTemplate: { spec: { resources: { requests: { storage: '2Gi' } } } } } } })).toBe(invalid('spec.storage: Invalid value: "object": spec.storage is immutable'));
+      expect(await refused({ spec: { storage: null } })).toBe(invalid('spec: Invalid value: "object": spec.storage cannot be added or removed after creation'));
+      expect(await refused({ spec: { tls: { clientSecret: 'other' } } })).toBe(invalid('spec.tls: Invalid value: "object": spec.tls is immutable'));
+      expect(await refused({ spec: { tls: { peerSecret: 'p' } } })).toBe(invalid('spec.tls: Invalid value: "object": spec.tls is immutable'));
+      expect(await refused({ spec: { tls: null } })).toBe(invalid('spec: Invalid value: "object": spec.tls cannot be added or removed after creation'));
+      // the size, the version... change as before; the status subresource is not held back by the spec's rules
+      const ok = await request(url, 'PATCH', `${C}/fixed`, merge({ spec: { size: 5, version: '3.4.35' } }));
+      expect([ok.status, body(ok).metadata?.generation]).toEqual([200, 2]);
+      const cur = body(ok);
+      expect((await request(url, 'PUT', `${C}/fixed/status`, json({ ...cur, status: { phase: 'Running', size: 3 } }))).status).toBe(200);
+      // a cluster made without them cannot get them later
+      expect((await request(url, 'POST', C, json(ec('plain', { size: 1 })))).status).toBe(201);
+      const add = await request(url, 'PATCH', `${C}/plain`, merge({ spec: { storage } }));
+      expect([add.status, body(add).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "plain" is invalid: spec: Invalid value: "object": spec.storage cannot be added or removed after creation']);
+    });
+
+    describe('/scale and kubectl scale', () => {
+      let kubeconfig = '';
+      const kubectl = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+        new Promise((resolve) => {
+          execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeout: 30_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+        });
+      beforeAll(() => {
+        kubeconfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kubectl-')), 'config');
+        const cfg = { apiVersion: 'v1', kind: 'Config', clusters: [{ name: 't', cluster: { server: url } }], users: [{ name: 't', user: {} }], contexts: [{ name: 't', context: { cluster: 't', user: 't', namespace: 'ns' } }], 'current-context': 't' };
+        fs.writeFileSync(kubeconfig, yaml.dump(cfg));
+      });
+
+      test('GET, PUT and PATCH of the Scale read and write spec.size; status.replicas is status.size; discovery lists it', async () => {
+        expect((await request(url, 'POST', C, json(ec('sc', { size: 3 })))).status).toBe(201);
+        const cur = body(await request(url, 'GET', `${C}/sc`));
+        await request(url, 'PUT', `${C}/sc/status`, json({ ...cur, status: { size: 2 } }));
+        const sc = JSON.parse((await request(url, 'GET', `${C}/sc/scale`)).body);
+        expect(sc).toMatchObject({ kind: 'Scale', apiVersion: 'autoscaling/v1', metadata: { name: 'sc', namespace: 'ns' }, spec: { replicas: 3 }, status: { replicas: 2 } });
+        const put = await request(url, 'PUT', `${C}/sc/scale`, json({ ...sc, spec: { replicas: 5 } }));
+        expect([put.status, JSON.parse(put.body).spec]).toEqual([200, { replicas: 5 }]);
+        expect(body(await request(url, 'GET', `${C}/sc`)).spec?.size).toBe(5);
+        expect((await request(url, 'PUT', `${C}/sc/scale`, json({ ...sc, spec: { replicas: 1 } }))).status).toBe(409); // sc's resourceVersion is stale
+        const patched = await request(url, 'PATCH', `${C}/sc/scale`, merge({ spec: { replicas: 1 } }));
+        expect(JSON.parse(patched.body).spec).toEqual({ replicas: 1 });
+        const tooMany = await request(url, 'PATCH', `${C}/sc/scale`, merge({ spec: { replicas: 12 } }));
+        expect([tooMany.status, JSON.parse(tooMany.body).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "sc" is invalid: spec.size: Invalid value: 12: spec.size in body should be less than or equal to 9']);
+        const disco = JSON.parse((await request(url, 'GET', '/apis/etcd.ts-etcd.io/v1alpha1')).body) as { resources: { name: string; kind: string; group?: string; version?: string }[] };
+        expect(disco.resources.find((r) => r.name === 'etcdclusters/scale')).toMatchObject({ kind: 'Scale', group: 'autoscaling', version: 'v1' });
+        expect((await request(url, 'GET', '/api/v1/namespaces/ns/pods/a/scale')).status).toBe(404);
+      });
+
+      test('kubectl scale etcdcluster/NAME --replicas=N sets spec.size; out of range is refused with the CRD\'s message', async () => {
+        expect((await request(url, 'POST', C, json(ec('ks', { size: 3 })))).status).toBe(201);
+        const r = await kubectl('scale', 'etcdcluster/ks', '--replicas=5');
+        expect([r.code, r.stdout.trim(), r.stderr]).toEqual([0, 'etcdcluster.etcd.ts-etcd.io/ks scaled', '']);
+        expect(body(await request(url, 'GET', `${C}/ks`)).spec?.size).toBe(5);
+        const pre = await kubectl('scale', 'etcd/ks', '--current-replicas=4', '--replicas=3');
+        expect(pre.code).not.toBe(0);
+        expect(pre.stderr).toMatch(/Expected replicas to be 4, was 5/);
+        const big = await kubectl('scale', 'etcd/ks', '--replicas=10');
+        expect(big.code).not.toBe(0);
+        expect(big.stderr).toContain('spec.size: Invalid value: 10: spec.size in body should be less than or equal to 9');
+        expect(body(await request(url, 'GET', `${C}/ks`)).spec?.size).toBe(5);
+      });
+    });
   });
 });

@@ -273,7 +273,7 @@ describe('etcd-operator against the test API server', () => {
     expect(reasons.filter((r) => r === 'AddingMember')).toHaveLength(2);
     expect(reasons.filter((r) => r === 'CreatingMemberPod')).toHaveLength(2);
     const created = events(env).filter((e) => e.involvedObject.uid === uid && e.reason === 'Created').map((e) => e.message).sort();
-    expect(created).toEqual(['created PodDisruptionBudget ex', 'created Service ex', 'created Service ex-client']);
+    expect(created).toEqual(['created PodDisruptionBudget ex', 'created Service ex', 'created Service ex-client', 'created Service ex-metrics']);
   });
 
   test('an owned Service changed by hand is brought back to what the EtcdCluster asks, with an event', async () => {
@@ -460,6 +460,11 @@ describe('etcd-operator against the test API server', () => {
         '|events|create', 'coordination.k8s.io|leases|get', 'coordination.k8s.io|leases|create', 'coordination.k8s.io|leases|update',
       ]),
     );
+  });
+
+  test("every EtcdCluster write the operator made fits the CRD's schema: nothing pruned, no API warning", () => {
+    expect(env.api.requests.some((r) => r.method === 'PUT' && r.path.endsWith('/status') && r.status === 200)).toBe(true);
+    expect(env.api.warnings).toEqual([]);
   });
 
   test('deleting the EtcdCluster garbage-collects everything it owns, and the operator re-creates nothing', async () => {

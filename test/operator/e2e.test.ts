@@ -10,65 +10,27 @@
  * pod deleted with its data (the operator replaces the member) → a version change (the members are restarted one at a
  * time, at most one down at any moment, writes keep succeeding).
  */
-import * as fs from 'node:fs';
-import { KubeApiServer, type KObj } from '../support/kube/api-server';
-import { ProcessKubelet, ETCD_MAIN } from '../support/kube/process-kubelet';
-import { waitFor } from '../support/kube/kubelet';
 import { request } from '../support/http';
-import { checkBuild, OperatorProcess } from './operator-process';
+import { E2EEnv, REPO, type ClusterStatus, type Member, type PodRun } from './e2e-env';
 
 const NS = 'demo';
-const LEASE_NS = 'etcd-operator';
 const NAME = 'e2e';
-const REPO = 'ts-etcd/etcd';
 
 jest.setTimeout(60_000);
 
-interface Member {
-  id: string;
-  name: string;
-  peerURLs: string[];
-  clientURLs: string[];
-}
-interface St {
-  phase?: string;
-  readyMembers?: number;
-  members?: { name: string; id: string; ready: boolean }[];
-  currentVersion?: string;
-}
-
-let api: KubeApiServer;
-let kubelet: ProcessKubelet;
-let op: OperatorProcess;
-/** Every key written so far and its value. */
-const written = new Map<string, string>();
+const env = new E2EEnv(NS);
 let failed = false;
 
 beforeAll(async () => {
-  checkBuild();
-  if (!fs.existsSync(ETCD_MAIN)) throw new Error(`${ETCD_MAIN} is missing: run npx tsc -p tsconfig.json`);
-  api = new KubeApiServer();
-  await api.start();
-  api.store.create('namespaces', undefined, { metadata: { name: NS } });
-  api.store.create('namespaces', undefined, { metadata: { name: LEASE_NS } });
-  kubelet = new ProcessKubelet(api);
-  kubelet.start();
-  op = new OperatorProcess(
-    'e2e-operator',
-    [
-      '--server', api.url,
-      '--lease-namespace', LEASE_NS,
-      '--lease-duration', '3s',
-      '--renew-deadline', '2s',
-      '--retry-period', '250ms',
-      '--resync', '2s',
-      '--orphan-grace', '2s',
-      '--failed-member-timeout', '20s',
-      '--log-level', 'debug',
-    ],
-    kubelet.dnsEnv(),
-  );
-  await op.ready();
+  await env.start('e2e-operator', [
+    '--lease-duration', '3s',
+    '--renew-deadline', '2s',
+    '--retry-period', '250ms',
+    '--resync', '2s',
+    '--orphan-grace', '2s',
+    '--failed-member-timeout', '20s',
+    '--log-level', 'debug',
+  ]);
 });
 
 afterEach(() => {
@@ -76,124 +38,27 @@ afterEach(() => {
   if (state.assertionCalls !== state.numPassingAsserts) failed = true;
 });
 
-afterAll(async () => {
-  if (failed || process.env.OPERATOR_TEST_LOGS) {
-    const dump = {
-      kubelet: kubelet?.events,
-      events: api?.store.list('events', NS).map((e) => ({ at: e.lastTimestamp, type: e.type, reason: e.reason, message: e.message })),
-      pods: kubelet?.list(),
-      logs: kubelet?.allLogs(),
-      operator: op?.lines.slice(-300),
-    };
-    const file = process.env.OPERATOR_TEST_LOGS ?? `${require('node:os').tmpdir()}/operator-e2e-${process.pid}.json`;
-    fs.writeFileSync(file, JSON.stringify(dump, null, 1));
-    process.stderr.write(`operator e2e: logs in ${file}\n`);
-  }
-  await op?.kill('SIGKILL');
-  await kubelet?.stop();
-  await api?.stop();
-});
+afterAll(() => env.stop(failed, 'e2e'));
 
-// ---- helpers ----
+// ---- helpers (this file's one cluster) ----
 
-const etcdCluster = (): KObj => api.store.get('etcdclusters', NS, NAME) as KObj;
-const status = (): St => (etcdCluster()?.status ?? {}) as St;
-const patchSpec = (spec: Record<string, unknown>): void => {
-  api.store.patch('etcdclusters', NS, NAME, 'application/merge-patch+json', { spec });
-};
-const pods = (): ReturnType<ProcessKubelet['list']> => kubelet.list().filter((p) => p.ns === NS && p.name.startsWith(`${NAME}-`));
-const clientURL = (pod: string): string => `http://${kubelet.ipOf(NS, pod) as string}:2379`;
-
-async function members(base: string): Promise<Member[]> {
-  const r = await request(base, 'GET', '/v2/members', { timeoutMs: 2000 });
-  if (r.status !== 200) throw new Error(`GET /v2/members: ${r.status} ${r.body}`);
-  return (JSON.parse(r.body) as { members: Member[] }).members;
-}
-
-/**
- * Whether a member says it is healthy; undefined when nothing listens or the connection breaks (the member is
- * down). A slow answer is not a dead member: a busy test worker can take a while to read what came back, so it
- * counts as not healthy, not as down.
- */
-async function healthy(base: string, timeoutMs = 1000): Promise<boolean | undefined> {
-  try {
-    const r = await request(base, 'GET', '/health', { timeoutMs });
-    return r.status === 200 && (JSON.parse(r.body) as { health: string }).health === 'true';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' ? undefined : false;
-  }
-}
-
-async function put(base: string, key: string, value: string): Promise<void> {
-  const r = await request(base, 'PUT', `/v2/keys/${key}`, { form: `value=${encodeURIComponent(value)}`, timeoutMs: 3000 });
-  if (r.status !== 200 && r.status !== 201) throw new Error(`PUT ${key} via ${base}: ${r.status} ${r.body}`);
-  written.set(key, value);
-}
-
-async function get(base: string, key: string): Promise<string | undefined> {
-  const r = await request(base, 'GET', `/v2/keys/${key}?quorum=true`, { timeoutMs: 3000 });
-  if (r.status === 404) return undefined;
-  if (r.status !== 200) throw new Error(`GET ${key} via ${base}: ${r.status} ${r.body}`);
-  return (JSON.parse(r.body) as { node: { value: string } }).node.value;
-}
-
-/** A write that tries every member in turn until one takes it, within `ms` (what a client with all endpoints does). */
-async function putAnywhere(key: string, value: string, ms = 5000): Promise<number> {
-  const start = Date.now();
-  let last: unknown;
-  for (let attempt = 0; attempt < 200 && Date.now() - start < ms; attempt++) {
-    const ps = pods();
-    const p = ps[attempt % Math.max(1, ps.length)];
-    if (p) {
-      try {
-        await put(p.clientURL, key, value);
-        return Date.now() - start;
-      } catch (e) {
-        last = e;
-      }
-    }
-    await new Promise((r) => setTimeout(r, 50)); // back off before the next member
-  }
-  throw new Error(`write ${key} did not succeed within ${ms} ms: ${(last as Error | undefined)?.message}`);
-}
-
-/** The cluster as everyone sees it is `size` started, healthy members that are exactly the pods; returns them. */
-async function converged(size: number, version?: string, ms = 45_000): Promise<Member[]> {
-  return waitFor(
-    `${size} healthy members${version ? ` at ${version}` : ''}`,
-    async () => {
-      const ps = pods();
-      if (ps.length !== size || !ps.every((p) => p.alive && p.ready)) return undefined;
-      if (version && !ps.every((p) => p.image === `${REPO}:${version}`)) return undefined;
-      const views = await Promise.all(ps.map((p) => members(p.clientURL)));
-      for (const v of views) {
-        if (v.length !== size || v.some((m) => m.name === '' || m.clientURLs.length === 0)) return undefined;
-        if ([...v.map((m) => m.name)].sort().join() !== ps.map((p) => p.name).sort().join()) return undefined;
-      }
-      const health = await Promise.all(ps.map((p) => healthy(p.clientURL)));
-      if (!health.every((h) => h === true)) return undefined;
-      const st = status();
-      if (st.phase !== 'Running' || st.readyMembers !== size) return undefined;
-      if (version && st.currentVersion !== version) return undefined;
-      return views[0];
-    },
-    ms,
-    100,
-  );
-}
-
-async function everyKeyEverywhere(): Promise<void> {
-  for (const p of pods()) {
-    for (const [k, v] of written) expect({ key: k, via: p.name, value: await get(p.clientURL, k) }).toEqual({ key: k, via: p.name, value: v });
-  }
-}
+const status = (): ClusterStatus => env.status(NAME);
+const patchSpec = (spec: Record<string, unknown>): void => env.patchSpec(NAME, spec);
+const pods = (): PodRun[] => env.pods(NAME);
+const clientURL = (pod: string): string => env.clientURL(pod);
+const members = (base: string): Promise<Member[]> => env.members(base);
+const healthy = (base: string, timeoutMs?: number): Promise<boolean | undefined> => env.healthy(base, timeoutMs);
+const put = (base: string, key: string, value: string): Promise<void> => env.put(NAME, base, key, value);
+const get = (base: string, key: string): Promise<string | undefined> => env.get(base, key);
+const putAnywhere = (key: string, value: string, ms?: number): Promise<number> => env.putAnywhere(NAME, key, value, ms);
+const converged = (size: number, version?: string, ms?: number): Promise<Member[]> => env.converged(NAME, size, version, ms);
+const everyKeyEverywhere = (): Promise<void> => env.everyKeyEverywhere(NAME);
 
 // ---- the cluster's life ----
 
 test('size 3: the operator brings up three real members; writes through one member are read through the others', async () => {
   const t0 = Date.now();
-  api.store.create('etcdclusters', NS, {
+  env.api.store.create('etcdclusters', NS, {
     apiVersion: 'etcd.ts-etcd.io/v1alpha1',
     kind: 'EtcdCluster',
     metadata: { name: NAME },
@@ -243,7 +108,7 @@ test("killing a member's process (SIGKILL, the leader) leads to a healed cluster
   const victim = pods().find((p) => p.name === leader.name);
   expect(victim).toBeDefined();
   const ids = (await members(base)).map((m) => m.id).sort();
-  const pid = kubelet.signal(NS, victim!.name, 'SIGKILL');
+  const pid = env.kubelet.signal(NS, victim!.name, 'SIGKILL');
   expect(pid).toBe(victim!.pid);
 
   // the survivors keep taking writes meanwhile (a write forwarded to the dead leader may wait out its timeout)
@@ -271,7 +136,7 @@ test('a deleted member pod (its emptyDir gone with it) is replaced by a new memb
   const victim = pods().find((p) => p.name !== leader.name)!;
   const before = await members(base);
   const victimId = before.find((m) => m.name === victim.name)!.id;
-  api.store.delete('pods', NS, victim.name);
+  env.api.store.delete('pods', NS, victim.name);
 
   const healed = await converged(3);
   // the lost member was removed from the cluster and a new member (a new pod name, a new ID) took its place
@@ -286,7 +151,7 @@ test('a deleted member pod (its emptyDir gone with it) is replaced by a new memb
 test('a version change rolls the members one at a time; writes keep succeeding', async () => {
   const t0 = Date.now();
   const ids = (await members(pods()[0].clientURL)).map((m) => m.id).sort();
-  const fromEvent = kubelet.events.length;
+  const fromEvent = env.kubelet.events.length;
 
   // sample every member's /health and keep writing while the roll goes on (both bounded by `stop` and a count)
   let stop = false;
@@ -320,7 +185,7 @@ test('a version change rolls the members one at a time; writes keep succeeding',
   expect(pods().every((p) => p.restartCount >= 1)).toBe(true);
 
   // one at a time: each member is back (ready on the new image) before the next one is stopped
-  const ev = kubelet.events.slice(fromEvent);
+  const ev = env.kubelet.events.slice(fromEvent);
   const stops = ev.filter((e) => e.kind === 'stopping');
   expect(stops.map((e) => e.pod).sort()).toEqual(pods().map((p) => `${NS}/${p.name}`).sort());
   for (let i = 0; i < stops.length; i++) {
@@ -352,4 +217,8 @@ test('a version change rolls the members one at a time; writes keep succeeding',
     `rolled 3 members in ${Date.now() - t0} ms; ${samples.length} health samples (max ${maxUnhealthy} not healthy at once, ` +
       `max ${Math.max(...samples.map((s) => s.noAnswer.length))} not answering); ${writeLatencies.length} writes, slowest ${Math.max(...writeLatencies)} ms`,
   );
+});
+
+test("the operator's writes fit the CRD's schema (nothing pruned, no API warning)", () => {
+  expect(env.api.warnings).toEqual([]);
 });

@@ -16,10 +16,11 @@ import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import * as yaml from 'js-yaml';
 import { KubeApiServer } from '../support/kube/api-server';
-import { applyDefaults, structuralProblems, validate, type Schema } from '../support/kube/openapi-validate';
+import { applyDefaults, prune, structuralProblems, validate, type Schema } from '../support/kube/openapi-validate';
 import { withDefaults, DEFAULT_REPOSITORY, DEFAULT_VERSION, GROUP, PLURAL, VERSION, KIND, type EtcdCluster } from '../../operator/api/types';
 import { PERMISSIONS, allows, triples, type PolicyRule, type Verb } from '../../operator/rbac';
 import * as R from '../../operator/resources';
+import { parseCompactionRetention } from '../../server/etcdserver/compactor';
 
 const ROOT = path.join(__dirname, '..', '..');
 const MANIFESTS = path.join(ROOT, 'manifests');
@@ -93,6 +94,9 @@ describe('manifests', () => {
     for (const s of samples) {
       expect(s.apiVersion).toBe(`${GROUP}/${VERSION}`);
       expect(validate(schema(), s)).toEqual([]);
+      const unknown: string[] = [];
+      prune(schema(), s, unknown);
+      expect(unknown).toEqual([]); // a real API server would drop them silently: a mistake in a sample
     }
     const three = samples.find((s) => (s.spec as { tls?: unknown }).tls === undefined) as Doc;
     expect((three.spec as { size: number }).size).toBe(3);
@@ -100,11 +104,113 @@ describe('manifests', () => {
     expect(tls.spec).toMatchObject({ size: 3, tls: { clientSecret: expect.any(String), peerSecret: expect.any(String), operatorSecret: expect.any(String) } });
     // the validator does reject what the API server would
     const bad = (spec: unknown): string[] => validate(schema(), { ...three, spec });
-    expect(bad({ size: 0 })).toEqual([expect.stringMatching(/spec.size: 0 is less than 1/)]);
-    expect(bad({ size: 'three' })).toEqual([expect.stringMatching(/spec.size: want an integer/)]);
-    expect(bad({ version: 'latest' })).toEqual([expect.stringMatching(/spec.version/)]);
-    expect(bad({ sise: 3 })).toEqual([expect.stringMatching(/spec.sise: unknown field/)]);
+    expect(bad({ size: 0 })).toEqual(['spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1']);
+    expect(bad({ size: 'three' })).toEqual(['spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"']);
+    expect(bad({ version: 'latest' })).toEqual([expect.stringMatching(/^spec.version: Invalid value: "latest": spec.version in body should match '/)]);
+    const unknown: string[] = [];
+    expect(prune(schema(), { ...three, spec: { sise: 3, size: 3 } }, unknown)).toMatchObject({ spec: { size: 3 } });
+    expect(unknown).toEqual(['spec.sise']);
     expect(bad({ pod: { resources: { requests: { cpu: 1, memory: '1Gi' } } } })).toEqual([]);
+    // what the CRD admits as a retention the members parse, and what it refuses they would not start with
+    for (const r of ['0', '5', '1h', '30m', '1h30m', '1.5h', '100ms']) {
+      expect([r, bad({ etcd: { autoCompactionRetention: r } })]).toEqual([r, []]);
+      expect(parseCompactionRetention('periodic', r)).toBeGreaterThanOrEqual(0);
+    }
+    for (const r of ['1 hour', 'h', '-1h', '']) expect([r, bad({ etcd: { autoCompactionRetention: r } }).length]).toEqual([r, 1]);
+    expect(bad({ etcd: { autoCompactionMode: 'daily' } })).toEqual(['spec.etcd.autoCompactionMode: Unsupported value: "daily": supported values: "periodic", "revision"']);
+  });
+
+  test('the CRD: /scale on spec.size (status.size), spec.tls and spec.storage fixed at creation by CEL rules', () => {
+    const v = crd().spec.versions[0] as unknown as { subresources: { scale?: Record<string, string> } };
+    expect(v.subresources.scale).toEqual({ specReplicasPath: '.spec.size', statusReplicasPath: '.status.size' });
+    const spec = schema().properties?.spec as Schema;
+    expect(spec.properties?.size.type).toBe('integer');
+    expect((schema().properties?.status as Schema).properties?.size.type).toBe('integer');
+    for (const f of ['tls', 'storage']) {
+      expect(spec.properties?.[f]['x-kubernetes-validations']).toEqual([{ rule: 'self == oldSelf', message: `spec.${f} is immutable` }]);
+      expect(spec['x-kubernetes-validations']).toContainEqual({ rule: `has(self.${f}) == has(oldSelf.${f})`, message: `spec.${f} cannot be added or removed after creation` });
+    }
+  });
+
+  describe('the CRD holds every field of operator/api/types.ts', () => {
+    /**
+     * Every field of the EtcdCluster type, optional ones too: a field added to operator/api/types.ts makes this
+     * object fail to type-check until it is added here, and then the round trip below fails until the CRD has it
+     * (a real API server would drop it silently).
+     */
+    type Full<T> = T extends (infer U)[] ? Full<U>[] : T extends object ? { [K in keyof T]-?: Full<T[K]> } : T;
+    const full: Omit<Full<EtcdCluster>, 'metadata'> & Pick<EtcdCluster, 'metadata'> = {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: KIND,
+      metadata: { name: 'full', namespace: 'default', labels: { a: 'b' }, annotations: { c: 'd' } },
+      spec: {
+        size: 5,
+        version: '3.4.35',
+        repository: 'example.com/etcd',
+        paused: true,
+        pod: {
+          resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+          nodeSelector: { 'kubernetes.io/os': 'linux' },
+          affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } } },
+          tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'etcd', effect: 'NoSchedule' }],
+          labels: { team: 'db' },
+          annotations: { 'example.com/x': 'y' },
+        },
+        storage: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } }, storageClassName: 'fast' } } },
+        tls: { clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
+        etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, autoCompactionMode: 'periodic', autoCompactionRetention: '1h30m', extraArgs: { 'quota-backend-bytes': '8589934592' } },
+      },
+      status: {
+        phase: 'Running',
+        size: 5,
+        readyMembers: 5,
+        ready: '5/5',
+        members: [{ name: 'full-0', id: '8e9e05c52164694d', ready: true, version: '3.4.35' }],
+        leader: 'full-0',
+        currentVersion: '3.4.35',
+        targetVersion: '3.4.35',
+        clientURL: 'https://full-client.default.svc:2379',
+        clientService: 'full-client',
+        observedGeneration: 1,
+        lastAction: 'AddingMember: adding member full-4',
+        conditions: [{ type: 'Available', status: 'True', reason: 'QuorumHealthy', message: '5 of 5', lastTransitionTime: '2024-01-01T00:00:00Z', observedGeneration: 1 }],
+      },
+    };
+    const api = new KubeApiServer();
+    let url = '';
+    beforeAll(async () => {
+      url = await api.start();
+    });
+    afterAll(() => api.stop());
+    const C = `/apis/${GROUP}/${VERSION}/namespaces/default/${PLURAL}`;
+    const send = async (method: string, p: string, body: unknown): Promise<{ status: number; body: Record<string, unknown>; warning?: string }> => {
+      const r = await fetch(`${url}${p}`, { method, body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown>, warning: r.headers.get('warning') ?? undefined };
+    };
+
+    test('spec and status written through the API come back whole, with no warning', async () => {
+      const { status, ...created } = full;
+      const c = await send('POST', C, created);
+      expect([c.status, c.warning]).toEqual([201, undefined]);
+      expect(c.body.spec).toEqual(full.spec);
+      const s = await send('PUT', `${C}/full/status`, { ...c.body, status });
+      expect([s.status, s.warning]).toEqual([200, undefined]);
+      expect(s.body.status).toEqual(full.status);
+      expect(api.store.get(PLURAL, 'default', 'full')).toMatchObject({ spec: full.spec, status: full.status });
+      expect(api.warnings).toEqual([]);
+    });
+
+    test('a field the CRD does not declare is dropped with a warning (refused with fieldValidation=Strict)', async () => {
+      const { status: _s, ...created } = full;
+      const extra = { ...created, metadata: { name: 'extra' }, spec: { ...created.spec, newField: 1, etcd: { ...created.spec.etcd, autoCompaction: '1h' } } };
+      const c = await send('POST', C, extra);
+      expect(c.status).toBe(201);
+      expect(c.warning).toBe('299 - "unknown field \\"spec.etcd.autoCompaction\\"", 299 - "unknown field \\"spec.newField\\""');
+      expect(c.body.spec).toEqual(full.spec);
+      const strict = await send('POST', `${C}?fieldValidation=Strict`, { ...extra, metadata: { name: 'strict' } });
+      expect(strict.status).toBe(400);
+      expect(strict.body.message).toBe('EtcdCluster in version "v1alpha1" cannot be handled as a EtcdCluster: strict decoding error: unknown field "spec.etcd.autoCompaction", unknown field "spec.newField"');
+    });
   });
 
   test("the CRD's defaults are the operator's defaults", () => {
@@ -200,7 +306,8 @@ describe('manifests', () => {
   });
 
   describe('kubectl apply --dry-run=client', () => {
-    const api = new KubeApiServer();
+    // a cluster without the CRD yet (the test API server installs manifests/' CRDs unless told otherwise)
+    const api = new KubeApiServer(undefined, { crds: [] });
     let kubeconfig = '';
     beforeAll(async () => {
       const url = await api.start();

@@ -22,6 +22,10 @@ interface Situation {
   unhealthy?: string[];
   leader?: number;
   bootstrapped?: boolean;
+  /** Pods whose data volume exists (default: with spec.storage, every member's; without, none). */
+  volumes?: string[];
+  /** The membership the status last saw (default: the members, when given). */
+  lastMembers?: { name: string; id?: string }[];
 }
 function observe(s: Situation): Observed {
   const pods = s.pods ?? [];
@@ -37,10 +41,21 @@ function observe(s: Situation): Observed {
     leaderId: s.leader === undefined ? id(0) : id(s.leader),
     bootstrapped: s.bootstrapped ?? (s.members !== null && (s.members ?? []).length > 0),
     now: NOW,
+    volumes: s.volumes ?? (s.spec?.storage ? [...(s.members ?? []).map((m) => podOf(m)), ...(s.lastMembers ?? []).map((m) => m.name)] : undefined),
+    lastMembers: s.lastMembers ?? s.members?.map((m) => ({ name: m.name, id: m.id })),
   };
 }
+const podOf = (m: MemberView): string => m.peerURLs[0].split('//')[1].split('.')[0];
 const three = (o: (i: number) => Partial<PodView> = () => ({})): PodView[] => [0, 1, 2].map((i) => pod(i, o(i)));
 const members3 = (): MemberView[] => [0, 1, 2].map((i) => member(i));
+const PVC = { storage: { volumeClaimTemplate: { spec: {} } } };
+/** What the status last saw of a 3-member cluster (names and IDs). */
+const last3 = [0, 1, 2].map((i) => ({ name: `${C}-${i}`, id: id(i) }));
+const all3 = [0, 1, 2].map((i) => ({ name: `${C}-${i}`, peerURL: url(`${C}-${i}`) }));
+/** A member that is down: its pod runs, unready (no leader to be healthy with) for a while. */
+const down: Partial<PodView> = { ready: false, unreadySince: NOW - 5000 };
+const recreate = (i: number): Action => ({ kind: 'createPod', pod: `${C}-${i}`, state: 'existing', memberId: id(i), initialCluster: all3 });
+const recycle = (i: number): Action => ({ kind: 'deletePod', pod: `${C}-${i}`, keepVolume: true });
 
 interface Row {
   name: string;
@@ -102,8 +117,45 @@ const rows: Row[] = [
   { name: 'the last member is never removed', s: { spec: { size: 1 }, pods: [pod(0, { phase: 'Failed', ready: false })], members: [member(0)] }, action: 'refuse', reason: 'QuorumLost' },
 ];
 
+/**
+ * Pods lost, with and without their volumes: a member with its volume always gets its pod back (no quorum needed,
+ * no membership change); without volumes, only what a quorum allows.
+ */
+const lostRows: Row[] = [
+  // 1 of 3 pods lost (a quorum remains)
+  { name: '1 lost, volumes → its pod back on its volume', s: { spec: PVC, pods: [pod(0), pod(1)], members: members3() }, action: recreate(2), reason: 'RecreatingMemberPod', phase: 'Healing', degraded: 'MemberPodLost' },
+  { name: '1 lost, no volumes → removed to be replaced', s: { pods: [pod(0), pod(1)], members: members3() }, action: { kind: 'removeMember', id: id(2), pod: 'ex-2' }, reason: 'ReplacingFailedMember' },
+  { name: '1 lost, storage but its volume gone → removed to be replaced (never an empty data dir as the old member)', s: { spec: PVC, pods: [pod(0), pod(1)], members: members3(), volumes: ['ex-0', 'ex-1'] }, action: { kind: 'removeMember', id: id(2), pod: 'ex-2' }, reason: 'ReplacingFailedMember' },
+  // 2 of 3 pods lost: the survivor still lists the members (a local read), or answers nothing
+  { name: '2 lost, volumes, the survivor answers → the first lost one back', s: { spec: PVC, pods: [pod(0, down)], members: members3() }, action: recreate(1), reason: 'RecreatingMemberPod' },
+  { name: '2 lost, volumes, nobody answers → back from the membership the status last saw', s: { spec: PVC, pods: [pod(0, down)], members: null, lastMembers: last3 }, action: recreate(1), reason: 'RecreatingMemberPod' },
+  { name: '2 lost, volumes, one back already → the other one', s: { spec: PVC, pods: [pod(0, down), pod(1, { ready: false, phase: 'Pending', createdAt: NOW - 100 })], members: null, lastMembers: last3 }, action: recreate(2) },
+  { name: '2 lost, no volumes, the survivor answers → QuorumLost, nothing done', s: { pods: [pod(0, down)], members: members3() }, action: 'refuse', reason: 'QuorumLost', phase: 'Degraded' },
+  { name: '2 lost, no volumes, nobody answers → MembersUnreachable, nothing done', s: { pods: [pod(0, down)], members: null, lastMembers: last3, bootstrapped: true }, action: 'refuse', reason: 'MembersUnreachable' },
+  // all 3 pods lost
+  { name: 'all lost, volumes → the first back on its volume (not AllMembersLost)', s: { spec: PVC, pods: [], members: null, lastMembers: last3, bootstrapped: true }, action: recreate(0), reason: 'RecreatingMemberPod', phase: 'Healing' },
+  { name: 'all lost, volumes, two back and starting → the third', s: { spec: PVC, pods: [0, 1].map((i) => pod(i, { ready: false, phase: 'Pending', createdAt: NOW - 100 })), members: null, lastMembers: last3, bootstrapped: true }, action: recreate(2) },
+  { name: 'all lost, volumes, all back and starting → wait for them (Degraded until they answer)', s: { spec: PVC, pods: three(() => ({ ready: false, createdAt: NOW - 100 })), members: null, lastMembers: last3, bootstrapped: true }, action: 'wait', reason: 'WaitingForMembers', degraded: 'MembersUnreachable' },
+  { name: 'all lost, no volumes → AllMembersLost, never an empty seed', s: { pods: [], members: null, lastMembers: last3, bootstrapped: true }, action: 'refuse', reason: 'AllMembersLost', phase: 'Failed' },
+  { name: 'all lost, storage but only 2 volumes left → those 2 come back', s: { spec: PVC, pods: [pod(0, { ready: false, phase: 'Pending', createdAt: NOW - 100 })], members: null, lastMembers: last3, bootstrapped: true, volumes: ['ex-0', 'ex-2'] }, action: recreate(2) },
+  { name: '2 of 3 back on volumes with quorum, the third had none → then it is replaced', s: { spec: PVC, pods: [pod(0), pod(2)], members: members3(), volumes: ['ex-0', 'ex-2'] }, action: { kind: 'removeMember', id: id(1), pod: 'ex-1' }, reason: 'ReplacingFailedMember' },
+  // pods that ended (Succeeded: a graceful node shutdown; Failed: evicted, node lost)
+  { name: '1 Succeeded, volumes → deleted keeping its volume (to start again on it)', s: { spec: PVC, pods: three((i) => (i === 1 ? { phase: 'Succeeded', ready: false } : {})), members: members3() }, action: recycle(1), reason: 'RecyclingMemberPod', degraded: 'MemberPodEnded' },
+  { name: '1 Failed, volumes → deleted keeping its volume', s: { spec: PVC, pods: three((i) => (i === 1 ? { phase: 'Failed', ready: false } : {})), members: members3() }, action: recycle(1), reason: 'RecyclingMemberPod' },
+  { name: '1 Succeeded, no volumes → removed to be replaced', s: { pods: three((i) => (i === 1 ? { phase: 'Succeeded', ready: false } : {})), members: members3() }, action: { kind: 'removeMember', id: id(1), pod: 'ex-1' }, reason: 'ReplacingFailedMember' },
+  { name: '2 Failed, volumes → the first deleted keeping its volume', s: { spec: PVC, pods: three((i) => (i === 0 ? down : { phase: 'Failed', ready: false })), members: members3() }, action: recycle(1) },
+  { name: '2 Failed, no volumes → QuorumLost', s: { pods: three((i) => (i === 0 ? down : { phase: 'Failed', ready: false })), members: members3() }, action: 'refuse', reason: 'QuorumLost' },
+  { name: 'all Succeeded, volumes, nobody answers → the first deleted keeping its volume', s: { spec: PVC, pods: three(() => ({ phase: 'Succeeded', ready: false })), members: null, lastMembers: last3, bootstrapped: true }, action: recycle(0), reason: 'RecyclingMemberPod' },
+  { name: 'all Failed, volumes, nobody answers → the first deleted keeping its volume', s: { spec: PVC, pods: three(() => ({ phase: 'Failed', ready: false })), members: null, lastMembers: last3, bootstrapped: true }, action: recycle(0) },
+  { name: 'all Succeeded, no volumes → MembersUnreachable, nothing done', s: { pods: three(() => ({ phase: 'Succeeded', ready: false })), members: null, lastMembers: last3, bootstrapped: true }, action: 'refuse', reason: 'MembersUnreachable' },
+  { name: 'a Succeeded pod being deleted → wait for it to go first', s: { spec: PVC, pods: three((i) => (i === 0 ? { phase: 'Succeeded', ready: false, deleting: true } : { phase: 'Succeeded', ready: false })), members: null, lastMembers: last3, bootstrapped: true }, action: 'wait', reason: 'PodTerminating' },
+  // what is not a member's own pod is not brought back
+  { name: 'an added member that never started, its volume there → its first pod (step 6, not a re-creation)', s: { spec: PVC, pods: [pod(0), pod(1)], members: [member(0), member(1), member(2, false)] }, action: 'createPod', reason: 'CreatingMemberPod' },
+  { name: 'a volume whose member was removed → nothing comes back for it', s: { spec: { ...PVC, size: 2 }, pods: [pod(0), pod(1)], members: [member(0), member(1)], volumes: ['ex-0', 'ex-1', 'ex-2'], lastMembers: last3 }, action: 'none' },
+];
+
 describe('planner', () => {
-  test.each(rows.map((r) => [r.name, r] as const))('%s', (_name, r) => {
+  test.each([...rows, ...lostRows].map((r) => [r.name, r] as const))('%s', (_name, r) => {
     const p = plan(observe(r.s));
     if (typeof r.action === 'string') expect(p.action.kind).toBe(r.action);
     else expect(p.action).toEqual(r.action);

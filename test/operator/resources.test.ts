@@ -1,6 +1,6 @@
 /** The objects the operator builds: member pods (flags, TLS, storage, pod settings), services, PDB. */
-import { withDefaults, type EtcdCluster } from '../../operator/api/types';
-import { clientService, etcdArgs, memberPod, memberPVC, peerService, podDisruptionBudget } from '../../operator/resources';
+import { specProblems, withDefaults, type EtcdCluster } from '../../operator/api/types';
+import { clientService, etcdArgs, memberPod, memberPVC, metricsService, peerService, podDisruptionBudget } from '../../operator/resources';
 import { podFromPeerURL, versionOfImage } from '../../operator/api/naming';
 
 const c = (spec: Partial<EtcdCluster['spec']> = {}): EtcdCluster => ({
@@ -24,7 +24,39 @@ test('TLS switches URLs to https and mounts the secrets; pass-through cannot ove
   expect(args.filter((a) => a.startsWith('--initial-cluster='))).toEqual(['--initial-cluster=db-0=https://db-0.db.prod.svc:2380']);
   const pod = memberPod(x, x.spec, 'db-0', 'new', [{ name: 'db-0', peerURL: 'https://db-0.db.prod.svc:2380' }]) as unknown as { spec: { volumes: { name: string; secret?: { secretName: string } }[]; containers: { readinessProbe: Record<string, unknown> }[] } };
   expect(pod.spec.volumes.map((v) => v.secret?.secretName).filter(Boolean)).toEqual(['cs', 'ps']);
-  expect(pod.spec.containers[0].readinessProbe.tcpSocket).toBeDefined();
+  // the kubelet has no client certificate: readiness is /health on the plain-HTTP metrics port
+  expect(pod.spec.containers[0].readinessProbe).toMatchObject({ httpGet: { path: '/health', port: 2381, scheme: 'HTTP' } });
+});
+
+test('auto-compaction settings become the etcd flags; revision mode wants a count', () => {
+  const x = c({ etcd: { autoCompactionMode: 'revision', autoCompactionRetention: '1000' } });
+  const args = etcdArgs(x, x.spec, 'db-0', 'new', []);
+  expect([flag(args, 'auto-compaction-mode'), flag(args, 'auto-compaction-retention')]).toEqual(['revision', '1000']);
+  expect(specProblems(x.spec)).toEqual([]);
+  expect(specProblems(c({ etcd: { autoCompactionMode: 'revision', autoCompactionRetention: '1h' } }).spec)).toEqual(['spec.etcd.autoCompactionRetention must be a number of revisions in revision mode, got "1h"']);
+  expect(specProblems(c({ etcd: { autoCompactionMode: 'periodic', autoCompactionRetention: '1h' } }).spec)).toEqual([]);
+  expect(flag(etcdArgs(c(), c().spec, 'db-0', 'new', []), 'auto-compaction-mode')).toBeUndefined();
+});
+
+test('metrics: every member serves plain-HTTP /metrics on 2381 (TLS or not), and a headless metrics Service selects them', () => {
+  for (const tls of [undefined, { clientSecret: 'cs', peerSecret: 'ps' }]) {
+    const x = c({ tls, etcd: { extraArgs: { 'listen-metrics-urls': 'https://0.0.0.0:9999' } } });
+    const args = etcdArgs(x, x.spec, 'db-0', 'new', []);
+    expect(args.filter((a) => a.startsWith('--listen-metrics-urls='))).toEqual(['--listen-metrics-urls=http://0.0.0.0:2381']);
+    const pod = memberPod(x, x.spec, 'db-0', 'new', []) as unknown as { spec: { containers: { ports: { name: string; containerPort: number }[]; readinessProbe: unknown }[] } };
+    expect(pod.spec.containers[0].ports).toContainEqual({ name: 'metrics', containerPort: 2381 });
+  }
+  const svc = metricsService(c()) as unknown as { metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string>; ownerReferences: unknown[] }; spec: Record<string, unknown> };
+  expect(svc.metadata.name).toBe('db-metrics');
+  expect(svc.metadata.labels).toMatchObject({ 'app.kubernetes.io/name': 'etcd', 'etcd.ts-etcd.io/cluster': 'db', 'app.kubernetes.io/component': 'metrics' });
+  expect(svc.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '2381' });
+  expect(svc.metadata.ownerReferences).toHaveLength(1);
+  expect(svc.spec).toEqual({
+    clusterIP: 'None',
+    publishNotReadyAddresses: true,
+    selector: { 'app.kubernetes.io/name': 'etcd', 'etcd.ts-etcd.io/cluster': 'db' },
+    ports: [{ name: 'metrics', port: 2381, targetPort: 2381 }],
+  });
 });
 
 test('pod settings, storage, owner references', () => {

@@ -3,7 +3,7 @@
  * conventions, for the resources the operator uses. Everything on 127.0.0.1, no auth.
  *
  * Implements:
- *  - resources: namespaces; core/v1 pods, services, events, persistentvolumeclaims, secrets, configmaps,
+ *  - resources: namespaces; core/v1 pods, services, endpoints (the process kubelet keeps them), events, persistentvolumeclaims, secrets, configmaps,
  *    serviceaccounts; policy/v1 poddisruptionbudgets; coordination.k8s.io/v1 leases; etcd.ts-etcd.io/v1alpha1
  *    etcdclusters; and, stored only (no controllers), apps/v1 deployments, apiextensions.k8s.io/v1 CRDs and
  *    rbac.authorization.k8s.io/v1 roles and bindings, so `kubectl apply` can map the manifests;
@@ -24,10 +24,13 @@
  *  - garbage collection: deleting an object deletes (in the background, recursively) every object whose
  *    ownerReferences name its uid, and an object created with owners that no longer exist is deleted too;
  *    deleting a namespace deletes everything in it;
- *  - Status objects for errors (kind Status, reason, code, details).
- * Does not implement: authn/authz, admission (no defaulting from OpenAPI schemas, no validation), finalizers and
- * graceful deletion (a DELETE removes the object at once — a pod never shows deletionTimestamp), server-side apply,
- * field managers, pagination (limit/continue), protobuf, table output, immutable-field checks.
+ *  - Status objects for errors (kind Status, reason, code, details);
+ *  - custom resources of installed CRDs (those of manifests/ from the start, and any CRD written later): every write
+ *    pruned of undeclared fields (a `Warning` header per field, or 400 with ?fieldValidation=Strict), defaulted and
+ *    validated against the schema and its CEL rules (422 Invalid, as field errors); the /scale subresource (crds.ts).
+ * Does not implement: authn/authz, admission beyond CRD schemas, finalizers and graceful deletion (a DELETE removes
+ * the object at once — a pod never shows deletionTimestamp), server-side apply, field managers, pagination
+ * (limit/continue), protobuf, table output, immutable-field checks of the built-in kinds.
  *
  * In-process, tests use `store` (the same code paths, same resourceVersions and watch events) to play kubelet.
  */
@@ -36,6 +39,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { matches, parseSelector, SelectorError, type Requirement } from './selectors';
 import { jsonPatch, mergePatch, PatchError } from './patch';
+import { AdmissionError, CustomResources, getPath, manifestCRDs, setPath, type FieldValidation, type Installed } from './crds';
 
 export interface KMeta {
   name?: string;
@@ -72,6 +76,7 @@ export const RESOURCES: ResourceType[] = [
   { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, status: true },
   { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, status: true },
   { group: '', version: 'v1', plural: 'services', kind: 'Service', namespaced: true, status: true },
+  { group: '', version: 'v1', plural: 'endpoints', kind: 'Endpoints', namespaced: true, status: false },
   { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true, status: false },
   { group: '', version: 'v1', plural: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true, status: true },
   { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true, status: false },
@@ -140,9 +145,17 @@ export class Journal {
   }
 }
 
+/** Options of one write: how a custom resource's unknown fields are answered, and where the warnings go. */
+export interface WriteOptions {
+  fieldValidation?: FieldValidation;
+  warnings?: string[];
+}
+
 export type WriteHook = (req: { method: string; rt: ResourceType; namespace?: string; name?: string; subresource?: string; body?: KObj }) => void | { code: number; reason: string; message: string };
 
 export class Store {
+  /** The installed CRDs: every write of their custom resources is pruned, defaulted and validated (crds.ts). */
+  readonly crds = new CustomResources();
   private rv = 0;
   private readonly objects = new Map<string, KObj>();
   private readonly history: Change[] = [];
@@ -217,10 +230,10 @@ export class Store {
     }
   }
 
-  create(rtIn: ResourceType | string, ns: string | undefined, body: KObj): KObj {
+  create(rtIn: ResourceType | string, ns: string | undefined, body: KObj, o: WriteOptions = {}): KObj {
     const rt = typeof rtIn === 'string' ? Store.rt(rtIn) : rtIn;
     this.checkNamespace(rt, ns);
-    const obj = clone(body);
+    let obj = clone(body);
     obj.metadata = { ...(obj.metadata ?? {}) };
     if (rt.namespaced) {
       if (obj.metadata.namespace && obj.metadata.namespace !== ns) {
@@ -244,6 +257,7 @@ export class Store {
     obj.metadata.resourceVersion = String(++this.rv);
     delete obj.metadata.deletionTimestamp;
     if (rt.plural === 'namespaces') obj.status = { phase: 'Active' };
+    obj = this.admit(rt, obj, undefined, o);
     this.objects.set(key, obj);
     this.record('ADDED', rt, obj);
     // as the real garbage collector: a dependent created after its owner is gone (a racing writer) is collected too
@@ -265,7 +279,7 @@ export class Store {
   }
 
   /** PUT semantics: the whole object (or, with subresource 'status', only its status). */
-  update(rtIn: ResourceType | string, ns: string | undefined, name: string, body: KObj, subresource?: 'status'): KObj {
+  update(rtIn: ResourceType | string, ns: string | undefined, name: string, body: KObj, subresource?: 'status', o: WriteOptions = {}): KObj {
     const rt = typeof rtIn === 'string' ? Store.rt(rtIn) : rtIn;
     const key = Store.key(rt, ns, name);
     const cur = this.objects.get(key);
@@ -291,10 +305,11 @@ export class Store {
         if (cur.status === undefined) delete next.status;
         else next.status = clone(cur.status);
       }
-      if (specOf(next) !== specOf(cur)) next.metadata.generation = (cur.metadata.generation ?? 1) + 1;
     }
     next.apiVersion = gv(rt);
     next.kind = rt.kind;
+    next = this.admit(rt, next, cur, o);
+    if (subresource !== 'status' && specOf(next) !== specOf(cur)) next.metadata.generation = (cur.metadata.generation ?? 1) + 1;
     if (JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: '' } }) === JSON.stringify({ ...cur, metadata: { ...cur.metadata, resourceVersion: '' } })) {
       return clone(cur); // a no-op write does not bump the resourceVersion (as the real API server)
     }
@@ -304,7 +319,7 @@ export class Store {
     return clone(next);
   }
 
-  patch(rtIn: ResourceType | string, ns: string | undefined, name: string, contentType: string, patch: unknown, subresource?: 'status'): KObj {
+  patch(rtIn: ResourceType | string, ns: string | undefined, name: string, contentType: string, patch: unknown, subresource?: 'status', o: WriteOptions = {}): KObj {
     const rt = typeof rtIn === 'string' ? Store.rt(rtIn) : rtIn;
     const cur = this.objects.get(Store.key(rt, ns, name));
     if (!cur) throw notFound(rt, name);
@@ -321,7 +336,31 @@ export class Store {
     const pre = (patch as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
     if (!Array.isArray(patch) && pre !== undefined && pre !== cur.metadata.resourceVersion) throw conflict(rt, name);
     next.metadata = { ...next.metadata, resourceVersion: cur.metadata.resourceVersion };
-    return this.update(rt, ns, name, next, subresource);
+    return this.update(rt, ns, name, next, subresource, o);
+  }
+
+  /**
+   * Admission of a write: a custom resource of an installed CRD is pruned, defaulted and validated (against `old` for
+   * transition rules); a CRD is installed (or refused) as it is written.
+   */
+  private admit(rt: ResourceType, obj: KObj, old: KObj | undefined, o: WriteOptions): KObj {
+    if (rt.plural === 'customresourcedefinitions') {
+      try {
+        this.crds.install(obj);
+      } catch (e) {
+        if (e instanceof AdmissionError) throw new ApiStatusError(e.code, e.reason, e.message);
+        throw e;
+      }
+      return obj;
+    }
+    const c = rt.group ? this.crds.get(rt.group, rt.plural) : undefined;
+    if (!c) return obj;
+    try {
+      return this.crds.admit(c, obj, old, o.fieldValidation ?? 'Warn', o.warnings ?? []);
+    } catch (e) {
+      if (e instanceof AdmissionError) throw new ApiStatusError(e.code, e.reason, e.message, e.causes.length > 0 ? { name: obj.metadata.name, group: c.group, kind: c.kind, causes: e.causes } : undefined);
+      throw e;
+    }
   }
 
   delete(rtIn: ResourceType | string, ns: string | undefined, name: string, opts: { uid?: string; resourceVersion?: string; propagationPolicy?: string } = {}): KObj {
@@ -334,6 +373,7 @@ export class Store {
     }
     if (opts.resourceVersion !== undefined && opts.resourceVersion !== cur.metadata.resourceVersion) throw conflict(rt, name);
     this.objects.delete(key);
+    if (rt.plural === 'customresourcedefinitions') this.crds.uninstall(name);
     const gone = clone(cur);
     gone.metadata.resourceVersion = String(++this.rv);
     this.record('DELETED', rt, gone, cur);
@@ -408,10 +448,15 @@ export class KubeApiServer {
   beforeWrite?: WriteHook;
   url = '';
 
-  constructor(journal = new Journal()) {
+  /** API warnings answered to clients (unknown fields dropped), with who wrote. */
+  readonly warnings: { userAgent?: string; method: string; path: string; warning: string }[] = [];
+
+  /** `crds`: the CRDs installed from the start (default: those of manifests/, as after `kubectl apply -f manifests/`). */
+  constructor(journal = new Journal(), o: { crds?: KObj[] } = {}) {
     this.journal = journal;
     this.store = new Store(journal);
     for (const ns of ['default', 'kube-system']) this.store.create('namespaces', undefined, { metadata: { name: ns } });
+    for (const crd of o.crds ?? manifestCRDs()) this.store.create('customresourcedefinitions', undefined, crd);
   }
 
   async start(): Promise<string> {
@@ -476,6 +521,7 @@ export class KubeApiServer {
       resources: rs.flatMap((r) => [
         { name: r.plural, singularName: r.kind.toLowerCase(), namespaced: r.namespaced, kind: r.kind, verbs, shortNames: r.shortNames },
         ...(r.status ? [{ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] }] : []),
+        ...(this.scaleOf(r) ? [{ name: `${r.plural}/scale`, singularName: '', namespaced: r.namespaced, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] }] : []),
       ]),
     };
   }
@@ -485,8 +531,12 @@ export class KubeApiServer {
     const method = req.method ?? 'GET';
     const rec: RequestRecord = { seq: 0, method, path: u.pathname + u.search, status: 0, userAgent: req.headers['user-agent'] };
     this.requests.push(rec);
+    const warnings: string[] = [];
     const send = (code: number, body: unknown): void => {
       rec.status = code;
+      for (const w of warnings) this.warnings.push({ userAgent: rec.userAgent, method, path: rec.path, warning: w });
+      // RFC 7234 warn-code 299 and warn-agent "-", as kube-apiserver's Warning headers
+      if (warnings.length > 0 && code < 300) res.setHeader('Warning', warnings.map((w) => `299 - ${JSON.stringify(w)}`));
       if (method !== 'GET') rec.seq = this.journal.add(`${method} ${u.pathname} ${code}`);
       res.writeHead(code, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
     };
@@ -501,7 +551,8 @@ export class KubeApiServer {
       }
       if (!r) return send(404, new ApiStatusError(404, 'NotFound', 'the server could not find the requested resource').toStatus());
       const { rt, namespace, name, subresource } = r;
-      if (subresource !== undefined && (subresource !== 'status' || !rt.status)) {
+      const scale = subresource === 'scale' ? this.scaleOf(rt) : undefined;
+      if (subresource !== undefined && !(subresource === 'status' && rt.status) && !scale) {
         return send(404, new ApiStatusError(404, 'NotFound', 'the server could not find the requested resource').toStatus());
       }
       let body: KObj | undefined;
@@ -516,6 +567,10 @@ export class KubeApiServer {
         const injected = this.beforeWrite({ method, rt, namespace, name, subresource, body });
         if (injected) return send(injected.code, new ApiStatusError(injected.code, injected.reason, injected.message).toStatus());
       }
+      const fv = u.searchParams.get('fieldValidation') ?? 'Warn';
+      if (fv !== 'Strict' && fv !== 'Warn' && fv !== 'Ignore') return send(400, new ApiStatusError(400, 'BadRequest', `fieldValidation must be one of "Ignore", "Strict" or "Warn", got "${fv}"`).toStatus());
+      const wo: WriteOptions = { fieldValidation: fv, warnings };
+      if (scale && name !== undefined) return send(200, this.scale(scale, method, rt, namespace, name, body, String(req.headers['content-type'] ?? ''), wo));
       const selector = parseSelector(u.searchParams.get('labelSelector'));
       const fieldSel = u.searchParams.get('fieldSelector');
       const nameField = fieldSel?.match(/^metadata\.name=(.*)$/)?.[1];
@@ -536,13 +591,13 @@ export class KubeApiServer {
           }
         case 'POST':
           if (name !== undefined || !body) return send(405, new ApiStatusError(405, 'MethodNotAllowed', 'POST goes to a collection with a body').toStatus());
-          return send(201, this.store.create(rt, rt.namespaced ? namespace : undefined, body));
+          return send(201, this.store.create(rt, rt.namespaced ? namespace : undefined, body, wo));
         case 'PUT':
           if (name === undefined || !body) return send(405, new ApiStatusError(405, 'MethodNotAllowed', 'PUT needs a name and a body').toStatus());
-          return send(200, this.store.update(rt, ns, name, body, subresource === 'status' ? 'status' : undefined));
+          return send(200, this.store.update(rt, ns, name, body, subresource === 'status' ? 'status' : undefined, wo));
         case 'PATCH':
           if (name === undefined || body === undefined) return send(405, new ApiStatusError(405, 'MethodNotAllowed', 'PATCH needs a name and a body').toStatus());
-          return send(200, this.store.patch(rt, ns, name, String(req.headers['content-type'] ?? ''), body, subresource === 'status' ? 'status' : undefined));
+          return send(200, this.store.patch(rt, ns, name, String(req.headers['content-type'] ?? ''), body, subresource === 'status' ? 'status' : undefined, wo));
         case 'DELETE': {
           if (name === undefined) return send(405, new ApiStatusError(405, 'MethodNotAllowed', 'collection deletes are not implemented').toStatus());
           const opts = (body ?? {}) as { preconditions?: { uid?: string; resourceVersion?: string }; propagationPolicy?: string };
@@ -556,6 +611,52 @@ export class KubeApiServer {
       if (e instanceof SelectorError) return send(400, new ApiStatusError(400, 'BadRequest', e.message).toStatus());
       return send(500, new ApiStatusError(500, 'InternalError', (e as Error).stack ?? String(e)).toStatus());
     }
+  }
+
+  /** The /scale subresource of a custom resource whose CRD declares one. */
+  private scaleOf(rt: ResourceType): (Installed & { scale: NonNullable<Installed['scale']> }) | undefined {
+    const c = rt.group ? this.store.crds.get(rt.group, rt.plural) : undefined;
+    return c?.scale ? (c as Installed & { scale: NonNullable<Installed['scale']> }) : undefined;
+  }
+
+  /**
+   * GET, PUT and PATCH of an autoscaling/v1 Scale: replicas read from and written to the CRD's specReplicasPath
+   * (the write is an update of the custom resource, validated like any), status replicas from statusReplicasPath.
+   */
+  private scale(c: Installed & { scale: NonNullable<Installed['scale']> }, method: string, rt: ResourceType, ns: string | undefined, name: string, body: KObj | undefined, contentType: string, wo: WriteOptions): unknown {
+    const cur = this.store.get(rt, ns, name);
+    if (!cur) throw notFound(rt, name);
+    const toScale = (o: KObj): KObj => {
+      const selector = c.scale.labelSelectorPath ? getPath(o, c.scale.labelSelectorPath) : undefined;
+      return {
+        kind: 'Scale',
+        apiVersion: 'autoscaling/v1',
+        metadata: { name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
+        spec: { replicas: getPath(o, c.scale.specReplicasPath) ?? 0 },
+        status: { replicas: getPath(o, c.scale.statusReplicasPath) ?? 0, ...(typeof selector === 'string' ? { selector } : {}) },
+      };
+    };
+    if (method === 'GET') return toScale(cur);
+    let want: KObj;
+    if (method === 'PUT' && body) want = body;
+    else if (method === 'PATCH' && body !== undefined) {
+      try {
+        if (contentType.startsWith('application/json-patch+json')) want = jsonPatch(toScale(cur), body as never) as KObj;
+        else if (contentType.startsWith('application/merge-patch+json') || contentType.startsWith('application/strategic-merge-patch+json')) want = mergePatch(toScale(cur), body) as KObj;
+        else throw new ApiStatusError(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format');
+      } catch (e) {
+        if (e instanceof PatchError) throw new ApiStatusError(422, 'Invalid', e.message);
+        throw e;
+      }
+    } else throw new ApiStatusError(405, 'MethodNotAllowed', `${method} is not supported on scale`);
+    const rv = want.metadata?.resourceVersion;
+    if (rv !== undefined && rv !== '' && rv !== cur.metadata.resourceVersion) throw conflict(rt, name);
+    const replicas = (want.spec as { replicas?: unknown } | undefined)?.replicas;
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
+      throw new ApiStatusError(422, 'Invalid', `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
+    }
+    setPath(cur as unknown as Record<string, unknown>, c.scale.specReplicasPath, replicas);
+    return toScale(this.store.update(rt, ns, name, cur, undefined, wo));
   }
 
   private watch(req: http.IncomingMessage, res: http.ServerResponse, rec: RequestRecord, rt: ResourceType, ns: string | undefined, selector: Requirement[], nameField: string | undefined, q: URLSearchParams): void {

@@ -8,13 +8,16 @@
  *    emptyDir lives and dies with the pod (by uid); a persistentVolumeClaim's directory outlives its pods);
  *  - cluster DNS: it keeps a hosts file for test/support/kube/cluster-dns.js, preloaded into every process it
  *    starts (and into the operator): `<hostname>.<subdomain>.<ns>.svc` → pod IP, `<service>.<ns>.svc` → endpoints;
+ *  - the endpoints controller's part: an Endpoints object per Service with a selector (ready and not-ready pod IPs,
+ *    the Service's target ports), so a Prometheus with kubernetes_sd_configs role `endpoints` finds the pods;
  *  - readiness: the container's readinessProbe (httpGet or tcpSocket) on the pod IP, at a test-friendly period;
  *  - status through the /status subresource: phase, podIP, hostIP, startTime, Ready/ContainersReady conditions,
  *    containerStatuses (image, ready, restartCount, state, lastState);
  *  - restarts: a container that exits is restarted per restartPolicy (Always, OnFailure, Never) with a short
  *    backoff (CrashLoopBackOff while waiting); an image change in the pod spec restarts the container (SIGTERM,
  *    SIGKILL after the grace period) on the same volumes;
- *  - deletion: a deleted pod's process is stopped and its emptyDir removed.
+ *  - deletion: a deleted pod's process is stopped and its emptyDir removed;
+ *  - a graceful node shutdown (`end`): the process stopped with SIGTERM, the pod Succeeded or Failed for good.
  * It works from the in-process store's change feed plus a periodic resync (both feed one serialized sync loop), and
  * records what it did (`events`) so tests can check orderings (e.g. that a rolling upgrade restarted one at a time).
  */
@@ -184,6 +187,21 @@ export class ProcessKubelet {
     if (!r?.child || r.pid === undefined) return undefined;
     process.kill(r.pid, sig);
     return r.pid;
+  }
+
+  /**
+   * The node shuts down gracefully under the pod: its container gets SIGTERM and the pod ends with `phase` for good
+   * (Succeeded or Failed, as kubelets of different versions report it); nothing restarts it.
+   */
+  async end(ns: string, name: string, phase: 'Succeeded' | 'Failed'): Promise<void> {
+    const r = this.runs.get(`${ns}/${name}`);
+    if (!r || r.deleted) throw new Error(`no pod ${ns}/${name} runs here`);
+    r.terminal = phase;
+    r.ready = false;
+    clearTimeout(r.restartTimer);
+    await this.killAndWait(r, 'SIGTERM');
+    this.writeStatus(r);
+    this.writeDns();
   }
 
   /** The tail of a pod's container log (stdout and stderr of all its runs). */
@@ -382,6 +400,7 @@ export class ProcessKubelet {
     r.lastTermination = { exitCode, signal: sig ?? undefined, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
     this.record(r.key, 'exited', { detail: `code ${code} signal ${sig}` });
     if (r.deleted || this.stopped) return;
+    if (r.terminal) return this.writeStatus(r); // ended for good (end())
     const why = r.stopping;
     r.stopping = undefined;
     if (why === 'update') {
@@ -543,18 +562,31 @@ export class ProcessKubelet {
     for (const r of live) {
       if (r.spec.hostname && r.spec.subdomain) hosts[`${r.spec.hostname}.${r.spec.subdomain}.${r.ns}.svc`] = [r.ip];
     }
-    for (const svc of this.api.store.list('services')) {
-      const spec = (svc.spec ?? {}) as { selector?: Record<string, string>; publishNotReadyAddresses?: boolean };
+    const services = this.api.store.list('services');
+    for (const svc of services) {
+      const spec = (svc.spec ?? {}) as { selector?: Record<string, string>; publishNotReadyAddresses?: boolean; ports?: { name?: string; port: number; targetPort?: number | string }[] };
       if (!spec.selector) continue;
       const ns = svc.metadata.namespace as string;
-      const ips = live
-        .filter((r) => r.ns === ns && (spec.publishNotReadyAddresses || r.ready))
-        .filter((r) => {
-          const labels = this.api.store.get('pods', r.ns, r.name)?.metadata.labels ?? {};
-          return Object.entries(spec.selector as Record<string, string>).every(([k, v]) => labels[k] === v);
-        })
-        .map((r) => r.ip);
+      const selected = live
+        .map((r) => ({ r, pod: r.ns === ns ? this.api.store.get('pods', r.ns, r.name) : undefined }))
+        .filter((x) => x.pod !== undefined && x.pod.metadata.uid === x.r.uid && Object.entries(spec.selector as Record<string, string>).every(([k, v]) => x.pod?.metadata.labels?.[k] === v));
+      const ips = selected.filter((x) => spec.publishNotReadyAddresses || x.r.ready).map((x) => x.r.ip);
       if (ips.length > 0) hosts[`${svc.metadata.name as string}.${ns}.svc`] = ips;
+      const address = (x: (typeof selected)[number]): Record<string, unknown> => ({ ip: x.r.ip, targetRef: { kind: 'Pod', name: x.r.name, namespace: ns, uid: x.r.uid } });
+      const ready = selected.filter((x) => spec.publishNotReadyAddresses || x.r.ready).map(address);
+      const notReady = selected.filter((x) => !(spec.publishNotReadyAddresses || x.r.ready)).map(address);
+      const ports = (spec.ports ?? []).map((p) => ({ name: p.name, port: typeof p.targetPort === 'number' ? p.targetPort : p.port, protocol: 'TCP' }));
+      const subsets = ready.length + notReady.length > 0 ? [{ ...(ready.length ? { addresses: ready } : {}), ...(notReady.length ? { notReadyAddresses: notReady } : {}), ports }] : [];
+      this.writeEndpoints(ns, svc.metadata.name as string, svc.metadata.labels, subsets);
+    }
+    for (const ep of this.api.store.list('endpoints')) {
+      if (!services.some((s) => s.metadata.namespace === ep.metadata.namespace && s.metadata.name === ep.metadata.name)) {
+        try {
+          this.api.store.delete('endpoints', ep.metadata.namespace, ep.metadata.name as string);
+        } catch {
+          // gone meanwhile
+        }
+      }
     }
     const tmp = `${this.dnsFile}.${process.pid}.tmp`;
     try {
@@ -562,6 +594,17 @@ export class ProcessKubelet {
       fs.renameSync(tmp, this.dnsFile);
     } catch {
       // the temp dir is gone (stopping)
+    }
+  }
+
+  /** Creates or updates a Service's Endpoints when they changed. */
+  private writeEndpoints(ns: string, name: string, labels: Record<string, string> | undefined, subsets: unknown[]): void {
+    const cur = this.api.store.get('endpoints', ns, name);
+    try {
+      if (!cur) this.api.store.create('endpoints', ns, { metadata: { name, labels }, subsets });
+      else if (JSON.stringify(cur.subsets ?? []) !== JSON.stringify(subsets)) this.api.store.update('endpoints', ns, name, { ...cur, subsets });
+    } catch {
+      // the namespace is going, or a racing write: the next sync writes it again
     }
   }
 
