@@ -37,6 +37,7 @@ import { Compactor } from '../etcdserver/compactor';
 import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
+import { resolveBootstrap } from '../discovery';
 
 function isV2Path(url: string): boolean {
   return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
@@ -239,10 +240,19 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     logger.info('listening for peers', { url: u });
     peerListeners.push(ps);
   }
+  // A new member bootstrapping by discovery learns its initial cluster now, its peer listeners up (as etcd's).
+  let bootstrap;
+  try {
+    bootstrap = await resolveBootstrap(cfg, WAL.exists(walDir), walDir, (pkg, level, msg, meta) => baseLogger.log(level, msg, { pkg, ...meta }));
+  } catch (err) {
+    transport.stop();
+    for (const l of peerListeners) l.close();
+    throw err;
+  }
   const server = new EtcdServer({
     name: cfg.name,
-    initialCluster: cfg.initialCluster,
-    initialClusterToken: cfg.initialClusterToken,
+    initialCluster: bootstrap.initialCluster,
+    initialClusterToken: bootstrap.token,
     initialClusterState: cfg.initialClusterState,
     advertiseClientURLs: cfg.advertiseClientURLs,
     heartbeatMs: cfg.heartbeatIntervalMs,
