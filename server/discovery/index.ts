@@ -76,7 +76,8 @@ export async function resolveBootstrap(cfg: ServerConfig, initialized: boolean, 
   if (d.srv !== '' && !initialized) {
     const { entries, errors } = await dnsClusterNames(resolver, { domain: d.srv, serviceName: d.srvName, name: cfg.name, advertisePeerURLs: cfg.initialAdvertisePeerURLs });
     for (const e of errors) log('embed', 'warn', 'failed to resolve during SRV discovery', { error: e.message, capnslog: `couldn't resolve during SRV discovery (${e.message})` });
-    if (entries.length === 0) throw new Error(`error setting up initial cluster: ${errors.map((e) => e.message).join('; ')}`);
+    // Nothing found: etcd 3.4 reports the https lookup's error.
+    if (entries.length === 0) throw new Error(`error setting up initial cluster: ${errors[0].message}`);
     for (const s of entries) log('embed', 'info', 'got bootstrap from DNS for etcd-server', { node: s, capnslog: `got bootstrap from DNS for etcd-server at ${s}` });
     const m = parseURLsMap(entries.join(','));
     if (!m) throw new Error(`error setting up initial cluster: invalid SRV records (${entries.join(',')})`);

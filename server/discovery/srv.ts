@@ -41,7 +41,7 @@ function lookupError(name: string, err: NodeJS.ErrnoException): Error {
 }
 
 /** Go's ResolveTCPAddr: `ip:port` of host:port (IPv4 preferred), as Go's TCPAddr.String() prints it. */
-async function resolveTCPAddr(r: Resolver, host: string, port: string): Promise<string> {
+async function resolveTCPAddr(r: Resolver, host: string, port: string, shown = host): Promise<string> {
   const bare = host.replace(/^\[(.*)\]$/, '$1');
   let ip: string;
   if (net.isIP(bare)) ip = bare;
@@ -50,10 +50,10 @@ async function resolveTCPAddr(r: Resolver, host: string, port: string): Promise<
     try {
       addrs = await r.lookup(bare);
     } catch (err) {
-      throw lookupError(bare, err as NodeJS.ErrnoException);
+      throw lookupError(shown, err as NodeJS.ErrnoException);
     }
     ip = addrs.find((a) => net.isIPv4(a)) ?? addrs[0];
-    if (ip === undefined) throw new Error(`lookup ${bare}: no such host`);
+    if (ip === undefined) throw new Error(`lookup ${shown}: no such host`);
   }
   return net.isIPv6(ip) ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
@@ -99,7 +99,8 @@ export async function getCluster(r: Resolver, scheme: 'http' | 'https', service:
     const port = String(rec.port);
     let addr: string;
     try {
-      addr = await resolveTCPAddr(r, rec.name, port);
+      // Go's SRV targets end with a dot, and its lookup errors name them so.
+      addr = await resolveTCPAddr(r, rec.name, port, rec.name.endsWith('.') ? rec.name : `${rec.name}.`);
     } catch (err) {
       lastErr = err as Error;
       continue;

@@ -1,0 +1,186 @@
+/**
+ * --discovery-srv: the initial cluster from DNS SRV records, served by a DNS responder on loopback
+ * (test/support/dns.ts). Each member runs with that server as its /etc/resolv.conf in a private mount namespace, so
+ * it resolves exactly as in production; Debian's etcd runs the same way, side by side. Plain (`_etcd-server`) and
+ * TLS (`_etcd-server-ssl`) records, --discovery-srv-name, a member matched by an advertised hostname or IP, and
+ * records that point nowhere or leave the member out; `etcdctl --discovery-srv` finds the client endpoints.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Issued, issue, makeCA } from '../support/certs';
+import { Impl, clusterView, etcdmainErrors } from '../support/discovery';
+import { SRVTarget, TestDns, resolvWrapped, startDns } from '../support/dns';
+import { OUR_ETCD, REAL_ETCD, RunningEtcd, explainFailure, freePort, spawnEtcd } from '../support/real-etcd';
+
+const ETCDCTL = path.join(__dirname, '..', '..', 'dist', 'server', 'etcdctl', 'main.js');
+
+describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'discovery-srv-'));
+  const procs: RunningEtcd[] = [];
+  let dns: TestDns;
+  let ca: Issued;
+  let dirs = 0;
+
+  beforeAll(async () => {
+    dns = await startDns(root, { srv: {}, a: {} });
+    ca = makeCA(path.join(root, 'pki'), 'srv-ca');
+  });
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await dns?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  interface Planned {
+    name: string;
+    host: string;
+    peerPort: number;
+    clientURL: string;
+    dataDir: string;
+  }
+
+  /** Names and ports for members of `domain`, each host resolving to 127.0.0.1. */
+  const plan = async (domain: string, names: string[]): Promise<Planned[]> =>
+    Promise.all(
+      names.map(async (name) => {
+        const host = `${name}.${domain}`;
+        dns.records.a![host] = '127.0.0.1';
+        return { name, host, peerPort: await freePort(), clientURL: `http://127.0.0.1:${await freePort()}`, dataDir: path.join(root, `${name}-${dirs++}`) };
+      }),
+    );
+
+  const srv = (service: string, domain: string, members: Planned[]): void => {
+    dns.records.srv![`_${service}._tcp.${domain}`] = members.map((m): SRVTarget => ({ target: `${m.host}.`, port: m.peerPort }));
+  };
+
+  /** Starts a member inside the test resolver; `advertise`: its peer URL's host (its SRV hostname or 127.0.0.1). */
+  const start = async (impl: Impl, m: Planned, o: { scheme: 'http' | 'https'; domain: string; advertise?: string; extra?: string[]; wait?: boolean }): Promise<RunningEtcd> => {
+    const tls: string[] = [];
+    if (o.scheme === 'https') {
+      const cert = issue(path.join(root, 'pki'), `${m.name}-${dirs++}`, ca, { cn: m.name, hosts: [m.host, '127.0.0.1'] });
+      tls.push('--peer-cert-file', cert.certFile, '--peer-key-file', cert.keyFile, '--peer-trusted-ca-file', ca.certFile, '--peer-client-cert-auth');
+    }
+    const args = [
+      '--name', m.name, '--data-dir', m.dataDir, '--enable-v2=true',
+      '--listen-client-urls', m.clientURL, '--advertise-client-urls', m.clientURL,
+      '--listen-peer-urls', `${o.scheme}://127.0.0.1:${m.peerPort}`,
+      '--initial-advertise-peer-urls', `${o.scheme}://${o.advertise ?? m.host}:${m.peerPort}`,
+      '--heartbeat-interval', '50', '--election-timeout', '500',
+      '--discovery-srv', o.domain,
+      ...tls,
+      ...(o.extra ?? []),
+    ];
+    const cmd = impl === 'ours' ? resolvWrapped(dns.resolvConf, process.execPath, [OUR_ETCD, ...args]) : resolvWrapped(dns.resolvConf, REAL_ETCD, args);
+    const p = await spawnEtcd(cmd.command, cmd.args, { clientURL: m.clientURL, peerURL: '', dataDir: m.dataDir }, { wait: o.wait });
+    procs.push(p);
+    return p;
+  };
+
+  /** Starts all members at once; they serve once they find each other. */
+  const startAll = async (impl: Impl, ms: Planned[], o: Parameters<typeof start>[2], advertise?: (i: number) => string | undefined): Promise<RunningEtcd[]> => {
+    const started = await Promise.allSettled(ms.map((m, i) => start(impl, m, { ...o, advertise: advertise?.(i) })));
+    for (const r of started) if (r.status === 'rejected') throw r.reason;
+    return started.map((r) => (r as PromiseFulfilledResult<RunningEtcd>).value);
+  };
+
+  /** The cluster as every member sees it, ports replaced by the member's index, to compare two servers' clusters. */
+  const shape = async (members: RunningEtcd[], planned: Planned[], domain: string) => {
+    const views = await explainFailure(members.map((proc, i) => ({ name: planned[i].name, proc })), () => Promise.all(members.map(clusterView)));
+    for (const v of views) expect(v).toEqual(views[0]);
+    return views[0].members.map((m) => ({ name: m.name, peerURLs: m.peerURLs.map((u) => u.replace(domain, 'DOMAIN').replace(/:\d+$/, ':PORT')) }));
+  };
+
+  test('plain records (_etcd-server._tcp): three of our members form one cluster, matched by hostname or IP; Debian\'s 3.4.23 cannot (it drops http records)', async () => {
+    const domain = 'plain.test';
+    const ms = await plan(domain, ['m1', 'm2', 'm3']);
+    srv('etcd-server', domain, ms);
+    // m1 advertises its SRV hostname, the others 127.0.0.1: each is found by the address its URLs resolve to.
+    const members = await startAll('ours', ms, { scheme: 'http', domain }, (i) => (i === 0 ? undefined : '127.0.0.1'));
+    expect(await shape(members, ms, domain)).toEqual(['m1', 'm2', 'm3'].map((name) => ({ name, peerURLs: [`http://${name}.DOMAIN:PORT`] })));
+    expect(dns.asked).toContain(`_etcd-server-ssl._tcp.${domain}/33`);
+
+    // etcd 3.4.23 keeps the http records only when their lookup fails (fixed in 3.5): it reports the https lookup.
+    const lone = await plan('plain-etcd.test', ['solo']);
+    srv('etcd-server', 'plain-etcd.test', lone);
+    const theirs = await start('etcd', lone[0], { scheme: 'http', domain: 'plain-etcd.test', wait: false });
+    expect(await theirs.exited).toBe(1);
+    expect(etcdmainErrors(theirs.output(), '\0')).toEqual([
+      `error setting up initial cluster: error querying DNS SRV records for _etcd-server-ssl lookup _etcd-server-ssl._tcp.plain-etcd.test on ${dns.address}:53: no such host`,
+    ]);
+  });
+
+  test('TLS records (_etcd-server-ssl._tcp): ours and Debian\'s etcd each form the same 3-member https cluster', async () => {
+    const shapes = [];
+    for (const impl of ['ours', 'etcd'] as Impl[]) {
+      const domain = `tls-${impl}.test`;
+      const ms = await plan(domain, ['m1', 'm2', 'm3']);
+      srv('etcd-server-ssl', domain, ms);
+      const members = await startAll(impl, ms, { scheme: 'https', domain }, (i) => (i === 2 ? '127.0.0.1' : undefined));
+      shapes.push(await shape(members, ms, domain));
+    }
+    expect(shapes[0]).toEqual(['m1', 'm2', 'm3'].map((name) => ({ name, peerURLs: [`https://${name}.DOMAIN:PORT`] })));
+    expect(shapes[1]).toEqual(shapes[0]);
+  });
+
+  test('--discovery-srv-name, records that leave the member out or point nowhere: as Debian\'s etcd, side by side', async () => {
+    const outcome = async (impl: Impl) => {
+      const domain = `named-${impl}.test`;
+      // --discovery-srv-name prod: only _etcd-server-ssl-prod._tcp counts.
+      const [solo] = await plan(domain, ['solo']);
+      srv('etcd-server-ssl-prod', domain, [solo]);
+      const named = await start(impl, solo, { scheme: 'https', domain, extra: ['--discovery-srv-name', 'prod'] });
+      const namedShape = await shape([named], [solo], domain);
+      // Records for other members only: this one is not among them.
+      const [left, other] = await plan(`left-${impl}.test`, ['left', 'other']);
+      srv('etcd-server-ssl', `left-${impl}.test`, [other]);
+      const leftOut = await start(impl, left, { scheme: 'https', domain: `left-${impl}.test`, wait: false });
+      // Records whose targets do not resolve.
+      const [lost] = await plan(`nowhere-${impl}.test`, ['lost']);
+      dns.records.srv![`_etcd-server-ssl._tcp.nowhere-${impl}.test`] = [{ target: `ghost.nowhere-${impl}.test.`, port: lost.peerPort }];
+      const nowhere = await start(impl, lost, { scheme: 'https', domain: `nowhere-${impl}.test`, wait: false });
+      const failed = async (p: RunningEtcd) => ({ code: await p.exited, errors: etcdmainErrors(p.output(), '\0').map((e) => e.replace(/-(ours|etcd)\.test/g, '-IMPL.test')) });
+      return { namedShape, leftOut: await failed(leftOut), nowhere: await failed(nowhere) };
+    };
+    const ours = await outcome('ours');
+    const theirs = await outcome('etcd');
+    expect(ours).toEqual(theirs);
+    expect(ours.namedShape).toEqual([{ name: 'solo', peerURLs: ['https://solo.DOMAIN:PORT'] }]);
+    expect(ours.leftOut).toEqual({ code: 1, errors: ['error setting up initial cluster: cannot find local etcd member "left" in SRV records'] });
+    expect(ours.nowhere).toEqual({
+      code: 1,
+      errors: [`error setting up initial cluster: error querying DNS SRV records for _etcd-server-ssl lookup ghost.nowhere-IMPL.test. on ${dns.address}:53: no such host`],
+    });
+  });
+
+  test('etcdctl --discovery-srv finds the client endpoints from _etcd-client._tcp', async () => {
+    const domain = 'clients.test';
+    const [m] = await plan(domain, ['c1']);
+    srv('etcd-server', domain, [m]);
+    await start('ours', m, { scheme: 'http', domain });
+    dns.records.a![`api.${domain}`] = '127.0.0.1';
+    dns.records.srv![`_etcd-client._tcp.${domain}`] = [{ target: `api.${domain}.`, port: Number(new URL(m.clientURL).port) }];
+    // Asynchronously: the DNS server answers from this process.
+    const ctl = (args: string[], srvDomain = domain) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        const c = resolvWrapped(dns.resolvConf, process.execPath, [ETCDCTL, '--discovery-srv', srvDomain, ...args]);
+        execFile(c.command, c.args, { encoding: 'utf8', timeout: 20000, env: { ...process.env, ETCDCTL_API: '3' } }, (err, stdout, stderr) =>
+          resolve({ status: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
+        );
+      });
+    const put = await ctl(['put', 'found', 'by-srv']);
+    expect([put.status, put.stdout, put.stderr]).toEqual([0, 'OK\n', '']);
+    const get = await ctl(['get', 'found']);
+    expect([get.status, get.stdout]).toEqual([0, 'found\nby-srv\n']);
+    // Without --insecure-discovery, http endpoints are dropped (with etcdctl's note), and the default endpoint is used.
+    const strict = await ctl(['--insecure-discovery=false', '--endpoints', m.clientURL, 'get', 'found']);
+    expect([strict.status, strict.stdout, strict.stderr]).toEqual([0, 'found\nby-srv\n', `ignoring discovered insecure endpoint "http://api.${domain}:${new URL(m.clientURL).port}"\n`]);
+    const missing = await ctl(['get', 'found'], 'nothing.test');
+    expect([missing.status, missing.stderr]).toEqual([
+      1,
+      `Error: dns lookup errors: lookup _etcd-client-ssl._tcp.nothing.test on ${dns.address}:53: no such host and lookup _etcd-client._tcp.nothing.test on ${dns.address}:53: no such host\n`,
+    ]);
+  });
+});
