@@ -413,9 +413,6 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
   const advertisePeer = list('initial-advertise-peer-urls');
   const givenCluster = str('initial-cluster');
   // With discovery the initial cluster starts as this member alone (etcd's temporary cluster); discovery replaces it.
-  if (discovery.srvName !== '' && discovery.srv === '' && discovery.url === '' && !explicit.has('initial-cluster')) {
-    throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
-  }
   const initialClusterStr = explicit.has('initial-cluster') ? givenCluster : advertisePeer.map((u) => `${name}=${u}`).join(',');
   const initialCluster = parseInitialCluster(initialClusterStr);
   const state = str('initial-cluster-state') as 'new' | 'existing';
