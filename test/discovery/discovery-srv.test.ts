@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Issued, issue, makeCA } from '../support/certs';
 import { Impl, clusterView, etcdmainErrors } from '../support/discovery';
-import { SRVTarget, TestDns, resolvWrapped, startDns } from '../support/dns';
+import { SRVTarget, TestDns, resolvWrapped, startDns, startDnsmasq } from '../support/dns';
 import { OUR_ETCD, REAL_ETCD, RunningEtcd, explainFailure, freePort, spawnEtcd } from '../support/real-etcd';
 
 const ETCDCTL = path.join(__dirname, '..', '..', 'dist', 'server', 'etcdctl', 'main.js');
@@ -57,7 +57,7 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
   };
 
   /** Starts a member inside the test resolver; `advertise`: its peer URL's host (its SRV hostname or 127.0.0.1). */
-  const start = async (impl: Impl, m: Planned, o: { scheme: 'http' | 'https'; domain: string; advertise?: string; extra?: string[]; wait?: boolean }): Promise<RunningEtcd> => {
+  const start = async (impl: Impl, m: Planned, o: { scheme: 'http' | 'https'; domain: string; advertise?: string; extra?: string[]; wait?: boolean; resolvConf?: string }): Promise<RunningEtcd> => {
     const tls: string[] = [];
     if (o.scheme === 'https') {
       const cert = issue(path.join(root, 'pki'), `${m.name}-${dirs++}`, ca, { cn: m.name, hosts: [m.host, '127.0.0.1'] });
@@ -73,7 +73,8 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
       ...tls,
       ...(o.extra ?? []),
     ];
-    const cmd = impl === 'ours' ? resolvWrapped(dns.resolvConf, process.execPath, [OUR_ETCD, ...args]) : resolvWrapped(dns.resolvConf, REAL_ETCD, args);
+    const resolv = o.resolvConf ?? dns.resolvConf;
+    const cmd = impl === 'ours' ? resolvWrapped(resolv, process.execPath, [OUR_ETCD, ...args]) : resolvWrapped(resolv, REAL_ETCD, args);
     const p = await spawnEtcd(cmd.command, cmd.args, { clientURL: m.clientURL, peerURL: '', dataDir: m.dataDir }, { wait: o.wait });
     procs.push(p);
     return p;
@@ -153,6 +154,27 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
       code: 1,
       errors: [`error setting up initial cluster: error querying DNS SRV records for _etcd-server-ssl lookup ghost.nowhere-IMPL.test. on ${dns.address}:53: no such host`],
     });
+  });
+
+  test("a real resolver, Debian's dnsmasq, serving the records: three of our members bootstrap, plain and TLS", async () => {
+    const plain = await plan('real-plain.test', ['m1', 'm2', 'm3']);
+    const tls = await plan('real-tls.test', ['m1', 'm2', 'm3']);
+    const records = {
+      srv: {
+        '_etcd-server._tcp.real-plain.test': plain.map((m) => ({ target: m.host, port: m.peerPort })),
+        '_etcd-server-ssl._tcp.real-tls.test': tls.map((m) => ({ target: m.host, port: m.peerPort })),
+      },
+      a: Object.fromEntries([...plain, ...tls].map((m) => [m.host, '127.0.0.1'])),
+    };
+    const real = await startDnsmasq(root, records);
+    try {
+      for (const [scheme, domain, ms] of [['http', 'real-plain.test', plain], ['https', 'real-tls.test', tls]] as const) {
+        const members = await startAll('ours', ms, { scheme, domain, resolvConf: real.resolvConf }, (i) => (i === 1 ? '127.0.0.1' : undefined));
+        expect(await shape(members, ms, domain)).toEqual(['m1', 'm2', 'm3'].map((name) => ({ name, peerURLs: [`${scheme}://${name}.DOMAIN:PORT`] })));
+      }
+    } finally {
+      await real.close();
+    }
   });
 
   test('etcdctl --discovery-srv finds the client endpoints from _etcd-client._tcp', async () => {

@@ -4,11 +4,13 @@
  * - startDns: a small UDP DNS responder (node dgram) answering SRV and A queries from a table (AAAA and others: no
  *   data; unknown names: NXDOMAIN). It listens on port 53 of an address of its own in 127.0.0.0/8, because
  *   resolv.conf cannot name a port.
+ * - startDnsmasq: the same records served by a real resolver, Debian's dnsmasq (package dnsmasq-base), fixed at start.
  * - resolvWrapped: the command line that runs a program in a private mount namespace (util-linux `unshare -m`,
  *   root) where /etc/resolv.conf is a bind mount of a file naming that server. The program then resolves through it
  *   exactly as it would in production through the host's resolver — no option, variable or code path of the server
  *   is involved — and Debian's etcd is run the same way.
  */
+import { spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -112,7 +114,7 @@ export async function startDns(dir: string, records: DnsRecords): Promise<TestDn
   });
   let address = '';
   for (let tries = 0; ; tries++) {
-    address = `127.53.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+    address = randomLoopback();
     try {
       await new Promise<void>((resolve, reject) => {
         sock.once('error', reject);
@@ -130,6 +132,48 @@ export async function startDns(dir: string, records: DnsRecords): Promise<TestDn
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(resolvConf, `nameserver ${address}\noptions timeout:1 attempts:2\n`);
   return { address, records, resolvConf, asked, close: () => new Promise<void>((r) => sock.close(() => r())) };
+}
+
+/** A random 127.53.x.y, for a DNS server's port 53. */
+const randomLoopback = (): string => `127.53.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
+
+export const DNSMASQ = '/usr/sbin/dnsmasq';
+
+/**
+ * Debian's dnsmasq answering exactly `records` (authoritative for `.test`: other names there are NXDOMAIN), on port 53
+ * of a random 127.53.x.y; resolves once it answers.
+ */
+export async function startDnsmasq(dir: string, records: DnsRecords): Promise<TestDns> {
+  if (!fs.existsSync(DNSMASQ)) throw new Error(`${DNSMASQ} is missing: install Debian's dnsmasq-base (apt-get install -y dnsmasq-base), as .ci/run does`);
+  const address = randomLoopback();
+  const args = ['--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--port=53', `--listen-address=${address}`, '--bind-interfaces', '--user=root', '--pid-file=', '--local=/test/', '--log-facility=-'];
+  for (const [name, targets] of Object.entries(records.srv ?? {})) {
+    for (const t of targets) args.push(`--srv-host=${name},${t.target.replace(/\.$/, '')},${t.port},${t.priority ?? 0},${t.weight ?? 0}`);
+  }
+  for (const [name, ip] of Object.entries(records.a ?? {})) args.push(`--host-record=${name},${ip}`);
+  const proc = spawn(DNSMASQ, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const deadline = Date.now() + 10000;
+  while (!out.includes('started, version')) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`dnsmasq did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 20)); // until it says it serves
+  }
+  const resolvConf = path.join(dir, `resolv-${address}.conf`);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(resolvConf, `nameserver ${address}\noptions timeout:1 attempts:2\n`);
+  return {
+    address,
+    records,
+    resolvConf,
+    asked: [],
+    close: async () => {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /** `command args` run with `resolvConf` as its /etc/resolv.conf (a private mount namespace): the argv to spawn. */
