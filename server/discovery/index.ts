@@ -50,15 +50,15 @@ export async function resolveBootstrap(cfg: ServerConfig, initialized: boolean, 
     }
     if (cfg.initialClusterState === 'existing') throw new Error('discovery URL should not be set when joining existing initial cluster');
     const self = new Map(cfg.initialCluster.map((m) => [m.name, [...m.peerURLs].sort()]));
-    const discovery = new Discovery({
-      url: d.url,
-      proxy: d.proxy || undefined,
-      id: memberId(cfg.initialAdvertisePeerURLs, d.url),
-      config: urlsMapString(self),
-      log: (level, msg, meta) => log('discovery', level, msg, meta),
-    });
     let found: string;
     try {
+      const discovery = new Discovery({
+        url: d.url,
+        proxy: d.proxy || undefined,
+        id: memberId(cfg.initialAdvertisePeerURLs, d.url),
+        config: urlsMapString(self),
+        log: (level, msg, meta) => log('discovery', level, msg, meta),
+      });
       found = await discovery.joinCluster();
     } catch (err) {
       if (err instanceof DiscoveryProblem && err.kind === 'fullCluster' && d.fallback === 'proxy') {

@@ -141,7 +141,14 @@ export class Discovery {
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(private readonly o: DiscoveryOptions) {
-    const u = new URL(o.url);
+    // etcd retries a URL it can never reach (no scheme, ftp://…) forever; here that is an error at once, in its words.
+    let u: URL;
+    try {
+      u = new URL(o.url);
+    } catch {
+      throw new Error('unsupported protocol scheme ""');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`unsupported protocol scheme "${u.protocol.replace(/:$/, '')}"`);
     this.cluster = u.pathname;
     this.endpoint = `${u.protocol}//${u.host}`;
     let proxy: URL | undefined;
@@ -263,7 +270,7 @@ export class Discovery {
   }
 
   private logClusterError(err: ClusterError, path: string): void {
-    this.o.log('warn', 'failed to get from discovery server', { 'discovery-url': this.endpoint, path, error: err.message, 'err-detail': err.detail(), capnslog: err.detail() });
+    this.o.log('error', 'failed to get from discovery server', { 'discovery-url': this.endpoint, path, error: err.message, 'err-detail': err.detail(), capnslog: err.detail() });
   }
 
   private async backoff(step: string): Promise<void> {

@@ -158,6 +158,8 @@ describe('bootstrap by discovery URL (--discovery)', () => {
   test("a missing token, a bad size key and a service that answers garbage: etcd's errors, side by side, and no member", async () => {
     const svc = await service('ours');
     const badSize = await newToken(svc, 'bad-size', 'three');
+    // A token whose directory exists without its size key.
+    expect((await request(svc.clientURL, 'PUT', '/v2/keys/discovery/no-size/someone', { form: 'value=x=http://10.0.0.1:2380' })).status).toBe(201);
     const garbage = http.createServer((req, res) => {
       req.resume();
       res.writeHead(200, { 'Content-Type': 'text/html' });
@@ -168,6 +170,7 @@ describe('bootstrap by discovery URL (--discovery)', () => {
     try {
       const cases: [string, string][] = [
         [`${svc.clientURL}/v2/keys/discovery/no-such-token`, 'failed to join discovery cluster (100: Key not found (/discovery/no-such-token) [INDEX])'],
+        [`${svc.clientURL}/v2/keys/discovery/no-size`, 'failed to join discovery cluster (100: Key not found (/discovery/no-size/_config) [INDEX])'],
         [badSize, 'failed to join discovery cluster (discovery: size key is bad)'],
         [`http://127.0.0.1:${gport}/0123456789abcdef`, 'failed to join discovery cluster (discovery: bad discovery endpoint)'],
       ];
@@ -176,6 +179,18 @@ describe('bootstrap by discovery URL (--discovery)', () => {
         for (const [i, s] of seen.entries()) {
           expect([IMPLS[i], s.code, s.errors.map((e) => e.replace(/\[\d+\]\)$/, '[INDEX])'))]).toEqual([IMPLS[i], 1, [want]]);
         }
+      }
+      // A URL that can never be reached (etcd 3.4 retries it forever with this error): exits at once.
+      for (const [url, scheme] of [['notaurl', ''], ['ftp://127.0.0.1:1/token', 'ftp']]) {
+        const s = await failing('ours', 'lonely', url);
+        expect([s.code, s.errors]).toEqual([1, [`failed to join discovery cluster (unsupported protocol scheme "${scheme}")`]]);
+      }
+      // A registration that is no `name=peerURL`: each server registers, and the cluster it completes cannot be read.
+      for (const impl of IMPLS) {
+        const url = await newToken(svc, `bad-entry-${impl}`, 2);
+        expect((await request(svc.clientURL, 'PUT', `/v2/keys/discovery/bad-entry-${impl}/1234`, { form: 'value=garbage' })).status).toBe(201);
+        const s = await failing(impl, 'lonely', url);
+        expect([impl, s.code, s.errors]).toEqual([impl, 1, ['failed to join discovery cluster (discovery: invalid URL)']]);
       }
       // Nothing was registered under the missing token (nor anywhere else by these members).
       expect((await request(svc.clientURL, 'GET', '/v2/keys/discovery/no-such-token')).status).toBe(404);
