@@ -151,8 +151,9 @@ export async function getClientEndpoints(r: Resolver, domain: string, serviceNam
   for (const [scheme, service] of [['https', `etcd-client-ssl${suffix}`], ['http', `etcd-client${suffix}`]] as const) {
     try {
       for (const rec of await lookupSRV(r, service, domain)) {
-        const host = rec.name;
-        out.push(`${scheme}://${net.isIPv6(host) ? `[${host}]` : host}:${rec.port}`);
+        // As Go's: the SRV target as the DNS answer has it, with its final dot.
+        const host = rec.name.endsWith('.') ? rec.name : `${rec.name}.`;
+        out.push(`${scheme}://${host}:${rec.port}`);
       }
     } catch (err) {
       errors.push((err as Error).message);

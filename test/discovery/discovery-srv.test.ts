@@ -177,32 +177,47 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
     }
   });
 
-  test('etcdctl --discovery-srv finds the client endpoints from _etcd-client._tcp', async () => {
+  test("etcdctl --discovery-srv finds the client endpoints from _etcd-client._tcp, v3 and v2, as Debian's etcdctl", async () => {
     const domain = 'clients.test';
     const [m] = await plan(domain, ['c1']);
     srv('etcd-server', domain, [m]);
     await start('ours', m, { scheme: 'http', domain });
+    const port = new URL(m.clientURL).port;
     dns.records.a![`api.${domain}`] = '127.0.0.1';
-    dns.records.srv![`_etcd-client._tcp.${domain}`] = [{ target: `api.${domain}.`, port: Number(new URL(m.clientURL).port) }];
+    dns.records.srv![`_etcd-client._tcp.${domain}`] = [{ target: `api.${domain}.`, port: Number(port) }];
     // Asynchronously: the DNS server answers from this process.
-    const ctl = (args: string[], srvDomain = domain) =>
+    const ctl = (tool: string, api: '2' | '3', args: string[]) =>
       new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-        const c = resolvWrapped(dns.resolvConf, process.execPath, [ETCDCTL, '--discovery-srv', srvDomain, ...args]);
-        execFile(c.command, c.args, { encoding: 'utf8', timeout: 20000, env: { ...process.env, ETCDCTL_API: '3' } }, (err, stdout, stderr) =>
+        const c = tool === 'ours' ? resolvWrapped(dns.resolvConf, process.execPath, [ETCDCTL, ...args]) : resolvWrapped(dns.resolvConf, '/usr/bin/etcdctl', args);
+        execFile(c.command, c.args, { encoding: 'utf8', timeout: 20000, env: { ...process.env, ETCDCTL_API: api } }, (err, stdout, stderr) =>
           resolve({ status: err ? Number((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
         );
       });
-    const put = await ctl(['put', 'found', 'by-srv']);
-    expect([put.status, put.stdout, put.stderr]).toEqual([0, 'OK\n', '']);
-    const get = await ctl(['get', 'found']);
-    expect([get.status, get.stdout]).toEqual([0, 'found\nby-srv\n']);
-    // Without --insecure-discovery, http endpoints are dropped (with etcdctl's note), and the default endpoint is used.
-    const strict = await ctl(['--insecure-discovery=false', '--endpoints', m.clientURL, 'get', 'found']);
-    expect([strict.status, strict.stdout, strict.stderr]).toEqual([0, 'found\nby-srv\n', `ignoring discovered insecure endpoint "http://api.${domain}:${new URL(m.clientURL).port}"\n`]);
-    const missing = await ctl(['get', 'found'], 'nothing.test');
-    expect([missing.status, missing.stderr]).toEqual([
-      1,
-      `Error: dns lookup errors: lookup _etcd-client-ssl._tcp.nothing.test on ${dns.address}:53: no such host and lookup _etcd-client._tcp.nothing.test on ${dns.address}:53: no such host\n`,
+    const runs = async (tool: string) => [
+      await ctl(tool, '3', ['--discovery-srv', domain, 'put', `found-${tool}`, 'by-srv']),
+      await ctl(tool, '3', ['--discovery-srv', domain, 'get', `found-${tool}`]),
+      // Without --insecure-discovery, http endpoints are dropped (with etcdctl's note) and --endpoints is used.
+      await ctl(tool, '3', ['--discovery-srv', domain, '--insecure-discovery=false', '--endpoints', m.clientURL, 'get', `found-${tool}`]),
+      await ctl(tool, '3', ['--discovery-srv', 'nothing.test', 'get', `found-${tool}`]),
+      // v2: insecure endpoints only with --insecure-discovery.
+      await ctl(tool, '2', ['--discovery-srv', domain, '--insecure-discovery', 'set', `/v2-${tool}`, 'by-srv']),
+      await ctl(tool, '2', ['--discovery-srv', domain, '--endpoints', m.clientURL, 'get', `/v2-${tool}`]),
+      await ctl(tool, '2', ['--discovery-srv', 'nothing.test', 'get', `/v2-${tool}`]),
+    ].map((r) => ({ ...r, stdout: r.stdout.split(tool).join('TOOL') }));
+    const ours = await runs('ours');
+    const theirs = await runs('etcd');
+    expect(ours).toEqual(theirs);
+    const noSuchHost = (service: string) => `lookup _etcd-client${service}._tcp.nothing.test on ${dns.address}:53: no such host`;
+    const insecure = `ignoring discovered insecure endpoint "http://api.${domain}.:${port}"\n`;
+    expect(ours).toEqual([
+      { status: 0, stdout: 'OK\n', stderr: '' },
+      { status: 0, stdout: 'found-TOOL\nby-srv\n', stderr: '' },
+      { status: 0, stdout: 'found-TOOL\nby-srv\n', stderr: insecure },
+      { status: 1, stdout: '', stderr: `Error: dns lookup errors: ${noSuchHost('-ssl')} and ${noSuchHost('')}\n` },
+      { status: 0, stdout: 'by-srv\n', stderr: '' },
+      { status: 0, stdout: 'by-srv\n', stderr: insecure },
+      { status: 1, stdout: '', stderr: `dns lookup errors: ${noSuchHost('-ssl')} and ${noSuchHost('')}\n` },
     ]);
   });
+
 });
