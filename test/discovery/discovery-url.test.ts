@@ -221,11 +221,11 @@ describe('bootstrap by discovery URL (--discovery)', () => {
         const views = await eventually('both members to serve', async () => {
           const vs = await Promise.all(pair.map(clusterView));
           return vs.every((v) => v.members.length === 2) ? vs : undefined;
-        }, 60000);
+        }, 90000); // the next retry may be 2+4+8+16 s after the first, on a loaded machine
         expect(views[1]).toEqual(views[0]);
       });
     }
-  }, 120000);
+  }, 150000);
 
   test('--discovery-proxy: both servers reach the service through an HTTP proxy', async () => {
     const svc = await service('ours');
