@@ -18,6 +18,11 @@ export interface Bootstrap {
   initialCluster: InitialMember[];
   /** The cluster token member IDs are computed with: the discovery URL itself with --discovery, as etcd. */
   token: string;
+  /**
+   * The name peers' certificates are verified against, when not their host: etcd's DNS discovery with https records
+   * and no --peer-trusted-ca-file (peers checked against the system's CAs) expects certificates for the domain.
+   */
+  peerServerName?: string;
 }
 
 export type BootstrapLog = (pkg: string, level: 'info' | 'warn' | 'error', msg: string, meta: Record<string, unknown>) => void;
@@ -88,7 +93,8 @@ export async function resolveBootstrap(cfg: ServerConfig, initialized: boolean, 
       throw new Error(`--initial-cluster has ${cfg.name}=${own.join(',')} but missing from --initial-advertise-peer-urls=${cfg.initialAdvertisePeerURLs.join(',')}`);
     }
     if (duplicateURL(m)) throw new Error(`initial cluster ${urlsMapString(m)} has duplicate url`);
-    return { initialCluster: [...m].map(([name, peerURLs]) => ({ name, peerURLs })), token: cfg.initialClusterToken };
+    const peerServerName = entries.some((e) => e.includes('=https://')) && cfg.peerTLS.trustedCAFile === '' ? d.srv : undefined;
+    return { initialCluster: [...m].map(([name, peerURLs]) => ({ name, peerURLs })), token: cfg.initialClusterToken, peerServerName };
   }
   return { initialCluster: cfg.initialCluster, token: cfg.initialClusterToken };
 }

@@ -217,9 +217,12 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     onSnapshotReceived: (from, seconds, ok) => metrics.snapshotReceived(from, seconds, ok),
     httpsAgentOptions: peerTLS ? clientAgentOptions(peerTLS) : undefined,
   });
+  /** The name peer certificates are checked against instead of the peer's host (DNS discovery may set it). */
+  let peerServerName: string | undefined;
+  const peerAgentOptions = (t: TLSSettings) => ({ ...clientAgentOptions(t), ...(peerServerName ? { servername: peerServerName } : {}) });
   if (peerTLS) {
     // A rotated peer certificate is used for new outbound connections too.
-    stopWatching.push(watchCertificates(peerTLS, () => transport.setHttpsAgentOptions(clientAgentOptions(peerTLS)), (m, meta) => logger.warn(m, meta)));
+    stopWatching.push(watchCertificates(peerTLS, () => transport.setHttpsAgentOptions(peerAgentOptions(peerTLS)), (m, meta) => logger.warn(m, meta)));
   }
   const tlsLog = (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => logger.log(level, msg, meta);
   /** An http or https server for a listen URL (https with these TLS settings). */
@@ -244,6 +247,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   let bootstrap;
   try {
     bootstrap = await resolveBootstrap(cfg, WAL.exists(walDir), walDir, (pkg, level, msg, meta) => baseLogger.log(level, msg, { pkg, ...meta }));
+    peerServerName = bootstrap.peerServerName;
+    if (peerTLS && peerServerName) transport.setHttpsAgentOptions(peerAgentOptions(peerTLS));
   } catch (err) {
     transport.stop();
     for (const l of peerListeners) l.close();
@@ -266,7 +271,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     wal: walStore(walDir, cfg, metrics, logger),
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
     transport,
-    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? clientAgentOptions(peerTLS) : undefined),
+    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? peerAgentOptions(peerTLS) : undefined),
     advertisePeerURLs: cfg.initialAdvertisePeerURLs,
     now: Date.now,
     log: (level, msg, meta) => serverLog.log(level, msg, meta),
@@ -308,7 +313,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
         localId: server.id,
         peers: server.cluster.list().filter((m) => m.id !== server.id),
         hashKV: (rev) => mvcc.hashKV(rev),
-        fetch: (url, rev) => fetchPeerHashKV(url, rev, server.requestTimeoutMs(), peerTLS ? clientAgentOptions(peerTLS) : undefined),
+        fetch: (url, rev) => fetchPeerHashKV(url, rev, server.requestTimeoutMs(), peerTLS ? peerAgentOptions(peerTLS) : undefined),
         log: (level, msg, meta) => serverLog.log(level, msg, meta),
       });
     } catch (err) {

@@ -57,9 +57,17 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
   };
 
   /** Starts a member inside the test resolver; `advertise`: its peer URL's host (its SRV hostname or 127.0.0.1). */
-  const start = async (impl: Impl, m: Planned, o: { scheme: 'http' | 'https'; domain: string; advertise?: string; extra?: string[]; wait?: boolean; resolvConf?: string }): Promise<RunningEtcd> => {
+  const start = async (
+    impl: Impl,
+    m: Planned,
+    o: { scheme: 'http' | 'https'; domain: string; advertise?: string; extra?: string[]; wait?: boolean; resolvConf?: string; systemCA?: Issued },
+  ): Promise<RunningEtcd> => {
     const tls: string[] = [];
-    if (o.scheme === 'https') {
+    if (o.systemCA) {
+      // No --peer-trusted-ca-file: peers are checked against the system's CAs, here made to include o.systemCA.
+      const cert = issue(path.join(root, 'pki'), `${m.name}-${dirs++}`, o.systemCA, { cn: m.name, hosts: [o.domain] });
+      tls.push('--peer-cert-file', cert.certFile, '--peer-key-file', cert.keyFile);
+    } else if (o.scheme === 'https') {
       const cert = issue(path.join(root, 'pki'), `${m.name}-${dirs++}`, ca, { cn: m.name, hosts: [m.host, '127.0.0.1'] });
       tls.push('--peer-cert-file', cert.certFile, '--peer-key-file', cert.keyFile, '--peer-trusted-ca-file', ca.certFile, '--peer-client-cert-auth');
     }
@@ -74,7 +82,9 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
       ...(o.extra ?? []),
     ];
     const resolv = o.resolvConf ?? dns.resolvConf;
-    const cmd = impl === 'ours' ? resolvWrapped(resolv, process.execPath, [OUR_ETCD, ...args]) : resolvWrapped(resolv, REAL_ETCD, args);
+    // The system's CAs: Node adds NODE_EXTRA_CA_CERTS to its own, Go reads SSL_CERT_FILE instead of the system's.
+    const caEnv = o.systemCA ? [`NODE_EXTRA_CA_CERTS=${o.systemCA.certFile}`, `SSL_CERT_FILE=${o.systemCA.certFile}`] : [];
+    const cmd = resolvWrapped(resolv, 'env', [...caEnv, ...(impl === 'ours' ? [process.execPath, OUR_ETCD] : [REAL_ETCD]), ...args]);
     const p = await spawnEtcd(cmd.command, cmd.args, { clientURL: m.clientURL, peerURL: '', dataDir: m.dataDir }, { wait: o.wait });
     procs.push(p);
     return p;
@@ -120,6 +130,21 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
       const ms = await plan(domain, ['m1', 'm2', 'm3']);
       srv('etcd-server-ssl', domain, ms);
       const members = await startAll(impl, ms, { scheme: 'https', domain }, (i) => (i === 2 ? '127.0.0.1' : undefined));
+      shapes.push(await shape(members, ms, domain));
+    }
+    expect(shapes[0]).toEqual(['m1', 'm2', 'm3'].map((name) => ({ name, peerURLs: [`https://${name}.DOMAIN:PORT`] })));
+    expect(shapes[1]).toEqual(shapes[0]);
+  });
+
+  test('TLS records and no --peer-trusted-ca-file: peer certificates are checked against the domain, as etcd does', async () => {
+    const systemCA = makeCA(path.join(root, 'pki'), 'system-ca');
+    const shapes = [];
+    for (const impl of ['ours', 'etcd'] as Impl[]) {
+      const domain = `sysca-${impl}.test`;
+      const ms = await plan(domain, ['m1', 'm2', 'm3']);
+      srv('etcd-server-ssl', domain, ms);
+      // The certificates name only the domain, not the members' hosts.
+      const members = await startAll(impl, ms, { scheme: 'https', domain, systemCA });
       shapes.push(await shape(members, ms, domain));
     }
     expect(shapes[0]).toEqual(['m1', 'm2', 'm3'].map((name) => ({ name, peerURLs: [`https://${name}.DOMAIN:PORT`] })));
