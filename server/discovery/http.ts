@@ -43,6 +43,9 @@ export interface RequestSpec {
   oneShot?: boolean;
 }
 
+/** etcd's discovery transport's dial timeout. */
+const DIAL_TIMEOUT_MS = 30000;
+
 /** Go's dial error texts for the common failures. */
 function describe(err: NodeJS.ErrnoException, url: URL, method: string): string {
   const hostport = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
@@ -50,6 +53,8 @@ function describe(err: NodeJS.ErrnoException, url: URL, method: string): string 
   if (err.code === 'ECONNREFUSED') why = `dial tcp ${hostport}: connect: connection refused`;
   else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') why = `dial tcp: lookup ${url.hostname}: no such host`;
   else if (err.code === 'ECONNRESET') why = 'read: connection reset by peer';
+  else if (err.code === 'ETIMEDOUT') why = `dial tcp ${hostport}: i/o timeout`;
+  else if (err.code === 'ERR_INVALID_PROTOCOL') why = `unsupported protocol scheme "${url.protocol.replace(/:$/, '')}"`;
   else why = err.message;
   return `${method[0]}${method.slice(1).toLowerCase()} "${url.href}": ${why}`;
 }
@@ -125,6 +130,15 @@ export class DiscoveryHTTP {
         req.destroy();
         reject(new DeadlineExceeded());
       }, Math.max(0, deadline - Date.now())) : undefined;
+      // As etcd's transport: a 30 s dial timeout, and TCP keepalives every 30 s, so that a watch on a service that
+      // went away silently ends (and is retried) instead of waiting forever.
+      req.on('socket', (sock: net.Socket) => {
+        sock.setKeepAlive(true, 30000);
+        if (!sock.connecting) return;
+        const dial = setTimeout(() => req.destroy(Object.assign(new Error('i/o timeout'), { code: 'ETIMEDOUT' })), DIAL_TIMEOUT_MS);
+        sock.once('connect', () => clearTimeout(dial));
+        sock.once('close', () => clearTimeout(dial));
+      });
       req.on('error', fail);
       if (spec.form !== undefined) req.write(spec.form);
       req.end();
