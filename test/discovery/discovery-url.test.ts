@@ -227,6 +227,22 @@ describe('bootstrap by discovery URL (--discovery)', () => {
     }
   }, 150000);
 
+  test('a member restarted on its data dir with the same --discovery flag (a host reboot) ignores the token and serves, as etcd', async () => {
+    const svc = await service('ours');
+    for (const impl of IMPLS) {
+      const url = await newToken(svc, `reboot-${impl}`, 1);
+      const { args, where } = await memberArgs('rebooted', dir('rebooted'), ['--discovery', url]);
+      const spawn = impl === 'ours' ? spawnOurEtcd : spawnRealEtcd;
+      const first = track(await spawn(args, where));
+      const before = await clusterView(first);
+      await first.signal('SIGTERM'); // a clean stop (etcd re-raises the signal, ours exits 0)
+      const again = track(await spawn(args, where));
+      expect([impl, await clusterView(again)]).toEqual([impl, before]);
+      expect(again.output()).toContain(`discovery token ignored since a cluster has already been initialized. Valid log found at "${where.dataDir}/member/wal"`);
+      expect((await registrations(url)).size).toBe(1);
+    }
+  });
+
   test('--discovery-proxy: both servers reach the service through an HTTP proxy', async () => {
     const svc = await service('ours');
     const proxy = await startForwardProxy();
