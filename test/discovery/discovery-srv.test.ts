@@ -112,6 +112,11 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
     const members = await startAll('ours', ms, { scheme: 'http', domain }, (i) => (i === 0 ? undefined : '127.0.0.1'));
     expect(await shape(members, ms, domain)).toEqual(['m1', 'm2', 'm3'].map((name) => ({ name, peerURLs: [`http://${name}.DOMAIN:PORT`] })));
     expect(dns.asked).toContain(`_etcd-server-ssl._tcp.${domain}/33`);
+    // A member restarted on its data dir does not look the records up again: gone from DNS, it still rejoins.
+    delete dns.records.srv![`_etcd-server._tcp.${domain}`];
+    await members[0].signal('SIGTERM');
+    const again = await start('ours', ms[0], { scheme: 'http', domain });
+    expect((await clusterView(again)).members.map((m) => m.name)).toEqual(['m1', 'm2', 'm3']);
 
     // etcd 3.4.23 keeps the http records only when their lookup fails (fixed in 3.5): it reports the https lookup.
     const lone = await plan('plain-etcd.test', ['solo']);
