@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { ConfigError, parseConfig } from './config';
+import { DiscoveryError, explainDiscoveryError } from './discovery';
 import { RunningMember, startMember } from './embed/etcd';
 import { LogOutputError, closeLogOutputs, makeLogger } from './embed/logger';
 import { VERSION } from './version';
@@ -71,6 +72,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   try {
     member = await startMember(cfg, logger);
   } catch (err) {
+    if (err instanceof DiscoveryError) {
+      // As etcd's etcdmain: what the discovery error means for this token, then exit 1.
+      for (const l of explainDiscoveryError(err, cfg)) log.log(l.level, l.msg, { ...l.fields, capnslog: l.capnslog });
+      await closeLogOutputs(logger);
+      process.stderr.write(`etcd: ${err.message}\n`);
+      return 1;
+    }
     log.error('failed to start', { error: (err as Error).message, capnslog: (err as Error).message });
     await closeLogOutputs(logger);
     process.stderr.write(`etcd: ${(err as Error).message}\n`);

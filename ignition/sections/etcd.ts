@@ -278,6 +278,14 @@ function checkMemberListed(etcd: EtcdConfig, report: Report): void {
   }
 }
 
+/** etcd takes one way to bootstrap: initial_cluster, discovery or discovery_srv (its ErrConflictBootstrapFlags). */
+function checkBootstrapMethod(etcd: EtcdConfig, report: Report): void {
+  const set = ['initial_cluster', 'discovery', 'discovery_srv'].filter((k) => typeof etcd[k] === 'string' && etcd[k] !== '');
+  for (const k of set.slice(1)) {
+    report.error(`etcd.${k}: etcd refuses ${k} with ${set[0]}: multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"`, posOf(etcd, k));
+  }
+}
+
 /** A zero value is left out; say so when that does not leave the option at the value written. */
 function warnIfDefaultDiffers(key: string, value: unknown, path: string, pos: Position, report: Report): void {
   const def = SERVER_DEFAULTS.get(key);
@@ -310,6 +318,7 @@ export function translateEtcd(etcd: EtcdConfig, ctx: TranslateContext): void {
   }
   checkTimeouts(etcd, report);
   checkMemberListed(etcd, report);
+  checkBootstrapMethod(etcd, report);
   if (typeof etcd.config_file === 'string' && etcd.config_file !== '' && args.length > 1) {
     report.warn('etcd.config_file: etcd ignores its other options (flags and ETCD_* variables) when given a config file', posOf(etcd, 'config_file'));
   }

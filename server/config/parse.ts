@@ -59,6 +59,12 @@ export interface ServerConfig {
   initialCluster: InitialMember[];
   initialClusterToken: string;
   initialClusterState: 'new' | 'existing';
+  /**
+   * Bootstrap by discovery instead of --initial-cluster (server/discovery/): a discovery URL (--discovery, through
+   * --discovery-proxy; --discovery-fallback for a member past the size) or a DNS domain with SRV records
+   * (--discovery-srv, --discovery-srv-name). Empty strings when not used.
+   */
+  discovery: { url: string; proxy: string; fallback: 'exit' | 'proxy'; srv: string; srvName: string };
   enableV2: boolean;
   preVote: boolean;
   strictReconfigCheck: boolean;
@@ -393,14 +399,20 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     throw new ConfigError(`--election-timeout[${election}ms] should be at least as 5 times as --heartbeat-interval[${heartbeat}ms]`);
   }
   if (election > 50000) throw new ConfigError(`--election-timeout[${election}ms] is too long, and should be set less than 50000ms`);
-  // As etcd: a command line (flags or ETCD_* variables) that sets where to listen must say what to advertise.
-  if (fromCommandLine && explicit.has('listen-client-urls') && !explicit.has('advertise-client-urls')) {
+  const discovery = { url: str('discovery'), proxy: str('discovery-proxy'), fallback: str('discovery-fallback') as 'exit' | 'proxy', srv: str('discovery-srv'), srvName: str('discovery-srv-name') };
+  // As etcd's Validate: one way to bootstrap, at most.
+  if ([discovery.url !== '', explicit.has('initial-cluster'), discovery.srv !== ''].filter(Boolean).length > 1) throw new ConfigError(CONFLICT_BOOTSTRAP_FLAGS);
+  // As etcd: a command line (flags or ETCD_* variables) that sets where to listen must say what to advertise; unless
+  // the member may become a proxy (a discovery URL with fallback proxy), where the default is advertised.
+  const mayBeProxy = discovery.url !== '' && discovery.fallback === 'proxy';
+  if (fromCommandLine && !mayBeProxy && explicit.has('listen-client-urls') && !explicit.has('advertise-client-urls')) {
     throw new ConfigError(
       '--advertise-client-urls is required when --listen-client-urls is set explicitly. When listening on specific address(es), this etcd process must advertise accessible url(s) to each connected client.',
     );
   }
   const advertisePeer = list('initial-advertise-peer-urls');
   const givenCluster = str('initial-cluster');
+  // With discovery the initial cluster starts as this member alone (etcd's temporary cluster); discovery replaces it.
   const initialClusterStr = explicit.has('initial-cluster') ? givenCluster : advertisePeer.map((u) => `${name}=${u}`).join(',');
   const initialCluster = parseInitialCluster(initialClusterStr);
   const state = str('initial-cluster-state') as 'new' | 'existing';
@@ -453,6 +465,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     initialCluster,
     initialClusterToken: str('initial-cluster-token'),
     initialClusterState: state,
+    discovery,
     enableV2: bool('enable-v2'),
     preVote: bool('pre-vote'),
     strictReconfigCheck: bool('strict-reconfig-check'),
@@ -491,6 +504,9 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     values,
   };
 }
+
+/** etcd's ErrConflictBootstrapFlags. */
+export const CONFLICT_BOOTSTRAP_FLAGS = 'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"';
 
 /** etcd warns above this --max-request-bytes (etcdserver's recommendedMaxRequestBytes). */
 const RECOMMENDED_MAX_REQUEST_BYTES = 10 * 1024 * 1024;

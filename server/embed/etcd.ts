@@ -37,6 +37,7 @@ import { Compactor } from '../etcdserver/compactor';
 import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
+import { resolveBootstrap } from '../discovery';
 
 function isV2Path(url: string): boolean {
   return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
@@ -216,9 +217,12 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     onSnapshotReceived: (from, seconds, ok) => metrics.snapshotReceived(from, seconds, ok),
     httpsAgentOptions: peerTLS ? clientAgentOptions(peerTLS) : undefined,
   });
+  /** The name peer certificates are checked against instead of the peer's host (DNS discovery may set it). */
+  let peerServerName: string | undefined;
+  const peerAgentOptions = (t: TLSSettings) => ({ ...clientAgentOptions(t), ...(peerServerName ? { servername: peerServerName } : {}) });
   if (peerTLS) {
     // A rotated peer certificate is used for new outbound connections too.
-    stopWatching.push(watchCertificates(peerTLS, () => transport.setHttpsAgentOptions(clientAgentOptions(peerTLS)), (m, meta) => logger.warn(m, meta)));
+    stopWatching.push(watchCertificates(peerTLS, () => transport.setHttpsAgentOptions(peerAgentOptions(peerTLS)), (m, meta) => logger.warn(m, meta)));
   }
   const tlsLog = (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => logger.log(level, msg, meta);
   /** An http or https server for a listen URL (https with these TLS settings). */
@@ -239,10 +243,21 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     logger.info('listening for peers', { url: u });
     peerListeners.push(ps);
   }
+  // A new member bootstrapping by discovery learns its initial cluster now, its peer listeners up (as etcd's).
+  let bootstrap;
+  try {
+    bootstrap = await resolveBootstrap(cfg, WAL.exists(walDir), walDir, (pkg, level, msg, meta) => baseLogger.log(level, msg, { pkg, ...meta }));
+    peerServerName = bootstrap.peerServerName;
+    if (peerTLS && peerServerName) transport.setHttpsAgentOptions(peerAgentOptions(peerTLS));
+  } catch (err) {
+    transport.stop();
+    for (const l of peerListeners) l.close();
+    throw err;
+  }
   const server = new EtcdServer({
     name: cfg.name,
-    initialCluster: cfg.initialCluster,
-    initialClusterToken: cfg.initialClusterToken,
+    initialCluster: bootstrap.initialCluster,
+    initialClusterToken: bootstrap.token,
     initialClusterState: cfg.initialClusterState,
     advertiseClientURLs: cfg.advertiseClientURLs,
     heartbeatMs: cfg.heartbeatIntervalMs,
@@ -256,7 +271,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     wal: walStore(walDir, cfg, metrics, logger),
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
     transport,
-    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? clientAgentOptions(peerTLS) : undefined),
+    fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? peerAgentOptions(peerTLS) : undefined),
     advertisePeerURLs: cfg.initialAdvertisePeerURLs,
     now: Date.now,
     log: (level, msg, meta) => serverLog.log(level, msg, meta),
@@ -298,7 +313,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
         localId: server.id,
         peers: server.cluster.list().filter((m) => m.id !== server.id),
         hashKV: (rev) => mvcc.hashKV(rev),
-        fetch: (url, rev) => fetchPeerHashKV(url, rev, server.requestTimeoutMs(), peerTLS ? clientAgentOptions(peerTLS) : undefined),
+        fetch: (url, rev) => fetchPeerHashKV(url, rev, server.requestTimeoutMs(), peerTLS ? peerAgentOptions(peerTLS) : undefined),
         log: (level, msg, meta) => serverLog.log(level, msg, meta),
       });
     } catch (err) {

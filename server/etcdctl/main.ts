@@ -8,6 +8,7 @@ import { goParseBool, goParseDuration } from '../pkg/go-compat';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { getClientEndpoints, systemResolver } from '../discovery/srv';
 import { ClusterError, V2Client, V2Member, V2Response } from './client';
 import { formatResponse } from './format';
 import { COMMAND_HELP, MEMBER_HELP, MEMBER_SUBCOMMAND_HELP, memberAppHelp } from './help';
@@ -273,10 +274,31 @@ function endpointsOf(ctx: Ctx): string[] {
   return s.split(',').map((e) => (/^[a-z]+:\/\//.test(e) ? e : `http://${e}`));
 }
 
-function newClient(ctx: Ctx): V2Client {
+/**
+ * With --discovery-srv (or ETCDCTL_DISCOVERY_SRV) the endpoints of the domain's `_etcd-client-ssl._tcp` and
+ * `_etcd-client._tcp` records, http ones dropped unless --insecure-discovery (or ETCDCTL_INSECURE_DISCOVERY), as
+ * etcdctl v2's getDomainDiscoveryFlagValue; none found: the usual endpoint flags.
+ */
+async function discoveredEndpoints(ctx: Ctx): Promise<string[]> {
+  const domain = str(ctx.g, 'discovery-srv') || ctx.env.ETCDCTL_DISCOVERY_SRV || '';
+  if (domain === '') return [];
+  let eps: string[];
+  try {
+    eps = await getClientEndpoints(systemResolver, domain, ctx.env.ETCDCTL_DISCOVERY_SRV_NAME ?? '');
+  } catch (err) {
+    ctx.io.stderr(`${(err as Error).message}\n`);
+    throw new ExitWith(1);
+  }
+  if (ctx.g.get('insecure-discovery') === true || (ctx.env.ETCDCTL_INSECURE_DISCOVERY ?? '') !== '') return eps;
+  for (const ep of eps.filter((e) => e.startsWith('http://'))) ctx.io.stderr(`ignoring discovered insecure endpoint "${ep}"\n`);
+  return eps.filter((e) => !e.startsWith('http://'));
+}
+
+async function newClient(ctx: Ctx): Promise<V2Client> {
   const env = ctx.env;
+  const found = await discoveredEndpoints(ctx);
   return new V2Client({
-    endpoints: endpointsOf(ctx),
+    endpoints: found.length > 0 ? found : endpointsOf(ctx),
     certFile: str(ctx.g, 'cert-file') || env.ETCDCTL_CERT_FILE || env.ETCDCTL_CERT || undefined,
     keyFile: str(ctx.g, 'key-file') || env.ETCDCTL_KEY_FILE || env.ETCDCTL_KEY || undefined,
     caFile: str(ctx.g, 'ca-file') || env.ETCDCTL_CA_FILE || env.ETCDCTL_CACERT || undefined,
@@ -292,7 +314,7 @@ function isConnectionError(err: unknown): boolean {
 
 /** A client synchronized with the cluster's published client URLs, unless --no-sync. */
 async function syncedClient(ctx: Ctx): Promise<V2Client> {
-  const c = newClient(ctx);
+  const c = await newClient(ctx);
   if (ctx.g.get('no-sync') === true) return c;
   try {
     await c.sync();
@@ -572,7 +594,7 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
     throw new Error(`unknown member subcommand ${sub}`);
   },
   async 'cluster-health'(ctx) {
-    const c = newClient(ctx);
+    const c = await newClient(ctx);
     let members: V2Member[];
     try {
       members = await c.members();

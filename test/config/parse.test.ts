@@ -197,4 +197,29 @@ describe('the same bad command lines against the real etcd', () => {
     expect(real.stderr).toContain(core);
     if (real.status === 2 || real.status === 1) expect(ours.exitCode).toBe(real.status);
   });
+
+  test('discovery flags: read from flags, ETCD_* and the config file; one bootstrap method only; the rules etcd applies to them', () => {
+    const url = 'https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579';
+    expect(config(['--discovery', url, '--discovery-proxy', 'http://10.0.0.9:8080', '--discovery-fallback', 'exit']).config.discovery).toEqual({
+      url,
+      proxy: 'http://10.0.0.9:8080',
+      fallback: 'exit',
+      srv: '',
+      srvName: '',
+    });
+    expect(config([], { ETCD_DISCOVERY_SRV: 'example.com', ETCD_DISCOVERY_SRV_NAME: 'prod' }).config.discovery).toMatchObject({ srv: 'example.com', srvName: 'prod', fallback: 'proxy' });
+    expect(config(['--config-file', '/c.yml'], {}, { '/c.yml': `discovery: ${url}\ndiscovery-fallback: exit\n` }).config.discovery).toMatchObject({ url, fallback: 'exit' });
+    // Until discovery answers, the member's initial cluster is itself (etcd's temporary cluster).
+    expect(config(['--name', 'n1', '--discovery', url, '--initial-advertise-peer-urls', 'http://10.0.0.1:2380']).config.initialCluster).toEqual([{ name: 'n1', peerURLs: ['http://10.0.0.1:2380'] }]);
+    const conflict = 'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"';
+    expect(errorOf(['--discovery', url, '--initial-cluster', 'default=http://localhost:2380']).message).toBe(conflict);
+    expect(errorOf(['--discovery', url], { ETCD_DISCOVERY_SRV: 'example.com' }).message).toBe(conflict);
+    expect(errorOf([], { ETCD_DISCOVERY_SRV: 'example.com', ETCD_INITIAL_CLUSTER: 'default=http://localhost:2380' }).message).toBe(conflict);
+    expect(errorOf(['--config-file', '/c.yml'], {}, { '/c.yml': `discovery: ${url}\ninitial-cluster: default=http://localhost:2380\n` }).message).toBe(conflict);
+    expect(errorOf(['--discovery-fallback', 'maybe']).exitCode).toBe(2);
+    // As etcd: a member that may fall back to the proxy need not say what to advertise (the default is advertised).
+    const listenOnly = ['--listen-client-urls', 'http://127.0.0.1:2379', '--discovery', url];
+    expect(config(listenOnly).config.advertiseClientURLs).toEqual(['http://localhost:2379']);
+    expect(errorOf([...listenOnly, '--discovery-fallback', 'exit']).message).toMatch(/^--advertise-client-urls is required/);
+  });
 });

@@ -70,14 +70,20 @@ describe('etcd section', () => {
       return node !== null && decode(node, new Report(), 'probe') !== undefined;
     };
     const live = ETCD_OPTIONS.filter((o) => o.removedIn === undefined);
-    const lines = live.map((o) => {
+    // etcd takes one way to bootstrap: initial_cluster here, discovery and discovery_srv each in a config of its own.
+    const alone = ['discovery', 'discovery_srv'];
+    for (const key of alone) {
+      const one = transpileValid(`etcd:\n  version: 3.4.0\n  ${key}: "${key === 'discovery' ? 'https://10.0.0.1:2380/token' : 'example.com'}"\n`);
+      expect(dropinOf(one.config, 'etcd-member.service', DROPIN)).toContain(`  --${key.replace(/_/g, '-')}=`);
+    }
+    const lines = live.filter((o) => !alone.includes(o.key)).map((o) => {
       const value = specific[o.key] ?? generic.find((g) => accepts(o.decode, g));
       if (value === undefined) throw new Error(`no sample value for ${o.key}`);
       return `  ${o.key}: ${/^(\d+|true)$/.test(value) ? value : `"${value}"`}`;
     });
     const { config } = transpileValid(`etcd:\n  version: 3.4.0\n${lines.join('\n')}\n`);
     const dropin = dropinOf(config, 'etcd-member.service', DROPIN);
-    for (const o of live) expect(dropin).toContain(`  --${o.key.replace(/_/g, '-')}=`);
+    for (const o of live.filter((x) => !alone.includes(x.key))) expect(dropin).toContain(`  --${o.key.replace(/_/g, '-')}=`);
     expect(live.length).toBeGreaterThanOrEqual(70);
   });
 
@@ -130,6 +136,35 @@ describe('etcd section', () => {
       expectErrorAt('etcd:\n  advertise_client_urls: "http://a:1,"\n', 'empty entry in URL list', 2, 26);
       expectErrorAt('etcd:\n  advertise_client_urls: 10.0.0.1:2379\n', 'advertise_client_urls', 2, 26);
       expectErrorAt('etcd:\n  discovery: https://\n', 'etcd.discovery', 2, 14);
+    });
+
+    test('a discovery bootstrap comes out as the discovery flags, and our server reads them as one', () => {
+      const { config } = transpileValid(yaml`
+        etcd:
+          name: node-1
+          discovery: https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579
+          discovery_fallback: exit
+          discovery_proxy: http://10.0.0.9:8080
+      `);
+      const args = etcdArgs(dropinOf(config, 'etcd-member.service', DROPIN));
+      expect(args).toEqual([
+        '--name=node-1',
+        '--discovery=https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579',
+        '--discovery-fallback=exit',
+        '--discovery-proxy=http://10.0.0.9:8080',
+      ]);
+      const parsed = parseConfig(args, {}, () => '');
+      if (parsed.kind !== 'config') throw new Error('not a config');
+      expect(parsed.config.discovery).toEqual({ url: 'https://discovery.etcd.io/3e86b59982e49066c5d813af1c2e2579', proxy: 'http://10.0.0.9:8080', fallback: 'exit', srv: '', srvName: '' });
+    });
+
+    test('one way to bootstrap: discovery or discovery_srv with initial_cluster (or with each other) is an error at its line', () => {
+      const text = 'multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"';
+      expectErrorAt('etcd:\n  initial_cluster: a=http://10.0.0.1:2380\n  discovery: https://discovery.etcd.io/abc\n', `etcd.discovery: etcd refuses discovery with initial_cluster: ${text}`, 3, 14);
+      expectErrorAt('etcd:\n  discovery_srv: example.com\n  initial_cluster: a=http://10.0.0.1:2380\n', `etcd.discovery_srv: etcd refuses discovery_srv with initial_cluster: ${text}`, 2, 18);
+      expectErrorAt('etcd:\n  discovery: https://discovery.etcd.io/abc\n  discovery_srv: example.com\n', 'etcd.discovery_srv: etcd refuses discovery_srv with discovery', 3, 18);
+      // An empty one is left out, so it is no second method.
+      transpileValid('etcd:\n  initial_cluster: a=http://10.0.0.1:2380\n  discovery: ""\n');
     });
 
     test('bad initial_cluster', () => {

@@ -117,7 +117,7 @@ export function spawnRealEtcd(args: string[], where: { clientURL: string; peerUR
   return spawnEtcd(requireRealEtcd(), args, where, o);
 }
 
-async function spawnEtcd(
+export async function spawnEtcd(
   command: string,
   args: string[],
   where: { clientURL: string; peerURL: string; dataDir: string },

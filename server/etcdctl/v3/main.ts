@@ -3,6 +3,7 @@
  * ETCDCTL_* variables, output formats, messages and exit codes, over gRPC to any etcd speaking v3.
  */
 import { CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { getClientEndpoints, systemResolver } from '../../discovery/srv';
 import { CallError, V3Client } from './client';
 import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
 import { FORMATS, Printer, UnsupportedFormat, type Format } from './printer';
@@ -334,10 +335,31 @@ function printer(ctx: Ctx, valueOnly = false): Printer {
   return new Printer(format as Format, bool(ctx, 'hex'), valueOnly);
 }
 
-function client(ctx: Ctx): V3Client {
+/**
+ * The endpoints: with --discovery-srv those of the domain's `_etcd-client-ssl._tcp` and `_etcd-client._tcp` SRV
+ * records (http ones dropped unless --insecure-discovery), else --endpoints, as etcdctl's endpointsFromCmd.
+ */
+async function endpoints(ctx: Ctx): Promise<string[]> {
+  const domain = str(ctx, 'discovery-srv');
+  let found: string[] = [];
+  if (domain !== '') {
+    try {
+      found = await getClientEndpoints(systemResolver, domain, str(ctx, 'discovery-srv-name'));
+    } catch (err) {
+      throw fail(ExitV3.Error, (err as Error).message);
+    }
+    if (!bool(ctx, 'insecure-discovery')) {
+      for (const ep of found.filter((e) => e.startsWith('http://'))) ctx.io.stderr(`ignoring discovered insecure endpoint "${ep}"\n`);
+      found = found.filter((e) => !e.startsWith('http://'));
+    }
+  }
+  return found.length > 0 ? found : (ctx.flags.values.get('endpoints') as string[]).map((e) => e.trim());
+}
+
+async function client(ctx: Ctx): Promise<V3Client> {
   const ms = (n: string) => ctx.flags.values.get(n) as number;
   return new V3Client({
-    endpoints: (ctx.flags.values.get('endpoints') as string[]).map((e) => e.trim()),
+    endpoints: await endpoints(ctx),
     commandTimeoutMs: ms('command-timeout'),
     keepAliveTimeMs: ms('keepalive-time'),
     keepAliveTimeoutMs: ms('keepalive-timeout'),
@@ -352,7 +374,7 @@ function client(ctx: Ctx): V3Client {
 
 /** Runs one call and prints its answer; a failed call is "Error: <clientv3's message>", exit 1. */
 async function withClient<T>(ctx: Ctx, p: Printer, call: (c: V3Client) => Promise<T>, print: (p: Printer, r: T) => void): Promise<void> {
-  const c = client(ctx);
+  const c = await client(ctx);
   let r: T;
   try {
     r = await call(c);
