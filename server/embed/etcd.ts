@@ -243,6 +243,23 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     logger.info('listening for peers', { url: u });
     peerListeners.push(ps);
   }
+  // The client listeners open now, as etcd's do: a client connects at once and waits for the member to serve, rather
+  // than being refused while the data loads and backing off (see ClientListener.serve).
+  const clientListeners: ClientListener[] = [];
+  const closeListeners = (): void => {
+    for (const l of [...peerListeners, ...clientListeners]) l.close();
+  };
+  for (const urls of groupByAddress(cfg.listenClientURLs)) {
+    const cl = new ClientListener({ urls, tls: clientTLS, log: tlsLog });
+    try {
+      await cl.listen();
+    } catch (err) {
+      transport.stop();
+      closeListeners();
+      throw err;
+    }
+    clientListeners.push(cl);
+  }
   // A new member bootstrapping by discovery learns its initial cluster now, its peer listeners up (as etcd's).
   let bootstrap;
   try {
@@ -251,7 +268,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     if (peerTLS && peerServerName) transport.setHttpsAgentOptions(peerAgentOptions(peerTLS));
   } catch (err) {
     transport.stop();
-    for (const l of peerListeners) l.close();
+    closeListeners();
     throw err;
   }
   const server = new EtcdServer({
@@ -304,7 +321,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     await server.start();
   } catch (err) {
     transport.stop();
-    for (const l of peerListeners) l.close();
+    closeListeners();
     throw err;
   }
   if (cfg.initialCorruptCheck) {
@@ -320,7 +337,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       await server.stop();
       await mvcc.close();
       transport.stop();
-      for (const l of peerListeners) l.close();
+      closeListeners();
       throw err;
     }
   }
@@ -387,10 +404,9 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
   const http2 = grpcSink(grpcServer);
   stopWatching.push(() => http2.destroy());
-  for (const urls of groupByAddress(cfg.listenClientURLs)) {
-    const cl = new ClientListener({ urls, tls: clientTLS, handler, http2, log: tlsLog });
-    await cl.listen();
-    for (const u of urls) logger.info('serving client requests', { url: u });
+  for (const cl of clientListeners) {
+    cl.serve(handler, http2);
+    for (const u of cl.urls) logger.info('serving client requests', { url: u });
     listeners.push(cl);
   }
   for (const u of cfg.listenMetricsURLs) {

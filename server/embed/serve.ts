@@ -114,7 +114,8 @@ export interface ClientListenerOptions {
   /** The URLs served on this address (one, or an http and an https URL with the same host and port). */
   urls: string[];
   tls?: TLSSettings;
-  handler: http.RequestListener;
+  /** Without one, connections are taken but wait until serve() (see there). */
+  handler?: http.RequestListener;
   /** HTTP/2 connections (h2c preface or ALPN h2); without one, they are refused like any unknown protocol. */
   http2?: HTTP2Sink;
   log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void;
@@ -134,17 +135,25 @@ export class ClientListener {
   private readonly pending = new Set<net.Socket>();
   private socketPath?: string;
   private readonly address0: ListenAddress;
+  private handler?: http.RequestListener;
+  private sink?: HTTP2Sink;
+  /** Connections taken before serve(), paused; undefined once serving. */
+  private held: Set<net.Socket> | undefined;
 
   constructor(private readonly o: ClientListenerOptions) {
+    this.handler = o.handler;
+    this.sink = o.http2;
+    if (!o.handler) this.held = new Set();
+    const handler: http.RequestListener = (req, res) => this.handler!(req, res);
     const urls = o.urls.map((u) => new URL(u));
     this.address0 = listenAddress(urls[0]);
     this.plain = urls.some((u) => !isTLSScheme(u));
     this.secure = urls.some(isTLSScheme);
     const httpOptions: http.ServerOptions = { keepAliveTimeout: 30000, maxHeaderSize: MAX_HEADER_BYTES };
-    this.http = http.createServer(httpOptions, o.handler);
+    this.http = http.createServer(httpOptions, handler);
     answerLikeGo(this.http);
     if (this.secure) {
-      const t = createTLSServer(o.tls!, o.handler, o.log, httpOptions, o.http2 ? (s: tls.TLSSocket) => o.http2!.injectConnection(s) : undefined);
+      const t = createTLSServer(o.tls!, handler, o.log, httpOptions, (s: tls.TLSSocket) => (this.sink ? this.sink.injectConnection(s) : s.destroy()));
       answerLikeGo(t.server);
       this.tlsServer = t.server;
       this.stopWatching = t.stopWatching;
@@ -153,8 +162,33 @@ export class ClientListener {
     this.net = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
+  get urls(): string[] {
+    return this.o.urls;
+  }
+
+  /**
+   * Starts serving: the connections taken while the member was starting are served now, in order. A listener opened
+   * early (as etcd's are, before the data is loaded) lets clients connect at once and wait, instead of being refused
+   * and backing off (a Go client then retries only after a second or more).
+   */
+  serve(handler: http.RequestListener, http2?: HTTP2Sink): void {
+    this.handler = handler;
+    this.sink = http2;
+    const held = this.held ?? new Set();
+    this.held = undefined;
+    for (const socket of held) if (!socket.destroyed) this.accept(socket);
+  }
+
   /** The first bytes decide who gets the socket; they are put back for its new owner to read. */
   private accept(socket: net.Socket): void {
+    if (this.held) {
+      // Nothing reads it yet: what it sends waits in its buffers for the owner serve() gives it.
+      this.held.add(socket);
+      socket.once('close', () => this.held?.delete(socket));
+      // An error before serving (a reset) only ends this connection.
+      socket.on('error', () => socket.destroy());
+      return;
+    }
     if (!this.plain) {
       socket.allowHalfOpen = false;
       return void this.tlsServer!.emit('connection', socket); // https only: every connection is TLS
@@ -184,9 +218,9 @@ export class ClientListener {
       socket.unshift(buf);
       // The HTTP/2 session and the TLS socket take what was put back themselves; the HTTP/1.1 parser is fed it once
       // the socket flows again.
-      if (p === 'h2' && this.o.http2) {
+      if (p === 'h2' && this.sink) {
         socket.allowHalfOpen = false; // as an HTTP/2 server's own sockets
-        this.o.http2.injectConnection(socket);
+        this.sink.injectConnection(socket);
       } else if (p === 'http1') {
         this.http.emit('connection', socket);
         socket.resume();
@@ -240,6 +274,7 @@ export class ClientListener {
     });
     this.stopWatching();
     for (const s of this.pending) s.destroy();
+    for (const s of this.held ?? []) s.destroy();
     this.http.close();
     this.tlsServer?.close();
   }

@@ -162,6 +162,8 @@ export class V3Applier {
    * (replayed after a restart) answers nothing; otherwise the result is a V3ApplyResult and refusals are `error`.
    */
   apply(payload: Uint8Array, ctx: { index: number }): { result?: V3ApplyResult; error?: Error } {
+    // Replay after a restart passes every entry since the last snapshot: those in the store are not even decoded.
+    if (this.applied(ctx.index)) return {};
     const r = this.applyRequest(ctx.index, InternalRaftRequest.decode(payload));
     if (!r) return {};
     return r.err ? { error: r.err } : { result: r };

@@ -389,3 +389,51 @@ describe('a refused client certificate, side by side with Debian etcd', () => {
     expect(servers.ours.proc.output()).toMatch(/rejected connection from "127\.0\.0\.1:\d+"/);
   });
 });
+
+describe('a client listener opened before the member serves (as etcd opens its listeners before loading its data)', () => {
+  test('connections are taken at once and wait: HTTP/1.1 and an h2c gRPC call are answered once serve() is called', async () => {
+    const { ClientListener, grpcSink } = await import('../../server/embed/serve');
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const l = new ClientListener({ urls: [url], log: () => undefined });
+    await l.listen();
+    const grpcServer = new grpc.Server();
+    grpcServer.addService(
+      { Ping: { path: '/test.T/Ping', requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } },
+      { Ping: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.concat([Buffer.from('pong:'), call.request])) },
+    );
+    const sink = grpcSink(grpcServer);
+    try {
+      // Connected (not refused) while nothing serves; no answer yet.
+      let answered = false;
+      const h1 = new Promise<string>((resolve, reject) => {
+        http.get(`${url}/health`, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve(`${res.statusCode} ${body}`));
+        }).on('error', reject);
+      }).finally(() => (answered = true));
+      const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      const ping = new Promise<string>((resolve, reject) =>
+        client.makeUnaryRequest('/test.T/Ping', (b: Buffer) => b, (b: Buffer) => b, Buffer.from('x'), (err, res) => (err ? reject(err) : resolve(res!.toString()))),
+      ).finally(() => (answered = true));
+      const connected = await new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        }).on('error', () => resolve(false));
+      });
+      expect(connected).toBe(true);
+      // Both requests are on their way (the HTTP/2 one needs its connection): still nothing answered.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(answered).toBe(false);
+      l.serve((req, res) => res.end(`served ${req.url}`), sink);
+      expect(await h1).toBe('200 served /health');
+      expect(await ping).toBe('pong:x');
+      client.close();
+    } finally {
+      await new Promise<void>((r) => l.close(() => r()));
+      sink.destroy();
+    }
+  });
+});
