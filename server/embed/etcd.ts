@@ -28,6 +28,7 @@ import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watch
 import { WAL } from '../wal/wal';
 import { ClientListener, groupByAddress, grpcSink, listenAddress } from './serve';
 import { createV3Server } from '../api/v3rpc/grpc';
+import { gatewayHandler, isGatewayPath } from '../api/v3gw/gateway';
 import { V3Applier } from '../etcdserver/apply-v3';
 import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';
@@ -378,8 +379,10 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
       res.end('404 page not found\n');
     } else if (url === KEYS_PREFIX || url.startsWith(KEYS_PREFIX + '/') || url.startsWith(KEYS_PREFIX + '?')) keys(req, res);
+    else if (isGatewayPath(url)) gateway(req, res);
     else admin(req, res);
   };
+  let gateway: (req: http.IncomingMessage, res: http.ServerResponse) => void = () => undefined;
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (server.published) route(req, res);
     else void published.then(() => route(req, res));
@@ -403,6 +406,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   compactor.start();
   const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
   const http2 = grpcSink(grpcServer);
+  // The JSON gateway calls the gRPC methods registered above, in-process.
+  gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024 });
   stopWatching.push(() => http2.destroy());
   for (const cl of clientListeners) {
     cl.serve(handler, http2);

@@ -29,9 +29,26 @@ export interface V3ServerOptions {
   grpcOptions?: grpc.ServerOptions;
 }
 
-export function createV3Server(opts: V3ServerOptions): grpc.Server {
+/** A gRPC server that remembers every method's implementation (the JSON gateway calls them in-process). */
+export class V3GrpcServer extends grpc.Server {
+  private readonly impls = new Map<string, grpc.UntypedHandleCall>();
+
+  override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    for (const [name, m] of Object.entries(service)) {
+      const h = implementation[name] ?? (m.originalName ? implementation[m.originalName] : undefined);
+      if (h) this.impls.set(m.path, h);
+    }
+    super.addService(service, implementation);
+  }
+
+  implementation(path: string): grpc.UntypedHandleCall | undefined {
+    return this.impls.get(path);
+  }
+}
+
+export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
   const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-  const server = new grpc.Server({
+  const server = new V3GrpcServer({
     'grpc.max_receive_message_length': maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': MAX_SEND_BYTES,
     // channelz (grpc-js's per-call bookkeeping for its debugging service, which we do not serve) costs on every call.

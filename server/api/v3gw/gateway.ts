@@ -1,0 +1,230 @@
+/**
+ * The JSON gateway of etcd 3.4 (its grpc-gateway, `/v3/` and `/v3beta/` on the client port): a POST of a request as
+ * JSON to a route (etcd's `google.api.http` annotations) is answered by the same gRPC method the v3 clients call,
+ * in-process, and the response comes back as JSON the way grpc-gateway writes it: the .proto field names, 64-bit
+ * integers as strings, bytes as base64, enums by name, zero values left out; errors as {"error","message","code"}
+ * with grpc-gateway's HTTP status for the gRPC code.
+ */
+import { EventEmitter } from 'node:events';
+import type * as http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import * as rpc from '../v3rpc/pb/etcdserverpb/rpc';
+import { JSON_NAMES } from '../v3rpc/pb/json-names';
+
+/** What the generated code offers for every message. */
+interface JsonCodec {
+  fromJSON(object: any): unknown;
+  toJSON(message: any): unknown;
+}
+
+interface Route {
+  grpcPath: string;
+  req: JsonCodec;
+  res: JsonCodec;
+  /** The response's message type (etcdserverpb.X), for the .proto field names. */
+  resType: string;
+  stream?: boolean;
+}
+
+const routes = new Map<string, Route>();
+
+function route(httpPaths: string | string[], service: string, method: string, req: JsonCodec, res: JsonCodec, resName: string, stream = false): void {
+  for (const p of Array.isArray(httpPaths) ? httpPaths : [httpPaths]) {
+    routes.set(p, { grpcPath: `/etcdserverpb.${service}/${method}`, req, res, resType: `etcdserverpb.${resName}`, stream });
+  }
+}
+
+route('/v3/kv/range', 'KV', 'Range', rpc.RangeRequest, rpc.RangeResponse, 'RangeResponse');
+route('/v3/kv/put', 'KV', 'Put', rpc.PutRequest, rpc.PutResponse, 'PutResponse');
+route('/v3/kv/deleterange', 'KV', 'DeleteRange', rpc.DeleteRangeRequest, rpc.DeleteRangeResponse, 'DeleteRangeResponse');
+route('/v3/kv/txn', 'KV', 'Txn', rpc.TxnRequest, rpc.TxnResponse, 'TxnResponse');
+route('/v3/kv/compaction', 'KV', 'Compact', rpc.CompactionRequest, rpc.CompactionResponse, 'CompactionResponse');
+route('/v3/lease/grant', 'Lease', 'LeaseGrant', rpc.LeaseGrantRequest, rpc.LeaseGrantResponse, 'LeaseGrantResponse');
+route(['/v3/lease/revoke', '/v3/kv/lease/revoke'], 'Lease', 'LeaseRevoke', rpc.LeaseRevokeRequest, rpc.LeaseRevokeResponse, 'LeaseRevokeResponse');
+route(['/v3/lease/timetolive', '/v3/kv/lease/timetolive'], 'Lease', 'LeaseTimeToLive', rpc.LeaseTimeToLiveRequest, rpc.LeaseTimeToLiveResponse, 'LeaseTimeToLiveResponse');
+route(['/v3/lease/leases', '/v3/kv/lease/leases'], 'Lease', 'LeaseLeases', rpc.LeaseLeasesRequest, rpc.LeaseLeasesResponse, 'LeaseLeasesResponse');
+route('/v3/cluster/member/add', 'Cluster', 'MemberAdd', rpc.MemberAddRequest, rpc.MemberAddResponse, 'MemberAddResponse');
+route('/v3/cluster/member/remove', 'Cluster', 'MemberRemove', rpc.MemberRemoveRequest, rpc.MemberRemoveResponse, 'MemberRemoveResponse');
+route('/v3/cluster/member/update', 'Cluster', 'MemberUpdate', rpc.MemberUpdateRequest, rpc.MemberUpdateResponse, 'MemberUpdateResponse');
+route('/v3/cluster/member/list', 'Cluster', 'MemberList', rpc.MemberListRequest, rpc.MemberListResponse, 'MemberListResponse');
+route('/v3/cluster/member/promote', 'Cluster', 'MemberPromote', rpc.MemberPromoteRequest, rpc.MemberPromoteResponse, 'MemberPromoteResponse');
+route('/v3/maintenance/alarm', 'Maintenance', 'Alarm', rpc.AlarmRequest, rpc.AlarmResponse, 'AlarmResponse');
+route('/v3/maintenance/status', 'Maintenance', 'Status', rpc.StatusRequest, rpc.StatusResponse, 'StatusResponse');
+route('/v3/maintenance/defragment', 'Maintenance', 'Defragment', rpc.DefragmentRequest, rpc.DefragmentResponse, 'DefragmentResponse');
+// Hash and HashKV share a route in etcd 3.4's annotations; Debian's etcd answers it with Hash.
+route('/v3/maintenance/hash', 'Maintenance', 'Hash', rpc.HashRequest, rpc.HashResponse, 'HashResponse');
+route('/v3/maintenance/transfer-leadership', 'Maintenance', 'MoveLeader', rpc.MoveLeaderRequest, rpc.MoveLeaderResponse, 'MoveLeaderResponse');
+route('/v3/auth/enable', 'Auth', 'AuthEnable', rpc.AuthEnableRequest, rpc.AuthEnableResponse, 'AuthEnableResponse');
+route('/v3/auth/disable', 'Auth', 'AuthDisable', rpc.AuthDisableRequest, rpc.AuthDisableResponse, 'AuthDisableResponse');
+route('/v3/auth/authenticate', 'Auth', 'Authenticate', rpc.AuthenticateRequest, rpc.AuthenticateResponse, 'AuthenticateResponse');
+route('/v3/auth/user/add', 'Auth', 'UserAdd', rpc.AuthUserAddRequest, rpc.AuthUserAddResponse, 'AuthUserAddResponse');
+route('/v3/auth/user/get', 'Auth', 'UserGet', rpc.AuthUserGetRequest, rpc.AuthUserGetResponse, 'AuthUserGetResponse');
+route('/v3/auth/user/list', 'Auth', 'UserList', rpc.AuthUserListRequest, rpc.AuthUserListResponse, 'AuthUserListResponse');
+route('/v3/auth/user/delete', 'Auth', 'UserDelete', rpc.AuthUserDeleteRequest, rpc.AuthUserDeleteResponse, 'AuthUserDeleteResponse');
+route('/v3/auth/user/changepw', 'Auth', 'UserChangePassword', rpc.AuthUserChangePasswordRequest, rpc.AuthUserChangePasswordResponse, 'AuthUserChangePasswordResponse');
+route('/v3/auth/user/grant', 'Auth', 'UserGrantRole', rpc.AuthUserGrantRoleRequest, rpc.AuthUserGrantRoleResponse, 'AuthUserGrantRoleResponse');
+route('/v3/auth/user/revoke', 'Auth', 'UserRevokeRole', rpc.AuthUserRevokeRoleRequest, rpc.AuthUserRevokeRoleResponse, 'AuthUserRevokeRoleResponse');
+route('/v3/auth/role/add', 'Auth', 'RoleAdd', rpc.AuthRoleAddRequest, rpc.AuthRoleAddResponse, 'AuthRoleAddResponse');
+route('/v3/auth/role/get', 'Auth', 'RoleGet', rpc.AuthRoleGetRequest, rpc.AuthRoleGetResponse, 'AuthRoleGetResponse');
+route('/v3/auth/role/list', 'Auth', 'RoleList', rpc.AuthRoleListRequest, rpc.AuthRoleListResponse, 'AuthRoleListResponse');
+route('/v3/auth/role/delete', 'Auth', 'RoleDelete', rpc.AuthRoleDeleteRequest, rpc.AuthRoleDeleteResponse, 'AuthRoleDeleteResponse');
+route('/v3/auth/role/grant', 'Auth', 'RoleGrantPermission', rpc.AuthRoleGrantPermissionRequest, rpc.AuthRoleGrantPermissionResponse, 'AuthRoleGrantPermissionResponse');
+route('/v3/auth/role/revoke', 'Auth', 'RoleRevokePermission', rpc.AuthRoleRevokePermissionRequest, rpc.AuthRoleRevokePermissionResponse, 'AuthRoleRevokePermissionResponse');
+// The streams (answered as newline-separated {"result": ...} objects by grpc-gateway).
+route('/v3/watch', 'Watch', 'Watch', rpc.WatchRequest, rpc.WatchResponse, 'WatchResponse', true);
+route('/v3/lease/keepalive', 'Lease', 'LeaseKeepAlive', rpc.LeaseKeepAliveRequest, rpc.LeaseKeepAliveResponse, 'LeaseKeepAliveResponse', true);
+route('/v3/maintenance/snapshot', 'Maintenance', 'Snapshot', rpc.SnapshotRequest, rpc.SnapshotResponse, 'SnapshotResponse', true);
+
+/** grpc-gateway's HTTP status for a gRPC code (its runtime.HTTPStatusFromCode, as vendored by etcd 3.4). */
+const HTTP_STATUS: Record<number, number> = {
+  [grpc.status.OK]: 200,
+  [grpc.status.CANCELLED]: 408,
+  [grpc.status.UNKNOWN]: 500,
+  [grpc.status.INVALID_ARGUMENT]: 400,
+  [grpc.status.DEADLINE_EXCEEDED]: 504,
+  [grpc.status.NOT_FOUND]: 404,
+  [grpc.status.ALREADY_EXISTS]: 409,
+  [grpc.status.PERMISSION_DENIED]: 403,
+  [grpc.status.UNAUTHENTICATED]: 401,
+  [grpc.status.RESOURCE_EXHAUSTED]: 429,
+  [grpc.status.FAILED_PRECONDITION]: 412,
+  [grpc.status.ABORTED]: 409,
+  [grpc.status.OUT_OF_RANGE]: 400,
+  [grpc.status.UNIMPLEMENTED]: 501,
+  [grpc.status.INTERNAL]: 500,
+  [grpc.status.UNAVAILABLE]: 503,
+  [grpc.status.DATA_LOSS]: 500,
+};
+
+/** The generated code's JSON (its JSON names) with the .proto field names, recursively by message type. */
+export function withProtoNames(value: unknown, type: string): unknown {
+  const names = JSON_NAMES[type];
+  if (!names || value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const n = names[k];
+    if (!n) {
+      out[k] = v;
+      continue;
+    }
+    const [protoName, msgType] = n;
+    out[protoName] = msgType ? (Array.isArray(v) ? v.map((x) => withProtoNames(x, msgType)) : withProtoNames(v, msgType)) : v;
+  }
+  return out;
+}
+
+/** Where the gateway finds the gRPC methods: the implementations registered on the v3 gRPC server. */
+export type MethodLookup = (grpcPath: string) => grpc.UntypedHandleCall | undefined;
+
+export interface GatewayOptions {
+  lookup: MethodLookup;
+  /** The largest request body read (etcd's --max-request-bytes plus room for JSON and base64). */
+  maxBodyBytes: number;
+}
+
+const PREFIXES = ['/v3/', '/v3beta/'];
+
+/** True for a path the gateway answers (everything under its prefixes, known routes or not). */
+export function isGatewayPath(path: string): boolean {
+  return PREFIXES.some((p) => path.startsWith(p));
+}
+
+function textAnswer(res: http.ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+  res.end(text);
+}
+
+function errorAnswer(res: http.ServerResponse, code: number, message: string): void {
+  const body = JSON.stringify({ error: message, message, code });
+  res.writeHead(HTTP_STATUS[code] ?? 500, { 'Content-Type': 'application/json' });
+  res.end(body);
+}
+
+/** The request's gRPC metadata, as grpc-gateway forwards it: Authorization, and Grpc-Metadata-* headers. */
+function metadataOf(req: http.IncomingMessage): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined) continue;
+    const value = Array.isArray(v) ? v.join(', ') : v;
+    if (k === 'authorization') md.set('authorization', value);
+    else if (k.startsWith('grpc-metadata-')) md.set(k.slice('grpc-metadata-'.length), value);
+  }
+  return md;
+}
+
+/** A unary call of a gRPC implementation, in-process: what grpc-js hands it, as far as handlers look. */
+function callUnary(impl: grpc.UntypedHandleCall, grpcPath: string, request: unknown, req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const call = Object.assign(new EventEmitter(), {
+      request,
+      metadata: metadataOf(req),
+      cancelled: false,
+      getPeer: () => `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+      getDeadline: () => Infinity,
+      getPath: () => grpcPath,
+      getHost: () => req.headers.host ?? '',
+      sendMetadata: () => undefined,
+      getAuthContext: () => ({}),
+    });
+    (impl as grpc.handleUnaryCall<unknown, unknown>)(call as unknown as grpc.ServerUnaryCall<unknown, unknown>, (err, value) => {
+      if (err) reject(err);
+      else resolve(value);
+    });
+  });
+}
+
+/** The gateway's HTTP handler, for the paths isGatewayPath accepts. */
+export function gatewayHandler(o: GatewayOptions): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0].replace(/^\/v3beta\//, '/v3/');
+    const r = routes.get(path);
+    if (!r) {
+      req.resume();
+      return textAnswer(res, 404, 'Not Found\n');
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      return textAnswer(res, 405, 'Method Not Allowed\n');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > o.maxBodyBytes) tooLarge = true;
+      else chunks.push(c);
+    });
+    req.on('error', () => res.destroy());
+    req.on('end', () => {
+      if (tooLarge) return errorAnswer(res, grpc.status.INVALID_ARGUMENT, 'http: request body too large');
+      void serve(o, r, Buffer.concat(chunks), req, res);
+    });
+  };
+}
+
+async function serve(o: GatewayOptions, r: Route, body: Buffer, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const impl = o.lookup(r.grpcPath);
+  if (!impl || r.stream) return errorAnswer(res, grpc.status.UNIMPLEMENTED, `unknown service ${r.grpcPath.split('/')[1]}`);
+  let request: unknown;
+  try {
+    const text = body.toString('utf8').trim();
+    // An empty body is the zero request, as grpc-gateway decodes io.EOF.
+    const json: unknown = text === '' ? null : JSON.parse(text);
+    // As Go's decoder: null is the zero request, anything but an object is refused.
+    if (json !== null && (typeof json !== 'object' || Array.isArray(json))) {
+      throw new Error(`json: cannot unmarshal ${Array.isArray(json) ? 'array' : typeof json} into Go value of type map[string]json.RawMessage`);
+    }
+    request = r.req.fromJSON(json ?? {});
+  } catch (err) {
+    return errorAnswer(res, grpc.status.INVALID_ARGUMENT, (err as Error).message);
+  }
+  try {
+    const value = await callUnary(impl, r.grpcPath, request, req);
+    const json = JSON.stringify(withProtoNames(r.res.toJSON(value), r.resType));
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Grpc-Metadata-Content-Type': 'application/grpc' });
+    res.end(json);
+  } catch (err) {
+    const e = err as { code?: number; details?: string; message?: string };
+    errorAnswer(res, typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN, e.details ?? e.message ?? String(err));
+  }
+}
