@@ -6,6 +6,7 @@
  * with grpc-gateway's HTTP status for the gRPC code.
  */
 import { EventEmitter } from 'node:events';
+import { Duplex } from 'node:stream';
 import type * as http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import * as rpc from '../v3rpc/pb/etcdserverpb/rpc';
@@ -23,12 +24,13 @@ interface Route {
   res: JsonCodec;
   /** The response's message type (etcdserverpb.X), for the .proto field names. */
   resType: string;
-  stream?: boolean;
+  /** A streaming method: bidirectional (requests read from the body one JSON value after another) or server-side. */
+  stream?: 'bidi' | 'server';
 }
 
 const routes = new Map<string, Route>();
 
-function route(httpPaths: string | string[], service: string, method: string, req: JsonCodec, res: JsonCodec, resName: string, stream = false): void {
+function route(httpPaths: string | string[], service: string, method: string, req: JsonCodec, res: JsonCodec, resName: string, stream?: Route['stream']): void {
   for (const p of Array.isArray(httpPaths) ? httpPaths : [httpPaths]) {
     routes.set(p, { grpcPath: `/etcdserverpb.${service}/${method}`, req, res, resType: `etcdserverpb.${resName}`, stream });
   }
@@ -71,9 +73,9 @@ route('/v3/auth/role/delete', 'Auth', 'RoleDelete', rpc.AuthRoleDeleteRequest, r
 route('/v3/auth/role/grant', 'Auth', 'RoleGrantPermission', rpc.AuthRoleGrantPermissionRequest, rpc.AuthRoleGrantPermissionResponse, 'AuthRoleGrantPermissionResponse');
 route('/v3/auth/role/revoke', 'Auth', 'RoleRevokePermission', rpc.AuthRoleRevokePermissionRequest, rpc.AuthRoleRevokePermissionResponse, 'AuthRoleRevokePermissionResponse');
 // The streams (answered as newline-separated {"result": ...} objects by grpc-gateway).
-route('/v3/watch', 'Watch', 'Watch', rpc.WatchRequest, rpc.WatchResponse, 'WatchResponse', true);
-route('/v3/lease/keepalive', 'Lease', 'LeaseKeepAlive', rpc.LeaseKeepAliveRequest, rpc.LeaseKeepAliveResponse, 'LeaseKeepAliveResponse', true);
-route('/v3/maintenance/snapshot', 'Maintenance', 'Snapshot', rpc.SnapshotRequest, rpc.SnapshotResponse, 'SnapshotResponse', true);
+route('/v3/watch', 'Watch', 'Watch', rpc.WatchRequest, rpc.WatchResponse, 'WatchResponse', 'bidi');
+route('/v3/lease/keepalive', 'Lease', 'LeaseKeepAlive', rpc.LeaseKeepAliveRequest, rpc.LeaseKeepAliveResponse, 'LeaseKeepAliveResponse', 'bidi');
+route('/v3/maintenance/snapshot', 'Maintenance', 'Snapshot', rpc.SnapshotRequest, rpc.SnapshotResponse, 'SnapshotResponse', 'server');
 
 /** grpc-gateway's HTTP status for a gRPC code (its runtime.HTTPStatusFromCode, as vendored by etcd 3.4). */
 const HTTP_STATUS: Record<number, number> = {
@@ -186,6 +188,7 @@ export function gatewayHandler(o: GatewayOptions): (req: http.IncomingMessage, r
       req.resume();
       return textAnswer(res, 405, 'Method Not Allowed\n');
     }
+    if (r.stream) return serveStream(o, r, req, res);
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -204,7 +207,7 @@ export function gatewayHandler(o: GatewayOptions): (req: http.IncomingMessage, r
 
 async function serve(o: GatewayOptions, r: Route, body: Buffer, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const impl = o.lookup(r.grpcPath);
-  if (!impl || r.stream) return errorAnswer(res, grpc.status.UNIMPLEMENTED, `unknown service ${r.grpcPath.split('/')[1]}`);
+  if (!impl) return errorAnswer(res, grpc.status.UNIMPLEMENTED, `unknown service ${r.grpcPath.split('/')[1]}`);
   let request: unknown;
   try {
     const text = body.toString('utf8').trim();
@@ -227,4 +230,202 @@ async function serve(o: GatewayOptions, r: Route, body: Buffer, req: http.Incomi
     const e = err as { code?: number; details?: string; message?: string };
     errorAnswer(res, typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN, e.details ?? e.message ?? String(err));
   }
+}
+
+/** The request body of a streaming route as one JSON value after another (as Go's json.Decoder reads them). */
+export class JsonValueSplitter {
+  private text = '';
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private start = -1;
+  private pos = 0;
+
+  /** The complete values in what arrived so far; a scalar at the top level is returned as its text, for refusal. */
+  push(chunk: string): string[] {
+    this.text += chunk;
+    const out: string[] = [];
+    for (; this.pos < this.text.length; this.pos++) {
+      const c = this.text[this.pos];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === '"') this.inString = false;
+        continue;
+      }
+      if (this.depth === 0 && this.start < 0) {
+        if (c === ' ' || c === '\n' || c === '\r' || c === '\t') continue;
+        this.start = this.pos;
+        if (c !== '{' && c !== '[') {
+          // Not an object: refused by the caller (as Go's decoder refuses it for a message).
+          out.push(this.text.slice(this.pos));
+          this.text = '';
+          this.pos = -1;
+          this.start = -1;
+          return out;
+        }
+      }
+      if (c === '"') this.inString = true;
+      else if (c === '{' || c === '[') this.depth++;
+      else if (c === '}' || c === ']') {
+        this.depth--;
+        if (this.depth === 0) {
+          out.push(this.text.slice(this.start, this.pos + 1));
+          this.start = -1;
+        }
+      }
+    }
+    if (this.start < 0) {
+      this.text = '';
+      this.pos = 0;
+    }
+    return out;
+  }
+
+  /** What is left when the body ends: an incomplete value. */
+  rest(): string {
+    return this.start >= 0 ? this.text.slice(this.start) : '';
+  }
+}
+
+/** grpc-gateway's stream error chunk. */
+function streamErrorChunk(code: number, message: string): string {
+  const httpCode = HTTP_STATUS[code] ?? 500;
+  return JSON.stringify({ error: { grpc_code: code, http_code: httpCode, message, http_status: STATUS_TEXT[httpCode] ?? '' } });
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 408: 'Request Timeout', 409: 'Conflict',
+  412: 'Precondition Failed', 429: 'Too Many Requests', 500: 'Internal Server Error', 501: 'Not Implemented', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+/**
+ * A streaming route: the method's handler gets a stream object as grpc-js would give it (requests read from the
+ * body, responses written as `{"result": …}` lines, flushed one by one; an error ends the answer with grpc-gateway's
+ * error chunk). The client's going away cancels the call.
+ */
+function serveStream(o: GatewayOptions, r: Route, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const impl = o.lookup(r.grpcPath);
+  if (!impl) {
+    req.resume();
+    return errorAnswer(res, grpc.status.UNIMPLEMENTED, `unknown service ${r.grpcPath.split('/')[1]}`);
+  }
+  let wroteHeader = false;
+  let finished = false;
+  const head = (status = 200): void => {
+    if (wroteHeader) return;
+    wroteHeader = true;
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Grpc-Metadata-Content-Type': 'application/grpc', 'Transfer-Encoding': 'chunked' });
+  };
+  const fail = (code: number, message: string): void => {
+    if (finished) return;
+    finished = true;
+    head(HTTP_STATUS[code] ?? 500);
+    res.end(streamErrorChunk(code, message));
+  };
+  const call = new Duplex({
+    objectMode: true,
+    read() {},
+    write(msg: unknown, _enc, cb) {
+      if (finished) return cb();
+      head();
+      res.write(JSON.stringify({ result: withProtoNames(r.res.toJSON(msg), r.resType) }) + '\n', () => cb());
+    },
+    final(cb) {
+      if (!finished) {
+        finished = true;
+        head();
+        res.end();
+      }
+      cb();
+    },
+    destroy(err, cb) {
+      if (err) {
+        const e = err as { code?: number; details?: string; message?: string };
+        fail(typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN, e.details ?? e.message ?? String(err));
+      }
+      cb(null);
+    },
+  });
+  Object.assign(call, {
+    metadata: metadataOf(req),
+    cancelled: false,
+    getPeer: () => `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+    getDeadline: () => Infinity,
+    getPath: () => r.grpcPath,
+    getHost: () => req.headers.host ?? '',
+    sendMetadata: () => undefined,
+    getAuthContext: () => ({}),
+  });
+  // grpc-js ends a call with an error this way too; a stream error never reaches the process.
+  call.on('error', (err: unknown) => {
+    const e = err as { code?: number; details?: string; message?: string };
+    fail(typeof e.code === 'number' ? e.code : grpc.status.UNKNOWN, e.details ?? e.message ?? String(err));
+  });
+  res.on('close', () => {
+    if (!finished || !res.writableFinished) {
+      finished = true;
+      (call as unknown as { cancelled: boolean }).cancelled = true;
+      call.emit('cancelled');
+      call.destroy();
+    }
+  });
+  const decode = (text: string): unknown => {
+    const json: unknown = JSON.parse(text);
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+      throw new Error(`json: cannot unmarshal ${Array.isArray(json) ? 'array' : typeof json} into Go value of type map[string]json.RawMessage`);
+    }
+    return r.req.fromJSON(json);
+  };
+  if (r.stream === 'server') {
+    // One request (the whole body), then the handler writes.
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8').trim();
+      try {
+        (call as unknown as { request: unknown }).request = text === '' ? r.req.fromJSON({}) : decode(text);
+      } catch (err) {
+        return fail(grpc.status.INVALID_ARGUMENT, (err as Error).message);
+      }
+      (impl as grpc.handleServerStreamingCall<unknown, unknown>)(call as unknown as grpc.ServerWritableStream<unknown, unknown>);
+    });
+    return;
+  }
+  const splitter = new JsonValueSplitter();
+  let started = false;
+  const start = (): void => {
+    if (started) return;
+    started = true;
+    (impl as grpc.handleBidiStreamingCall<unknown, unknown>)(call as unknown as grpc.ServerDuplexStream<unknown, unknown>);
+  };
+  req.setEncoding('utf8');
+  let refused = false;
+  req.on('data', (chunk: string) => {
+    if (refused) return;
+    for (const text of splitter.push(chunk)) {
+      let msg: unknown;
+      try {
+        msg = decode(text);
+      } catch (err) {
+        // The rest of the body is read and dropped; the call, if it started, is cancelled.
+        refused = true;
+        fail(grpc.status.INVALID_ARGUMENT, (err as Error).message);
+        if (started) call.destroy();
+        return;
+      }
+      start();
+      call.push(msg);
+    }
+  });
+  req.on('end', () => {
+    if (refused) return;
+    // As grpc-gateway: a body with no request at all is one zero request; then the client's side is closed.
+    if (!started && splitter.rest() === '') {
+      start();
+      call.push(r.req.fromJSON({}));
+    } else if (splitter.rest() !== '') return fail(grpc.status.INVALID_ARGUMENT, 'unexpected EOF');
+    start();
+    call.push(null);
+  });
 }
