@@ -196,6 +196,20 @@ describe('against a member', () => {
     }
   });
 
+  test('a client that connects well ahead of its first call is served as well', async () => {
+    const m = c!.members[0];
+    const s = http2.connect(m.clientURL);
+    try {
+      await new Promise<void>((resolve) => s.once('remoteSettings', () => resolve()));
+      // Longer than the first look waits for a first request.
+      await new Promise((r) => setTimeout(r, 600));
+      const r = await call(s, new URL(m.clientURL).host, '/etcdserverpb.KV/Range', RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish());
+      expect(r.grpcStatus).toBe('0');
+    } finally {
+      s.close();
+    }
+  });
+
   test("Python's gRPC (C core) with the URL as its default authority puts and gets", async () => {
     const m = c!.members[0];
     const port = new URL(m.clientURL).port;

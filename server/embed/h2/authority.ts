@@ -33,6 +33,11 @@ const F_PRIORITY = 0x20;
 const MAX_FRAME = 16384;
 /** What the first look may hold back before giving up on the native path. */
 const PEEK_LIMIT = 64 * 1024;
+/**
+ * How long the first look waits for a first request. A client that waited for the acknowledgement of its own
+ * SETTINGS before sending one (none we know of does) is handed over after this, so it never waits on us.
+ */
+const PEEK_WAIT_MS = 250;
 /** A header block larger than this is left for the session to refuse. */
 const MAX_BLOCK = 1024 * 1024;
 
@@ -282,7 +287,7 @@ class RewrittenConnection extends Duplex {
 }
 
 /** What the first look at a connection decided. */
-type Verdict = { wait: true } | { wait: false; native: boolean; ackAt?: [number, number] };
+type Verdict = { wait: true; ackAt?: [number, number] } | { wait: false; native: boolean; ackAt?: [number, number] };
 
 /** Looks at what a client sent so far (preface included): wait, hand over natively, or rewrite. */
 export function firstLook(buf: Buffer): Verdict {
@@ -316,7 +321,7 @@ export function firstLook(buf: Buffer): Verdict {
   }
   if (!ackAt) return { wait: true };
   if (unusual) return { wait: false, native: false };
-  if (!block || !blockDone) return { wait: true };
+  if (!block || !blockDone) return { wait: true, ackAt };
   try {
     return { wait: false, native: !needsFix(new HpackDecoder().decode(Buffer.concat(block))), ackAt };
   } catch {
@@ -332,11 +337,10 @@ export function firstLook(buf: Buffer): Verdict {
 export function injectFixingAuthority(socket: net.Socket, inject: (connection: Duplex) => void): () => void {
   let buf: Buffer = Buffer.alloc(0);
   let decided = false;
-  const onData = (chunk: Buffer): void => {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    const v = firstLook(buf);
-    if (v.wait) return;
+  const decide = (v: Verdict): void => {
+    if (v.wait || decided) return;
     decided = true;
+    clearTimeout(timer);
     socket.off('data', onData);
     socket.off('error', onError);
     socket.off('end', onEnd);
@@ -347,8 +351,24 @@ export function injectFixingAuthority(socket: net.Socket, inject: (connection: D
       inject(socket);
     } else inject(new RewrittenConnection(socket, new InboundRewriter(true), buf));
   };
-  const onError = (): void => void socket.destroy();
-  const onEnd = (): void => void socket.destroy();
+  const onData = (chunk: Buffer): void => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    decide(firstLook(buf));
+  };
+  // No first request in time (a client that connects ahead of its first call): once our SETTINGS frame is
+  // acknowledged the connection goes to the session natively; a request with a URL for authority would then be
+  // refused as before, but no client waits on us.
+  const onTimer = (): void => {
+    const v = firstLook(buf);
+    if (v.ackAt) decide({ wait: false, native: true, ackAt: v.ackAt });
+    else timer = setTimeout(onTimer, PEEK_WAIT_MS).unref();
+  };
+  let timer = setTimeout(onTimer, PEEK_WAIT_MS).unref();
+  const onError = (): void => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const onEnd = onError;
   socket.on('data', onData);
   socket.on('error', onError);
   socket.on('end', onEnd);
@@ -356,6 +376,6 @@ export function injectFixingAuthority(socket: net.Socket, inject: (connection: D
   socket.write(EMPTY_SETTINGS);
   socket.resume();
   return () => {
-    if (!decided) socket.destroy();
+    if (!decided) onError();
   };
 }
