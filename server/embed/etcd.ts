@@ -316,7 +316,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       if (data[0] === V3_PART_DATA) MvccStore.validateDump(data.subarray(1));
       else if (data[0] !== V3_PART_MARKER) throw new Error('snapshot: malformed v3 part');
     },
-    forPeer: () => Buffer.concat([Buffer.from([V3_PART_DATA]), mvcc.dumpSync()]),
+    forPeer: async () => Buffer.concat([Buffer.from([V3_PART_DATA]), await mvcc.dump()]),
   });
   try {
     await server.start();

@@ -46,7 +46,7 @@ export interface SnapshotPart {
    * What goes to a member that catches up by snapshot, when what save() keeps is only a marker (the v3 backend
    * lives in its own files, as etcd's bbolt db does, and is sent whole, as it is at the time of sending).
    */
-  forPeer?(): Buffer;
+  forPeer?(): Buffer | Promise<Buffer>;
 }
 
 /** The WAL as the server opens or creates it. */
@@ -252,11 +252,11 @@ export class EtcdServer extends EventEmitter {
   }
 
   /** A snapshot message with the parts that are markers locally (forPeer) filled in with their data. */
-  private snapshotForPeer(m: import('../raft').Message): import('../raft').Message {
+  private async snapshotForPeer(m: import('../raft').Message): Promise<import('../raft').Message> {
     const fill = [...this.snapshotParts].filter(([, p]) => p.forPeer);
     if (!m.snapshot || fill.length === 0) return m;
     const parts = decodeSnapshotData(m.snapshot.data, new Set(this.snapshotParts.keys()));
-    for (const [name, p] of fill) parts.set(name, p.forPeer!());
+    for (const [name, p] of fill) parts.set(name, await p.forPeer!());
     return { ...m, snapshot: { ...m.snapshot, data: encodeSnapshotData(parts) } };
   }
 
@@ -363,7 +363,18 @@ export class EtcdServer extends EventEmitter {
       transport: {
         send: (msgs) => {
           for (const m of msgs) if (m.type === MessageType.App) this.stats.sendAppendReq(messageSize(m));
-          o.transport.send(msgs.map((m) => (m.type === MessageType.Snap ? this.snapshotForPeer(m) : m)));
+          const snaps = msgs.filter((m) => m.type === MessageType.Snap);
+          o.transport.send(snaps.length ? msgs.filter((m) => m.type !== MessageType.Snap) : msgs);
+          // A snapshot's data is gathered without blocking the loop (heartbeats go on meanwhile), then sent.
+          for (const m of snaps) {
+            this.snapshotForPeer(m).then(
+              (filled) => o.transport.send([filled]),
+              (err: Error) => {
+                this.o.log('warn', 'failed to gather a snapshot for a peer', { to: m.to, error: err.message });
+                this.reportSnapshot(m.to, false);
+              },
+            );
+          }
         },
       },
       tickMs: o.heartbeatMs,
