@@ -108,9 +108,9 @@ export const OPTIONS: OptionSpec[] = [
   u('backend-batch-limit', 0, 'BackendBatchLimit is the maximum operations before commit the backend transaction.', unsupported),
   u('max-txn-ops', 128, 'Maximum number of operations permitted in a transaction.'),
   s('grpc-keepalive-min-time', '5s', 'Minimum interval duration that a client should wait before pinging server.', unsupported),
-  s('grpc-keepalive-interval', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).', unsupported),
-  s('grpc-keepalive-timeout', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).', unsupported),
-  u('max-concurrent-streams', 4294967295, 'Maximum concurrent streams that each client can open at a time.', unsupported),
+  s('grpc-keepalive-interval', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).'),
+  s('grpc-keepalive-timeout', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).'),
+  u('max-concurrent-streams', 4294967295, 'Maximum concurrent streams that each client can open at a time.'),
   // etcd's own sample config (etcd.conf.yml.sample) sets these three: it must start as etcd does (TestEtcdExampleConfig).
   s('auto-compaction-retention', '0', 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.'),
   e('auto-compaction-mode', 'periodic', ['periodic', 'revision'], "Interpret 'auto-compaction-retention' one of: periodic|revision."),

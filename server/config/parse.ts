@@ -1,5 +1,5 @@
 import * as yaml from 'js-yaml';
-import { goParseBool } from '../pkg/go-compat';
+import { goParseBool, goParseDuration } from '../pkg/go-compat';
 import { CompactionMode, parseCompactionRetention } from '../etcdserver/compactor';
 import { IGNORED_OPTIONS, OPTIONS, OPTIONS_BY_NAME, OptionSpec, envName } from './options';
 
@@ -47,6 +47,11 @@ export interface ServerConfig {
   maxRequestBytes: number;
   /** --max-txn-ops: operations a v3 txn may hold. */
   maxTxnOps: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS on client connections. */
+  maxConcurrentStreams: number;
+  /** Server-to-client pings on an idle gRPC connection (0: none), and how long an answer may take. */
+  grpcKeepaliveIntervalMs: number;
+  grpcKeepaliveTimeoutMs: number;
   /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
   initialCorruptCheck: boolean;
   /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
@@ -391,6 +396,14 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
   const num = (n: string) => get(n) as number;
   const bool = (n: string) => get(n) as boolean;
   const list = (n: string) => get(n) as string[];
+  /** A Go duration flag, in ms; a value Go's flag package would refuse stops the start as it does. */
+  const duration = (n: string): number => {
+    try {
+      return goParseDuration(str(n));
+    } catch {
+      throw new ConfigError(`invalid value ${JSON.stringify(str(n))} for flag -${n}: parse error`, 2);
+    }
+  };
   const name = str('name');
   const heartbeat = num('heartbeat-interval');
   const election = num('election-timeout');
@@ -455,6 +468,9 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     electionTimeoutMs: election,
     maxRequestBytes,
     maxTxnOps: num('max-txn-ops'),
+    maxConcurrentStreams: num('max-concurrent-streams'),
+    grpcKeepaliveIntervalMs: duration('grpc-keepalive-interval'),
+    grpcKeepaliveTimeoutMs: duration('grpc-keepalive-timeout'),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
     listenPeerURLs: list('listen-peer-urls'),

@@ -404,10 +404,22 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     },
   });
   compactor.start();
-  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
+  const grpcServer = createV3Server({
+    kv: v3kv,
+    header: v3kv.header(),
+    maxRequestBytes: cfg.maxRequestBytes,
+    maxTxnOps: cfg.maxTxnOps,
+    registry: metrics.registry,
+    grpcOptions: {
+      // etcd's --grpc-keepalive-interval (0: no pings) and --grpc-keepalive-timeout; --max-concurrent-streams.
+      'grpc.keepalive_time_ms': cfg.grpcKeepaliveIntervalMs > 0 ? Math.min(cfg.grpcKeepaliveIntervalMs, 2 ** 31 - 1) : 2 ** 31 - 1,
+      'grpc.keepalive_timeout_ms': cfg.grpcKeepaliveTimeoutMs > 0 ? Math.min(cfg.grpcKeepaliveTimeoutMs, 2 ** 31 - 1) : 2 ** 31 - 1,
+      ...(cfg.maxConcurrentStreams !== 4294967295 ? { 'grpc.max_concurrent_streams': cfg.maxConcurrentStreams } : {}),
+    },
+  });
   const http2 = grpcSink(grpcServer);
   // The JSON gateway calls the gRPC methods registered above, in-process.
-  gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024 });
+  gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024, maxConcurrentCalls: cfg.maxConcurrentStreams });
   stopWatching.push(() => http2.destroy());
   for (const cl of clientListeners) {
     cl.serve(handler, http2);

@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { gatewayHandler, JsonValueSplitter } from '../../server/api/v3gw/gateway';
-import { WatchRequest, WatchResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { RangeResponse, WatchRequest, WatchResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 
 let server: http.Server;
 let base: string;
@@ -109,4 +109,46 @@ test('the body splitter finds values across chunks, strings with braces and esca
   for (const ch of text) out.push(...s.push(ch));
   expect(out.map((t) => JSON.parse(t))).toEqual([{ a: '}{"', b: [1, { c: 2 }] }, { d: '\\' }, { e: 1 }]);
   expect(s.rest()).toBe('');
+});
+
+test('with --max-concurrent-streams, a watch holds its slot while it lasts: a call past the limit waits for it to end', async () => {
+  const gw = gatewayHandler({
+    lookup: (p) =>
+      ({
+        '/etcdserverpb.Watch/Watch': ((call: grpc.ServerDuplexStream<unknown, WatchResponse>) => call.write(WatchResponse.fromPartial({ created: true }))) as grpc.UntypedHandleCall,
+        '/etcdserverpb.KV/Range': ((_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, RangeResponse.fromPartial({}))) as grpc.UntypedHandleCall,
+      })[p],
+    maxBodyBytes: 1 << 20,
+    maxConcurrentCalls: 1,
+  });
+  const one = http.createServer(gw);
+  await new Promise<void>((r) => one.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(one.address() as AddressInfo).port}`;
+  try {
+    let watchReq!: http.ClientRequest;
+    await new Promise<void>((resolve) => {
+      watchReq = http.request(url + '/v3/watch', { method: 'POST' }, (res) => res.once('data', () => resolve()));
+      watchReq.on('error', () => undefined);
+      watchReq.write('{"create_request":{"key":"YQ=="}}');
+    });
+    let answered = false;
+    const range = new Promise<number>((resolve, reject) => {
+      http
+        .request(url + '/v3/kv/range', { method: 'POST' }, (res) => {
+          answered = true;
+          res.resume();
+          resolve(res.statusCode!);
+        })
+        .on('error', reject)
+        .end('{"key":"YQ=="}');
+    });
+    // The range is sent and waits (a negative check: it must not be answered while the watch holds the slot).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered).toBe(false);
+    watchReq.destroy();
+    expect(await range).toBe(200);
+  } finally {
+    one.closeAllConnections();
+    await new Promise<void>((r) => one.close(() => r()));
+  }
 });

@@ -122,6 +122,35 @@ export interface GatewayOptions {
   lookup: MethodLookup;
   /** The largest request body read (etcd's --max-request-bytes plus room for JSON and base64). */
   maxBodyBytes: number;
+  /**
+   * etcd's gateway is one gRPC client of its member, so --max-concurrent-streams bounds the calls it has open at once
+   * (a watch holds one while it lasts); calls past it wait. Unbounded when left out.
+   */
+  maxConcurrentCalls?: number;
+}
+
+/** A counting semaphore: calls past the limit wait, in order, for one to end. */
+class Slots {
+  private used = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+
+  acquire(): Promise<() => void> {
+    return new Promise((resolve) => {
+      const grant = (): void => {
+        this.used++;
+        let released = false;
+        resolve(() => {
+          if (released) return;
+          released = true;
+          this.used--;
+          this.waiting.shift()?.();
+        });
+      };
+      if (this.used < this.max) grant();
+      else this.waiting.push(grant);
+    });
+  }
 }
 
 const PREFIXES = ['/v3/', '/v3beta/'];
@@ -177,6 +206,15 @@ function callUnary(impl: grpc.UntypedHandleCall, grpcPath: string, request: unkn
 
 /** The gateway's HTTP handler, for the paths isGatewayPath accepts. */
 export function gatewayHandler(o: GatewayOptions): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const slots = new Slots(o.maxConcurrentCalls ?? Infinity);
+  /** Runs fn once a slot is free; the slot is given back when the answer ends (or the client goes). */
+  const withSlot = (res: http.ServerResponse, fn: () => void): void => {
+    void slots.acquire().then((release) => {
+      if (res.destroyed || res.writableEnded) return release();
+      res.once('close', release);
+      fn();
+    });
+  };
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0].replace(/^\/v3beta\//, '/v3/');
     const r = routes.get(path);
@@ -188,7 +226,7 @@ export function gatewayHandler(o: GatewayOptions): (req: http.IncomingMessage, r
       req.resume();
       return textAnswer(res, 405, 'Method Not Allowed\n');
     }
-    if (r.stream) return serveStream(o, r, req, res);
+    if (r.stream) return withSlot(res, () => serveStream(o, r, req, res));
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -200,7 +238,7 @@ export function gatewayHandler(o: GatewayOptions): (req: http.IncomingMessage, r
     req.on('error', () => res.destroy());
     req.on('end', () => {
       if (tooLarge) return errorAnswer(res, grpc.status.INVALID_ARGUMENT, 'http: request body too large');
-      void serve(o, r, Buffer.concat(chunks), req, res);
+      withSlot(res, () => void serve(o, r, Buffer.concat(chunks), req, res));
     });
   };
 }
