@@ -117,7 +117,7 @@ export class V3Lease implements LeaseBackend {
     this.pumpRevokes();
     for (let i = 0; i < LEASE_CHECKPOINT_RATE / 2; i++) {
       const cps = this.lessor.dueCheckpoints(MAX_LEASE_CHECKPOINT_BATCH);
-      if (cps.length) this.proposeCheckpoints(cps);
+      if (cps.length) void this.proposeCheckpoints(cps);
       if (cps.length < MAX_LEASE_CHECKPOINT_BATCH) break;
     }
   }
@@ -136,9 +136,12 @@ export class V3Lease implements LeaseBackend {
   }
 
   /** The lessor's checkpointer: remaining TTLs through the log (fire and forget, as etcd's). */
-  proposeCheckpoints(checkpoints: Checkpoint[]): void {
+  proposeCheckpoints(checkpoints: Checkpoint[]): Promise<void> {
     const req = { checkpoints: checkpoints.map((c) => ({ ID: c.id, remainingTTL: BigInt(c.remainingTTL) })) };
-    this.o.kv.propose({ leaseCheckpoint: req }).catch((err: Error) => this.o.log('warn', 'failed to checkpoint leases', { error: err.message }));
+    return this.o.kv.propose({ leaseCheckpoint: req }).then(
+      () => undefined,
+      (err: Error) => this.o.log('warn', 'failed to checkpoint leases', { error: err.message }),
+    );
   }
 
   async leaseGrant(r: LeaseGrantRequest): Promise<LeaseGrantResponse> {

@@ -129,7 +129,7 @@ export interface LessorOptions {
    * --experimental-enable-lease-checkpoint: proposes the remaining TTLs of long leases through the log, so a new
    * leader does not give them their whole TTL again.
    */
-  checkpointer?: (checkpoints: Checkpoint[]) => void;
+  checkpointer?: (checkpoints: Checkpoint[]) => Promise<unknown> | void;
   /** --experimental-enable-lease-checkpoint-persist: checkpointed remaining TTLs are written to the store too. */
   checkpointPersist?: boolean;
   checkpointIntervalMs?: number;
@@ -237,8 +237,9 @@ export class Lessor {
       if (outcome === 'revoked') throw new ErrLeaseNotFound();
       throw new ErrNotPrimary();
     }
-    // Only a lease with a checkpointed remaining TTL needs a log entry to clear it (at most 2 per interval).
-    if (this.o.checkpointer && l.remainingTTL > 0) this.o.checkpointer([{ id, remainingTTL: 0 }]);
+    // Only a lease with a checkpointed remaining TTL needs a log entry to clear it (at most 2 per interval); as
+    // etcd, the renewal waits for it to apply, so the lease is renewed for its whole TTL.
+    if (this.o.checkpointer && l.remainingTTL > 0) await Promise.resolve(this.o.checkpointer([{ id, remainingTTL: 0 }])).catch(() => undefined);
     this.refresh(l, 0);
     this.o.metrics?.renewed.inc();
     return l.ttl;
