@@ -61,7 +61,8 @@ export class V3Client {
   constructor(private readonly cfg: ClientConfig) {
     const tlsConfigured = !!(cfg.cert || cfg.key || cfg.cacert) || !cfg.insecureTransport;
     const options: grpc.ClientOptions = {
-      'grpc.keepalive_time_ms': cfg.keepAliveTimeMs,
+      // grpc-go raises a client's keepalive time below 10 s to 10 s (etcd's servers refuse pings more frequent than 5 s)
+      'grpc.keepalive_time_ms': Math.max(10_000, cfg.keepAliveTimeMs),
       'grpc.keepalive_timeout_ms': cfg.keepAliveTimeoutMs,
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': 2 * 1024 * 1024,
