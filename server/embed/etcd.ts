@@ -279,6 +279,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const mvcc = MvccStore.open(path.join(memberDir, 'v3'));
   // Leases live in the same store (their own tables); the lessor is loaded from it before the log replays.
   let v3lease: V3Lease | undefined;
+  const leaseMetrics = new LeaseMetrics(metrics.registry);
   const lessor = new Lessor({
     store: mvcc,
     minTTL: minLeaseTTL(cfg.electionTimeoutMs, cfg.heartbeatIntervalMs),
@@ -286,11 +287,11 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     expiredRetryMs: server.requestTimeoutMs(),
     checkpointer: cfg.leaseCheckpoint ? (cps) => v3lease?.proposeCheckpoints(cps) : undefined,
     checkpointPersist: cfg.leaseCheckpointPersist,
-    metrics: new LeaseMetrics(metrics.registry),
+    metrics: leaseMetrics,
   });
   const v3 = new V3Applier(mvcc, lessor);
   const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
-  v3lease = new V3Lease({ server, kv: v3kv, lessor, peerTLS: peerTLS ? clientAgentOptions(peerTLS) : undefined, now: Date.now, log: (level, msg, meta) => serverLog.log(level, msg, meta) });
+  v3lease = new V3Lease({ server, kv: v3kv, lessor, metrics: leaseMetrics, peerTLS: peerTLS ? clientAgentOptions(peerTLS) : undefined, now: Date.now, log: (level, msg, meta) => serverLog.log(level, msg, meta) });
   v3lease.start();
   leaseHTTP = v3lease.httpHost();
   mvccHashKV = (rev) => mvcc.hashKV(rev);

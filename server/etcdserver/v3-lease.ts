@@ -189,7 +189,11 @@ export class V3Lease implements LeaseBackend {
     return {
       waitApplied: (ms) => this.o.server.waitAppliedCommitted(ms),
       renew: (id) => this.lessor.renew(id),
-      timeToLive: (id, keys) => this.timeToLive(id, keys),
+      timeToLive: (id, keys) => {
+        // not (yet) the primary: no expiries to tell; the follower asks again
+        if (!this.lessor.isPrimary()) throw new ErrNotPrimary();
+        return this.timeToLive(id, keys);
+      },
     };
   }
 
@@ -223,7 +227,9 @@ export class V3Lease implements LeaseBackend {
         const leader = s.cluster.get(s.lead);
         for (const url of leader?.peerURLs ?? []) {
           try {
-            return await remote(url, Math.max(1, deadline - performance.now()));
+            // a leader that died with the request in flight must not hold it for the whole timeout: the next one
+            // may be elected meanwhile (etcd's peer transport has its dial and read timeouts for this)
+            return await remote(url, Math.max(1, Math.min(deadline - performance.now(), Math.max(1000, 2 * s.o.electionMs))));
           } catch (err) {
             if (err instanceof ErrLeaseNotFound) throw err;
           }

@@ -30,6 +30,7 @@ export class ErrLeaseHTTPTimeout extends Error {
 export interface LeaseHTTPHost {
   waitApplied(timeoutMs: number): Promise<void>;
   renew(id: bigint): Promise<number>;
+  /** undefined: no such lease; throws ErrNotPrimary when this member cannot tell (400, asked again). */
   timeToLive(id: bigint, keys: boolean): LeaseTimeToLiveResponse | undefined;
 }
 
