@@ -919,7 +919,8 @@ export class WriteTxn {
     const version = prev ? readU64(prev, 24) + 1 : 1;
     const rev = revBytes(main, this.changes++);
     const rec = encodeRecord(key, value, create, version, lease, false);
-    const prevLease = prev ? prev.readBigInt64BE(32) : 0n;
+    // (no BigInt made for the common case of no lease)
+    const prevLease = prev && (prev.readUInt32BE(32) !== 0 || prev.readUInt32BE(36) !== 0) ? prev.readBigInt64BE(32) : 0n;
     // (when the key is not buffered, prev came from LMDB)
     this.store.stage(key, ks, rev, rec, encodeMeta(rev, create, version, lease), this.seq, prev !== undefined, prevLease, lease);
   }
