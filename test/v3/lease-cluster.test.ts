@@ -183,6 +183,23 @@ test('3 members: leases and their keys survive a kill -9 of every member; the ne
   }
 });
 
+test('3 members: a member that catches up by snapshot has the leases and their keys, and revokes them as the others do', async () => {
+  c = await TestCluster.start(3, { args: ['--snapshot-count', '20', '--experimental-snapshot-catchup-entries', '10'] });
+  const leader = await c.waitForLeader();
+  const behind = c.members.find((m) => m !== leader)!;
+  await c.kill(behind);
+  await grant(leader, 0x77n, 600n);
+  for (let i = 0; i < 30; i++) await put(leader, `s/${String(i).padStart(2, '0')}`, i % 3 ? 0x77n : 0n);
+  await c.restart(behind);
+  await eventually(`${behind.name} to get a snapshot`, async () => (/received a snapshot/.test(behind.proc!.output()) ? true : undefined));
+  await eventually(`${behind.name} to have the lease`, async () => ((await leases(behind)).leases.map((l) => l.ID).join() === '119' ? true : undefined));
+  await revoke(leader, 0x77n);
+  const want = keysOf(await range(leader, 's/'));
+  expect(want).toHaveLength(10);
+  await eventually(`${behind.name} to revoke the lease's keys`, async () => (keysOf(await range(behind, 's/')).join() === want.join() ? true : undefined));
+  expect((await range(behind, 's/')).header!.revision).toBe((await range(leader, 's/')).header!.revision);
+});
+
 test("Python's etcd3 client: lease grant, put with a lease, refresh, TimeToLive, revoke", async () => {
   c = await TestCluster.start(1);
   const [m] = c.members;
