@@ -661,10 +661,11 @@ export class EtcdServer extends EventEmitter {
     const index = this.raftNode.node.raft.raftLog.committed;
     if (this.appliedIndex >= index) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const w = { index, resolve: () => {
+      const done = (): void => {
         clearTimeout(timer);
         resolve();
-      } };
+      };
+      const w = { index, resolve: done };
       const timer = setTimeout(() => {
         this.applyWaiters.delete(w);
         reject(new RequestTimeoutError('etcdserver: request timed out, waiting for the applied index took too long'));
