@@ -56,6 +56,9 @@ export interface ServerConfig {
   initialCorruptCheck: boolean;
   /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
   autoCompaction: { mode: CompactionMode; retention: number };
+  /** --experimental-enable-lease-checkpoint and --experimental-enable-lease-checkpoint-persist */
+  leaseCheckpoint: boolean;
+  leaseCheckpointPersist: boolean;
   listenPeerURLs: string[];
   listenClientURLs: string[];
   listenMetricsURLs: string[];
@@ -458,6 +461,10 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     warnings.push(`MaxRequestBytes ${maxRequestBytes} exceeds maximum recommended size ${RECOMMENDED_MAX_REQUEST_BYTES}`);
   }
   const splitList = (s: string) => s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const leaseCheckpoint = bool('experimental-enable-lease-checkpoint');
+  const leaseCheckpointPersist = bool('experimental-enable-lease-checkpoint-persist');
+  if (leaseCheckpointPersist && !leaseCheckpoint) throw new ConfigError('setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint');
+  if (leaseCheckpoint && !leaseCheckpointPersist) warnings.push('Detected that checkpointing is enabled without persistence. Consider enabling experimental-enable-lease-checkpoint-persist');
   return {
     name,
     dataDir: str('data-dir') || `${name}.etcd`,
@@ -473,6 +480,8 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     grpcKeepaliveTimeoutMs: duration('grpc-keepalive-timeout'),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
+    leaseCheckpoint,
+    leaseCheckpointPersist,
     listenPeerURLs: list('listen-peer-urls'),
     listenClientURLs: list('listen-client-urls'),
     listenMetricsURLs: list('listen-metrics-urls'),

@@ -39,6 +39,10 @@ import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
 import { resolveBootstrap } from '../discovery';
+import { Lessor } from '../lease/lessor';
+import { LeaseMetrics } from '../lease/metrics';
+import { serveLeaseHTTP, type LeaseHTTPHost } from '../lease/leasehttp';
+import { V3Lease, minLeaseTTL } from '../etcdserver/v3-lease';
 
 function isV2Path(url: string): boolean {
   return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
@@ -78,9 +82,13 @@ function checkSchemes(urls: string[]): void {
   }
 }
 
-/** The peer listener's own answers: GET /members (who is in the cluster, for members joining), /version, /members/hashkv. */
-function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: () => EtcdServer | undefined, hashKV: () => ((rev: number) => Promise<HashKV>) | undefined): void {
+/**
+ * The peer listener's own answers: GET /members (who is in the cluster, for members joining), /version,
+ * /members/hashkv, and the leader's side of lease renewals and TimeToLive (/leases, /leases/internal).
+ */
+function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: () => EtcdServer | undefined, hashKV: () => ((rev: number) => Promise<HashKV>) | undefined, leases: () => LeaseHTTPHost | undefined): void {
   const s = server();
+  if (serveLeaseHTTP(req, res, s?.published ? leases() : undefined)) return;
   const path = (req.url ?? '').split('?')[0];
   if (path === PEER_HASHKV_PATH) return serveHashKV(req, res, s?.id || '0', s?.published ? hashKV() : undefined);
   if (req.method === 'GET' && path === '/members' && s?.cluster) {
@@ -235,10 +243,12 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   };
   /** The v3 store's hash, for peers checking for corruption (once the store is open). */
   let mvccHashKV: ((rev: number) => Promise<HashKV>) | undefined;
+  /** The leader's side of lease renewals forwarded by followers (once the lessor exists). */
+  let leaseHTTP: LeaseHTTPHost | undefined;
   const peerListeners: http.Server[] = [];
   for (const u of cfg.listenPeerURLs) {
     const url = new URL(u);
-    const peerHandler = transport.handler((req, res) => peerInfo(req, res, () => srv, () => mvccHashKV));
+    const peerHandler = transport.handler((req, res) => peerInfo(req, res, () => srv, () => mvccHashKV, () => leaseHTTP));
     const ps = makeServer(u, peerTLS, peerHandler, { requestTimeout: 0, keepAliveTimeout: 30000 });
     await listen(ps, url);
     logger.info('listening for peers', { url: u });
@@ -300,7 +310,23 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   // its own files (a snapshot keeps a marker; the store is committed first, so it is never behind the snapshot) and
   // goes whole to a member that catches up by snapshot.
   const mvcc = MvccStore.open(path.join(memberDir, 'v3'));
-  const v3 = new V3Applier(mvcc);
+  // Leases live in the same store (their own tables); the lessor is loaded from it before the log replays.
+  let v3lease: V3Lease | undefined;
+  const leaseMetrics = new LeaseMetrics(metrics.registry);
+  const lessor = new Lessor({
+    store: mvcc,
+    minTTL: minLeaseTTL(cfg.electionTimeoutMs, cfg.heartbeatIntervalMs),
+    now: Date.now,
+    expiredRetryMs: server.requestTimeoutMs(),
+    checkpointer: cfg.leaseCheckpoint ? (cps) => v3lease?.proposeCheckpoints(cps) : undefined,
+    checkpointPersist: cfg.leaseCheckpointPersist,
+    metrics: leaseMetrics,
+  });
+  const v3 = new V3Applier(mvcc, lessor);
+  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
+  v3lease = new V3Lease({ server, kv: v3kv, lessor, metrics: leaseMetrics, peerTLS: peerTLS ? clientAgentOptions(peerTLS) : undefined, now: Date.now, log: (level, msg, meta) => serverLog.log(level, msg, meta) });
+  v3lease.start();
+  leaseHTTP = v3lease.httpHost();
   mvccHashKV = (rev) => mvcc.hashKV(rev);
   registerMvccMetrics(metrics.registry, mvcc, v3.ops);
   server.registerApplier(EntryKind.V3, v3);
@@ -310,7 +336,10 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       return Buffer.from([V3_PART_MARKER]);
     },
     recover: (data) => {
-      if (data && data[0] === V3_PART_DATA) mvcc.loadSync(data.subarray(1));
+      if (data && data[0] === V3_PART_DATA) {
+        mvcc.loadSync(data.subarray(1));
+        lessor.recover();
+      }
     },
     validate: (data) => {
       if (data[0] === V3_PART_DATA) MvccStore.validateDump(data.subarray(1));
@@ -390,7 +419,6 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const listeners: Listener[] = [];
   // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
   // services are to be registered on grpcServer here, before the listeners take connections.
-  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
   const compactor = new Compactor({
     ...cfg.autoCompaction,
     rev: () => mvcc.rev(),
@@ -406,6 +434,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   compactor.start();
   const grpcServer = createV3Server({
     kv: v3kv,
+    lease: v3lease,
     header: v3kv.header(),
     maxRequestBytes: cfg.maxRequestBytes,
     maxTxnOps: cfg.maxTxnOps,
@@ -454,6 +483,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
       clearInterval(idler);
       compactor.stop();
+      v3lease.stop();
       await server.stop();
       await mvcc.close();
       transport.stop();

@@ -1,6 +1,7 @@
 /**
  * Applies v3 KV requests to the MVCC store as etcd's applierV3backend does (etcdserver/apply.go): Range with its
- * limit/sort/filter rules, Put, DeleteRange, Txn (compares, branches, nested txns, one revision) and Compaction.
+ * limit/sort/filter rules, Put, DeleteRange, Txn (compares, branches, nested txns, one revision) and Compaction;
+ * and, with a lessor, LeaseGrant, LeaseRevoke and LeaseCheckpoint (a put's lease must exist).
  * Responses carry header.revision; the server fills cluster_id, member_id and raft_term of the top-level header.
  */
 import { KeyValue } from '../api/v3rpc/pb/mvccpb/kv';
@@ -12,6 +13,12 @@ import {
   CompactionResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  LeaseCheckpointRequest,
+  LeaseCheckpointResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
@@ -29,6 +36,9 @@ import { keyTooLong } from '../mvcc/codec';
 import { ErrCompacted, ErrFutureRev, ErrKeyTooLong } from '../mvcc/errors';
 import { MvccOpCounts, newOpCounts } from '../mvcc/metrics';
 import { MvccStore, RangeOptions, RangeResult, WriteTxn } from '../mvcc/store';
+import { ErrLeaseNotFound, type Lessor } from '../lease/lessor';
+
+export { ErrLeaseNotFound };
 
 /** etcd's ErrKeyNotFound (a put with ignore_value/ignore_lease on a missing key). */
 export class ErrKeyNotFound extends Error {
@@ -38,21 +48,21 @@ export class ErrKeyNotFound extends Error {
   }
 }
 
-/** etcd's lease.ErrLeaseNotFound: until leases exist, every non-zero lease is unknown. */
-export class ErrLeaseNotFound extends Error {
-  constructor() {
-    super('lease not found');
-    this.name = 'ErrLeaseNotFound';
-  }
-}
-
 /** What reads go through: the store (current view) or an open write txn (which sees its own writes). */
 interface ReadView {
   range(key: Buffer, end: Buffer | undefined, opts?: RangeOptions): RangeResult;
   rev(): number;
 }
 
-export type V3Response = RangeResponse | PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
+export type V3Response =
+  | RangeResponse
+  | PutResponse
+  | DeleteRangeResponse
+  | TxnResponse
+  | CompactionResponse
+  | LeaseGrantResponse
+  | LeaseRevokeResponse
+  | LeaseCheckpointResponse;
 
 export interface V3ApplyResult {
   resp?: V3Response;
@@ -147,7 +157,11 @@ export class V3Applier {
   /** Operations applied, for etcd's mvcc metrics (server/mvcc/metrics.ts). */
   readonly ops: MvccOpCounts = newOpCounts();
 
-  constructor(readonly store: MvccStore) {}
+  /** Without a lessor, every lease is unknown (a put with a lease is refused, lease entries answer not found). */
+  constructor(
+    readonly store: MvccStore,
+    readonly lessor?: Lessor,
+  ) {}
 
   /** True when the entry at index is already in the store (replay after a restart skips it). */
   applied(index: number): boolean {
@@ -187,6 +201,9 @@ export class V3Applier {
         const { resp, physical } = this.compaction(index, r.compaction);
         return { resp, physical };
       }
+      if (r.leaseGrant) return { resp: this.leaseGrant(index, r.leaseGrant) };
+      if (r.leaseRevoke) return { resp: this.leaseRevoke(index, r.leaseRevoke) };
+      if (r.leaseCheckpoint) return { resp: this.leaseCheckpoint(index, r.leaseCheckpoint) };
       return undefined;
     } catch (err) {
       this.store.setConsistentIndex(index);
@@ -237,7 +254,7 @@ export class V3Applier {
   }
 
   put(index: number, r: PutRequest): PutResponse {
-    if (r.lease !== 0n) throw new ErrLeaseNotFound();
+    this.checkLease(r.lease);
     if (keyTooLong(r.key)) throw new ErrKeyTooLong();
     const txn = this.store.write(index);
     try {
@@ -285,6 +302,34 @@ export class V3Applier {
     const physical = this.store.compact(num(r.revision), index);
     physical.catch(() => undefined);
     return { resp: { header: header(this.store.rev()) }, physical };
+  }
+
+  /** etcd's LeaseGrant apply: the lease, with its TTL raised to the minimum; ErrLeaseExists, ErrLeaseTTLTooLarge. */
+  leaseGrant(index: number, r: LeaseGrantRequest): LeaseGrantResponse {
+    if (!this.lessor) throw new ErrLeaseNotFound();
+    try {
+      const l = this.lessor.grant(r.ID, Number(r.TTL));
+      return { header: header(this.store.rev()), ID: l.id, TTL: BigInt(l.ttl), error: '' };
+    } finally {
+      this.store.setConsistentIndex(index);
+    }
+  }
+
+  /** etcd's LeaseRevoke apply: the lease's keys deleted at one revision (none: no new revision), the lease gone. */
+  leaseRevoke(index: number, r: LeaseRevokeRequest): LeaseRevokeResponse {
+    if (!this.lessor) throw new ErrLeaseNotFound();
+    this.lessor.revoke(r.ID, index);
+    return { header: header(this.store.rev()) };
+  }
+
+  leaseCheckpoint(index: number, r: LeaseCheckpointRequest): LeaseCheckpointResponse {
+    for (const c of r.checkpoints) this.lessor?.checkpoint(c.ID, Number(c.remainingTTL));
+    this.store.setConsistentIndex(index);
+    return { header: header(this.store.rev()) };
+  }
+
+  private checkLease(lease: bigint): void {
+    if (lease !== 0n && !this.lessor?.lookup(lease)) throw new ErrLeaseNotFound();
   }
 
   private putIn(txn: WriteTxn, r: PutRequest): PutResponse {
@@ -339,7 +384,7 @@ export class V3Applier {
     if ((p.ignoreValue || p.ignoreLease) && this.store.range(p.key, undefined, { keysOnly: true }).count === 0) {
       throw new ErrKeyNotFound();
     }
-    if (p.lease !== 0n) throw new ErrLeaseNotFound();
+    this.checkLease(p.lease);
     if (keyTooLong(p.key)) throw new ErrKeyTooLong(); // refused before the txn writes anything
   }
 

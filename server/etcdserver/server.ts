@@ -153,8 +153,9 @@ export const SYNC_INTERVAL_MS = 500;
 
 /**
  * One etcd member: the Raft host loop, the replicated state (v2 store and membership) and the waiting clients.
- * Events: 'leader' (id) when the leader changes; 'removed' when this member was removed from the cluster;
- * 'fatal' (error) when the member must stop.
+ * Events: 'leader' (id) when the leader changes; 'leadership' (isLeader) when this member becomes or stops being
+ * the leader; 'firstCommitInTerm' when, as leader, it applies its term's first entry; 'removed' when this member was
+ * removed from the cluster; 'fatal' (error) when the member must stop.
  */
 export class EtcdServer extends EventEmitter {
   readonly o: ServerOptions;
@@ -166,6 +167,7 @@ export class EtcdServer extends EventEmitter {
   private ids!: RequestIdGenerator;
   private readonly proposals: Proposals;
   private readonly readWaiters = new Map<string, ReadWaiter>();
+  private readonly applyWaiters = new Set<{ index: number; resolve: () => void }>();
   private readSeq = 0;
   appliedIndex = 0;
   private appliedTerm = 0;
@@ -661,6 +663,38 @@ export class EtcdServer extends EventEmitter {
     }
   }
 
+  /**
+   * Resolves once this member has applied every entry committed at the time of the call (etcd's ApplyWait on the
+   * committed index), or rejects with etcd's ErrTimeoutWaitAppliedIndex after timeoutMs.
+   */
+  waitAppliedCommitted(timeoutMs: number): Promise<void> {
+    if (this.stopped) return Promise.reject(new StoppedError());
+    const index = this.raftNode.node.raft.raftLog.committed;
+    if (this.appliedIndex >= index) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const w = { index, resolve: done };
+      const timer = setTimeout(() => {
+        this.applyWaiters.delete(w);
+        reject(new RequestTimeoutError('etcdserver: request timed out, waiting for the applied index took too long'));
+      }, timeoutMs);
+      this.applyWaiters.add(w);
+    });
+  }
+
+  private releaseApplyWaiters(): void {
+    if (!this.applyWaiters.size) return;
+    for (const w of this.applyWaiters) {
+      if (this.appliedIndex >= w.index) {
+        this.applyWaiters.delete(w);
+        w.resolve();
+      }
+    }
+  }
+
   private releaseReads(): void {
     for (const [key, w] of this.readWaiters) {
       if (w.index !== undefined && this.appliedIndex >= w.index) {
@@ -764,7 +798,9 @@ export class EtcdServer extends EventEmitter {
       if (ss.lead !== NONE) this.o.log('info', `raft.node: ${this.id} elected leader ${ss.lead} at term ${term}`, { pkg: 'raft' });
       else this.o.log('info', `raft.node: ${this.id} lost leader ${this.lead} at term ${term}`, { pkg: 'raft' });
     }
+    const wasLeader = this.raftState === StateType.Leader;
     this.raftState = ss.raftState;
+    if (wasLeader !== (ss.raftState === StateType.Leader)) this.emit('leadership', !wasLeader);
     if (ss.lead !== this.lead) {
       this.lead = ss.lead;
       if (ss.lead !== NONE) {
@@ -807,6 +843,7 @@ export class EtcdServer extends EventEmitter {
     this.appliedTerm = s.metadata.term;
     this.snapshotIndex = s.metadata.index;
     this.releaseReads();
+    this.releaseApplyWaiters();
   }
 
   private applyEntries(entries: Entry[]): void {
@@ -816,11 +853,15 @@ export class EtcdServer extends EventEmitter {
       else if (e.data.length > 0) {
         const { requestId, answer } = this.dispatcher.apply(e.data, e.index, e.term);
         this.answer(requestId, answer, e);
+      } else if (this.isLeader()) {
+        // The leader's first entry of its term: everything before it is applied here (etcd promotes its lessor).
+        this.emit('firstCommitInTerm');
       }
       this.appliedIndex = e.index;
       this.appliedTerm = e.term;
     }
     this.releaseReads();
+    this.releaseApplyWaiters();
     this.maybeDecideClusterVersion();
     this.maybeSnapshot();
   }

@@ -97,12 +97,14 @@ export class V3KV implements KVBackend {
     return res.resp as CompactionResponse;
   }
 
-  private ready(): Promise<void> {
+  /** Resolves once this member serves clients (published). */
+  ready(): Promise<void> {
     if (this.server.published) return Promise.resolve();
     return new Promise((resolve) => this.server.once('published', () => resolve()));
   }
 
-  private async propose(op: Partial<InternalRaftRequest>): Promise<V3ApplyResult> {
+  /** Proposes a v3 request (also the lease requests) and resolves with what this member's applier answered. */
+  async propose(op: Partial<InternalRaftRequest>): Promise<V3ApplyResult> {
     if (!this.server.published) await this.ready();
     const id = this.server.newRequestId();
     // The decoded request goes in as it is: fromPartial would deep-copy it (every op of a txn) only to encode it.

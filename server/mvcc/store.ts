@@ -12,6 +12,10 @@
  *   compaction (etcd's keyIndex, kept on disk instead of in the heap).
  * - `meta`: the consistent index (the Raft index of the last applied entry), the current revision, the scheduled and
  *   the finished compaction revisions. Written in the same LMDB transaction as the data they describe.
+ * - `lease`: lease ID (8 bytes, big-endian two's complement) -> TTL and checkpointed remaining TTL (etcd's "lease"
+ *   bucket), written by the lessor through stageLease() in the batch of the entry that changed it.
+ * - `leasekeys`: lease ID + key -> nothing: which live keys each lease holds, kept by the commit from each write's
+ *   previous and new lease, so a start loads the leased keys without walking the keyspace.
  * A store larger than the heap works: the heap holds only the write buffer below.
  *
  * Durability. Applying an entry is synchronous and does no I/O: its writes go to an in-memory write buffer (etcd's
@@ -74,11 +78,19 @@ export interface StoreOptions {
  */
 interface Op {
   key: Buffer | string;
+  /** a key's latin1 string; for an op without a revision, which table: META_OP or LEASE_OP */
   ks: string;
   rev: Buffer | undefined;
+  /** the record (a `lease` op: the lease's record, empty to remove it) */
   rec: Buffer;
   meta: Buffer | undefined;
+  /** a key op: the lease of the key's version before this one and of this one (0n: none), for `leasekeys` */
+  prevLease: bigint;
+  lease: bigint;
 }
+
+const META_OP = '';
+const LEASE_OP = 'lease';
 
 /** A key's buffered state: its meta and record, or undefined when deleted; seq is the write txn that set it. */
 interface LatestEntry {
@@ -138,7 +150,25 @@ function lowerBound(a: LatestEntry[], ks: string): number {
   return lo;
 }
 
-const DUMP_MAGIC = 'MVD1';
+/** MVD1 (the first release) had the first four tables; MVD2 adds `lease` and `leasekeys`. */
+const DUMP_MAGIC = 'MVD2';
+const DUMP_MAGIC_V1 = 'MVD1';
+
+/** A lease as the `lease` table keeps it (etcd's leasepb.Lease). */
+export interface LeaseRecord {
+  id: bigint;
+  ttl: number;
+  remainingTTL: number;
+}
+
+/** Called for every write that moves a key from one lease to another (0n: none), as it is applied. */
+export type LeaseMoveListener = (key: Buffer, from: bigint, to: bigint) => void;
+
+function leaseIdBytes(id: bigint): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigInt64BE(id, 0);
+  return b;
+}
 /** dump() lets the event loop run after this many entries (a few ms of work). */
 const DUMP_YIELD_EVERY = 5000;
 /** lmdb-js's range options with the read transaction to use (its typings leave it out). */
@@ -149,7 +179,11 @@ export class MvccStore {
   private readonly latest: Database<Buffer, Buffer>;
   private readonly hist: Database<Buffer, Buffer>;
   private readonly meta: Database<Buffer, string>;
+  private readonly leases: Database<Buffer, Buffer>;
+  private readonly leaseKeys: Database<Buffer, Buffer>;
   private readonly batchInterval: number;
+  /** The lessor's hook: keys attach to and detach from leases as writes are applied (etcd's Attach/Detach). */
+  onLeaseMove: LeaseMoveListener | undefined;
   private readonly batchLimit: number;
 
   private currentRev = 1;
@@ -190,6 +224,8 @@ export class MvccStore {
     this.latest = env.openDB({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
     this.hist = env.openDB({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
     this.meta = env.openDB({ name: 'meta', encoding: 'binary' });
+    this.leases = env.openDB({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
+    this.leaseKeys = env.openDB({ name: 'leasekeys', encoding: 'binary', keyEncoding: 'binary' });
     this.loadState();
   }
 
@@ -300,14 +336,16 @@ export class MvccStore {
   }
 
   private tables(): Database<Buffer, Buffer>[] {
-    return [this.kv, this.latest, this.hist, this.meta as unknown as Database<Buffer, Buffer>];
+    return [this.kv, this.latest, this.hist, this.meta as unknown as Database<Buffer, Buffer>, this.leases, this.leaseKeys];
   }
 
   private static readDump(dump: Buffer, each: (table: number, key: Buffer, value: Buffer) => void): void {
     const bad = (why: string): Error => new Error(`mvcc: malformed snapshot dump (${why})`);
-    if (dump.length < 4 || dump.toString('latin1', 0, 4) !== DUMP_MAGIC) throw bad('no header');
+    const magic = dump.length < 4 ? '' : dump.toString('latin1', 0, 4);
+    if (magic !== DUMP_MAGIC && magic !== DUMP_MAGIC_V1) throw bad('no header');
+    const count = magic === DUMP_MAGIC ? 6 : 4;
     let o = 4;
-    for (let t = 0; t < 4; t++) {
+    for (let t = 0; t < count; t++) {
       if (o >= dump.length || dump[o] !== t) throw bad(`table ${t} missing`);
       o++;
       for (;;) {
@@ -358,6 +396,39 @@ export class MvccStore {
     this.scheduleFlush();
   }
 
+  /**
+   * Buffers a write of a lease to the `lease` table (undefined: its removal), committed with the batch it is in and
+   * so with the consistent index of its entry (inside a write txn: with that txn's writes).
+   */
+  stageLease(lease: LeaseRecord | { id: bigint; removed: true }): void {
+    let rec = EMPTY;
+    if (!('removed' in lease)) {
+      rec = Buffer.allocUnsafe(16);
+      rec.writeBigInt64BE(BigInt(lease.ttl), 0);
+      rec.writeBigInt64BE(BigInt(lease.remainingTTL), 8);
+    }
+    this.pending.ops.push({ key: leaseIdBytes(lease.id), ks: LEASE_OP, rev: undefined, rec, meta: undefined, prevLease: 0n, lease: 0n });
+    if (!this.openTxn) this.scheduleFlush();
+  }
+
+  /**
+   * The committed leases and, for each, its keys in key order (for the lessor at open and after loadSync, when
+   * nothing is buffered).
+   */
+  loadLeases(): { lease: LeaseRecord; keys: Buffer[] }[] {
+    if (this.pending.ops.length || this.inflight) this.flushSync();
+    const byId = new Map<bigint, { lease: LeaseRecord; keys: Buffer[] }>();
+    for (const { key, value } of this.leases.getRange({})) {
+      const id = key.readBigInt64BE(0);
+      byId.set(id, { lease: { id, ttl: Number(value.readBigInt64BE(0)), remainingTTL: Number(value.readBigInt64BE(8)) }, keys: [] });
+    }
+    for (const { key } of this.leaseKeys.getRange({})) {
+      const l = byId.get(key.readBigInt64BE(0));
+      if (l) l.keys.push(Buffer.from(key.subarray(8)));
+    }
+    return [...byId.values()];
+  }
+
   /** Reads keys: end undefined → the single key; end empty → every key ≥ key; else [key, end). */
   range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
     return this.rangeAt(key, end, opts, this.currentRev);
@@ -382,7 +453,7 @@ export class MvccStore {
     if (rev <= this.compactMainRev) throw new ErrCompacted();
     if (rev > this.currentRev) throw new ErrFutureRev();
     this.compactMainRev = rev;
-    this.pending.ops.push({ key: 'scheduledCompactRev', ks: '', rev: undefined, rec: u64(rev), meta: undefined });
+    this.pending.ops.push({ key: 'scheduledCompactRev', ks: META_OP, rev: undefined, rec: u64(rev), meta: undefined, prevLease: 0n, lease: 0n });
     this.setConsistentIndex(index);
     this.compacting = this.compacting.then(() => this.physicalCompact(rev));
     return this.compacting;
@@ -593,8 +664,9 @@ export class MvccStore {
   }
 
   /** @internal buffers a write of key at rev: its record, and its meta (undefined: deleted) */
-  stage(key: Buffer, ks: string, rev: Buffer, rec: Buffer, meta: Buffer | undefined, seq: number, inDb: boolean): void {
-    this.pending.ops.push({ key, ks, rev, rec, meta });
+  stage(key: Buffer, ks: string, rev: Buffer, rec: Buffer, meta: Buffer | undefined, seq: number, inDb: boolean, prevLease: bigint, lease: bigint): void {
+    this.pending.ops.push({ key, ks, rev, rec, meta, prevLease, lease });
+    if (prevLease !== lease) this.onLeaseMove?.(key, prevLease, lease);
     const e = this.latestBuf.get(ks);
     if (e) {
       e.meta = meta;
@@ -769,7 +841,10 @@ export class MvccStore {
   private writeBatch(b: Batch): void {
     for (const op of b.ops) {
       if (op.rev === undefined) {
-        this.meta.putSync(op.key as string, op.rec);
+        if (op.ks === LEASE_OP) {
+          if (op.rec.length) this.leases.putSync(op.key as Buffer, op.rec);
+          else this.leases.removeSync(op.key as Buffer);
+        } else this.meta.putSync(op.key as string, op.rec);
         continue;
       }
       const key = op.key as Buffer;
@@ -777,6 +852,10 @@ export class MvccStore {
       this.hist.putSync(histKey(key, op.rev), op.meta ? LIVE : TOMB);
       if (op.meta) this.latest.putSync(key, op.meta);
       else this.latest.removeSync(key);
+      if (op.prevLease !== op.lease) {
+        if (op.prevLease !== 0n) this.leaseKeys.removeSync(Buffer.concat([leaseIdBytes(op.prevLease), key]));
+        if (op.lease !== 0n) this.leaseKeys.putSync(Buffer.concat([leaseIdBytes(op.lease), key]), EMPTY);
+      }
     }
     this.meta.putSync('consistentIndex', u64(b.index));
     this.meta.putSync('currentRev', u64(b.rev));
@@ -878,21 +957,23 @@ export class WriteTxn {
     const version = prev ? readU64(prev, 24) + 1 : 1;
     const rev = revBytes(main, this.changes++);
     const rec = encodeRecord(key, value, create, version, lease, false);
+    // (no BigInt made for the common case of no lease)
+    const prevLease = prev && (prev.readUInt32BE(32) !== 0 || prev.readUInt32BE(36) !== 0) ? prev.readBigInt64BE(32) : 0n;
     // (when the key is not buffered, prev came from LMDB)
-    this.store.stage(key, ks, rev, rec, encodeMeta(rev, create, version, lease), this.seq, prev !== undefined);
+    this.store.stage(key, ks, rev, rec, encodeMeta(rev, create, version, lease), this.seq, prev !== undefined, prevLease, lease);
   }
 
   /** Deletes the live keys in the range (as range()); returns how many. */
   deleteRange(key: Buffer, end: Buffer | undefined): number {
     const { kvs } = this.store.rangeAt(key, end, { keysOnly: true }, this.rev());
-    for (const kv of kvs) this.delete(kv.key);
+    for (const kv of kvs) this.delete(kv.key, kv.lease);
     return kvs.length;
   }
 
-  private delete(key: Buffer): void {
+  private delete(key: Buffer, lease: bigint): void {
     const rev = revBytes(this.beginRev + 1, this.changes++);
     // a live key that is not buffered is in LMDB
-    this.store.stage(key, key.toString('latin1'), rev, encodeRecord(key, EMPTY, 0, 0, 0n, true), undefined, this.seq, true);
+    this.store.stage(key, key.toString('latin1'), rev, encodeRecord(key, EMPTY, 0, 0, 0n, true), undefined, this.seq, true, lease, 0n);
   }
 
   /** Ends the txn: the store's revision becomes this txn's, its index the consistent index. */

@@ -7,6 +7,7 @@ import type * as client from 'prom-client';
 import { GRPC_OVERHEAD_BYTES } from './errors';
 import { addHealthService } from './health';
 import { kvService, type HeaderProvider, type KVBackend } from './kv';
+import { addLeaseService, type LeaseBackend } from './lease';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService } from './service';
 
@@ -23,6 +24,8 @@ export interface V3ServerOptions {
   maxRequestBytes?: number;
   /** --max-txn-ops */
   maxTxnOps?: number;
+  /** The Lease service's backend (none: Lease answers UNIMPLEMENTED). */
+  lease?: LeaseBackend;
   /** Where grpc_server_* metrics go (the server's /metrics registry); none when left out. */
   registry?: client.Registry;
   /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
@@ -58,6 +61,7 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
   const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
   addUnaryService(server, kv.definition, kv.handlers, metrics);
+  if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header }, metrics);
   addHealthService(server, metrics);
   return server;
 }

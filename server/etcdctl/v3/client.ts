@@ -1,12 +1,12 @@
 /**
- * etcdctl v3's connection to the cluster: a grpc-js KV client per endpoint (clientv3's endpoint forms and TLS
- * rules), each call bounded by --command-timeout, moving on to the next endpoint when one cannot be reached, and
- * errors turned into the text clientv3 gives etcdctl to print.
+ * etcdctl v3's connection to the cluster: grpc-js KV and Lease clients per endpoint (clientv3's endpoint forms and
+ * TLS rules), each call bounded by --command-timeout, moving on to the next endpoint when one cannot be reached, and
+ * errors turned into the text clientv3 gives etcdctl to print; and clientv3's lease keep-alive loop.
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { KVClient } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { KVClient, LeaseClient, LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 
 export interface ClientConfig {
   endpoints: string[];
@@ -46,22 +46,34 @@ function parseEndpoint(ep: string, tlsConfigured: boolean): Endpoint {
   return { target: rest.replace(/\/.*$/, ''), secure: scheme === 'https' };
 }
 
+type Unary<C, Req, Res> = (c: C) => (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
+
+/** clientv3's keep-alive timings: the first deadline before a TTL is known, the loops' period, the retry wait. */
+const DEFAULT_TTL_MS = 5000;
+const LOOP_MS = 500;
+const RETRY_CONN_WAIT_MS = 500;
+
 export class V3Client {
-  private readonly clients: { ep: string; kv: KVClient }[];
+  private readonly clients: { ep: string; kv: KVClient; lease: LeaseClient }[];
   private readonly clientId = `client-${randomUUID()}`;
   private next = 0;
 
   constructor(private readonly cfg: ClientConfig) {
     const tlsConfigured = !!(cfg.cert || cfg.key || cfg.cacert) || !cfg.insecureTransport;
     const options: grpc.ClientOptions = {
-      'grpc.keepalive_time_ms': cfg.keepAliveTimeMs,
+      // grpc-go raises a client's keepalive time below 10 s to 10 s (etcd's servers refuse pings more frequent than 5 s)
+      'grpc.keepalive_time_ms': Math.max(10_000, cfg.keepAliveTimeMs),
       'grpc.keepalive_timeout_ms': cfg.keepAliveTimeoutMs,
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': 2 * 1024 * 1024,
     };
     this.clients = cfg.endpoints.map((ep) => {
       const e = parseEndpoint(ep, tlsConfigured);
-      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv: new KVClient(e.target, e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure(), options) };
+      const creds = e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure();
+      const kv = new KVClient(e.target, creds, options);
+      // one channel for both services, as clientv3's one connection
+      const lease = new LeaseClient(e.target, creds, { ...options, channelOverride: kv.getChannel() });
+      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv, lease };
     });
   }
 
@@ -75,11 +87,21 @@ export class V3Client {
     for (const c of this.clients) c.kv.close();
   }
 
+  /** A KV call (see invoke). */
+  call<Req, Res>(pick: Unary<KVClient, Req, Res>, req: Req): Promise<Res> {
+    return this.invoke((c) => c.kv, pick, req);
+  }
+
+  /** A Lease call (see invoke). */
+  callLease<Req, Res>(pick: Unary<LeaseClient, Req, Res>, req: Req): Promise<Res> {
+    return this.invoke((c) => c.lease, pick, req);
+  }
+
   /**
    * One unary call: endpoints are tried in turn while they cannot be reached, until the command timeout; the
    * server's answer (success or etcd error) ends it.
    */
-  async call<Req, Res>(pick: (kv: KVClient) => (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall, req: Req): Promise<Res> {
+  private async invoke<C, Req, Res>(service: (c: { kv: KVClient; lease: LeaseClient }) => C, pick: Unary<C, Req, Res>, req: Req): Promise<Res> {
     const deadline = Date.now() + this.cfg.commandTimeoutMs;
     let last: grpc.ServiceError | undefined;
     let lastEp = this.clients[0].ep;
@@ -87,8 +109,9 @@ export class V3Client {
       const c = this.clients[this.next % this.clients.length];
       lastEp = c.ep;
       try {
+        const client = service(c);
         return await new Promise<Res>((resolve, reject) => {
-          pick(c.kv).call(c.kv, req, new grpc.Metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err, res) => (err ? reject(err) : resolve(res!)));
+          pick(client).call(client, req, new grpc.Metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err, res) => (err ? reject(err) : resolve(res!)));
         });
       } catch (e) {
         const err = e as grpc.ServiceError;
@@ -123,6 +146,95 @@ export class V3Client {
           if (!err || --pending === 0) resolve();
         });
       }
+    });
+  }
+
+  /**
+   * clientv3's KeepAliveOnce: one request on a keep-alive stream, its answer; a lease that is gone (TTL 0) is etcd's
+   * "requested lease not found".
+   */
+  async keepAliveOnce(id: bigint): Promise<LeaseKeepAliveResponse> {
+    const deadline = Date.now() + this.cfg.commandTimeoutMs;
+    let last: grpc.ServiceError | undefined;
+    for (let i = 0; Date.now() < deadline; i++) {
+      const c = this.clients[this.next % this.clients.length];
+      try {
+        const resp = await new Promise<LeaseKeepAliveResponse>((resolve, reject) => {
+          const stream = c.lease.leaseKeepAlive(new grpc.Metadata({ waitForReady: this.clients.length === 1 }), { deadline });
+          stream.once('data', (r: LeaseKeepAliveResponse) => {
+            resolve(r);
+            stream.cancel();
+          });
+          stream.on('error', (err: grpc.ServiceError) => reject(err));
+          stream.on('end', () => reject(Object.assign(new Error('EOF'), { code: grpc.status.UNAVAILABLE, details: 'EOF' })));
+          stream.write(LeaseKeepAliveRequest.fromPartial({ ID: id }));
+        });
+        if (resp.TTL <= 0n) throw new CallError('etcdserver: requested lease not found');
+        return resp;
+      } catch (e) {
+        if (e instanceof CallError) throw e;
+        last = e as grpc.ServiceError;
+        if (last.code !== grpc.status.UNAVAILABLE || last.details?.startsWith('etcdserver: ')) break;
+        this.next++;
+        if (this.next % this.clients.length === 0) await this.anyReady(deadline);
+      }
+    }
+    if (!last || last.code === grpc.status.DEADLINE_EXCEEDED || Date.now() >= deadline) throw new CallError('context deadline exceeded');
+    if (last.details.startsWith('etcdserver: ')) throw new CallError(last.details);
+    throw new CallError(`rpc error: code = ${GO_CODE[last.code] ?? `Code(${last.code})`} desc = ${last.details}`);
+  }
+
+  /**
+   * clientv3's KeepAlive: renews the lease a third of its TTL after each answer, over a stream that is opened again
+   * (on the next endpoint) after a failure; each answer goes to onResponse (false: stop). Resolves when the lease is
+   * gone: answered with TTL 0, or no answer before its deadline (the last TTL after the last answer).
+   */
+  keepAlive(id: bigint, onResponse: (r: LeaseKeepAliveResponse) => boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let deadline = Date.now() + DEFAULT_TTL_MS;
+      let nextSend = Date.now();
+      let stream: grpc.ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse> | undefined;
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        clearInterval(timer);
+        stream?.cancel();
+        resolve();
+      };
+      const open = (): void => {
+        if (done) return;
+        const c = this.clients[this.next % this.clients.length];
+        const s = c.lease.leaseKeepAlive();
+        stream = s;
+        s.on('data', (r: LeaseKeepAliveResponse) => {
+          if (r.TTL <= 0n || !onResponse(r)) return finish();
+          const ttlMs = Number(r.TTL) * 1000;
+          nextSend = Date.now() + ttlMs / 3;
+          deadline = Date.now() + ttlMs;
+        });
+        const reopen = (): void => {
+          if (done || stream !== s) return;
+          stream = undefined;
+          this.next++;
+          setTimeout(open, RETRY_CONN_WAIT_MS);
+        };
+        s.on('error', reopen);
+        s.on('end', reopen);
+        nextSend = Date.now();
+        send();
+      };
+      const send = (): void => {
+        if (!stream || Date.now() < nextSend) return;
+        // one request per period: the next one is due when an answer comes, or after a period without one
+        nextSend = Date.now() + LOOP_MS;
+        stream.write(LeaseKeepAliveRequest.fromPartial({ ID: id }));
+      };
+      const timer = setInterval(() => {
+        if (Date.now() > deadline) return finish();
+        send();
+      }, LOOP_MS);
+      open();
     });
   }
 }

@@ -1,12 +1,15 @@
 /**
- * etcdctl v3 (what etcd 3.4's etcdctl runs unless ETCDCTL_API=2): put, get, del and version with etcd's flags,
- * ETCDCTL_* variables, output formats, messages and exit codes, over gRPC to any etcd speaking v3.
+ * etcdctl v3 (what etcd 3.4's etcdctl runs unless ETCDCTL_API=2): put, get, del, txn, compaction, lease and version
+ * with etcd's flags, ETCDCTL_* variables, output formats, messages and exit codes, over gRPC to any etcd speaking v3.
  */
-import { CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import {
+  CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, PutRequest,
+  RequestOp, TxnRequest, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget,
+} from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import { getClientEndpoints, systemResolver } from '../../discovery/srv';
 import { CallError, V3Client } from './client';
 import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
-import { FORMATS, Printer, UnsupportedFormat, type Format } from './printer';
+import { FORMATS, LeasePrinter, Printer, UnsupportedFormat, hex16, type Format } from './printer';
 import { argify, GoPanic, LineReader, parseCompare, TxnInputError } from './txn-input';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
@@ -73,6 +76,8 @@ interface Command {
   long?: string;
   flags: FlagSpec[];
   run(ctx: Ctx): Promise<void>;
+  /** A command group (lease): its subcommands; run is not called. */
+  sub?: Record<string, Command>;
 }
 
 const help = (name: string): FlagSpec => ({ name: 'help', short: 'h', kind: 'bool', def: 'false', usage: `help for ${name}` });
@@ -143,6 +148,29 @@ will store the content of the file to <key>.
     ],
     run: put,
   },
+  lease: {
+    use: 'lease <subcommand>',
+    short: 'Lease related commands',
+    flags: [help('lease')],
+    run: async () => undefined,
+    sub: {
+      grant: { use: 'grant <ttl>', short: 'Creates leases', flags: [help('grant')], run: leaseGrant },
+      revoke: { use: 'revoke <leaseID>', short: 'Revokes leases', flags: [help('revoke')], run: leaseRevoke },
+      timetolive: {
+        use: 'timetolive <leaseID> [options]',
+        short: 'Get lease information',
+        flags: [{ name: 'keys', kind: 'bool', def: 'false', usage: 'Get keys attached to this lease' }, help('timetolive')],
+        run: leaseTimeToLive,
+      },
+      list: { use: 'list', short: 'List all active leases', flags: [help('list')], run: leaseList },
+      'keep-alive': {
+        use: 'keep-alive [options] <leaseID>',
+        short: 'Keeps leases alive (renew)',
+        flags: [{ name: 'once', kind: 'bool', def: 'false', usage: 'Resets the keep-alive time to its original value and exits immediately' }, help('keep-alive')],
+        run: leaseKeepAlive,
+      },
+    },
+  },
   txn: {
     use: 'txn [options]',
     short: 'Txn processes all the requests in one transaction',
@@ -165,14 +193,23 @@ const ALL_COMMANDS = [
 
 let etcdctlVersion = '';
 
-/** The usage text etcdctl prints for a command (its help template through Go's tabwriter). */
+/** The usage text etcdctl prints for a command (its help template through Go's tabwriter); `lease grant` for a subcommand. */
 export function commandUsage(name: string): string {
-  const c = COMMANDS[name];
-  let s = `NAME:\n\t${name} - ${c.short}\n\nUSAGE:\n\tetcdctl ${c.use} [flags]\n`;
+  const [group, subName] = name.split(' ');
+  const c = subName === undefined ? COMMANDS[group] : COMMANDS[group].sub![subName];
+  const parent = subName === undefined ? '' : `${group} `;
+  let s = `NAME:\n\t${name} - ${c.short}\n\nUSAGE:\n\tetcdctl ${parent}${c.use} [flags]\n`;
+  if (c.sub) s += `\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${commandList(Object.entries(c.sub).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
   if (c.long) s += `\nDESCRIPTION:\n${c.long.replace(/^[\n\t ]+|[\n\t ]+$/g, '').split('\n').map((l) => `\t${l}\n`).join('')}`;
   s += `\nOPTIONS:\n${flagTable(c.flags)}`;
   s += `\nGLOBAL OPTIONS:\n${flagTable(GLOBAL_FLAGS)}\n`;
   return s;
+}
+
+/** The COMMANDS section of a usage text: names and short descriptions, aligned by tabs of 8 columns. */
+function commandList(cmds: [string, Command][]): string {
+  const width = Math.ceil((Math.max(...cmds.map(([n]) => n.length)) + 1) / 8) * 8;
+  return cmds.map(([n, c]) => `\t${n}${'\t'.repeat(width / 8 - Math.floor(n.length / 8))}${c.short}\n`).join('');
 }
 
 /** Levenshtein distance, ignoring case (cobra's suggestions). */
@@ -197,8 +234,12 @@ function unknownCommand(io: V3IO, name: string): Exit {
 
 /** cobra's command lookup with prefix matching: the exact name, or the one command the name begins. */
 function matchCommand(typed: string): string | undefined {
-  if (ALL_COMMANDS.includes(typed)) return typed;
-  const matches = ALL_COMMANDS.filter((c) => c.startsWith(typed));
+  return matchIn(ALL_COMMANDS, typed);
+}
+
+function matchIn(names: string[], typed: string): string | undefined {
+  if (names.includes(typed)) return typed;
+  const matches = names.filter((c) => c.startsWith(typed));
   return matches.length === 1 ? matches[0] : undefined;
 }
 
@@ -272,26 +313,43 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
     if (name === undefined) throw unknownCommand(io, typed);
     if (name === 'help') {
       // `etcdctl help <command>`: that command's usage.
-      const topic = argv.slice(index + 1).find((a) => !a.startsWith('-'));
-      const of = topic === undefined ? undefined : matchCommand(topic);
-      io.stdout(of && COMMANDS[of] ? commandUsage(of) : rootUsage(version));
+      const topics = argv.slice(index + 1).filter((a) => !a.startsWith('-'));
+      const of = topics[0] === undefined ? undefined : matchCommand(topics[0]);
+      const sub = of && COMMANDS[of]?.sub && topics[1] !== undefined ? matchIn(Object.keys(COMMANDS[of].sub!), topics[1]) : undefined;
+      io.stdout(of && COMMANDS[of] ? commandUsage(sub ? `${of} ${sub}` : of) : rootUsage(version));
       return ExitV3.Success;
     }
-    const command = COMMANDS[name];
+    let command = COMMANDS[name];
     if (!command) throw fail(ExitV3.Error, `the "${name}" command is not supported by this etcdctl yet`);
+    let rest = [...argv.slice(0, index), ...argv.slice(index + 1)];
+    let fullName = name;
+    if (command.sub) {
+      // cobra finds the subcommand among the arguments after the group (prefixes matched); without one, the
+      // group is not runnable and prints its usage
+      const after = findCommand(argv.slice(index + 1));
+      const subName = after.name === undefined ? undefined : matchIn(Object.keys(command.sub), after.name);
+      if (subName === undefined) {
+        io.stdout(commandUsage(name));
+        return ExitV3.Success;
+      }
+      command = command.sub[subName];
+      fullName = `${name} ${subName}`;
+      const at = index + 1 + after.index;
+      rest = [...argv.slice(0, index), ...argv.slice(index + 1, at), ...argv.slice(at + 1)];
+    }
     let flags: Parsed;
     try {
-      flags = parseFlags([...argv.slice(0, index), ...argv.slice(index + 1)], [...command.flags, ...GLOBAL_FLAGS]);
+      flags = parseFlags(rest, [...command.flags, ...GLOBAL_FLAGS]);
     } catch (err) {
       if (!(err instanceof FlagError)) throw err;
       // cobra: the error, the usage (etcdctl's usage function writes it to stdout), then etcdctl's own report.
       io.stderr(`Error: ${err.message}\n`);
-      io.stdout(commandUsage(name));
+      io.stdout(commandUsage(fullName));
       io.stderr('\n');
       throw fail(ExitV3.Error, err.message);
     }
     if (flags.values.get('help') === true) {
-      io.stdout(commandUsage(name));
+      io.stdout(commandUsage(fullName));
       return ExitV3.Success;
     }
     await command.run({ flags, args: flags.args, env, io });
@@ -311,9 +369,7 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
 }
 
 function rootUsage(version: string): string {
-  const cmds = Object.entries(COMMANDS).map(([n, c]) => [n, c.short]);
-  const width = Math.ceil((Math.max(...cmds.map(([n]) => n.length)) + 1) / 8) * 8;
-  const list = cmds.map(([n, s]) => `\t${n}${'\t'.repeat(width / 8 - Math.floor(n.length / 8))}${s}\n`).join('');
+  const list = commandList(Object.entries(COMMANDS));
   return `NAME:\n\tetcdctl - A simple command line client for etcd3.\n\nUSAGE:\n\tetcdctl [flags]\n\nVERSION:\n\t${version}\n\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${list}\nOPTIONS:\n${flagTable([...GLOBAL_FLAGS, help('etcdctl')])}\n`;
 }
 
@@ -593,4 +649,117 @@ async function txn(ctx: Ctx): Promise<void> {
     throw err;
   }
   await withClient(ctx, p, (c) => c.call((kv) => kv.txn, req), (pr, r) => pr.txn(out(ctx), r));
+}
+
+// --- lease ---
+
+/** The lease printer for -w (checked when the client is built, as etcdctl does). */
+function leasePrinter(ctx: Ctx): LeasePrinter {
+  applyEnv(ctx);
+  const format = str(ctx, 'write-out');
+  if (!FORMATS.includes(format)) throw fail(ExitV3.BadFeature, 'unsupported output format');
+  return new LeasePrinter(format as Format);
+}
+
+/** Runs the printing, an output format the command does not have being etcdctl's ExitBadFeature. */
+function display(print: () => void): void {
+  try {
+    print();
+  } catch (err) {
+    if (err instanceof UnsupportedFormat) throw fail(ExitV3.BadFeature, err.message);
+    throw err;
+  }
+}
+
+/** One call; a failure is `Error: <wrap(clientv3's message)>` with the code given. */
+async function leaseCall<T>(ctx: Ctx, code: number, wrap: (msg: string) => string, call: (c: V3Client) => Promise<T>): Promise<T> {
+  const c = await client(ctx);
+  try {
+    return await call(c);
+  } catch (err) {
+    if (err instanceof CallError) throw fail(code, wrap(err.message));
+    throw err;
+  } finally {
+    c.close();
+  }
+}
+
+/** etcdctl's leaseFromArgs: strconv.ParseInt(arg, 16, 64). */
+function leaseFromArgs(arg: string): bigint {
+  try {
+    return parseHexInt64(arg);
+  } catch (err) {
+    throw fail(ExitV3.BadArgs, `bad lease ID arg (${(err as Error).message}), expecting ID in Hex`);
+  }
+}
+
+/** strconv.ParseInt(s, 10, 64) */
+function parseDecInt64(s: string): bigint {
+  if (!/^[+-]?[0-9]+$/.test(s)) throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(s)}: invalid syntax`);
+  const v = BigInt(s);
+  if (v > 0x7fffffffffffffffn || v < -0x8000000000000000n) throw new Error(`strconv.ParseInt: parsing ${JSON.stringify(s)}: value out of range`);
+  return v;
+}
+
+async function leaseGrant(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'lease grant command needs TTL argument');
+  let ttl: bigint;
+  try {
+    ttl = parseDecInt64(ctx.args[0]);
+  } catch (err) {
+    throw fail(ExitV3.BadArgs, `bad TTL (${(err as Error).message})`);
+  }
+  const p = leasePrinter(ctx);
+  const r = await leaseCall(ctx, ExitV3.Error, (m) => `failed to grant lease (${m})`, (c) => c.callLease((l) => l.leaseGrant, LeaseGrantRequest.fromPartial({ TTL: ttl })));
+  display(() => p.grant(out(ctx), r));
+}
+
+async function leaseRevoke(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'lease revoke command needs 1 argument');
+  const id = leaseFromArgs(ctx.args[0]);
+  const p = leasePrinter(ctx);
+  const r = await leaseCall(ctx, ExitV3.Error, (m) => `failed to revoke lease (${m})`, (c) => c.callLease((l) => l.leaseRevoke, LeaseRevokeRequest.fromPartial({ ID: id })));
+  display(() => p.revoke(out(ctx), id, r));
+}
+
+async function leaseTimeToLive(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'lease timetolive command needs lease ID as argument');
+  const keys = bool(ctx, 'keys');
+  const id = leaseFromArgs(ctx.args[0]);
+  const p = leasePrinter(ctx);
+  const r = await leaseCall(ctx, ExitV3.BadConnection, (m) => m, (c) => c.callLease((l) => l.leaseTimeToLive, LeaseTimeToLiveRequest.fromPartial({ ID: id, keys })));
+  display(() => p.timeToLive(out(ctx), r, keys));
+}
+
+async function leaseList(ctx: Ctx): Promise<void> {
+  const p = leasePrinter(ctx);
+  const r = await leaseCall(ctx, ExitV3.BadConnection, (m) => m, (c) => c.callLease((l) => l.leaseLeases, LeaseLeasesRequest.fromPartial({})));
+  display(() => p.leases(out(ctx), r));
+}
+
+async function leaseKeepAlive(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'lease keep-alive command needs lease ID as argument');
+  const id = leaseFromArgs(ctx.args[0]);
+  const p = leasePrinter(ctx);
+  if (bool(ctx, 'once')) {
+    const r = await leaseCall(ctx, ExitV3.BadConnection, (m) => m, (c) => c.keepAliveOnce(id));
+    return display(() => p.keepAlive(out(ctx), r));
+  }
+  const c = await client(ctx);
+  let failed: unknown;
+  try {
+    await c.keepAlive(id, (r) => {
+      try {
+        display(() => p.keepAlive(out(ctx), r));
+        return true;
+      } catch (err) {
+        failed = err;
+        return false;
+      }
+    });
+  } finally {
+    c.close();
+  }
+  if (failed) throw failed;
+  if (str(ctx, 'write-out') === 'simple') ctx.io.stdout(`lease ${hex16(id)} expired or revoked.\n`);
 }

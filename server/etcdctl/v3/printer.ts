@@ -1,10 +1,15 @@
 /**
- * etcdctl v3's output formats for the KV commands, byte for byte as etcd 3.4's: simple (with --hex and
+ * etcdctl v3's output formats for the KV and lease commands, byte for byte as etcd 3.4's: simple (with --hex and
  * --print-value-only), json (Go's encoding/json of the response: omitempty fields, bytes as base64, 64-bit ids as
  * exact decimals), fields (Go's %q quoting) and protobuf (the response's wire bytes).
  */
-import type { DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, TxnResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
-import { DeleteRangeResponse as DeleteCodec, PutResponse as PutCodec, RangeResponse as RangeCodec, TxnResponse as TxnCodec } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import type {
+  DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse, LeaseTimeToLiveResponse,
+  PutResponse, RangeResponse, ResponseHeader, ResponseOp, TxnResponse,
+} from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import {
+  DeleteRangeResponse as DeleteCodec, PutResponse as PutCodec, RangeResponse as RangeCodec, ResponseHeader as HeaderCodec, TxnResponse as TxnCodec,
+} from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import type { KeyValue } from '../../api/v3rpc/pb/mvccpb/kv';
 
 /** Where output goes: bytes, since keys and values are bytes (not necessarily UTF-8). */
@@ -226,5 +231,150 @@ export class Printer {
       return;
     }
     this.other(out, jsonTxn(r), () => TxnCodec.encode(r).finish());
+  }
+}
+
+// --- leases (etcdctl's lease commands print clientv3's lease types) ---
+
+/** Go's %016x of an int64: 16 hex digits, zero-padded; a negative one signed and padded to 16 with its sign. */
+export function hex16(id: bigint): string {
+  return id < 0n ? `-${(-id).toString(16).padStart(15, '0')}` : id.toString(16).padStart(16, '0');
+}
+
+/**
+ * The JSON of a clientv3 lease response: its embedded *pb.ResponseHeader's fields first (omitempty), then its own
+ * fields, each [name, JSON value] (always present, as clientv3's fields have no omitempty).
+ */
+function jsonEmbedded(h: ResponseHeader | undefined, fields: [string, string][]): string {
+  const head: [string, string | undefined][] = h
+    ? [['cluster_id', num(h.clusterId)], ['member_id', num(h.memberId)], ['revision', num(h.revision)], ['raft_term', num(h.raftTerm)]]
+    : [];
+  return jsonFields([...head, ...fields]);
+}
+
+/** gogo's compact text of a ResponseHeader (its String(), as fmt's %v shows it): non-zero fields, each with a space after. */
+function compactHeader(h: ResponseHeader | undefined): string {
+  if (!h) return '<nil>';
+  const f: [string, bigint][] = [['cluster_id', h.clusterId], ['member_id', h.memberId], ['revision', h.revision], ['raft_term', h.raftTerm]];
+  return f.filter(([, v]) => v !== 0n).map(([k, v]) => `${k}:${v} `).join('');
+}
+
+/** The protobuf printer marshals a clientv3 lease response through its embedded header: the header's bytes only. */
+const headerBytes = (h: ResponseHeader | undefined): Uint8Array => (h ? HeaderCodec.encode(h).finish() : new Uint8Array(0));
+
+export class LeasePrinter {
+  constructor(private readonly format: Format) {}
+
+  private text(out: Out, lines: Line[]): void {
+    const parts: Buffer[] = [];
+    for (const l of lines) parts.push(typeof l === 'string' ? Buffer.from(l) : l, NEWLINE);
+    out.stdoutBytes(Buffer.concat(parts));
+  }
+
+  private unsupported(): never {
+    throw new UnsupportedFormat(`${this.format} not supported as output format`);
+  }
+
+  grant(out: Out, r: LeaseGrantResponse): void {
+    switch (this.format) {
+      case 'simple':
+        return this.text(out, [`lease ${hex16(r.ID)} granted with TTL(${r.TTL}s)`]);
+      case 'fields': {
+        const lines: string[] = [];
+        fieldsHeader(lines, r.header);
+        lines.push(`"ID" : ${r.ID}`, `"TTL" : ${r.TTL}`);
+        return this.text(out, lines);
+      }
+      case 'json':
+        return this.text(out, [jsonEmbedded(r.header, [['ID', String(r.ID)], ['TTL', String(r.TTL)], ['Error', JSON.stringify(r.error)]])]);
+      case 'protobuf':
+        return out.stdoutBytes(Buffer.from(headerBytes(r.header)));
+      default:
+        this.unsupported();
+    }
+  }
+
+  revoke(out: Out, id: bigint, r: LeaseRevokeResponse): void {
+    switch (this.format) {
+      case 'simple':
+        return this.text(out, [`lease ${hex16(id)} revoked`]);
+      case 'fields': {
+        const lines: string[] = [];
+        fieldsHeader(lines, r.header);
+        return this.text(out, lines);
+      }
+      case 'json':
+        return this.text(out, [jsonFields([['header', jsonHeader(r.header)]])]);
+      case 'protobuf':
+        // clientv3.LeaseRevokeResponse has no Marshal method: etcdctl refuses, after the revocation
+        throw new UnsupportedFormat(`marshal unsupported for type clientv3.LeaseRevokeResponse ({${compactHeader(r.header)}})`);
+      default:
+        this.unsupported();
+    }
+  }
+
+  keepAlive(out: Out, r: LeaseKeepAliveResponse): void {
+    switch (this.format) {
+      case 'simple':
+        return this.text(out, [`lease ${hex16(r.ID)} keepalived with TTL(${r.TTL})`]);
+      case 'fields': {
+        const lines: string[] = [];
+        fieldsHeader(lines, r.header);
+        lines.push(`"ID" : ${r.ID}`, `"TTL" : ${r.TTL}`);
+        return this.text(out, lines);
+      }
+      case 'json':
+        return this.text(out, [jsonEmbedded(r.header, [['ID', String(r.ID)], ['TTL', String(r.TTL)]])]);
+      case 'protobuf':
+        return out.stdoutBytes(Buffer.from(headerBytes(r.header)));
+      default:
+        this.unsupported();
+    }
+  }
+
+  timeToLive(out: Out, r: LeaseTimeToLiveResponse, keys: boolean): void {
+    switch (this.format) {
+      case 'simple': {
+        if (r.grantedTTL === 0n && r.TTL === -1n) return this.text(out, [`lease ${hex16(r.ID)} already expired`]);
+        let line: Line = `lease ${hex16(r.ID)} granted with TTL(${r.grantedTTL}s), remaining(${r.TTL}s)`;
+        // Go's %v of a []string: the keys' bytes, space-separated, in brackets
+        if (keys) line = Buffer.concat([Buffer.from(`${line}, attached keys([`), Buffer.concat(r.keys.flatMap((k, i) => (i ? [Buffer.from(' '), k] : [k]))), Buffer.from('])')]);
+        return this.text(out, [line]);
+      }
+      case 'fields': {
+        const lines: string[] = [];
+        fieldsHeader(lines, r.header);
+        lines.push(`"ID" : ${r.ID}`, `"TTL" : ${r.TTL}`, `"GrantedTTL" : ${r.grantedTTL}`);
+        for (const k of r.keys) lines.push(`"Key" : ${goQuote(k)}`);
+        return this.text(out, lines);
+      }
+      case 'json': {
+        const ks = r.keys.length ? `[${r.keys.map((k) => `"${k.toString('base64')}"`).join(',')}]` : 'null';
+        return this.text(out, [jsonEmbedded(r.header, [['id', String(r.ID)], ['ttl', String(r.TTL)], ['granted-ttl', String(r.grantedTTL)], ['keys', ks]])]);
+      }
+      case 'protobuf':
+        return out.stdoutBytes(Buffer.from(headerBytes(r.header)));
+      default:
+        this.unsupported();
+    }
+  }
+
+  leases(out: Out, r: LeaseLeasesResponse): void {
+    switch (this.format) {
+      case 'simple':
+        return this.text(out, [`found ${r.leases.length} leases`, ...r.leases.map((l) => hex16(l.ID))]);
+      case 'fields': {
+        const lines: string[] = [];
+        fieldsHeader(lines, r.header);
+        for (const l of r.leases) lines.push(`"ID" : ${l.ID}`);
+        return this.text(out, lines);
+      }
+      case 'json':
+        return this.text(out, [jsonEmbedded(r.header, [['leases', `[${r.leases.map((l) => `{"id":${l.ID}}`).join(',')}]`]])]);
+      case 'protobuf':
+        return out.stdoutBytes(Buffer.from(headerBytes(r.header)));
+      default:
+        this.unsupported();
+    }
   }
 }
