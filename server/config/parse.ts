@@ -47,6 +47,8 @@ export interface ServerConfig {
   maxRequestBytes: number;
   /** --max-txn-ops: operations a v3 txn may hold. */
   maxTxnOps: number;
+  /** --auth-token ("simple", or "jwt,pub-key=…,priv-key=…,sign-method=…"), --auth-token-ttl (s), --bcrypt-cost. */
+  auth: { token: string; tokenTTL: number; bcryptCost: number };
   /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
   initialCorruptCheck: boolean;
   /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
@@ -455,6 +457,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     electionTimeoutMs: election,
     maxRequestBytes,
     maxTxnOps: num('max-txn-ops'),
+    auth: { token: str('auth-token'), tokenTTL: num('auth-token-ttl'), bcryptCost: num('bcrypt-cost') },
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
     listenPeerURLs: list('listen-peer-urls'),

@@ -34,6 +34,10 @@ import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';
 import { V3KV } from '../etcdserver/v3-server';
 import { MvccStore } from '../mvcc/store';
+import { AuthGate } from '../auth/gate';
+import { AuthV3, authService } from '../auth/service';
+import { AuthStore } from '../auth/store';
+import { newTokenProvider } from '../auth/tokens';
 import { Compactor } from '../etcdserver/compactor';
 import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
@@ -304,13 +308,21 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   mvccHashKV = (rev) => mvcc.hashKV(rev);
   registerMvccMetrics(metrics.registry, mvcc, v3.ops);
   server.registerApplier(EntryKind.V3, v3);
+  // Users, roles and permissions (server/auth/): Auth entries, kept in the v3 store's meta table.
+  const authStore = new AuthStore(mvcc, newTokenProvider(cfg.auth.token, cfg.auth.tokenTTL), { bcryptCost: cfg.auth.bcryptCost });
+  server.registerApplier(EntryKind.Auth, authStore);
+  v3.authorize = (r) => authStore.checkKV(r);
+  const authGate = new AuthGate(authStore, cfg.clientTLS.clientCertAuth);
   server.registerSnapshotPart(PART_V3, {
     save: () => {
       mvcc.flushSync();
       return Buffer.from([V3_PART_MARKER]);
     },
     recover: (data) => {
-      if (data && data[0] === V3_PART_DATA) mvcc.loadSync(data.subarray(1));
+      if (data && data[0] === V3_PART_DATA) {
+        mvcc.loadSync(data.subarray(1));
+        authStore.recover();
+      }
     },
     validate: (data) => {
       if (data[0] === V3_PART_DATA) MvccStore.validateDump(data.subarray(1));
@@ -390,7 +402,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const listeners: Listener[] = [];
   // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
   // services are to be registered on grpcServer here, before the listeners take connections.
-  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
+  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes, auth: authGate });
   const compactor = new Compactor({
     ...cfg.autoCompaction,
     rev: () => mvcc.rev(),
@@ -404,7 +416,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     },
   });
   compactor.start();
-  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
+  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry, services: [authService(new AuthV3(server, authGate, cfg.maxRequestBytes), v3kv.header())] });
   const http2 = grpcSink(grpcServer);
   // The JSON gateway calls the gRPC methods registered above, in-process.
   gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024 });
