@@ -92,9 +92,9 @@ export const OPTIONS: OptionSpec[] = [
   s('cipher-suites', '', 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).'),
   b('experimental-peer-skip-client-san-verification', false, 'Skip verification of SAN field in client certificate for peer connections.'),
   // auth
-  s('auth-token', 'simple', 'Specify auth token specific options.', unsupported),
-  u('bcrypt-cost', 10, 'Specify bcrypt algorithm cost factor for auth password hashing.', unsupported),
-  u('auth-token-ttl', 300, 'The lifetime in seconds of the auth token.', unsupported),
+  s('auth-token', 'simple', 'Specify auth token specific options.'),
+  u('bcrypt-cost', 10, 'Specify bcrypt algorithm cost factor for auth password hashing.'),
+  u('auth-token-ttl', 300, 'The lifetime in seconds of the auth token.'),
   // logging
   s('logger', 'capnslog', "Specify 'zap' for structured logging or 'capnslog'."), // checked as etcd: at start, exit 1
   ss('log-output', ['default'], "[TO BE DEPRECATED IN v3.5] use '--log-outputs'."),

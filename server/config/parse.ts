@@ -52,6 +52,8 @@ export interface ServerConfig {
   /** Server-to-client pings on an idle gRPC connection (0: none), and how long an answer may take. */
   grpcKeepaliveIntervalMs: number;
   grpcKeepaliveTimeoutMs: number;
+  /** --auth-token ("simple", or "jwt,pub-key=…,priv-key=…,sign-method=…"), --auth-token-ttl (s), --bcrypt-cost. */
+  auth: { token: string; tokenTTL: number; bcryptCost: number };
   /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
   initialCorruptCheck: boolean;
   /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
@@ -478,6 +480,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     maxConcurrentStreams: num('max-concurrent-streams'),
     grpcKeepaliveIntervalMs: duration('grpc-keepalive-interval'),
     grpcKeepaliveTimeoutMs: duration('grpc-keepalive-timeout'),
+    auth: { token: str('auth-token'), tokenTTL: num('auth-token-ttl'), bcryptCost: num('bcrypt-cost') },
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
     leaseCheckpoint,

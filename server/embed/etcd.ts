@@ -34,6 +34,10 @@ import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';
 import { V3KV } from '../etcdserver/v3-server';
 import { MvccStore } from '../mvcc/store';
+import { AuthGate } from '../auth/gate';
+import { AuthV3, authService } from '../auth/service';
+import { AuthStore } from '../auth/store';
+import { newTokenProvider } from '../auth/tokens';
 import { Compactor } from '../etcdserver/compactor';
 import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
@@ -323,7 +327,12 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     metrics: leaseMetrics,
   });
   const v3 = new V3Applier(mvcc, lessor);
-  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
+  // Users, roles and permissions (server/auth/): Auth entries, kept in the v3 store's meta table.
+  const authStore = new AuthStore(mvcc, newTokenProvider(cfg.auth.token, cfg.auth.tokenTTL), { bcryptCost: cfg.auth.bcryptCost });
+  server.registerApplier(EntryKind.Auth, authStore);
+  v3.authorize = (r) => authStore.checkKV(r);
+  const authGate = new AuthGate(authStore, cfg.clientTLS.clientCertAuth);
+  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes, auth: authGate });
   v3lease = new V3Lease({ server, kv: v3kv, lessor, metrics: leaseMetrics, peerTLS: peerTLS ? clientAgentOptions(peerTLS) : undefined, now: Date.now, log: (level, msg, meta) => serverLog.log(level, msg, meta) });
   v3lease.start();
   leaseHTTP = v3lease.httpHost();
@@ -339,6 +348,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       if (data && data[0] === V3_PART_DATA) {
         mvcc.loadSync(data.subarray(1));
         lessor.recover();
+        authStore.recover();
       }
     },
     validate: (data) => {
@@ -439,6 +449,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     maxRequestBytes: cfg.maxRequestBytes,
     maxTxnOps: cfg.maxTxnOps,
     registry: metrics.registry,
+    services: [authService(new AuthV3(server, authGate, cfg.maxRequestBytes), v3kv.header())],
     grpcOptions: {
       // etcd's --grpc-keepalive-interval (0: no pings) and --grpc-keepalive-timeout; --max-concurrent-streams.
       'grpc.keepalive_time_ms': cfg.grpcKeepaliveIntervalMs > 0 ? Math.min(cfg.grpcKeepaliveIntervalMs, 2 ** 31 - 1) : 2 ** 31 - 1,

@@ -157,6 +157,12 @@ export class V3Applier {
   /** Operations applied, for etcd's mvcc metrics (server/mvcc/metrics.ts). */
   readonly ops: MvccOpCounts = newOpCounts();
 
+  /**
+   * The auth store's check of the request's user (etcd's authApplierV3), set when auth is wired in: a refusal is the
+   * entry's answer and nothing is applied.
+   */
+  authorize: ((r: InternalRaftRequest) => Error | undefined) | undefined;
+
   /** Without a lessor, every lease is unknown (a put with a lease is refused, lease entries answer not found). */
   constructor(
     readonly store: MvccStore,
@@ -190,6 +196,8 @@ export class V3Applier {
   applyRequest(index: number, r: InternalRaftRequest): V3ApplyResult | undefined {
     if (this.applied(index)) return undefined;
     try {
+      const denied = this.authorize?.(r);
+      if (denied) throw denied;
       if (r.range) {
         this.store.setConsistentIndex(index);
         return { resp: this.range(r.range) };

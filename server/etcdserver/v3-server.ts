@@ -17,7 +17,8 @@ import {
   TxnRequest,
   TxnResponse,
 } from '../api/v3rpc/pb/etcdserverpb/rpc';
-import type { HeaderProvider, KVBackend } from '../api/v3rpc/kv';
+import type { CallContext, HeaderProvider, KVBackend } from '../api/v3rpc/kv';
+import type { AuthGate } from '../auth/gate';
 import { serverError } from '../api/v3rpc/errors';
 import { encodeMessage } from '../api/v3rpc/service';
 import { EntryKind } from './entry';
@@ -39,10 +40,14 @@ export class V3KV implements KVBackend {
   constructor(
     private readonly server: EtcdServer,
     private readonly applier: V3Applier,
-    opts: { maxRequestBytes?: number } = {},
+    opts: { maxRequestBytes?: number; auth?: AuthGate } = {},
   ) {
     this.maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    this.auth = opts.auth;
   }
+
+  /** Who asks (server/auth/): requests are stamped with the user, local reads checked. */
+  private readonly auth: AuthGate | undefined;
 
   /** What every response header says of this member (the applier fills the revision). */
   header(): HeaderProvider {
@@ -67,31 +72,33 @@ export class V3KV implements KVBackend {
     };
   }
 
-  async range(r: RangeRequest): Promise<RangeResponse> {
+  async range(r: RangeRequest, call?: CallContext): Promise<RangeResponse> {
     if (!this.server.published) await this.ready();
     if (!r.serializable) await this.server.linearizableRead();
+    if (this.auth?.store.isEnabled()) return this.auth.serialized(call, this.auth.checkRange(call, r), () => this.applier.range(r));
     return this.applier.range(r);
   }
 
-  async put(r: PutRequest): Promise<PutResponse> {
-    return (await this.propose({ put: r })).resp as PutResponse;
+  async put(r: PutRequest, call?: CallContext): Promise<PutResponse> {
+    return (await this.propose({ put: r }, call)).resp as PutResponse;
   }
 
-  async deleteRange(r: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return (await this.propose({ deleteRange: r })).resp as DeleteRangeResponse;
+  async deleteRange(r: DeleteRangeRequest, call?: CallContext): Promise<DeleteRangeResponse> {
+    return (await this.propose({ deleteRange: r }, call)).resp as DeleteRangeResponse;
   }
 
-  async txn(r: TxnRequest): Promise<TxnResponse> {
+  async txn(r: TxnRequest, call?: CallContext): Promise<TxnResponse> {
     if (isTxnReadonly(r)) {
       await this.ready();
       await this.server.linearizableRead();
+      if (this.auth?.store.isEnabled()) return this.auth.serialized(call, this.auth.checkTxn(r), () => this.applier.readonlyTxn(r));
       return this.applier.readonlyTxn(r);
     }
-    return (await this.propose({ txn: r })).resp as TxnResponse;
+    return (await this.propose({ txn: r }, call)).resp as TxnResponse;
   }
 
-  async compact(r: CompactionRequest): Promise<CompactionResponse> {
-    const res = await this.propose({ compaction: r });
+  async compact(r: CompactionRequest, call?: CallContext): Promise<CompactionResponse> {
+    const res = await this.propose({ compaction: r }, call);
     // With physical, etcd answers once the compacted versions are gone.
     if (r.physical && res.physical) await res.physical;
     return res.resp as CompactionResponse;
@@ -104,11 +111,12 @@ export class V3KV implements KVBackend {
   }
 
   /** Proposes a v3 request (also the lease requests) and resolves with what this member's applier answered. */
-  async propose(op: Partial<InternalRaftRequest>): Promise<V3ApplyResult> {
+  async propose(op: Partial<InternalRaftRequest>, call?: CallContext): Promise<V3ApplyResult> {
     if (!this.server.published) await this.ready();
+    const who = this.auth ? this.auth.stamp(call) : { username: '', authRevision: 0n };
     const id = this.server.newRequestId();
     // The decoded request goes in as it is: fromPartial would deep-copy it (every op of a txn) only to encode it.
-    const msg = InternalRaftRequest.fromPartial({ header: { ID: BigInt(id), username: '', authRevision: 0n } });
+    const msg = InternalRaftRequest.fromPartial({ header: { ID: BigInt(id), ...who } });
     Object.assign(msg, op);
     const data = encodeMessage(InternalRaftRequest, msg);
     if (data.length > this.maxRequestBytes) throw serverError('requestTooLarge');

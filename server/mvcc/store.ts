@@ -429,6 +429,21 @@ export class MvccStore {
     return [...byId.values()];
   }
 
+  /**
+   * Writes a value of the meta table as part of the entry at index: committed in the same LMDB transaction as that
+   * entry's consistent index (the auth store keeps its users and roles so, as etcd keeps its auth buckets).
+   */
+  putMetaValue(key: string, value: Buffer, index: number): void {
+    this.pending.ops.push({ key, ks: '', rev: undefined, rec: value, meta: undefined, prevLease: 0n, lease: 0n });
+    if (index > this.applied) this.setConsistentIndex(index);
+    else this.scheduleFlush();
+  }
+
+  /** A value of the meta table as committed (read at start and after a snapshot replaced the data). */
+  readMetaValue(key: string): Buffer | undefined {
+    return this.meta.get(key);
+  }
+
   /** Reads keys: end undefined → the single key; end empty → every key ≥ key; else [key, end). */
   range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
     return this.rangeAt(key, end, opts, this.currentRev);

@@ -9,7 +9,7 @@ import { addHealthService } from './health';
 import { kvService, type HeaderProvider, type KVBackend } from './kv';
 import { addLeaseService, type LeaseBackend } from './lease';
 import { GrpcMetrics } from './metrics';
-import { addUnaryService } from './service';
+import { addUnaryService, type UnaryHandler } from './service';
 
 /** etcd's default --max-request-bytes (1.5 MiB). */
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -28,6 +28,8 @@ export interface V3ServerOptions {
   lease?: LeaseBackend;
   /** Where grpc_server_* metrics go (the server's /metrics registry); none when left out. */
   registry?: client.Registry;
+  /** More services (Auth, …): each one's definition and unary handlers. */
+  services?: { definition: grpc.ServiceDefinition; handlers: Record<string, UnaryHandler<any, any>> }[];
   /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -62,6 +64,7 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
   addUnaryService(server, kv.definition, kv.handlers, metrics);
   if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header }, metrics);
+  for (const svc of opts.services ?? []) addUnaryService(server, svc.definition, svc.handlers, metrics);
   addHealthService(server, metrics);
   return server;
 }

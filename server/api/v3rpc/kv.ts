@@ -21,12 +21,15 @@ import { unaryMethod, type UnaryHandler } from './service';
  * revision when it is 0 (as etcd's header.fill does).
  */
 export interface KVBackend {
-  range(r: RangeRequest): Promise<RangeResponse>;
-  put(r: PutRequest): Promise<PutResponse>;
-  deleteRange(r: DeleteRangeRequest): Promise<DeleteRangeResponse>;
-  txn(r: TxnRequest): Promise<TxnResponse>;
-  compact(r: CompactionRequest): Promise<CompactionResponse>;
+  range(r: RangeRequest, call?: CallContext): Promise<RangeResponse>;
+  put(r: PutRequest, call?: CallContext): Promise<PutResponse>;
+  deleteRange(r: DeleteRangeRequest, call?: CallContext): Promise<DeleteRangeResponse>;
+  txn(r: TxnRequest, call?: CallContext): Promise<TxnResponse>;
+  compact(r: CompactionRequest, call?: CallContext): Promise<CompactionResponse>;
 }
+
+/** What a backend may read of the call: its metadata (the auth token) and its peer's certificate. */
+export type CallContext = Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata'> & Partial<Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getAuthContext'>>;
 
 /** The member's identity and state, read for every response header. */
 export interface HeaderProvider {
@@ -172,15 +175,15 @@ export interface KVServiceOptions {
 /** Runs check, then the backend, then fills the header; any failure becomes etcd's status. */
 function handle<Req, Res extends { header?: ResponseHeader | undefined }>(
   check: (r: Req) => V3Error | undefined,
-  exec: (r: Req) => Promise<Res>,
+  exec: (r: Req, call: CallContext) => Promise<Res>,
   header: HeaderProvider,
 ): UnaryHandler<Req, Res> {
-  return async (req) => {
+  return async (req, call) => {
     const invalid = check(req);
     if (invalid) throw invalid;
     let resp: Res;
     try {
-      resp = await exec(req);
+      resp = await exec(req, call);
     } catch (err) {
       throw toGRPCError(err);
     }
@@ -204,11 +207,11 @@ export function kvService(opts: KVServiceOptions): { definition: grpc.ServiceDef
       Compact: unaryMethod('/etcdserverpb.KV/Compact', CompactionRequest, CompactionResponse),
     },
     handlers: {
-      Range: handle(checkRangeRequest, (r) => b.range(r), header),
-      Put: handle(checkPutRequest, (r) => b.put(r), header),
-      DeleteRange: handle(checkDeleteRequest, (r) => b.deleteRange(r), header),
-      Txn: handle((r: TxnRequest) => checkTxn(r, maxTxnOps), (r) => b.txn(r), header),
-      Compact: handle(none, (r: CompactionRequest) => b.compact(r), header),
+      Range: handle(checkRangeRequest, (r, c) => b.range(r, c), header),
+      Put: handle(checkPutRequest, (r, c) => b.put(r, c), header),
+      DeleteRange: handle(checkDeleteRequest, (r, c) => b.deleteRange(r, c), header),
+      Txn: handle((r: TxnRequest) => checkTxn(r, maxTxnOps), (r, c) => b.txn(r, c), header),
+      Compact: handle(none, (r: CompactionRequest, c) => b.compact(r, c), header),
     },
   };
 }
