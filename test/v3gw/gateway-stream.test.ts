@@ -6,7 +6,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { gatewayHandler, JsonValueSplitter } from '../../server/api/v3gw/gateway';
+import { gatewayHandler, JsonValueSplitter, quoteBigInts } from '../../server/api/v3gw/gateway';
 import { RangeResponse, WatchRequest, WatchResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 
 let server: http.Server;
@@ -151,4 +151,11 @@ test('with --max-concurrent-streams, a watch holds its slot while it lasts: a ca
     one.closeAllConnections();
     await new Promise<void>((r) => one.close(() => r()));
   }
+});
+
+test('64-bit integers sent as JSON numbers stay exact (Go writes int64 ids so); strings and other numbers are untouched', () => {
+  expect(quoteBigInts('{"ID":9130178165111813223,"TTL":30}')).toBe('{"ID":"9130178165111813223","TTL":30}');
+  expect(quoteBigInts('{"ID":-9130178165111813223,"x":1.5e300,"k":"12345678901234567890"}')).toBe('{"ID":"-9130178165111813223","x":1.5e300,"k":"12345678901234567890"}');
+  expect(quoteBigInts('{"a":"\\"1234567890123456789\\"","b":[1234567890123456789]}')).toBe('{"a":"\\"1234567890123456789\\"","b":["1234567890123456789"]}');
+  expect(JSON.parse(quoteBigInts('{"ID":9130178165111813223}')).ID).toBe('9130178165111813223');
 });

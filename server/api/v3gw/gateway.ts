@@ -115,6 +115,40 @@ export function withProtoNames(value: unknown, type: string): unknown {
   return out;
 }
 
+/**
+ * JSON text with every integer too long for a double's exact range written as a string: 64-bit ids and revisions
+ * sent as JSON numbers (Go's encoding/json writes int64 so) stay exact; the generated code reads both forms.
+ */
+export function quoteBigInts(text: string): string {
+  if (!/\d{16}/.test(text)) return text;
+  let out = '';
+  let last = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      continue;
+    }
+    if (c === '-' || (c >= '0' && c <= '9')) {
+      let j = i + 1;
+      while (j < text.length && text[j] >= '0' && text[j] <= '9') j++;
+      const isInteger = !(j < text.length && (text[j] === '.' || text[j] === 'e' || text[j] === 'E'));
+      if (isInteger && j - i - (c === '-' ? 1 : 0) > 15) {
+        out += text.slice(last, i) + '"' + text.slice(i, j) + '"';
+        last = j;
+      }
+      i = j - 1;
+    }
+  }
+  return out + text.slice(last);
+}
+
 /** Where the gateway finds the gRPC methods: the implementations registered on the v3 gRPC server. */
 export type MethodLookup = (grpcPath: string) => grpc.UntypedHandleCall | undefined;
 
@@ -250,7 +284,7 @@ async function serve(o: GatewayOptions, r: Route, body: Buffer, req: http.Incomi
   try {
     const text = body.toString('utf8').trim();
     // An empty body is the zero request, as grpc-gateway decodes io.EOF.
-    const json: unknown = text === '' ? null : JSON.parse(text);
+    const json: unknown = text === '' ? null : JSON.parse(quoteBigInts(text));
     // As Go's decoder: null is the zero request, anything but an object is refused.
     if (json !== null && (typeof json !== 'object' || Array.isArray(json))) {
       throw new Error(`json: cannot unmarshal ${Array.isArray(json) ? 'array' : typeof json} into Go value of type map[string]json.RawMessage`);
@@ -409,7 +443,7 @@ function serveStream(o: GatewayOptions, r: Route, req: http.IncomingMessage, res
     }
   });
   const decode = (text: string): unknown => {
-    const json: unknown = JSON.parse(text);
+    const json: unknown = JSON.parse(quoteBigInts(text));
     if (json === null || typeof json !== 'object' || Array.isArray(json)) {
       throw new Error(`json: cannot unmarshal ${Array.isArray(json) ? 'array' : typeof json} into Go value of type map[string]json.RawMessage`);
     }
