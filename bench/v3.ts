@@ -8,6 +8,7 @@
  *   npm run bench:v3
  *   BENCH_V3_TOTAL=2 npm run bench:v3        # twice the requests per cell (the default takes a few seconds each)
  *   BENCH_V3_PAIRS=3 npm run bench:v3        # 3 alternating pairs (fresh servers each), medians and median ratio
+ *   BENCH_V3_CELLS='put|lease'             # only the rows whose names match
  *   ETCD_BENCHMARK=/path/to/benchmark        # default /var/tmp/etcd-bench/benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
@@ -51,7 +52,11 @@ function cells(): Cell[] {
       out.push({ name: `range-${c} ${p.conns}/${p.clients}`, args: [`--conns=${p.conns}`, `--clients=${p.clients}`, 'range', RANGE_KEY, `--consistency=${c}`], total: rangeTotal[i] });
     });
   }
-  return out;
+  // Keep-alives of one lease per client (etcd's lease-keepalive: grant, then keep-alive requests on a stream).
+  out.push({ name: 'lease-keepalive 10/100', args: ['--conns=10', '--clients=100', 'lease-keepalive'], total: 40000 });
+  // BENCH_V3_CELLS: a regular expression choosing rows by name.
+  const only = process.env.BENCH_V3_CELLS ? new RegExp(process.env.BENCH_V3_CELLS) : undefined;
+  return only ? out.filter((c) => only.test(c.name)) : out;
 }
 
 interface Server {
