@@ -3,7 +3,7 @@
  * etcdctl: the v2 commands of etcd's etcdctl, with the same arguments, output and exit codes, against any etcd
  * (ours or the real one) through the v2 HTTP API; with ETCDCTL_API unset or 3, the v3 commands (v3/main.ts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { goParseBool, goParseDuration } from '../pkg/go-compat';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -30,6 +30,10 @@ export interface IO {
   stdoutBytes?: (b: Buffer) => void;
   stderr: (s: string) => void;
   readStdin: () => string;
+  /** One byte of stdin, -1 at its end (password prompts). */
+  readStdinByte?: () => number;
+  /** Terminal echo around a password prompt. */
+  setEcho?: (on: boolean) => void;
 }
 
 /** Ends the command with an exit code (the way os.Exit does in etcdctl). */
@@ -843,6 +847,21 @@ if (require.main === module) {
       } catch {
         return '';
       }
+    },
+    readStdinByte: () => {
+      const b = Buffer.alloc(1);
+      for (;;) {
+        try {
+          return fs.readSync(0, b, 0, 1, null) === 1 ? b[0] : -1;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+          return -1;
+        }
+      }
+    },
+    // as speakeasy: stty on etcdctl's own stdio (on a pipe it says so on stderr, and the line is read all the same)
+    setEcho: (on) => {
+      spawnSync('/bin/stty', [on ? 'echo' : '-echo'], { stdio: 'inherit', argv0: 'stty' });
     },
   };
   run(process.argv.slice(2), process.env, io).then((code) => {

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AuthClient, KVClient, PutRequest, RangeRequest, TxnRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { AUTH_STEPS as STEPS } from '../support/auth-steps';
 import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 const ETCDCTL = '/usr/bin/etcdctl';
@@ -21,68 +22,6 @@ function ctl(e: RunningEtcd, args: string[], input?: string): { out: string; err
   return { out: r.stdout, err, code: r.status ?? -1 };
 }
 
-const STEPS: string[][] = [
-  ['auth', 'enable'],
-  ['user', 'add', 'root:rootpw'],
-  ['auth', 'enable'],
-  ['role', 'add', 'root'],
-  ['user', 'grant-role', 'root', 'root'],
-  ['user', 'add', 'root:again'],
-  ['role', 'add', 'r1'],
-  ['role', 'add', 'r1'],
-  ['role', 'grant-permission', 'r1', 'readwrite', 'foo'],
-  ['role', 'grant-permission', '--prefix', 'r1', 'read', 'pre/'],
-  ['role', 'grant-permission', 'r1', 'write', 'a', 'c'],
-  ['role', 'grant-permission', '--from-key', 'r1', 'read', 'z'],
-  ['role', 'grant-permission', 'nope', 'read', 'x'],
-  ['role', 'get', 'r1'],
-  ['role', 'get', 'nope'],
-  ['role', 'list'],
-  ['user', 'add', 'alice:apw'],
-  ['user', 'grant-role', 'alice', 'r1'],
-  ['user', 'grant-role', 'alice', 'nope'],
-  ['user', 'grant-role', 'bob', 'r1'],
-  ['user', 'get', 'alice'],
-  ['user', 'get', '--detail', 'alice'],
-  ['user', 'get', 'bob'],
-  ['user', 'list'],
-  ['user', 'revoke-role', 'alice', 'root'],
-  ['role', 'revoke-permission', 'r1', 'nokey'],
-  ['auth', 'enable'],
-  ['put', 'foo', 'nouser'],
-  ['--user', 'root:rootpw', 'put', 'foo', 'v1'],
-  ['--user', 'root:rootpw', 'put', 'pre/1', 'p'],
-  ['--user', 'alice:apw', 'get', 'foo'],
-  ['--user', 'alice:apw', 'get', 'pre/', '--prefix'],
-  ['--user', 'alice:apw', 'get', 'p', '--prefix'],
-  ['--user', 'alice:apw', 'put', 'pre/2', 'x'],
-  ['--user', 'alice:apw', 'put', 'b', 'x'],
-  ['--user', 'alice:apw', 'del', 'b'],
-  ['--user', 'alice:apw', 'del', 'a', 'd'],
-  ['--user', 'alice:wrong', 'get', 'foo'],
-  ['--user', 'nobody:x', 'get', 'foo'],
-  ['--user', 'alice:apw', 'user', 'list'],
-  ['--user', 'alice:apw', 'user', 'get', 'alice'],
-  ['--user', 'alice:apw', 'role', 'get', 'r1'],
-  ['--user', 'alice:apw', 'role', 'get', 'root'],
-  ['--user', 'alice:apw', 'auth', 'disable'],
-  ['--user', 'root:rootpw', 'user', 'delete', 'root'],
-  ['--user', 'root:rootpw', 'role', 'delete', 'root'],
-  ['--user', 'root:rootpw', 'user', 'revoke-role', 'root', 'root'],
-  ['--user', 'root:rootpw', 'role', 'revoke-permission', 'r1', 'foo'],
-  ['--user', 'root:rootpw', 'role', 'revoke-permission', 'r1', 'foo'],
-  ['--user', 'alice:apw', 'get', 'foo'],
-  ['--user', 'root:rootpw', 'user', 'passwd', 'alice', '--interactive=false'],
-  ['--user', 'alice:apw', 'get', 'pre/1'],
-  ['--user', 'alice:newpw', 'get', 'pre/1'],
-  ['--user', 'root:rootpw', 'role', 'delete', 'r1'],
-  ['--user', 'root:rootpw', 'user', 'get', 'alice'],
-  ['--user', 'root:rootpw', 'user', 'delete', 'alice'],
-  ['--user', 'root:rootpw', 'user', 'delete', 'alice'],
-  ['--user', 'root:rootpw', 'auth', 'disable'],
-  ['get', 'foo'],
-  ['user', 'list'],
-];
 
 describe('v3 auth side by side with Debian etcd', () => {
   const dirs: string[] = [];

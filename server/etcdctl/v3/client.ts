@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { KVClient, LeaseClient, LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { AuthClient, AuthenticateRequest, KVClient, LeaseClient, LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 
 export interface ClientConfig {
   endpoints: string[];
@@ -20,6 +20,14 @@ export interface ClientConfig {
   cacert: string;
   /** Where clientv3's retry interceptor logs its warnings (etcdctl: stderr). */
   warn(line: string): void;
+}
+
+/** One endpoint's clients, on one channel as clientv3's one connection. */
+interface Clients {
+  ep: string;
+  kv: KVClient;
+  lease: LeaseClient;
+  auth: AuthClient;
 }
 
 /** A failed call, with the message etcdctl prints after "Error: ". */
@@ -54,9 +62,11 @@ const LOOP_MS = 500;
 const RETRY_CONN_WAIT_MS = 500;
 
 export class V3Client {
-  private readonly clients: { ep: string; kv: KVClient; lease: LeaseClient }[];
+  private readonly clients: Clients[];
   private readonly clientId = `client-${randomUUID()}`;
   private next = 0;
+  /** The auth token sent in metadata `token` with every call once authenticated (clientv3's per-RPC credentials). */
+  private token: string | undefined;
 
   constructor(private readonly cfg: ClientConfig) {
     const tlsConfigured = !!(cfg.cert || cfg.key || cfg.cacert) || !cfg.insecureTransport;
@@ -73,7 +83,8 @@ export class V3Client {
       const kv = new KVClient(e.target, creds, options);
       // one channel for both services, as clientv3's one connection
       const lease = new LeaseClient(e.target, creds, { ...options, channelOverride: kv.getChannel() });
-      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv, lease };
+      const auth = new AuthClient(e.target, creds, { ...options, channelOverride: kv.getChannel() });
+      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv, lease, auth };
     });
   }
 
@@ -92,6 +103,56 @@ export class V3Client {
     return this.invoke((c) => c.kv, pick, req);
   }
 
+  /** An Auth call (see invoke). */
+  callAuth<Req, Res>(pick: Unary<AuthClient, Req, Res>, req: Req): Promise<Res> {
+    return this.invoke((c) => c.auth, pick, req);
+  }
+
+  /** The metadata of a call: the token, once there is one. */
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token !== undefined) md.set('token', this.token);
+    return md;
+  }
+
+  /**
+   * clientv3's getToken when it dials with a user name and password: Authenticate on each endpoint in turn until one
+   * answers, within the dial timeout; auth not being enabled is no error (calls then go without a token). A refusal
+   * is a CallError with etcd's message; time running out, "context deadline exceeded".
+   */
+  async authenticate(name: string, password: string, dialTimeoutMs: number): Promise<void> {
+    const deadline = Date.now() + dialTimeoutMs;
+    let last: grpc.ServiceError | undefined;
+    for (const c of this.clients) {
+      if (Date.now() >= deadline) break;
+      try {
+        const r = await new Promise<{ token: string }>((resolve, reject) => {
+          const md = new grpc.Metadata();
+          md.setOptions({ waitForReady: true });
+          c.auth.authenticate(AuthenticateRequest.fromPartial({ name, password }), md, { deadline }, (err, res) => (err ? reject(err) : resolve(res!)));
+        });
+        this.token = r.token;
+        return;
+      } catch (e) {
+        last = e as grpc.ServiceError;
+        if (last.details === 'etcdserver: authentication is not enabled') return;
+      }
+    }
+    if (!last || last.code === grpc.status.DEADLINE_EXCEEDED || Date.now() >= deadline) throw new CallError('context deadline exceeded');
+    // the authenticator's connection has clientv3's retry interceptor too: its warning, then etcd's message
+    this.retryWarning(this.clients[this.clients.length - 1].ep, `rpc error: code = ${GO_CODE[last.code] ?? `Code(${last.code})`} desc = ${last.details}`);
+    if (last.details.startsWith('etcdserver: ')) throw new CallError(last.details);
+    throw new CallError(`rpc error: code = ${GO_CODE[last.code] ?? `Code(${last.code})`} desc = ${last.details}`);
+  }
+
+  /** clientv3's retry interceptor's warning when a unary call fails for good. */
+  private retryWarning(ep: string, error: string): void {
+    this.cfg.warn(JSON.stringify({
+      level: 'warn', ts: new Date().toISOString(), caller: 'clientv3/retry_interceptor.go:62', msg: 'retrying of unary invoker failed',
+      target: `endpoint://${this.clientId}/${ep}`, attempt: 0, error,
+    }));
+  }
+
   /** A Lease call (see invoke). */
   callLease<Req, Res>(pick: Unary<LeaseClient, Req, Res>, req: Req): Promise<Res> {
     return this.invoke((c) => c.lease, pick, req);
@@ -101,7 +162,7 @@ export class V3Client {
    * One unary call: endpoints are tried in turn while they cannot be reached, until the command timeout; the
    * server's answer (success or etcd error) ends it.
    */
-  private async invoke<C, Req, Res>(service: (c: { kv: KVClient; lease: LeaseClient }) => C, pick: Unary<C, Req, Res>, req: Req): Promise<Res> {
+  private async invoke<C, Req, Res>(service: (c: Clients) => C, pick: Unary<C, Req, Res>, req: Req): Promise<Res> {
     const deadline = Date.now() + this.cfg.commandTimeoutMs;
     let last: grpc.ServiceError | undefined;
     let lastEp = this.clients[0].ep;
@@ -111,7 +172,7 @@ export class V3Client {
       try {
         const client = service(c);
         return await new Promise<Res>((resolve, reject) => {
-          pick(client).call(client, req, new grpc.Metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err, res) => (err ? reject(err) : resolve(res!)));
+          pick(client).call(client, req, this.metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err, res) => (err ? reject(err) : resolve(res!)));
         });
       } catch (e) {
         const err = e as grpc.ServiceError;
@@ -128,10 +189,7 @@ export class V3Client {
     const unreachable = this.clients.every((c) => c.kv.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY);
     const desc = deadlineHit ? (unreachable ? 'latest balancer error: all SubConns are in TransientFailure' : 'context deadline exceeded') : err.details;
     const code = deadlineHit ? 'DeadlineExceeded' : GO_CODE[err.code] ?? `Code(${err.code})`;
-    this.cfg.warn(JSON.stringify({
-      level: 'warn', ts: new Date().toISOString(), caller: 'clientv3/retry_interceptor.go:62', msg: 'retrying of unary invoker failed',
-      target: `endpoint://${this.clientId}/${lastEp}`, attempt: 0, error: `rpc error: code = ${code} desc = ${desc}`,
-    }));
+    this.retryWarning(lastEp, `rpc error: code = ${code} desc = ${desc}`);
     // clientv3 hands etcd's own errors over as their message, a spent deadline as the context's error.
     if (deadlineHit) throw new CallError('context deadline exceeded');
     if (err.details.startsWith('etcdserver: ')) throw new CallError(err.details);
@@ -160,7 +218,9 @@ export class V3Client {
       const c = this.clients[this.next % this.clients.length];
       try {
         const resp = await new Promise<LeaseKeepAliveResponse>((resolve, reject) => {
-          const stream = c.lease.leaseKeepAlive(new grpc.Metadata({ waitForReady: this.clients.length === 1 }), { deadline });
+          const md = this.metadata();
+          md.setOptions({ waitForReady: this.clients.length === 1 });
+          const stream = c.lease.leaseKeepAlive(md, { deadline });
           stream.once('data', (r: LeaseKeepAliveResponse) => {
             resolve(r);
             stream.cancel();
@@ -205,7 +265,7 @@ export class V3Client {
       const open = (): void => {
         if (done) return;
         const c = this.clients[this.next % this.clients.length];
-        const s = c.lease.leaseKeepAlive();
+        const s = c.lease.leaseKeepAlive(this.metadata());
         stream = s;
         s.on('data', (r: LeaseKeepAliveResponse) => {
           if (r.TTL <= 0n || !onResponse(r)) return finish();

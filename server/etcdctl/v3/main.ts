@@ -3,6 +3,9 @@
  * with etcd's flags, ETCDCTL_* variables, output formats, messages and exit codes, over gRPC to any etcd speaking v3.
  */
 import {
+  AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest, AuthRoleGrantPermissionRequest,
+  AuthRoleListRequest, AuthRoleRevokePermissionRequest, AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest,
+  AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
   CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, PutRequest,
   RequestOp, TxnRequest, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget,
 } from '../../api/v3rpc/pb/etcdserverpb/rpc';
@@ -10,6 +13,7 @@ import { getClientEndpoints, systemResolver } from '../../discovery/srv';
 import { CallError, V3Client } from './client';
 import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
 import { FORMATS, LeasePrinter, Printer, UnsupportedFormat, hex16, type Format } from './printer';
+import { AuthPrinter, prefixEnd as permPrefixEnd } from './auth-printer';
 import { argify, GoPanic, LineReader, parseCompare, TxnInputError } from './txn-input';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
@@ -18,6 +22,10 @@ export interface V3IO {
   stdoutBytes(b: Buffer): void;
   stderr(s: string): void;
   readStdin(): string;
+  /** One byte of stdin (-1 at its end), for password prompts that read a line as etcdctl does; else readStdin's. */
+  readStdinByte?(): number;
+  /** Terminal echo off and on around a password prompt (etcdctl runs `stty -echo` and `stty echo` on its stdio). */
+  setEcho?(on: boolean): void;
 }
 
 /** etcdctl v3's exit codes (ctlv3/command/error.go). */
@@ -68,6 +76,10 @@ interface Ctx {
   args: string[];
   env: Record<string, string | undefined>;
   io: V3IO;
+  /** --user and --password once read (prompting if need be) when the client is configured; null: no user. */
+  auth?: { name: string; password: string } | null;
+  /** stdin as the prompts read it. */
+  stdin?: Stdin;
 }
 
 interface Command {
@@ -83,6 +95,16 @@ interface Command {
 const help = (name: string): FlagSpec => ({ name: 'help', short: 'h', kind: 'bool', def: 'false', usage: `help for ${name}` });
 
 const COMMANDS: Record<string, Command> = {
+  auth: {
+    use: 'auth <enable or disable>',
+    short: 'Enable or disable authentication',
+    flags: [help('auth')],
+    run: async () => undefined,
+    sub: {
+      enable: { use: 'enable', short: 'Enables authentication', flags: [help('enable')], run: authEnable },
+      disable: { use: 'disable', short: 'Disables authentication', flags: [help('disable')], run: authDisable },
+    },
+  },
   compaction: {
     use: 'compaction [options] <revision>',
     short: 'Compacts the event history in etcd',
@@ -171,11 +193,78 @@ will store the content of the file to <key>.
       },
     },
   },
+  role: {
+    use: 'role <subcommand>',
+    short: 'Role related commands',
+    flags: [help('role')],
+    run: async () => undefined,
+    sub: {
+      add: { use: 'add <role name>', short: 'Adds a new role', flags: [help('add')], run: roleAdd },
+      delete: { use: 'delete <role name>', short: 'Deletes a role', flags: [help('delete')], run: roleDelete },
+      get: { use: 'get <role name>', short: 'Gets detailed information of a role', flags: [help('get')], run: roleGet },
+      list: { use: 'list', short: 'Lists all roles', flags: [help('list')], run: roleList },
+      'grant-permission': {
+        use: 'grant-permission [options] <role name> <permission type> <key> [endkey]',
+        short: 'Grants a key to a role',
+        flags: [
+          { name: 'prefix', kind: 'bool', def: 'false', usage: 'grant a prefix permission' },
+          { name: 'from-key', kind: 'bool', def: 'false', usage: 'grant a permission of keys that are greater than or equal to the given key using byte compare' },
+          help('grant-permission'),
+        ],
+        run: roleGrantPermission,
+      },
+      'revoke-permission': {
+        use: 'revoke-permission <role name> <key> [endkey]',
+        short: 'Revokes a key from a role',
+        flags: [
+          { name: 'prefix', kind: 'bool', def: 'false', usage: 'revoke a prefix permission' },
+          { name: 'from-key', kind: 'bool', def: 'false', usage: 'revoke a permission of keys that are greater than or equal to the given key using byte compare' },
+          help('revoke-permission'),
+        ],
+        run: roleRevokePermission,
+      },
+    },
+  },
   txn: {
     use: 'txn [options]',
     short: 'Txn processes all the requests in one transaction',
     flags: [{ name: 'interactive', short: 'i', kind: 'bool', def: 'false', usage: 'Input transaction in interactive mode' }, help('txn')],
     run: txn,
+  },
+  user: {
+    use: 'user <subcommand>',
+    short: 'User related commands',
+    flags: [help('user')],
+    run: async () => undefined,
+    sub: {
+      add: {
+        use: 'add <user name or user:password> [options]',
+        short: 'Adds a new user',
+        flags: [
+          { name: 'interactive', kind: 'bool', def: 'true', usage: 'Read password from stdin instead of interactive terminal' },
+          { name: 'new-user-password', kind: 'string', def: '', usage: 'Supply password from the command line flag' },
+          { name: 'no-password', kind: 'bool', def: 'false', usage: 'Create a user without password (CN based auth only)' },
+          help('add'),
+        ],
+        run: userAdd,
+      },
+      delete: { use: 'delete <user name>', short: 'Deletes a user', flags: [help('delete')], run: userDelete },
+      get: {
+        use: 'get <user name> [options]',
+        short: 'Gets detailed information of a user',
+        flags: [{ name: 'detail', kind: 'bool', def: 'false', usage: 'Show permissions of roles granted to the user' }, help('get')],
+        run: userGet,
+      },
+      list: { use: 'list', short: 'Lists all users', flags: [help('list')], run: userList },
+      passwd: {
+        use: 'passwd <user name> [options]',
+        short: 'Changes password of user',
+        flags: [{ name: 'interactive', kind: 'bool', def: 'true', usage: 'If true, read password from stdin instead of interactive terminal' }, help('passwd')],
+        run: userPasswd,
+      },
+      'grant-role': { use: 'grant-role <user name> <role name>', short: 'Grants a role to a user', flags: [help('grant-role')], run: userGrantRole },
+      'revoke-role': { use: 'revoke-role <user name> <role name>', short: 'Revokes a role from a user', flags: [help('revoke-role')], run: userRevokeRole },
+    },
   },
   version: {
     use: 'version',
@@ -369,7 +458,8 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
 }
 
 function rootUsage(version: string): string {
-  const list = commandList(Object.entries(COMMANDS));
+  // cobra lists commands sorted by name
+  const list = commandList(Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)));
   return `NAME:\n\tetcdctl - A simple command line client for etcd3.\n\nUSAGE:\n\tetcdctl [flags]\n\nVERSION:\n\t${version}\n\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${list}\nOPTIONS:\n${flagTable([...GLOBAL_FLAGS, help('etcdctl')])}\n`;
 }
 
@@ -386,6 +476,7 @@ function bool(ctx: Ctx, name: string): boolean {
 function printer(ctx: Ctx, valueOnly = false): Printer {
   // etcdctl reads ETCDCTL_* when it builds the client, after checking the command's arguments.
   applyEnv(ctx);
+  authConfig(ctx);
   const format = str(ctx, 'write-out');
   if (!FORMATS.includes(format)) throw fail(ExitV3.BadFeature, 'unsupported output format');
   return new Printer(format as Format, bool(ctx, 'hex'), valueOnly);
@@ -412,10 +503,45 @@ async function endpoints(ctx: Ctx): Promise<string[]> {
   return found.length > 0 ? found : (ctx.flags.values.get('endpoints') as string[]).map((e) => e.trim());
 }
 
+/**
+ * etcdctl's authCfgFromCmd: --user as user:password, or a user whose password is --password or asked for
+ * ("Password: ", read as speakeasy reads it).
+ */
+function authConfig(ctx: Ctx): void {
+  const user = str(ctx, 'user');
+  const password = str(ctx, 'password');
+  if (user === '') {
+    ctx.auth = null;
+    return;
+  }
+  if (password !== '') {
+    ctx.auth = { name: user, password };
+    return;
+  }
+  const at = user.indexOf(':');
+  ctx.auth = at < 0 ? { name: user, password: ask(ctx, 'Password: ') } : { name: user.slice(0, at), password: user.slice(at + 1) };
+}
+
 async function client(ctx: Ctx): Promise<V3Client> {
   const ms = (n: string) => ctx.flags.values.get(n) as number;
+  const c = newClient(ctx, await endpoints(ctx), ms);
+  // clientv3 authenticates when it dials, with a user name and a password both given
+  const auth = ctx.auth;
+  if (auth && auth.name !== '' && auth.password !== '') {
+    try {
+      await c.authenticate(auth.name, auth.password, ms('dial-timeout'));
+    } catch (err) {
+      c.close();
+      if (err instanceof CallError) throw fail(ExitV3.BadConnection, err.message);
+      throw err;
+    }
+  }
+  return c;
+}
+
+function newClient(ctx: Ctx, eps: string[], ms: (n: string) => number): V3Client {
   return new V3Client({
-    endpoints: await endpoints(ctx),
+    endpoints: eps,
     commandTimeoutMs: ms('command-timeout'),
     keepAliveTimeMs: ms('keepalive-time'),
     keepAliveTimeoutMs: ms('keepalive-timeout'),
@@ -656,6 +782,7 @@ async function txn(ctx: Ctx): Promise<void> {
 /** The lease printer for -w (checked when the client is built, as etcdctl does). */
 function leasePrinter(ctx: Ctx): LeasePrinter {
   applyEnv(ctx);
+  authConfig(ctx);
   const format = str(ctx, 'write-out');
   if (!FORMATS.includes(format)) throw fail(ExitV3.BadFeature, 'unsupported output format');
   return new LeasePrinter(format as Format);
@@ -762,4 +889,282 @@ async function leaseKeepAlive(ctx: Ctx): Promise<void> {
   }
   if (failed) throw failed;
   if (str(ctx, 'write-out') === 'simple') ctx.io.stdout(`lease ${hex16(id)} expired or revoked.\n`);
+}
+
+// --- auth, user and role ---
+
+/** stdin as etcdctl's prompts read it: a byte at a time, so that what one prompt leaves the next one reads. */
+class Stdin {
+  private all: Buffer | undefined;
+  private pos = 0;
+
+  constructor(private readonly io: V3IO) {}
+
+  private byte(): number {
+    if (this.io.readStdinByte) return this.io.readStdinByte();
+    this.all ??= Buffer.from(this.io.readStdin());
+    return this.pos < this.all.length ? this.all[this.pos++] : -1;
+  }
+
+  /** speakeasy's readline: the bytes up to a newline or the end, without a trailing "\r". */
+  line(): string {
+    const bytes: number[] = [];
+    for (let b = this.byte(); b !== -1 && b !== 0x0a; b = this.byte()) bytes.push(b);
+    return Buffer.from(bytes).toString('utf8').replace(/\r$/, '');
+  }
+
+  /** fmt.Scanf("%s"): blanks skipped (a newline first gives nothing), then the bytes up to the next white space. */
+  token(): string {
+    let b = this.byte();
+    while (b === 0x20 || b === 0x09) b = this.byte();
+    const bytes: number[] = [];
+    for (; b !== -1 && ![0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c].includes(b); b = this.byte()) bytes.push(b);
+    return Buffer.from(bytes).toString('utf8');
+  }
+}
+
+const stdin = (ctx: Ctx): Stdin => (ctx.stdin ??= new Stdin(ctx.io));
+
+/** speakeasy.Ask: the prompt on stdout, echo off, a line (trimmed) read, echo on, a newline. */
+function ask(ctx: Ctx, prompt: string): string {
+  ctx.io.stdout(prompt);
+  ctx.io.setEcho?.(false);
+  const line = stdin(ctx).line().trim();
+  ctx.io.setEcho?.(true);
+  ctx.io.stdout('\n');
+  return line;
+}
+
+/** etcdctl's readPasswordInteractive: the password twice, the same and not empty. */
+function readPasswordInteractive(ctx: Ctx, name: string): string {
+  const p1 = ask(ctx, `Password of ${name}: `);
+  if (p1 === '') throw fail(ExitV3.BadArgs, 'empty password');
+  const p2 = ask(ctx, `Type password of ${name} again for confirmation: `);
+  if (p1 !== p2) throw fail(ExitV3.BadArgs, 'given passwords are different');
+  return p1;
+}
+
+/** The printer for -w, checked (with ETCDCTL_* read and --user's password asked for) as etcdctl builds its client. */
+function authPrinter(ctx: Ctx): AuthPrinter {
+  applyEnv(ctx);
+  authConfig(ctx);
+  const format = str(ctx, 'write-out');
+  if (!FORMATS.includes(format)) throw fail(ExitV3.BadFeature, 'unsupported output format');
+  return new AuthPrinter(format as Format);
+}
+
+/** One client for a command's calls; a failed call is `Error: <clientv3's message>`, exit 1. */
+async function session(ctx: Ctx, run: (c: V3Client) => Promise<void>): Promise<void> {
+  const c = await client(ctx);
+  try {
+    await run(c);
+  } catch (err) {
+    if (err instanceof CallError) throw fail(ExitV3.Error, err.message);
+    throw err;
+  } finally {
+    c.close();
+  }
+}
+
+const ROOT_ROLE_MISSING = 'etcdserver: root user does not have root role';
+
+async function authEnable(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 0) throw fail(ExitV3.BadArgs, 'auth enable command does not accept any arguments');
+  authPrinter(ctx);
+  await session(ctx, async (c) => {
+    // as etcdctl: a root user without the root role gets it, and enabling is tried again
+    for (;;) {
+      try {
+        await c.callAuth((a) => a.authEnable, AuthEnableRequest.fromPartial({}));
+        break;
+      } catch (err) {
+        if (!(err instanceof CallError) || err.message !== ROOT_ROLE_MISSING) throw err;
+        await c.callAuth((a) => a.roleAdd, AuthRoleAddRequest.fromPartial({ name: 'root' }));
+        await c.callAuth((a) => a.userGrantRole, AuthUserGrantRoleRequest.fromPartial({ user: 'root', role: 'root' }));
+      }
+    }
+  });
+  ctx.io.stdout('Authentication Enabled\n');
+}
+
+async function authDisable(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 0) throw fail(ExitV3.BadArgs, 'auth disable command does not accept any arguments');
+  authPrinter(ctx);
+  await session(ctx, (c) => c.callAuth((a) => a.authDisable, AuthDisableRequest.fromPartial({})).then(() => undefined));
+  ctx.io.stdout('Authentication Disabled\n');
+}
+
+async function userAdd(ctx: Ctx): Promise<void> {
+  const { args } = ctx;
+  if (args.length !== 1) throw fail(ExitV3.BadArgs, 'user add command requires user name as its argument');
+  const noPassword = bool(ctx, 'no-password');
+  let user = args[0];
+  let password = '';
+  if (!noPassword) {
+    const fromFlag = str(ctx, 'new-user-password');
+    const at = args[0].indexOf(':');
+    if (fromFlag !== '') password = fromFlag;
+    else if (at < 0) password = bool(ctx, 'interactive') ? readPasswordInteractive(ctx, user) : stdin(ctx).token();
+    else {
+      user = args[0].slice(0, at);
+      password = args[0].slice(at + 1);
+      if (user === '') throw fail(ExitV3.BadArgs, 'empty user name is not allowed');
+    }
+  }
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.userAdd, AuthUserAddRequest.fromPartial({ name: user, password, options: { noPassword } }));
+    display(() => p.userAdd(out(ctx), user, r));
+  });
+}
+
+async function userDelete(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'user delete command requires user name as its argument');
+  const p = authPrinter(ctx);
+  const name = ctx.args[0];
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.userDelete, AuthUserDeleteRequest.fromPartial({ name }));
+    display(() => p.userDelete(out(ctx), name, r));
+  });
+}
+
+async function userGet(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'user get command requires user name as its argument');
+  const name = ctx.args[0];
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.userGet, AuthUserGetRequest.fromPartial({ name }));
+    if (!bool(ctx, 'detail')) return display(() => p.userGet(out(ctx), name, r));
+    // --detail: etcdctl's own line, then each role as `role get` prints it, in any format
+    ctx.io.stdout(`User: ${name}\n`);
+    for (const role of r.roles) {
+      ctx.io.stdout('\n');
+      const rr = await c.callAuth((a) => a.roleGet, AuthRoleGetRequest.fromPartial({ role }));
+      display(() => p.roleGet(out(ctx), role, rr));
+    }
+  });
+}
+
+async function userList(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 0) throw fail(ExitV3.BadArgs, 'user list command requires no arguments');
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.userList, AuthUserListRequest.fromPartial({}));
+    display(() => p.userList(out(ctx), r));
+  });
+}
+
+async function userPasswd(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'user passwd command requires user name as its argument');
+  const name = ctx.args[0];
+  const password = bool(ctx, 'interactive') ? readPasswordInteractive(ctx, name) : stdin(ctx).token();
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.userChangePassword, AuthUserChangePasswordRequest.fromPartial({ name, password }));
+    display(() => p.userChangePassword(out(ctx), r));
+  });
+}
+
+async function userGrantRole(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 2) throw fail(ExitV3.BadArgs, 'user grant command requires user name and role name as its argument');
+  const [user, role] = ctx.args;
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.userGrantRole, AuthUserGrantRoleRequest.fromPartial({ user, role }));
+    display(() => p.userGrantRole(out(ctx), user, role, r));
+  });
+}
+
+async function userRevokeRole(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 2) throw fail(ExitV3.BadArgs, 'user revoke-role requires user name and role name as its argument');
+  const [name, role] = ctx.args;
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.userRevokeRole, AuthUserRevokeRoleRequest.fromPartial({ name, role }));
+    display(() => p.userRevokeRole(out(ctx), name, role, r));
+  });
+}
+
+async function roleAdd(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'role add command requires role name as its argument');
+  const name = ctx.args[0];
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.roleAdd, AuthRoleAddRequest.fromPartial({ name }));
+    display(() => p.roleAdd(out(ctx), name, r));
+  });
+}
+
+async function roleDelete(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'role delete command requires role name as its argument');
+  const role = ctx.args[0];
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.roleDelete, AuthRoleDeleteRequest.fromPartial({ role }));
+    display(() => p.roleDelete(out(ctx), role, r));
+  });
+}
+
+async function roleGet(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 1) throw fail(ExitV3.BadArgs, 'role get command requires role name as its argument');
+  const role = ctx.args[0];
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.roleGet, AuthRoleGetRequest.fromPartial({ role }));
+    display(() => p.roleGet(out(ctx), role, r));
+  });
+}
+
+async function roleList(ctx: Ctx): Promise<void> {
+  if (ctx.args.length !== 0) throw fail(ExitV3.BadArgs, 'role list command requires no arguments');
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.roleList, AuthRoleListRequest.fromPartial({}));
+    display(() => p.roleList(out(ctx), r));
+  });
+}
+
+/** etcdctl's permRange: a key and range end from the arguments and --prefix / --from-key ("\0" ends: open). */
+function permRange(ctx: Ctx, args: string[]): [Buffer, Buffer] {
+  const prefix = bool(ctx, 'prefix');
+  const fromKey = bool(ctx, 'from-key');
+  const exclusive = '--from-key and --prefix flags are mutually exclusive';
+  if (args[0] === '') {
+    if (prefix && fromKey) throw fail(ExitV3.BadArgs, exclusive);
+    // the empty key as "\0", and for --prefix or --from-key the whole key space
+    return [Buffer.from([0]), prefix || fromKey ? Buffer.from([0]) : Buffer.alloc(0)];
+  }
+  const key = Buffer.from(args[0]);
+  if (args.length === 1) {
+    if (prefix && fromKey) throw fail(ExitV3.BadArgs, exclusive);
+    if (prefix) return [key, permPrefixEnd(key)];
+    return [key, fromKey ? Buffer.from([0]) : Buffer.alloc(0)];
+  }
+  if (prefix) throw fail(ExitV3.BadArgs, 'unexpected endkey argument with --prefix flag');
+  if (fromKey) throw fail(ExitV3.BadArgs, 'unexpected endkey argument with --from-key flag');
+  return [key, Buffer.from(args[1])];
+}
+
+async function roleGrantPermission(ctx: Ctx): Promise<void> {
+  const { args } = ctx;
+  if (args.length < 3) throw fail(ExitV3.BadArgs, 'role grant command requires role name, permission type, and key [endkey] as its argument');
+  const permType = ['READ', 'WRITE', 'READWRITE'].indexOf(args[1].toUpperCase());
+  if (permType < 0) throw fail(ExitV3.BadArgs, `invalid permission type: ${args[1]}`);
+  const [key, rangeEnd] = permRange(ctx, args.slice(2));
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.roleGrantPermission, AuthRoleGrantPermissionRequest.fromPartial({ name: args[0], perm: { permType, key, rangeEnd } }));
+    display(() => p.roleGrantPermission(out(ctx), args[0], r));
+  });
+}
+
+async function roleRevokePermission(ctx: Ctx): Promise<void> {
+  const { args } = ctx;
+  if (args.length < 2) throw fail(ExitV3.BadArgs, 'role revoke-permission command requires role name and key [endkey] as its argument');
+  const [key, rangeEnd] = permRange(ctx, args.slice(1));
+  const p = authPrinter(ctx);
+  await session(ctx, async (c) => {
+    const r = await c.callAuth((a) => a.roleRevokePermission, AuthRoleRevokePermissionRequest.fromPartial({ role: args[0], key, rangeEnd }));
+    display(() => p.roleRevokePermission(out(ctx), args[0], args[1], rangeEnd, r));
+  });
 }
