@@ -67,8 +67,11 @@ export interface RunningEtcd {
   exited: Promise<number | string>;
 }
 
+/** The repository root, from test/support (jest) or from dist/test/support (the compiled robustness script). */
+const ROOT = existsSync(path.join(__dirname, '..', '..', 'package.json')) ? path.join(__dirname, '..', '..') : path.join(__dirname, '..', '..', '..');
+
 /** Our server, as built by `npm run build` (npm test builds first). */
-export const OUR_ETCD = path.join(__dirname, '..', '..', 'dist', 'server', 'main.js');
+export const OUR_ETCD = path.join(ROOT, 'dist', 'server', 'main.js');
 
 /** Starts our etcd command (the built binary) the way startRealEtcd starts the real one. */
 export function startOurEtcd(dataDir: string, extraArgs: string[] = [], ports?: { client: number; peer: number }): Promise<RunningEtcd> {

@@ -39,10 +39,10 @@ export interface CheckResult {
   /** Search steps taken. */
   steps: number;
   /**
-   * For an illegal history: the longest linearization found (operation indexes in order), and the operation whose
-   * return the search could not pass from there (it has no place after that prefix).
+   * For an illegal history: how many operations the longest linearization found holds, and the operation (index)
+   * whose return the search could not pass from there.
    */
-  longest?: number[];
+  longest?: number;
   stuckAt?: number;
 }
 
@@ -98,34 +98,46 @@ export function checkOperations<S, I, O>(model: Model<S, I, O>, ops: readonly Op
     relink(2 * i);
   };
 
-  // The linearized set as a bitset, hashed incrementally (Zobrist: a fixed random word pair per op, XORed in and out).
-  const words = Math.ceil(n / 32);
-  const bits = new Uint32Array(words);
-  const zob = zobrist(n);
-  let h1 = 0;
-  let h2 = 0;
-  const flip = (i: number) => {
-    bits[i >>> 5] ^= 1 << (i & 31);
-    h1 ^= zob[2 * i];
-    h2 ^= zob[2 * i + 1];
-  };
-  const seen = new Map<string, Uint32Array[]>();
-  /** Records (bits, state); false when it was already explored. */
-  const remember = (stateKey: string): boolean => {
-    const k = `${h1}:${h2}:${stateKey}`;
-    const bucket = seen.get(k);
-    if (bucket) {
-      for (const b of bucket) if (equalBits(b, bits)) return false;
-      bucket.push(bits.slice());
-    } else {
-      seen.set(k, [bits.slice()]);
+  // The linearized set, for memoisation, in a form that stays small however long the history: the operations with
+  // an answer numbered in call order, all linearized below a frontier `f` plus a few above it (no more than ran
+  // concurrently), and apart the ones without an answer (few, once prepared) that are linearized.
+  const finite = ops.map((_, i) => i).filter((i) => ops[i].ret !== Infinity).sort((a, b) => ops[a].call - ops[b].call);
+  const rank = new Int32Array(n).fill(NIL);
+  finite.forEach((i, r) => (rank[i] = r));
+  const done = new Uint8Array(finite.length + 1);
+  let f = 0;
+  const above = new Set<number>();
+  const endless = new Set<number>();
+  const mark = (i: number) => {
+    const r = rank[i];
+    if (r === NIL) return void endless.add(i);
+    done[r] = 1;
+    if (r !== f) return void above.add(r);
+    while (done[f]) {
+      above.delete(f);
+      f++;
     }
+  };
+  const unmark = (i: number) => {
+    const r = rank[i];
+    if (r === NIL) return void endless.delete(i);
+    done[r] = 0;
+    if (r > f) return void above.delete(r);
+    for (let k = r + 1; k < f; k++) above.add(k);
+    f = r;
+  };
+  const seen = new Set<string>();
+  /** Records (linearized set, state); false when it was already explored. */
+  const remember = (stateKey: string): boolean => {
+    const k = `${f}/${above.size ? [...above].sort((a, b) => a - b).join(',') : ''}/${endless.size ? [...endless].sort((a, b) => a - b).join(',') : ''}/${stateKey}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
     return true;
   };
 
   const stack: { op: number; state: S }[] = [];
   let state = model.init();
-  let longest: number[] = [];
+  let longest = 0;
   let stuckAt = 0;
   let steps = 0;
   const deadline = o.timeoutMs !== undefined ? Date.now() + o.timeoutMs : Infinity;
@@ -137,7 +149,7 @@ export function checkOperations<S, I, O>(model: Model<S, I, O>, ops: readonly Op
       const i = e >> 1;
       const s2 = model.step(state, ops[i].input, ops[i].output);
       if (s2 !== undefined) {
-        flip(i);
+        mark(i);
         if (remember(model.key(s2))) {
           stack.push({ op: i, state });
           state = s2;
@@ -145,44 +157,25 @@ export function checkOperations<S, I, O>(model: Model<S, I, O>, ops: readonly Op
           e = next[HEAD];
           continue;
         }
-        flip(i);
+        unmark(i);
       }
       e = next[e];
     } else {
       // A return before its call was linearized: undo the last choice and try the call after it.
-      if (stack.length >= longest.length) {
-        longest = stack.map((s) => s.op);
+      if (stack.length >= longest) {
+        longest = stack.length;
         stuckAt = e >> 1;
       }
       if (stack.length === 0) return { verdict: 'illegal', steps, longest, stuckAt };
       const top = stack.pop()!;
       state = top.state;
-      flip(top.op);
+      unmark(top.op);
       unlift(top.op);
       e = next[2 * top.op];
     }
   }
   return { verdict: 'ok', steps };
 
-}
-
-function equalBits(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Fixed pseudo-random words for the Zobrist hash (deterministic: the same history is searched the same way). */
-function zobrist(n: number): Uint32Array {
-  const z = new Uint32Array(2 * n);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < z.length; i++) {
-    // xorshift32
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    z[i] = x >>> 0;
-  }
-  return z;
 }
 
 export interface PartitionResult<I, O> extends CheckResult {
