@@ -2,7 +2,7 @@
  * Faults injected into a running cluster, one at a time, chosen from a seed: kill -9 (then a restart on the same data
  * dir), SIGSTOP (then SIGCONT), a member cut off both ways, and one-way loss (every message from one member to
  * another lost, the other way untouched), each aimed at the leader or at any member. After each, the injector waits
- * for every member to agree on a leader again; a cluster that does not is a finding too.
+ * for the cluster to be whole again (one leader, every member healthy); a cluster that does not recover is a finding.
  */
 import { request } from '../support/http';
 import { MemberSlot, TestCluster } from '../support/cluster';
@@ -143,27 +143,35 @@ export class FaultInjector {
     }
   }
 
-  /** Waits (polling the members' own state) until every member runs and all name one leader, which leads. */
+  /**
+   * Waits (polling the members' own state) until every member runs, exactly one says it leads, and every member's
+   * /health passes (a quorum read through the leader within a second). Not by the leader /v2/stats/self names: a
+   * follower names whoever sent it the last append, even one from a deposed leader at an older term (as etcd's).
+   */
   async waitForAgreement(what: string): Promise<void> {
     const deadline = performance.now() + this.timing.recoverMs;
-    let last = '';
     for (;;) {
       const views = await Promise.all(
         this.c.members.map(async (m) => {
           if (!m.proc) return 'down';
           try {
-            const a = await request(m.clientURL, 'GET', '/v2/stats/self', { timeoutMs: 1000 });
-            return JSON.parse(a.body) as SelfStats;
+            const [self, health] = await Promise.all([
+              request(m.clientURL, 'GET', '/v2/stats/self', { timeoutMs: 2000 }),
+              request(m.clientURL, 'GET', '/health', { timeoutMs: 3000 }),
+            ]);
+            const state = (JSON.parse(self.body) as SelfStats).state;
+            return { state, healthy: health.status === 200 && (JSON.parse(health.body) as { health: string }).health === 'true' };
           } catch (err) {
             return (err as Error).message;
           }
         }),
       );
-      const lead = typeof views[0] === 'object' ? views[0].leaderInfo.leader : '';
-      const agreed = lead !== '' && views.every((v) => typeof v === 'object' && v.leaderInfo.leader === lead) && views.some((v) => typeof v === 'object' && v.id === lead && v.state === 'StateLeader');
-      if (agreed) return;
-      last = views.map((v, i) => `${this.c.members[i].name}: ${typeof v === 'object' ? `${v.state}, leader ${v.leaderInfo.leader || 'none'}` : v}`).join('; ');
-      if (performance.now() > deadline) throw new Error(`the cluster did not agree on a leader within ${this.timing.recoverMs / 1000} s ${what} (${last})`);
+      const up = views.filter((v): v is { state: string; healthy: boolean } => typeof v === 'object');
+      if (up.length === views.length && up.every((v) => v.healthy) && up.filter((v) => v.state === 'StateLeader').length === 1) return;
+      if (performance.now() > deadline) {
+        const states = views.map((v, i) => `${this.c.members[i].name}: ${typeof v === 'object' ? `${v.state}, ${v.healthy ? 'healthy' : 'unhealthy'}` : v}`).join('; ');
+        throw new Error(`the cluster did not recover within ${this.timing.recoverMs / 1000} s ${what} (${states})`);
+      }
       await delay(100); // poll the members' state again
     }
   }
