@@ -28,6 +28,9 @@ describe('the checker on hand-made v2 register histories', () => {
     const base = [set(0, 0, 1, 'a', null), set(0, 10, 20, 'b', 'a')];
     expect(verdict([...base, get(1, 11, 15, 'b'), get(2, 13, 19, 'a')])).toBe('ok');
     expect(verdict([...base, get(1, 11, 15, 'a'), get(2, 13, 19, 'b')])).toBe('ok');
+    // An operation called at the very instant another returned overlaps it (no clock orders them).
+    expect(verdict([set(0, 0, 1, 'a', null), set(0, 2, 3, 'b', 'a'), get(1, 3, 4, 'a')])).toBe('ok');
+    expect(verdict([set(0, 0, 1, 'a', null), set(0, 2, 3, 'b', 'a'), get(1, 3.001, 4, 'a')])).toBe('illegal');
   });
 
   test('a stale read: a value read after a later write was acknowledged (sequentially consistent, not linearizable)', () => {
