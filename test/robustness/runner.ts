@@ -90,6 +90,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const violations: string[] = [];
   let present: Leaf[] = [];
   let control: RunReport['control'];
+  const outputs = new Map<string, string>();
   try {
     // Every register starts with a value (written before any fault), so compares always have one to expect.
     for (let k = 0; k < o.registers; k++) {
@@ -126,6 +127,8 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     violations.push(`run: ${(err as Error).stack ?? (err as Error).message}`);
   } finally {
     await injector.release().catch(() => undefined);
+    for (const m of cluster.members) outputs.set(m.name, injector.output(m));
+    await cluster.stop();
   }
 
   // The checks on the whole history.
@@ -154,10 +157,9 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     const saved: SavedRun = { options, t0, ops, controlOps: controlRecorder.ops, faults: injector.done, present };
     writeFileSync(path.join(dir, 'history.json'), JSON.stringify(saved));
     writeFileSync(path.join(dir, 'report.json'), JSON.stringify(report, null, 2));
-    for (const m of cluster.members) writeFileSync(path.join(dir, `${m.name}.log`), injector.output(m));
+    for (const [name, out] of outputs) writeFileSync(path.join(dir, `${name}.log`), out);
     report.saved = dir;
   }
-  await cluster.stop();
   return report;
 }
 
