@@ -71,10 +71,7 @@ export class FaultInjector {
       case 'kill': {
         this.keepLog(victim);
         await this.c.kill(victim);
-        return async () => {
-          // Started as it was (same flags, same data dir); it answers /health as soon as it listens.
-          await this.c.restart(victim, false);
-        };
+        return async () => this.restart(victim);
       }
       case 'stop': {
         process.kill(victim.proc!.pid, 'SIGSTOP');
@@ -94,6 +91,23 @@ export class FaultInjector {
         rec.target = `${name(from)} -> ${name(to)}`;
         this.c.cut(from, to);
         return async () => this.c.heal();
+      }
+    }
+  }
+
+  /**
+   * Starts a killed member again as it was (same flags, same data dir), once it listens. Its ports were free for a
+   * while: another process on the machine may hold one for a moment (a port probe of another test); then again.
+   */
+  private async restart(m: MemberSlot): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.c.restart(m, false);
+        return;
+      } catch (err) {
+        if (!/EADDRINUSE/.test((err as Error).message) || attempt >= 5) throw err;
+        this.log(`restart of ${m.name}: one of its ports is taken by another process; trying again`);
+        await delay(500 * attempt); // back off before trying the port again
       }
     }
   }
@@ -119,7 +133,7 @@ export class FaultInjector {
   async release(): Promise<void> {
     for (const m of [...this.stopped]) this.cont(m);
     this.c.heal();
-    for (const m of this.c.members) if (!m.proc) await this.c.restart(m, false);
+    for (const m of this.c.members) if (!m.proc) await this.restart(m);
   }
 
   /** The member that says it leads and that the others follow, among those that answer within a second. */

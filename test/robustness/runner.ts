@@ -178,6 +178,8 @@ async function client(c: number, rnd: () => number, h: HistoryRecorder, members:
     const reg = `${REGISTER_PREFIX}${between(rnd, 0, o.registers - 1)}`;
     const value = `c${c}.${n++}`;
     let op: RecordedOp;
+    // A quarter register reads, a tenth sets, a fifth compares (a read instead while this client has seen no value
+    // of that register), 30% keys written once, 15% TTL keys (or keys written once without TTLs).
     if (r < 0.25 || (r < 0.55 && r >= 0.35 && !known.has(reg))) {
       op = await h.run(c, m, 'get', reg, 'GET', { quorum: true }, { quorum: true });
     } else if (r < 0.35) {
