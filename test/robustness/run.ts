@@ -73,6 +73,8 @@ function recheck(file: string): number {
 }
 
 async function main(): Promise<void> {
+  // Ports from a slice of their own (the last of test/support's 20), not the one of a lone jest run beside it.
+  process.env.JEST_WORKER_ID ??= '20';
   const { run, check } = parse(process.argv.slice(2));
   if (check) process.exit(recheck(check));
   const o = run!;

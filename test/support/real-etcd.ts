@@ -28,12 +28,13 @@ export function runRealEtcd(args: string[], cwd: string): { status: number | nul
  */
 const PORTS_BASE = 20000;
 const PORTS_PER_WORKER = 600;
-const workerSlice = (Number(process.env.JEST_WORKER_ID ?? '1') - 1) % 20;
+/** Read when a port is asked for: a script outside jest (the robustness runs) picks its own slice first. */
+const workerSlice = () => (Number(process.env.JEST_WORKER_ID ?? '1') - 1) % 20;
 let nextPortOffset = Math.floor(Math.random() * PORTS_PER_WORKER);
 
 export async function freePort(): Promise<number> {
   for (let tries = 0; tries < PORTS_PER_WORKER; tries++) {
-    const port = PORTS_BASE + workerSlice * PORTS_PER_WORKER + (nextPortOffset++ % PORTS_PER_WORKER);
+    const port = PORTS_BASE + workerSlice() * PORTS_PER_WORKER + (nextPortOffset++ % PORTS_PER_WORKER);
     if (await canListen(port)) return port;
   }
   throw new Error('no free port left in this jest worker\'s slice');
