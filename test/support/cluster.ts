@@ -46,6 +46,8 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
 export class TestCluster {
   readonly members: MemberSlot[] = [];
   private readonly isolated = new Set<string>();
+  /** One-way cuts, "fromId>toId": that member's messages to that one are lost. */
+  private readonly cuts = new Set<string>();
   readonly root = mkdtempSync(path.join(os.tmpdir(), 'cluster-'));
   readonly token: string;
 
@@ -81,7 +83,7 @@ export class TestCluster {
       dataDir: path.join(this.root, name),
       proxy: undefined as unknown as PeerProxy,
     };
-    slot.proxy = new PeerProxy(listenPeerPort, (from) => from !== '' && slot.id !== undefined && this.isolated.has(from) !== this.isolated.has(slot.id));
+    slot.proxy = new PeerProxy(listenPeerPort, (from) => from !== '' && slot.id !== undefined && (this.isolated.has(from) !== this.isolated.has(slot.id) || this.cuts.has(`${from}>${slot.id}`)));
     await slot.proxy.listen(proxyPort);
     this.members.push(slot);
     return slot;
@@ -166,8 +168,19 @@ export class TestCluster {
     for (const m of this.members) m.proxy.enforce();
   }
 
+  /**
+   * Loses every message from `from` to `to`, until heal(); `to`'s messages to `from` still arrive. A member's
+   * messages to a peer all travel on connections it opens to that peer (streams and snapshots), so cutting those
+   * at the peer's proxy cuts exactly one direction.
+   */
+  cut(from: MemberSlot, to: MemberSlot): void {
+    this.cuts.add(`${from.id}>${to.id}`);
+    for (const m of this.members) m.proxy.enforce();
+  }
+
   heal(): void {
     this.isolated.clear();
+    this.cuts.clear();
   }
 
   async stop(): Promise<void> {

@@ -28,12 +28,13 @@ export function runRealEtcd(args: string[], cwd: string): { status: number | nul
  */
 const PORTS_BASE = 20000;
 const PORTS_PER_WORKER = 600;
-const workerSlice = (Number(process.env.JEST_WORKER_ID ?? '1') - 1) % 20;
+/** Read when a port is asked for: a script outside jest (the robustness runs) picks its own slice first. */
+const workerSlice = () => (Number(process.env.JEST_WORKER_ID ?? '1') - 1) % 20;
 let nextPortOffset = Math.floor(Math.random() * PORTS_PER_WORKER);
 
 export async function freePort(): Promise<number> {
   for (let tries = 0; tries < PORTS_PER_WORKER; tries++) {
-    const port = PORTS_BASE + workerSlice * PORTS_PER_WORKER + (nextPortOffset++ % PORTS_PER_WORKER);
+    const port = PORTS_BASE + workerSlice() * PORTS_PER_WORKER + (nextPortOffset++ % PORTS_PER_WORKER);
     if (await canListen(port)) return port;
   }
   throw new Error('no free port left in this jest worker\'s slice');
@@ -67,8 +68,11 @@ export interface RunningEtcd {
   exited: Promise<number | string>;
 }
 
+/** The repository root, from test/support (jest) or from dist/test/support (the compiled robustness script). */
+const ROOT = existsSync(path.join(__dirname, '..', '..', 'package.json')) ? path.join(__dirname, '..', '..') : path.join(__dirname, '..', '..', '..');
+
 /** Our server, as built by `npm run build` (npm test builds first). */
-export const OUR_ETCD = path.join(__dirname, '..', '..', 'dist', 'server', 'main.js');
+export const OUR_ETCD = path.join(ROOT, 'dist', 'server', 'main.js');
 
 /** Starts our etcd command (the built binary) the way startRealEtcd starts the real one. */
 export function startOurEtcd(dataDir: string, extraArgs: string[] = [], ports?: { client: number; peer: number }): Promise<RunningEtcd> {
