@@ -1,5 +1,5 @@
 import * as yaml from 'js-yaml';
-import { goParseBool } from '../pkg/go-compat';
+import { goParseBool, goParseDuration } from '../pkg/go-compat';
 import { CompactionMode, parseCompactionRetention } from '../etcdserver/compactor';
 import { IGNORED_OPTIONS, OPTIONS, OPTIONS_BY_NAME, OptionSpec, envName } from './options';
 
@@ -47,6 +47,8 @@ export interface ServerConfig {
   maxRequestBytes: number;
   /** --max-txn-ops: operations a v3 txn may hold. */
   maxTxnOps: number;
+  /** --experimental-watch-progress-notify-interval (ms; etcd raises one under 100 ms to 100 ms, with a warning). */
+  watchProgressNotifyIntervalMs: number;
   /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
   initialCorruptCheck: boolean;
   /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
@@ -135,7 +137,11 @@ function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue 
       if (typeof raw !== 'string' || !spec.values!.includes(raw)) throw bad(`valid values are ${spec.values!.map((v) => `"${v}"`).join(', ')}`);
       return raw;
     case 'string':
-      if (typeof raw === 'string') return raw;
+      if (typeof raw === 'string') {
+        const why = spec.validate?.(raw);
+        if (why) throw bad(why);
+        return raw;
+      }
       if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
       throw bad('want a string');
   }
@@ -443,6 +449,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     electionTimeoutMs: election,
     maxRequestBytes,
     maxTxnOps: num('max-txn-ops'),
+    watchProgressNotifyIntervalMs: watchProgressInterval(str('experimental-watch-progress-notify-interval'), warnings),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
     listenPeerURLs: list('listen-peer-urls'),
@@ -561,4 +568,15 @@ function autoCompactionOf(mode: CompactionMode, retention: string): { mode: Comp
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+}
+
+/** etcd's watch progress interval: none (≤ 0) is the default, 10 minutes; under 100 ms is 100 ms, with etcd's warning. */
+function watchProgressInterval(raw: string, warnings: string[]): number {
+  const ms = goParseDuration(raw);
+  if (ms <= 0) return 10 * 60 * 1000;
+  if (ms < 100) {
+    warnings.push('adjusting watch progress notify interval to minimum period 100ms');
+    return 100;
+  }
+  return ms;
 }

@@ -34,7 +34,9 @@ import { PART_V3 } from '../etcdserver/snapshot-data';
 import { V3KV } from '../etcdserver/v3-server';
 import { MvccStore } from '../mvcc/store';
 import { Compactor } from '../etcdserver/compactor';
-import { registerMvccMetrics } from '../mvcc/metrics';
+import { registerMvccMetrics, registerWatchMetrics } from '../mvcc/metrics';
+import { WatchableStore } from '../mvcc/watchable';
+import { NONE } from '../raft';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
 
@@ -270,6 +272,9 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const v3 = new V3Applier(mvcc);
   mvccHashKV = (rev) => mvcc.hashKV(rev);
   registerMvccMetrics(metrics.registry, mvcc, v3.ops);
+  // Watchers of the v3 keyspace, told of every write the store applies.
+  const watchable = new WatchableStore(mvcc, (m) => serverLog.log('error', m));
+  registerWatchMetrics(metrics.registry, watchable);
   server.registerApplier(EntryKind.V3, v3);
   server.registerSnapshotPart(PART_V3, {
     save: () => {
@@ -303,6 +308,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       });
     } catch (err) {
       await server.stop();
+      watchable.close();
       await mvcc.close();
       transport.stop();
       for (const l of peerListeners) l.close();
@@ -369,7 +375,10 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     },
   });
   compactor.start();
-  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
+  const grpcServer = createV3Server({
+    kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry,
+    watch: { watchable, progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs, hasLeader: () => server.lead !== NONE, electionMs: cfg.electionTimeoutMs },
+  });
   const http2 = grpcSink(grpcServer);
   stopWatching.push(() => http2.destroy());
   for (const urls of groupByAddress(cfg.listenClientURLs)) {
@@ -407,6 +416,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       clearInterval(idler);
       compactor.stop();
       await server.stop();
+      watchable.close();
       await mvcc.close();
       transport.stop();
       for (const unwatch of stopWatching) unwatch();

@@ -9,6 +9,7 @@ import { addHealthService } from './health';
 import { kvService, type HeaderProvider, type KVBackend } from './kv';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService } from './service';
+import { addWatchService, type WatchServiceOptions } from './watch';
 
 /** etcd's default --max-request-bytes (1.5 MiB). */
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -25,6 +26,8 @@ export interface V3ServerOptions {
   maxTxnOps?: number;
   /** Where grpc_server_* metrics go (the server's /metrics registry); none when left out. */
   registry?: client.Registry;
+  /** The Watch service's store and settings (its headers and size limit are the ones above); none when left out. */
+  watch?: Omit<WatchServiceOptions, 'header' | 'maxRequestBytes'>;
   /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -40,5 +43,6 @@ export function createV3Server(opts: V3ServerOptions): grpc.Server {
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
   addUnaryService(server, kv.definition, kv.handlers, metrics);
   addHealthService(server, metrics);
+  if (opts.watch) addWatchService(server, { ...opts.watch, header: opts.header, maxRequestBytes }, metrics);
   return server;
 }
