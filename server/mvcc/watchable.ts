@@ -258,9 +258,15 @@ export class WatchableStore implements StoreWatcher {
     if (!batches) return;
     for (const [w, all] of batches) {
       const events = w.filter(all);
-      if (!events.length) continue; // all filtered out: nothing to send
+      if (!events.length) {
+        w.minRev = rev + 1; // all filtered out: nothing to send
+        continue;
+      }
       if (w.stream.sink.ready()) {
         w.stream.sink.send(w, { events, revision: rev, compactRevision: 0 });
+        // what it has seen, should a snapshot send it back to history (etcd keeps the start revision: it would
+        // send these again)
+        w.minRev = rev + 1;
       } else {
         // its client is behind: it is caught up from history from this revision once it reads again
         this.synced.delete(w);
