@@ -23,6 +23,8 @@ import { FROM_KEY_END, WatcherGroup } from './watcher-group';
 
 /** etcd's maxWatchersPerSync. */
 const MAX_WATCHERS_PER_SYNC = 512;
+/** etcd's watchBatchMaxRevs: a catch-up response holds the events of at most this many revisions. */
+const WATCH_BATCH_MAX_REVS = 1000;
 /** A catch-up round reads at most this many versions (ending at a revision boundary)… */
 const SYNC_MAX_VERSIONS = 10000;
 /** …and about this many bytes of records. */
@@ -130,6 +132,15 @@ class VersionEvents {
     }
     return this.withPrev;
   }
+}
+
+/** A watcher's events of one catch-up round. */
+interface EventBatch {
+  events: WatchEvent[];
+  /** distinct revisions in events, the last of them, and the first left for a later round */
+  revs: number;
+  last: number;
+  more: number;
 }
 
 /** The numbers etcd's mvcc metrics report (see mvcc/metrics.ts). */
@@ -325,27 +336,36 @@ export class WatchableStore implements StoreWatcher {
       if (chosen.length >= MAX_WATCHERS_PER_SYNC) break;
     }
     if (chosen.length) {
-      const batches = new Map<Watcher, WatchEvent[]>();
+      const batches = new Map<Watcher, EventBatch>();
       const next = this.store.readHistory(Math.max(minRev, 1), SYNC_MAX_VERSIONS, SYNC_MAX_BYTES, (v: HistoryVersion) => {
         let ve: VersionEvents | undefined;
         this.unsynced.match(v.write ? v.write.ks : recordKey(v.rec).toString('latin1'), (w) => {
           if (w.round !== round || v.main < w.minRev) return;
+          let b = batches.get(w);
+          if (!b) batches.set(w, (b = { events: [], revs: 0, last: 0, more: 0 }));
+          if (b.more) return;
+          if (v.main !== b.last) {
+            if (b.revs === WATCH_BATCH_MAX_REVS) {
+              b.more = v.main; // the rest in a later round, as etcd's moreRev
+              return;
+            }
+            b.revs++;
+            b.last = v.main;
+          }
           ve ??= new VersionEvents(this.store, v.main, toEvent(v.main, v.rec), v.write);
-          const b = batches.get(w);
-          if (b) b.push(ve.for(w));
-          else batches.set(w, [ve.for(w)]);
+          b.events.push(ve.for(w));
         });
       });
       for (const w of chosen) {
         if (w.state !== 'unsynced') continue;
-        const all = batches.get(w);
-        const events = all ? w.filter(all) : [];
+        const b = batches.get(w);
+        const events = b ? w.filter(b.events) : [];
         if (events.length) {
           if (!w.stream.sink.ready()) continue; // filled up by this round: it goes on from where it was
           w.stream.sink.send(w, { events, revision: curRev, compactRevision: 0 });
         }
-        w.minRev = next;
-        if (next > curRev) this.toSynced(w);
+        w.minRev = b?.more || next;
+        if (w.minRev > curRev) this.toSynced(w);
       }
     }
     for (const s of this.behind) {
