@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { KVClient } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { KVClient, WatchClient } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 
 export interface ClientConfig {
   endpoints: string[];
@@ -26,7 +26,7 @@ export interface ClientConfig {
 export class CallError extends Error {}
 
 /** Go's names of the gRPC codes, as in "rpc error: code = Unavailable desc = ...". */
-const GO_CODE: Record<number, string> = {
+export const GO_CODE: Record<number, string> = {
   0: 'OK', 1: 'Canceled', 2: 'Unknown', 3: 'InvalidArgument', 4: 'DeadlineExceeded', 5: 'NotFound', 6: 'AlreadyExists',
   7: 'PermissionDenied', 8: 'ResourceExhausted', 9: 'FailedPrecondition', 10: 'Aborted', 11: 'OutOfRange',
   12: 'Unimplemented', 13: 'Internal', 14: 'Unavailable', 15: 'DataLoss', 16: 'Unauthenticated',
@@ -47,13 +47,14 @@ function parseEndpoint(ep: string, tlsConfigured: boolean): Endpoint {
 }
 
 export class V3Client {
-  private readonly clients: { ep: string; kv: KVClient }[];
+  private readonly clients: { ep: string; kv: KVClient; target: string; creds: grpc.ChannelCredentials; watch?: WatchClient }[];
   private readonly clientId = `client-${randomUUID()}`;
+  private readonly options: grpc.ClientOptions;
   private next = 0;
 
   constructor(private readonly cfg: ClientConfig) {
     const tlsConfigured = !!(cfg.cert || cfg.key || cfg.cacert) || !cfg.insecureTransport;
-    const options: grpc.ClientOptions = {
+    this.options = {
       'grpc.keepalive_time_ms': cfg.keepAliveTimeMs,
       'grpc.keepalive_timeout_ms': cfg.keepAliveTimeoutMs,
       'grpc.max_receive_message_length': -1,
@@ -61,8 +62,20 @@ export class V3Client {
     };
     this.clients = cfg.endpoints.map((ep) => {
       const e = parseEndpoint(ep, tlsConfigured);
-      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv: new KVClient(e.target, e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure(), options) };
+      const creds = e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure();
+      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv: new KVClient(e.target, creds, this.options), target: e.target, creds };
     });
+  }
+
+  /** The endpoints' count, and a Watch client to the i-th (made when first asked for, on its own channel). */
+  get endpointCount(): number {
+    return this.clients.length;
+  }
+
+  watchClient(i: number): WatchClient {
+    const c = this.clients[i % this.clients.length];
+    c.watch ??= new WatchClient(c.target, c.creds, this.options);
+    return c.watch;
   }
 
   private tlsCredentials(): grpc.ChannelCredentials {
@@ -72,7 +85,10 @@ export class V3Client {
   }
 
   close(): void {
-    for (const c of this.clients) c.kv.close();
+    for (const c of this.clients) {
+      c.kv.close();
+      c.watch?.close();
+    }
   }
 
   /**
