@@ -106,3 +106,30 @@ test("Debian's etcdctl watch goes on through another member when its member is k
 test('our etcdctl watch goes on through another member when its member is killed, nothing lost or repeated', async () => {
   await failover([process.execPath, OUR_ETCDCTL]);
 });
+
+test("a member without a leader ends require-leader watches with etcd's no leader error, as etcdctl (Debian's and ours) reports it", async () => {
+  c = await TestCluster.start(3);
+  await c.waitForLeader();
+  const [m, ...others] = c.members;
+  const run = (ctl: string[]) => {
+    const p = spawn(ctl[0], [...ctl.slice(1), `--endpoints=${m.clientURL}`, 'watch', 'k'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    return { exited: new Promise<{ code: number | null; err: string }>((resolve) => p.on('exit', (code) => resolve({ code, err }))), kill: () => p.kill('SIGKILL') };
+  };
+  const procs = [run(['/usr/bin/etcdctl']), run([process.execPath, OUR_ETCDCTL])];
+  try {
+    // both watching (two streams on the member)
+    const streams = async () => Number(/^etcd_debugging_mvcc_watch_stream_total (\S+)$/m.exec((await request(m.clientURL, 'GET', '/metrics')).body)?.[1]);
+    for (const deadline = Date.now() + 20000; (await streams()) < 2; ) {
+      if (Date.now() > deadline) throw new Error('the watches never started');
+      await new Promise((r) => setTimeout(r, 50)); // etcdctl connects
+    }
+    for (const o of others) await c.kill(o);
+    const [theirs, ours] = await Promise.all(procs.map((p) => p.exited));
+    expect(theirs).toEqual({ code: 5, err: 'watch was canceled (etcdserver: no leader)\nError: watch is canceled by the server\n' });
+    expect(ours).toEqual(theirs);
+  } finally {
+    for (const p of procs) p.kill();
+  }
+});
