@@ -312,8 +312,10 @@ export class WatchableStore implements StoreWatcher {
     const round = ++this.round;
     const chosen: Watcher[] = [];
     let minRev = Infinity;
+    const visited: WatchStream[] = [];
     for (const s of this.behind) {
       if (!s.sink.ready()) continue;
+      visited.push(s);
       for (const w of s.unsynced) {
         if (chosen.length >= MAX_WATCHERS_PER_SYNC) break;
         if (w.minRev < compactRev) {
@@ -334,6 +336,10 @@ export class WatchableStore implements StoreWatcher {
         if (w.minRev < minRev) minRev = w.minRev;
       }
       if (chosen.length >= MAX_WATCHERS_PER_SYNC) break;
+    }
+    // the streams served go last next round, so that many behind streams take turns
+    for (const s of visited) {
+      if (this.behind.delete(s)) this.behind.add(s);
     }
     if (chosen.length) {
       const batches = new Map<Watcher, EventBatch>();

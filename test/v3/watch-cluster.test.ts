@@ -1,11 +1,13 @@
 /**
  * Watch in a 3-member cluster: a watch on a follower sees every write made through the leader, in order, at the
- * leader's revisions; and etcdctl's watch (Debian's and ours), given two members, goes on through the other one when
- * the member it watches on is killed, with no event lost or repeated.
+ * leader's revisions; etcdctl's watch (Debian's and ours) and the npm etcd3 client, given two members, go on through
+ * the other one when the member they watch on is killed, with no event lost or repeated; and a member that loses
+ * its leader ends require-leader watches with etcd's error.
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { PutRequest, RangeRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { Etcd3, type IKeyValue } from 'etcd3';
 import { TestCluster, type MemberSlot } from '../support/cluster';
 import { request } from '../support/http';
 import { connect, TestWatchStream, eventLine } from '../support/watch-client';
@@ -105,6 +107,39 @@ test("Debian's etcdctl watch goes on through another member when its member is k
 
 test('our etcdctl watch goes on through another member when its member is killed, nothing lost or repeated', async () => {
   await failover([process.execPath, OUR_ETCDCTL]);
+});
+
+test('the npm etcd3 client, given two members, watches on through the other one when its member is killed, nothing lost or repeated', async () => {
+  c = await TestCluster.start(3);
+  const leader = await c.waitForLeader();
+  const [first, second] = c.members.filter((m) => m !== leader);
+  const writer = connect(leader.clientURL);
+  const client = new Etcd3({ hosts: [first.clientURL, second.clientURL] });
+  try {
+    const keys: string[] = [];
+    const w = await client.watch().prefix('n/').create();
+    w.on('put', (kv: IKeyValue) => keys.push(kv.key.toString()));
+    const put = (i: number) => writer.kv.put(PutRequest.fromPartial({ key: b(`n/${i}`), value: b(`v${i}`) }));
+    const until = async (n: number) => {
+      for (const deadline = Date.now() + 60000; keys.length < n; ) {
+        if (Date.now() > deadline) throw new Error(`${keys.length} events of ${n}: ${keys.join(' ')}`);
+        await new Promise((r) => setTimeout(r, 20)); // events arrive on the watch stream
+      }
+    };
+    for (let i = 0; i < 50; i++) await put(i);
+    await until(50);
+    const streams = async (m: MemberSlot) => Number(/^etcd_debugging_mvcc_watch_stream_total (\S+)$/m.exec((await request(m.clientURL, 'GET', '/metrics')).body)?.[1]);
+    const on = (await streams(first)) > 0 ? first : second;
+    expect(await streams(on)).toBe(1);
+    await c.kill(on);
+    for (let i = 50; i < 100; i++) await put(i);
+    await until(100);
+    expect(keys).toEqual(Array.from({ length: 100 }, (_, i) => `n/${i}`));
+    await w.cancel();
+  } finally {
+    client.close();
+    writer.close();
+  }
 });
 
 test("a member without a leader ends require-leader watches with etcd's no leader error, as etcdctl (Debian's and ours) reports it", async () => {
