@@ -8,6 +8,7 @@
  * options that only warn instead, and says why that is safe. test/config/flags.test.ts fails for an option that is
  * neither read into the ServerConfig nor marked unsupported.
  */
+import { goParseDuration } from '../pkg/go-compat';
 
 /** `strings`: a comma-separated list (or a YAML list in the config file), as etcd's UniqueStringsValue: unique. */
 export type OptionKind = 'string' | 'uint' | 'bool' | 'urls' | 'enum' | 'strings';
@@ -23,6 +24,18 @@ export interface OptionSpec {
   tolerated?: string;
   /** What is wrong with a `strings` value, in etcd's words (undefined: nothing). */
   check?: (list: string[]) => string | undefined;
+  /** What is wrong with a `string` value (a Go duration, say), in Go's flag words (undefined: nothing). */
+  validate?: (value: string) => string | undefined;
+}
+
+/** A Go time.Duration flag's value: Go's flag package says "parse error" for one that does not parse. */
+function goDurationProblem(v: string): string | undefined {
+  try {
+    goParseDuration(v);
+    return undefined;
+  } catch {
+    return 'parse error';
+  }
 }
 
 const s = (name: string, def: string, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'string', default: def, help, ...extra });
@@ -124,7 +137,7 @@ export const OPTIONS: OptionSpec[] = [
   b('experimental-enable-lease-checkpoint', false, 'Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.'),
   b('experimental-enable-lease-checkpoint-persist', false, 'Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.'),
   u('experimental-compaction-batch-limit', 1000, 'Sets the maximum revisions deleted in each compaction batch.', unsupported),
-  s('experimental-watch-progress-notify-interval', '10m0s', 'Duration of periodic watch progress notifications.', unsupported),
+  s('experimental-watch-progress-notify-interval', '10m0s', 'Duration of periodic watch progress notifications.', { validate: goDurationProblem }),
   s('experimental-warning-apply-duration', '100ms', 'Time duration after which a warning is generated if request takes more time.', unsupported),
   b('unsafe-no-fsync', false, 'Disables fsync, unsafe, will cause data loss.'),
   b('force-new-cluster', false, 'Force to create a new one member cluster.', unsupported),

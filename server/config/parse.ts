@@ -54,6 +54,8 @@ export interface ServerConfig {
   grpcKeepaliveTimeoutMs: number;
   /** --auth-token ("simple", or "jwt,pub-key=…,priv-key=…,sign-method=…"), --auth-token-ttl (s), --bcrypt-cost. */
   auth: { token: string; tokenTTL: number; bcryptCost: number };
+  /** --experimental-watch-progress-notify-interval (ms; etcd raises one under 100 ms to 100 ms, with a warning). */
+  watchProgressNotifyIntervalMs: number;
   /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
   initialCorruptCheck: boolean;
   /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
@@ -151,7 +153,11 @@ function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue 
       if (typeof raw !== 'string' || !spec.values!.includes(raw)) throw bad(`valid values are ${spec.values!.map((v) => `"${v}"`).join(', ')}`);
       return raw;
     case 'string':
-      if (typeof raw === 'string') return raw;
+      if (typeof raw === 'string') {
+        const why = spec.validate?.(raw);
+        if (why) throw bad(why);
+        return raw;
+      }
       if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
       throw bad('want a string');
   }
@@ -481,6 +487,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     grpcKeepaliveIntervalMs: duration('grpc-keepalive-interval'),
     grpcKeepaliveTimeoutMs: duration('grpc-keepalive-timeout'),
     auth: { token: str('auth-token'), tokenTTL: num('auth-token-ttl'), bcryptCost: num('bcrypt-cost') },
+    watchProgressNotifyIntervalMs: watchProgressInterval(str('experimental-watch-progress-notify-interval'), warnings),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
     leaseCheckpoint,
@@ -605,4 +612,15 @@ function autoCompactionOf(mode: CompactionMode, retention: string): { mode: Comp
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+}
+
+/** etcd's watch progress interval: none (≤ 0) is the default, 10 minutes; under 100 ms is 100 ms, with etcd's warning. */
+function watchProgressInterval(raw: string, warnings: string[]): number {
+  const ms = goParseDuration(raw);
+  if (ms <= 0) return 10 * 60 * 1000;
+  if (ms < 100) {
+    warnings.push('adjusting watch progress notify interval to minimum period 100ms');
+    return 100;
+  }
+  return ms;
 }

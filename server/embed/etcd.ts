@@ -39,7 +39,9 @@ import { AuthV3, authService } from '../auth/service';
 import { AuthStore } from '../auth/store';
 import { newTokenProvider } from '../auth/tokens';
 import { Compactor } from '../etcdserver/compactor';
-import { registerMvccMetrics } from '../mvcc/metrics';
+import { registerMvccMetrics, registerWatchMetrics } from '../mvcc/metrics';
+import { WatchableStore } from '../mvcc/watchable';
+import { NONE } from '../raft';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { VERSION } from '../version';
 import { resolveBootstrap } from '../discovery';
@@ -338,6 +340,9 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   leaseHTTP = v3lease.httpHost();
   mvccHashKV = (rev) => mvcc.hashKV(rev);
   registerMvccMetrics(metrics.registry, mvcc, v3.ops);
+  // Watchers of the v3 keyspace, told of every write the store applies.
+  const watchable = new WatchableStore(mvcc, (m) => serverLog.log('error', m));
+  registerWatchMetrics(metrics.registry, watchable);
   server.registerApplier(EntryKind.V3, v3);
   server.registerSnapshotPart(PART_V3, {
     save: () => {
@@ -375,6 +380,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       });
     } catch (err) {
       await server.stop();
+      watchable.close();
       await mvcc.close();
       transport.stop();
       closeListeners();
@@ -449,6 +455,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     maxRequestBytes: cfg.maxRequestBytes,
     maxTxnOps: cfg.maxTxnOps,
     registry: metrics.registry,
+    watch: { watchable, progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs, hasLeader: () => server.lead !== NONE, electionMs: cfg.electionTimeoutMs },
     services: [authService(new AuthV3(server, authGate, cfg.maxRequestBytes), v3kv.header())],
     grpcOptions: {
       // etcd's --grpc-keepalive-interval (0: no pings) and --grpc-keepalive-timeout; --max-concurrent-streams.
@@ -496,6 +503,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       compactor.stop();
       v3lease.stop();
       await server.stop();
+      watchable.close();
       await mvcc.close();
       transport.stop();
       for (const unwatch of stopWatching) unwatch();

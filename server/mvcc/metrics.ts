@@ -5,6 +5,7 @@
 import * as client from 'prom-client';
 import { counterOf, gaugeOf } from '../metrics';
 import type { MvccStore } from './store';
+import type { WatchableStore } from './watchable';
 
 /** Operations applied to the v3 store, counted as etcd's mvcc counts them (per operation, txns per write txn). */
 export interface MvccOpCounts {
@@ -34,4 +35,14 @@ export function registerMvccMetrics(r: client.Registry, store: MvccStore, ops: M
   gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => store.rev());
   gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => store.compactRev());
   gauge('etcd_debugging_mvcc_total_put_size_in_bytes', 'The total size of put kv pairs seen by this member.', () => ops.putBytes);
+}
+
+/** etcd's watch metrics (mvcc/metrics.go), read from the watchable store at scrape time. */
+export function registerWatchMetrics(r: client.Registry, w: WatchableStore): void {
+  const c = w.counts;
+  gaugeOf(r, 'etcd_debugging_mvcc_watch_stream_total', 'Total number of watch streams.', () => c.streams);
+  gaugeOf(r, 'etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => c.watchers);
+  gaugeOf(r, 'etcd_debugging_mvcc_slow_watcher_total', 'Total number of unsynced slow watchers.', () => w.slowWatchers());
+  counterOf(r, 'etcd_debugging_mvcc_events_total', 'Total number of events sent by this member.', () => c.eventsSent);
+  gaugeOf(r, 'etcd_debugging_mvcc_pending_events_total', 'Total number of pending events to be sent.', () => c.pendingEvents);
 }

@@ -87,6 +87,41 @@ interface Op {
   /** a key op: the lease of the key's version before this one and of this one (0n: none), for `leasekeys` */
   prevLease: bigint;
   lease: bigint;
+  /**
+   * The key's version before this write when it was buffered then (its meta, undefined if deleted, and record);
+   * prevBuffered false: LMDB held it. For watchers' prev_kv, without a read at a past revision.
+   */
+  prevBuffered: boolean;
+  prevMeta: Buffer | undefined;
+  prevRec: Buffer | undefined;
+}
+
+/** A write of a key, as a write txn's listener sees it (see StoreWatcher). */
+export interface StagedWrite {
+  readonly key: Buffer;
+  /** the key as a latin1 string (one char per byte) */
+  readonly ks: string;
+  /** main and sub revision (codec's revBytes) */
+  readonly rev: Buffer;
+  /** the record (codec's encodeRecord): a tombstone for a delete */
+  readonly rec: Buffer;
+}
+
+/** What the watchable layer (watchable.ts) hears from the store's write path. */
+export interface StoreWatcher {
+  /** A write txn ended at main revision rev with writes[from, to) (its writes, in order; never empty). */
+  txnEnded(rev: number, writes: readonly StagedWrite[], from: number, to: number): void;
+  /** The store's contents were replaced (a snapshot from the leader). */
+  restored(): void;
+}
+
+/** A version read back from history by readHistory. */
+export interface HistoryVersion {
+  main: number;
+  rev: Buffer;
+  rec: Buffer;
+  /** the buffered write, when the version is not committed yet (prevVersion looks its previous version up there) */
+  write: StagedWrite | undefined;
 }
 
 const META_OP = '';
@@ -210,6 +245,8 @@ export class MvccStore {
   /** the last write txn whose batch is committed */
   private committedSeq = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The watchable layer, told of every write txn that changed something (none: writes cost nothing more). */
+  watcher: StoreWatcher | undefined;
   private compacting: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -333,6 +370,7 @@ export class MvccStore {
     this.latestSorted = [];
     this.unsorted = [];
     this.loadState();
+    this.watcher?.restored();
   }
 
   private tables(): Database<Buffer, Buffer>[] {
@@ -407,7 +445,7 @@ export class MvccStore {
       rec.writeBigInt64BE(BigInt(lease.ttl), 0);
       rec.writeBigInt64BE(BigInt(lease.remainingTTL), 8);
     }
-    this.pending.ops.push({ key: leaseIdBytes(lease.id), ks: LEASE_OP, rev: undefined, rec, meta: undefined, prevLease: 0n, lease: 0n });
+    this.pending.ops.push({ key: leaseIdBytes(lease.id), ks: LEASE_OP, rev: undefined, rec, meta: undefined, prevLease: 0n, lease: 0n, prevBuffered: false, prevMeta: undefined, prevRec: undefined });
     if (!this.openTxn) this.scheduleFlush();
   }
 
@@ -434,7 +472,7 @@ export class MvccStore {
    * entry's consistent index (the auth store keeps its users and roles so, as etcd keeps its auth buckets).
    */
   putMetaValue(key: string, value: Buffer, index: number): void {
-    this.pending.ops.push({ key, ks: '', rev: undefined, rec: value, meta: undefined, prevLease: 0n, lease: 0n });
+    this.pending.ops.push({ key, ks: META_OP, rev: undefined, rec: value, meta: undefined, prevLease: 0n, lease: 0n, prevBuffered: false, prevMeta: undefined, prevRec: undefined });
     if (index > this.applied) this.setConsistentIndex(index);
     else this.scheduleFlush();
   }
@@ -468,7 +506,7 @@ export class MvccStore {
     if (rev <= this.compactMainRev) throw new ErrCompacted();
     if (rev > this.currentRev) throw new ErrFutureRev();
     this.compactMainRev = rev;
-    this.pending.ops.push({ key: 'scheduledCompactRev', ks: META_OP, rev: undefined, rec: u64(rev), meta: undefined, prevLease: 0n, lease: 0n });
+    this.pending.ops.push({ key: 'scheduledCompactRev', ks: META_OP, rev: undefined, rec: u64(rev), meta: undefined, prevLease: 0n, lease: 0n, prevBuffered: false, prevMeta: undefined, prevRec: undefined });
     this.setConsistentIndex(index);
     this.compacting = this.compacting.then(() => this.physicalCompact(rev));
     return this.compacting;
@@ -680,9 +718,9 @@ export class MvccStore {
 
   /** @internal buffers a write of key at rev: its record, and its meta (undefined: deleted) */
   stage(key: Buffer, ks: string, rev: Buffer, rec: Buffer, meta: Buffer | undefined, seq: number, inDb: boolean, prevLease: bigint, lease: bigint): void {
-    this.pending.ops.push({ key, ks, rev, rec, meta, prevLease, lease });
-    if (prevLease !== lease) this.onLeaseMove?.(key, prevLease, lease);
     const e = this.latestBuf.get(ks);
+    this.pending.ops.push({ key, ks, rev, rec, meta, prevLease, lease, prevBuffered: e !== undefined, prevMeta: e?.meta, prevRec: e?.rec });
+    if (prevLease !== lease) this.onLeaseMove?.(key, prevLease, lease);
     if (e) {
       e.meta = meta;
       e.rec = rec;
@@ -726,7 +764,67 @@ export class MvccStore {
     this.pending.lastSeq = txn.seq;
     if (txn.index > this.applied) this.applied = txn.index;
     this.pending.index = this.applied;
+    // Before a commit can run: the txn's writes are the last ops of the buffer, and what they replaced is readable.
+    if (changed && this.watcher) this.watcher.txnEnded(this.currentRev, this.pending.ops as StagedWrite[], this.openTxnStart, this.pending.ops.length);
     this.scheduleFlush();
+  }
+
+  /**
+   * Visits the versions written at main revisions ≥ from, in revision order (etcd reads its key bucket so when it
+   * syncs slow watchers): the committed ones from LMDB, then the buffered ones, committing nothing. Stops at the end
+   * of a main revision once maxVersions versions or maxBytes of records were visited, and returns the revision to go
+   * on from (rev() + 1 when everything was read).
+   */
+  readHistory(from: number, maxVersions: number, maxBytes: number, visit: (v: HistoryVersion) => void): number {
+    let n = 0;
+    let bytes = 0;
+    let last = 0;
+    const full = () => n >= maxVersions || bytes >= maxBytes;
+    if (from <= this.committedRev) {
+      for (const { key: rev, value: rec } of this.kv.getRange({ start: revBytes(from, 0), end: revBytes(this.committedRev + 1, 0) })) {
+        const main = readU64(rev, 0);
+        if (main !== last && full()) return main;
+        last = main;
+        n++;
+        bytes += rec.length;
+        visit({ main, rev, rec, write: undefined });
+      }
+    }
+    for (const b of [this.inflight, this.pending]) {
+      if (!b) continue;
+      for (const op of b.ops) {
+        if (op.rev === undefined) continue;
+        const main = readU64(op.rev, 0);
+        if (main < from || main <= this.committedRev) continue;
+        if (main !== last && full()) return main;
+        last = main;
+        n++;
+        bytes += op.rec.length;
+        visit({ main, rev: op.rev, rec: op.rec, write: op as StagedWrite });
+      }
+    }
+    return this.currentRev + 1;
+  }
+
+  /**
+   * The live version of key just before main revision `main` (a watch event's prev_kv: etcd reads the key at
+   * main - 1), or undefined when there is none, it was deleted, or main - 1 is compacted. `write`: the buffered write
+   * at main, whose previous version may still be buffered too.
+   */
+  prevVersion(key: Buffer, main: number, write?: StagedWrite): KeyValue | undefined {
+    if (main - 1 < this.compactMainRev) return undefined;
+    const op = write as Op | undefined;
+    if (op && op.prevBuffered && main > this.committedRev) return op.prevMeta ? this.toKV(key, op.prevMeta, false, op.prevRec) : undefined;
+    const below = revBytes(main, 0);
+    for (const { key: hk, value } of this.hist.getRange({ start: histKey(key, below), end: histPrefix(key), reverse: true, limit: 2 })) {
+      const rev = histRev(hk);
+      if (Buffer.compare(rev, below) >= 0) continue; // the write at main itself
+      if (value[0] === 1) return undefined;
+      const rec = this.kv.get(rev);
+      if (!rec) return undefined;
+      return { key, createRevision: BigInt(readU64(rec, 1)), modRevision: BigInt(readU64(rev, 0)), version: BigInt(readU64(rec, 9)), value: recordValue(rec), lease: rec.readBigInt64BE(17) };
+    }
+    return undefined;
   }
 
   /** A KeyValue from a key's meta; its value from the buffered record, or from `kv` (not read for keysOnly). */

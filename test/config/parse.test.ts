@@ -111,6 +111,14 @@ describe('etcd command configuration', () => {
     expect(warnings.some((w) => /other command line flags and environment variables are ignored/.test(w))).toBe(true);
   });
 
+  test("--experimental-watch-progress-notify-interval: a Go duration, 10 minutes when none, raised to etcd's minimum with its warning", () => {
+    expect(config([]).config.watchProgressNotifyIntervalMs).toBe(600000);
+    expect(config(['--experimental-watch-progress-notify-interval', '1m30s']).config.watchProgressNotifyIntervalMs).toBe(90000);
+    expect(config(['--experimental-watch-progress-notify-interval=0s']).config.watchProgressNotifyIntervalMs).toBe(600000);
+    const low = config(['--experimental-watch-progress-notify-interval=10ms']);
+    expect([low.config.watchProgressNotifyIntervalMs, low.warnings]).toEqual([100, ['adjusting watch progress notify interval to minimum period 100ms']]);
+  });
+
   test.each([
     [['--foo'], /flag provided but not defined: -foo/, 2],
     [['--heartbeat-interval', 'abc'], /invalid value "abc" for flag -heartbeat-interval/, 2],
@@ -130,6 +138,7 @@ describe('etcd command configuration', () => {
     [['--name', 'foo', '--initial-cluster', 'bar=http://localhost:2380'], /couldn't find local name "foo" in the initial cluster configuration/, 1],
     [['--initial-cluster', 'default=http://10.0.0.9:2380'], /missing from --initial-advertise-peer-urls/, 1],
     [['--config-file', '/nope.yml'], /cannot read config file \/nope.yml/, 1],
+    [['--experimental-watch-progress-notify-interval', '10x'], /^invalid value "10x" for flag -experimental-watch-progress-notify-interval: parse error$/, 2],
   ] as [string[], RegExp, number][])('bad command line %j is refused with a clear error', (argv, message, code) => {
     const err = errorOf(argv);
     expect(err.message).toMatch(message);

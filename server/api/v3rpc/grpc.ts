@@ -10,6 +10,7 @@ import { kvService, type HeaderProvider, type KVBackend } from './kv';
 import { addLeaseService, type LeaseBackend } from './lease';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService, type UnaryHandler } from './service';
+import { addWatchService, type WatchServiceOptions } from './watch';
 
 /** etcd's default --max-request-bytes (1.5 MiB). */
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -30,6 +31,8 @@ export interface V3ServerOptions {
   registry?: client.Registry;
   /** More services (Auth, …): each one's definition and unary handlers. */
   services?: { definition: grpc.ServiceDefinition; handlers: Record<string, UnaryHandler<any, any>> }[];
+  /** The Watch service's store and settings (its headers and size limit are the ones above); none when left out. */
+  watch?: Omit<WatchServiceOptions, 'header' | 'maxRequestBytes'>;
   /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -66,5 +69,6 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
   if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header }, metrics);
   for (const svc of opts.services ?? []) addUnaryService(server, svc.definition, svc.handlers, metrics);
   addHealthService(server, metrics);
+  if (opts.watch) addWatchService(server, { ...opts.watch, header: opts.header, maxRequestBytes }, metrics);
   return server;
 }

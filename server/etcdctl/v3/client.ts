@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { AuthClient, AuthenticateRequest, KVClient, LeaseClient, LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { AuthClient, AuthenticateRequest, KVClient, LeaseClient, WatchClient, LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 
 export interface ClientConfig {
   endpoints: string[];
@@ -28,13 +28,17 @@ interface Clients {
   kv: KVClient;
   lease: LeaseClient;
   auth: AuthClient;
+  /** for the Watch client, made when first asked for, on a channel of its own */
+  target: string;
+  creds: grpc.ChannelCredentials;
+  watch?: WatchClient;
 }
 
 /** A failed call, with the message etcdctl prints after "Error: ". */
 export class CallError extends Error {}
 
 /** Go's names of the gRPC codes, as in "rpc error: code = Unavailable desc = ...". */
-const GO_CODE: Record<number, string> = {
+export const GO_CODE: Record<number, string> = {
   0: 'OK', 1: 'Canceled', 2: 'Unknown', 3: 'InvalidArgument', 4: 'DeadlineExceeded', 5: 'NotFound', 6: 'AlreadyExists',
   7: 'PermissionDenied', 8: 'ResourceExhausted', 9: 'FailedPrecondition', 10: 'Aborted', 11: 'OutOfRange',
   12: 'Unimplemented', 13: 'Internal', 14: 'Unavailable', 15: 'DataLoss', 16: 'Unauthenticated',
@@ -64,19 +68,20 @@ const RETRY_CONN_WAIT_MS = 500;
 export class V3Client {
   private readonly clients: Clients[];
   private readonly clientId = `client-${randomUUID()}`;
+  private readonly options: grpc.ClientOptions;
   private next = 0;
   /** The auth token sent in metadata `token` with every call once authenticated (clientv3's per-RPC credentials). */
   private token: string | undefined;
 
   constructor(private readonly cfg: ClientConfig) {
     const tlsConfigured = !!(cfg.cert || cfg.key || cfg.cacert) || !cfg.insecureTransport;
-    const options: grpc.ClientOptions = {
+    const options: grpc.ClientOptions = (this.options = {
       // grpc-go raises a client's keepalive time below 10 s to 10 s (etcd's servers refuse pings more frequent than 5 s)
       'grpc.keepalive_time_ms': Math.max(10_000, cfg.keepAliveTimeMs),
       'grpc.keepalive_timeout_ms': cfg.keepAliveTimeoutMs,
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': 2 * 1024 * 1024,
-    };
+    });
     this.clients = cfg.endpoints.map((ep) => {
       const e = parseEndpoint(ep, tlsConfigured);
       const creds = e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure();
@@ -84,8 +89,19 @@ export class V3Client {
       // one channel for both services, as clientv3's one connection
       const lease = new LeaseClient(e.target, creds, { ...options, channelOverride: kv.getChannel() });
       const auth = new AuthClient(e.target, creds, { ...options, channelOverride: kv.getChannel() });
-      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv, lease, auth };
+      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv, lease, auth, target: e.target, creds };
     });
+  }
+
+  /** The endpoints' count, and a Watch client to the i-th (made when first asked for, on its own channel). */
+  get endpointCount(): number {
+    return this.clients.length;
+  }
+
+  watchClient(i: number): WatchClient {
+    const c = this.clients[i % this.clients.length];
+    c.watch ??= new WatchClient(c.target, c.creds, this.options);
+    return c.watch;
   }
 
   private tlsCredentials(): grpc.ChannelCredentials {
@@ -95,7 +111,10 @@ export class V3Client {
   }
 
   close(): void {
-    for (const c of this.clients) c.kv.close();
+    for (const c of this.clients) {
+      c.kv.close();
+      c.watch?.close();
+    }
   }
 
   /** A KV call (see invoke). */

@@ -15,6 +15,11 @@ import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed }
 import { FORMATS, LeasePrinter, Printer, UnsupportedFormat, hex16, type Format } from './printer';
 import { AuthPrinter, prefixEnd as permPrefixEnd } from './auth-printer';
 import { argify, GoPanic, LineReader, parseCompare, TxnInputError } from './txn-input';
+import { spawn } from 'node:child_process';
+import { Event_EventType } from '../../api/v3rpc/pb/mvccpb/kv';
+import { eventTypeName, goQuote } from './printer';
+import { ClientWatcher, type ClientWatchResponse, type WatchSpec } from './watch';
+import { parseWatchArgs, WATCH_FLAGS, WatchArgsError, type WatchFlags } from './watch-args';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
 export interface V3IO {
@@ -26,6 +31,8 @@ export interface V3IO {
   readStdinByte?(): number;
   /** Terminal echo off and on around a password prompt (etcdctl runs `stty -echo` and `stty echo` on its stdio). */
   setEcho?(on: boolean): void;
+  /** Standard input as a stream, for commands that read it line by line as it comes (watch -i); process.stdin if none. */
+  stdin?(): NodeJS.ReadableStream;
 }
 
 /** etcdctl v3's exit codes (ctlv3/command/error.go). */
@@ -80,6 +87,10 @@ interface Ctx {
   auth?: { name: string; password: string } | null;
   /** stdin as the prompts read it. */
   stdin?: Stdin;
+  /** the whole command line, as os.Args (program name first): watch looks for "--" in it */
+  argv: string[];
+  /** the command's name */
+  command: string;
 }
 
 interface Command {
@@ -266,6 +277,12 @@ will store the content of the file to <key>.
       'revoke-role': { use: 'revoke-role <user name> <role name>', short: 'Revokes a role from a user', flags: [help('revoke-role')], run: userRevokeRole },
     },
   },
+  watch: {
+    use: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]',
+    short: 'Watches events stream on keys or prefixes',
+    flags: [...WATCH_FLAGS, help('watch')],
+    run: watch,
+  },
   version: {
     use: 'version',
     short: 'Prints the version of etcdctl',
@@ -364,6 +381,8 @@ function applyEnv(ctx: Ctx): void {
   const { flags: p, env, io } = ctx;
   const used = new Set<string>();
   const alreadySet = new Set<string>();
+  // etcdctl adds these two to the flags it reads from the environment for watch (silencing their warning)
+  if (ctx.command === 'watch') for (const k of ['ETCDCTL_WATCH_KEY', 'ETCDCTL_WATCH_RANGE_END']) if (env[k]) used.add(k);
   for (const spec of GLOBAL_FLAGS) {
     const key = `ETCDCTL_${spec.name.toUpperCase().replace(/-/g, '_')}`;
     if (p.changed.has(spec.name)) {
@@ -441,7 +460,7 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
       io.stdout(commandUsage(fullName));
       return ExitV3.Success;
     }
-    await command.run({ flags, args: flags.args, env, io });
+    await command.run({ flags, args: flags.args, env, io, argv: ['etcdctl', ...argv], command: name });
     return ExitV3.Success;
   } catch (err) {
     if (err instanceof Exit) {
@@ -1167,4 +1186,178 @@ async function roleRevokePermission(ctx: Ctx): Promise<void> {
     const r = await c.callAuth((a) => a.roleRevokePermission, AuthRoleRevokePermissionRequest.fromPartial({ role: args[0], key, rangeEnd }));
     display(() => p.roleRevokePermission(out(ctx), args[0], args[1], rangeEnd, r));
   });
+}
+
+// --- watch ---
+
+const quoteStr = (s: string): string => goQuote(Buffer.from(s));
+
+/** etcdctl's getWatchChan: the watch of the arguments (key, range end or --prefix, --rev, --prev-kv). */
+function watchSpec(args: string[], f: WatchFlags): WatchSpec {
+  if (args.length < 1) throw new WatchArgsError('bad number of arguments');
+  let key: Buffer = Buffer.from(args[0]);
+  let end: Buffer = Buffer.alloc(0);
+  if (args.length === 2) {
+    if (f.prefix) throw new WatchArgsError('`range_end` and `--prefix` are mutually exclusive');
+    end = Buffer.from(args[1]);
+  }
+  if (f.prefix) {
+    if (key.length === 0) {
+      key = Buffer.from([0]);
+      end = Buffer.from([0]);
+    } else end = prefixEnd(key);
+  }
+  return { key, end, rev: f.rev, prevKv: f.prevKv };
+}
+
+/**
+ * Go's exec.Cmd.Run of the command for one event, with the event in ETCD_WATCH_* (Go's %q of each), its output
+ * etcdctl's; resolves with Go's error text when it fails.
+ */
+function runForEvent(ctx: Ctx, execArgs: string[], env: Record<string, string>): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(execArgs[0], execArgs.slice(1), { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') resolve(execArgs[0].includes('/') ? `fork/exec ${execArgs[0]}: no such file or directory` : `exec: ${quoteStr(execArgs[0])}: executable file not found in $PATH`);
+      else if (err.code === 'EACCES') resolve(`fork/exec ${execArgs[0]}: permission denied`);
+      else resolve(err.message);
+    });
+    child.on('exit', (code, signal) => resolve(signal ? `signal: ${signalName(signal)}` : code ? `exit status ${code}` : undefined));
+  });
+}
+
+/** Go's names of the signals a command may die of. */
+function signalName(sig: NodeJS.Signals): string {
+  const names: Partial<Record<NodeJS.Signals, string>> = { SIGKILL: 'killed', SIGTERM: 'terminated', SIGINT: 'interrupt', SIGSEGV: 'segmentation fault', SIGABRT: 'aborted', SIGPIPE: 'broken pipe', SIGHUP: 'hangup', SIGQUIT: 'quit' };
+  return names[sig] ?? sig;
+}
+
+/** etcdctl's printWatchCh for one response: a cancel on stderr, a progress notification, the events, the command. */
+async function printWatchResponse(ctx: Ctx, p: Printer, r: ClientWatchResponse, execArgs: string[]): Promise<void> {
+  if (r.canceled) ctx.io.stderr(`watch was canceled (${r.err})\n`);
+  const events = r.events ?? [];
+  if (!events.length && !r.canceled && !r.created && r.compactRevision === 0n && r.header.revision !== 0n) ctx.io.stdout(`progress notify: ${r.header.revision}\n`);
+  try {
+    p.watch(out(ctx), r);
+  } catch (err) {
+    if (err instanceof UnsupportedFormat) throw fail(ExitV3.BadFeature, err.message);
+    throw err;
+  }
+  if (!execArgs.length) return;
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.env)) if (v !== undefined && k !== 'ETCDCTL_API') base[k] = v;
+  for (const ev of events) {
+    const env = {
+      ...base,
+      ETCD_WATCH_REVISION: String(r.header.revision),
+      ETCD_WATCH_EVENT_TYPE: quoteStr(eventTypeName(ev.type ?? Event_EventType.PUT)),
+      ETCD_WATCH_KEY: goQuote(ev.kv!.key),
+      ETCD_WATCH_VALUE: goQuote(ev.kv!.value),
+    };
+    const err = await runForEvent(ctx, execArgs, env);
+    if (err !== undefined) {
+      ctx.io.stderr(`command [${execArgs.map(quoteStr).join(' ')}] error (${err})\n`);
+      throw new Exit(ExitV3.Error);
+    }
+  }
+}
+
+/** Runs a watch until it ends; rejects with the Exit of a failed command or an unsupported format. */
+function runWatch(ctx: Ctx, w: ClientWatcher, p: Printer, spec: WatchSpec, execArgs: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    w.watch(spec, (r) => printWatchResponse(ctx, p, r, execArgs).catch((err) => reject(err)), resolve);
+  });
+}
+
+function watchFlags(ctx: Ctx): WatchFlags {
+  return { prefix: bool(ctx, 'prefix'), rev: ctx.flags.values.get('rev') as bigint, prevKv: bool(ctx, 'prev-kv') };
+}
+
+async function watch(ctx: Ctx): Promise<void> {
+  const envKey = ctx.env.ETCDCTL_WATCH_KEY ?? '';
+  const envRange = ctx.env.ETCDCTL_WATCH_RANGE_END ?? '';
+  if (envKey === '' && envRange !== '') throw fail(ExitV3.BadArgs, `ETCDCTL_WATCH_KEY is empty but got ETCDCTL_WATCH_RANGE_END=${quoteStr(envRange)}`);
+  if (bool(ctx, 'interactive')) return watchInteractive(ctx, envKey, envRange);
+  let parsed;
+  try {
+    parsed = parseWatchArgs(ctx.argv, ctx.args, envKey, envRange, false);
+  } catch (err) {
+    if (err instanceof WatchArgsError) throw fail(ExitV3.BadArgs, err.message);
+    throw err;
+  }
+  const p = printer(ctx);
+  const c = await client(ctx);
+  const w = new ClientWatcher(c);
+  try {
+    let spec: WatchSpec;
+    try {
+      spec = watchSpec(parsed.watchArgs, watchFlags(ctx));
+    } catch (err) {
+      if (err instanceof WatchArgsError) throw fail(ExitV3.BadArgs, err.message);
+      throw err;
+    }
+    await runWatch(ctx, w, p, spec, parsed.execArgs);
+  } finally {
+    w.stop();
+    c.close();
+  }
+  throw fail(ExitV3.Interrupted, 'watch is canceled by the server');
+}
+
+/** watch -i: "watch ..." and "progress" lines from standard input, each watch printed as it goes, until end of input. */
+async function watchInteractive(ctx: Ctx, envKey: string, envRange: string): Promise<void> {
+  const p = printer(ctx);
+  const c = await client(ctx);
+  const w = new ClientWatcher(c);
+  const input = ctx.io.stdin?.() ?? process.stdin;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let pending = '';
+      const line = (l: string): void => {
+        const args = argify(l);
+        if (args.length < 1) return ctx.io.stderr(`Invalid command: ${l} (watch and progress supported)\n`);
+        if (args[0] === 'watch') {
+          if (args.length < 2 && envKey === '') return ctx.io.stderr(`Invalid command ${l} (command type or key is not provided)\n`);
+          let parsed;
+          try {
+            parsed = parseWatchArgs(ctx.argv, args, envKey, envRange, true);
+          } catch (err) {
+            if (err instanceof WatchArgsError) return reject(fail(ExitV3.BadArgs, err.message));
+            throw err;
+          }
+          let spec: WatchSpec;
+          try {
+            spec = watchSpec(parsed.watchArgs, parsed.flags!);
+          } catch (err) {
+            if (err instanceof WatchArgsError) return ctx.io.stderr(`Invalid command ${l} (${err.message})\n`);
+            throw err;
+          }
+          runWatch(ctx, w, p, spec, parsed.execArgs).catch(reject);
+        } else if (args[0] === 'progress') {
+          w.requestProgress();
+        } else {
+          ctx.io.stderr(`Invalid command ${l} (only support watch)\n`);
+        }
+      };
+      input.on('data', (chunk: Buffer | string) => {
+        pending += chunk.toString();
+        for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+          const l = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          try {
+            line(l);
+          } catch (err) {
+            reject(err);
+          }
+        }
+      });
+      input.on('end', () => reject(fail(ExitV3.InvalidInput, 'Error reading watch request line: EOF')));
+      input.on('error', (err: Error) => reject(fail(ExitV3.InvalidInput, `Error reading watch request line: ${err.message}`)));
+    });
+  } finally {
+    input.removeAllListeners('data');
+    (input as NodeJS.ReadStream).pause?.();
+    w.stop();
+    c.close();
+  }
 }

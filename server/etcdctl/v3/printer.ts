@@ -11,6 +11,9 @@ import {
   DeleteRangeResponse as DeleteCodec, PutResponse as PutCodec, RangeResponse as RangeCodec, ResponseHeader as HeaderCodec, TxnResponse as TxnCodec,
 } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import type { KeyValue } from '../../api/v3rpc/pb/mvccpb/kv';
+import { WatchResponse as WatchCodec } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { Event_EventType, type Event } from '../../api/v3rpc/pb/mvccpb/kv';
+import type { ClientWatchResponse } from './watch';
 
 /** Where output goes: bytes, since keys and values are bytes (not necessarily UTF-8). */
 export interface Out {
@@ -77,6 +80,16 @@ function jsonOp(op: ResponseOp): string {
 function jsonTxn(r: TxnResponse): string {
   return jsonFields([['header', jsonHeader(r.header)], ['succeeded', bool(r.succeeded)], ['responses', r.responses.length ? `[${r.responses.map(jsonOp).join(',')}]` : undefined]]);
 }
+
+/** mvccpb.Event: the type as a number (PUT, 0, left out), kv and prev_kv. */
+const jsonEvent = (e: Event) => jsonFields([['type', e.type ? String(e.type) : undefined], ['kv', jsonKV(e.kv)], ['prev_kv', jsonKV(e.prevKv)]]);
+
+/** clientv3's WatchResponse as encoding/json writes it: exported fields by their Go names, a nil Events as null. */
+const jsonWatch = (r: ClientWatchResponse) =>
+  `{"Header":${jsonHeader(r.header)},"Events":${r.events === null ? 'null' : `[${r.events.map(jsonEvent).join(',')}]`},"CompactRevision":${r.compactRevision},"Canceled":${r.canceled},"Created":${r.created}}`;
+
+/** Go's String() of an event type. */
+export const eventTypeName = (t: Event_EventType): string => (t === Event_EventType.PUT ? 'PUT' : t === Event_EventType.DELETE ? 'DELETE' : String(t));
 
 // --- fields: fmt's %q and %d/%v ---
 
@@ -204,6 +217,34 @@ export class Printer {
       return this.lines(out, lines);
     }
     this.other(out, jsonDel(r), () => DeleteCodec.encode(r).finish());
+  }
+
+  /** Each event's type, then its previous and its new key and value (simple); the whole response otherwise. */
+  watch(out: Out, r: ClientWatchResponse): void {
+    const events = r.events ?? [];
+    if (this.format === 'simple') {
+      const lines: Line[] = [];
+      for (const e of events) {
+        lines.push(eventTypeName(e.type));
+        if (e.prevKv) simpleKV(lines, e.prevKv, this.hex, this.valueOnly);
+        simpleKV(lines, e.kv!, this.hex, this.valueOnly);
+      }
+      return this.lines(out, lines);
+    }
+    if (this.format === 'fields') {
+      const lines: string[] = [];
+      fieldsHeader(lines, r.header);
+      for (const e of events) {
+        lines.push(`"Type" : ${eventTypeName(e.type)}`);
+        if (e.prevKv) fieldsKV(lines, 'Prev', e.prevKv);
+        fieldsKV(lines, '', e.kv!);
+      }
+      return this.lines(out, lines);
+    }
+    // protobuf: etcdserverpb.WatchResponse with the header, events, compact revision and the two flags
+    this.other(out, jsonWatch(r), () =>
+      WatchCodec.encode({ header: r.header, watchId: 0n, created: r.created, canceled: r.canceled, compactRevision: r.compactRevision, cancelReason: '', fragment: false, events }).finish(),
+    );
   }
 
   /** SUCCESS or FAILURE, then each response after an empty line (simple); the whole response otherwise. */
