@@ -159,3 +159,18 @@ test('64-bit integers sent as JSON numbers stay exact (Go writes int64 ids so); 
   expect(quoteBigInts('{"a":"\\"1234567890123456789\\"","b":[1234567890123456789]}')).toBe('{"a":"\\"1234567890123456789\\"","b":["1234567890123456789"]}');
   expect(JSON.parse(quoteBigInts('{"ID":9130178165111813223}')).ID).toBe('9130178165111813223');
 });
+
+test('responses a service writes already encoded (as the Watch service does) come out as JSON; a bad one ends the call, not the server', async () => {
+  handlers = {
+    '/etcdserverpb.Watch/Watch': ((call: grpc.ServerDuplexStream<unknown, Buffer>) => {
+      call.once('data', () => {
+        call.write(Buffer.from(WatchResponse.encode(WatchResponse.fromPartial({ watchId: 3n, created: true })).finish()));
+        call.write(Buffer.from([0xff, 0xff, 0xff]));
+      });
+    }) as grpc.UntypedHandleCall,
+  };
+  const r = await post('/v3/watch', '{"create_request":{"key":"YQ=="}}');
+  const lines = r.body.trim().split('\n');
+  expect(JSON.parse(lines[0])).toEqual({ result: { watch_id: '3', created: true } });
+  expect(JSON.parse(lines[1]).error.grpc_code).toBe(grpc.status.INTERNAL);
+});

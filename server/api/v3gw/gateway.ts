@@ -16,6 +16,7 @@ import { JSON_NAMES } from '../v3rpc/pb/json-names';
 interface JsonCodec {
   fromJSON(object: any): unknown;
   toJSON(message: any): unknown;
+  decode(input: Uint8Array): unknown;
 }
 
 interface Route {
@@ -294,7 +295,8 @@ async function serve(o: GatewayOptions, r: Route, body: Buffer, req: http.Incomi
     return errorAnswer(res, grpc.status.INVALID_ARGUMENT, (err as Error).message);
   }
   try {
-    const value = await callUnary(impl, r.grpcPath, request, req);
+    const answer = await callUnary(impl, r.grpcPath, request, req);
+    const value = answer instanceof Uint8Array ? r.res.decode(answer) : answer;
     const json = JSON.stringify(withProtoNames(r.res.toJSON(value), r.resType));
     res.writeHead(200, { 'Content-Type': 'application/json', 'Grpc-Metadata-Content-Type': 'application/grpc' });
     res.end(json);
@@ -400,8 +402,17 @@ function serveStream(o: GatewayOptions, r: Route, req: http.IncomingMessage, res
     read() {},
     write(msg: unknown, _enc, cb) {
       if (finished) return cb();
+      let line: string;
+      try {
+        // A service may write its responses already encoded (the Watch service encodes events once for all watchers).
+        const m = msg instanceof Uint8Array ? r.res.decode(msg) : msg;
+        line = JSON.stringify({ result: withProtoNames(r.res.toJSON(m), r.resType) }) + '\n';
+      } catch (err) {
+        fail(grpc.status.INTERNAL, (err as Error).message);
+        return cb();
+      }
       head();
-      res.write(JSON.stringify({ result: withProtoNames(r.res.toJSON(msg), r.resType) }) + '\n', () => cb());
+      res.write(line, () => cb());
     },
     final(cb) {
       if (!finished) {
