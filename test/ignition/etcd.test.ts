@@ -309,7 +309,13 @@ describe("the server's option table (server/config/options.ts)", () => {
         expect(args).toEqual([`--${spec.name}=${String(JSON.parse(sample.flag))}`]);
         expect(dropinOf(config, 'etcd-member.service', DROPIN)).toContain(`  ${flag}`);
         // As etcd would get it: the server parses the flag into the sample value.
-        const companion = spec.name === 'listen-client-urls' ? [`--advertise-client-urls=${(sample.value as string[]).join(',')}`] : [];
+        // Options that etcd accepts only with another one (as etcd 3.4's config checks).
+        const companion =
+          spec.name === 'listen-client-urls'
+            ? [`--advertise-client-urls=${(sample.value as string[]).join(',')}`]
+            : spec.name === 'experimental-enable-lease-checkpoint-persist'
+              ? ['--experimental-enable-lease-checkpoint=true']
+              : [];
         const read: string[] = [];
         if (spec.supported === false && !spec.tolerated && JSON.stringify(sample.value) !== JSON.stringify(spec.default)) {
           // The server refuses a value it would not act on.
