@@ -127,8 +127,8 @@ export class V3Client {
     return this.invoke((c) => c.auth, pick, req);
   }
 
-  /** The metadata of a call: the token, once there is one. */
-  private metadata(): grpc.Metadata {
+  /** The metadata of a call: the token, once there is one (watch streams start from it too). */
+  metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
     if (this.token !== undefined) md.set('token', this.token);
     return md;

@@ -153,7 +153,8 @@ export class ClientWatcher {
 
   private open(): void {
     if (this.stopped) return;
-    const md = new grpc.Metadata();
+    // The auth token once --user authenticated, as on every other call.
+    const md = this.client.metadata();
     md.set('hasleader', 'true'); // clientv3.WithRequireLeader
     const call = this.client.watchClient(this.endpoint).watch(md);
     this.call = call;
