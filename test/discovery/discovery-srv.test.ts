@@ -13,6 +13,7 @@ import { Issued, issue, makeCA } from '../support/certs';
 import { Impl, clusterView, etcdmainErrors } from '../support/discovery';
 import { SRVTarget, TestDns, resolvWrapped, startDns, startDnsmasq } from '../support/dns';
 import { OUR_ETCD, REAL_ETCD, RunningEtcd, explainFailure, freePort, spawnEtcd } from '../support/real-etcd';
+import { eventually } from '../support/cluster';
 
 const ETCDCTL = path.join(__dirname, '..', '..', 'dist', 'server', 'etcdctl', 'main.js');
 
@@ -99,7 +100,13 @@ describe('bootstrap by DNS SRV records (--discovery-srv)', () => {
 
   /** The cluster as every member sees it, ports replaced by the member's index, to compare two servers' clusters. */
   const shape = async (members: RunningEtcd[], planned: Planned[], domain: string) => {
-    const views = await explainFailure(members.map((proc, i) => ({ name: planned[i].name, proc })), () => Promise.all(members.map(clusterView)));
+    // Members publish their names through the log after they start: wait until every member sees every name.
+    const same = async () => {
+      const vs = await Promise.all(members.map(clusterView));
+      const complete = vs.every((v) => v.members.length === planned.length && v.members.every((m, i) => m.name === [...planned].map((p) => p.name).sort()[i]));
+      return complete && vs.every((v) => JSON.stringify(v) === JSON.stringify(vs[0])) ? vs : undefined;
+    };
+    const views = await explainFailure(members.map((proc, i) => ({ name: planned[i].name, proc })), async () => (await eventually('every member to see the same, complete cluster', same, 20000).catch(() => undefined)) ?? Promise.all(members.map(clusterView)));
     for (const v of views) expect(v).toEqual(views[0]);
     return views[0].members.map((m) => ({ name: m.name, peerURLs: m.peerURLs.map((u) => u.replace(domain, 'DOMAIN').replace(/:\d+$/, ':PORT')) }));
   };
