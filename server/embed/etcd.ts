@@ -17,7 +17,7 @@ import { ConfigError, ServerConfig } from '../config';
 import { V2Applier } from '../etcdserver/apply/v2';
 import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
 import { Member } from '../membership/cluster';
-import { ServerMetrics } from '../metrics';
+import { ServerMetrics, gaugeOf } from '../metrics';
 import { cleanRedirect, isValidRequestPath } from '../pkg/go-compat';
 import { Transport, peerTarget } from '../rafthttp/transport';
 import { Snapshotter } from '../snap/snapshotter';
@@ -36,6 +36,10 @@ import { MvccStore } from '../mvcc/store';
 import { Compactor } from '../etcdserver/compactor';
 import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
+import { alarmTypeName } from '../etcdserver/alarms';
+import { V3Maintenance } from '../etcdserver/maintenance';
+import { BackendQuota } from '../etcdserver/quota';
+import { AlarmType } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { VERSION } from '../version';
 
 function isV2Path(url: string): boolean {
@@ -267,7 +271,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   // its own files (a snapshot keeps a marker; the store is committed first, so it is never behind the snapshot) and
   // goes whole to a member that catches up by snapshot.
   const mvcc = MvccStore.open(path.join(memberDir, 'v3'));
-  const v3 = new V3Applier(mvcc);
+  const v3 = new V3Applier(mvcc, (level, msg, meta) => serverLog.log(level, msg, meta));
   mvccHashKV = (rev) => mvcc.hashKV(rev);
   registerMvccMetrics(metrics.registry, mvcc, v3.ops);
   server.registerApplier(EntryKind.V3, v3);
@@ -277,7 +281,10 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       return Buffer.from([V3_PART_MARKER]);
     },
     recover: (data) => {
-      if (data && data[0] === V3_PART_DATA) mvcc.loadSync(data.subarray(1));
+      if (data && data[0] === V3_PART_DATA) {
+        mvcc.loadSync(data.subarray(1));
+        v3.alarms.reload();
+      }
     },
     validate: (data) => {
       if (data[0] === V3_PART_DATA) MvccStore.validateDump(data.subarray(1));
@@ -310,7 +317,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     }
   }
   const keys = keysHandler({ server, store, now: Date.now });
-  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now });
+  const alarmTypes = (): string[] => v3.alarms.get(AlarmType.NONE).map((a) => alarmTypeName(a.alarm));
+  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now, alarms: alarmTypes });
   const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
   const hostWhitelist = new HostWhitelist(cfg.hostWhitelist);
   const cors = new CorsPolicy(cfg.cors);
@@ -355,7 +363,9 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const listeners: Listener[] = [];
   // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
   // services are to be registered on grpcServer here, before the listeners take connections.
-  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes });
+  const quota = new BackendQuota(cfg.quotaBackendBytes, () => mvcc.dbSize(), (level, msg, meta) => serverLog.log(level, msg, meta));
+  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes, quota });
+  gaugeOf(metrics.registry, 'etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => quota.bytes ?? cfg.quotaBackendBytes);
   const compactor = new Compactor({
     ...cfg.autoCompaction,
     rev: () => mvcc.rev(),
@@ -369,7 +379,9 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     },
   });
   compactor.start();
-  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry });
+  const v3log = (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => serverLog.log(level, msg, { pkg: 'etcdserver/api/v3rpc', ...meta });
+  const maintenance = new V3Maintenance(server, v3, v3kv, v3log);
+  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry, maintenance, log: v3log });
   const http2 = grpcSink(grpcServer);
   stopWatching.push(() => http2.destroy());
   for (const urls of groupByAddress(cfg.listenClientURLs)) {

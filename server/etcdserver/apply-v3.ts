@@ -5,6 +5,7 @@
  */
 import { KeyValue } from '../api/v3rpc/pb/mvccpb/kv';
 import {
+  AlarmResponse,
   Compare,
   Compare_CompareResult,
   Compare_CompareTarget,
@@ -29,6 +30,8 @@ import { keyTooLong } from '../mvcc/codec';
 import { ErrCompacted, ErrFutureRev, ErrKeyTooLong } from '../mvcc/errors';
 import { MvccOpCounts, newOpCounts } from '../mvcc/metrics';
 import { MvccStore, RangeOptions, RangeResult, WriteTxn } from '../mvcc/store';
+import { AlarmStore } from './alarms';
+import { costTxn } from './quota';
 
 /** etcd's ErrKeyNotFound (a put with ignore_value/ignore_lease on a missing key). */
 export class ErrKeyNotFound extends Error {
@@ -52,7 +55,7 @@ interface ReadView {
   rev(): number;
 }
 
-export type V3Response = RangeResponse | PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse;
+export type V3Response = RangeResponse | PutResponse | DeleteRangeResponse | TxnResponse | CompactionResponse | AlarmResponse;
 
 export interface V3ApplyResult {
   resp?: V3Response;
@@ -147,7 +150,12 @@ export class V3Applier {
   /** Operations applied, for etcd's mvcc metrics (server/mvcc/metrics.ts). */
   readonly ops: MvccOpCounts = newOpCounts();
 
-  constructor(readonly store: MvccStore) {}
+  /** The alarms (Maintenance.Alarm entries), which refuse writes while NOSPACE or CORRUPT is active. */
+  readonly alarms: AlarmStore;
+
+  constructor(readonly store: MvccStore, log?: ConstructorParameters<typeof AlarmStore>[1]) {
+    this.alarms = new AlarmStore(store, log);
+  }
 
   /** True when the entry at index is already in the store (replay after a restart skips it). */
   applied(index: number): boolean {
@@ -174,6 +182,13 @@ export class V3Applier {
   applyRequest(index: number, r: InternalRaftRequest): V3ApplyResult | undefined {
     if (this.applied(index)) return undefined;
     try {
+      if (r.alarm) return { resp: this.alarms.apply(index, r.alarm) };
+      if (this.alarms.mode !== 'normal') {
+        // etcd's capped applier refuses puts (and txns with a put in a branch), its corrupt applier every write.
+        const put = r.put !== undefined || (r.txn !== undefined && costTxn(r.txn) > 0);
+        const refused = r.put || r.deleteRange || r.txn || r.compaction || r.range ? this.alarms.refusal({ put }) : undefined;
+        if (refused) throw refused;
+      }
       if (r.range) {
         this.store.setConsistentIndex(index);
         return { resp: this.range(r.range) };

@@ -19,6 +19,7 @@ import {
   decodeConfChange,
 } from '../raft';
 import { Cluster, Member } from '../membership/cluster';
+import { ServerErrors } from '../api/v3rpc/errors';
 import { checkAddVotingMember, checkRemoveVotingMember } from '../membership/reconfig';
 import { LogPersistence, PeerSender, RaftNode, SnapshotPersistence } from './raft-node';
 import { Method, RequestIdGenerator, WriteRequest, encodeRequest } from './request';
@@ -287,6 +288,49 @@ export class EtcdServer extends EventEmitter {
 
   isLeader(): boolean {
     return this.raftState === StateType.Leader;
+  }
+
+  /** The Raft log's commit index (Maintenance.Status's raftIndex). */
+  committedIndex(): number {
+    return this.raftNode ? this.raftNode.node.raft.raftLog.committed : 0;
+  }
+
+  /** Whether this member is a learner (a non-voting member). */
+  isLearner(): boolean {
+    return this.cluster?.get(this.id)?.isLearner ?? false;
+  }
+
+  /**
+   * etcd's MoveLeader: this member, the leader, hands leadership to a voting member and resolves once that member
+   * leads. Throws etcd's errors: "bad leader transferee" for a member that is not in the cluster or is a learner,
+   * "not leader" when this member does not lead, "leader transfer took too long" after the request timeout.
+   */
+  async moveLeader(transferee: string): Promise<void> {
+    const target = this.cluster.get(transferee);
+    if (!target || target.isLearner) throw new Error(ServerErrors.badLeaderTransferee);
+    if (!this.isLeader()) throw new Error(ServerErrors.notLeader);
+    if (transferee === this.id) return;
+    const lead = this.id;
+    const start = performance.now();
+    this.o.log('info', 'leadership transfer starting', { 'local-member-id': this.id, 'current-leader-member-id': lead, 'transferee-member-id': transferee, capnslog: `${this.id} starts leadership transfer from ${lead} to ${transferee}` });
+    this.raftNode.node.transferLeader(transferee);
+    this.raftNode.schedule();
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.off('leader', onLeader);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onLeader = (l: string): void => {
+        if (l === transferee) done();
+      };
+      const timer = setTimeout(() => done(new Error(ServerErrors.timeoutLeaderTransfer)), this.requestTimeoutMs());
+      this.on('leader', onLeader);
+      if (this.lead === transferee) done();
+    });
+    const took = `${((performance.now() - start) / 1000).toFixed(6)}s`;
+    this.o.log('info', 'leadership transfer finished', { 'local-member-id': this.id, 'old-leader-member-id': lead, 'new-leader-member-id': transferee, took, capnslog: `${this.id} finished leadership transfer from ${lead} to ${transferee} (took ${took})` });
   }
 
   async start(): Promise<void> {

@@ -7,6 +7,7 @@ import type * as client from 'prom-client';
 import { GRPC_OVERHEAD_BYTES } from './errors';
 import { addHealthService } from './health';
 import { kvService, type HeaderProvider, type KVBackend } from './kv';
+import { addMaintenanceService, type MaintenanceBackend } from './maintenance';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService } from './service';
 
@@ -27,6 +28,10 @@ export interface V3ServerOptions {
   registry?: client.Registry;
   /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
   grpcOptions?: grpc.ServerOptions;
+  /** The member behind etcdserverpb.Maintenance (not served without it). */
+  maintenance?: MaintenanceBackend;
+  /** Where the services log what etcd's log (snapshots sent, say). */
+  log?: (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => void;
 }
 
 export function createV3Server(opts: V3ServerOptions): grpc.Server {
@@ -42,5 +47,6 @@ export function createV3Server(opts: V3ServerOptions): grpc.Server {
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
   addUnaryService(server, kv.definition, kv.handlers, metrics);
   addHealthService(server, metrics);
+  if (opts.maintenance) addMaintenanceService(server, { backend: opts.maintenance, header: opts.header, log: opts.log }, metrics);
   return server;
 }
