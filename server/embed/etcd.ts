@@ -16,7 +16,8 @@ import { keysHandler } from '../api/v2/keys-handler';
 import { ConfigError, ServerConfig } from '../config';
 import { V2Applier } from '../etcdserver/apply/v2';
 import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
-import { Member } from '../membership/cluster';
+import { Member, MembershipError } from '../membership/cluster';
+import { ServerErrors } from '../api/v3rpc/errors';
 import { ServerMetrics, gaugeOf } from '../metrics';
 import { cleanRedirect, isValidRequestPath } from '../pkg/go-compat';
 import { Transport, peerTarget } from '../rafthttp/transport';
@@ -38,6 +39,7 @@ import { registerMvccMetrics } from '../mvcc/metrics';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
 import { alarmTypeName } from '../etcdserver/alarms';
 import { V3Maintenance } from '../etcdserver/maintenance';
+import { v3ClusterBackend } from '../etcdserver/v3-cluster';
 import { BackendQuota } from '../etcdserver/quota';
 import { AlarmType } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { VERSION } from '../version';
@@ -85,6 +87,7 @@ function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: (
   const s = server();
   const path = (req.url ?? '').split('?')[0];
   if (path === PEER_HASHKV_PATH) return serveHashKV(req, res, s?.id || '0', s?.published ? hashKV() : undefined);
+  if (path.startsWith(PEER_PROMOTE_PREFIX) && s?.cluster) return servePromote(req, res, s, path.slice(PEER_PROMOTE_PREFIX.length));
   if (req.method === 'GET' && path === '/members' && s?.cluster) {
     res.writeHead(200, { 'Content-Type': 'application/json', 'X-Etcd-Cluster-ID': s.cluster.id });
     res.end(JSON.stringify(s.cluster.list()));
@@ -97,6 +100,65 @@ function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: (
   }
   res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
   res.end('404 page not found\n');
+}
+
+/** Where a follower asks the leader to promote a learner (etcd's peerMemberPromotePrefix). */
+const PEER_PROMOTE_PREFIX = '/members/promote/';
+
+/** etcd's peerMemberPromoteHandler: POST /members/promote/<decimal ID>, answered with the members or etcd's error. */
+function servePromote(req: http.IncomingMessage, res: http.ServerResponse, s: EtcdServer, idStr: string): void {
+  const text = (status: number, body: string, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', ...headers });
+    res.end(`${body}\n`);
+  };
+  req.resume();
+  if (req.method !== 'POST') return text(405, 'Method Not Allowed', { Allow: 'POST' });
+  res.setHeader('X-Etcd-Cluster-ID', s.cluster.id);
+  if (!/^[0-9]+$/.test(idStr) || BigInt(idStr) >= 2n ** 64n) return text(404, `member ${idStr} not found in cluster`);
+  s.promoteMember(BigInt(idStr).toString(16)).then(
+    (members) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(`${JSON.stringify(members)}\n`);
+    },
+    (err: Error) => {
+      if (err instanceof MembershipError && err.kind === 'IDNotFound') return text(404, err.message);
+      if ((err instanceof MembershipError && err.kind === 'MemberNotLearner') || err.message === ServerErrors.learnerNotReady) return text(412, err.message);
+      res.writeHead(500, { 'Content-Type': 'application/json' });
+      res.end(`${JSON.stringify({ message: 'Internal Server Error' })}\n`);
+    },
+  );
+}
+
+/** Asks the leader, at one of its peer URLs, to promote a learner (etcd's promoteMemberHTTP), with its errors. */
+export function forwardPromote(peerURL: string, id: string, timeoutMs: number, tlsOptions?: https.AgentOptions): Promise<Member[]> {
+  return new Promise((resolve, reject) => {
+    const target = peerTarget(new URL(PEER_PROMOTE_PREFIX + BigInt('0x' + id).toString(), peerURL));
+    if (!target) return reject(new Error(`unsupported peer URL ${peerURL}`));
+    const opts: https.RequestOptions = { method: 'POST', timeout: timeoutMs, socketPath: target.socketPath, ...(target.secure ? tlsOptions : {}) };
+    const req = (target.secure ? https : http).request(target.url, opts, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        if (status === 200) {
+          try {
+            return resolve(JSON.parse(body) as Member[]);
+          } catch (err) {
+            return reject(err as Error);
+          }
+        }
+        if (status === 408) return reject(new Error(ServerErrors.timeout));
+        if (status === 412 && body.includes(ServerErrors.learnerNotReady)) return reject(new Error(ServerErrors.learnerNotReady));
+        if (status === 412 && body.includes(new MembershipError('MemberNotLearner').message)) return reject(new MembershipError('MemberNotLearner'));
+        if (status === 404) return reject(new MembershipError('IDNotFound'));
+        reject(new Error(`member promote: unknown error(${body})`));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Asks the running members (their peer URLs, in turn) which cluster this is and who is in it. */
@@ -261,6 +323,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
     transport,
     fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? clientAgentOptions(peerTLS) : undefined),
+    forwardPromote: (url, id, ms) => forwardPromote(url, id, ms, peerTLS ? clientAgentOptions(peerTLS) : undefined),
     advertisePeerURLs: cfg.initialAdvertisePeerURLs,
     now: Date.now,
     log: (level, msg, meta) => serverLog.log(level, msg, meta),
@@ -381,7 +444,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   compactor.start();
   const v3log = (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => serverLog.log(level, msg, { pkg: 'etcdserver/api/v3rpc', ...meta });
   const maintenance = new V3Maintenance(server, v3, v3kv, v3log);
-  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry, maintenance, log: v3log });
+  const grpcServer = createV3Server({ kv: v3kv, header: v3kv.header(), maxRequestBytes: cfg.maxRequestBytes, maxTxnOps: cfg.maxTxnOps, registry: metrics.registry, maintenance, log: v3log, cluster: v3ClusterBackend(server, Date.now), isLearner: () => server.isLearner() });
   const http2 = grpcSink(grpcServer);
   stopWatching.push(() => http2.destroy());
   for (const urls of groupByAddress(cfg.listenClientURLs)) {

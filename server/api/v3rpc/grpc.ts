@@ -8,6 +8,10 @@ import { GRPC_OVERHEAD_BYTES } from './errors';
 import { addHealthService } from './health';
 import { kvService, type HeaderProvider, type KVBackend } from './kv';
 import { addMaintenanceService, type MaintenanceBackend } from './maintenance';
+import { clusterService, type ClusterBackend } from './cluster';
+import { ErrGRPCNotSupportedForLearner } from './errors';
+import type { RangeRequest } from './pb/etcdserverpb/rpc';
+import type { CallGate } from './service';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService } from './service';
 
@@ -30,6 +34,10 @@ export interface V3ServerOptions {
   grpcOptions?: grpc.ServerOptions;
   /** The member behind etcdserverpb.Maintenance (not served without it). */
   maintenance?: MaintenanceBackend;
+  /** The member's membership behind etcdserverpb.Cluster (not served without it). */
+  cluster?: ClusterBackend;
+  /** Whether this member is a learner, which answers only Status and serializable ranges (as etcd 3.4's). */
+  isLearner?: () => boolean;
   /** Where the services log what etcd's log (snapshots sent, say). */
   log?: (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => void;
 }
@@ -44,9 +52,24 @@ export function createV3Server(opts: V3ServerOptions): grpc.Server {
     ...opts.grpcOptions,
   });
   const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;
+  const gate = opts.isLearner ? learnerGate(opts.isLearner) : undefined;
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
-  addUnaryService(server, kv.definition, kv.handlers, metrics);
+  addUnaryService(server, kv.definition, kv.handlers, metrics, gate);
   addHealthService(server, metrics);
-  if (opts.maintenance) addMaintenanceService(server, { backend: opts.maintenance, header: opts.header, log: opts.log }, metrics);
+  if (opts.maintenance) addMaintenanceService(server, { backend: opts.maintenance, header: opts.header, log: opts.log, gate }, metrics);
+  if (opts.cluster) {
+    const c = clusterService(opts.cluster, opts.header);
+    addUnaryService(server, c.definition, c.handlers, metrics, gate);
+  }
   return server;
+}
+
+/** etcd's isRPCSupportedForLearner, in its unary and stream interceptors: a learner serves Status and serializable ranges. */
+export function learnerGate(isLearner: () => boolean): CallGate {
+  return (path, request) => {
+    if (!isLearner()) return undefined;
+    if (path === '/etcdserverpb.Maintenance/Status') return undefined;
+    if (path === '/etcdserverpb.KV/Range' && (request as RangeRequest).serializable) return undefined;
+    return ErrGRPCNotSupportedForLearner;
+  };
 }

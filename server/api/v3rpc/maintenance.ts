@@ -16,7 +16,7 @@ import {
 import { ErrGRPCNotLeader, toGRPCError } from './errors';
 import { fillHeader, type HeaderProvider } from './kv';
 import type { GrpcMetrics } from './metrics';
-import { encodeToBuffer, toGrpcUnary, unaryMethod, type UnaryHandler } from './service';
+import { encodeToBuffer, toGrpcUnary, unaryMethod, type CallGate, type UnaryHandler } from './service';
 
 /** What the service asks of the member; failures are thrown as etcd's server errors (errors.ts). */
 export interface MaintenanceBackend {
@@ -113,6 +113,8 @@ export interface MaintenanceServiceOptions {
   header: HeaderProvider;
   /** Logs the snapshot's progress as etcd does. */
   log?: (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => void;
+  /** What refuses calls before they run (a learner's refusals). */
+  gate?: CallGate;
 }
 
 const streamMethod = <Req, Res>(path: string, req: { encode(m: Req): any; decode(b: Uint8Array): Req }, res: { encode(m: Res): any; decode(b: Uint8Array): Res }): grpc.MethodDefinition<Req, Res> => ({
@@ -138,7 +140,7 @@ export function addMaintenanceService(server: grpc.Server, o: MaintenanceService
   const definition: grpc.ServiceDefinition = { ...unary, Snapshot: streamMethod('/etcdserverpb.Maintenance/Snapshot', SnapshotRequest, SnapshotResponse) };
   const handlers = maintenanceHandlers(o.backend, o.header);
   const impl: grpc.UntypedServiceImplementation = {};
-  for (const [name, m] of Object.entries(unary)) impl[name] = toGrpcUnary(m.path, handlers[name], metrics);
+  for (const [name, m] of Object.entries(unary)) impl[name] = toGrpcUnary(m.path, handlers[name], metrics, o.gate);
   const counted = metrics?.forMethod('server_stream', 'etcdserverpb.Maintenance', 'Snapshot');
   const log = o.log ?? (() => undefined);
   impl.Snapshot = (call: grpc.ServerWritableStream<SnapshotRequest, SnapshotResponse>) => {
@@ -147,6 +149,8 @@ export function addMaintenanceService(server: grpc.Server, o: MaintenanceService
     void (async () => {
       let snap: { file: string; release(): void } | undefined;
       try {
+        const refused = o.gate?.('/etcdserverpb.Maintenance/Snapshot', call.request);
+        if (refused) throw refused;
         snap = await o.backend.snapshot();
         const total = (await fs.promises.stat(snap.file)).size;
         const start = performance.now();
