@@ -101,7 +101,9 @@ export class AlarmStore {
         resp.alarms.push(m);
         if (this.get(r.alarm).length !== 0) break;
         if (m.alarm === AlarmType.NOSPACE || m.alarm === AlarmType.CORRUPT) {
-          this.log('warn', 'alarm disarmed', { alarm: alarmTypeName(m.alarm), from: m.memberID.toString(16), capnslog: `alarm disarmed ${alarmTypeName(m.alarm)} from ${m.memberID.toString(16)}` });
+          // etcd's capnslog line shows the request as Go's proto text.
+          const req = `action:DEACTIVATE memberID:${r.memberID} alarm:${alarmTypeName(r.alarm)} `;
+          this.log('warn', 'alarm disarmed', { alarm: alarmTypeName(m.alarm), from: m.memberID.toString(16), capnslog: `alarm disarmed ${req}` });
           this.applyMode = 'normal';
         } else this.log('warn', 'unimplemented alarm deactivation', { alarm: alarmTypeName(m.alarm) });
         break;
