@@ -118,10 +118,29 @@ const TOMB = Buffer.from([1]);
 const DATA_FILE = 'data.mdb';
 const COMPACT_CHUNK = 1000;
 const HASH_CHUNK = 1000;
+/** Entries a defragmentation writes in one LMDB transaction before it yields. */
+const COPY_CHUNK = 10000;
 /** batches buffered behind the one committing before a commit blocks the apply path */
 const BACKLOG_BATCHES = 4;
 const APPEND = { append: true };
 const ZERO = Buffer.from([0]);
+
+const CRC32C_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32C (Castagnoli), as Go's crc32.New(crc32.MakeTable(crc32.Castagnoli)), continuing from crc. */
+export function crc32c(b: Buffer, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < b.length; i++) c = CRC32C_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
 
 /** Makes a rename in dir durable. */
 function fsyncDir(dir: string): void {
@@ -522,6 +541,59 @@ export class MvccStore {
   }
 
   /**
+   * Makes dir (new) the store of a restored member from a snapshot's database bytes, with its consistent index set
+   * to `consistentIndex` (etcd's restore sets the number of members, so that the new cluster's log applies).
+   */
+  static async restoreDB(dir: string, db: Buffer, consistentIndex: number): Promise<void> {
+    fs.mkdirSync(dir, { recursive: true });
+    const fd = fs.openSync(path.join(dir, DATA_FILE), 'wx', 0o600);
+    try {
+      fs.writeSync(fd, db);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS });
+    try {
+      const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
+      env.transactionSync(() => meta.putSync(CONSISTENT_INDEX, u64(consistentIndex)));
+    } finally {
+      await env.close();
+    }
+  }
+
+  /**
+   * etcd's snapshot status of a database: a CRC-32C over every table (its name, then its keys and values, tables and
+   * keys in byte order), the revision of the last version, the number of entries in all tables and the size.
+   * Read from a copy in scratchDir (LMDB keeps a lock file beside the data).
+   */
+  static async dbStatus(db: Buffer, scratchDir: string): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
+    fs.mkdirSync(scratchDir, { recursive: true });
+    fs.writeFileSync(path.join(scratchDir, DATA_FILE), db);
+    const env = open<Buffer, Buffer>({ path: scratchDir, ...ENV_OPTIONS, readOnly: true });
+    try {
+      const names = [...env.getRange({ start: Buffer.from([0]) })].map(({ key }) => Buffer.from(key).toString('latin1').replace(/\0$/, '')).sort();
+      let hash = 0;
+      let revision = 0;
+      let totalKey = 0;
+      for (const name of names) {
+        hash = crc32c(Buffer.from(name), hash);
+        const t = env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' });
+        for (const { key, value } of t.getRange({})) {
+          const k = Buffer.from(key);
+          hash = crc32c(k, hash);
+          hash = crc32c(value, hash);
+          if (name === 'kv') revision = readU64(k, 0);
+          totalKey++;
+        }
+      }
+      return { hash, revision, totalKey, totalSize: db.length };
+    } finally {
+      await env.close();
+    }
+  }
+
+  /**
    * etcd's Defrag: a compacting copy of the environment (free pages left out, tables rewritten densely) replaces it,
    * giving the space back to the file system. Served while it runs: reads go on, and writes are applied into the
    * write buffer, whose commits wait until the copy is in place (batches committed synchronously meanwhile, by a
@@ -553,10 +625,10 @@ export class MvccStore {
       this.copyStale = false;
       fs.rmSync(copyDir, { recursive: true, force: true });
       fs.mkdirSync(copyDir, { recursive: true });
-      await this.env.backup(copyDir, true);
+      fresh = open<Buffer, Buffer>({ path: copyDir, ...ENV_OPTIONS });
+      await this.copyInto(fresh);
       if (this.closed) throw new Error('mvcc: store is closed');
       if (this.copyStale) throw new Error('mvcc: defragmentation interrupted: a snapshot replaced the data; try again');
-      fresh = open<Buffer, Buffer>({ path: copyDir, ...ENV_OPTIONS });
     } catch (err) {
       this.replay = undefined;
       this.commitsPaused = false;
@@ -582,10 +654,58 @@ export class MvccStore {
     fsyncDir(this.dir);
     this.env.resetReadTxn();
     this.refreshSize();
-    this.commitsPaused = false;
-    this.scheduleFlush();
-    await old.close();
+    // Commits resume once the old environment is closed: lmdb-js growing the new one's map while the old one
+    // closes corrupted the new one's free list (an LMDB assertion in mdb_page_alloc) under a write load.
+    try {
+      await old.close();
+    } finally {
+      this.commitsPaused = false;
+      this.scheduleFlush();
+    }
     if (oldDir !== this.dir) fs.rmSync(oldDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Copies every table into a new environment, key by key in key order (LMDB appends, filling its pages), as
+   * bbolt's defragmentation does: from one read snapshot, in chunks committed one after the other, yielding to the
+   * event loop between them. (LMDB's own compacting copy, mdb_env_copy2 with MDB_CP_COMPACT, left an environment
+   * whose free list broke under the writes that followed: an assertion in mdb_page_alloc.)
+   */
+  private async copyInto(fresh: RootDatabase<Buffer, Buffer>): Promise<void> {
+    const names = [...this.env.getRange({ start: Buffer.from([0]) })].map(({ key }) => Buffer.from(key).toString('latin1').replace(/\0$/, ''));
+    const transaction = this.env.useReadTransaction();
+    try {
+      for (const name of names) {
+        const src = this.env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' });
+        const dst = fresh.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' });
+        let chunk: [Buffer, Buffer][] = [];
+        const write = (): void => {
+          const entries = chunk;
+          chunk = [];
+          fresh.transactionSync(() => {
+            for (const [k, v] of entries) dst.putSync(k, v, APPEND);
+          });
+        };
+        for (const { key, value } of src.getRange({ transaction })) {
+          chunk.push([Buffer.from(key), Buffer.from(value)]);
+          if (chunk.length >= COPY_CHUNK) {
+            write();
+            await new Promise((r) => setImmediate(r));
+          }
+        }
+        write();
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      transaction.done();
+    }
+  }
+
+  /** How many LMDB readers other processes hold on this store (a member that has it open holds one). */
+  readersElsewhere(): number {
+    this.env.readerCheck();
+    const lines = this.env.readerList().split('\n').slice(1);
+    return lines.map((l) => Number(l.trim().split(/\s+/)[0])).filter((pid) => pid > 0 && pid !== process.pid).length;
   }
 
   /** Runs fn as a long op: not while a defragmentation runs, and none starts until it is done. */

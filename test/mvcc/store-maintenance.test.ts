@@ -66,7 +66,8 @@ test('after deletes and a compaction, defrag gives the free pages back to the fi
 });
 
 test('writes and reads go on while a defragmentation runs; batches committed meanwhile reach the copy', async () => {
-  for (let i = 0; i < 3000; i++) put(s, `a${String(i).padStart(5, '0')}`, big);
+  // Enough keys for the copy to take several chunks, each a turn of the event loop.
+  for (let i = 0; i < 30000; i++) put(s, `a${String(i).padStart(5, '0')}`, 'v');
   let done = false;
   const running = s.defrag().then(() => (done = true));
   // Once the copy is being made (its directory is there):
@@ -75,13 +76,13 @@ test('writes and reads go on while a defragmentation runs; batches committed mea
   put(s, 'during1', 'x');
   expect(all(s)).toContain(`during1=1@${s.rev()}`);
   // A read at a past revision commits the buffer synchronously, into the environment being copied.
-  expect(all(s, s.rev() - 1)).toHaveLength(3000);
+  expect(all(s, s.rev() - 1)).toHaveLength(30000);
   put(s, 'during2', 'y');
   expect(done).toBe(false);
   await running;
   put(s, 'after', 'z');
   const want = all(s);
-  expect(want).toHaveLength(3003);
+  expect(want).toHaveLength(30003);
   const rev = s.rev();
   const ci = s.consistentIndex();
   await s.close();
@@ -155,4 +156,32 @@ test('a snapshot file is the whole database, pages up to the last used one', asy
   const r = MvccStore.open(other);
   expect(all(r)).toEqual(all(s));
   await r.close();
+});
+
+test('defragmentations one after another under a steady write load leave every write in place', async () => {
+  const value = Buffer.alloc(20_000, 3);
+  for (let i = 0; i < 200; i++) put(s, `w${i}`, value);
+  let writing = true;
+  const writer = (async () => {
+    let n = 0;
+    while (writing) {
+      put(s, `w${n % 200}`, value);
+      n++;
+      await new Promise((r) => setImmediate(r));
+    }
+    return n;
+  })();
+  for (let r = 0; r < 15; r++) {
+    await s.defrag();
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  writing = false;
+  const writes = await writer;
+  expect(writes).toBeGreaterThan(15);
+  const rev = s.rev();
+  expect(rev).toBe(1 + 200 + writes);
+  const live = all(s);
+  await s.close();
+  s = MvccStore.open(dir, { batchInterval: 5 });
+  expect([s.rev(), all(s)]).toEqual([rev, live]);
 });

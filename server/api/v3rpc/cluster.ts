@@ -71,6 +71,8 @@ export function clusterService(b: ClusterBackend, p: HeaderProvider): { definiti
         return { header: header(p), members: members.map(toPb) };
       },
       MemberUpdate: async (r: MemberUpdateRequest): Promise<MemberUpdateResponse> => {
+        // etcd 3.4 takes any text here and then panics applying it; a URL that would not parse is refused.
+        if (r.peerURLs.length === 0 || r.peerURLs.some((u) => b.urlProblem(u) !== undefined)) throw ErrGRPCMemberBadURLs;
         const members = await mapped(() => b.updateMember(hex(r.ID), r.peerURLs));
         return { header: header(p), members: members.map(toPb) };
       },

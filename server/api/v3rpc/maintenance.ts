@@ -89,7 +89,15 @@ export async function streamSnapshot(call: grpc.ServerWritableStream<SnapshotReq
     const sha = createHash('sha256');
     let sent = 0;
     let cancelled = call.cancelled;
-    call.once('cancelled', () => (cancelled = true));
+    // A client that goes away while we wait for it to take more: the wait ends (and the file is closed and removed).
+    let wake: (() => void) | undefined;
+    const gone = (): void => {
+      cancelled = true;
+      wake?.();
+    };
+    call.once('cancelled', gone);
+    call.once('close', gone);
+    call.once('error', gone);
     while (total - sent > 0) {
       if (cancelled) throw new Error('snapshot stream cancelled');
       const buf = Buffer.allocUnsafe(Math.min(SNAPSHOT_CHUNK, total - sent));
@@ -99,7 +107,13 @@ export async function streamSnapshot(call: grpc.ServerWritableStream<SnapshotReq
       sent += bytesRead;
       sha.update(blob);
       // Waits for the client when the stream's buffer is full.
-      if (!call.write({ header: undefined, remainingBytes: BigInt(total - sent), blob })) await new Promise<void>((resolve) => call.once('drain', resolve));
+      if (!call.write({ header: undefined, remainingBytes: BigInt(total - sent), blob }) && !cancelled) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          call.once('drain', resolve);
+        });
+        wake = undefined;
+      }
     }
     if (cancelled) throw new Error('snapshot stream cancelled');
     call.write({ header: undefined, remainingBytes: 0n, blob: sha.digest() });
