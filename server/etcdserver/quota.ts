@@ -5,6 +5,7 @@
  * operator compacts, defragments and disarms it.
  */
 import type { PutRequest, RequestOp, TxnRequest } from '../api/v3rpc/pb/etcdserverpb/rpc';
+import { humanBytes } from '../pkg/go-compat';
 
 /** etcd's DefaultQuotaBytes (2 GiB): the quota when the flag is 0. */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
@@ -20,15 +21,6 @@ export const costPut = (r: PutRequest): number => KV_OVERHEAD + r.key.length + r
 export function costTxn(r: TxnRequest): number {
   const branch = (ops: RequestOp[]) => ops.reduce((n, op) => n + (op.requestPut ? costPut(op.requestPut) : 0), 0);
   return Math.max(branch(r.success), branch(r.failure));
-}
-
-/** etcd's "human" byte sizes (go-humanize Bytes: SI units, one decimal below 10). */
-export function humanBytes(n: number): string {
-  if (n < 10) return `${n} B`;
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
-  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
-  const v = Math.floor((n / 1000 ** e) * 10 + 0.5) / 10;
-  return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e]}`;
 }
 
 export class BackendQuota {

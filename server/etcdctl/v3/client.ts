@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { KVClient } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { ClusterClient, KVClient, MaintenanceClient, SnapshotRequest, SnapshotResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 
 export interface ClientConfig {
   endpoints: string[];
@@ -20,7 +20,15 @@ export interface ClientConfig {
   cacert: string;
   /** Where clientv3's retry interceptor logs its warnings (etcdctl: stderr). */
   warn(line: string): void;
+  /**
+   * A connection clientv3 dials to one endpoint for a Maintenance call (Status, HashKV, Defragment): its warnings
+   * name the target `passthrough:///<endpoint>`.
+   */
+  dialed?: boolean;
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Method = (...args: any[]) => grpc.ClientUnaryCall;
 
 /** A failed call, with the message etcdctl prints after "Error: ". */
 export class CallError extends Error {}
@@ -46,8 +54,19 @@ function parseEndpoint(ep: string, tlsConfigured: boolean): Endpoint {
   return { target: rest.replace(/\/.*$/, ''), secure: scheme === 'https' };
 }
 
+/** One endpoint's connection, with a client of each service over it. */
+interface Conn {
+  ep: string;
+  kv: KVClient;
+  maintenance: MaintenanceClient;
+  cluster: ClusterClient;
+}
+
+/** The services a call can go to, by the generated client's name. */
+type Service = 'kv' | 'maintenance' | 'cluster';
+
 export class V3Client {
-  private readonly clients: { ep: string; kv: KVClient }[];
+  private readonly clients: Conn[];
   private readonly clientId = `client-${randomUUID()}`;
   private next = 0;
 
@@ -61,7 +80,11 @@ export class V3Client {
     };
     this.clients = cfg.endpoints.map((ep) => {
       const e = parseEndpoint(ep, tlsConfigured);
-      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv: new KVClient(e.target, e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure(), options) };
+      const creds = e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure();
+      const kv = new KVClient(e.target, creds, options);
+      // The other services share the KV client's channel (one connection per endpoint).
+      const shared = { ...options, channelOverride: kv.getChannel() as grpc.Channel };
+      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv, maintenance: new MaintenanceClient(e.target, creds, shared), cluster: new ClusterClient(e.target, creds, shared) };
     });
   }
 
@@ -72,14 +95,45 @@ export class V3Client {
   }
 
   close(): void {
-    for (const c of this.clients) c.kv.close();
+    for (const c of this.clients) {
+      c.maintenance.close();
+      c.cluster.close();
+      c.kv.close();
+    }
   }
 
   /**
-   * One unary call: endpoints are tried in turn while they cannot be reached, until the command timeout; the
+   * One unary KV call: endpoints are tried in turn while they cannot be reached, until the command timeout; the
    * server's answer (success or etcd error) ends it.
    */
-  async call<Req, Res>(pick: (kv: KVClient) => (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall, req: Req): Promise<Res> {
+  call<Req, Res>(pick: (kv: KVClient) => (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall, req: Req): Promise<Res> {
+    return this.invoke((c) => [c.kv, pick(c.kv) as Method], req);
+  }
+
+  /** A unary call of the Maintenance or Cluster service, by the generated client's method name (`status`, `memberList`). */
+  rpc<Res>(service: Service, method: string, req: unknown): Promise<Res> {
+    return this.invoke((c) => {
+      const client = c[service] as unknown as Record<string, Method> & grpc.Client;
+      return [client, client[method]];
+    }, req);
+  }
+
+  /**
+   * Maintenance.Snapshot from the (one) endpoint: each message's blob in turn to `onBlob`; resolves when the stream
+   * ends. Without a timeout it runs as long as the snapshot takes (etcdctl's snapshot save unless --command-timeout).
+   */
+  snapshot(onBlob: (blob: Buffer) => void, timeoutMs?: number): Promise<void> {
+    const c = this.clients[0];
+    return new Promise((resolve, reject) => {
+      const opts: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+      const st = c.maintenance.snapshot(SnapshotRequest.fromPartial({}), new grpc.Metadata(), opts);
+      st.on('data', (r: SnapshotResponse) => onBlob(Buffer.from(r.blob)));
+      st.on('end', resolve);
+      st.on('error', (e: grpc.ServiceError) => reject(this.callError(e, e.code === grpc.status.DEADLINE_EXCEEDED, c.ep, false)));
+    });
+  }
+
+  private async invoke<Res>(pick: (c: Conn) => [grpc.Client, Method], req: unknown): Promise<Res> {
     const deadline = Date.now() + this.cfg.commandTimeoutMs;
     let last: grpc.ServiceError | undefined;
     let lastEp = this.clients[0].ep;
@@ -88,7 +142,8 @@ export class V3Client {
       lastEp = c.ep;
       try {
         return await new Promise<Res>((resolve, reject) => {
-          pick(c.kv).call(c.kv, req, new grpc.Metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err, res) => (err ? reject(err) : resolve(res!)));
+          const [client, fn] = pick(c);
+          fn.call(client, req, new grpc.Metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err: grpc.ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res as Res)));
         });
       } catch (e) {
         const err = e as grpc.ServiceError;
@@ -100,19 +155,23 @@ export class V3Client {
       }
     }
     const err = last ?? ({ code: grpc.status.DEADLINE_EXCEEDED, details: 'context deadline exceeded' } as grpc.ServiceError);
-    const deadlineHit = err.code === grpc.status.DEADLINE_EXCEEDED || Date.now() >= deadline;
+    throw this.callError(err, err.code === grpc.status.DEADLINE_EXCEEDED || Date.now() >= deadline, lastEp, true);
+  }
+
+  /** The error clientv3 gives etcdctl for a failed call, with its retry interceptor's warning (unary calls) first. */
+  private callError(err: grpc.ServiceError, deadlineHit: boolean, lastEp: string, warn: boolean): CallError {
     // grpc-go's words when the time ran out with no connection up.
     const unreachable = this.clients.every((c) => c.kv.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY);
     const desc = deadlineHit ? (unreachable ? 'latest balancer error: all SubConns are in TransientFailure' : 'context deadline exceeded') : err.details;
     const code = deadlineHit ? 'DeadlineExceeded' : GO_CODE[err.code] ?? `Code(${err.code})`;
-    this.cfg.warn(JSON.stringify({
+    if (warn) this.cfg.warn(JSON.stringify({
       level: 'warn', ts: new Date().toISOString(), caller: 'clientv3/retry_interceptor.go:62', msg: 'retrying of unary invoker failed',
-      target: `endpoint://${this.clientId}/${lastEp}`, attempt: 0, error: `rpc error: code = ${code} desc = ${desc}`,
+      target: this.cfg.dialed ? `passthrough:///${this.cfg.endpoints[0]}` : `endpoint://${this.clientId}/${lastEp}`, attempt: 0, error: `rpc error: code = ${code} desc = ${desc}`,
     }));
     // clientv3 hands etcd's own errors over as their message, a spent deadline as the context's error.
-    if (deadlineHit) throw new CallError('context deadline exceeded');
-    if (err.details.startsWith('etcdserver: ')) throw new CallError(err.details);
-    throw new CallError(`rpc error: code = ${code} desc = ${err.details}`);
+    if (deadlineHit) return new CallError('context deadline exceeded');
+    if (err.details.startsWith('etcdserver: ')) return new CallError(err.details);
+    return new CallError(`rpc error: code = ${code} desc = ${err.details}`);
   }
 
   private anyReady(deadline: number): Promise<void> {

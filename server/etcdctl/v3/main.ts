@@ -7,6 +7,7 @@ import { CallError, V3Client } from './client';
 import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
 import { FORMATS, Printer, UnsupportedFormat, type Format } from './printer';
 import { argify, GoPanic, LineReader, parseCompare, TxnInputError } from './txn-input';
+import { clusterCommands } from './cluster-commands';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
 export interface V3IO {
@@ -59,19 +60,24 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'discovery-srv-name', kind: 'string', def: '', usage: 'service name to query when using DNS discovery' },
 ];
 
-interface Ctx {
+export interface Ctx {
   flags: Parsed;
   args: string[];
   env: Record<string, string | undefined>;
   io: V3IO;
 }
 
-interface Command {
+/** A command, or a group of subcommands (cobra's command without Run: it prints its usage). */
+export interface Command {
   use: string;
   short: string;
   long?: string;
+  /** Its own flags (with its help flag). */
   flags: FlagSpec[];
-  run(ctx: Ctx): Promise<void>;
+  run?(ctx: Ctx): Promise<void>;
+  subcommands?: Record<string, Command>;
+  /** Flags its subcommands inherit (cobra's persistent flags), listed with theirs under GLOBAL OPTIONS. */
+  persistent?: FlagSpec[];
 }
 
 const help = (name: string): FlagSpec => ({ name: 'help', short: 'h', kind: 'bool', def: 'false', usage: `help for ${name}` });
@@ -156,6 +162,17 @@ will store the content of the file to <key>.
   },
 };
 
+// The cluster and maintenance commands (cluster-commands.ts), with what they need of this module.
+Object.assign(COMMANDS, clusterCommands({
+  format: (ctx) => {
+    printer(ctx);
+    return str(ctx, 'write-out') as Format;
+  },
+  client: (ctx, endpoints, dialed) => client(ctx, endpoints, dialed),
+  fail,
+  exit: (code) => new Exit(code),
+}));
+
 /** Every command of etcd 3.4's etcdctl, in the order it adds them (cobra's prefix matching and suggestions go by it). */
 const ALL_COMMANDS = [
   'get', 'put', 'del', 'txn', 'compaction', 'alarm', 'defrag', 'endpoint', 'move-leader', 'watch', 'version', 'lease', 'member',
@@ -164,14 +181,25 @@ const ALL_COMMANDS = [
 
 let etcdctlVersion = '';
 
-/** The usage text etcdctl prints for a command (its help template through Go's tabwriter). */
-export function commandUsage(name: string): string {
-  const c = COMMANDS[name];
-  let s = `NAME:\n\t${name} - ${c.short}\n\nUSAGE:\n\tetcdctl ${c.use} [flags]\n`;
+/** The usage text etcdctl prints for a command, `name` or `group sub` (its help template through Go's tabwriter). */
+export function commandUsage(name: string, sub?: string): string {
+  const group = COMMANDS[name];
+  const c = sub === undefined ? group : group.subcommands![sub];
+  const full = sub === undefined ? name : `${name} ${sub}`;
+  let s = `NAME:\n\t${full} - ${c.short}\n\nUSAGE:\n\tetcdctl ${sub === undefined ? '' : `${name} `}${c.use} [flags]\n`;
+  if (c.subcommands) {
+    s += `\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${tabbed(Object.entries(c.subcommands).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, x]) => [n, x.short]))}`;
+  }
   if (c.long) s += `\nDESCRIPTION:\n${c.long.replace(/^[\n\t ]+|[\n\t ]+$/g, '').split('\n').map((l) => `\t${l}\n`).join('')}`;
-  s += `\nOPTIONS:\n${flagTable(c.flags)}`;
-  s += `\nGLOBAL OPTIONS:\n${flagTable(GLOBAL_FLAGS)}\n`;
+  s += `\nOPTIONS:\n${flagTable([...c.flags, ...(c.persistent ?? [])])}`;
+  s += `\nGLOBAL OPTIONS:\n${flagTable([...GLOBAL_FLAGS, ...(sub === undefined ? [] : group.persistent ?? [])])}\n`;
   return s;
+}
+
+/** Lines of `\tname\tdescription`, the names' column aligned as Go's tabwriter aligns it (tab width 8). */
+function tabbed(rows: string[][]): string {
+  const width = Math.ceil((Math.max(...rows.map(([n]) => n.length)) + 1) / 8) * 8;
+  return rows.map(([n, d]) => `\t${n}${'\t'.repeat(width / 8 - Math.floor(n.length / 8))}${d}\n`).join('');
 }
 
 /** Levenshtein distance, ignoring case (cobra's suggestions). */
@@ -196,14 +224,18 @@ function unknownCommand(io: V3IO, name: string): Exit {
 
 /** cobra's command lookup with prefix matching: the exact name, or the one command the name begins. */
 function matchCommand(typed: string): string | undefined {
-  if (ALL_COMMANDS.includes(typed)) return typed;
-  const matches = ALL_COMMANDS.filter((c) => c.startsWith(typed));
+  return matchName(typed, ALL_COMMANDS);
+}
+
+function matchName(typed: string, names: string[]): string | undefined {
+  if (names.includes(typed)) return typed;
+  const matches = names.filter((c) => c.startsWith(typed));
   return matches.length === 1 ? matches[0] : undefined;
 }
 
-/** The command named by the first non-flag argument (global flags' values skipped), with prefix matching. */
-function findCommand(argv: string[]): { name: string | undefined; index: number } {
-  const valued = new Set(GLOBAL_FLAGS.filter((f) => f.kind !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+/** The command named by the first non-flag argument (the values of these flags skipped), with prefix matching. */
+function findCommand(argv: string[], specs: FlagSpec[] = GLOBAL_FLAGS): { name: string | undefined; index: number } {
+  const valued = new Set(specs.filter((f) => f.kind !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--') return { name: argv[i + 1], index: i + 1 };
@@ -271,26 +303,41 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
     if (name === undefined) throw unknownCommand(io, typed);
     if (name === 'help') {
       // `etcdctl help <command>`: that command's usage.
-      const topic = argv.slice(index + 1).find((a) => !a.startsWith('-'));
-      const of = topic === undefined ? undefined : matchCommand(topic);
-      io.stdout(of && COMMANDS[of] ? commandUsage(of) : rootUsage(version));
+      const topics = argv.slice(index + 1).filter((a) => !a.startsWith('-'));
+      const of = topics[0] === undefined ? undefined : matchCommand(topics[0]);
+      const subs = of && COMMANDS[of]?.subcommands;
+      const sub = subs && topics[1] !== undefined ? matchName(topics[1], Object.keys(subs)) : undefined;
+      io.stdout(of && COMMANDS[of] ? commandUsage(of, sub) : rootUsage(version));
       return ExitV3.Success;
     }
-    const command = COMMANDS[name];
-    if (!command) throw fail(ExitV3.Error, `the "${name}" command is not supported by this etcdctl yet`);
+    const group = COMMANDS[name];
+    if (!group) throw fail(ExitV3.Error, `the "${name}" command is not supported by this etcdctl yet`);
+    let rest = [...argv.slice(0, index), ...argv.slice(index + 1)];
+    let command = group;
+    let sub: string | undefined;
+    if (group.subcommands) {
+      // cobra finds the subcommand among the arguments, flags (and their values) left aside; none: the group's usage.
+      const found = findCommand(rest, [...GLOBAL_FLAGS, ...group.flags, ...(group.persistent ?? [])]);
+      sub = found.name === undefined ? undefined : matchName(found.name, Object.keys(group.subcommands));
+      if (sub !== undefined) {
+        command = group.subcommands[sub];
+        rest = [...rest.slice(0, found.index), ...rest.slice(found.index + 1)];
+      }
+    }
+    const specs = [...command.flags, ...(command.persistent ?? []), ...(sub === undefined ? [] : group.persistent ?? []), ...GLOBAL_FLAGS];
     let flags: Parsed;
     try {
-      flags = parseFlags([...argv.slice(0, index), ...argv.slice(index + 1)], [...command.flags, ...GLOBAL_FLAGS]);
+      flags = parseFlags(rest, specs);
     } catch (err) {
       if (!(err instanceof FlagError)) throw err;
       // cobra: the error, the usage (etcdctl's usage function writes it to stdout), then etcdctl's own report.
       io.stderr(`Error: ${err.message}\n`);
-      io.stdout(commandUsage(name));
+      io.stdout(commandUsage(name, sub));
       io.stderr('\n');
       throw fail(ExitV3.Error, err.message);
     }
-    if (flags.values.get('help') === true) {
-      io.stdout(commandUsage(name));
+    if (flags.values.get('help') === true || !command.run) {
+      io.stdout(commandUsage(name, sub));
       return ExitV3.Success;
     }
     await command.run({ flags, args: flags.args, env, io });
@@ -310,7 +357,11 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
 }
 
 function rootUsage(version: string): string {
-  const cmds = Object.entries(COMMANDS).map(([n, c]) => [n, c.short]);
+  // Every runnable command, subcommands as "group sub", in the order cobra lists them (by name).
+  const cmds = Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([n, c]) => [
+    ...(c.run ? [[n, c.short]] : []),
+    ...Object.entries(c.subcommands ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, x]) => [`${n} ${s}`, x.short]),
+  ]);
   const width = Math.ceil((Math.max(...cmds.map(([n]) => n.length)) + 1) / 8) * 8;
   const list = cmds.map(([n, s]) => `\t${n}${'\t'.repeat(width / 8 - Math.floor(n.length / 8))}${s}\n`).join('');
   return `NAME:\n\tetcdctl - A simple command line client for etcd3.\n\nUSAGE:\n\tetcdctl [flags]\n\nVERSION:\n\t${version}\n\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${list}\nOPTIONS:\n${flagTable([...GLOBAL_FLAGS, help('etcdctl')])}\n`;
@@ -334,10 +385,10 @@ function printer(ctx: Ctx, valueOnly = false): Printer {
   return new Printer(format as Format, bool(ctx, 'hex'), valueOnly);
 }
 
-function client(ctx: Ctx): V3Client {
+function client(ctx: Ctx, endpoints?: string[], dialed = false): V3Client {
   const ms = (n: string) => ctx.flags.values.get(n) as number;
   return new V3Client({
-    endpoints: (ctx.flags.values.get('endpoints') as string[]).map((e) => e.trim()),
+    endpoints: endpoints ?? (ctx.flags.values.get('endpoints') as string[]).map((e) => e.trim()),
     commandTimeoutMs: ms('command-timeout'),
     keepAliveTimeMs: ms('keepalive-time'),
     keepAliveTimeoutMs: ms('keepalive-timeout'),
@@ -347,6 +398,7 @@ function client(ctx: Ctx): V3Client {
     key: str(ctx, 'key'),
     cacert: str(ctx, 'cacert'),
     warn: (line) => ctx.io.stderr(`${line}\n`),
+    dialed,
   });
 }
 
