@@ -673,29 +673,38 @@ export class MvccStore {
    */
   private async copyInto(fresh: RootDatabase<Buffer, Buffer>): Promise<void> {
     const names = [...this.env.getRange({ start: Buffer.from([0]) })].map(({ key }) => Buffer.from(key).toString('latin1').replace(/\0$/, ''));
+    // Entries of all tables go in the same transaction until a chunk is full, and each table is created in the
+    // transaction that writes its first entries: a small store is copied in one transaction, which leaves no page
+    // freed behind it (every commit frees the pages it rewrites), so the copy is as small as it can be.
+    const dsts = new Map<string, Database<Buffer, Buffer>>();
+    const dst = (name: string) => {
+      let db = dsts.get(name);
+      if (!db) dsts.set(name, (db = fresh.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' })));
+      return db;
+    };
+    let chunk: [string, Buffer, Buffer][] = [];
+    const write = (last = false): void => {
+      const entries = chunk;
+      chunk = [];
+      fresh.transactionSync(() => {
+        for (const [name, k, v] of entries) dst(name).putSync(k, v, APPEND);
+        if (last) for (const name of names) dst(name);
+      });
+    };
     const transaction = this.env.useReadTransaction();
     try {
       for (const name of names) {
         const src = this.env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' });
-        const dst = fresh.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' });
-        let chunk: [Buffer, Buffer][] = [];
-        const write = (): void => {
-          const entries = chunk;
-          chunk = [];
-          fresh.transactionSync(() => {
-            for (const [k, v] of entries) dst.putSync(k, v, APPEND);
-          });
-        };
         for (const { key, value } of src.getRange({ transaction })) {
-          chunk.push([Buffer.from(key), Buffer.from(value)]);
+          chunk.push([name, Buffer.from(key), Buffer.from(value)]);
           if (chunk.length >= COPY_CHUNK) {
             write();
             await new Promise((r) => setImmediate(r));
           }
         }
-        write();
         await new Promise((r) => setImmediate(r));
       }
+      write(true);
     } finally {
       transaction.done();
     }
