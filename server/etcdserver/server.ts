@@ -305,7 +305,7 @@ export class EtcdServer extends EventEmitter {
 
   /** Whether this member is a learner (a non-voting member). */
   isLearner(): boolean {
-    return this.cluster?.get(this.id)?.isLearner ?? false;
+    return this.cluster?.isLearner(this.id) ?? false;
   }
 
   /**
