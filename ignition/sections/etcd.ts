@@ -192,6 +192,8 @@ function decoderFor(spec: OptionSpec): Decoder<string | number | boolean> {
       return bool;
     case 'uint':
       return nonNegative;
+    case 'int':
+      return int;
     case 'urls':
       return urlList(CLIENT_SCHEMES);
     case 'enum':

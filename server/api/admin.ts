@@ -31,17 +31,20 @@ export interface AdminDeps {
   name: string;
   registry: client.Registry;
   now: () => number;
+  /** The types of the active alarms (NOSPACE, CORRUPT), which make /health answer false. */
+  alarms?: () => string[];
 }
 
 /** How long /health waits for its quorum read, as etcd 3.4's checkHealth waits for its QGET. */
 export const HEALTH_READ_TIMEOUT_MS = 1000;
 
 /**
- * etcd 3.4's health check: a leader is known, and a read through Raft gets a quorum's answer within a second (etcd
- * proposes a QGET; a ReadIndex round is the same test of the quorum, without a log entry). There are no alarms to
- * check: the v2 store raises none.
+ * etcd 3.4's health check: no alarm is active (but those named in `?exclude=`), a leader is known, and a read
+ * through Raft gets a quorum's answer within a second (etcd proposes a QGET; a ReadIndex round is the same test of
+ * the quorum, without a log entry).
  */
-export async function isHealthy(server: Pick<EtcdServer, 'lead' | 'linearizableRead'>): Promise<boolean> {
+export async function isHealthy(server: Pick<EtcdServer, 'lead' | 'linearizableRead'>, alarms: string[] = [], excluded: string[] = []): Promise<boolean> {
+  if (alarms.some((a) => !excluded.includes(a))) return false;
   if (server.lead === NONE) return false;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<boolean>((resolve) => {
@@ -99,8 +102,10 @@ export function adminApp(d: AdminDeps): express.Express {
     success: counter(d.registry, 'etcd_server_health_success', 'The total number of successful health checks'),
     failures: counter(d.registry, 'etcd_server_health_failures', 'The total number of failed health checks'),
   };
-  app.get('/health', (_req, res) => {
-    void isHealthy(server).then((ok) => {
+  app.get('/health', (req, res) => {
+    const exclude = req.query.exclude;
+    const excluded = (Array.isArray(exclude) ? exclude : exclude === undefined ? [] : [exclude]).map(String);
+    void isHealthy(server, d.alarms?.() ?? [], excluded).then((ok) => {
       (ok ? healthChecks.success : healthChecks.failures).inc();
       res.setHeader('Content-Type', 'text/plain; charset=utf-8');
       const body = JSON.stringify({ health: ok ? 'true' : 'false' });

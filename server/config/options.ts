@@ -11,7 +11,8 @@
 import { goParseDuration } from '../pkg/go-compat';
 
 /** `strings`: a comma-separated list (or a YAML list in the config file), as etcd's UniqueStringsValue: unique. */
-export type OptionKind = 'string' | 'uint' | 'bool' | 'urls' | 'enum' | 'strings';
+/** `int`: a signed integer (etcd's Int64Var), where a negative value means something (a disabled quota). */
+export type OptionKind = 'string' | 'uint' | 'int' | 'bool' | 'urls' | 'enum' | 'strings';
 
 export interface OptionSpec {
   name: string;
@@ -40,6 +41,7 @@ function goDurationProblem(v: string): string | undefined {
 
 const s = (name: string, def: string, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'string', default: def, help, ...extra });
 const u = (name: string, def: number, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'uint', default: def, help, ...extra });
+const i = (name: string, def: number, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'int', default: def, help, ...extra });
 const b = (name: string, def: boolean, help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'bool', default: def, help, ...extra });
 const urls = (name: string, def: string[], help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'urls', default: def, help, ...extra });
 const ss = (name: string, def: string[], help: string, extra: Partial<OptionSpec> = {}): OptionSpec => ({ name, kind: 'strings', default: def, help, ...extra });
@@ -116,7 +118,7 @@ export const OPTIONS: OptionSpec[] = [
   e('log-level', 'info', ['debug', 'info', 'warn', 'error', 'panic', 'fatal'], 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.'),
   s('log-package-levels', '', "[TO BE DEPRECATED IN v3.5] Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG')."),
   // v3, backend and unsafe
-  u('quota-backend-bytes', 0, 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).', unsupported),
+  i('quota-backend-bytes', 0, 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).'),
   s('backend-batch-interval', '', 'BackendBatchInterval is the maximum time before commit the backend transaction.', unsupported),
   u('backend-batch-limit', 0, 'BackendBatchLimit is the maximum operations before commit the backend transaction.', unsupported),
   u('max-txn-ops', 128, 'Maximum number of operations permitted in a transaction.'),

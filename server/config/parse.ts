@@ -56,6 +56,8 @@ export interface ServerConfig {
   auth: { token: string; tokenTTL: number; bcryptCost: number };
   /** --experimental-watch-progress-notify-interval (ms; etcd raises one under 100 ms to 100 ms, with a warning). */
   watchProgressNotifyIntervalMs: number;
+  /** --quota-backend-bytes: 0 for etcd's default (2 GiB), negative for none. */
+  quotaBackendBytes: number;
   /** --experimental-initial-corrupt-check: compare the v3 store's hash with the peers' before serving. */
   initialCorruptCheck: boolean;
   /** --auto-compaction-mode and --auto-compaction-retention (periodic: ms; revision: revisions; 0: off). */
@@ -123,6 +125,14 @@ function parseValue(spec: OptionSpec, raw: unknown, where: string): OptionValue 
       // Go's flag package words it its own way for booleans.
       if (where.startsWith('flag ')) throw new ConfigError(`invalid boolean value ${JSON.stringify(raw)} for ${where.slice(5)}: parse error`, 2);
       throw bad('parse error');
+    case 'int': {
+      if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
+      if (typeof raw === 'string' && /^[+-]?[0-9]+$/.test(raw)) {
+        const n = Number(raw);
+        if (Number.isSafeInteger(n)) return n;
+      }
+      throw bad('parse error');
+    }
     case 'uint': {
       if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
       if (typeof raw === 'string' && /^[0-9]+$/.test(raw)) {
@@ -488,6 +498,7 @@ function buildConfig(values: Map<string, OptionValue>, explicit: Map<string, Opt
     grpcKeepaliveTimeoutMs: duration('grpc-keepalive-timeout'),
     auth: { token: str('auth-token'), tokenTTL: num('auth-token-ttl'), bcryptCost: num('bcrypt-cost') },
     watchProgressNotifyIntervalMs: watchProgressInterval(str('experimental-watch-progress-notify-interval'), warnings),
+    quotaBackendBytes: num('quota-backend-bytes'),
     initialCorruptCheck: bool('experimental-initial-corrupt-check'),
     autoCompaction: autoCompactionOf(str('auto-compaction-mode') as CompactionMode, str('auto-compaction-retention')),
     leaseCheckpoint,

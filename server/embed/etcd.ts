@@ -16,8 +16,9 @@ import { keysHandler } from '../api/v2/keys-handler';
 import { ConfigError, ServerConfig } from '../config';
 import { V2Applier } from '../etcdserver/apply/v2';
 import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
-import { Member } from '../membership/cluster';
-import { ServerMetrics } from '../metrics';
+import { Member, MembershipError } from '../membership/cluster';
+import { ServerErrors } from '../api/v3rpc/errors';
+import { ServerMetrics, gaugeOf } from '../metrics';
 import { cleanRedirect, isValidRequestPath } from '../pkg/go-compat';
 import { Transport, peerTarget } from '../rafthttp/transport';
 import { Snapshotter } from '../snap/snapshotter';
@@ -43,6 +44,11 @@ import { registerMvccMetrics, registerWatchMetrics } from '../mvcc/metrics';
 import { WatchableStore } from '../mvcc/watchable';
 import { NONE } from '../raft';
 import { HashKV, PEER_HASHKV_PATH, checkInitialHashKV, fetchPeerHashKV, serveHashKV } from '../etcdserver/corrupt';
+import { alarmTypeName } from '../etcdserver/alarms';
+import { V3Maintenance } from '../etcdserver/maintenance';
+import { v3ClusterBackend } from '../etcdserver/v3-cluster';
+import { BackendQuota } from '../etcdserver/quota';
+import { AlarmType } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { VERSION } from '../version';
 import { resolveBootstrap } from '../discovery';
 import { Lessor } from '../lease/lessor';
@@ -97,6 +103,7 @@ function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: (
   if (serveLeaseHTTP(req, res, s?.published ? leases() : undefined)) return;
   const path = (req.url ?? '').split('?')[0];
   if (path === PEER_HASHKV_PATH) return serveHashKV(req, res, s?.id || '0', s?.published ? hashKV() : undefined);
+  if (path.startsWith(PEER_PROMOTE_PREFIX) && s?.cluster) return servePromote(req, res, s, path.slice(PEER_PROMOTE_PREFIX.length));
   if (req.method === 'GET' && path === '/members' && s?.cluster) {
     res.writeHead(200, { 'Content-Type': 'application/json', 'X-Etcd-Cluster-ID': s.cluster.id });
     res.end(JSON.stringify(s.cluster.list()));
@@ -109,6 +116,65 @@ function peerInfo(req: http.IncomingMessage, res: http.ServerResponse, server: (
   }
   res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
   res.end('404 page not found\n');
+}
+
+/** Where a follower asks the leader to promote a learner (etcd's peerMemberPromotePrefix). */
+const PEER_PROMOTE_PREFIX = '/members/promote/';
+
+/** etcd's peerMemberPromoteHandler: POST /members/promote/<decimal ID>, answered with the members or etcd's error. */
+function servePromote(req: http.IncomingMessage, res: http.ServerResponse, s: EtcdServer, idStr: string): void {
+  const text = (status: number, body: string, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', ...headers });
+    res.end(`${body}\n`);
+  };
+  req.resume();
+  if (req.method !== 'POST') return text(405, 'Method Not Allowed', { Allow: 'POST' });
+  res.setHeader('X-Etcd-Cluster-ID', s.cluster.id);
+  if (!/^[0-9]+$/.test(idStr) || BigInt(idStr) >= 2n ** 64n) return text(404, `member ${idStr} not found in cluster`);
+  s.promoteMember(BigInt(idStr).toString(16)).then(
+    (members) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(`${JSON.stringify(members)}\n`);
+    },
+    (err: Error) => {
+      if (err instanceof MembershipError && err.kind === 'IDNotFound') return text(404, err.message);
+      if ((err instanceof MembershipError && err.kind === 'MemberNotLearner') || err.message === ServerErrors.learnerNotReady) return text(412, err.message);
+      res.writeHead(500, { 'Content-Type': 'application/json' });
+      res.end(`${JSON.stringify({ message: 'Internal Server Error' })}\n`);
+    },
+  );
+}
+
+/** Asks the leader, at one of its peer URLs, to promote a learner (etcd's promoteMemberHTTP), with its errors. */
+export function forwardPromote(peerURL: string, id: string, timeoutMs: number, tlsOptions?: https.AgentOptions): Promise<Member[]> {
+  return new Promise((resolve, reject) => {
+    const target = peerTarget(new URL(PEER_PROMOTE_PREFIX + BigInt('0x' + id).toString(), peerURL));
+    if (!target) return reject(new Error(`unsupported peer URL ${peerURL}`));
+    const opts: https.RequestOptions = { method: 'POST', timeout: timeoutMs, socketPath: target.socketPath, ...(target.secure ? tlsOptions : {}) };
+    const req = (target.secure ? https : http).request(target.url, opts, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        if (status === 200) {
+          try {
+            return resolve(JSON.parse(body) as Member[]);
+          } catch (err) {
+            return reject(err as Error);
+          }
+        }
+        if (status === 408) return reject(new Error(ServerErrors.timeout));
+        if (status === 412 && body.includes(ServerErrors.learnerNotReady)) return reject(new Error(ServerErrors.learnerNotReady));
+        if (status === 412 && body.includes(new MembershipError('MemberNotLearner').message)) return reject(new MembershipError('MemberNotLearner'));
+        if (status === 404) return reject(new MembershipError('IDNotFound'));
+        reject(new Error(`member promote: unknown error(${body})`));
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Asks the running members (their peer URLs, in turn) which cluster this is and who is in it. */
@@ -306,6 +372,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     snapshots: new Snapshotter(path.join(memberDir, 'snap'), { maxSnapshots: cfg.maxSnapshots, noSync: cfg.unsafeNoFsync, warn: (m) => logger.warn(m), onSaved: (sec) => metrics.backendCommit.observe(sec) }),
     transport,
     fetchRemoteCluster: (urls) => fetchRemoteCluster(urls, peerTLS ? peerAgentOptions(peerTLS) : undefined),
+    forwardPromote: (url, id, ms) => forwardPromote(url, id, ms, peerTLS ? peerAgentOptions(peerTLS) : undefined),
     advertisePeerURLs: cfg.initialAdvertisePeerURLs,
     now: Date.now,
     log: (level, msg, meta) => serverLog.log(level, msg, meta),
@@ -328,13 +395,14 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     checkpointPersist: cfg.leaseCheckpointPersist,
     metrics: leaseMetrics,
   });
-  const v3 = new V3Applier(mvcc, lessor);
+  const v3 = new V3Applier(mvcc, lessor, (level, msg, meta) => serverLog.log(level, msg, meta));
   // Users, roles and permissions (server/auth/): Auth entries, kept in the v3 store's meta table.
   const authStore = new AuthStore(mvcc, newTokenProvider(cfg.auth.token, cfg.auth.tokenTTL), { bcryptCost: cfg.auth.bcryptCost });
   server.registerApplier(EntryKind.Auth, authStore);
   v3.authorize = (r) => authStore.checkKV(r);
   const authGate = new AuthGate(authStore, cfg.clientTLS.clientCertAuth);
-  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes, auth: authGate });
+  const quota = new BackendQuota(cfg.quotaBackendBytes, () => mvcc.dbSize(), (level, msg, meta) => serverLog.log(level, msg, meta));
+  const v3kv = new V3KV(server, v3, { maxRequestBytes: cfg.maxRequestBytes, auth: authGate, quota });
   v3lease = new V3Lease({ server, kv: v3kv, lessor, metrics: leaseMetrics, peerTLS: peerTLS ? clientAgentOptions(peerTLS) : undefined, now: Date.now, log: (level, msg, meta) => serverLog.log(level, msg, meta) });
   v3lease.start();
   leaseHTTP = v3lease.httpHost();
@@ -354,6 +422,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
         mvcc.loadSync(data.subarray(1));
         lessor.recover();
         authStore.recover();
+        v3.alarms.reload();
       }
     },
     validate: (data) => {
@@ -388,7 +457,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     }
   }
   const keys = keysHandler({ server, store, now: Date.now });
-  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now });
+  const alarmTypes = (): string[] => v3.alarms.get(AlarmType.NONE).map((a) => alarmTypeName(a.alarm));
+  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now, alarms: alarmTypes });
   const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
   const hostWhitelist = new HostWhitelist(cfg.hostWhitelist);
   const cors = new CorsPolicy(cfg.cors);
@@ -435,6 +505,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const listeners: Listener[] = [];
   // One socket per address: HTTP/1.1 and HTTP/2 (gRPC) on it, and http:// and https:// when both name it. The v3
   // services are to be registered on grpcServer here, before the listeners take connections.
+  gaugeOf(metrics.registry, 'etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', () => quota.bytes ?? cfg.quotaBackendBytes);
   const compactor = new Compactor({
     ...cfg.autoCompaction,
     rev: () => mvcc.rev(),
@@ -448,6 +519,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     },
   });
   compactor.start();
+  const v3log = (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => serverLog.log(level, msg, { pkg: 'etcdserver/api/v3rpc', ...meta });
+  const maintenance = new V3Maintenance(server, v3, v3kv, v3log);
   const grpcServer = createV3Server({
     kv: v3kv,
     lease: v3lease,
@@ -455,6 +528,10 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     maxRequestBytes: cfg.maxRequestBytes,
     maxTxnOps: cfg.maxTxnOps,
     registry: metrics.registry,
+    maintenance,
+    log: v3log,
+    cluster: v3ClusterBackend(server, Date.now),
+    isLearner: () => server.isLearner(),
     watch: { watchable, progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs, hasLeader: () => server.lead !== NONE, electionMs: cfg.electionTimeoutMs },
     services: [authService(new AuthV3(server, authGate, cfg.maxRequestBytes), v3kv.header())],
     grpcOptions: {

@@ -6,6 +6,7 @@
  */
 import { KeyValue } from '../api/v3rpc/pb/mvccpb/kv';
 import {
+  AlarmResponse,
   Compare,
   Compare_CompareResult,
   Compare_CompareTarget,
@@ -37,6 +38,8 @@ import { ErrCompacted, ErrFutureRev, ErrKeyTooLong } from '../mvcc/errors';
 import { MvccOpCounts, newOpCounts } from '../mvcc/metrics';
 import { MvccStore, RangeOptions, RangeResult, WriteTxn } from '../mvcc/store';
 import { ErrLeaseNotFound, type Lessor } from '../lease/lessor';
+import { AlarmStore } from './alarms';
+import { costTxn } from './quota';
 
 export { ErrLeaseNotFound };
 
@@ -62,7 +65,8 @@ export type V3Response =
   | CompactionResponse
   | LeaseGrantResponse
   | LeaseRevokeResponse
-  | LeaseCheckpointResponse;
+  | LeaseCheckpointResponse
+  | AlarmResponse;
 
 export interface V3ApplyResult {
   resp?: V3Response;
@@ -163,11 +167,17 @@ export class V3Applier {
    */
   authorize: ((r: InternalRaftRequest) => Error | undefined) | undefined;
 
+  /** The alarms (Maintenance.Alarm entries), which refuse writes while NOSPACE or CORRUPT is active. */
+  readonly alarms: AlarmStore;
+
   /** Without a lessor, every lease is unknown (a put with a lease is refused, lease entries answer not found). */
   constructor(
     readonly store: MvccStore,
     readonly lessor?: Lessor,
-  ) {}
+    log?: ConstructorParameters<typeof AlarmStore>[1],
+  ) {
+    this.alarms = new AlarmStore(store, log);
+  }
 
   /** True when the entry at index is already in the store (replay after a restart skips it). */
   applied(index: number): boolean {
@@ -196,8 +206,17 @@ export class V3Applier {
   applyRequest(index: number, r: InternalRaftRequest): V3ApplyResult | undefined {
     if (this.applied(index)) return undefined;
     try {
+      if (r.alarm) return { resp: this.alarms.apply(index, r.alarm) };
       const denied = this.authorize?.(r);
       if (denied) throw denied;
+      if (this.alarms.mode !== 'normal') {
+        // etcd's capped applier refuses puts (txns with a put in a branch, lease grants), its corrupt applier every
+        // write and read.
+        const put = r.put !== undefined || r.leaseGrant !== undefined || (r.txn !== undefined && costTxn(r.txn) > 0);
+        const refused =
+          r.put || r.deleteRange || r.txn || r.compaction || r.range || r.leaseGrant || r.leaseRevoke ? this.alarms.refusal({ put }) : undefined;
+        if (refused) throw refused;
+      }
       if (r.range) {
         this.store.setConsistentIndex(index);
         return { resp: this.range(r.range) };

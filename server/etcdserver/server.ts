@@ -18,8 +18,9 @@ import {
   MessageType,
   decodeConfChange,
 } from '../raft';
-import { Cluster, Member } from '../membership/cluster';
-import { checkAddVotingMember, checkRemoveVotingMember } from '../membership/reconfig';
+import { Cluster, Member, MembershipError } from '../membership/cluster';
+import { ServerErrors } from '../api/v3rpc/errors';
+import { checkAddMember, checkPromoteMember, checkRemoveVotingMember } from '../membership/reconfig';
 import { LogPersistence, PeerSender, RaftNode, SnapshotPersistence } from './raft-node';
 import { Method, RequestIdGenerator, WriteRequest, encodeRequest } from './request';
 import { ENVELOPE_BYTES, EntryKind, encodeEntry, encodeMembershipOp, sealEntry } from './entry';
@@ -110,6 +111,11 @@ export interface ServerOptions {
   advertisePeerURLs?: string[];
   /** etcd's --strict-reconfig-check: refuse membership changes that could lose the quorum (default true). */
   strictReconfigCheck?: boolean;
+  /**
+   * Asks the leader, at one of its peer URLs, to promote a learner (a follower cannot tell whether the learner has
+   * caught up); rejects with etcd's errors (MembershipError, "learner ... in sync with leader") or a transport error.
+   */
+  forwardPromote?: (peerURL: string, id: string, timeoutMs: number) => Promise<Member[]>;
   now: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, meta?: Record<string, unknown>) => void;
 }
@@ -144,6 +150,9 @@ interface ReadWaiter {
   timer: NodeJS.Timeout;
   index?: number;
 }
+
+/** etcd's readyPercent: a learner is in sync when its Raft match is at least this share of the leader's. */
+export const LEARNER_READY_PERCENT = 0.9;
 
 /** Keep this many entries before a snapshot in the log, for followers that are slightly behind. */
 export const SNAPSHOT_CATCHUP_ENTRIES = 5000;
@@ -289,6 +298,49 @@ export class EtcdServer extends EventEmitter {
 
   isLeader(): boolean {
     return this.raftState === StateType.Leader;
+  }
+
+  /** The Raft log's commit index (Maintenance.Status's raftIndex). */
+  committedIndex(): number {
+    return this.raftNode ? this.raftNode.node.raft.raftLog.committed : 0;
+  }
+
+  /** Whether this member is a learner (a non-voting member). */
+  isLearner(): boolean {
+    return this.cluster?.isLearner(this.id) ?? false;
+  }
+
+  /**
+   * etcd's MoveLeader: this member, the leader, hands leadership to a voting member and resolves once that member
+   * leads. Throws etcd's errors: "bad leader transferee" for a member that is not in the cluster or is a learner,
+   * "not leader" when this member does not lead, "leader transfer took too long" after the request timeout.
+   */
+  async moveLeader(transferee: string): Promise<void> {
+    const target = this.cluster.get(transferee);
+    if (!target || target.isLearner) throw new Error(ServerErrors.badLeaderTransferee);
+    if (!this.isLeader()) throw new Error(ServerErrors.notLeader);
+    if (transferee === this.id) return;
+    const lead = this.id;
+    const start = performance.now();
+    this.o.log('info', 'leadership transfer starting', { 'local-member-id': this.id, 'current-leader-member-id': lead, 'transferee-member-id': transferee, capnslog: `${this.id} starts leadership transfer from ${lead} to ${transferee}` });
+    this.raftNode.node.transferLeader(transferee);
+    this.raftNode.schedule();
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.off('leader', onLeader);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onLeader = (l: string): void => {
+        if (l === transferee) done();
+      };
+      const timer = setTimeout(() => done(new Error(ServerErrors.timeoutLeaderTransfer)), this.requestTimeoutMs());
+      this.on('leader', onLeader);
+      if (this.lead === transferee) done();
+    });
+    const took = `${((performance.now() - start) / 1000).toFixed(6)}s`;
+    this.o.log('info', 'leadership transfer finished', { 'local-member-id': this.id, 'old-leader-member-id': lead, 'new-leader-member-id': transferee, took, capnslog: `${this.id} finished leadership transfer from ${lead} to ${transferee} (took ${took})` });
   }
 
   async start(): Promise<void> {
@@ -496,6 +548,8 @@ export class EtcdServer extends EventEmitter {
   removedByPeer(peer: string): void {
     if (this.stopped) return;
     this.o.log('warn', 'a peer says this member was removed from the cluster', { peer });
+    // Nothing waiting here can commit any more (its own removal among them): answered as etcd's stopping server.
+    this.failAll(new StoppedError());
     this.emit('removed');
   }
 
@@ -708,23 +762,78 @@ export class EtcdServer extends EventEmitter {
   // ---- membership ----
 
   /**
-   * Adds a member through the log. With --strict-reconfig-check a voting member is refused with
-   * UnhealthyClusterError unless enough members have started and this one has been connected to every voter for
-   * HEALTH_INTERVAL_MS (membership/reconfig.ts); then etcd's MembershipErrors.
+   * Adds a member (a learner when member.isLearner) through the log and resolves with the members once it is
+   * applied here. With --strict-reconfig-check etcd's checks come first (membership/reconfig.ts: not enough started
+   * members, or this member not connected to every voter for HEALTH_INTERVAL_MS), then etcd's MembershipErrors.
    */
-  async addMember(member: Member): Promise<Member> {
+  async addMember(member: Member): Promise<Member[]> {
     const connected = (id: string, since: number): boolean => this.isPeerConnectedSince(id, since);
-    if (this.o.strictReconfigCheck !== false && !member.isLearner) checkAddVotingMember(this.cluster, connected, performance.now());
+    if (this.o.strictReconfigCheck !== false) checkAddMember(this.cluster, member.isLearner, connected, performance.now());
     this.cluster.validateAdd(member);
-    await this.proposeConfChange({ type: member.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, nodeId: member.id }, { member });
-    return member;
+    const r = await this.proposeConfChange({ type: member.isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, nodeId: member.id }, { member });
+    if (r.error) throw r.error;
+    return this.cluster.list();
   }
 
-  /** Changes a member's peer URLs (through the log, so every member's transport follows). */
-  async updateMember(id: string, peerURLs: string[]): Promise<void> {
+  /** Changes a member's peer URLs (through the log, so every member's transport follows); resolves with the members. */
+  async updateMember(id: string, peerURLs: string[]): Promise<Member[]> {
     this.cluster.validateUpdate(id, peerURLs);
     const r = await this.proposeEntry(EntryKind.Membership, encodeMembershipOp({ op: 'peerURLs', id, peerURLs: [...peerURLs].sort() }));
     if (r.error) throw r.error;
+    return this.cluster.list();
+  }
+
+  /**
+   * etcd's PromoteMember: makes a learner a voter. Only the leader knows whether the learner has caught up (its
+   * Raft match within 90% of the leader's, else "can only promote a learner member which is in sync with leader"):
+   * a follower asks the leader (POST /members/promote/<id> on its peer URL) until the request timeout.
+   */
+  async promoteMember(id: string): Promise<Member[]> {
+    if (this.isLeader()) return this.promoteAsLeader(id);
+    const deadline = performance.now() + this.requestTimeoutMs();
+    let last: Error | undefined;
+    while (performance.now() < deadline) {
+      if (this.stopped) throw new StoppedError();
+      const leader = this.lead === NONE ? undefined : this.cluster.get(this.lead);
+      if (this.lead === this.id) return this.promoteAsLeader(id);
+      if (!leader || !this.o.forwardPromote) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(t);
+            this.off('leader', done);
+            resolve();
+          };
+          const t = setTimeout(done, this.o.heartbeatMs);
+          this.on('leader', done);
+        });
+        continue;
+      }
+      for (const url of leader.peerURLs) {
+        try {
+          return await this.o.forwardPromote(url, id, Math.max(1, deadline - performance.now()));
+        } catch (err) {
+          last = err as Error;
+          // The leader's answer ends it; a leader that cannot be reached is asked again.
+          if (err instanceof MembershipError || last.message === ServerErrors.learnerNotReady) throw err;
+        }
+      }
+      await new Promise((r) => setTimeout(r, this.o.heartbeatMs));
+    }
+    throw last && last.message.startsWith('etcdserver: ') ? last : new RequestTimeoutError();
+  }
+
+  private async promoteAsLeader(id: string): Promise<Member[]> {
+    // etcd's isLearnerReady: a member Raft does not track is left to the checks below.
+    const progress = this.raftNode.node.status().progress;
+    const pr = progress?.get(id);
+    const mine = progress?.get(this.id);
+    if (pr && mine && pr.match < mine.match * LEARNER_READY_PERCENT) throw new Error(ServerErrors.learnerNotReady);
+    if (this.o.strictReconfigCheck !== false) checkPromoteMember(this.cluster);
+    this.cluster.validatePromote(id);
+    const member = this.cluster.get(id)!;
+    const r = await this.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: id }, { member: { ...member, isLearner: false }, promote: true });
+    if (r.error) throw r.error;
+    return this.cluster.list();
   }
 
   /** Whether this member hears from a peer now (itself: always). */
@@ -760,16 +869,19 @@ export class EtcdServer extends EventEmitter {
   }
 
   /**
-   * Removes a member through the log. With --strict-reconfig-check a voter's removal is refused with
-   * UnhealthyClusterError unless enough started members stay and this member is connected to a quorum of them.
+   * Removes a member through the log and resolves with the members once applied here. With --strict-reconfig-check
+   * a voter's removal is refused unless enough started members stay and this member is connected to a quorum of
+   * them (a member that is down may always go).
    */
-  async removeMember(id: string): Promise<void> {
+  async removeMember(id: string): Promise<Member[]> {
     const known = this.cluster.get(id);
     const connected = (peer: string, since: number): boolean => this.isPeerConnectedSince(peer, since);
-    if (known && !known.isLearner && this.o.strictReconfigCheck !== false) checkRemoveVotingMember(this.cluster, id, connected, performance.now());
+    if (known && !known.isLearner && this.o.strictReconfigCheck !== false) checkRemoveVotingMember(this.cluster, id, connected, performance.now(), this.id, (peer) => this.isPeerActive(peer));
     this.cluster.validateRemove(id);
     const member = this.cluster.get(id)!;
-    await this.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id }, { member });
+    const r = await this.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id }, { member });
+    if (r.error) throw r.error;
+    return this.cluster.list();
   }
 
   private proposeConfChange(cc: ConfChange, ctx: ConfChangeContext): Promise<WriteResult> {

@@ -9,6 +9,7 @@
  *   expired (at most 500 per round, 16 at a time, as etcd) and, with --experimental-enable-lease-checkpoint, the
  *   checkpoints that are due.
  */
+import { LEASE_OVERHEAD } from './quota';
 import type * as https from 'node:https';
 import { NONE } from '../raft';
 import type { LeaseBackend } from '../api/v3rpc/lease';
@@ -145,6 +146,7 @@ export class V3Lease implements LeaseBackend {
   }
 
   async leaseGrant(r: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    await this.o.kv.checkQuota(LEASE_OVERHEAD);
     let ID = r.ID;
     if (ID === 0n) {
       // no ID given: choose one (only positive ones)

@@ -5,6 +5,10 @@
  */
 import { InternalRaftRequest } from '../api/v3rpc/pb/etcdserverpb/raft_internal';
 import {
+  AlarmRequest,
+  AlarmRequest_AlarmAction,
+  AlarmResponse,
+  AlarmType,
   CompactionRequest,
   CompactionResponse,
   DeleteRangeRequest,
@@ -24,6 +28,7 @@ import { encodeMessage } from '../api/v3rpc/service';
 import { EntryKind } from './entry';
 import type { EtcdServer } from './server';
 import { V3Applier, V3ApplyResult } from './apply-v3';
+import { BackendQuota, costPut, costTxn } from './quota';
 
 /** etcd's maxRequestBytes default. */
 const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -36,14 +41,16 @@ function isTxnReadonly(r: TxnRequest): boolean {
 
 export class V3KV implements KVBackend {
   private readonly maxRequestBytes: number;
+  private readonly quota: BackendQuota | undefined;
 
   constructor(
     private readonly server: EtcdServer,
     private readonly applier: V3Applier,
-    opts: { maxRequestBytes?: number; auth?: AuthGate } = {},
+    opts: { maxRequestBytes?: number; auth?: AuthGate; quota?: BackendQuota } = {},
   ) {
     this.maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     this.auth = opts.auth;
+    this.quota = opts.quota;
   }
 
   /** Who asks (server/auth/): requests are stamped with the user, local reads checked. */
@@ -80,6 +87,7 @@ export class V3KV implements KVBackend {
   }
 
   async put(r: PutRequest, call?: CallContext): Promise<PutResponse> {
+    if (this.quota && !this.quota.available(costPut(r))) await this.noSpace();
     return (await this.propose({ put: r }, call)).resp as PutResponse;
   }
 
@@ -94,6 +102,7 @@ export class V3KV implements KVBackend {
       if (this.auth?.store.isEnabled()) return this.auth.serialized(call, this.auth.checkTxn(r), () => this.applier.readonlyTxn(r));
       return this.applier.readonlyTxn(r);
     }
+    if (this.quota && !this.quota.available(costTxn(r))) await this.noSpace();
     return (await this.propose({ txn: r }, call)).resp as TxnResponse;
   }
 
@@ -102,6 +111,28 @@ export class V3KV implements KVBackend {
     // With physical, etcd answers once the compacted versions are gone.
     if (r.physical && res.physical) await res.physical;
     return res.resp as CompactionResponse;
+  }
+
+  /** Maintenance.Alarm: every action goes through the log, as etcd's; the answer has no header, as etcd's. */
+  async alarm(r: AlarmRequest, call?: CallContext): Promise<AlarmResponse> {
+    return (await this.propose({ alarm: r }, call)).resp as AlarmResponse;
+  }
+
+  /** etcd's quota check for a write of this cost (its quotaLeaseServer checks lease grants with it too). */
+  async checkQuota(cost: number): Promise<void> {
+    if (this.quota && !this.quota.available(cost)) await this.noSpace();
+  }
+
+  /**
+   * etcd's quotaAlarmer: a write past --quota-backend-bytes raises this member's NOSPACE alarm through the log
+   * (once: while it is up, refused writes raise nothing more) and is refused with "database space exceeded".
+   */
+  private async noSpace(): Promise<never> {
+    const id = BigInt('0x' + (this.server.id || '0'));
+    if (!this.applier.alarms.has(AlarmType.NOSPACE, id)) {
+      await this.alarm({ action: AlarmRequest_AlarmAction.ACTIVATE, memberID: id, alarm: AlarmType.NOSPACE }).catch(() => undefined);
+    }
+    throw serverError('noSpace');
   }
 
   /** Resolves once this member serves clients (published). */

@@ -80,6 +80,11 @@ export class Cluster {
     return this.members.has(id);
   }
 
+  /** Whether a member is a learner (no copy made: asked on every client request). */
+  isLearner(id: string): boolean {
+    return this.members.get(id)?.isLearner ?? false;
+  }
+
   isRemoved(id: string): boolean {
     return this.removed.has(id);
   }

@@ -157,15 +157,47 @@ interface Batch {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** The tables in the order tables() lists them (the dump's and hash()'s order). */
+const TABLE_NAMES = ['kv', 'latest', 'hist', 'meta', 'lease', 'leasekeys'];
+const TABLE_META = 3;
 const LIVE = Buffer.from([0]);
 const TOMB = Buffer.from([1]);
 const DATA_FILE = 'data.mdb';
 const COMPACT_CHUNK = 1000;
 const HASH_CHUNK = 1000;
+/** Entries a defragmentation writes in one LMDB transaction before it yields. */
+const COPY_CHUNK = 10000;
 /** batches buffered behind the one committing before a commit blocks the apply path */
 const BACKLOG_BATCHES = 4;
 const APPEND = { append: true };
 const ZERO = Buffer.from([0]);
+
+const CRC32C_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32C (Castagnoli), as Go's crc32.New(crc32.MakeTable(crc32.Castagnoli)), continuing from crc. */
+export function crc32c(b: Buffer, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < b.length; i++) c = CRC32C_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** Makes a rename in dir durable. */
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 function u64(n: number): Buffer {
   const b = Buffer.allocUnsafe(8);
@@ -209,13 +241,21 @@ const DUMP_YIELD_EVERY = 5000;
 /** lmdb-js's range options with the read transaction to use (its typings leave it out). */
 type RangeOptionsWithTxn = Parameters<Database<Buffer, Buffer>['getRange']>[0];
 
+const DEFRAG_PREFIX = 'defrag.';
+const SNAPSHOT_PREFIX = 'snapshot.';
+// A directory always (lmdb-js takes a path with a dot in its last name for the data file itself).
+const ENV_OPTIONS = { encoding: 'binary', keyEncoding: 'binary', maxDbs: 8, noSubdir: false } as const;
+/** The meta key left out of hash(): members apply the same revisions at different Raft indexes (etcd ignores it too). */
+const CONSISTENT_INDEX = 'consistentIndex';
+
 export class MvccStore {
-  private readonly kv: Database<Buffer, Buffer>;
-  private readonly latest: Database<Buffer, Buffer>;
-  private readonly hist: Database<Buffer, Buffer>;
-  private readonly meta: Database<Buffer, string>;
-  private readonly leases: Database<Buffer, Buffer>;
-  private readonly leaseKeys: Database<Buffer, Buffer>;
+  // The tables of the open environment (replaced, with it, by a defragmentation).
+  private kv!: Database<Buffer, Buffer>;
+  private latest!: Database<Buffer, Buffer>;
+  private hist!: Database<Buffer, Buffer>;
+  private meta!: Database<Buffer, string>;
+  private leases!: Database<Buffer, Buffer>;
+  private leaseKeys!: Database<Buffer, Buffer>;
   private readonly batchInterval: number;
   /** The lessor's hook: keys attach to and detach from leases as writes are applied (etcd's Attach/Detach). */
   onLeaseMove: LeaseMoveListener | undefined;
@@ -250,20 +290,49 @@ export class MvccStore {
   private compacting: Promise<void> = Promise.resolve();
   private closed = false;
 
+  // Maintenance that reads LMDB across turns of the event loop (hashes, snapshots, physical compaction) runs as a
+  // "long op"; a defragmentation, which replaces the environment, waits until none runs and holds new ones back.
+  private longOps = 0;
+  private longOpsIdle: (() => void) | undefined;
+  private defragging: Promise<void> | undefined;
+  /** While a defragmentation copies the environment: commits wait (reads see the write buffer meanwhile). */
+  private commitsPaused = false;
+  /** Batches committed synchronously while the copy is made, written again into the copy before it is used. */
+  private replay: Batch[] | undefined;
+  /** A snapshot replaced the data while the copy was made: the copy is stale and is dropped. */
+  private copyStale = false;
+  /** The directory of the environment's lock file: dir, or after a defragmentation the copy's own directory. */
+  private envDir: string;
+  private defragSeq = 0;
+  /** The database size in bytes (etcd's backend Size: pages up to the last used one), as of the last commit. */
+  private size = 0;
+
   private constructor(
-    private readonly env: RootDatabase<Buffer, Buffer>,
+    private env: RootDatabase<Buffer, Buffer>,
     readonly dir: string,
     opts: StoreOptions,
   ) {
     this.batchInterval = opts.batchInterval ?? 100;
     this.batchLimit = opts.batchLimit ?? 10000;
+    this.envDir = dir;
+    this.openTables();
+    this.loadState();
+  }
+
+  private openTables(): void {
+    const env = this.env;
     this.kv = env.openDB({ name: 'kv', encoding: 'binary', keyEncoding: 'binary' });
     this.latest = env.openDB({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
     this.hist = env.openDB({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
     this.meta = env.openDB({ name: 'meta', encoding: 'binary' });
     this.leases = env.openDB({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
     this.leaseKeys = env.openDB({ name: 'leasekeys', encoding: 'binary', keyEncoding: 'binary' });
-    this.loadState();
+    this.refreshSize();
+  }
+
+  private refreshSize(): void {
+    const s = this.env.getStats() as { pageSize: number; lastPageNumber: number };
+    this.size = (s.lastPageNumber + 1) * s.pageSize;
   }
 
   /** The revisions and consistent index kept in the meta table (at open, and after a snapshot replaced the data). */
@@ -282,7 +351,7 @@ export class MvccStore {
     const scheduled = num('scheduledCompactRev', -1);
     this.compactMainRev = Math.max(scheduled, this.finishedCompactRev);
     // A compaction cut short by a crash is finished now, as etcd's restore does.
-    if (scheduled > this.finishedCompactRev) this.compacting = this.physicalCompact(scheduled);
+    if (scheduled > this.finishedCompactRev) this.compacting = this.longOp(() => this.physicalCompact(scheduled));
   }
 
   /**
@@ -356,6 +425,7 @@ export class MvccStore {
    */
   loadSync(dump: Buffer): void {
     MvccStore.validateDump(dump);
+    if (this.replay) this.copyStale = true;
     this.flushSync();
     const tables = this.tables();
     this.env.transactionSync(() => {
@@ -371,6 +441,7 @@ export class MvccStore {
     this.unsorted = [];
     this.loadState();
     this.watcher?.restored();
+    this.refreshSize();
   }
 
   private tables(): Database<Buffer, Buffer>[] {
@@ -407,7 +478,11 @@ export class MvccStore {
   /** Opens (or creates) the store in dir. */
   static open(dir: string, opts: StoreOptions = {}): MvccStore {
     fs.mkdirSync(dir, { recursive: true });
-    const env = open<Buffer, Buffer>({ path: dir, encoding: 'binary', keyEncoding: 'binary', maxDbs: 8 });
+    // What a defragmentation or a snapshot left behind when the process ended in the middle of it.
+    for (const name of fs.readdirSync(dir)) {
+      if (name.startsWith(DEFRAG_PREFIX) || name.startsWith(SNAPSHOT_PREFIX)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    }
+    const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS });
     return new MvccStore(env, dir, opts);
   }
 
@@ -469,9 +544,11 @@ export class MvccStore {
 
   /**
    * Writes a value of the meta table as part of the entry at index: committed in the same LMDB transaction as that
-   * entry's consistent index (the auth store keeps its users and roles so, as etcd keeps its auth buckets).
+   * entry's consistent index (the auth store keeps its users and roles so, as etcd keeps its auth buckets; the
+   * alarms too), and carried by snapshots.
    */
   putMetaValue(key: string, value: Buffer, index: number): void {
+    if (key === CONSISTENT_INDEX || key === 'currentRev' || key.endsWith('CompactRev')) throw new Error(`mvcc: meta key ${key} is the store's own`);
     this.pending.ops.push({ key, ks: META_OP, rev: undefined, rec: value, meta: undefined, prevLease: 0n, lease: 0n, prevBuffered: false, prevMeta: undefined, prevRec: undefined });
     if (index > this.applied) this.setConsistentIndex(index);
     else this.scheduleFlush();
@@ -508,7 +585,7 @@ export class MvccStore {
     this.compactMainRev = rev;
     this.pending.ops.push({ key: 'scheduledCompactRev', ks: META_OP, rev: undefined, rec: u64(rev), meta: undefined, prevLease: 0n, lease: 0n, prevBuffered: false, prevMeta: undefined, prevRec: undefined });
     this.setConsistentIndex(index);
-    this.compacting = this.compacting.then(() => this.physicalCompact(rev));
+    this.compacting = this.compacting.then(() => this.longOp(() => this.physicalCompact(rev)));
     return this.compacting;
   }
 
@@ -525,6 +602,10 @@ export class MvccStore {
     if (rev > currentRev) throw new ErrFutureRev();
     if (rev === 0) rev = currentRev;
     await this.compacting.catch(() => undefined);
+    return this.longOp(async () => ({ hash: await this.hashVersions(rev, currentRev, compactRev), rev: currentRev, compactRev }));
+  }
+
+  private async hashVersions(rev: number, currentRev: number, compactRev: number): Promise<number> {
     await this.committedUpTo(rev);
     const upperHist = revBytes(rev + 1, 0);
     let hash = crc32('kv');
@@ -558,18 +639,61 @@ export class MvccStore {
     } finally {
       transaction.done();
     }
-    return { hash, rev: currentRev, compactRev };
+    return hash;
   }
 
-  /** Writes a consistent copy of the whole backend to file (for Raft snapshots and Maintenance.Snapshot). */
+  /**
+   * etcd's Hash (Maintenance.Hash): a CRC-32 over every table of the backend, names, keys and values, at the current
+   * revision, less the consistent index (as etcd's leaves it out). Members that applied the same log hash alike.
+   */
+  async hash(): Promise<{ hash: number; rev: number }> {
+    await this.compacting.catch(() => undefined);
+    return this.longOp(async () => {
+      this.flushSync();
+      const rev = this.currentRev;
+      const transaction = this.env.useReadTransaction();
+      let hash = 0;
+      try {
+        let n = 0;
+        const tables = this.tables();
+        for (let t = 0; t < tables.length; t++) {
+          hash = crc32(TABLE_NAMES[t], hash);
+          for (const { key, value } of tables[t].getRange({ transaction })) {
+            if (t === TABLE_META && (key as unknown as string) === CONSISTENT_INDEX) continue;
+            hash = crc32(typeof key === 'string' ? Buffer.from(key) : key, hash);
+            hash = crc32(value, hash);
+            if (++n % HASH_CHUNK === 0) await new Promise((res) => setImmediate(res));
+          }
+        }
+      } finally {
+        transaction.done();
+      }
+      return { hash, rev };
+    });
+  }
+
+  /**
+   * Writes a consistent copy of the whole backend to file (for Maintenance.Snapshot): every page up to the last used
+   * one, so its size is a multiple of the page size (4 KiB), as etcdctl's check of the SHA-256 trailer needs.
+   */
   async snapshot(file: string): Promise<void> {
-    this.flushSync();
-    const tmp = `${file}.tmp.d`; // LMDB copies into a directory, as its data.mdb
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp, { recursive: true });
-    await this.env.backup(tmp, false);
-    fs.renameSync(path.join(tmp, DATA_FILE), file);
-    fs.rmSync(tmp, { recursive: true, force: true });
+    await this.longOp(async () => {
+      this.flushSync();
+      const tmp = `${file}.tmp.d`; // LMDB copies into a directory, as its data.mdb
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.mkdirSync(tmp, { recursive: true });
+      try {
+        await this.env.backup(tmp, false);
+        fs.renameSync(path.join(tmp, DATA_FILE), file);
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  }
+
+  /** A file name in the store's directory for a snapshot being sent (removed at the next open if left behind). */
+  snapshotTempFile(): string {
+    return path.join(this.dir, `${SNAPSHOT_PREFIX}${process.pid}.${++this.defragSeq}.db`);
   }
 
   /** Replaces the store in dir (closed) by a snapshot file written by snapshot(). */
@@ -581,6 +705,194 @@ export class MvccStore {
     fs.renameSync(tmp, path.join(dir, DATA_FILE));
   }
 
+  /**
+   * Makes dir (new) the store of a restored member from a snapshot's database bytes, with its consistent index set
+   * to `consistentIndex` (etcd's restore sets the number of members, so that the new cluster's log applies).
+   */
+  static async restoreDB(dir: string, db: Buffer, consistentIndex: number): Promise<void> {
+    fs.mkdirSync(dir, { recursive: true });
+    const fd = fs.openSync(path.join(dir, DATA_FILE), 'wx', 0o600);
+    try {
+      fs.writeSync(fd, db);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS });
+    try {
+      const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
+      env.transactionSync(() => meta.putSync(CONSISTENT_INDEX, u64(consistentIndex)));
+    } finally {
+      await env.close();
+    }
+  }
+
+  /**
+   * etcd's snapshot status of a database: a CRC-32C over every table (its name, then its keys and values, tables and
+   * keys in byte order), the revision of the last version, the number of entries in all tables and the size.
+   * Read from a copy in scratchDir (LMDB keeps a lock file beside the data).
+   */
+  static async dbStatus(db: Buffer, scratchDir: string): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
+    fs.mkdirSync(scratchDir, { recursive: true });
+    fs.writeFileSync(path.join(scratchDir, DATA_FILE), db);
+    const env = open<Buffer, Buffer>({ path: scratchDir, ...ENV_OPTIONS, readOnly: true });
+    try {
+      const names = [...env.getRange({ start: Buffer.from([0]) })].map(({ key }) => Buffer.from(key).toString('latin1').replace(/\0$/, '')).sort();
+      let hash = 0;
+      let revision = 0;
+      let totalKey = 0;
+      for (const name of names) {
+        hash = crc32c(Buffer.from(name), hash);
+        const t = env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' });
+        for (const { key, value } of t.getRange({})) {
+          const k = Buffer.from(key);
+          hash = crc32c(k, hash);
+          hash = crc32c(value, hash);
+          if (name === 'kv') revision = readU64(k, 0);
+          totalKey++;
+        }
+      }
+      return { hash, revision, totalKey, totalSize: db.length };
+    } finally {
+      await env.close();
+    }
+  }
+
+  /**
+   * etcd's Defrag: a compacting copy of the environment (free pages left out, tables rewritten densely) replaces it,
+   * giving the space back to the file system. Served while it runs: reads go on, and writes are applied into the
+   * write buffer, whose commits wait until the copy is in place (batches committed synchronously meanwhile, by a
+   * read at a past revision say, are written into the copy as well). The copy is renamed over data.mdb in one step,
+   * so a crash leaves the old file or the new one, each whole; it is opened from a directory of its own, whose lock
+   * file stays until the next defragmentation or restart.
+   */
+  defrag(): Promise<void> {
+    const before = this.defragging ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(() => this.runDefrag());
+    const mine = run.finally(() => {
+      if (this.defragging === mine) this.defragging = undefined;
+    });
+    this.defragging = mine;
+    return mine;
+  }
+
+  private async runDefrag(): Promise<void> {
+    if (this.closed) throw new Error('mvcc: store is closed');
+    if (this.longOps > 0) await new Promise<void>((resolve) => (this.longOpsIdle = resolve));
+    this.longOpsIdle = undefined;
+    this.commitsPaused = true;
+    const copyDir = path.join(this.dir, `${DEFRAG_PREFIX}${process.pid}.${++this.defragSeq}`);
+    let fresh: RootDatabase<Buffer, Buffer> | undefined;
+    try {
+      await this.inflightDone;
+      this.flushSync();
+      this.replay = [];
+      this.copyStale = false;
+      fs.rmSync(copyDir, { recursive: true, force: true });
+      fs.mkdirSync(copyDir, { recursive: true });
+      fresh = open<Buffer, Buffer>({ path: copyDir, ...ENV_OPTIONS });
+      await this.copyInto(fresh);
+      if (this.closed) throw new Error('mvcc: store is closed');
+      if (this.copyStale) throw new Error('mvcc: defragmentation interrupted: a snapshot replaced the data; try again');
+    } catch (err) {
+      this.replay = undefined;
+      this.commitsPaused = false;
+      if (fresh) await fresh.close();
+      fs.rmSync(copyDir, { recursive: true, force: true });
+      this.scheduleFlush();
+      throw err;
+    }
+    // From here on synchronously: reads move to the copy with everything committed since it was taken.
+    const old = this.env;
+    const oldDir = this.envDir;
+    const replay = this.replay;
+    this.replay = undefined;
+    this.env = fresh;
+    this.envDir = copyDir;
+    this.openTables();
+    if (replay.length) {
+      this.env.transactionSync(() => {
+        for (const b of replay) this.writeBatch(b, false);
+      });
+    }
+    fs.renameSync(path.join(copyDir, DATA_FILE), path.join(this.dir, DATA_FILE));
+    fsyncDir(this.dir);
+    this.env.resetReadTxn();
+    this.refreshSize();
+    // Commits resume once the old environment is closed: lmdb-js growing the new one's map while the old one
+    // closes corrupted the new one's free list (an LMDB assertion in mdb_page_alloc) under a write load.
+    try {
+      await old.close();
+    } finally {
+      this.commitsPaused = false;
+      this.scheduleFlush();
+    }
+    if (oldDir !== this.dir) fs.rmSync(oldDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Copies every table into a new environment, key by key in key order (LMDB appends, filling its pages), as
+   * bbolt's defragmentation does: from one read snapshot, in chunks committed one after the other, yielding to the
+   * event loop between them. (LMDB's own compacting copy, mdb_env_copy2 with MDB_CP_COMPACT, left an environment
+   * whose free list broke under the writes that followed: an assertion in mdb_page_alloc.)
+   */
+  private async copyInto(fresh: RootDatabase<Buffer, Buffer>): Promise<void> {
+    const names = [...this.env.getRange({ start: Buffer.from([0]) })].map(({ key }) => Buffer.from(key).toString('latin1').replace(/\0$/, ''));
+    // Entries of all tables go in the same transaction until a chunk is full, and each table is created in the
+    // transaction that writes its first entries: a small store is copied in one transaction, which leaves no page
+    // freed behind it (every commit frees the pages it rewrites), so the copy is as small as it can be.
+    const dsts = new Map<string, Database<Buffer, Buffer>>();
+    const dst = (name: string) => {
+      let db = dsts.get(name);
+      if (!db) dsts.set(name, (db = fresh.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' })));
+      return db;
+    };
+    let chunk: [string, Buffer, Buffer][] = [];
+    const write = (last = false): void => {
+      const entries = chunk;
+      chunk = [];
+      fresh.transactionSync(() => {
+        for (const [name, k, v] of entries) dst(name).putSync(k, v, APPEND);
+        if (last) for (const name of names) dst(name);
+      });
+    };
+    const transaction = this.env.useReadTransaction();
+    try {
+      for (const name of names) {
+        const src = this.env.openDB<Buffer, Buffer>({ name, encoding: 'binary', keyEncoding: 'binary' });
+        for (const { key, value } of src.getRange({ transaction })) {
+          chunk.push([name, Buffer.from(key), Buffer.from(value)]);
+          if (chunk.length >= COPY_CHUNK) {
+            write();
+            await new Promise((r) => setImmediate(r));
+          }
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      write(true);
+    } finally {
+      transaction.done();
+    }
+  }
+
+  /** How many LMDB readers other processes hold on this store (a member that has it open holds one). */
+  readersElsewhere(): number {
+    this.env.readerCheck();
+    const lines = this.env.readerList().split('\n').slice(1);
+    return lines.map((l) => Number(l.trim().split(/\s+/)[0])).filter((pid) => pid > 0 && pid !== process.pid).length;
+  }
+
+  /** Runs fn as a long op: not while a defragmentation runs, and none starts until it is done. */
+  private async longOp<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.defragging) await this.defragging.catch(() => undefined);
+    this.longOps++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.longOps === 0) this.longOpsIdle?.();
+    }
+  }
+
   /** The number of live keys (etcd_debugging_mvcc_keys_total): LMDB's entry count, corrected by the buffer. */
   keyCount(): number {
     let n = (this.latest.getStats() as { entryCount: number }).entryCount;
@@ -588,31 +900,39 @@ export class MvccStore {
     return n;
   }
 
-  /** The size of the database file (etcd_mvcc_db_total_size_in_bytes). */
+  /**
+   * The database size (etcd_mvcc_db_total_size_in_bytes, Status's dbSize, what --quota-backend-bytes limits): the
+   * pages up to the last used one, the size of data.mdb, as of the last commit (no system call per request).
+   */
   dbSize(): number {
-    try {
-      return fs.statSync(path.join(this.dir, DATA_FILE)).size;
-    } catch {
-      return 0;
-    }
+    return this.size;
   }
 
-  /** The bytes of the file up to its last used page (etcd_mvcc_db_total_size_in_use_in_bytes, an upper bound). */
+  /**
+   * The bytes of the pages that hold data (etcd_mvcc_db_total_size_in_use_in_bytes, Status's dbSizeInUse): the
+   * database size less LMDB's free pages, which later commits reuse and a defragmentation gives back.
+   */
   dbSizeInUse(): number {
-    const s = this.env.getStats() as { pageSize: number; lastPageNumber: number };
-    return (s.lastPageNumber + 1) * s.pageSize;
+    const pages = (st: { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }) => st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages;
+    type Stat = { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    const root = this.env.getStats() as Stat & { pageSize: number; lastPageNumber: number; root: Stat; free: Stat };
+    let used = 2 + pages(root.root) + pages(root.free); // two meta pages, the table of tables, the free list
+    for (const t of this.tables()) used += pages(t.getStats() as Stat);
+    return Math.min(used, root.lastPageNumber + 1) * root.pageSize;
   }
 
-  /** Commits what is buffered, waits for a running compaction and closes LMDB. */
+  /** Commits what is buffered, waits for a running compaction and defragmentation, and closes LMDB. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.compacting.catch(() => undefined);
+    await this.defragging?.catch(() => undefined);
     this.flushSync();
     await this.inflightDone;
     await this.env.close();
+    if (this.envDir !== this.dir) fs.rmSync(this.envDir, { recursive: true, force: true });
   }
 
   /** Commits the write buffer now (all but an open write txn), synchronously. */
@@ -629,7 +949,9 @@ export class MvccStore {
     this.env.transactionSync(() => {
       for (const b of batches) this.writeBatch(b);
     });
+    this.replay?.push(...batches);
     this.env.resetReadTxn();
+    this.refreshSize();
     for (const b of batches) this.dropBuffered(b);
     this.pending = this.newBatch();
     this.pending.ops = rest;
@@ -688,6 +1010,9 @@ export class MvccStore {
         kvs.push(this.toKV(k, meta, opts.keysOnly, rec));
         if (kvs.length === limit) {
           key = Buffer.concat([k, ZERO]); // the rest is only counted
+          // An iterator left open keeps its read transaction (and LMDB reader slot) from being reused: every
+          // limited range would take one more slot, until LMDB has none left (MDB_READERS_FULL).
+          iter.return?.();
           break;
         }
       }
@@ -894,6 +1219,7 @@ export class MvccStore {
 
   private scheduleFlush(): void {
     if (this.closed) return;
+    if (this.commitsPaused) return; // a defragmentation schedules the commit once the copy is in place
     if (this.pending.ops.length >= this.batchLimit * BACKLOG_BATCHES && !this.openTxn) {
       // Applying outruns the disk: commit here, on the apply path, as etcd's backend does when its batch is full,
       // so the buffer (and the heap) stays bounded.
@@ -921,7 +1247,7 @@ export class MvccStore {
 
   /** Hands the buffer to lmdb-js's writer thread as one transaction; keeps it readable until committed. */
   private startFlush(): void {
-    if (this.inflight || this.closed || this.openTxn) return;
+    if (this.inflight || this.closed || this.openTxn || this.commitsPaused) return;
     const b = this.pending;
     if (!b.ops.length && b.index === this.lastCommittedIndex) return;
     this.pending = this.newBatch();
@@ -937,6 +1263,7 @@ export class MvccStore {
       .then(
         () => {
           this.env.resetReadTxn();
+          this.refreshSize();
           this.dropBuffered(b);
           this.inflight = undefined;
           if (this.pending.ops.length || this.pending.index !== b.index) this.scheduleFlush();
@@ -951,7 +1278,8 @@ export class MvccStore {
       );
   }
 
-  private writeBatch(b: Batch): void {
+  /** Writes a batch's ops in the open LMDB transaction; `append` false when they may be there already (a replay). */
+  private writeBatch(b: Batch, append = true): void {
     for (const op of b.ops) {
       if (op.rev === undefined) {
         if (op.ks === LEASE_OP) {
@@ -961,7 +1289,9 @@ export class MvccStore {
         continue;
       }
       const key = op.key as Buffer;
-      this.kv.putSync(op.rev, op.rec, APPEND); // revisions only grow: LMDB fills its pages instead of splitting them
+      // Revisions only grow: LMDB fills its pages instead of splitting them.
+      if (append) this.kv.putSync(op.rev, op.rec, APPEND);
+      else this.kv.putSync(op.rev, op.rec);
       this.hist.putSync(histKey(key, op.rev), op.meta ? LIVE : TOMB);
       if (op.meta) this.latest.putSync(key, op.meta);
       else this.latest.removeSync(key);
@@ -981,7 +1311,9 @@ export class MvccStore {
     if (b.index > this.lastCommittedIndex) this.lastCommittedIndex = b.index;
     if (b.lastSeq > this.committedSeq) this.committedSeq = b.lastSeq;
     let dropped = false;
-    for (const op of b.ops) {
+    // Last op first: a key written more than once in the batch is in LMDB as its last write left it.
+    for (let i = b.ops.length - 1; i >= 0; i--) {
+      const op = b.ops[i];
       if (op.rev === undefined) continue;
       const e = this.latestBuf.get(op.ks);
       if (!e) continue;

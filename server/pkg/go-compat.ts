@@ -135,3 +135,49 @@ export function goParseDuration(s: string): number {
   }
   return sign * total;
 }
+
+/** go-humanize's Bytes, as etcd prints sizes: SI units, one decimal below 10 ("20 kB", "1.1 MB"). */
+export function humanBytes(n: number): string {
+  if (n < 10) return `${n} B`;
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
+  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
+  const v = Math.floor((n / 1000 ** e) * 10 + 0.5) / 10;
+  if (v < 10) return `${v.toFixed(1)} ${units[e]}`;
+  // Go's %.0f rounds a tie to even: 20.5 prints 20.
+  const whole = v - Math.floor(v) === 0.5 ? (Math.floor(v) % 2 === 0 ? Math.floor(v) : Math.ceil(v)) : Math.round(v);
+  return `${whole} ${units[e]}`;
+}
+
+/** Go's time.Duration String() of a duration in nanoseconds: "1.344339ms", "850µs", "2.5s", "1m0.5s". */
+export function goDuration(ns: number): string {
+  ns = Math.round(ns);
+  if (ns === 0) return '0s';
+  const neg = ns < 0;
+  let u = Math.abs(ns);
+  const frac = (v: number, digits: number): string => {
+    const whole = Math.floor(v / 10 ** digits);
+    const rest = String(v % 10 ** digits).padStart(digits, '0').replace(/0+$/, '');
+    return rest ? `${whole}.${rest}` : String(whole);
+  };
+  let s: string;
+  if (u < 1e3) s = `${u}ns`;
+  else if (u < 1e6) s = `${frac(u, 3)}µs`;
+  else if (u < 1e9) s = `${frac(u, 6)}ms`;
+  else {
+    const h = Math.floor(u / 3.6e12);
+    u -= h * 3.6e12;
+    const m = Math.floor(u / 6e10);
+    u -= m * 6e10;
+    s = `${frac(u, 9)}s`;
+    if (h > 0) s = `${h}h${m}m${s}`;
+    else if (m > 0) s = `${m}m${s}`;
+  }
+  return neg ? `-${s}` : s;
+}
+
+/** Go's encoding/json of a string: HTML-safe (<, >, & escaped), control characters as Go writes them. */
+export function goJSONString(s: string): string {
+  return JSON.stringify(s)
+    .replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    .replace(/\\(u[0-9a-f]{4}|.)/g, (e, c: string) => (c === 'b' ? '\\u0008' : c === 'f' ? '\\u000c' : e));
+}

@@ -156,8 +156,15 @@ describe('etcd command configuration', () => {
   });
 
   test('options of etcd that this server does not act on are refused unless given their default', () => {
-    expect(errorOf(['--quota-backend-bytes', '1000']).message).toMatch(/--quota-backend-bytes=1000 \(on the command line\) is not supported by this server/);
-    expect(config(['--quota-backend-bytes', '0', '--proxy', 'off']).warnings).toEqual([]);
+    expect(errorOf(['--backend-batch-limit', '1000']).message).toMatch(/--backend-batch-limit=1000 \(on the command line\) is not supported by this server/);
+    expect(config(['--backend-batch-limit', '0', '--proxy', 'off']).warnings).toEqual([]);
+  });
+
+  test('--quota-backend-bytes: a signed number of bytes (0: the default quota, negative: none)', () => {
+    expect(config([]).config.quotaBackendBytes).toBe(0);
+    expect(config(['--quota-backend-bytes', '1048576']).config.quotaBackendBytes).toBe(1048576);
+    expect(config(['--quota-backend-bytes=-1']).config.quotaBackendBytes).toBe(-1);
+    expect(errorOf(['--quota-backend-bytes', '1MB']).message).toMatch(/invalid value "1MB"/);
   });
 
   test('--help and --version', () => {

@@ -8,7 +8,9 @@ import * as http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { encodeLiterals, HpackDecoder, type Header } from '../../server/embed/h2/hpack';
 import { fixAuthority, InboundRewriter, validAuthority } from '../../server/embed/h2/authority';
-import { PutRequest, PutResponse, RangeRequest, RangeResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { PutRequest, PutResponse, RangeRequest, RangeResponse, SnapshotRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import type * as net from 'node:net';
+import { request } from '../support/http';
 import { TestCluster } from '../support/cluster';
 
 const run = promisify(execFile);
@@ -175,6 +177,17 @@ describe('against a member', () => {
     });
   }
 
+  /** A session for one call, closed once the call is answered. */
+  const sessions: http2.ClientHttp2Session[] = [];
+  const http2Once = (url: string): http2.ClientHttp2Session => {
+    const s = http2.connect(url);
+    sessions.push(s);
+    return s;
+  };
+  afterEach(() => {
+    for (const s of sessions.splice(0)) s.close();
+  });
+
   test('calls with a URL for authority (indexed by the client after the first) are answered, and so are plain ones', async () => {
     c = await TestCluster.start(1);
     const m = c.members[0];
@@ -208,6 +221,29 @@ describe('against a member', () => {
     } finally {
       s.close();
     }
+  });
+
+  test('a client that resets its connection while a snapshot streams to it (through the rewriter) leaves the member serving', async () => {
+    const m = c!.members[0];
+    const value = Buffer.alloc(64 * 1024, 'v');
+    for (let i = 0; i < 32; i++) await call(http2Once(m.clientURL), m.clientURL, '/etcdserverpb.KV/Put', PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from(`big${i}`), value })).finish());
+    for (let round = 0; round < 10; round++) {
+      const s = http2.connect(m.clientURL);
+      await new Promise<void>((resolve) => {
+        const req = s.request({ ':method': 'POST', ':path': '/etcdserverpb.Maintenance/Snapshot', ':authority': m.clientURL, 'content-type': 'application/grpc', te: 'trailers' });
+        req.on('error', () => resolve());
+        // The first bytes in: the server is writing the rest; the client's socket is reset under it.
+        req.once('data', () => {
+          (s.socket as net.Socket & { resetAndDestroy(): void }).resetAndDestroy();
+          resolve();
+        });
+        req.end(grpcFrame(SnapshotRequest.encode(SnapshotRequest.fromPartial({})).finish()));
+      });
+      s.destroy();
+    }
+    const health = await request(m.clientURL, 'GET', '/health');
+    expect([health.status, health.body]).toEqual([200, '{"health":"true"}']);
+    expect(m.proc!.output()).not.toContain('ERR_INTERNAL_ASSERTION');
   });
 
   test("Python's gRPC (C core) with the URL as its default authority puts and gets", async () => {

@@ -247,7 +247,8 @@ function sampleFor(spec: OptionSpec): { yaml: string; flag: string; value: Optio
   switch (spec.kind) {
     case 'bool':
       return { yaml: 'true', flag: 'true', value: true };
-    case 'uint': {
+    case 'uint':
+    case 'int': {
       const n = (spec.default as number) || 7;
       return { yaml: String(n), flag: String(n), value: n };
     }
@@ -274,6 +275,7 @@ function sampleFor(spec: OptionSpec): { yaml: string; flag: string; value: Optio
 const WRONG: Record<OptionSpec['kind'], [string, string]> = {
   bool: ['"yes"', 'expected a boolean'],
   uint: ['lots', 'expected an integer'],
+  int: ['lots', 'expected an integer'],
   urls: ['"not a url"', 'is not a valid URL'],
   enum: ['bogus', 'must be one of'],
   string: ['[a, b]', 'expected a string'],

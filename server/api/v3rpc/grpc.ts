@@ -8,6 +8,11 @@ import { GRPC_OVERHEAD_BYTES } from './errors';
 import { addHealthService } from './health';
 import { kvService, type HeaderProvider, type KVBackend } from './kv';
 import { addLeaseService, type LeaseBackend } from './lease';
+import { addMaintenanceService, type MaintenanceBackend } from './maintenance';
+import { clusterService, type ClusterBackend } from './cluster';
+import { ErrGRPCNotSupportedForLearner } from './errors';
+import type { RangeRequest } from './pb/etcdserverpb/rpc';
+import type { CallGate } from './service';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService, type UnaryHandler } from './service';
 import { addWatchService, type WatchServiceOptions } from './watch';
@@ -35,6 +40,14 @@ export interface V3ServerOptions {
   watch?: Omit<WatchServiceOptions, 'header' | 'maxRequestBytes'>;
   /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
   grpcOptions?: grpc.ServerOptions;
+  /** The member behind etcdserverpb.Maintenance (not served without it). */
+  maintenance?: MaintenanceBackend;
+  /** The member's membership behind etcdserverpb.Cluster (not served without it). */
+  cluster?: ClusterBackend;
+  /** Whether this member is a learner, which answers only Status and serializable ranges (as etcd 3.4's). */
+  isLearner?: () => boolean;
+  /** Where the services log what etcd's log (snapshots sent, say). */
+  log?: (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => void;
 }
 
 /** A gRPC server that remembers every method's implementation (the JSON gateway calls them in-process). */
@@ -64,11 +77,27 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
     ...opts.grpcOptions,
   });
   const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;
+  const gate = opts.isLearner ? learnerGate(opts.isLearner) : undefined;
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
-  addUnaryService(server, kv.definition, kv.handlers, metrics);
-  if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header }, metrics);
-  for (const svc of opts.services ?? []) addUnaryService(server, svc.definition, svc.handlers, metrics);
+  addUnaryService(server, kv.definition, kv.handlers, metrics, gate);
+  if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header, gate }, metrics);
+  for (const svc of opts.services ?? []) addUnaryService(server, svc.definition, svc.handlers, metrics, gate);
   addHealthService(server, metrics);
-  if (opts.watch) addWatchService(server, { ...opts.watch, header: opts.header, maxRequestBytes }, metrics);
+  if (opts.watch) addWatchService(server, { ...opts.watch, header: opts.header, maxRequestBytes, gate }, metrics);
+  if (opts.maintenance) addMaintenanceService(server, { backend: opts.maintenance, header: opts.header, log: opts.log, gate }, metrics);
+  if (opts.cluster) {
+    const c = clusterService(opts.cluster, opts.header);
+    addUnaryService(server, c.definition, c.handlers, metrics, gate);
+  }
   return server;
+}
+
+/** etcd's isRPCSupportedForLearner, in its unary and stream interceptors: a learner serves Status and serializable ranges. */
+export function learnerGate(isLearner: () => boolean): CallGate {
+  return (path, request) => {
+    if (!isLearner()) return undefined;
+    if (path === '/etcdserverpb.Maintenance/Status') return undefined;
+    if (path === '/etcdserverpb.KV/Range' && (request as RangeRequest).serializable) return undefined;
+    return ErrGRPCNotSupportedForLearner;
+  };
 }

@@ -11,7 +11,7 @@ import {
 import { ServerErrors, toGRPCError } from './errors';
 import { fillHeader, type HeaderProvider } from './kv';
 import type { GrpcMetrics } from './metrics';
-import { encodeToBuffer, splitPath, toGrpcUnary, unaryMethod, type UnaryHandler } from './service';
+import { encodeToBuffer, splitPath, toGrpcUnary, unaryMethod, type CallGate, type UnaryHandler } from './service';
 
 /**
  * What serves leases: grants and revocations through the log, renewals and TimeToLive by the leader (forwarded there
@@ -48,8 +48,8 @@ function unary<Req, Res extends { header?: unknown }>(exec: (r: Req) => Promise<
 const KEEPALIVE_PATH = '/etcdserverpb.Lease/LeaseKeepAlive';
 
 /** Adds the Lease service to a gRPC server. */
-export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBackend; header: HeaderProvider }, metrics?: GrpcMetrics): void {
-  const { backend: b, header } = opts;
+export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBackend; header: HeaderProvider; gate?: CallGate }, metrics?: GrpcMetrics): void {
+  const { backend: b, header, gate } = opts;
   const definition: grpc.ServiceDefinition = {
     LeaseGrant: unaryMethod('/etcdserverpb.Lease/LeaseGrant', LeaseGrantRequest, LeaseGrantResponse),
     LeaseRevoke: unaryMethod('/etcdserverpb.Lease/LeaseRevoke', LeaseRevokeRequest, LeaseRevokeResponse),
@@ -72,8 +72,8 @@ export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBacke
     LeaseLeases: unary((r: LeaseLeasesRequest) => b.leaseLeases(r), header, () => ({ header: emptyHeader(), leases: [] })),
   };
   const impl: grpc.UntypedServiceImplementation = {};
-  for (const [name, h] of Object.entries(handlers)) impl[name] = toGrpcUnary(definition[name].path, h, metrics);
-  impl.LeaseKeepAlive = keepAliveHandler(b, header, metrics);
+  for (const [name, h] of Object.entries(handlers)) impl[name] = toGrpcUnary(definition[name].path, h, metrics, gate);
+  impl.LeaseKeepAlive = keepAliveHandler(b, header, metrics, gate);
   metrics?.preRegister(definition);
   server.addService(definition, impl);
 }
@@ -83,11 +83,17 @@ export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBacke
  * before the renewal, so its revision is never past one at which the lease was revoked. A stream whose client does
  * not read is not read either until its answers drain.
  */
-function keepAliveHandler(b: LeaseBackend, header: HeaderProvider, metrics?: GrpcMetrics): grpc.handleBidiStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
+function keepAliveHandler(b: LeaseBackend, header: HeaderProvider, metrics?: GrpcMetrics, gate?: CallGate): grpc.handleBidiStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
   const [service, method] = splitPath(KEEPALIVE_PATH);
   const counted = metrics?.forMethod('bidi_stream', service, method);
   return (call) => {
     counted?.started();
+    const refused = gate?.(KEEPALIVE_PATH, undefined);
+    if (refused) {
+      counted?.handled(refused.code);
+      call.emit('error', { name: 'V3Error', message: refused.details, code: refused.code, details: refused.details });
+      return;
+    }
     let chain: Promise<void> = Promise.resolve();
     let finished = false;
     const finish = (code: grpc.status, details?: string): void => {

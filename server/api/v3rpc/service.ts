@@ -62,15 +62,22 @@ export function splitPath(path: string): [string, string] {
   return i >= 0 ? [p.slice(0, i), p.slice(i + 1)] : ['unknown', 'unknown'];
 }
 
+/**
+ * What etcd's unary interceptor refuses before a handler runs (a learner answers only Status and serializable
+ * ranges): the error for a call to `path` with this request, or undefined to let it through.
+ */
+export type CallGate = (path: string, request: unknown) => V3Error | undefined;
+
 /** Adapts an async handler to grpc-js, counting it started and handled (with its code) as etcd's interceptor does. */
-export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, Res>, metrics?: GrpcMetrics): grpc.handleUnaryCall<Req, Res> {
+export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, Res>, metrics?: GrpcMetrics, gate?: CallGate): grpc.handleUnaryCall<Req, Res> {
   const [service, method] = splitPath(path);
   const counted = metrics?.forMethod('unary', service, method);
   return (call, callback) => {
     counted?.started();
     let p: Promise<Res>;
     try {
-      p = handler(call.request, call);
+      const refused = gate?.(path, call.request);
+      p = refused ? Promise.reject(refused) : handler(call.request, call);
     } catch (err) {
       p = Promise.reject(err);
     }
@@ -96,12 +103,13 @@ export function addUnaryService(
   definition: grpc.ServiceDefinition,
   handlers: Record<string, UnaryHandler<any, any>>,
   metrics?: GrpcMetrics,
+  gate?: CallGate,
 ): void {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, m] of Object.entries(definition)) {
     const h = handlers[name];
     if (!h) throw new Error(`no handler for ${m.path}`);
-    impl[name] = toGrpcUnary(m.path, h, metrics);
+    impl[name] = toGrpcUnary(m.path, h, metrics, gate);
   }
   metrics?.preRegister(definition);
   server.addService(definition, impl);

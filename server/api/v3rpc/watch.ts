@@ -14,7 +14,7 @@ import { WatchCreateRequest_FilterType, WatchRequest, WatchResponse, type Respon
 import { ErrGRPCNoLeader, GRPC_OVERHEAD_BYTES, V3Error } from './errors';
 import type { HeaderProvider } from './kv';
 import type { GrpcMetrics, MethodCounters } from './metrics';
-import { encodeMessage, encodeToBuffer, type MessageCodec } from './service';
+import { encodeMessage, encodeToBuffer, type CallGate, type MessageCodec } from './service';
 import { WatchError, type WatchableStore, type WatchEvent, type WatchResult, type WatchSink, type WatchStream, type Watcher } from '../../mvcc/watchable';
 
 /** etcd's chanBufLen: watch responses a stream queues before its watchers are slow. */
@@ -40,6 +40,8 @@ export interface WatchServiceOptions {
   hasLeader?: () => boolean;
   /** The election timeout (ms): require-leader streams end after MAX_NO_LEADER_CNT of them without a leader. */
   electionMs?: number;
+  /** What a learner refuses (etcd 3.4's stream interceptor: a learner serves no streams). */
+  gate?: CallGate;
 }
 
 /** A response as it is put on the wire: the events' bytes encoded once, whichever watchers they go to. */
@@ -343,6 +345,12 @@ export function addWatchService(server: grpc.Server, opts: WatchServiceOptions, 
   server.addService(definition, {
     Watch: (call: grpc.ServerDuplexStream<WatchRequest, Buffer>) => {
       counters?.started();
+      const refused = opts.gate?.('/etcdserverpb.Watch/Watch', undefined);
+      if (refused) {
+        counters?.handled(refused.code);
+        call.emit('error', { code: refused.code, details: refused.details, metadata: new grpc.Metadata() });
+        return;
+      }
       const requireLeader = call.metadata.get('hasleader')[0] === 'true';
       if (requireLeader && opts.hasLeader && !opts.hasLeader()) {
         counters?.handled(ErrGRPCNoLeader.code);

@@ -233,7 +233,10 @@ class RewrittenConnection extends Duplex {
     };
     socket.on('data', take);
     socket.on('end', () => this.push(null));
-    socket.on('error', (err) => this.destroy(err));
+    // A client gone (ECONNRESET, EPIPE) closes the connection, without an error: an 'error' event makes the HTTP/2
+    // session write its GOAWAY into the stream while the stream's own write is still pending, which trips an
+    // assertion in Node's JSStreamSocket (ERR_INTERNAL_ASSERTION) and ends the process.
+    socket.on('error', () => this.destroy());
     socket.on('close', () => this.destroy());
     take(first);
   }
@@ -275,14 +278,19 @@ class RewrittenConnection extends Duplex {
     this.socket.resume();
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.socket.write(chunk, cb);
+    // A write the client is no longer there to take (EPIPE, ECONNRESET) closes the connection, as an error would
+    // trip the same assertion (see the constructor).
+    this.socket.write(chunk, (err) => {
+      if (err) this.destroy();
+      cb();
+    });
   }
   override _final(cb: (err?: Error | null) => void): void {
-    this.socket.end(cb);
+    this.socket.end(() => cb());
   }
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+  override _destroy(_err: Error | null, cb: (err?: Error | null) => void): void {
     this.socket.destroy();
-    cb(err);
+    cb(null);
   }
 }
 

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { AuthClient, AuthenticateRequest, KVClient, LeaseClient, WatchClient, LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
+import { AuthClient, AuthenticateRequest, ClusterClient, KVClient, LeaseClient, MaintenanceClient, SnapshotRequest, SnapshotResponse, WatchClient, LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 
 export interface ClientConfig {
   endpoints: string[];
@@ -20,19 +20,32 @@ export interface ClientConfig {
   cacert: string;
   /** Where clientv3's retry interceptor logs its warnings (etcdctl: stderr). */
   warn(line: string): void;
+  /**
+   * A connection clientv3 dials to one endpoint for a Maintenance call (Status, HashKV, Defragment): its warnings
+   * name the target `passthrough:///<endpoint>`.
+   */
+  dialed?: boolean;
 }
 
-/** One endpoint's clients, on one channel as clientv3's one connection. */
-interface Clients {
+/** One endpoint's connection, with a client of each service over it (clientv3's one connection). */
+interface Conn {
   ep: string;
   kv: KVClient;
   lease: LeaseClient;
   auth: AuthClient;
+  maintenance: MaintenanceClient;
+  cluster: ClusterClient;
   /** for the Watch client, made when first asked for, on a channel of its own */
   target: string;
   creds: grpc.ChannelCredentials;
   watch?: WatchClient;
 }
+
+/** The services `rpc` calls by method name. */
+type Service = 'maintenance' | 'cluster';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Method = (...args: any[]) => grpc.ClientUnaryCall;
 
 /** A failed call, with the message etcdctl prints after "Error: ". */
 export class CallError extends Error {}
@@ -66,7 +79,7 @@ const LOOP_MS = 500;
 const RETRY_CONN_WAIT_MS = 500;
 
 export class V3Client {
-  private readonly clients: Clients[];
+  private readonly clients: Conn[];
   private readonly clientId = `client-${randomUUID()}`;
   private readonly options: grpc.ClientOptions;
   private next = 0;
@@ -86,10 +99,18 @@ export class V3Client {
       const e = parseEndpoint(ep, tlsConfigured);
       const creds = e.secure ? this.tlsCredentials() : grpc.credentials.createInsecure();
       const kv = new KVClient(e.target, creds, options);
-      // one channel for both services, as clientv3's one connection
-      const lease = new LeaseClient(e.target, creds, { ...options, channelOverride: kv.getChannel() });
-      const auth = new AuthClient(e.target, creds, { ...options, channelOverride: kv.getChannel() });
-      return { ep: ep.replace(/^[a-z]+:\/\//, ''), kv, lease, auth, target: e.target, creds };
+      // The other services share the KV client's channel (one connection per endpoint).
+      const shared = { ...options, channelOverride: kv.getChannel() as grpc.Channel };
+      return {
+        ep: ep.replace(/^[a-z]+:\/\//, ''),
+        kv,
+        lease: new LeaseClient(e.target, creds, shared),
+        auth: new AuthClient(e.target, creds, shared),
+        maintenance: new MaintenanceClient(e.target, creds, shared),
+        cluster: new ClusterClient(e.target, creds, shared),
+        target: e.target,
+        creds,
+      };
     });
   }
 
@@ -112,6 +133,8 @@ export class V3Client {
 
   close(): void {
     for (const c of this.clients) {
+      c.maintenance.close();
+      c.cluster.close();
       c.kv.close();
       c.watch?.close();
     }
@@ -119,12 +142,12 @@ export class V3Client {
 
   /** A KV call (see invoke). */
   call<Req, Res>(pick: Unary<KVClient, Req, Res>, req: Req): Promise<Res> {
-    return this.invoke((c) => c.kv, pick, req);
+    return this.invoke((c) => [c.kv, pick(c.kv) as Method], req);
   }
 
   /** An Auth call (see invoke). */
   callAuth<Req, Res>(pick: Unary<AuthClient, Req, Res>, req: Req): Promise<Res> {
-    return this.invoke((c) => c.auth, pick, req);
+    return this.invoke((c) => [c.auth, pick(c.auth) as Method], req);
   }
 
   /** The metadata of a call: the token, once there is one (watch streams start from it too). */
@@ -168,20 +191,43 @@ export class V3Client {
   private retryWarning(ep: string, error: string): void {
     this.cfg.warn(JSON.stringify({
       level: 'warn', ts: new Date().toISOString(), caller: 'clientv3/retry_interceptor.go:62', msg: 'retrying of unary invoker failed',
-      target: `endpoint://${this.clientId}/${ep}`, attempt: 0, error,
+      target: this.cfg.dialed ? `passthrough:///${this.cfg.endpoints[0]}` : `endpoint://${this.clientId}/${ep}`, attempt: 0, error,
     }));
   }
 
   /** A Lease call (see invoke). */
   callLease<Req, Res>(pick: Unary<LeaseClient, Req, Res>, req: Req): Promise<Res> {
-    return this.invoke((c) => c.lease, pick, req);
+    return this.invoke((c) => [c.lease, pick(c.lease) as Method], req);
   }
 
   /**
-   * One unary call: endpoints are tried in turn while they cannot be reached, until the command timeout; the
+   * One unary KV call: endpoints are tried in turn while they cannot be reached, until the command timeout; the
    * server's answer (success or etcd error) ends it.
    */
-  private async invoke<C, Req, Res>(service: (c: Clients) => C, pick: Unary<C, Req, Res>, req: Req): Promise<Res> {
+  /** A unary call of the Maintenance or Cluster service, by the generated client's method name (`status`, `memberList`). */
+  rpc<Res>(service: Service, method: string, req: unknown): Promise<Res> {
+    return this.invoke((c) => {
+      const client = c[service] as unknown as Record<string, Method> & grpc.Client;
+      return [client, client[method]];
+    }, req);
+  }
+
+  /**
+   * Maintenance.Snapshot from the (one) endpoint: each message's blob in turn to `onBlob`; resolves when the stream
+   * ends. Without a timeout it runs as long as the snapshot takes (etcdctl's snapshot save unless --command-timeout).
+   */
+  snapshot(onBlob: (blob: Buffer) => void, timeoutMs?: number): Promise<void> {
+    const c = this.clients[0];
+    return new Promise((resolve, reject) => {
+      const opts: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+      const st = c.maintenance.snapshot(SnapshotRequest.fromPartial({}), this.metadata(), opts);
+      st.on('data', (r: SnapshotResponse) => onBlob(Buffer.from(r.blob)));
+      st.on('end', resolve);
+      st.on('error', (e: grpc.ServiceError) => reject(this.callError(e, e.code === grpc.status.DEADLINE_EXCEEDED, c.ep, false)));
+    });
+  }
+
+  private async invoke<Res>(pick: (c: Conn) => [grpc.Client, Method], req: unknown): Promise<Res> {
     const deadline = Date.now() + this.cfg.commandTimeoutMs;
     let last: grpc.ServiceError | undefined;
     let lastEp = this.clients[0].ep;
@@ -189,9 +235,9 @@ export class V3Client {
       const c = this.clients[this.next % this.clients.length];
       lastEp = c.ep;
       try {
-        const client = service(c);
         return await new Promise<Res>((resolve, reject) => {
-          pick(client).call(client, req, this.metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err, res) => (err ? reject(err) : resolve(res!)));
+          const [client, fn] = pick(c);
+          fn.call(client, req, this.metadata(), { deadline, waitForReady: this.clients.length === 1 }, (err: grpc.ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res as Res)));
         });
       } catch (e) {
         const err = e as grpc.ServiceError;
@@ -203,16 +249,20 @@ export class V3Client {
       }
     }
     const err = last ?? ({ code: grpc.status.DEADLINE_EXCEEDED, details: 'context deadline exceeded' } as grpc.ServiceError);
-    const deadlineHit = err.code === grpc.status.DEADLINE_EXCEEDED || Date.now() >= deadline;
+    throw this.callError(err, err.code === grpc.status.DEADLINE_EXCEEDED || Date.now() >= deadline, lastEp, true);
+  }
+
+  /** The error clientv3 gives etcdctl for a failed call, with its retry interceptor's warning (unary calls) first. */
+  private callError(err: grpc.ServiceError, deadlineHit: boolean, lastEp: string, warn: boolean): CallError {
     // grpc-go's words when the time ran out with no connection up.
     const unreachable = this.clients.every((c) => c.kv.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY);
     const desc = deadlineHit ? (unreachable ? 'latest balancer error: all SubConns are in TransientFailure' : 'context deadline exceeded') : err.details;
     const code = deadlineHit ? 'DeadlineExceeded' : GO_CODE[err.code] ?? `Code(${err.code})`;
-    this.retryWarning(lastEp, `rpc error: code = ${code} desc = ${desc}`);
+    if (warn) this.retryWarning(lastEp, `rpc error: code = ${code} desc = ${desc}`);
     // clientv3 hands etcd's own errors over as their message, a spent deadline as the context's error.
-    if (deadlineHit) throw new CallError('context deadline exceeded');
-    if (err.details.startsWith('etcdserver: ')) throw new CallError(err.details);
-    throw new CallError(`rpc error: code = ${code} desc = ${err.details}`);
+    if (deadlineHit) return new CallError('context deadline exceeded');
+    if (err.details.startsWith('etcdserver: ')) return new CallError(err.details);
+    return new CallError(`rpc error: code = ${code} desc = ${err.details}`);
   }
 
   private anyReady(deadline: number): Promise<void> {

@@ -20,6 +20,7 @@ import { Event_EventType } from '../../api/v3rpc/pb/mvccpb/kv';
 import { eventTypeName, goQuote } from './printer';
 import { ClientWatcher, type ClientWatchResponse, type WatchSpec } from './watch';
 import { parseWatchArgs, WATCH_FLAGS, WatchArgsError, type WatchFlags } from './watch-args';
+import { clusterCommands } from './cluster-commands';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
 export interface V3IO {
@@ -78,7 +79,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'discovery-srv-name', kind: 'string', def: '', usage: 'service name to query when using DNS discovery' },
 ];
 
-interface Ctx {
+export interface Ctx {
   flags: Parsed;
   args: string[];
   env: Record<string, string | undefined>;
@@ -93,14 +94,17 @@ interface Ctx {
   command: string;
 }
 
-interface Command {
+/** A command, or a group of subcommands (cobra's command without Run: it prints its usage). */
+export interface Command {
   use: string;
   short: string;
   long?: string;
+  /** Its own flags (with its help flag). */
   flags: FlagSpec[];
-  run(ctx: Ctx): Promise<void>;
-  /** A command group (lease): its subcommands; run is not called. */
-  sub?: Record<string, Command>;
+  run?(ctx: Ctx): Promise<void>;
+  subcommands?: Record<string, Command>;
+  /** Flags its subcommands inherit (cobra's persistent flags), listed with theirs under GLOBAL OPTIONS. */
+  persistent?: FlagSpec[];
 }
 
 const help = (name: string): FlagSpec => ({ name: 'help', short: 'h', kind: 'bool', def: 'false', usage: `help for ${name}` });
@@ -110,8 +114,7 @@ const COMMANDS: Record<string, Command> = {
     use: 'auth <enable or disable>',
     short: 'Enable or disable authentication',
     flags: [help('auth')],
-    run: async () => undefined,
-    sub: {
+    subcommands: {
       enable: { use: 'enable', short: 'Enables authentication', flags: [help('enable')], run: authEnable },
       disable: { use: 'disable', short: 'Disables authentication', flags: [help('disable')], run: authDisable },
     },
@@ -185,8 +188,7 @@ will store the content of the file to <key>.
     use: 'lease <subcommand>',
     short: 'Lease related commands',
     flags: [help('lease')],
-    run: async () => undefined,
-    sub: {
+    subcommands: {
       grant: { use: 'grant <ttl>', short: 'Creates leases', flags: [help('grant')], run: leaseGrant },
       revoke: { use: 'revoke <leaseID>', short: 'Revokes leases', flags: [help('revoke')], run: leaseRevoke },
       timetolive: {
@@ -208,8 +210,7 @@ will store the content of the file to <key>.
     use: 'role <subcommand>',
     short: 'Role related commands',
     flags: [help('role')],
-    run: async () => undefined,
-    sub: {
+    subcommands: {
       add: { use: 'add <role name>', short: 'Adds a new role', flags: [help('add')], run: roleAdd },
       delete: { use: 'delete <role name>', short: 'Deletes a role', flags: [help('delete')], run: roleDelete },
       get: { use: 'get <role name>', short: 'Gets detailed information of a role', flags: [help('get')], run: roleGet },
@@ -246,8 +247,7 @@ will store the content of the file to <key>.
     use: 'user <subcommand>',
     short: 'User related commands',
     flags: [help('user')],
-    run: async () => undefined,
-    sub: {
+    subcommands: {
       add: {
         use: 'add <user name or user:password> [options]',
         short: 'Adds a new user',
@@ -291,6 +291,17 @@ will store the content of the file to <key>.
   },
 };
 
+// The cluster and maintenance commands (cluster-commands.ts), with what they need of this module.
+Object.assign(COMMANDS, clusterCommands({
+  format: (ctx) => {
+    printer(ctx);
+    return str(ctx, 'write-out') as Format;
+  },
+  client: (ctx, endpoints, dialed) => client(ctx, endpoints, dialed),
+  fail,
+  exit: (code) => new Exit(code),
+}));
+
 /** Every command of etcd 3.4's etcdctl, in the order it adds them (cobra's prefix matching and suggestions go by it). */
 const ALL_COMMANDS = [
   'get', 'put', 'del', 'txn', 'compaction', 'alarm', 'defrag', 'endpoint', 'move-leader', 'watch', 'version', 'lease', 'member',
@@ -299,23 +310,25 @@ const ALL_COMMANDS = [
 
 let etcdctlVersion = '';
 
-/** The usage text etcdctl prints for a command (its help template through Go's tabwriter); `lease grant` for a subcommand. */
-export function commandUsage(name: string): string {
-  const [group, subName] = name.split(' ');
-  const c = subName === undefined ? COMMANDS[group] : COMMANDS[group].sub![subName];
-  const parent = subName === undefined ? '' : `${group} `;
-  let s = `NAME:\n\t${name} - ${c.short}\n\nUSAGE:\n\tetcdctl ${parent}${c.use} [flags]\n`;
-  if (c.sub) s += `\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${commandList(Object.entries(c.sub).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
+/** The usage text etcdctl prints for a command, `name` or `group sub` (its help template through Go's tabwriter). */
+export function commandUsage(name: string, sub?: string): string {
+  const group = COMMANDS[name];
+  const c = sub === undefined ? group : group.subcommands![sub];
+  const full = sub === undefined ? name : `${name} ${sub}`;
+  let s = `NAME:\n\t${full} - ${c.short}\n\nUSAGE:\n\tetcdctl ${sub === undefined ? '' : `${name} `}${c.use} [flags]\n`;
+  if (c.subcommands) {
+    s += `\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${tabbed(Object.entries(c.subcommands).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, x]) => [n, x.short]))}`;
+  }
   if (c.long) s += `\nDESCRIPTION:\n${c.long.replace(/^[\n\t ]+|[\n\t ]+$/g, '').split('\n').map((l) => `\t${l}\n`).join('')}`;
-  s += `\nOPTIONS:\n${flagTable(c.flags)}`;
-  s += `\nGLOBAL OPTIONS:\n${flagTable(GLOBAL_FLAGS)}\n`;
+  s += `\nOPTIONS:\n${flagTable([...c.flags, ...(c.persistent ?? [])])}`;
+  s += `\nGLOBAL OPTIONS:\n${flagTable([...GLOBAL_FLAGS, ...(sub === undefined ? [] : group.persistent ?? [])])}\n`;
   return s;
 }
 
-/** The COMMANDS section of a usage text: names and short descriptions, aligned by tabs of 8 columns. */
-function commandList(cmds: [string, Command][]): string {
-  const width = Math.ceil((Math.max(...cmds.map(([n]) => n.length)) + 1) / 8) * 8;
-  return cmds.map(([n, c]) => `\t${n}${'\t'.repeat(width / 8 - Math.floor(n.length / 8))}${c.short}\n`).join('');
+/** Lines of `\tname\tdescription`, the names' column aligned as Go's tabwriter aligns it (tab width 8). */
+function tabbed(rows: string[][]): string {
+  const width = Math.ceil((Math.max(...rows.map(([n]) => n.length)) + 1) / 8) * 8;
+  return rows.map(([n, d]) => `\t${n}${'\t'.repeat(width / 8 - Math.floor(n.length / 8))}${d}\n`).join('');
 }
 
 /** Levenshtein distance, ignoring case (cobra's suggestions). */
@@ -340,18 +353,18 @@ function unknownCommand(io: V3IO, name: string): Exit {
 
 /** cobra's command lookup with prefix matching: the exact name, or the one command the name begins. */
 function matchCommand(typed: string): string | undefined {
-  return matchIn(ALL_COMMANDS, typed);
+  return matchName(typed, ALL_COMMANDS);
 }
 
-function matchIn(names: string[], typed: string): string | undefined {
+function matchName(typed: string, names: string[]): string | undefined {
   if (names.includes(typed)) return typed;
   const matches = names.filter((c) => c.startsWith(typed));
   return matches.length === 1 ? matches[0] : undefined;
 }
 
-/** The command named by the first non-flag argument (global flags' values skipped), with prefix matching. */
-function findCommand(argv: string[]): { name: string | undefined; index: number } {
-  const valued = new Set(GLOBAL_FLAGS.filter((f) => f.kind !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
+/** The command named by the first non-flag argument (the values of these flags skipped), with prefix matching. */
+function findCommand(argv: string[], specs: FlagSpec[] = GLOBAL_FLAGS): { name: string | undefined; index: number } {
+  const valued = new Set(specs.filter((f) => f.kind !== 'bool').flatMap((f) => [`--${f.name}`, ...(f.short ? [`-${f.short}`] : [])]));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--') return { name: argv[i + 1], index: i + 1 };
@@ -423,41 +436,39 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
       // `etcdctl help <command>`: that command's usage.
       const topics = argv.slice(index + 1).filter((a) => !a.startsWith('-'));
       const of = topics[0] === undefined ? undefined : matchCommand(topics[0]);
-      const sub = of && COMMANDS[of]?.sub && topics[1] !== undefined ? matchIn(Object.keys(COMMANDS[of].sub!), topics[1]) : undefined;
-      io.stdout(of && COMMANDS[of] ? commandUsage(sub ? `${of} ${sub}` : of) : rootUsage(version));
+      const subs = of && COMMANDS[of]?.subcommands;
+      const sub = subs && topics[1] !== undefined ? matchName(topics[1], Object.keys(subs)) : undefined;
+      io.stdout(of && COMMANDS[of] ? commandUsage(of, sub) : rootUsage(version));
       return ExitV3.Success;
     }
-    let command = COMMANDS[name];
-    if (!command) throw fail(ExitV3.Error, `the "${name}" command is not supported by this etcdctl yet`);
+    const group = COMMANDS[name];
+    if (!group) throw fail(ExitV3.Error, `the "${name}" command is not supported by this etcdctl yet`);
     let rest = [...argv.slice(0, index), ...argv.slice(index + 1)];
-    let fullName = name;
-    if (command.sub) {
-      // cobra finds the subcommand among the arguments after the group (prefixes matched); without one, the
-      // group is not runnable and prints its usage
-      const after = findCommand(argv.slice(index + 1));
-      const subName = after.name === undefined ? undefined : matchIn(Object.keys(command.sub), after.name);
-      if (subName === undefined) {
-        io.stdout(commandUsage(name));
-        return ExitV3.Success;
+    let command = group;
+    let sub: string | undefined;
+    if (group.subcommands) {
+      // cobra finds the subcommand among the arguments, flags (and their values) left aside; none: the group's usage.
+      const found = findCommand(rest, [...GLOBAL_FLAGS, ...group.flags, ...(group.persistent ?? [])]);
+      sub = found.name === undefined ? undefined : matchName(found.name, Object.keys(group.subcommands));
+      if (sub !== undefined) {
+        command = group.subcommands[sub];
+        rest = [...rest.slice(0, found.index), ...rest.slice(found.index + 1)];
       }
-      command = command.sub[subName];
-      fullName = `${name} ${subName}`;
-      const at = index + 1 + after.index;
-      rest = [...argv.slice(0, index), ...argv.slice(index + 1, at), ...argv.slice(at + 1)];
     }
+    const specs = [...command.flags, ...(command.persistent ?? []), ...(sub === undefined ? [] : group.persistent ?? []), ...GLOBAL_FLAGS];
     let flags: Parsed;
     try {
-      flags = parseFlags(rest, [...command.flags, ...GLOBAL_FLAGS]);
+      flags = parseFlags(rest, specs);
     } catch (err) {
       if (!(err instanceof FlagError)) throw err;
       // cobra: the error, the usage (etcdctl's usage function writes it to stdout), then etcdctl's own report.
       io.stderr(`Error: ${err.message}\n`);
-      io.stdout(commandUsage(fullName));
+      io.stdout(commandUsage(name, sub));
       io.stderr('\n');
       throw fail(ExitV3.Error, err.message);
     }
-    if (flags.values.get('help') === true) {
-      io.stdout(commandUsage(fullName));
+    if (flags.values.get('help') === true || !command.run) {
+      io.stdout(commandUsage(name, sub));
       return ExitV3.Success;
     }
     await command.run({ flags, args: flags.args, env, io, argv: ['etcdctl', ...argv], command: name });
@@ -477,8 +488,13 @@ export async function runV3(argv: string[], env: Record<string, string | undefin
 }
 
 function rootUsage(version: string): string {
-  // cobra lists commands sorted by name
-  const list = commandList(Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)));
+  // Every runnable command, subcommands as "group sub", in the order cobra lists them (by name).
+  const cmds = Object.entries(COMMANDS).sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([n, c]) => [
+    ...(c.run ? [[n, c.short]] : []),
+    ...Object.entries(c.subcommands ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, x]) => [`${n} ${s}`, x.short]),
+  ]);
+  const width = Math.ceil((Math.max(...cmds.map(([n]) => n.length)) + 1) / 8) * 8;
+  const list = cmds.map(([n, s]) => `\t${n}${'\t'.repeat(width / 8 - Math.floor(n.length / 8))}${s}\n`).join('');
   return `NAME:\n\tetcdctl - A simple command line client for etcd3.\n\nUSAGE:\n\tetcdctl [flags]\n\nVERSION:\n\t${version}\n\nAPI VERSION:\n\t${API_VERSION}\n\n\nCOMMANDS:\n${list}\nOPTIONS:\n${flagTable([...GLOBAL_FLAGS, help('etcdctl')])}\n`;
 }
 
@@ -505,7 +521,7 @@ function printer(ctx: Ctx, valueOnly = false): Printer {
  * The endpoints: with --discovery-srv those of the domain's `_etcd-client-ssl._tcp` and `_etcd-client._tcp` SRV
  * records (http ones dropped unless --insecure-discovery), else --endpoints, as etcdctl's endpointsFromCmd.
  */
-async function endpoints(ctx: Ctx): Promise<string[]> {
+async function endpointsOf(ctx: Ctx): Promise<string[]> {
   const domain = str(ctx, 'discovery-srv');
   let found: string[] = [];
   if (domain !== '') {
@@ -541,9 +557,10 @@ function authConfig(ctx: Ctx): void {
   ctx.auth = at < 0 ? { name: user, password: ask(ctx, 'Password: ') } : { name: user.slice(0, at), password: user.slice(at + 1) };
 }
 
-async function client(ctx: Ctx): Promise<V3Client> {
+/** A client of these endpoints (default: --endpoints or --discovery-srv); `dialed`: one endpoint dialed for a Maintenance call. */
+async function client(ctx: Ctx, endpoints?: string[], dialed = false): Promise<V3Client> {
   const ms = (n: string) => ctx.flags.values.get(n) as number;
-  const c = newClient(ctx, await endpoints(ctx), ms);
+  const c = newClient(ctx, endpoints ?? (await endpointsOf(ctx)), ms, dialed);
   // clientv3 authenticates when it dials, with a user name and a password both given
   const auth = ctx.auth;
   if (auth && auth.name !== '' && auth.password !== '') {
@@ -558,7 +575,7 @@ async function client(ctx: Ctx): Promise<V3Client> {
   return c;
 }
 
-function newClient(ctx: Ctx, eps: string[], ms: (n: string) => number): V3Client {
+function newClient(ctx: Ctx, eps: string[], ms: (n: string) => number, dialed = false): V3Client {
   return new V3Client({
     endpoints: eps,
     commandTimeoutMs: ms('command-timeout'),
@@ -570,6 +587,7 @@ function newClient(ctx: Ctx, eps: string[], ms: (n: string) => number): V3Client
     key: str(ctx, 'key'),
     cacert: str(ctx, 'cacert'),
     warn: (line) => ctx.io.stderr(`${line}\n`),
+    dialed,
   });
 }
 

@@ -41,14 +41,14 @@ function simpleKV(out: Line[], kv: KeyValue, hex: boolean, valueOnly: boolean): 
 
 // --- json: Go's encoding/json of the gogo-generated structs (fields in proto order, omitempty) ---
 
-function jsonFields(fields: [string, string | undefined][]): string {
+export function jsonFields(fields: [string, string | undefined][]): string {
   return `{${fields.filter(([, v]) => v !== undefined).map(([k, v]) => `"${k}":${v}`).join(',')}}`;
 }
 const num = (n: bigint): string | undefined => (n === 0n ? undefined : n.toString());
 const bytes = (b: Buffer): string | undefined => (b.length === 0 ? undefined : `"${b.toString('base64')}"`);
 const bool = (x: boolean): string | undefined => (x ? 'true' : undefined);
 
-function jsonHeader(h: ResponseHeader | undefined): string | undefined {
+export function jsonHeader(h: ResponseHeader | undefined): string | undefined {
   if (!h) return undefined;
   return jsonFields([['cluster_id', num(h.clusterId)], ['member_id', num(h.memberId)], ['revision', num(h.revision)], ['raft_term', num(h.raftTerm)]]);
 }
@@ -139,7 +139,7 @@ function decodeRune(b: Buffer, i: number): [number, number] {
   return [-1, 1];
 }
 
-function fieldsHeader(out: string[], h: ResponseHeader | undefined): void {
+export function fieldsHeader(out: string[], h: ResponseHeader | undefined): void {
   const x = h ?? { clusterId: 0n, memberId: 0n, revision: 0n, raftTerm: 0n };
   out.push(`"ClusterID" : ${x.clusterId}`, `"MemberID" : ${x.memberId}`, `"Revision" : ${x.revision}`, `"RaftTerm" : ${x.raftTerm}`);
 }

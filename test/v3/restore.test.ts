@@ -1,0 +1,158 @@
+/**
+ * Snapshots and restore: `etcdctl snapshot save` (Debian's, which checks the SHA-256 trailer, and ours) of a member
+ * of ours, `snapshot status`, and `snapshot restore` of that file into the data dirs of a new three-member cluster
+ * (new cluster and member IDs, as a bootstrap with that token computes them), which serves the same keys at the same
+ * revisions, history included, and takes writes. And what Debian's etcdctl makes of our snapshot file.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Cluster } from '../../server/membership/cluster';
+import { eventually } from '../support/cluster';
+import { OUR_ETCD, RunningEtcd, freePort, spawnOurEtcd, startOurEtcd } from '../support/real-etcd';
+
+jest.setTimeout(180_000);
+
+const DEBIAN = '/usr/bin/etcdctl';
+const OURS = path.join(path.dirname(OUR_ETCD), 'etcdctl', 'main.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function etcdctl(bin: 'debian' | 'ours', args: string[], cwd?: string): Promise<Run> {
+  const [cmd, pre] = bin === 'debian' ? [DEBIAN, []] : [process.execPath, [OURS]];
+  return new Promise((resolve) => {
+    execFile(cmd, [...pre, '--command-timeout=15s', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, cwd, timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function ok(bin: 'debian' | 'ours', args: string[]): Promise<string> {
+  const r = await etcdctl(bin, args);
+  if (r.code !== 0) throw new Error(`etcdctl ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Keys, values and revisions, as a range answers them (the IDs of the header left out). */
+async function content(url: string): Promise<unknown> {
+  const r = JSON.parse(await ok('debian', [`--endpoints=${url}`, 'get', '', '--prefix', '-w', 'json'])) as { header: { revision: number }; kvs?: unknown[] };
+  return { revision: r.header.revision, kvs: r.kvs ?? [] };
+}
+
+let dir: string;
+const procs: RunningEtcd[] = [];
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'restore-'));
+});
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('save, status and restore into a new three-member cluster that serves the same data', async () => {
+  const src = await startOurEtcd(path.join(dir, 'source'));
+  procs.push(src);
+  const ep = `--endpoints=${src.clientURL}`;
+  for (let i = 0; i < 20; i++) await ok('debian', [ep, 'put', `k${i}`, `v${i}`]);
+  await ok('debian', [ep, 'put', 'k3', 'again']);
+  await ok('debian', [ep, 'del', 'k5']);
+  await ok('debian', [ep, 'compaction', '4']);
+  const before = await content(src.clientURL);
+
+  // Debian's etcdctl saves it (it checks that the file ends in a SHA-256), and so does ours: both whole and verified.
+  const debianFile = path.join(dir, 'debian.db');
+  const oursFile = path.join(dir, 'ours.db');
+  expect(await ok('debian', [ep, 'snapshot', 'save', debianFile])).toBe(`Snapshot saved at ${debianFile}\n`);
+  expect(await ok('ours', [ep, 'snapshot', 'save', oursFile])).toBe(`Snapshot saved at ${oursFile}\n`);
+  for (const f of [debianFile, oursFile]) {
+    const data = readFileSync(f);
+    expect(data.length % 512).toBe(32);
+    expect(createHash('sha256').update(data.subarray(0, data.length - 32)).digest()).toEqual(data.subarray(data.length - 32));
+  }
+
+  // snapshot status: the same for both files (the same data), the revision of the last write.
+  const status = JSON.parse(await ok('ours', ['snapshot', 'status', oursFile, '-w', 'json'])) as { hash: number; revision: number; totalKey: number; totalSize: number };
+  expect(JSON.parse(await ok('ours', ['snapshot', 'status', debianFile, '-w', 'json']))).toEqual(status);
+  expect(status).toEqual({ hash: expect.any(Number), revision: 23, totalKey: expect.any(Number), totalSize: statSync(oursFile).size - 32 });
+  expect(await ok('ours', ['snapshot', 'status', oursFile])).toBe(`${status.hash.toString(16)}, 23, ${status.totalKey}, ${(await ok('ours', ['snapshot', 'status', oursFile, '-w', 'table'])).split('\n')[3].split('|')[4].trim()}\n`);
+
+  // Restore into three data dirs of a new cluster.
+  const names = ['r1', 'r2', 'r3'];
+  const ports = await Promise.all(names.map(async () => ({ client: await freePort(), peer: await freePort() })));
+  const peer = (i: number) => `http://127.0.0.1:${ports[i].peer}`;
+  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+  for (const [i, n] of names.entries()) {
+    const r = await etcdctl('ours', ['snapshot', 'restore', oursFile, '--name', n, '--data-dir', path.join(dir, n), '--initial-cluster', initial, '--initial-cluster-token', 'restored', '--initial-advertise-peer-urls', peer(i)]);
+    expect([r.code, r.stdout]).toEqual([0, '']);
+    expect(r.stderr.split('\n').filter((l) => l).map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['restoring snapshot', 'added member', 'added member', 'added member', 'restored snapshot']);
+  }
+  const members = await Promise.all(names.map((n, i) => {
+    const clientURL = `http://127.0.0.1:${ports[i].client}`;
+    return spawnOurEtcd([
+      '--name', n, '--data-dir', path.join(dir, n), '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL,
+      '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i), '--initial-cluster', initial, '--initial-cluster-token', 'restored',
+      '--heartbeat-interval', '50', '--election-timeout', '500',
+    ], { clientURL, peerURL: peer(i), dataDir: path.join(dir, n) });
+  }));
+  procs.push(...members);
+  // The IDs a bootstrap of these members with that token computes, not the source's.
+  const want = Cluster.fromInitialCluster(names.map((n, i) => ({ name: n, peerURLs: [peer(i)] })), 'restored');
+  const list = JSON.parse((await ok('debian', [`--endpoints=${members[0].clientURL}`, 'member', 'list', '-w', 'json'])).replace(/":(\d{16,})/g, '":"$1"')) as { header: { cluster_id: string }; members: { ID: string; name: string }[] };
+  expect(BigInt(list.header.cluster_id).toString(16)).toBe(want.id);
+  expect(list.members.map((m) => [BigInt(m.ID).toString(16), m.name]).sort()).toEqual(want.list().map((m) => [m.id, m.name]).sort());
+  // Every member: the same keys at the same revisions, history (since the compaction) included.
+  for (const m of members) {
+    await eventually(`${m.clientURL} to serve the restored data`, async () => (JSON.stringify(await content(m.clientURL)) === JSON.stringify(before) ? true : undefined));
+    expect(await ok('debian', [`--endpoints=${m.clientURL}`, 'get', 'k3', '--rev', '5', '--print-value-only'])).toBe('v3\n');
+    expect((await etcdctl('debian', [`--endpoints=${m.clientURL}`, 'get', 'k3', '--rev', '3'])).stderr).toContain('required revision has been compacted');
+  }
+  expect(await ok('debian', [`--endpoints=${members[1].clientURL}`, 'put', 'after', 'restore'])).toBe('OK\n');
+  for (const m of members) {
+    await eventually(`${m.clientURL} to apply the new write`, async () => ((await ok('debian', [`--endpoints=${m.clientURL}`, 'get', 'after', '--consistency=s', '--print-value-only'])) === 'restore\n' ? true : undefined));
+  }
+  const hashes = JSON.parse(await ok('debian', [`--endpoints=${members.map((m) => m.clientURL).join(',')}`, 'endpoint', 'hashkv', '-w', 'json'])) as { HashKV: { hash: number } }[];
+  expect(new Set(hashes.map((h) => h.HashKV.hash)).size).toBe(1);
+});
+
+test('restore refuses an existing data dir, a snapshot whose digest does not match, one without a digest unless told', async () => {
+  const snap = path.join(dir, 'ours.db');
+  const target = path.join(dir, 'refused');
+  const exists = await etcdctl('ours', ['snapshot', 'restore', snap, '--data-dir', path.join(dir, 'r1')]);
+  expect([exists.code, exists.stderr.split('\n').slice(-2)[0]]).toEqual([1, `Error: data-dir "${path.join(dir, 'r1')}" exists`]);
+  const bad = path.join(dir, 'bad.db');
+  const data = readFileSync(snap);
+  data[100] ^= 0xff;
+  writeFileSync(bad, data);
+  const mismatch = await etcdctl('ours', ['snapshot', 'restore', bad, '--data-dir', target]);
+  expect([mismatch.code, mismatch.stderr]).toEqual([1, expect.stringMatching(/Error: expected sha256 \[(\d+ ){31}\d+\], got \[(\d+ ){31}\d+\]\n$/)]);
+  expect(existsSync(target)).toBe(false);
+  // A store's file copied from a data dir has no digest: refused, unless --skip-hash-check.
+  const raw = path.join(dir, 'raw.db');
+  copyFileSync(path.join(dir, 'r1', 'member', 'v3', 'data.mdb'), raw);
+  const noHash = await etcdctl('ours', ['snapshot', 'restore', raw, '--data-dir', target]);
+  expect(noHash.stderr).toContain('Error: snapshot missing hash but --skip-hash-check=false');
+  expect((await etcdctl('ours', ['snapshot', 'restore', raw, '--data-dir', target, '--skip-hash-check'])).code).toBe(0);
+  expect(existsSync(path.join(target, 'member', 'v3', 'data.mdb'))).toBe(true);
+});
+
+test("Debian's etcdctl and our snapshot file: saved and verified, but its status and restore read bbolt, which it is not", async () => {
+  const snap = path.join(dir, 'ours.db');
+  const status = await etcdctl('debian', ['snapshot', 'status', snap]);
+  expect([status.code, status.stderr]).toEqual([1, 'Error: invalid database\n']);
+  const target = path.join(dir, 'debian-restore');
+  const restore = await etcdctl('debian', ['snapshot', 'restore', snap, '--data-dir', target]);
+  // It checks the digest (it matches), copies the file to member/snap/db, then cannot open it as bbolt: a panic.
+  expect(restore.code).toBe(2);
+  expect(restore.stderr).toContain(`panic: cannot open database at ${target}/member/snap/db (invalid database)`);
+  // Ours says what the file of etcd is, rather than misreading it.
+  const theirs = path.join(dir, 'theirs.db');
+  writeFileSync(theirs, Buffer.concat([Buffer.alloc(16), Buffer.from([0xed, 0xda, 0x0c, 0xed]), Buffer.alloc(4076)]));
+  const ours = await etcdctl('ours', ['snapshot', 'status', theirs]);
+  expect([ours.code, ours.stderr]).toEqual([1, expect.stringContaining('this is a snapshot of etcd (a bbolt database)')]);
+});
