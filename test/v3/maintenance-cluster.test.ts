@@ -7,6 +7,9 @@
 import { execFile } from 'node:child_process';
 import { MemberSlot, TestCluster, eventually } from '../support/cluster';
 import { explainFailure } from '../support/real-etcd';
+import * as grpc from '@grpc/grpc-js';
+import { LeaseClient, LeaseKeepAliveRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { connect, TestWatchStream } from '../support/watch-client';
 
 jest.setTimeout(240_000);
 
@@ -143,6 +146,28 @@ test('a learner: added with --learner, receives the data, refuses writes, is pro
   expect(learnerStatus[0].Status.isLearner).toBe(true);
   const refused = await etcdctl(slot, ['put', 'x', 'y', '--command-timeout=2s']);
   expect(refused.stderr).toContain('etcdserver: rpc not supported for learner');
+  // Lease and Auth calls too, and every stream (etcd 3.4's unary and stream interceptors).
+  for (const args of [['lease', 'grant', '60'], ['lease', 'list'], ['auth', 'enable'], ['user', 'list']]) {
+    const r = await etcdctl(slot, [...args, '--command-timeout=2s']);
+    expect([args, r.stderr]).toEqual([args, expect.stringContaining('etcdserver: rpc not supported for learner')]);
+  }
+  const conn = connect(slot.clientURL);
+  try {
+    const w = new TestWatchStream(conn.watchClient);
+    w.create({ key: Buffer.from('a0') });
+    await eventually('the watch stream to be refused', async () => w.error);
+    expect([w.error!.code, w.error!.details]).toEqual([grpc.status.UNAVAILABLE, 'etcdserver: rpc not supported for learner']);
+    const lease = new LeaseClient(slot.clientURL.replace(/^http:\/\//, ''), grpc.credentials.createInsecure());
+    const ka = lease.leaseKeepAlive();
+    const kaError = await new Promise<grpc.ServiceError>((resolve) => {
+      ka.on('error', resolve);
+      ka.write(LeaseKeepAliveRequest.fromPartial({ ID: 1n }));
+    });
+    lease.close();
+    expect([kaError.code, kaError.details]).toEqual([grpc.status.UNAVAILABLE, 'etcdserver: rpc not supported for learner']);
+  } finally {
+    conn.close();
+  }
   expect(await ok(leader, ['member', 'list'])).toContain(`${id}, started, learner, ${slot.peerURL}, ${slot.clientURL}, true`);
   // Promoted through a follower, which asks the leader (only the leader knows whether the learner is in sync).
   await eventually('the learner to be promoted', async () => {
@@ -186,6 +211,8 @@ test('the quota alarm under a bounded write load: trips, refuses writes, serves 
   const count = async (m: MemberSlot) => Number(parse<{ count?: number }>(await ok(m, ['get', 'load/', '--prefix', '--keys-only', '-w', 'json'])).count ?? 0);
   for (const m of all) expect(await count(m)).toBe(accepted.length);
   expect((await etcdctl(all[1], ['put', 'more', 'x'])).stderr).toContain('Error: etcdserver: mvcc: database space exceeded');
+  // Lease grants too (etcd's quota check on LeaseGrant and its capped applier).
+  expect((await etcdctl(all[2], ['lease', 'grant', '60'])).stderr).toContain('Error: failed to grant lease (etcdserver: mvcc: database space exceeded)');
   // Make room: delete half the keys, compact, defragment every member; still refused until disarmed.
   const half = accepted.slice(0, Math.floor(accepted.length / 2));
   for (const k of half) await ok(all[2], ['del', k]);
