@@ -109,7 +109,10 @@ export interface StagedWrite {
 
 /** What the watchable layer (watchable.ts) hears from the store's write path. */
 export interface StoreWatcher {
-  /** A write txn ended at main revision rev with writes[from, to) (its writes, in order; never empty). */
+  /**
+   * A write txn ended at main revision rev with writes[from, to) (its writes, in order; never empty). Among them may
+   * be writes of no key (a lease's record, a meta value: `rev` undefined), which are no events.
+   */
   txnEnded(rev: number, writes: readonly StagedWrite[], from: number, to: number): void;
   /** The store's contents were replaced (a snapshot from the leader). */
   restored(): void;

@@ -256,6 +256,8 @@ export class WatchableStore implements StoreWatcher {
     let batches: Map<Watcher, WatchEvent[]> | undefined;
     for (let i = from; i < to; i++) {
       const wr = writes[i];
+      // a lease's or a meta value's write in the same txn (a revocation removes its lease's record): no key's
+      if (wr.rev === undefined) continue;
       let ve: VersionEvents | undefined;
       this.synced.match(wr.ks, (w) => {
         if (rev < w.minRev) return; // a watcher that starts at a later revision

@@ -290,3 +290,28 @@ test('with no watcher, a write does not build events', () => {
   expect(notify).toHaveBeenCalledTimes(1);
   expect(k.queue).toHaveLength(0);
 });
+
+test("a txn that also writes a lease's record (a revocation's) notifies watchers of its key writes, whatever they watch", () => {
+  const k = stream();
+  k.stream.watch(0n, b('free/0'), undefined, 0);
+  k.stream.watch(0n, b('free/'), b('free0'), 0);
+  k.stream.watch(0n, b('\0'), Buffer.alloc(0), 0);
+  k.stream.watch(0n, b('a'), undefined, 0);
+  s.stageLease({ id: 7n, ttl: 3, remainingTTL: 0 });
+  const t0 = s.write(++index);
+  t0.put(b('free/0'), b('v'), 7n);
+  t0.end();
+  // as the lessor revokes: the keys deleted and the lease's record removed in the same txn
+  const t = s.write(++index);
+  t.deleteRange(b('free/0'), undefined);
+  s.stageLease({ id: 7n, removed: true });
+  t.end();
+  put('a', '1');
+  k.read();
+  expect([0n, 1n, 2n].map((id) => k.events(id))).toEqual([
+    ['PUT free/0=v@2', 'DELETE free/0=@3'],
+    ['PUT free/0=v@2', 'DELETE free/0=@3'],
+    ['PUT free/0=v@2', 'DELETE free/0=@3', 'PUT a=1@4'],
+  ]);
+  expect(k.events(3n)).toEqual(['PUT a=1@4']);
+});

@@ -1,17 +1,19 @@
 /**
  * Leases end to end on our members: a 3-member cluster where expiry is the leader's and revocation goes through the
  * log (every member deletes the keys at the same revision), followers forward keep-alives and TimeToLive to the
- * leader, a lease kept alive across kill -9 of the leader never loses its keys, and leases survive a restart of the
+ * leader, a lease kept alive across 20 kill -9 of the leader never loses its keys while a watch moved from member to
+ * member gets every write once and in order, and leases survive a restart of the
  * whole cluster; and the lease APIs of Python's etcd3 and the npm etcd3 clients against a member.
  */
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import {
-  KVClient, LeaseClient, LeaseGrantRequest, LeaseGrantResponse, LeaseLeasesResponse, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+  KVClient, LeaseClient, WatchClient, WatchRequest, type WatchResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseLeasesResponse, LeaseRevokeRequest, LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse, PutRequest, RangeRequest, RangeResponse,
 } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { V3Client } from '../../server/etcdctl/v3/client';
+import { Event_EventType, type Event } from '../../server/api/v3rpc/pb/mvccpb/kv';
 import { request } from '../support/http';
 import { MemberSlot, TestCluster, eventually } from '../support/cluster';
 
@@ -120,7 +122,57 @@ test('3 members: the leader expires a lease, every member deletes its keys at th
   expect(await sum('etcd_debugging_lease_renewed_total')).toBe(1);
 });
 
-test('3 members: a lease kept alive across 5 kill -9 of the leader never loses its keys; one left alone expires', async () => {
+/**
+ * A watch of the whole keyspace that goes on through the members in turn, as a client's retry does: when its stream
+ * fails it opens a new one on the next member from the revision after the last event it got.
+ */
+function watchOver(members: MemberSlot[]): { events: Event[]; reopened: () => number; caughtUp: (rev: bigint) => boolean; stop: () => void } {
+  const events: Event[] = [];
+  let next = 1n;
+  let turn = 0;
+  let reopened = 0;
+  let stopped = false;
+  let current: { client: WatchClient; call: grpc.ClientDuplexStream<WatchRequest, WatchResponse> } | undefined;
+  const open = (): void => {
+    if (stopped) return;
+    const m = members[turn++ % members.length];
+    const client = new WatchClient(target(m), grpc.credentials.createInsecure());
+    const call = client.watch();
+    current = { client, call };
+    let failed = false;
+    const fail = (): void => {
+      if (failed) return;
+      failed = true;
+      client.close();
+      reopened++;
+      // a client's backoff before it dials the next member
+      if (!stopped) setTimeout(open, 50);
+    };
+    call.on('data', (r: WatchResponse) => {
+      for (const ev of r.events) {
+        events.push(ev);
+        next = ev.kv!.modRevision + 1n;
+      }
+      if (r.canceled) fail();
+    });
+    call.on('error', fail);
+    call.on('end', fail);
+    call.write(WatchRequest.fromPartial({ createRequest: { key: Buffer.from([0]), rangeEnd: Buffer.from([0]), startRevision: next } }));
+  };
+  open();
+  return {
+    events,
+    reopened: () => reopened,
+    caughtUp: (rev) => next > rev,
+    stop: () => {
+      stopped = true;
+      current?.call.cancel();
+      current?.client.close();
+    },
+  };
+}
+
+test('3 members, 20 kill -9 of the leader under writes: a kept-alive lease never loses its keys, a watch across members gets every write once, in order; a lease left alone expires', async () => {
   c = await TestCluster.start(3);
   const first = await c.waitForLeader();
   await grant(first, 0x1n, 5n);
@@ -128,26 +180,71 @@ test('3 members: a lease kept alive across 5 kill -9 of the leader never loses i
   for (let i = 0; i < 5; i++) await put(first, `kept/${i}`, 0x1n);
   await put(first, 'free/0', 0x2n);
   const ka = keepAliveOver(c.members, 0x1n);
+  const watch = watchOver(c.members);
+  // One writer, bounded in count, through the members in turn: what was acknowledged (with its revision), and
+  // what failed (it may or may not have been applied).
+  const acked = new Map<string, bigint>();
+  const unknown = new Set<string>();
+  let writing = true;
+  const writer = (async () => {
+    for (let n = 0; writing && n < 20_000; n++) {
+      const m = c!.members[n % 3];
+      const key = `w/${String(n).padStart(5, '0')}`;
+      if (!m.proc) continue;
+      try {
+        const r = (await put(m, key, 0n)) as { header?: { revision: bigint } };
+        acked.set(key, r.header!.revision);
+      } catch {
+        unknown.add(key);
+      }
+    }
+  })();
   try {
-    for (let kill = 0; kill < 5; kill++) {
+    for (let kill = 0; kill < 20; kill++) {
       const leader = await c.waitForLeader();
       const before = ka.renewals();
+      const acks = acked.size;
       await c.kill(leader);
       const next = await c.waitForLeader();
-      // renewed through the new leader after the kill
-      await eventually('a renewal after the kill', async () => (ka.renewals() > before + 1 ? true : undefined));
+      // renewed through the new leader, and writes acknowledged, after the kill
+      await eventually('a renewal and writes after the kill', async () => (ka.renewals() > before + 1 && acked.size > acks + 10 ? true : undefined));
       expect([kill, keysOf(await range(next, 'kept/'))]).toEqual([kill, ['kept/0', 'kept/1', 'kept/2', 'kept/3', 'kept/4']]);
       await c.restart(leader);
     }
+    writing = false;
+    await writer;
     // the lease left alone expires once leaders stop changing; the kept one is still there
     await eventually('the lease not kept alive to expire', async () => ((await range(c!.members[0], 'free/')).kvs.length === 0 ? true : undefined));
     for (const m of c.members) {
       await eventually(`${m.name} to apply the expiry`, async () => ((await range(m, 'free/')).kvs.length === 0 ? true : undefined));
       expect([m.name, (await range(m, 'kept/')).kvs.length]).toEqual([m.name, 5]);
     }
+    const last = (await range(c.members[0], 'free/')).header!.revision;
+    await eventually('the watch to catch up', async () => (watch.caughtUp(last) ? true : undefined));
   } finally {
+    writing = false;
+    await writer;
+    watch.stop();
     await ka.stop();
   }
+  expect(watch.reopened()).toBeGreaterThanOrEqual(1);
+  // What the moving watch got is the history, event for event: a watch from revision 1 on one member at the end.
+  const whole = watchOver([c.members[0]]);
+  const last = watch.events[watch.events.length - 1].kv!.modRevision;
+  await eventually('a watch of the whole history', async () => (whole.caughtUp(last) ? true : undefined));
+  whole.stop();
+  const line = (e: Event) => `${e.kv!.modRevision} ${e.type} ${e.kv!.key}`;
+  expect(watch.events.map(line)).toEqual(whole.events.map(line));
+  // The watch: revisions strictly increasing (nothing repeated, nothing out of order), every acknowledged write at
+  // its revision, nothing that was not written; the kept keys never deleted, the free one deleted once.
+  const revs = watch.events.map((e) => e.kv!.modRevision);
+  expect(revs.every((r, i) => i === 0 || r > revs[i - 1])).toBe(true);
+  const seen = new Map(watch.events.filter((e) => e.type === Event_EventType.PUT).map((e) => [e.kv!.key.toString(), e.kv!.modRevision]));
+  for (const [k, rev] of acked) expect([k, seen.get(k)]).toEqual([k, rev]);
+  for (const k of seen.keys()) if (k.startsWith('w/')) expect([k, acked.has(k) || unknown.has(k)]).toEqual([k, true]);
+  const deletes = watch.events.filter((e) => e.type === Event_EventType.DELETE).map((e) => e.kv!.key.toString());
+  expect(deletes).toEqual(['free/0']);
+  expect(acked.size).toBeGreaterThan(200);
   // no member ever lost a kept key: each has every version of them from their puts on, never a delete
   for (const m of c.members) {
     const r = await range(m, 'kept/');
