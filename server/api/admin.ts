@@ -31,6 +31,8 @@ export interface AdminDeps {
   name: string;
   registry: client.Registry;
   now: () => number;
+  /** etcd's v2 auth check of the members API: anything but a GET needs the root role (none: allowed). */
+  hasWriteRootAccess?: (req: express.Request) => boolean;
 }
 
 /** How long /health waits for its quorum read, as etcd 3.4's checkHealth waits for its QGET. */
@@ -122,6 +124,7 @@ export function adminApp(d: AdminDeps): express.Express {
   const membersNotAllowed = methodNotAllowed('GET,POST,DELETE,PUT');
   members.use((req, res, next) => {
     if (!['GET', 'POST', 'DELETE', 'PUT'].includes(req.method)) return membersNotAllowed(req, res);
+    if (d.hasWriteRootAccess && !d.hasWriteRootAccess(req)) return httpError(res, 401, 'Insufficient credentials');
     res.setHeader('X-Etcd-Cluster-Id', server.cluster.id);
     next();
   });
