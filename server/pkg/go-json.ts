@@ -26,6 +26,16 @@ type Frame = { arr: GoJSON[] } | { obj: GoJSONObject; key: string };
  * surrogate reads as U+FFFD, as in Go. Iterative, so no nesting depth Go takes can exhaust the stack.
  */
 export function goDecodeFirst(text: string): GoJSON | undefined {
+  return parseValue(text)?.value;
+}
+
+/** json.Unmarshal's reading: the text must be one JSON value and nothing but white space after it. */
+export function goUnmarshal(text: string): GoJSON | undefined {
+  const r = parseValue(text);
+  return r && /^[ \t\n\r]*$/.test(text.slice(r.end)) ? r.value : undefined;
+}
+
+function parseValue(text: string): { value: GoJSON; end: number } | undefined {
   const s = text;
   const n = s.length;
   let i = 0;
@@ -161,7 +171,7 @@ export function goDecodeFirst(text: string): GoJSON | undefined {
     // A complete value: into its container, closing those that end here.
     for (;;) {
       const top = stack[stack.length - 1];
-      if (!top) return value;
+      if (!top) return { value, end: i };
       if ('arr' in top) top.arr.push(value);
       else top.obj.pairs.push([top.key, value]);
       ws();

@@ -2,10 +2,10 @@ import * as http from 'node:http';
 import { hashPassword, DEFAULT_COST } from '../../auth/bcrypt';
 import { V2AuthAccess } from '../../auth/v2/access';
 import { V2AuthError, V2Role, roleJSON, userJSON, userWithRolesJSON } from '../../auth/v2/model';
-import { V2AuthOp, V2AuthResult, V2AuthStore, encodeV2AuthOp } from '../../auth/v2/store';
+import { InvalidRecordError, V2AuthOp, V2AuthResult, V2AuthStore, encodeV2AuthOp } from '../../auth/v2/store';
 import { EntryKind } from '../../etcdserver/entry';
 import type { EtcdServer } from '../../etcdserver/server';
-import { goPathUnescape } from '../../pkg/go-compat';
+import { GoPanic, goPathUnescape } from '../../pkg/go-compat';
 import { goJSONString } from '../../pkg/go-json';
 import { readBody } from '../read-body';
 import { AuthRequest, parseAuthRequest } from './auth-request';
@@ -39,8 +39,10 @@ export function authHandler(deps: AuthHandlerDeps): (req: http.IncomingMessage, 
   const json = (): Record<string, string> => ({ 'X-Etcd-Cluster-Id': server.cluster.id, 'Content-Type': 'application/json' });
   return (req, res) => {
     handle(req, res).catch((err: Error) => {
-      deps.log?.('error', 'v2 auth request failed', { error: err.message });
-      // etcd's answer to an error it did not expect (a timeout of the log, say).
+      // Where etcd's handler panics (a user or role name that is a directory of /2), the connection just ends.
+      if (err instanceof GoPanic) return void req.socket.destroy();
+      // etcd's answer to an error it did not expect: a timeout of the log, a record that does not decode.
+      if (!(err instanceof InvalidRecordError)) deps.log?.('error', 'v2 auth request failed', { error: err.message });
       if (!res.headersSent) send(res, 500, json(), messageJSON('Internal Server Error'));
       else res.end();
     });
@@ -96,7 +98,15 @@ export function authHandler(deps: AuthHandlerDeps): (req: http.IncomingMessage, 
         const users = names.flatMap((name) => {
           const u = store.getUser(name);
           if (!u) return [];
-          const roles = (u.roles ?? []).flatMap((rn) => store.getRole(rn) ?? []);
+          const roles = (u.roles ?? []).flatMap((rn) => {
+            try {
+              return store.getRole(rn) ?? [];
+            } catch (err) {
+              // etcd passes over a role it cannot read here.
+              if (err instanceof InvalidRecordError) return [];
+              throw err;
+            }
+          });
           return [userWithRolesJSON(u.user, roles)];
         });
         return ok(`{"users":${users.length ? `[${users.join(',')}]` : 'null'}}`);

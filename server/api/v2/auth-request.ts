@@ -3,9 +3,9 @@
  * v2http does (client_auth.go): its routes, methods, path checks and JSON bodies, with Go's JSON decoding. Pure:
  * what the handler then does (checks, the log, the answer) is in auth-handler.ts.
  */
-import { GoJSON, goDecodeFirst, goFieldMatches, isGoObject } from '../../pkg/go-json';
+import { goDecodeFirst } from '../../pkg/go-json';
 import { goCleanPath } from '../../pkg/go-compat';
-import { GoList, RWPermission, V2AuthError, V2Role, V2User, permissionsEmpty } from '../../auth/v2/model';
+import { V2AuthError, V2Role, V2User, decodeRole, decodeUser, permissionsEmpty } from '../../auth/v2/model';
 import { KeyRequestError, parseForm } from './key-request';
 
 export const AUTH_PREFIX = '/v2/auth';
@@ -103,89 +103,4 @@ function rolePut(name: string, body: string): RolePut | V2AuthError {
   if (permissionsEmpty(role.grant) && permissionsEmpty(role.revoke)) return { mode: 'create', role };
   if (!permissionsEmpty(role.permissions)) return new V2AuthError(400, 'Role JSON contains both permissions and grant/revoke');
   return { mode: 'update', role };
-}
-
-// ---- Go's json.Unmarshal into etcd's v2auth.User and v2auth.Role ----
-
-/**
- * Decoding state: Go goes on after a value of the wrong type and fails at the end; any failure is etcd's "Invalid
- * JSON", so one flag says it.
- */
-interface Dec {
-  bad: boolean;
-}
-
-/** A JSON value into a Go string: null leaves it as it was. */
-function str(d: Dec, v: GoJSON, cur: string): string {
-  if (v === null) return cur;
-  if (typeof v === 'string') return v;
-  d.bad = true;
-  return cur;
-}
-
-/** A JSON value into a Go []string: null is nil; each element decodes into the one it replaces (null keeps it). */
-function list(d: Dec, v: GoJSON, cur: GoList): GoList {
-  if (v === null) return null;
-  if (!Array.isArray(v)) {
-    d.bad = true;
-    return cur;
-  }
-  return v.map((e, i) => str(d, e, cur?.[i] ?? ''));
-}
-
-/** A JSON object into a Go struct, field by field in the text's order (null leaves the struct as it was). */
-function struct(d: Dec, v: GoJSON, fields: Record<string, (value: GoJSON) => void>): void {
-  if (v === null) return;
-  if (!isGoObject(v)) {
-    d.bad = true;
-    return;
-  }
-  const names = Object.keys(fields);
-  for (const [key, value] of v.pairs) {
-    const f = names.find((n) => goFieldMatches(key, n));
-    if (f) fields[f](value);
-  }
-}
-
-function rw(d: Dec, v: GoJSON, p: RWPermission): void {
-  struct(d, v, { read: (x) => (p.read = list(d, x, p.read)), write: (x) => (p.write = list(d, x, p.write)) });
-}
-
-function permissions(d: Dec, v: GoJSON, p: { kv: RWPermission }): void {
-  struct(d, v, { kv: (x) => rw(d, x, p.kv) });
-}
-
-/** A *Permissions: null is nil; an object decodes into the one there is, or a new one. */
-function optPermissions(d: Dec, v: GoJSON, cur: { kv: RWPermission } | null): { kv: RWPermission } | null {
-  if (v === null) return null;
-  const p = cur ?? { kv: { read: null, write: null } };
-  permissions(d, v, p);
-  return p;
-}
-
-export function decodeUser(v: GoJSON | undefined): V2User | undefined {
-  if (v === undefined) return undefined;
-  const d: Dec = { bad: false };
-  const u: V2User = { user: '', password: '', roles: null, grant: null, revoke: null };
-  struct(d, v, {
-    user: (x) => (u.user = str(d, x, u.user)),
-    password: (x) => (u.password = str(d, x, u.password)),
-    roles: (x) => (u.roles = list(d, x, u.roles)),
-    grant: (x) => (u.grant = list(d, x, u.grant)),
-    revoke: (x) => (u.revoke = list(d, x, u.revoke)),
-  });
-  return d.bad ? undefined : u;
-}
-
-export function decodeRole(v: GoJSON | undefined): V2Role | undefined {
-  if (v === undefined) return undefined;
-  const d: Dec = { bad: false };
-  const r: V2Role = { role: '', permissions: { kv: { read: null, write: null } }, grant: null, revoke: null };
-  struct(d, v, {
-    role: (x) => (r.role = str(d, x, r.role)),
-    permissions: (x) => permissions(d, x, r.permissions),
-    grant: (x) => (r.grant = optPermissions(d, x, r.grant)),
-    revoke: (x) => (r.revoke = optPermissions(d, x, r.revoke)),
-  });
-  return d.bad ? undefined : r;
 }

@@ -2,10 +2,9 @@ import * as http from 'node:http';
 import { EtcdServer, WriteResult } from '../../etcdserver/server';
 import { Method } from '../../etcdserver/request';
 import { ErrorCode, V2Error, V2Event, V2Store, eventJSON } from '../../store';
-import { goPathUnescape } from '../../pkg/go-compat';
+import { GoPanic, goPathUnescape } from '../../pkg/go-compat';
 import { readBody } from '../read-body';
 import type { V2AuthAccess } from '../../auth/v2/access';
-import { EmptyPatternPanic } from '../../auth/v2/model';
 import { KEYS_PREFIX, KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest } from './key-request';
 
 /** Go's ParseForm refuses url-encoded bodies over 10 MB; etcd's v2 API inherits that limit. */
@@ -49,7 +48,7 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
   return (req, res) => {
     handle(req, res).catch((err) => {
       // Where etcd's permission check panics (an empty permission path), Go's server drops the connection unanswered.
-      if (err instanceof EmptyPatternPanic) return void req.socket.destroy();
+      if (err instanceof GoPanic) return void req.socket.destroy();
       writeKeyError(res, server.cluster.id, err);
     });
   };

@@ -9,12 +9,22 @@ import type * as http from 'node:http';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { checkPassword } from '../bcrypt';
 import { GUEST_ROLE, ROOT_ROLE, V2User, roleHasAccess } from './model';
-import type { V2AuthStore } from './store';
+import { InvalidRecordError, V2AuthStore } from './store';
 
 /** Verified passwords remembered (by hash), at most this many; past it the memory starts again. */
 const MAX_VERIFIED = 1024;
 
 const isRead = (method: string | undefined): boolean => method === 'GET' || method === 'HEAD';
+
+/** A lookup whose error etcd's checks take as "no such user (role)". */
+function orNone<T>(lookup: () => T | undefined): T | undefined {
+  try {
+    return lookup();
+  } catch (err) {
+    if (err instanceof InvalidRecordError) return undefined;
+    throw err;
+  }
+}
 
 /** Go's Request.BasicAuth: "Basic " (any case) and standard base64 of user:password; undefined when malformed. */
 export function parseBasicAuth(header: string): { user: string; password: Buffer } | undefined {
@@ -56,8 +66,8 @@ export class V2AuthAccess {
 
   /**
    * etcd's hasKeyPrefixAccess: may this request read (GET, HEAD) or write `key` (the path after /v2/keys, as the
-   * client wrote it)? A recursive request needs a permission ending in * that covers the key. Throws
-   * EmptyPatternPanic where etcd's handler panics (a role with an empty permission path).
+   * client wrote it)? A recursive request needs a permission ending in * that covers the key. Throws GoPanic where
+   * etcd's handler panics (a role with an empty permission path, a user or role name that is a directory).
    */
   hasKeyAccess(req: http.IncomingMessage, key: string, recursive: boolean): boolean {
     if (!this.store.enabled()) return true;
@@ -68,7 +78,7 @@ export class V2AuthAccess {
       if (this.clientCertAuth) user = this.userFromClientCertificate(req);
       if (!user) {
         // No credentials: the guest role's permissions, matched as single keys even for a recursive request.
-        const guest = this.store.getRole(GUEST_ROLE);
+        const guest = orNone(() => this.store.getRole(GUEST_ROLE));
         return guest !== undefined && roleHasAccess(guest, key, write, false);
       }
     } else {
@@ -76,7 +86,7 @@ export class V2AuthAccess {
       if (!user) return false;
     }
     for (const name of user.roles ?? []) {
-      const role = this.store.getRole(name);
+      const role = orNone(() => this.store.getRole(name));
       if (role && roleHasAccess(role, key, write, recursive)) return true;
     }
     return false;
@@ -85,7 +95,7 @@ export class V2AuthAccess {
   private userFromBasicAuth(header: string | undefined): V2User | undefined {
     const creds = header ? parseBasicAuth(header) : undefined;
     if (!creds) return undefined;
-    const user = this.store.getUser(creds.user);
+    const user = orNone(() => this.store.getUser(creds.user));
     if (!user || !this.passwordMatches(user.password, creds.password)) return undefined;
     return user;
   }
@@ -109,7 +119,7 @@ export class V2AuthAccess {
       seen.add(cert);
       const cn = cert.subject.CN as string | string[] | undefined;
       for (const name of Array.isArray(cn) ? cn : cn ? [cn] : []) {
-        const user = this.store.getUser(name);
+        const user = orNone(() => this.store.getUser(name));
         if (user) return user;
       }
     }

@@ -5,7 +5,8 @@
  * Lists keep Go's distinction between a nil slice (null: JSON null) and an empty one ([]), since etcd's answers
  * show it ("roles":null after a create, [] after an update) and its "not updated" check compares them.
  */
-import { goJSONString } from '../../pkg/go-json';
+import { GoJSON, goFieldMatches, goJSONString, isGoObject } from '../../pkg/go-json';
+import { GoPanic } from '../../pkg/go-compat';
 import { compareUTF8 } from '../../store/store';
 
 export type GoList = string[] | null;
@@ -127,24 +128,16 @@ export const usersEqual = (a: V2User, b: V2User): boolean =>
 export const rolesEqual = (a: V2Role, b: V2Role): boolean =>
   a.role === b.role && rwEqual(a.permissions.kv, b.permissions.kv) && optRWEqual(a.grant, b.grant) && optRWEqual(a.revoke, b.revoke);
 
-/** Go's runtime panic (an index out of range) where etcd's matching meets an empty permission path. */
-export class EmptyPatternPanic extends Error {
-  constructor() {
-    super('runtime error: index out of range [-1]');
-    this.name = 'EmptyPatternPanic';
-  }
-}
-
 /** etcd's simpleMatch: a path ending in * is a prefix, any other the key itself. */
 function simpleMatch(pattern: string, key: string): boolean {
-  if (pattern === '') throw new EmptyPatternPanic();
+  if (pattern === '') throw new GoPanic('index out of range [-1]');
   if (pattern.endsWith('*')) return key.startsWith(pattern.slice(0, -1));
   return key === pattern;
 }
 
 /** etcd's prefixMatch: only a path ending in * covers a recursive request. */
 function prefixMatch(pattern: string, key: string): boolean {
-  if (pattern === '') throw new EmptyPatternPanic();
+  if (pattern === '') throw new GoPanic('index out of range [-1]');
   return pattern.endsWith('*') && key.startsWith(pattern.slice(0, -1));
 }
 
@@ -184,15 +177,87 @@ export function userWithRolesJSON(name: string, roles: V2Role[]): string {
   return roles.length ? `{"user":${goJSONString(name)},"roles":[${roles.map(roleJSON).join(',')}]}` : `{"user":${goJSONString(name)}}`;
 }
 
-/** A stored user or role, read back (we wrote it: its shape is known). */
-export function parseStoredUser(json: string): V2User {
-  const u = JSON.parse(json) as Partial<V2User>;
-  return { user: u.user ?? '', password: u.password ?? '', roles: u.roles ?? null, grant: u.grant ?? null, revoke: u.revoke ?? null };
+// ---- Go's json.Unmarshal into etcd's v2auth.User and v2auth.Role ----
+
+/**
+ * Decoding state: Go goes on after a value of the wrong type and fails at the end (etcd then answers "Invalid JSON"
+ * for a body, or an error for a record), so one flag says it.
+ */
+interface Dec {
+  bad: boolean;
 }
 
-export function parseStoredRole(json: string): V2Role {
-  const r = JSON.parse(json) as Partial<V2Role>;
-  const kv = r.permissions?.kv;
-  const opt = (p: { kv: RWPermission } | null | undefined) => (p ? { kv: { read: p.kv?.read ?? null, write: p.kv?.write ?? null } } : null);
-  return { role: r.role ?? '', permissions: { kv: { read: kv?.read ?? null, write: kv?.write ?? null } }, grant: opt(r.grant), revoke: opt(r.revoke) };
+/** A JSON value into a Go string: null leaves it as it was. */
+function str(d: Dec, v: GoJSON, cur: string): string {
+  if (v === null) return cur;
+  if (typeof v === 'string') return v;
+  d.bad = true;
+  return cur;
+}
+
+/** A JSON value into a Go []string: null is nil; each element decodes into the one it replaces (null keeps it). */
+function list(d: Dec, v: GoJSON, cur: GoList): GoList {
+  if (v === null) return null;
+  if (!Array.isArray(v)) {
+    d.bad = true;
+    return cur;
+  }
+  return v.map((e, i) => str(d, e, cur?.[i] ?? ''));
+}
+
+/** A JSON object into a Go struct, field by field in the text's order (null leaves the struct as it was). */
+function struct(d: Dec, v: GoJSON, fields: Record<string, (value: GoJSON) => void>): void {
+  if (v === null) return;
+  if (!isGoObject(v)) {
+    d.bad = true;
+    return;
+  }
+  const names = Object.keys(fields);
+  for (const [key, value] of v.pairs) {
+    const f = names.find((n) => goFieldMatches(key, n));
+    if (f) fields[f](value);
+  }
+}
+
+function rw(d: Dec, v: GoJSON, p: RWPermission): void {
+  struct(d, v, { read: (x) => (p.read = list(d, x, p.read)), write: (x) => (p.write = list(d, x, p.write)) });
+}
+
+function permissions(d: Dec, v: GoJSON, p: { kv: RWPermission }): void {
+  struct(d, v, { kv: (x) => rw(d, x, p.kv) });
+}
+
+/** A *Permissions: null is nil; an object decodes into the one there is, or a new one. */
+function optPermissions(d: Dec, v: GoJSON, cur: { kv: RWPermission } | null): { kv: RWPermission } | null {
+  if (v === null) return null;
+  const p = cur ?? { kv: { read: null, write: null } };
+  permissions(d, v, p);
+  return p;
+}
+
+export function decodeUser(v: GoJSON | undefined): V2User | undefined {
+  if (v === undefined) return undefined;
+  const d: Dec = { bad: false };
+  const u: V2User = { user: '', password: '', roles: null, grant: null, revoke: null };
+  struct(d, v, {
+    user: (x) => (u.user = str(d, x, u.user)),
+    password: (x) => (u.password = str(d, x, u.password)),
+    roles: (x) => (u.roles = list(d, x, u.roles)),
+    grant: (x) => (u.grant = list(d, x, u.grant)),
+    revoke: (x) => (u.revoke = list(d, x, u.revoke)),
+  });
+  return d.bad ? undefined : u;
+}
+
+export function decodeRole(v: GoJSON | undefined): V2Role | undefined {
+  if (v === undefined) return undefined;
+  const d: Dec = { bad: false };
+  const r: V2Role = { role: '', permissions: { kv: { read: null, write: null } }, grant: null, revoke: null };
+  struct(d, v, {
+    role: (x) => (r.role = str(d, x, r.role)),
+    permissions: (x) => permissions(d, x, r.permissions),
+    grant: (x) => (r.grant = optPermissions(d, x, r.grant)),
+    revoke: (x) => (r.revoke = optPermissions(d, x, r.revoke)),
+  });
+  return d.bad ? undefined : r;
 }

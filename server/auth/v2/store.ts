@@ -9,9 +9,11 @@
  * arrive hashed (bcrypt salts are random: the member that takes the request hashes). Reads are local, as etcd's.
  */
 import {
-  GUEST_ROLE, ROOT_ROLE, STORE_PREFIX, V2Role, V2User, authErr, defaultGuestRole, mergeRole, mergeUser,
-  parseStoredRole, parseStoredUser, roleJSON, rolesEqual, rootRole, userJSON, usersEqual, withRootRole,
+  GUEST_ROLE, ROOT_ROLE, STORE_PREFIX, V2Role, V2User, authErr, decodeRole, decodeUser, defaultGuestRole, mergeRole,
+  mergeUser, roleJSON, rolesEqual, rootRole, userJSON, usersEqual, withRootRole,
 } from './model';
+import { GoJSON, goUnmarshal } from '../../pkg/go-json';
+import { GoPanic, goCleanPath } from '../../pkg/go-compat';
 import { compareUTF8 } from '../../store/store';
 
 /** The v2 store's hidden namespaces, where these records live (server/store/store.ts). */
@@ -57,9 +59,19 @@ export function decodeV2AuthOp(payload: Uint8Array): V2AuthOp {
 const USERS = `${STORE_PREFIX}/users`;
 const ROLES = `${STORE_PREFIX}/roles`;
 const ENABLED = `${STORE_PREFIX}/enabled`;
+/** The directories of /2 (stored as '' in the hidden area, where a record may also be ''). */
+const DIRS = new Set([STORE_PREFIX, USERS, ROLES]);
+
+/** A name that leads to a record which is not JSON of a user (or role): etcd's GetUser fails with its JSON error. */
+export class InvalidRecordError extends Error {
+  constructor(path: string) {
+    super(`v2 auth: the record at ${path} does not decode`);
+    this.name = 'InvalidRecordError';
+  }
+}
 
 export class V2AuthStore {
-  /** Records parsed once per stored value: the checks of every /v2/keys request read them. */
+  /** Records decoded once per stored value (by kind and path): the checks of every /v2/keys request read them. */
   private readonly parsed = new Map<string, { raw: string; value: V2User | V2Role }>();
 
   constructor(private readonly area: InternalArea) {}
@@ -69,16 +81,20 @@ export class V2AuthStore {
     return this.area.readInternal(ENABLED) === 'true';
   }
 
-  /** etcd's GetUser (the root user with the root role attached); undefined when there is no such user. */
+  /**
+   * etcd's GetUser (the root user with the root role attached); undefined when there is no such user. As etcd, the
+   * name is joined to /2/users as a path: one that lands on a directory ("", "..") is etcd's nil dereference
+   * (GoPanic), one that lands on a record that is no user's JSON an InvalidRecordError.
+   */
   getUser(name: string): V2User | undefined {
-    const u = this.record(`${USERS}/${name}`, parseStoredUser);
+    const u = this.record(USERS, name, decodeUser);
     return u && withRootRole(u);
   }
 
-  /** etcd's GetRole: root is built in. */
+  /** etcd's GetRole: root is built in; other names as getUser's. */
   getRole(name: string): V2Role | undefined {
     if (name === ROOT_ROLE) return rootRole();
-    return this.record(`${ROLES}/${name}`, parseStoredRole);
+    return this.record(ROLES, name, decodeRole);
   }
 
   /** etcd's AllUsers: the names, in Go's order. */
@@ -91,16 +107,22 @@ export class V2AuthStore {
     return [ROOT_ROLE, ...this.area.internalChildren(ROLES)].sort(compareUTF8);
   }
 
-  private record<T extends V2User | V2Role>(path: string, parse: (json: string) => T): T | undefined {
+  private record<T extends V2User | V2Role>(dir: string, name: string, decode: (v: GoJSON | undefined) => T | undefined): T | undefined {
+    // path.Join, as etcd's requestResource: a plain name is the common case, and needs no cleaning.
+    const path = name !== '' && name !== '.' && name !== '..' && !name.includes('/') ? `${dir}/${name}` : goCleanPath(`${dir}/${name}`);
     const raw = this.area.readInternal(path);
+    const key = `${dir}\0${path}`;
+    const isDir = raw === undefined ? path === '/' || this.area.internalChildren(path).length > 0 : DIRS.has(path);
+    if (isDir) throw new GoPanic('invalid memory address or nil pointer dereference');
     if (raw === undefined) {
-      this.parsed.delete(path);
+      this.parsed.delete(key);
       return undefined;
     }
-    const hit = this.parsed.get(path);
+    const hit = this.parsed.get(key);
     if (hit && hit.raw === raw) return hit.value as T;
-    const value = parse(raw);
-    this.parsed.set(path, { raw, value });
+    const value = decode(goUnmarshal(raw));
+    if (!value) throw new InvalidRecordError(path);
+    this.parsed.set(key, { raw, value });
     return value;
   }
 
