@@ -6,7 +6,7 @@ import { UnhealthyClusterError } from '../membership/reconfig';
 import { NONE, StateType } from '../raft';
 import { V2Store } from '../store';
 import { urlProblem } from '../config';
-import { goPathUnescape } from '../pkg/go-compat';
+import { GoPanic, goPathUnescape } from '../pkg/go-compat';
 import { readBody } from './read-body';
 
 export const SERVER_VERSION = '3.4.0';
@@ -33,6 +33,8 @@ export interface AdminDeps {
   now: () => number;
   /** The types of the active alarms (NOSPACE, CORRUPT), which make /health answer false. */
   alarms?: () => string[];
+  /** etcd's v2 auth check of the members API: anything but a GET needs the root role (none: allowed). */
+  hasWriteRootAccess?: (req: express.Request) => boolean;
 }
 
 /** How long /health waits for its quorum read, as etcd 3.4's checkHealth waits for its QGET. */
@@ -127,6 +129,7 @@ export function adminApp(d: AdminDeps): express.Express {
   const membersNotAllowed = methodNotAllowed('GET,POST,DELETE,PUT');
   members.use((req, res, next) => {
     if (!['GET', 'POST', 'DELETE', 'PUT'].includes(req.method)) return membersNotAllowed(req, res);
+    if (d.hasWriteRootAccess && !d.hasWriteRootAccess(req)) return httpError(res, 401, 'Insufficient credentials');
     res.setHeader('X-Etcd-Cluster-Id', server.cluster.id);
     next();
   });
@@ -285,7 +288,9 @@ export function adminApp(d: AdminDeps): express.Express {
     res.status(404).set({ 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).end('404 page not found\n');
   });
   // A body that does not parse (bad JSON on the members API): etcd's JSON error, never express's HTML page.
-  app.use((err: Error & { status?: number; type?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+  app.use((err: Error & { status?: number; type?: string }, req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    // Where etcd's handler panics (the v2 auth check of a user name that is a directory), the connection just ends.
+    if (err instanceof GoPanic) return void req.socket.destroy();
     const status = typeof err.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     httpError(res, status, status === 500 ? 'Internal Server Error' : err.type === 'entity.parse.failed' ? `invalid JSON body: ${err.message}` : err.message);
   });

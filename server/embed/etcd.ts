@@ -13,6 +13,11 @@ import { CorsPolicy } from '../api/cors';
 import { HostWhitelist, requestHostname, writeMisdirected } from '../api/host-whitelist';
 import { KEYS_PREFIX } from '../api/v2/key-request';
 import { keysHandler } from '../api/v2/keys-handler';
+import { AUTH_PREFIX } from '../api/v2/auth-request';
+import { authHandler } from '../api/v2/auth-handler';
+import { V2AuthStore } from '../auth/v2/store';
+import { V2AuthAccess } from '../auth/v2/access';
+import { V2AuthApplier } from '../etcdserver/apply/v2auth';
 import { ConfigError, ServerConfig } from '../config';
 import { V2Applier } from '../etcdserver/apply/v2';
 import { EtcdServer, RemoteCluster, WALStore } from '../etcdserver/server';
@@ -395,6 +400,10 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     checkpointPersist: cfg.leaseCheckpointPersist,
     metrics: leaseMetrics,
   });
+  // The v2 auth API's users, roles and enabled flag (server/auth/v2/): V2Auth entries, kept in the v2 store's /2.
+  const v2auth = new V2AuthStore(store);
+  server.registerApplier(EntryKind.V2Auth, new V2AuthApplier(v2auth));
+  const v2access = new V2AuthAccess(v2auth, cfg.clientTLS.clientCertAuth);
   const v3 = new V3Applier(mvcc, lessor, (level, msg, meta) => serverLog.log(level, msg, meta));
   // Users, roles and permissions (server/auth/): Auth entries, kept in the v3 store's meta table.
   const authStore = new AuthStore(mvcc, newTokenProvider(cfg.auth.token, cfg.auth.tokenTTL), { bcryptCost: cfg.auth.bcryptCost });
@@ -456,9 +465,10 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       throw err;
     }
   }
-  const keys = keysHandler({ server, store, now: Date.now });
+  const keys = keysHandler({ server, store, now: Date.now, access: v2access });
   const alarmTypes = (): string[] => v3.alarms.get(AlarmType.NONE).map((a) => alarmTypeName(a.alarm));
-  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now, alarms: alarmTypes });
+  const auth = authHandler({ server, store: v2auth, access: v2access, log: (level, msg, meta) => serverLog.log(level, msg, meta) });
+  const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now, hasWriteRootAccess: (req) => v2access.hasWriteRootAccess(req), alarms: alarmTypes });
   const published = server.published ? Promise.resolve() : new Promise<void>((resolve) => server.once('published', () => resolve()));
   const hostWhitelist = new HostWhitelist(cfg.hostWhitelist);
   const cors = new CorsPolicy(cfg.cors);
@@ -494,6 +504,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
       res.end('404 page not found\n');
     } else if (url === KEYS_PREFIX || url.startsWith(KEYS_PREFIX + '/') || url.startsWith(KEYS_PREFIX + '?')) keys(req, res);
+    else if (url.startsWith(AUTH_PREFIX + '/')) auth(req, res);
     else if (isGatewayPath(url)) gateway(req, res);
     else admin(req, res);
   };

@@ -23,6 +23,8 @@ export enum EntryKind {
   V3 = 3,
   Lease = 4,
   Auth = 5,
+  /** A change of the v2 auth API's users, roles or enabled flag (server/auth/v2/store.ts's V2AuthOp, JSON). */
+  V2Auth = 6,
 }
 
 /** The first byte of an entry in an envelope: not a v2 Method (1..6), which is what older entries start with. */
@@ -38,6 +40,7 @@ export const CURRENT_VERSION: Readonly<Record<EntryKind, number>> = {
   [EntryKind.V3]: 1,
   [EntryKind.Lease]: 1,
   [EntryKind.Auth]: 1,
+  [EntryKind.V2Auth]: 1,
 };
 
 export interface EntryData {

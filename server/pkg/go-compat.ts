@@ -98,6 +98,17 @@ export function answerLikeGo(server: http.Server): void {
 }
 
 
+/**
+ * Where etcd's handler panics (a nil dereference, an index out of range) on some request: Go's server recovers and
+ * closes the connection without an answer. A handler throws this to do the same.
+ */
+export class GoPanic extends Error {
+  constructor(what: string) {
+    super(`runtime error: ${what}`);
+    this.name = 'GoPanic';
+  }
+}
+
 /** Go's strconv.ParseBool: the only spellings Go accepts; undefined for anything else. */
 export function goParseBool(s: string): boolean | undefined {
   switch (s) {

@@ -485,18 +485,19 @@ export class V2Store {
     return undefined;
   }
 
-  // ---- etcd's /0 namespace ----
+  // ---- etcd's /0 and /2 namespaces ----
 
   /**
    * Membership and the cluster version, where etcd keeps them in its v2 store (/0/members/<id>/raftAttributes,
-   * /0/members/<id>/attributes, /0/removed_members/<id>, /0/version), so the store's index moves as etcd's does: a
-   * fresh member answers X-Etcd-Index 3 and its first write gets 4. Hidden from /v2/keys as etcd hides /0 (user keys
+   * /0/members/<id>/attributes, /0/removed_members/<id>, /0/version), and the v2 auth data (/2/users/<name>,
+   * /2/roles/<name>, /2/enabled: server/auth/v2/store.ts), so the store's index moves as etcd's does: a fresh
+   * member answers X-Etcd-Index 3 and its first write gets 4. Hidden from /v2/keys as etcd hides /0 and /2 (user keys
    * live in its /1): never listed, never shown to a watcher. Their events take their index in the history, as
-   * etcd's do, under keys without a leading slash, which no watch of a key matches.
+   * etcd's do, under keys without a leading slash, which no watch of a key matches. A directory is a path with ''.
    */
   private internal = new Map<string, string>();
 
-  /** A write to the /0 namespace with etcd's operation (counted in the store's stats as etcd counts it). */
+  /** A write to the /0 or /2 namespace with etcd's operation (counted in the store's stats as etcd counts it). */
   writeInternal(op: 'create' | 'set' | 'update' | 'delete', path: string, value = ''): void {
     const index = ++this.currentIndex;
     const key = path.replace(/^\/+/, '');
@@ -513,9 +514,19 @@ export class V2Store {
     this.hub.add(new V2Event(action, nodeExtern({ key, value: op === 'delete' ? undefined : value, modifiedIndex: index, createdIndex: index }), undefined, index));
   }
 
-  /** A value of the /0 namespace (for tests and diagnostics). */
+  /** A value of the /0 or /2 namespace (undefined: none). */
   readInternal(path: string): string | undefined {
     return this.internal.get(path);
+  }
+
+  /** The names of the records directly under a directory of the /0 or /2 namespace, in no order. */
+  internalChildren(dir: string): string[] {
+    const prefix = `${dir}/`;
+    const names: string[] = [];
+    for (const k of this.internal.keys()) {
+      if (k.startsWith(prefix) && !k.includes('/', prefix.length)) names.push(k.slice(prefix.length));
+    }
+    return names;
   }
 
   // ---- watches ----

@@ -2,9 +2,10 @@ import * as http from 'node:http';
 import { EtcdServer, WriteResult } from '../../etcdserver/server';
 import { Method } from '../../etcdserver/request';
 import { ErrorCode, V2Error, V2Event, V2Store, eventJSON } from '../../store';
-import { goPathUnescape } from '../../pkg/go-compat';
+import { GoPanic, goPathUnescape } from '../../pkg/go-compat';
 import { readBody } from '../read-body';
-import { KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest } from './key-request';
+import type { V2AuthAccess } from '../../auth/v2/access';
+import { KEYS_PREFIX, KeyRequest, KeyRequestError, goExpiration, parseForm, parseKeyRequest } from './key-request';
 
 /** Go's ParseForm refuses url-encoded bodies over 10 MB; etcd's v2 API inherits that limit. */
 export const MAX_FORM_BYTES = 10 * 1024 * 1024;
@@ -14,6 +15,8 @@ export interface KeysHandlerDeps {
   store: V2Store;
   now: () => number;
   onRequest?: (method: string, ok: boolean) => void;
+  /** The v2 auth checks (server/auth/v2/access.ts); none: every request is allowed. */
+  access?: V2AuthAccess;
 }
 
 function writeJSON(res: http.ServerResponse, status: number, headers: Record<string, string>, body: string): void {
@@ -43,7 +46,11 @@ function isForm(req: http.IncomingMessage): boolean {
 export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const { server, store } = deps;
   return (req, res) => {
-    handle(req, res).catch((err) => writeKeyError(res, server.cluster.id, err));
+    handle(req, res).catch((err) => {
+      // Where etcd's permission check panics (an empty permission path), Go's server drops the connection unanswered.
+      if (err instanceof GoPanic) return void req.socket.destroy();
+      writeKeyError(res, server.cluster.id, err);
+    });
   };
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -70,6 +77,10 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
     const path = goPathUnescape(rawPath);
     if (path === undefined) throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
     const kr = parseKeyRequest(method, path, parseForm(query, body));
+    // etcd checks the caller's permissions on the path as the client wrote it, once the request has parsed.
+    if (deps.access && !deps.access.hasKeyAccess(req, path.slice(KEYS_PREFIX.length), kr.recursive)) {
+      throw new V2Error(ErrorCode.Unauthorized, 'Insufficient credentials', 0);
+    }
     if (method === 'GET' || method === 'HEAD') {
       if (kr.wait) return watch(kr, req, res);
       if (kr.quorum) await server.linearizableRead();
