@@ -10,7 +10,7 @@ const protobuf = require('protobufjs');
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => path.join(__dirname, target);
-root.loadSync(['etcdserverpb/rpc.proto', 'mvccpb/kv.proto', 'authpb/auth.proto'], { keepCase: true });
+root.loadSync(['etcdserverpb/rpc.proto', 'mvccpb/kv.proto', 'authpb/auth.proto', 'v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'], { keepCase: true });
 root.resolveAll();
 
 /** protoc's json_name: underscores dropped, the letter after one upper-cased. */

@@ -31,6 +31,18 @@ export class AuthGate {
     return { username: Array.isArray(cn) ? cn[0] : cn, revision: this.store.revision() };
   }
 
+  /**
+   * With auth off, etcd still reads the token a request carries (AuthInfoFromCtx): one that is no token is refused
+   * with "invalid auth token". Only the metadata is looked at (a request without a token costs two lookups).
+   */
+  checkToken(call: CallContext | undefined): void {
+    if (!call) return;
+    const md = call.metadata;
+    const t = md.get('token');
+    const token = t.length ? t[0] : md.get('authorization')[0];
+    if (token !== undefined) this.store.authInfoFromToken(String(token));
+  }
+
   /** The header fields of a proposed request: who asks, at which auth revision (none when auth is off). */
   stamp(call: CallContext | undefined): { username: string; authRevision: bigint } {
     if (!call) return { username: '', authRevision: 0n };

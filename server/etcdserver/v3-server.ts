@@ -82,7 +82,10 @@ export class V3KV implements KVBackend {
   async range(r: RangeRequest, call?: CallContext): Promise<RangeResponse> {
     if (!this.server.published) await this.ready();
     if (!r.serializable) await this.server.linearizableRead();
-    if (this.auth?.store.isEnabled()) return this.auth.serialized(call, this.auth.checkRange(call, r), () => this.applier.range(r));
+    if (this.auth) {
+      if (this.auth.store.isEnabled()) return this.auth.serialized(call, this.auth.checkRange(call, r), () => this.applier.range(r));
+      this.auth.checkToken(call);
+    }
     return this.applier.range(r);
   }
 
@@ -99,7 +102,10 @@ export class V3KV implements KVBackend {
     if (isTxnReadonly(r)) {
       await this.ready();
       await this.server.linearizableRead();
-      if (this.auth?.store.isEnabled()) return this.auth.serialized(call, this.auth.checkTxn(r), () => this.applier.readonlyTxn(r));
+      if (this.auth) {
+        if (this.auth.store.isEnabled()) return this.auth.serialized(call, this.auth.checkTxn(r), () => this.applier.readonlyTxn(r));
+        this.auth.checkToken(call);
+      }
       return this.applier.readonlyTxn(r);
     }
     if (this.quota && !this.quota.available(costTxn(r))) await this.noSpace();

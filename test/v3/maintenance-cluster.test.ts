@@ -168,6 +168,12 @@ test('a learner: added with --learner, receives the data, refuses writes, is pro
   } finally {
     conn.close();
   }
+  // so are the Lock and Election services (etcd's interceptors gate every service), here through the gateway
+  const lockRefused = await fetch(`${slot.clientURL}/v3/lock/lock`, { method: 'POST', body: JSON.stringify({ name: 'bGs=' }) });
+  const learnerError = 'etcdserver: rpc not supported for learner';
+  expect([lockRefused.status, await lockRefused.json()]).toEqual([503, { error: learnerError, message: learnerError, code: 14 }]);
+  const observeRefused = await fetch(`${slot.clientURL}/v3/election/observe`, { method: 'POST', body: JSON.stringify({ name: 'ZWw=' }) });
+  expect(JSON.parse(await observeRefused.text())).toMatchObject({ error: { grpc_code: 14, message: learnerError } });
   expect(await ok(leader, ['member', 'list'])).toContain(`${id}, started, learner, ${slot.peerURL}, ${slot.clientURL}, true`);
   // Promoted through a follower, which asks the leader (only the leader knows whether the learner is in sync).
   await eventually('the learner to be promoted', async () => {

@@ -75,6 +75,23 @@ const STEPS: [string, string | undefined, string?][] = [
   ['/v3/kv/put', JSON.stringify({ key: '', value: b64('bar') })],
   ['/v3/kv/put', JSON.stringify({ key: b64('foo'), lease: '12345' })],
   ['/v3/kv/put', JSON.stringify({ key: b64('foo'), ignore_value: true, value: b64('v') })],
+  // the Lock and Election services (a lease given, so that the keys are the same on both)
+  ['/v3/lock/lock', JSON.stringify({ name: b64('lk'), lease: '12345' })],
+  ['/v3/lease/grant', JSON.stringify({ ID: '1911', TTL: '60' })],
+  ['/v3/lock/lock', JSON.stringify({ name: b64('lk'), lease: '1911' })],
+  ['/v3beta/lock/lock', JSON.stringify({ name: b64('lk'), lease: 1911 })],
+  ['/v3/lock/unlock', JSON.stringify({ key: b64('lk/777') })],
+  ['/v3/lock/unlock', '{}'],
+  ['/v3/election/leader', JSON.stringify({ name: b64('el') })],
+  ['/v3/election/campaign', JSON.stringify({ name: b64('el'), lease: '1911', value: b64('v1') })],
+  ['/v3/election/leader', JSON.stringify({ name: b64('el') })],
+  ['/v3/election/proclaim', JSON.stringify({ value: b64('v2') })],
+  ['/v3/election/proclaim', JSON.stringify({ leader: { name: b64('el'), key: b64('el/777'), rev: '9', lease: '1911' }, value: b64('v2') })],
+  ['/v3/election/proclaim', JSON.stringify({ leader: { name: b64('el'), key: b64('el/777'), rev: '30', lease: '1911' }, value: b64('v3') })],
+  ['/v3beta/election/leader', JSON.stringify({ name: b64('el') })],
+  ['/v3/election/resign', '{}'],
+  ['/v3/election/resign', JSON.stringify({ leader: { name: b64('el'), key: b64('el/777'), rev: '9', lease: '1911' } })],
+  ['/v3/election/leader', JSON.stringify({ name: b64('el') })],
 ];
 
 describe('the JSON gateway, side by side with Debian etcd', () => {

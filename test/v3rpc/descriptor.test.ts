@@ -13,7 +13,7 @@ const ETCD = '/usr/share/gocode/src/go.etcd.io/etcd';
 const GOGO = '/usr/share/gocode/src/github.com/gogo/protobuf';
 const GOOGLEAPIS = '/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis';
 const OURS = path.resolve(__dirname, '../../proto');
-const PACKAGES = new Set(['etcdserverpb', 'mvccpb', 'authpb']);
+const PACKAGES = new Set(['etcdserverpb', 'mvccpb', 'authpb', 'v3lockpb', 'v3electionpb']);
 
 interface Flat {
   syntax: Map<string, string>;
@@ -22,8 +22,8 @@ interface Flat {
   enums: Map<string, unknown>;
 }
 
-function compile(out: string, includes: string[], file: string): descriptor.IFileDescriptorSet {
-  execFileSync('protoc', [...includes.map((i) => `-I${i}`), '--include_imports', `--descriptor_set_out=${out}`, file], {
+function compile(out: string, includes: string[], files: string[]): descriptor.IFileDescriptorSet {
+  execFileSync('protoc', [...includes.map((i) => `-I${i}`), '--include_imports', `--descriptor_set_out=${out}`, ...files], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   return descriptor.FileDescriptorSet.decode(readFileSync(out)) as unknown as descriptor.IFileDescriptorSet;
@@ -86,8 +86,14 @@ describe('our .proto files against etcd 3.4\'s', () => {
     execFileSync('ln', ['-s', ETCD, path.join(tmp, 'etcd')]);
     const ref = compile(path.join(tmp, 'etcd.pb'),
       [tmp, `${ETCD}/etcdserver/etcdserverpb`, GOGO, `${GOGO}/protobuf`, GOOGLEAPIS],
-      `${ETCD}/etcdserver/etcdserverpb/raft_internal.proto`);
-    const our = compile(path.join(tmp, 'ours.pb'), [OURS], path.join(OURS, 'etcdserverpb/raft_internal.proto'));
+      [`${ETCD}/etcdserver/etcdserverpb/raft_internal.proto`]);
+    // The lock and election services import rpc.proto as "etcd/etcdserver/etcdserverpb/rpc.proto" (raft_internal.proto
+    // as "rpc.proto"): compiled apart, their descriptors added to the set.
+    const refConcurrency = compile(path.join(tmp, 'etcd-concurrency.pb'), [tmp, GOGO, `${GOGO}/protobuf`, GOOGLEAPIS],
+      ['etcd/etcdserver/api/v3lock/v3lockpb/v3lock.proto', 'etcd/etcdserver/api/v3election/v3electionpb/v3election.proto'].map((f) => path.join(tmp, f)));
+    ref.file = [...(ref.file ?? []), ...(refConcurrency.file ?? []).filter((f) => f.package === 'v3lockpb' || f.package === 'v3electionpb')];
+    const our = compile(path.join(tmp, 'ours.pb'), [OURS],
+      ['etcdserverpb/raft_internal.proto', 'v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'].map((f) => path.join(OURS, f)));
     theirs = flatten(ref);
     ours = flatten(our);
   });
@@ -96,12 +102,14 @@ describe('our .proto files against etcd 3.4\'s', () => {
 
   test('etcd\'s set is the one expected (the comparison is not vacuous)', () => {
     expect([...theirs.services.keys()].sort()).toEqual(
-      ['.etcdserverpb.Auth', '.etcdserverpb.Cluster', '.etcdserverpb.KV', '.etcdserverpb.Lease', '.etcdserverpb.Maintenance', '.etcdserverpb.Watch']);
+      ['.etcdserverpb.Auth', '.etcdserverpb.Cluster', '.etcdserverpb.KV', '.etcdserverpb.Lease', '.etcdserverpb.Maintenance', '.etcdserverpb.Watch',
+        '.v3electionpb.Election', '.v3lockpb.Lock']);
     expect(theirs.messages.size).toBeGreaterThan(100);
     expect(theirs.messages.has('.etcdserverpb.InternalRaftRequest')).toBe(true);
     expect(theirs.messages.has('.mvccpb.KeyValue')).toBe(true);
     expect(theirs.messages.has('.authpb.Role')).toBe(true);
     expect(theirs.messages.has('.etcdserverpb.Request')).toBe(true);
+    expect(theirs.messages.has('.v3electionpb.LeaderKey')).toBe(true);
   });
 
   test('every service and method, with its request, response and streaming flags', () => {

@@ -10,6 +10,8 @@ import { Duplex } from 'node:stream';
 import type * as http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import * as rpc from '../v3rpc/pb/etcdserverpb/rpc';
+import * as lockpb from '../v3rpc/pb/v3lockpb/v3lock';
+import * as electionpb from '../v3rpc/pb/v3electionpb/v3election';
 import { JSON_NAMES } from '../v3rpc/pb/json-names';
 
 /** What the generated code offers for every message. */
@@ -23,7 +25,7 @@ interface Route {
   grpcPath: string;
   req: JsonCodec;
   res: JsonCodec;
-  /** The response's message type (etcdserverpb.X), for the .proto field names. */
+  /** The response's message type (etcdserverpb.X, v3lockpb.X…), for the .proto field names. */
   resType: string;
   /** A streaming method: bidirectional (requests read from the body one JSON value after another) or server-side. */
   stream?: 'bidi' | 'server';
@@ -31,9 +33,12 @@ interface Route {
 
 const routes = new Map<string, Route>();
 
+/** A route to a method; the service is etcdserverpb's unless it names its package ("v3lockpb.Lock"). */
 function route(httpPaths: string | string[], service: string, method: string, req: JsonCodec, res: JsonCodec, resName: string, stream?: Route['stream']): void {
+  const pkg = service.includes('.') ? service.slice(0, service.indexOf('.')) : 'etcdserverpb';
+  const svc = service.includes('.') ? service : `etcdserverpb.${service}`;
   for (const p of Array.isArray(httpPaths) ? httpPaths : [httpPaths]) {
-    routes.set(p, { grpcPath: `/etcdserverpb.${service}/${method}`, req, res, resType: `etcdserverpb.${resName}`, stream });
+    routes.set(p, { grpcPath: `/${svc}/${method}`, req, res, resType: `${pkg}.${resName}`, stream });
   }
 }
 
@@ -73,7 +78,14 @@ route('/v3/auth/role/list', 'Auth', 'RoleList', rpc.AuthRoleListRequest, rpc.Aut
 route('/v3/auth/role/delete', 'Auth', 'RoleDelete', rpc.AuthRoleDeleteRequest, rpc.AuthRoleDeleteResponse, 'AuthRoleDeleteResponse');
 route('/v3/auth/role/grant', 'Auth', 'RoleGrantPermission', rpc.AuthRoleGrantPermissionRequest, rpc.AuthRoleGrantPermissionResponse, 'AuthRoleGrantPermissionResponse');
 route('/v3/auth/role/revoke', 'Auth', 'RoleRevokePermission', rpc.AuthRoleRevokePermissionRequest, rpc.AuthRoleRevokePermissionResponse, 'AuthRoleRevokePermissionResponse');
+route('/v3/lock/lock', 'v3lockpb.Lock', 'Lock', lockpb.LockRequest, lockpb.LockResponse, 'LockResponse');
+route('/v3/lock/unlock', 'v3lockpb.Lock', 'Unlock', lockpb.UnlockRequest, lockpb.UnlockResponse, 'UnlockResponse');
+route('/v3/election/campaign', 'v3electionpb.Election', 'Campaign', electionpb.CampaignRequest, electionpb.CampaignResponse, 'CampaignResponse');
+route('/v3/election/proclaim', 'v3electionpb.Election', 'Proclaim', electionpb.ProclaimRequest, electionpb.ProclaimResponse, 'ProclaimResponse');
+route('/v3/election/leader', 'v3electionpb.Election', 'Leader', electionpb.LeaderRequest, electionpb.LeaderResponse, 'LeaderResponse');
+route('/v3/election/resign', 'v3electionpb.Election', 'Resign', electionpb.ResignRequest, electionpb.ResignResponse, 'ResignResponse');
 // The streams (answered as newline-separated {"result": ...} objects by grpc-gateway).
+route('/v3/election/observe', 'v3electionpb.Election', 'Observe', electionpb.LeaderRequest, electionpb.LeaderResponse, 'LeaderResponse', 'server');
 route('/v3/watch', 'Watch', 'Watch', rpc.WatchRequest, rpc.WatchResponse, 'WatchResponse', 'bidi');
 route('/v3/lease/keepalive', 'Lease', 'LeaseKeepAlive', rpc.LeaseKeepAliveRequest, rpc.LeaseKeepAliveResponse, 'LeaseKeepAliveResponse', 'bidi');
 route('/v3/maintenance/snapshot', 'Maintenance', 'Snapshot', rpc.SnapshotRequest, rpc.SnapshotResponse, 'SnapshotResponse', 'server');
@@ -218,8 +230,11 @@ function metadataOf(req: http.IncomingMessage): grpc.Metadata {
   return md;
 }
 
-/** A unary call of a gRPC implementation, in-process: what grpc-js hands it, as far as handlers look. */
-function callUnary(impl: grpc.UntypedHandleCall, grpcPath: string, request: unknown, req: http.IncomingMessage): Promise<unknown> {
+/**
+ * A unary call of a gRPC implementation, in-process: what grpc-js hands it, as far as handlers look. A client that
+ * goes away before the answer cancels it (a lock or a campaign still waiting gives up, as through etcd's gateway).
+ */
+function callUnary(impl: grpc.UntypedHandleCall, grpcPath: string, request: unknown, req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const call = Object.assign(new EventEmitter(), {
       request,
@@ -232,7 +247,14 @@ function callUnary(impl: grpc.UntypedHandleCall, grpcPath: string, request: unkn
       sendMetadata: () => undefined,
       getAuthContext: () => ({}),
     });
+    let answered = false;
+    res.once('close', () => {
+      if (answered) return;
+      call.cancelled = true;
+      call.emit('cancelled');
+    });
     (impl as grpc.handleUnaryCall<unknown, unknown>)(call as unknown as grpc.ServerUnaryCall<unknown, unknown>, (err, value) => {
+      answered = true;
       if (err) reject(err);
       else resolve(value);
     });
@@ -295,7 +317,7 @@ async function serve(o: GatewayOptions, r: Route, body: Buffer, req: http.Incomi
     return errorAnswer(res, grpc.status.INVALID_ARGUMENT, (err as Error).message);
   }
   try {
-    const answer = await callUnary(impl, r.grpcPath, request, req);
+    const answer = await callUnary(impl, r.grpcPath, request, req, res);
     const value = answer instanceof Uint8Array ? r.res.decode(answer) : answer;
     const json = JSON.stringify(withProtoNames(r.res.toJSON(value), r.resType));
     res.writeHead(200, { 'Content-Type': 'application/json', 'Grpc-Metadata-Content-Type': 'application/grpc' });

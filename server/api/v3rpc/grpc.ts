@@ -16,6 +16,9 @@ import type { CallGate } from './service';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService, type UnaryHandler } from './service';
 import { addWatchService, type WatchServiceOptions } from './watch';
+import { InProcessClient } from '../v3client/in-process';
+import { lockService } from '../v3lock/lock';
+import { addElectionService } from '../v3election/election';
 
 /** etcd's default --max-request-bytes (1.5 MiB). */
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -36,7 +39,10 @@ export interface V3ServerOptions {
   registry?: client.Registry;
   /** More services (Auth, …): each one's definition and unary handlers. */
   services?: { definition: grpc.ServiceDefinition; handlers: Record<string, UnaryHandler<any, any>> }[];
-  /** The Watch service's store and settings (its headers and size limit are the ones above); none when left out. */
+  /**
+   * The Watch service's store and settings (its headers and size limit are the ones above); none when left out.
+   * With a Lease backend too, the Lock and Election services are served over them.
+   */
   watch?: Omit<WatchServiceOptions, 'header' | 'maxRequestBytes'>;
   /** More grpc-js channel options (keepalive, ...), applied over the ones above. */
   grpcOptions?: grpc.ServerOptions;
@@ -88,6 +94,13 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
   if (opts.cluster) {
     const c = clusterService(opts.cluster, opts.header);
     addUnaryService(server, c.definition, c.handlers, metrics, gate);
+  }
+  if (opts.lease && opts.watch) {
+    // Lock and Election, over the member's own KV, Lease and Watch (etcd's v3client), behind the same gate.
+    const client = new InProcessClient({ kv: kv.handlers, lease: opts.lease, watchable: opts.watch.watchable, header: opts.header });
+    const lock = lockService(client);
+    addUnaryService(server, lock.definition, lock.handlers, metrics, gate);
+    addElectionService(server, client, metrics, gate);
   }
   return server;
 }

@@ -140,9 +140,9 @@ export class V3Client {
     }
   }
 
-  /** A KV call (see invoke). */
-  call<Req, Res>(pick: Unary<KVClient, Req, Res>, req: Req): Promise<Res> {
-    return this.invoke((c) => [c.kv, pick(c.kv) as Method], req);
+  /** A KV call (see invoke); `timeoutMs` Infinity for calls clientv3 makes without a deadline (lock, elect). */
+  call<Req, Res>(pick: Unary<KVClient, Req, Res>, req: Req, timeoutMs?: number): Promise<Res> {
+    return this.invoke((c) => [c.kv, pick(c.kv) as Method], req, timeoutMs);
   }
 
   /** An Auth call (see invoke). */
@@ -195,9 +195,9 @@ export class V3Client {
     }));
   }
 
-  /** A Lease call (see invoke). */
-  callLease<Req, Res>(pick: Unary<LeaseClient, Req, Res>, req: Req): Promise<Res> {
-    return this.invoke((c) => [c.lease, pick(c.lease) as Method], req);
+  /** A Lease call (see invoke and call). */
+  callLease<Req, Res>(pick: Unary<LeaseClient, Req, Res>, req: Req, timeoutMs?: number): Promise<Res> {
+    return this.invoke((c) => [c.lease, pick(c.lease) as Method], req, timeoutMs);
   }
 
   /**
@@ -227,8 +227,8 @@ export class V3Client {
     });
   }
 
-  private async invoke<Res>(pick: (c: Conn) => [grpc.Client, Method], req: unknown): Promise<Res> {
-    const deadline = Date.now() + this.cfg.commandTimeoutMs;
+  private async invoke<Res>(pick: (c: Conn) => [grpc.Client, Method], req: unknown, timeoutMs = this.cfg.commandTimeoutMs): Promise<Res> {
+    const deadline = Date.now() + timeoutMs;
     let last: grpc.ServiceError | undefined;
     let lastEp = this.clients[0].ep;
     for (let attempt = 0; Date.now() < deadline; attempt++) {
@@ -316,9 +316,10 @@ export class V3Client {
   /**
    * clientv3's KeepAlive: renews the lease a third of its TTL after each answer, over a stream that is opened again
    * (on the next endpoint) after a failure; each answer goes to onResponse (false: stop). Resolves when the lease is
-   * gone: answered with TTL 0, or no answer before its deadline (the last TTL after the last answer).
+   * gone: answered with TTL 0, or no answer before its deadline (the last TTL after the last answer), or once the
+   * signal aborts.
    */
-  keepAlive(id: bigint, onResponse: (r: LeaseKeepAliveResponse) => boolean): Promise<void> {
+  keepAlive(id: bigint, onResponse: (r: LeaseKeepAliveResponse) => boolean, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
       let deadline = Date.now() + DEFAULT_TTL_MS;
       let nextSend = Date.now();
@@ -363,6 +364,9 @@ export class V3Client {
         if (Date.now() > deadline) return finish();
         send();
       }, LOOP_MS);
+      // the session's owner stops it (clientv3's Orphan): no more renewals
+      if (signal?.aborted) return finish();
+      signal?.addEventListener('abort', finish);
       open();
     });
   }

@@ -21,6 +21,7 @@ import { eventTypeName, goQuote } from './printer';
 import { ClientWatcher, type ClientWatchResponse, type WatchSpec } from './watch';
 import { parseWatchArgs, WATCH_FLAGS, WatchArgsError, type WatchFlags } from './watch-args';
 import { clusterCommands } from './cluster-commands';
+import { concurrencyCommands } from './concurrency-commands';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
 export interface V3IO {
@@ -300,6 +301,17 @@ Object.assign(COMMANDS, clusterCommands({
   client: (ctx, endpoints, dialed) => client(ctx, endpoints, dialed),
   fail,
   exit: (code) => new Exit(code),
+}));
+
+// lock and elect (concurrency-commands.ts).
+Object.assign(COMMANDS, concurrencyCommands({
+  format: (ctx) => {
+    printer(ctx);
+    return str(ctx, 'write-out') as Format;
+  },
+  client: (ctx) => client(ctx),
+  fail,
+  exec: (ctx, args, env) => runForEvent(ctx, args, env),
 }));
 
 /** Every command of etcd 3.4's etcdctl, in the order it adds them (cobra's prefix matching and suggestions go by it). */

@@ -132,12 +132,29 @@ export class ClientWatcher {
 
   constructor(private readonly client: V3Client) {}
 
-  watch(spec: WatchSpec, onResponse: (r: ClientWatchResponse) => Promise<void>, onEnd: () => void): void {
+  /** A watch on the shared stream; the function returned cancels it (clientv3's cancelled context: nothing more comes). */
+  watch(spec: WatchSpec, onResponse: (r: ClientWatchResponse) => Promise<void>, onEnd: () => void): () => void {
     const ws = new Substream(spec, onResponse, onEnd);
-    if (this.closeErr !== undefined) return ws.close(this.closeErr);
+    const cancel = (): void => this.cancel(ws);
+    if (this.closeErr !== undefined) {
+      ws.close(this.closeErr);
+      return cancel;
+    }
     this.resuming.push(ws);
     if (!this.call) this.open();
     else if (this.resuming.length === 1) this.call.write(ws.request());
+    return cancel;
+  }
+
+  /** Ends a watch from this side: its server watcher is cancelled (now, or once its created answer names it). */
+  private cancel(ws: Substream): void {
+    if (ws.closed) return;
+    ws.closed = true;
+    if (ws.id >= 0n && this.substreams.get(ws.id) === ws) {
+      this.substreams.delete(ws.id);
+      this.cancelSent.add(ws.id);
+      this.call?.write(WatchRequest.fromPartial({ cancelRequest: { watchId: ws.id } }));
+    }
   }
 
   /** A progress request on the stream (opened if there is none yet). */
@@ -181,7 +198,11 @@ export class ClientWatcher {
     const cur = this.cur;
     if (r.created) {
       const ws = this.resuming.shift();
-      if (ws) {
+      if (ws?.closed && r.watchId !== -1n && !r.canceled) {
+        // cancelled while its create was on the way
+        this.cancelSent.add(r.watchId);
+        this.call!.write(WatchRequest.fromPartial({ cancelRequest: { watchId: r.watchId } }));
+      } else if (ws) {
         this.addSubstream(r, ws);
         this.dispatch(r);
       }
