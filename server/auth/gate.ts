@@ -84,6 +84,19 @@ export class AuthGate {
     return this.store.isRangePermitted(ai ?? { username: '', revision: 0 }, key, rangeEnd);
   }
 
+  /**
+   * For the calls etcd keeps to the root role (Maintenance's Defragment, Snapshot, Hash, HashKV; Cluster's member
+   * changes: etcd's authMaintenanceServer and checkMembershipOperationPermission).
+   */
+  checkAdmin(call: CallContext | undefined): Error | undefined {
+    if (!this.store.isEnabled()) return undefined;
+    try {
+      return this.store.isAdminPermitted(this.authInfo(call));
+    } catch (e) {
+      return e as Error;
+    }
+  }
+
   /** For the Lease service (LeaseRevoke, a Put with a lease): may this user write every key attached to the lease? */
   checkLeaseKeys(ai: AuthInfo | undefined, keys: Iterable<Buffer>): Error | undefined {
     if (!this.store.isEnabled()) return undefined;

@@ -543,7 +543,14 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     log: v3log,
     cluster: v3ClusterBackend(server, Date.now),
     isLearner: () => server.isLearner(),
-    watch: { watchable, progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs, hasLeader: () => server.lead !== NONE, electionMs: cfg.electionTimeoutMs },
+    checkAdmin: (call) => authGate.checkAdmin(call),
+    watch: {
+      watchable,
+      progressNotifyIntervalMs: cfg.watchProgressNotifyIntervalMs,
+      hasLeader: () => server.lead !== NONE,
+      electionMs: cfg.electionTimeoutMs,
+      authorize: (call, key, end) => authGate.checkWatch(call, key, end),
+    },
     services: [authService(new AuthV3(server, authGate, cfg.maxRequestBytes), v3kv.header())],
     grpcOptions: {
       // etcd's --grpc-keepalive-interval (0: no pings) and --grpc-keepalive-timeout; --max-concurrent-streams.

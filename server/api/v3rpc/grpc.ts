@@ -10,7 +10,8 @@ import { kvService, type HeaderProvider, type KVBackend } from './kv';
 import { addLeaseService, type LeaseBackend } from './lease';
 import { addMaintenanceService, type MaintenanceBackend } from './maintenance';
 import { clusterService, type ClusterBackend } from './cluster';
-import { ErrGRPCNotSupportedForLearner } from './errors';
+import { ErrGRPCNotSupportedForLearner, toGRPCError } from './errors';
+import type { CallContext } from './kv';
 import type { RangeRequest } from './pb/etcdserverpb/rpc';
 import type { CallGate } from './service';
 import { GrpcMetrics } from './metrics';
@@ -50,6 +51,8 @@ export interface V3ServerOptions {
   maintenance?: MaintenanceBackend;
   /** The member's membership behind etcdserverpb.Cluster (not served without it). */
   cluster?: ClusterBackend;
+  /** With auth enabled, whether the caller holds the root role (for Maintenance's and Cluster's admin calls). */
+  checkAdmin?: (call: CallContext | undefined) => Error | undefined;
   /** Whether this member is a learner, which answers only Status and serializable ranges (as etcd 3.4's). */
   isLearner?: () => boolean;
   /** Where the services log what etcd's log (snapshots sent, say). */
@@ -83,7 +86,7 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
     ...opts.grpcOptions,
   });
   const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;
-  const gate = opts.isLearner ? learnerGate(opts.isLearner) : undefined;
+  const gate = combineGates(opts.isLearner ? learnerGate(opts.isLearner) : undefined, opts.checkAdmin ? adminGate(opts.checkAdmin) : undefined);
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
   addUnaryService(server, kv.definition, kv.handlers, metrics, gate);
   if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header, gate }, metrics);
@@ -103,6 +106,39 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
     addElectionService(server, client, metrics, gate);
   }
   return server;
+}
+
+/** The calls etcd 3.4 keeps to the root role when auth is enabled. */
+const ADMIN_ONLY = new Set([
+  '/etcdserverpb.Maintenance/Defragment',
+  '/etcdserverpb.Maintenance/Snapshot',
+  '/etcdserverpb.Maintenance/Hash',
+  '/etcdserverpb.Maintenance/HashKV',
+  '/etcdserverpb.Cluster/MemberAdd',
+  '/etcdserverpb.Cluster/MemberRemove',
+  '/etcdserverpb.Cluster/MemberUpdate',
+  '/etcdserverpb.Cluster/MemberPromote',
+]);
+
+/** etcd's authMaintenanceServer and checkMembershipOperationPermission: those calls need the root role. */
+function adminGate(check: (call: CallContext | undefined) => Error | undefined): CallGate {
+  return (path, _request, call) => {
+    if (!ADMIN_ONLY.has(path)) return undefined;
+    const denied = check(call);
+    return denied ? toGRPCError(denied) : undefined;
+  };
+}
+
+function combineGates(...gates: (CallGate | undefined)[]): CallGate | undefined {
+  const gs = gates.filter((g): g is CallGate => g !== undefined);
+  if (gs.length <= 1) return gs[0];
+  return (path, request, call) => {
+    for (const g of gs) {
+      const refused = g(path, request, call);
+      if (refused) return refused;
+    }
+    return undefined;
+  };
 }
 
 /** etcd's isRPCSupportedForLearner, in its unary and stream interceptors: a learner serves Status and serializable ranges. */

@@ -163,7 +163,7 @@ export function addMaintenanceService(server: grpc.Server, o: MaintenanceService
     void (async () => {
       let snap: { file: string; release(): void } | undefined;
       try {
-        const refused = o.gate?.('/etcdserverpb.Maintenance/Snapshot', call.request);
+        const refused = o.gate?.('/etcdserverpb.Maintenance/Snapshot', call.request, call);
         if (refused) throw refused;
         snap = await o.backend.snapshot();
         const total = (await fs.promises.stat(snap.file)).size;

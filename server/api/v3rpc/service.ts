@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { V3Error } from './errors';
 import type { GrpcMetrics } from './metrics';
+import type { CallContext } from './kv';
 
 /** What ts-proto generates for every message. */
 export interface MessageCodec<T> {
@@ -66,7 +67,7 @@ export function splitPath(path: string): [string, string] {
  * What etcd's unary interceptor refuses before a handler runs (a learner answers only Status and serializable
  * ranges): the error for a call to `path` with this request, or undefined to let it through.
  */
-export type CallGate = (path: string, request: unknown) => V3Error | undefined;
+export type CallGate = (path: string, request: unknown, call?: CallContext) => V3Error | undefined;
 
 /** Adapts an async handler to grpc-js, counting it started and handled (with its code) as etcd's interceptor does. */
 export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, Res>, metrics?: GrpcMetrics, gate?: CallGate): grpc.handleUnaryCall<Req, Res> {
@@ -76,7 +77,7 @@ export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, R
     counted?.started();
     let p: Promise<Res>;
     try {
-      const refused = gate?.(path, call.request);
+      const refused = gate?.(path, call.request, call);
       p = refused ? Promise.reject(refused) : handler(call.request, call);
     } catch (err) {
       p = Promise.reject(err);

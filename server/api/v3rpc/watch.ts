@@ -11,7 +11,9 @@ import * as grpc from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Event } from './pb/mvccpb/kv';
 import { WatchCreateRequest_FilterType, WatchRequest, WatchResponse, type ResponseHeader } from './pb/etcdserverpb/rpc';
-import { ErrGRPCNoLeader, GRPC_OVERHEAD_BYTES, V3Error } from './errors';
+import {
+  ErrGRPCAuthOldRevision, ErrGRPCInvalidAuthToken, ErrGRPCNoLeader, ErrGRPCPermissionDenied, ErrGRPCUserEmpty, GRPC_OVERHEAD_BYTES, toGRPCError, V3Error,
+} from './errors';
 import type { HeaderProvider } from './kv';
 import type { GrpcMetrics, MethodCounters } from './metrics';
 import { encodeMessage, encodeToBuffer, type CallGate, type MessageCodec } from './service';
@@ -42,6 +44,8 @@ export interface WatchServiceOptions {
   electionMs?: number;
   /** What a learner refuses (etcd 3.4's stream interceptor: a learner serves no streams). */
   gate?: CallGate;
+  /** With auth enabled: may the stream's caller watch [key, rangeEnd)? An error is the create's cancel reason. */
+  authorize?: (call: grpc.ServerDuplexStream<WatchRequest, Buffer>, key: Buffer, rangeEnd: Buffer) => Error | undefined;
 }
 
 /** A response as it is put on the wire: the events' bytes encoded once, whichever watchers they go to. */
@@ -180,6 +184,16 @@ class ServerWatchStream implements WatchSink {
     const start = c.startRevision === 0n ? wsrev + 1 : Number(c.startRevision);
     let id: bigint;
     let reason = '';
+    // etcd's isWatchPermitted, with the range as etcd checks it: a "\0" range end (every key from key on) as an
+    // empty one, so only the key itself is checked (etcd 3.4 does so).
+    const denied = this.opts.authorize?.(this.call, key, end ?? Buffer.alloc(0));
+    if (denied) {
+      // etcd's gRPC error for an invalid token, an old auth revision or no user; permission denied for the rest
+      const e = toGRPCError(denied);
+      const m = e === ErrGRPCInvalidAuthToken || e === ErrGRPCAuthOldRevision || e === ErrGRPCUserEmpty ? e.details : ErrGRPCPermissionDenied.details;
+      this.ctrl({ watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: m }, wsrev);
+      return;
+    }
     try {
       id = this.ws.watch(c.watchId, key, end, start, {
         prevKv: c.prevKv,
