@@ -23,6 +23,7 @@ import {
   startMember,
 } from '../support/discovery';
 import { request } from '../support/http';
+import { PeerProxy } from '../support/peer-proxy';
 import { OUR_ETCD, RunningEtcd, explainFailure, freePort, runRealEtcd, spawnOurEtcd, spawnRealEtcd } from '../support/real-etcd';
 
 const IMPLS: Impl[] = ['ours', 'etcd'];
@@ -210,20 +211,25 @@ describe('bootstrap by discovery URL (--discovery)', () => {
       await eventually('the first retry line', async () => (m.output().includes(`cluster status check: error connecting to http://127.0.0.1:${port}, retrying in 2s`) ? true : undefined));
       expect(m.output()).toContain(`dial tcp 127.0.0.1:${port}: connect: connection refused`);
     }
-    // The service comes up on that port with a token of size 2 for each pair: each pair forms one cluster.
+    // The service comes up on that port with a token of size 2 for each pair: each pair forms one cluster. The tokens
+    // are made before the port answers (a member that reached the service first would find no token and stop).
     const { args, where } = await memberArgs('late-service', dir('late-service'), []);
-    const clientURL = `http://127.0.0.1:${port}`;
-    const fixed = args.map((a) => (a === where.clientURL ? clientURL : a));
-    const svc = track(await spawnOurEtcd(fixed, { ...where, clientURL }));
+    const svc = track(await spawnOurEtcd(args, where));
     for (const impl of IMPLS) await newToken(svc, `later-${impl}`, 2);
-    for (const [i, pair] of pairs.entries()) {
-      await explainFailure(pair.map((proc, j) => ({ name: `${IMPLS[i]} p${j + 1}`, proc })), async () => {
-        const views = await eventually('both members to serve', async () => {
-          const vs = await Promise.all(pair.map(clusterView));
-          return vs.every((v) => v.members.length === 2) ? vs : undefined;
-        }, 90000); // the next retry may be 2+4+8+16 s after the first, on a loaded machine
-        expect(views[1]).toEqual(views[0]);
-      });
+    const front = new PeerProxy(Number(new URL(where.clientURL).port), () => false);
+    await front.listen(port);
+    try {
+      for (const [i, pair] of pairs.entries()) {
+        await explainFailure(pair.map((proc, j) => ({ name: `${IMPLS[i]} p${j + 1}`, proc })), async () => {
+          const views = await eventually('both members to serve', async () => {
+            const vs = await Promise.all(pair.map(clusterView));
+            return vs.every((v) => v.members.length === 2) ? vs : undefined;
+          }, 90000); // the next retry may be 2+4+8+16 s after the first, on a loaded machine
+          expect(views[1]).toEqual(views[0]);
+        });
+      }
+    } finally {
+      await front.close();
     }
   }, 150000);
 

@@ -116,7 +116,7 @@ test('three members: HashKV equal on every member, endpoint status, move-leader,
 
   // member remove of m3: the others go on with 3.
   const id3 = (await memberIds(follower)).get('m3')!;
-  expect(await ok(follower, ['member', 'remove', id3])).toMatch(new RegExp(`^Member ${id3} removed from cluster [0-9a-f]+\n$`));
+  expect(await ok(follower, ['member', 'remove', id3])).toMatch(new RegExp(`^Member +${id3} removed from cluster +[0-9a-f]+\n$`));
   await eventually('m3 to stop', async () => (await slot.proc!.exited, true));
   expect((await ok(follower, ['member', 'list'])).trim().split('\n')).toHaveLength(3);
   const again = await etcdctl(follower, ['member', 'remove', id3]);
@@ -180,7 +180,7 @@ test('a learner: added with --learner, receives the data, refuses writes, is pro
     const r = await etcdctl(follower, ['member', 'promote', id]);
     if (r.stderr.includes('in sync with leader')) return undefined;
     expect([r.stdout, r.stderr]).toEqual([expect.any(String), '']);
-    expect(r.stdout).toMatch(new RegExp(`^Member ${id} promoted in cluster [0-9a-f]+\n$`));
+    expect(r.stdout).toMatch(new RegExp(`^Member +${id} promoted in cluster +[0-9a-f]+\n$`));
     return true;
   });
   expect(await ok(leader, ['member', 'list'])).toContain(`${id}, started, learner, ${slot.peerURL}, ${slot.clientURL}, false`);
