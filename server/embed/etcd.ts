@@ -3,6 +3,7 @@
  * the member itself, and the client listeners with their routing. The `etcd` command (server/main.ts) parses flags
  * into a ServerConfig and calls startMember.
  */
+import { lockDir } from '../pkg/dir-lock';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -279,6 +280,9 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const memberDir = path.join(cfg.dataDir, 'member');
   const walDir = cfg.walDir || path.join(memberDir, 'wal');
   fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
+  // One member per data dir: a second one waits for the first to stop (as etcd's flocks make it wait).
+  const dirLock = await lockDir(cfg.dataDir, (m) => serverLog.warn(m));
+  stopWatching.push(() => dirLock.release());
   const metrics = new ServerMetrics(VERSION);
   const store = new V2Store(Date.now);
   // The transport hands peer messages to the server, which exists once constructed: a late-bound reporter.
@@ -336,6 +340,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const clientListeners: ClientListener[] = [];
   const closeListeners = (): void => {
     for (const l of [...peerListeners, ...clientListeners]) l.close();
+    dirLock.release();
   };
   for (const urls of groupByAddress(cfg.listenClientURLs)) {
     const cl = new ClientListener({ urls, tls: clientTLS, log: tlsLog });
