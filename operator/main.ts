@@ -18,7 +18,7 @@ import * as winston from 'winston';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, LABEL_MANAGED_BY, MANAGER, PLURAL, VERSION, type EtcdCluster, type EtcdClusterSpec } from './api/types';
 import { KubeApi, paths, type Connection, type ListResult } from './kube-api';
-import { EtcdClient, dnsEndpoints, templateEndpoints, tlsFromFiles, type TLSMaterial } from './etcd-client';
+import { EtcdV3, dnsEndpoints, templateEndpoints, tlsFromFiles, type TLSMaterial } from './etcd-v3';
 import { Reconciler } from './reconciler';
 import { Controller, type Source } from './controller';
 import { LeaderElector } from './leader-election';
@@ -144,21 +144,21 @@ export async function main(argv: string[]): Promise<void> {
   const metrics = new OperatorMetrics();
 
   const defaultTLS: TLSMaterial = tlsFromFiles({ caFile: f.etcdCA, certFile: f.etcdCert, keyFile: f.etcdKey });
-  const defaultEtcd = new EtcdClient(3000, defaultTLS);
-  const perSecret = new Map<string, { rv: string; client: EtcdClient }>();
-  const etcdFor = async (c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdClient> => {
+  const perSecret = new Map<string, { rv: string; tls: TLSMaterial }>();
+  /** A v3 session for one reconcile, with the cluster's operator secret when it names one (re-read when it changes). */
+  const etcdFor = async (c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdV3> => {
     const secretName = spec.tls?.operatorSecret;
-    if (!secretName) return defaultEtcd;
+    if (!secretName) return new EtcdV3(defaultTLS);
     const ns = c.metadata.namespace as string;
     const secret = await kube.get<{ metadata: { resourceVersion?: string }; data?: Record<string, string> }>(paths.core(ns, 'secrets', secretName));
     if (!secret) throw new Error(`secret ${ns}/${secretName} (spec.tls.operatorSecret) not found`);
     const key = `${ns}/${secretName}`;
     const cached = perSecret.get(key);
-    if (cached && cached.rv === secret.metadata.resourceVersion) return cached.client;
+    if (cached && cached.rv === secret.metadata.resourceVersion) return new EtcdV3(cached.tls);
     const b = (k: string): Buffer | undefined => (secret.data?.[k] ? Buffer.from(secret.data[k], 'base64') : undefined);
-    const client = new EtcdClient(3000, { ca: b('ca.crt'), cert: b('tls.crt'), key: b('tls.key') });
-    perSecret.set(key, { rv: secret.metadata.resourceVersion ?? '', client });
-    return client;
+    const tls: TLSMaterial = { ca: b('ca.crt'), cert: b('tls.crt'), key: b('tls.key') };
+    perSecret.set(key, { rv: secret.metadata.resourceVersion ?? '', tls });
+    return new EtcdV3(tls);
   };
 
   const reconciler = new Reconciler({

@@ -18,18 +18,22 @@
  *     before (then every member and its data are gone: report Degraded, never silently re-create an empty etcd);
  *  5. members API unreachable: wait for the seed, or report Degraded;
  *  6. a member that was added but has no pod: create its pod (`existing`, the full `--initial-cluster`) — even
- *     without quorum, since 1 → 2 has none until the new member starts, and a pod can only help;
- *     fewer healthy members than the quorum of the members list (and nobody joining): Degraded (QuorumLost), act on
- *     nothing — any membership change needs a quorum to commit, and deleting pods could only make it worse;
+ *     without quorum, since a pod can only help;
+ *     fewer healthy voting members than the quorum of the voters (learners count toward no quorum; nobody joining):
+ *     Degraded (QuorumLost), act on nothing — any membership change needs a quorum to commit, and deleting pods could
+ *     only make it worse;
  *  7. a pod that is not a member (removed, or a leftover): delete it (it cannot vote, so this is always safe); a
  *     young pod gets a grace period (a lagging members list may not show its just-added member yet);
  *  8. a member whose peer URL is not one of this cluster's pods: remove it (guarded like any removal);
  *  9. a failed member (pod gone or ended with no volume to come back to, or unready for longer than the grace
  *     period): remove it from the members list (its pod then becomes step 7, and the cluster grows back by step 11);
- * 10. a member not ready yet (joining, restarting after an upgrade): wait;
- * 11. fewer members than spec.size: add one (members API), only if the healthy members would still be a quorum of
- *     the bigger cluster (1 → 2 is the one exception: it cannot be done otherwise without learners);
- *     more members than spec.size: remove one — never the leader, unready ones first, then the newest;
+ *     a learner may always go (it holds no vote), a voter only if the rest is still a quorum of the smaller cluster;
+ * 10. a member not ready yet (joining, catching up as a learner, restarting after an upgrade): wait;
+ * 11. more members than spec.size: remove one — a learner first, never the leader, unready ones first, then the
+ *     newest; else a learner (every member healthy): promote it, which etcd allows once it has caught up with the
+ *     leader (until then the promotion is answered "not in sync" and tried again); else fewer members than spec.size:
+ *     add one as a learner (MemberAdd is_learner). A learner changes no quorum, so growing never risks one: the
+ *     cluster's quorum grows only at the promotion, when the new member is already up to date and healthy;
  * 12. a member running another version than spec.version: upgrade it in place (the pod's image; the container
  *     restarts, its emptyDir/PVC stays) — followers first, the leader last; minor downgrades and minor skips refused;
  * 13. otherwise: nothing to do.
@@ -59,12 +63,14 @@ export interface PodView {
 }
 
 export interface MemberView {
-  /** Hex ID as the v2 members API gives it. */
+  /** Hex ID (etcd's uint64 as the members list is printed). */
   id: string;
   /** Empty until the member has started. */
   name: string;
   peerURLs: string[];
   clientURLs: string[];
+  /** A learner: it receives the log but does not vote (and counts toward no quorum) until it is promoted. */
+  isLearner?: boolean;
 }
 
 export interface Observed {
@@ -96,7 +102,10 @@ export type Action =
   | { kind: 'wait' }
   | { kind: 'refuse' }
   | { kind: 'bootstrap'; pod: string; peerURL: string }
-  | { kind: 'addMember'; pod: string; peerURL: string }
+  /** Always as a learner: it changes no quorum until it is promoted. */
+  | { kind: 'addMember'; pod: string; peerURL: string; learner: true }
+  /** A learner that has caught up becomes a voter (etcd refuses while it lags: retried later). */
+  | { kind: 'promoteMember'; id: string; pod: string }
   | { kind: 'createPod'; pod: string; state: 'existing'; initialCluster: { name: string; peerURL: string }[]; memberId?: string }
   | { kind: 'removeMember'; id: string; pod?: string }
   /** keepVolume: the pod goes, its member and volume stay (the member gets a new pod on it next). */
@@ -190,8 +199,10 @@ export function plan(o: Observed): Plan {
   });
   const memberPods = new Set(joined.map((j) => j.podName).filter((x): x is string => x !== undefined));
   const isHealthy = (j: Joined): boolean => j.pod !== undefined && j.pod.ready && o.healthy[j.pod.name] === true;
-  const total = members.length;
-  const healthy = joined.filter(isHealthy).length;
+  // Only voters make a quorum: a learner neither counts toward it nor is needed for it.
+  const voters = joined.filter((j) => !j.member.isLearner);
+  const total = voters.length;
+  const healthy = voters.filter(isHealthy).length;
   const q = quorum(total);
 
   // 6a. Added, pod not created yet: create it (it can only help, even without quorum: 1 → 2 has none until it joins).
@@ -217,14 +228,14 @@ export function plan(o: Observed): Plan {
       j.pod.phase !== 'Failed' &&
       j.pod.phase !== 'Succeeded' &&
       (j.member.name === '' || (!j.pod.ready && j.pod.unreadySince === undefined && j.pod.createdAt !== undefined && o.now - j.pod.createdAt < startingFor));
-    const joining = joined.find(starting);
+    const joining = voters.find(starting);
     if (joining) {
       const message = `waiting for member ${joining.podName} to start (${healthy} of ${total} healthy, quorum ${q})`;
       // An added member the quorum now needs: the cluster cannot commit until it joins, which is worth saying.
       if (joining.member.name === '') return wait(busyPhase(o), 'WaitingForMember', message, o, { reason: 'MemberJoining', message: `quorum needs the joining member ${joining.podName}` });
       return wait(busyPhase(o), 'WaitingForMember', message, o);
     }
-    return refuse('Degraded', 'QuorumLost', `only ${healthy} of ${total} members are healthy, ${q} are needed for quorum; not acting`);
+    return refuse('Degraded', 'QuorumLost', `only ${healthy} of ${total} voting members are healthy, ${q} are needed for quorum; not acting`);
   }
 
   // 7. Pods that are not members.
@@ -275,23 +286,31 @@ export function plan(o: Observed): Plan {
     return wait('Upgrading', 'WaitingForMember', `waiting for member ${restarting.podName} to restart with ${restarting.pod?.version}`, o);
   }
 
-  // 11. Size.
-  if (total < spec.size) {
-    if (total >= 2 && healthy < quorum(total + 1)) {
-      return refuse('Degraded', 'UnsafeToGrow', `adding a member would need ${quorum(total + 1)} healthy members, ${healthy} are`);
-    }
-    const pod = memberPodName(cluster, nextOrdinal(o));
+  // 11. Size: shrink first (a learner before any voter), then promote a learner that is there, then grow by one learner.
+  if (joined.length > spec.size) {
+    const victim = pickToRemove(cluster, joined, o.leaderId);
+    return guardedRemove(o, joined, victim, healthy, 'RemovingMember', `removing ${victim.member.isLearner ? 'learner' : 'member'} ${victim.podName} (${joined.length} → ${joined.length - 1} of ${spec.size})`, 'Scaling');
+  }
+  const learner = joined.find((j) => j.member.isLearner);
+  if (learner) {
+    // Every member is healthy here (step 10), the learner too: with it the voters are a quorum of the bigger cluster.
     return act(
-      { kind: 'addMember', pod, peerURL: peerURL(cluster, namespace, pod, spec) },
+      { kind: 'promoteMember', id: learner.member.id, pod: learner.podName as string },
       'Scaling',
-      'AddingMember',
-      `adding member ${pod} (${total} → ${total + 1} of ${spec.size})`,
+      'PromotingMember',
+      `promoting learner ${learner.podName} to a voting member (${total} → ${total + 1} voters of ${spec.size})`,
       o,
     );
   }
-  if (total > spec.size) {
-    const victim = pickToRemove(cluster, joined, o.leaderId);
-    return guardedRemove(o, joined, victim, healthy, 'RemovingMember', `removing member ${victim.podName} (${total} → ${total - 1} of ${spec.size})`, 'Scaling');
+  if (joined.length < spec.size) {
+    const pod = memberPodName(cluster, nextOrdinal(o));
+    return act(
+      { kind: 'addMember', pod, peerURL: peerURL(cluster, namespace, pod, spec), learner: true },
+      'Scaling',
+      'AddingMember',
+      `adding member ${pod} as a learner (${total} → ${total + 1} of ${spec.size})`,
+      o,
+    );
   }
 
   // 12. Version.
@@ -370,7 +389,10 @@ function backOnVolume(o: Observed, members: MemberView[] | undefined): Plan | un
 
 /** Remove a member only if what stays is still a quorum of the smaller cluster, counting only healthy members. */
 function guardedRemove(o: Observed, joined: Joined[], j: Joined, healthy: number, reason: string, message: string, phase: Phase = 'Healing'): Plan {
-  const total = joined.length;
+  const degraded0 = reason === 'RemovingMember' ? undefined : { reason: 'MemberFailed', message };
+  // A learner votes in nothing: removing it leaves the quorum as it is (and needs that quorum to commit, which step 6 saw).
+  if (j.member.isLearner) return act({ kind: 'removeMember', id: j.member.id, pod: j.podName }, phase, reason, message, o, degraded0);
+  const total = joined.filter((x) => !x.member.isLearner).length;
   const healthyAfter = healthy - (j.pod !== undefined && j.pod.ready && o.healthy[j.pod.name] === true ? 1 : 0);
   if (total - 1 === 0) {
     return refuse('Degraded', 'LastMember', `not removing ${j.podName ?? j.member.id}: it is the last member`);
@@ -378,11 +400,12 @@ function guardedRemove(o: Observed, joined: Joined[], j: Joined, healthy: number
   if (healthyAfter < quorum(total - 1)) {
     return refuse('Degraded', 'UnsafeToRemove', `removing ${j.podName ?? j.member.id} would leave ${healthyAfter} healthy of ${total - 1}, below quorum ${quorum(total - 1)}`);
   }
-  const degraded = reason === 'RemovingMember' ? undefined : { reason: 'MemberFailed', message };
-  return act({ kind: 'removeMember', id: j.member.id, pod: j.podName }, phase, reason, message, o, degraded);
+  return act({ kind: 'removeMember', id: j.member.id, pod: j.podName }, phase, reason, message, o, degraded0);
 }
 
 function pickToRemove(cluster: string, joined: Joined[], leaderId: string | undefined): Joined {
+  const learner = joined.find((j) => j.member.isLearner);
+  if (learner) return learner;
   const candidates = joined.filter((j) => j.member.id !== leaderId);
   const pool = candidates.length > 0 ? candidates : joined;
   return [...pool].sort((a, b) => {
@@ -411,7 +434,7 @@ function parseVersion(v: string | undefined): [number, number, number] | undefin
 /** What the cluster is busy with while waiting. */
 function busyPhase(o: Observed): Phase {
   if (o.members === undefined || o.members.length === 0) return o.bootstrapped ? 'Healing' : 'Creating';
-  if (o.members.length !== o.spec.size) return 'Scaling';
+  if (o.members.length !== o.spec.size || o.members.some((m) => m.isLearner)) return 'Scaling';
   if (o.pods.some((p) => p.version !== undefined && p.version !== o.spec.version)) return 'Upgrading';
   return 'Healing';
 }

@@ -24,7 +24,7 @@ import {
 import { clientServiceName, clientServiceURL, ordinalOf, versionOfImage } from './api/naming';
 import { plan, type Action, type MemberView, type Observed, type Plan, type PodView } from './planner';
 import { ApiError, KubeApi, paths } from './kube-api';
-import { EtcdClient, type Endpoints } from './etcd-client';
+import { type EtcdV3, type Endpoints, type MemberStatusView } from './etcd-v3';
 import * as R from './resources';
 import type { KObject } from './resources';
 
@@ -38,8 +38,8 @@ export interface Logger {
 export interface ReconcilerOptions {
   kube: KubeApi;
   endpoints: Endpoints;
-  /** The etcd client for a cluster (TLS from the cluster's operator secret, when it has one). */
-  etcdFor(c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdClient>;
+  /** A v3 session with a cluster's members (TLS from the cluster's operator secret, when it has one); closed after use. */
+  etcdFor(c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdV3>;
   log: Logger;
   /** Who we are (events' reportingInstance). */
   instance: string;
@@ -83,18 +83,35 @@ export class Reconciler {
     await this.ensureOwned(c, R.clientService(c), paths.core(namespace, 'services', R.clientService(c).metadata.name));
     await this.ensureOwned(c, R.metricsService(c), paths.core(namespace, 'services', R.metricsService(c).metadata.name));
 
-    const observed = await this.observe(c, spec);
+    const etcd = await this.o.etcdFor(c, spec);
+    try {
+      return await this.reconcileWith(c, spec, etcd);
+    } finally {
+      etcd.close();
+    }
+  }
+
+  private async reconcileWith(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3): Promise<ReconcileResult> {
+    const namespace = c.metadata.namespace as string;
+    const name = c.metadata.name as string;
+    const observed = await this.observe(c, spec, etcd);
     await this.ensurePDB(c, spec, observed.members?.length ?? 0);
-    const p = plan(observed);
+    let p = plan(observed);
     this.o.log.debug('plan', { cluster: `${namespace}/${name}`, action: p.action, reason: p.reason, message: p.message });
 
     let actionError: Error | undefined;
     if (p.action.kind !== 'none' && p.action.kind !== 'wait' && p.action.kind !== 'refuse') {
       try {
-        await this.act(c, spec, p, observed);
-        this.o.onAction?.(p.action.kind);
-        await this.event(c, 'Normal', p.reason, p.message);
-        this.o.log.info('action', { cluster: `${namespace}/${name}`, action: p.action.kind, reason: p.reason, message: p.message });
+        const done = await this.act(c, spec, p, observed, etcd);
+        if (done === 'notYet') {
+          // etcd said "not yet" (a learner still catching up): no action taken, look again soon
+          p = { ...p, action: { kind: 'wait' }, reason: 'WaitingForLearner', message: `learner ${(p.action as { pod?: string }).pod} is not in sync with the leader yet; promoting it once it is` };
+          this.o.log.info('not yet', { cluster: `${namespace}/${name}`, message: p.message });
+        } else {
+          this.o.onAction?.(p.action.kind);
+          await this.event(c, 'Normal', p.reason, p.message);
+          this.o.log.info('action', { cluster: `${namespace}/${name}`, action: p.action.kind, reason: p.reason, message: p.message });
+        }
       } catch (e) {
         actionError = e as Error;
         this.o.log.warn('action failed', { cluster: `${namespace}/${name}`, action: p.action.kind, error: (e as Error).message });
@@ -106,12 +123,13 @@ export class Reconciler {
     await this.writeStatus(c, status, p);
     if (actionError) throw actionError;
     const busy = p.action.kind !== 'none' && p.action.kind !== 'refuse';
-    return { plan: p, requeueAfterMs: busy ? (p.action.kind === 'wait' ? 2000 : 500) : p.action.kind === 'refuse' ? 10_000 : undefined };
+    const waitMs = p.reason === 'WaitingForLearner' ? 1000 : 2000;
+    return { plan: p, requeueAfterMs: busy ? (p.action.kind === 'wait' ? waitMs : 500) : p.action.kind === 'refuse' ? 10_000 : undefined };
   }
 
   // ---- observe ----
 
-  private async observe(c: EtcdCluster, spec: EtcdClusterSpec): Promise<Observed & { leaderName?: string }> {
+  private async observe(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3): Promise<Observed & { leaderName?: string }> {
     const ns = c.metadata.namespace as string;
     const cluster = c.metadata.name as string;
     const list = await this.o.kube.list<PodObject>(paths.core(ns, 'pods'), R.clusterSelector(cluster));
@@ -125,43 +143,47 @@ export class Reconciler {
         .map((v) => R.podOfPVC(v.metadata.name as string))
         .filter((x): x is string => x !== undefined);
     }
-    const etcd = await this.o.etcdFor(c, spec);
     const url = (pod: string): string => this.o.endpoints.member(cluster, ns, pod, spec);
 
-    // Health of every running pod, in parallel.
+    // Status and health of every running pod, in parallel (Status says who the member is and whom it follows).
     const healthy: Record<string, boolean> = {};
+    const statuses = new Map<string, MemberStatusView>();
     await Promise.all(
       pods.map(async (p) => {
-        healthy[p.name] = p.phase === 'Running' && !p.deleting ? await etcd.health(url(p.name)) : false;
+        healthy[p.name] = false;
+        if (p.phase !== 'Running' || p.deleting) return;
+        try {
+          const st = await etcd.status(url(p.name));
+          statuses.set(p.name, st);
+          healthy[p.name] = await etcd.health(url(p.name), st);
+        } catch {
+          // no answer: not healthy
+        }
       }),
     );
-    // The members list, from the leader when there is one (the freshest view), else from any member that answers.
-    const candidates = [...pods.filter((p) => healthy[p.name]).map((p) => url(p.name)), this.o.endpoints.service(cluster, ns, spec)];
+    // The leader: a member that says it leads, else the one most members follow.
+    let leaderPod = [...statuses].find(([, st]) => st.leader !== '0' && st.leader === st.id)?.[0];
+    let leaderId = leaderPod ? statuses.get(leaderPod)?.id : mostCommon([...statuses.values()].map((st) => st.leader).filter((l) => l !== '0'));
+    if (!leaderPod) leaderPod = [...statuses].find(([, st]) => st.id === leaderId)?.[0];
+    // The members list, from the leader when there is one (the freshest view), else from any voter that answers, else
+    // through the client Service.
+    const order = [
+      ...(leaderPod ? [leaderPod] : []),
+      ...pods.filter((p) => healthy[p.name] && !statuses.get(p.name)?.isLearner).map((p) => p.name),
+      ...[...statuses].filter(([, st]) => !st.isLearner).map(([pod]) => pod),
+    ];
+    const candidates = [...new Set([...order.map(url), this.o.endpoints.service(cluster, ns, spec)])];
     let members: MemberView[] | undefined;
-    let leaderId: string | undefined;
-    let leaderName: string | undefined;
     for (const base of candidates) {
       try {
-        const leader = await etcd.leader(base);
-        if (leader) {
-          leaderId = leader.id;
-          leaderName = leader.name;
-          const leaderPod = pods.find((p) => p.name === leader.name);
-          if (leaderPod) {
-            try {
-              members = await etcd.members(url(leaderPod.name));
-              break;
-            } catch {
-              // fall back to this member's view
-            }
-          }
-        }
         members = await etcd.members(base);
         break;
       } catch {
         continue;
       }
     }
+    if (leaderId && members && !members.some((m) => m.id === leaderId)) leaderId = undefined;
+    const leaderName = members?.find((m) => m.id === leaderId)?.name;
     return {
       cluster,
       namespace: ns,
@@ -182,12 +204,12 @@ export class Reconciler {
 
   // ---- act ----
 
-  private async act(c: EtcdCluster, spec: EtcdClusterSpec, p: Plan, o: Observed): Promise<void> {
+  /** Carries out one action; 'notYet' when etcd answered that it cannot be done yet (nothing changed). */
+  private async act(c: EtcdCluster, spec: EtcdClusterSpec, p: Plan, o: Observed, etcd: EtcdV3): Promise<void | 'notYet'> {
     const ns = c.metadata.namespace as string;
     const cluster = c.metadata.name as string;
     const a = p.action;
     const kube = this.o.kube;
-    const etcd = await this.o.etcdFor(c, spec);
     const leaderURL = (): string => {
       const leader = o.members?.find((m) => m.id === o.leaderId);
       const pod = leader && o.pods.find((x) => x.name === leader.name);
@@ -203,10 +225,12 @@ export class Reconciler {
       case 'createPod':
         return createPod(a.pod, a.state, a.initialCluster, a.memberId);
       case 'addMember': {
-        const m = await etcd.addMember(leaderURL(), a.peerURL);
-        this.o.log.info('member added', { cluster: `${ns}/${cluster}`, id: m.id, peerURL: a.peerURL });
+        const m = await etcd.addMember(leaderURL(), a.peerURL, a.learner);
+        this.o.log.info('member added', { cluster: `${ns}/${cluster}`, id: m.id, peerURL: a.peerURL, learner: m.isLearner });
         return;
       }
+      case 'promoteMember':
+        return (await etcd.promoteMember(leaderURL(), a.id)) ? undefined : 'notYet';
       case 'removeMember':
         return etcd.removeMember(leaderURL(), a.id);
       case 'deletePod': {
@@ -306,12 +330,17 @@ export class Reconciler {
         : o.members.map((m) => {
             const podName = m.name || o.pods.find((x) => m.peerURLs.some((u) => u.includes(`//${x.name}.`)))?.name || '';
             const pod = o.pods.find((x) => x.name === podName);
-            return { name: podName, id: m.id, ready: pod !== undefined && pod.ready && o.healthy[pod.name] === true, version: pod?.runningVersion ?? pod?.version };
+            const ms: MemberStatus = { name: podName, id: m.id, ready: pod !== undefined && pod.ready && o.healthy[pod.name] === true, version: pod?.runningVersion ?? pod?.version };
+            if (m.isLearner) ms.learner = true;
+            return ms;
           });
     members.sort((a, b) => (ordinalOf(cluster, a.name) ?? 0) - (ordinalOf(cluster, b.name) ?? 0));
-    const ready = members.filter((m) => m.ready).length;
-    const total = members.length;
+    // Availability is the voters' quorum: a learner neither counts toward it nor is needed for it.
+    const voters = members.filter((m) => !m.learner);
+    const ready = voters.filter((m) => m.ready).length;
+    const total = voters.length;
     const available = total > 0 && ready >= quorum(total);
+    const readyAll = members.filter((m) => m.ready).length;
     const versions = [...new Set(members.map((m) => m.version).filter((v): v is string => !!v))];
     const now = new Date(this.now()).toISOString();
     const gen = c.metadata.generation;
@@ -333,9 +362,9 @@ export class Reconciler {
     }
     return {
       phase: p.phase,
-      size: total,
-      readyMembers: ready,
-      ready: `${ready}/${spec.size}`,
+      size: members.length,
+      readyMembers: readyAll,
+      ready: `${readyAll}/${spec.size}`,
       members,
       leader: o.leaderName || undefined,
       currentVersion: versions.length === 1 ? versions[0] : versions.length > 1 ? versions.sort().join(',') : prev.currentVersion,
@@ -386,6 +415,12 @@ export class Reconciler {
       this.o.log.warn('could not record event', { reason, error: (e as Error).message });
     }
   }
+}
+
+function mostCommon(xs: string[]): string | undefined {
+  const n = new Map<string, number>();
+  for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
+  return [...n].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
 function sameStatus(a: EtcdClusterStatus | undefined, b: EtcdClusterStatus): boolean {

@@ -86,7 +86,7 @@ export function etcdArgs(
     // /metrics and /health over plain HTTP whatever the client URLs' TLS: Prometheus and the kubelet's readiness
     // probe need no client certificate (etcd serves nothing else there)
     `--listen-metrics-urls=http://0.0.0.0:${METRICS_PORT}`,
-    // the operator speaks the v2 members API
+    // the v2 keys API stays on for clients of the members (the operator itself speaks v3 gRPC only)
     '--enable-v2=true',
   ];
   const e = spec.etcd ?? {};

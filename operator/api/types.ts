@@ -112,6 +112,8 @@ export interface MemberStatus {
   id?: string;
   ready: boolean;
   version?: string;
+  /** A learner (joined, catching up, not voting yet); absent for voting members. */
+  learner?: boolean;
 }
 
 export interface Condition {

@@ -1,8 +1,8 @@
 /**
  * The operator (the built `etcd-operator` process) against the test API server of test/support/kube, with a fake
- * kubelet running the member pods and a members-API stand-in (FakeEtcd) in place of etcd: real multi-member etcd
- * cannot run yet (clustering is being built), so this checks the operator's Kubernetes side and the order and safety
- * of its members-API calls; the end-to-end with real etcd processes comes once clustering lands.
+ * kubelet running the member pods and a v3 Cluster/Maintenance stand-in (FakeEtcd, over gRPC) in place of etcd: fast,
+ * and strict about the order and safety of the operator's membership calls (learners first, quorum kept); the
+ * end-to-end tests with real member processes are test/operator/e2e*.test.ts.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -52,7 +52,7 @@ function operator(env: Env, identity: string, extra: string[] = []): OperatorPro
     '--orphan-grace', '2s',
     '--log-level', 'debug',
     ...extra,
-  ]);
+  ], env.etcd.dnsEnv());
   env.ops.push(op);
   return op;
 }
@@ -195,23 +195,25 @@ describe('etcd-operator against the test API server', () => {
   });
   afterAll(() => teardown(env));
 
-  test('an EtcdCluster of 3: the seed, then one member at a time (members API add, then its pod with the full initial cluster)', async () => {
+  test('an EtcdCluster of 3: the seed, then one member at a time (added as a learner, its pod with the full initial cluster, promoted)', async () => {
     env.api.store.create('etcdclusters', NS, { apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdCluster', metadata: { name: 'ex' }, spec: { size: 3, version: '3.4.34', etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 5000 } } });
     const c = await converged(env, 'ex', 3);
     expect(env.etcd.violations).toEqual([]);
     expect(env.etcd.startFailures).toEqual([]);
 
-    // the order: seed pod → started → add ex-1 → pod ex-1 → started → add ex-2 → pod ex-2 → started
+    // the order: seed pod → started → add ex-1 (learner) → pod ex-1 → started → promoted → add ex-2 (learner) → ...
     const j = env.api.journal;
     const seq = [
       /^ADDED pods\/demo\/ex-0$/,
       /^etcd start ex-0 new$/,
-      /^etcd add http:\/\/ex-1\./,
+      /^etcd add http:\/\/ex-1\.\S+ \w+ learner$/,
       /^ADDED pods\/demo\/ex-1$/,
       /^etcd start ex-1 existing$/,
-      /^etcd add http:\/\/ex-2\./,
+      /^etcd promote ex-1 /,
+      /^etcd add http:\/\/ex-2\.\S+ \w+ learner$/,
       /^ADDED pods\/demo\/ex-2$/,
       /^etcd start ex-2 existing$/,
+      /^etcd promote ex-2 /,
     ].map((re) => j.indexOf(re));
     expect(seq.every((x) => x >= 0)).toBe(true);
     expect([...seq].sort((a, b) => a - b)).toEqual(seq);
@@ -272,6 +274,9 @@ describe('etcd-operator against the test API server', () => {
     expect(reasons.filter((r) => r === 'Bootstrapping')).toHaveLength(1);
     expect(reasons.filter((r) => r === 'AddingMember')).toHaveLength(2);
     expect(reasons.filter((r) => r === 'CreatingMemberPod')).toHaveLength(2);
+    expect(reasons.filter((r) => r === 'PromotingMember')).toHaveLength(2);
+    // a learner is promoted only once etcd finds it in sync: the first tries were refused, and retried
+    expect(env.etcd.promoteRefusals).toBeGreaterThan(0);
     const created = events(env).filter((e) => e.involvedObject.uid === uid && e.reason === 'Created').map((e) => e.message).sort();
     expect(created).toEqual(['created PodDisruptionBudget ex', 'created Service ex', 'created Service ex-client', 'created Service ex-metrics']);
   });
@@ -300,6 +305,7 @@ describe('etcd-operator against the test API server', () => {
     expect(value(before.ss, 'etcd_operator_actions_total', '{action="bootstrap"}')).toBe(1);
     expect(value(before.ss, 'etcd_operator_actions_total', '{action="addMember"}')).toBe(2);
     expect(value(before.ss, 'etcd_operator_actions_total', '{action="createPod"}')).toBe(2);
+    expect(value(before.ss, 'etcd_operator_actions_total', '{action="promoteMember"}')).toBe(2);
     expect(value(before.ss, 'etcd_operator_is_leader')).toBe(1);
 
     // a change to the EtcdCluster (a watch event) makes one more reconcile: the counter and the histogram move with it
@@ -355,10 +361,11 @@ describe('etcd-operator against the test API server', () => {
     expect((env.api.store.get('poddisruptionbudgets', NS, 'ex') as KObj).spec).toMatchObject({ maxUnavailable: 2 });
 
     const j = env.api.journal;
-    // growing: every add waits for the previous member to start
+    // growing: every add waits for the previous learner to start and be promoted
     const adds = j.entries.filter((e) => /^etcd add http:\/\/ex-[34]\./.test(e.what));
     expect(adds).toHaveLength(2);
-    expect(j.entries.findIndex((e) => e.what === 'etcd start ex-3 existing')).toBeLessThan(j.entries.indexOf(adds[1]));
+    expect(j.entries.findIndex((e) => e.what === 'etcd start ex-3 existing')).toBeLessThan(j.entries.findIndex((e) => /^etcd promote ex-3 /.test(e.what)));
+    expect(j.entries.findIndex((e) => /^etcd promote ex-3 /.test(e.what))).toBeLessThan(j.entries.indexOf(adds[1]));
 
     const mark = j.entries.length;
     env.api.store.patch('etcdclusters', NS, 'ex', 'application/merge-patch+json', { spec: { size: 3 } });

@@ -165,7 +165,7 @@ describe('manifests', () => {
         size: 5,
         readyMembers: 5,
         ready: '5/5',
-        members: [{ name: 'full-0', id: '8e9e05c52164694d', ready: true, version: '3.4.35' }],
+        members: [{ name: 'full-0', id: '8e9e05c52164694d', ready: true, version: '3.4.35', learner: false }],
         leader: 'full-0',
         currentVersion: '3.4.35',
         targetVersion: '3.4.35',
