@@ -14,6 +14,8 @@
  *     changes no membership — the same member restarts from its own data — so it needs no quorum and comes before
  *     every quorum check: it is how a cluster that lost 2 of 3 pods, or all of them, gets its quorum back. The
  *     members are etcd's members list, or, when no member answers, the membership the status last saw;
+ * 4r. a new cluster with spec.restore, before any member answers: create each member's pod, its data dir restored from
+ *     the backup's snapshot by an init container (etcd's disaster recovery), all started `new` with the whole cluster;
  *  4. no pods and no members: bootstrap the seed (`--initial-cluster-state new`) — unless the cluster had members
  *     before (then every member and its data are gone: report Degraded, never silently re-create an empty etcd);
  *  5. members API unreachable: wait for the seed, or report Degraded;
@@ -95,6 +97,8 @@ export interface Observed {
   volumes?: string[];
   /** The membership the status last saw (pod names, IDs): who the members are when none answers. */
   lastMembers?: { name: string; id?: string }[];
+  /** spec.restore, resolved: the claim and snapshot file every member is seeded from, or why there is none. */
+  restore?: { claim: string; file: string } | { problem: string };
 }
 
 export type Action =
@@ -102,6 +106,8 @@ export type Action =
   | { kind: 'wait' }
   | { kind: 'refuse' }
   | { kind: 'bootstrap'; pod: string; peerURL: string }
+  /** A member of a cluster seeded from a backup: its data dir restored from the snapshot, then started (`new`). */
+  | { kind: 'restoreMember'; pod: string; initialCluster: { name: string; peerURL: string }[]; claim: string; file: string }
   /** Always as a learner: it changes no quorum until it is promoted. */
   | { kind: 'addMember'; pod: string; peerURL: string; learner: true }
   /** A learner that has caught up becomes a voter (etcd refuses while it lags: retried later). */
@@ -152,6 +158,9 @@ export function plan(o: Observed): Plan {
   // 3. Members come back on their volumes, quorum or not.
   const back = backOnVolume(o, members);
   if (back) return back;
+
+  // 4r. A cluster seeded from a backup: every member restored from the snapshot and started at once.
+  if (spec.restore && !o.bootstrapped && members === undefined) return restoring(o);
 
   // 4. Nothing there yet.
   if (pods.length === 0 && (members === undefined || members.length === 0)) {
@@ -336,6 +345,34 @@ export function plan(o: Observed): Plan {
   }
 
   return { action: { kind: 'none' }, phase: 'Running', reason: 'ReconcileComplete', message: `${total} of ${spec.size} members healthy at ${spec.version}` };
+}
+
+/**
+ * Step 4r, etcd's disaster recovery: a new cluster of spec.size members whose data dirs are all made from one
+ * snapshot (`etcdctl snapshot restore` with each member's name, the whole cluster and its token), started together
+ * with `--initial-cluster-state new`. Their pods are created one per reconcile, lowest ordinal first; then waited for.
+ */
+function restoring(o: Observed): Plan {
+  const { cluster, namespace, spec } = o;
+  const src = o.restore;
+  if (!src || 'problem' in src) {
+    return refuse('Failed', 'RestoreSourceUnavailable', `cannot restore from EtcdBackup ${spec.restore?.backupName}: ${src && 'problem' in src ? src.problem : 'not resolved'}`);
+  }
+  const names = Array.from({ length: spec.size }, (_, i) => memberPodName(cluster, i));
+  const initialCluster = names.map((n) => ({ name: n, peerURL: peerURL(cluster, namespace, n, spec) }));
+  const missing = names.find((n) => !o.pods.some((p) => p.name === n));
+  if (missing) {
+    return act(
+      { kind: 'restoreMember', pod: missing, initialCluster, claim: src.claim, file: src.file },
+      'Creating',
+      'RestoringMember',
+      `seeding member ${missing} from snapshot ${src.file} (EtcdBackup ${spec.restore?.backupName}), ${initialCluster.length} members in all`,
+      o,
+    );
+  }
+  const failed = o.pods.find((p) => p.phase === 'Failed');
+  if (failed) return refuse('Failed', 'RestoreFailed', `member ${failed.name} failed to restore or start from ${src.file}`);
+  return wait('Creating', 'WaitingForRestore', `waiting for the ${names.length} restored members to start and elect a leader`, o);
 }
 
 /**

@@ -10,12 +10,14 @@ import {
   ANN_CLUSTER_STATE,
   ANN_MEMBER_ID,
   API_VERSION,
+  BACKUP_PLURAL,
   GROUP,
   PLURAL,
   VERSION,
   quorum,
   withDefaults,
   type Condition,
+  type EtcdBackup,
   type EtcdCluster,
   type EtcdClusterSpec,
   type EtcdClusterStatus,
@@ -129,6 +131,18 @@ export class Reconciler {
 
   // ---- observe ----
 
+  /** spec.restore resolved: the backup's claim and the snapshot file (the named one, or its last successful one). */
+  private async resolveRestore(c: EtcdCluster, spec: EtcdClusterSpec): Promise<{ claim: string; file: string; revision?: number; sha256?: string } | { problem: string }> {
+    const r = spec.restore;
+    if (!r) return { problem: 'no spec.restore' };
+    const b = await this.o.kube.get<EtcdBackup>(paths.group(`${GROUP}/${VERSION}`, c.metadata.namespace as string, BACKUP_PLURAL, r.backupName));
+    if (!b) return { problem: `EtcdBackup ${r.backupName} not found` };
+    const file = r.file ?? b.status?.lastBackup?.file;
+    if (!file) return { problem: `EtcdBackup ${r.backupName} has no successful snapshot yet` };
+    const known = b.status?.backups?.find((x) => x.file === file);
+    return { claim: b.spec.storage.persistentVolumeClaim.claimName, file, revision: known?.revision, sha256: known?.sha256 };
+  }
+
   private async observe(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3): Promise<Observed & { leaderName?: string }> {
     const ns = c.metadata.namespace as string;
     const cluster = c.metadata.name as string;
@@ -184,6 +198,8 @@ export class Reconciler {
     }
     if (leaderId && members && !members.some((m) => m.id === leaderId)) leaderId = undefined;
     const leaderName = members?.find((m) => m.id === leaderId)?.name;
+    const bootstrapped = (c.status?.members?.length ?? 0) > 0;
+    const restore = spec.restore && !bootstrapped ? await this.resolveRestore(c, spec) : undefined;
     return {
       cluster,
       namespace: ns,
@@ -193,7 +209,8 @@ export class Reconciler {
       healthy,
       leaderId,
       leaderName,
-      bootstrapped: (c.status?.members?.length ?? 0) > 0,
+      bootstrapped,
+      restore,
       volumes,
       lastMembers: c.status?.members?.map((m) => ({ name: m.name, id: m.id })),
       now: this.now(),
@@ -215,15 +232,17 @@ export class Reconciler {
       const pod = leader && o.pods.find((x) => x.name === leader.name);
       return pod ? this.o.endpoints.member(cluster, ns, pod.name, spec) : this.o.endpoints.service(cluster, ns, spec);
     };
-    const createPod = async (pod: string, state: 'new' | 'existing', initialCluster: { name: string; peerURL: string }[], memberId?: string): Promise<void> => {
+    const createPod = async (pod: string, state: 'new' | 'existing', initialCluster: { name: string; peerURL: string }[], memberId?: string, restore?: R.RestoreSource): Promise<void> => {
       if (spec.storage?.volumeClaimTemplate) await this.createIgnoringExisting(paths.core(ns, 'persistentvolumeclaims'), R.memberPVC(c, spec, pod));
-      await this.createIgnoringExisting(paths.core(ns, 'pods'), R.memberPod(c, spec, pod, state, initialCluster, memberId));
+      await this.createIgnoringExisting(paths.core(ns, 'pods'), R.memberPod(c, spec, pod, state, initialCluster, memberId, restore));
     };
     switch (a.kind) {
       case 'bootstrap':
         return createPod(a.pod, 'new', [{ name: a.pod, peerURL: a.peerURL }]);
       case 'createPod':
         return createPod(a.pod, a.state, a.initialCluster, a.memberId);
+      case 'restoreMember':
+        return createPod(a.pod, 'new', a.initialCluster, undefined, { claim: a.claim, file: a.file });
       case 'addMember': {
         const m = await etcd.addMember(leaderURL(), a.peerURL, a.learner);
         this.o.log.info('member added', { cluster: `${ns}/${cluster}`, id: m.id, peerURL: a.peerURL, learner: m.isLearner });
@@ -373,6 +392,7 @@ export class Reconciler {
       clientService: clientServiceName(cluster),
       observedGeneration: gen,
       lastAction: p.action.kind === 'none' || p.action.kind === 'wait' || p.action.kind === 'refuse' ? prev.lastAction : `${p.reason}: ${p.message}`,
+      restoredFrom: prev.restoredFrom ?? restoredFrom(spec, o.restore),
       conditions: conds,
     };
   }
@@ -415,6 +435,13 @@ export class Reconciler {
       this.o.log.warn('could not record event', { reason, error: (e as Error).message });
     }
   }
+}
+
+/** What a restored cluster says it came from, once its members are being seeded. */
+function restoredFrom(spec: EtcdClusterSpec, restore: Observed['restore']): EtcdClusterStatus['restoredFrom'] {
+  if (!spec.restore || !restore || 'problem' in restore) return undefined;
+  const r = restore as { file: string; revision?: number; sha256?: string };
+  return { backup: spec.restore.backupName, file: r.file, ...(r.revision !== undefined ? { revision: r.revision } : {}), ...(r.sha256 ? { sha256: r.sha256 } : {}) };
 }
 
 function mostCommon(xs: string[]): string | undefined {

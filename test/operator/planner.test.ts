@@ -31,6 +31,7 @@ interface Situation {
   volumes?: string[];
   /** The membership the status last saw (default: the members, when given). */
   lastMembers?: { name: string; id?: string }[];
+  restore?: Observed['restore'];
 }
 function observe(s: Situation): Observed {
   const pods = s.pods ?? [];
@@ -48,6 +49,7 @@ function observe(s: Situation): Observed {
     now: NOW,
     volumes: s.volumes ?? (s.spec?.storage ? [...(s.members ?? []).map((m) => podOf(m)), ...(s.lastMembers ?? []).map((m) => m.name)] : undefined),
     lastMembers: s.lastMembers ?? s.members?.map((m) => ({ name: m.name, id: m.id })),
+    restore: s.restore,
   };
 }
 const podOf = (m: MemberView): string => m.peerURLs[0].split('//')[1].split('.')[0];
@@ -188,8 +190,22 @@ const learnerRows: Row[] = [
   { name: 'the leader is never the one removed, a learner is', s: { spec: { size: 2 }, pods: three(), members: [member(0), member(1), learner(2)], leader: 2 }, action: { kind: 'removeMember', id: id(2), pod: 'ex-2' } },
 ];
 
+/** A cluster seeded from a backup (spec.restore): every member restored from one snapshot, started together. */
+const RESTORE = { restore: { backupName: 'nightly' } };
+const SRC = { claim: 'backups', file: 'nightly-20240310T101530Z.db' };
+const restoreMember = (i: number): Action => ({ kind: 'restoreMember', pod: `${C}-${i}`, initialCluster: all3, ...SRC });
+const restoreRows: Row[] = [
+  { name: 'restore, nothing yet → ex-0 seeded from the snapshot, with the whole cluster', s: { spec: RESTORE, restore: SRC, members: null, bootstrapped: false }, action: restoreMember(0), reason: 'RestoringMember', phase: 'Creating' },
+  { name: 'restore, ex-0 there → ex-1 (one pod per step, lowest first)', s: { spec: RESTORE, restore: SRC, pods: [pod(0, { ready: false, phase: 'Pending', createdAt: NOW - 100 })], members: null, bootstrapped: false }, action: restoreMember(1) },
+  { name: 'restore, every pod there, no member answers yet → wait for them to elect', s: { spec: RESTORE, restore: SRC, pods: three(() => ({ ready: false, phase: 'Pending', createdAt: NOW - 100 })), members: null, bootstrapped: false }, action: 'wait', reason: 'WaitingForRestore', phase: 'Creating' },
+  { name: 'restore, its backup has no snapshot → Failed, said why, nothing created', s: { spec: RESTORE, restore: { problem: 'EtcdBackup nightly has no successful snapshot yet' }, members: null, bootstrapped: false }, action: 'refuse', reason: 'RestoreSourceUnavailable', phase: 'Failed' },
+  { name: 'restore, a member pod failed (its restore or start) → Failed', s: { spec: RESTORE, restore: SRC, pods: three((i) => (i === 1 ? { phase: 'Failed', ready: false } : { ready: false, createdAt: NOW - 100 })), members: null, bootstrapped: false }, action: 'refuse', reason: 'RestoreFailed' },
+  { name: 'restored and answering → the usual rules (nothing to do)', s: { spec: RESTORE, restore: SRC, pods: three(), members: members3() }, action: 'none' },
+  { name: 'restored once, later every member lost (no volumes) → AllMembersLost, never restored again on its own', s: { spec: RESTORE, pods: [], members: null, lastMembers: last3, bootstrapped: true }, action: 'refuse', reason: 'AllMembersLost' },
+];
+
 describe('planner', () => {
-  test.each([...rows, ...lostRows, ...learnerRows].map((r) => [r.name, r] as const))('%s', (_name, r) => {
+  test.each([...rows, ...lostRows, ...learnerRows, ...restoreRows].map((r) => [r.name, r] as const))('%s', (_name, r) => {
     const p = plan(observe(r.s));
     if (typeof r.action === 'string') expect(p.action.kind).toBe(r.action);
     else expect(p.action).toEqual(r.action);
