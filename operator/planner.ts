@@ -40,7 +40,8 @@
  *     restarts, its emptyDir/PVC stays) — followers first, the leader last; minor downgrades and minor skips refused;
  * 13. otherwise: nothing to do.
  */
-import type { EtcdClusterSpec, Phase } from './api/types';
+import type { DefragmentStatus, EtcdClusterSpec, Phase } from './api/types';
+import { lastRunBetween, nextRun, parseSchedule, ScheduleError } from './cron';
 import { quorum, specProblems } from './api/types';
 import { memberPodName, ordinalOf, peerURL, podFromPeerURL } from './api/naming';
 
@@ -99,6 +100,10 @@ export interface Observed {
   lastMembers?: { name: string; id?: string }[];
   /** spec.restore, resolved: the claim and snapshot file every member is seeded from, or why there is none. */
   restore?: { claim: string; file: string } | { problem: string };
+  /** The EtcdCluster's creation (ms): a defragmentation schedule counts from there. */
+  createdAt?: number;
+  /** Scheduled defragmentation as the status last said. */
+  defragment?: DefragmentStatus;
 }
 
 export type Action =
@@ -116,7 +121,9 @@ export type Action =
   | { kind: 'removeMember'; id: string; pod?: string }
   /** keepVolume: the pod goes, its member and volume stay (the member gets a new pod on it next). */
   | { kind: 'deletePod'; pod: string; keepVolume?: boolean }
-  | { kind: 'upgradeMember'; pod: string; from?: string; to: string };
+  | { kind: 'upgradeMember'; pod: string; from?: string; to: string }
+  /** Maintenance.Defragment of one member (it stays serving; its writes wait while its store is copied). */
+  | { kind: 'defragMember'; pod: string; id: string };
 
 export interface Plan {
   action: Action;
@@ -126,6 +133,10 @@ export interface Plan {
   message: string;
   /** Set when the cluster is degraded (quorum lost, member unhealthy, refused spec...). */
   degraded?: { reason: string; message: string };
+  /** status.defragment to write (once the action, if any, is done). */
+  defragment?: DefragmentStatus;
+  /** Look again then, at the latest (a schedule coming due). */
+  requeueAfterMs?: number;
 }
 
 const DEFAULT_ORPHAN_GRACE_MS = 30_000;
@@ -344,7 +355,61 @@ export function plan(o: Observed): Plan {
     );
   }
 
-  return { action: { kind: 'none' }, phase: 'Running', reason: 'ReconcileComplete', message: `${total} of ${spec.size} members healthy at ${spec.version}` };
+  // 13. Scheduled defragmentation.
+  const none: Plan = { action: { kind: 'none' }, phase: 'Running', reason: 'ReconcileComplete', message: `${total} of ${spec.size} members healthy at ${spec.version}` };
+  return spec.defragment ? defragment(o, joined, none) : none;
+}
+
+const rfc3339 = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/**
+ * Step 13: when a run of spec.defragment's schedule is due (missed runs count as one), every member is defragmented
+ * in turn — followers first (lowest ordinal first), the leader last, since a member's writes wait while its store is
+ * copied — one per reconcile, each only once every member is healthy again (steps 6–10 come first). The run's
+ * progress is in status.defragment, so it goes on after a restart of the operator.
+ */
+function defragment(o: Observed, joined: Joined[], none: Plan): Plan {
+  const spec = o.spec;
+  const prev = o.defragment ?? {};
+  let schedule;
+  try {
+    schedule = parseSchedule(spec.defragment?.schedule ?? '');
+  } catch (e) {
+    if (!(e instanceof ScheduleError)) throw e;
+    return { ...none, defragment: { ...prev, running: undefined, nextScheduleTime: undefined, message: `spec.defragment.schedule: ${e.message}` } };
+  }
+  const st: DefragmentStatus = { ...prev, message: undefined };
+  let run = prev.running;
+  if (!run) {
+    const due = lastRunBetween(schedule, prev.lastScheduleTime ? Date.parse(prev.lastScheduleTime) : (o.createdAt ?? o.now), o.now);
+    if (due !== undefined) {
+      run = { due: rfc3339(due), done: [] };
+      st.lastScheduleTime = run.due;
+    }
+  }
+  const next = nextRun(schedule, st.lastScheduleTime ? Date.parse(st.lastScheduleTime) : (o.createdAt ?? o.now));
+  st.nextScheduleTime = next === undefined ? undefined : rfc3339(next);
+  const requeueAfterMs = next === undefined ? undefined : Math.max(0, next - o.now) + 50;
+  if (run) {
+    const order = joined
+      .filter((j) => j.podName !== undefined)
+      .sort((a, b) => Number(a.member.id === o.leaderId) - Number(b.member.id === o.leaderId) || (ordinalOf(o.cluster, a.podName ?? '') ?? 0) - (ordinalOf(o.cluster, b.podName ?? '') ?? 0));
+    const todo = order.filter((j) => !run.done.includes(j.podName as string));
+    if (todo.length > 0) {
+      const j = todo[0];
+      const leader = j.member.id === o.leaderId;
+      return {
+        action: { kind: 'defragMember', pod: j.podName as string, id: j.member.id },
+        phase: 'Running',
+        reason: 'Defragmenting',
+        message: `defragmenting member ${j.podName}${leader ? ' (the leader, last)' : ''}: ${run.done.length + 1} of ${order.length} in the run due ${run.due}`,
+        defragment: { ...st, running: { due: run.due, done: [...run.done, j.podName as string] } },
+      };
+    }
+    st.running = undefined;
+    st.lastCompletionTime = rfc3339(o.now);
+  }
+  return { ...none, defragment: st, requeueAfterMs };
 }
 
 /**

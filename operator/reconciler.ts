@@ -105,6 +105,7 @@ export class Reconciler {
     if (p.action.kind !== 'none' && p.action.kind !== 'wait' && p.action.kind !== 'refuse') {
       try {
         const done = await this.act(c, spec, p, observed, etcd);
+        if (typeof done === 'object') p = { ...p, message: done.message };
         if (done === 'notYet') {
           // etcd said "not yet" (a learner still catching up): no action taken, look again soon
           p = { ...p, action: { kind: 'wait' }, reason: 'WaitingForLearner', message: `learner ${(p.action as { pod?: string }).pod} is not in sync with the leader yet; promoting it once it is` };
@@ -126,7 +127,8 @@ export class Reconciler {
     if (actionError) throw actionError;
     const busy = p.action.kind !== 'none' && p.action.kind !== 'refuse';
     const waitMs = p.reason === 'WaitingForLearner' ? 1000 : 2000;
-    return { plan: p, requeueAfterMs: busy ? (p.action.kind === 'wait' ? waitMs : 500) : p.action.kind === 'refuse' ? 10_000 : undefined };
+    const after = busy ? (p.action.kind === 'wait' ? waitMs : 500) : p.action.kind === 'refuse' ? 10_000 : undefined;
+    return { plan: p, requeueAfterMs: after === undefined ? p.requeueAfterMs : Math.min(after, p.requeueAfterMs ?? after) };
   }
 
   // ---- observe ----
@@ -211,6 +213,8 @@ export class Reconciler {
       leaderName,
       bootstrapped,
       restore,
+      createdAt: c.metadata.creationTimestamp ? Date.parse(c.metadata.creationTimestamp) : undefined,
+      defragment: c.status?.defragment,
       volumes,
       lastMembers: c.status?.members?.map((m) => ({ name: m.name, id: m.id })),
       now: this.now(),
@@ -221,8 +225,11 @@ export class Reconciler {
 
   // ---- act ----
 
-  /** Carries out one action; 'notYet' when etcd answered that it cannot be done yet (nothing changed). */
-  private async act(c: EtcdCluster, spec: EtcdClusterSpec, p: Plan, o: Observed, etcd: EtcdV3): Promise<void | 'notYet'> {
+  /**
+   * Carries out one action; 'notYet' when etcd answered that it cannot be done yet (nothing changed); a message when
+   * there is more to say than the plan's (what a defragmentation freed).
+   */
+  private async act(c: EtcdCluster, spec: EtcdClusterSpec, p: Plan, o: Observed, etcd: EtcdV3): Promise<void | 'notYet' | { message: string }> {
     const ns = c.metadata.namespace as string;
     const cluster = c.metadata.name as string;
     const a = p.action;
@@ -250,6 +257,13 @@ export class Reconciler {
       }
       case 'promoteMember':
         return (await etcd.promoteMember(leaderURL(), a.id)) ? undefined : 'notYet';
+      case 'defragMember': {
+        const url = this.o.endpoints.member(cluster, ns, a.pod, spec);
+        const before = await etcd.status(url);
+        await etcd.defragment(url);
+        const after = await etcd.status(url);
+        return { message: `${p.message}: its store ${before.dbSize} → ${after.dbSize} bytes (${before.dbSizeInUse} in use)` };
+      }
       case 'removeMember':
         return etcd.removeMember(leaderURL(), a.id);
       case 'deletePod': {
@@ -393,6 +407,8 @@ export class Reconciler {
       observedGeneration: gen,
       lastAction: p.action.kind === 'none' || p.action.kind === 'wait' || p.action.kind === 'refuse' ? prev.lastAction : `${p.reason}: ${p.message}`,
       restoredFrom: prev.restoredFrom ?? restoredFrom(spec, o.restore),
+      // a run's progress is written once its step is done; without spec.defragment there is none
+      defragment: !spec.defragment ? undefined : actionError ? prev.defragment : (p.defragment ?? prev.defragment),
       conditions: conds,
     };
   }

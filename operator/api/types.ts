@@ -122,6 +122,25 @@ export interface EtcdClusterSpec {
   paused?: boolean;
   /** Create the cluster from a backup instead of empty; read only at creation. */
   restore?: RestoreSpec;
+  /** Defragment the members' stores on a schedule, one member at a time, the leader last. */
+  defragment?: DefragmentSpec;
+}
+
+export interface DefragmentSpec {
+  /** Cron (5 fields, UTC) or `@every <duration>`. */
+  schedule: string;
+}
+
+/** Scheduled defragmentation: the run going on (members done so far), and when the last and next runs are. */
+export interface DefragmentStatus {
+  /** When the latest run was due. */
+  lastScheduleTime?: string;
+  nextScheduleTime?: string;
+  /** The run in progress: the members defragmented so far in it. */
+  running?: { due: string; done: string[] };
+  lastCompletionTime?: string;
+  /** Why there are no runs (a schedule that does not parse). */
+  message?: string;
 }
 
 export type Phase = 'Creating' | 'Running' | 'Scaling' | 'Upgrading' | 'Healing' | 'Degraded' | 'Failed';
@@ -161,6 +180,7 @@ export interface EtcdClusterStatus {
   lastAction?: string;
   /** The snapshot the cluster was created from (spec.restore), once its members were seeded with it. */
   restoredFrom?: { backup: string; file: string; revision?: number; sha256?: string };
+  defragment?: DefragmentStatus;
   conditions?: Condition[];
 }
 

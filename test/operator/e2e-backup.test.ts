@@ -5,6 +5,7 @@
  * claim, its status saying the time, revision, size and SHA-256 (checked against the file); the cluster is deleted; a
  * new EtcdCluster with spec.restore is seeded from the snapshot (an init container running etcdctl snapshot restore
  * per member) and serves every key at the same revision. A scheduled EtcdBackup keeps only `retention` snapshots.
+ * spec.defragment defragments the members one at a time, the leader last.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -184,6 +185,34 @@ test('a scheduled EtcdBackup (@every 3s, retention 2): runs on schedule, keeps t
   await waitFor('old Jobs deleted', () => env.api.store.list('jobs', NS).filter((j) => j.metadata.name?.startsWith('every-')).length <= 4);
   env.api.store.delete('etcdbackups', NS, 'every');
   await waitFor('its Jobs garbage-collected', () => env.api.store.list('jobs', NS).every((j) => !j.metadata.name?.startsWith('every-')));
+});
+
+test('scheduled defragmentation: every member in turn, followers first, the leader last; the data intact', async () => {
+  const leader = (env.status(DST) as { leader?: string }).leader as string;
+  const since = env.api.store.list('events', NS).length;
+  // the first run is due 2 s after the cluster's creation: now
+  env.patchSpec(DST, { defragment: { schedule: '@every 2s' } });
+  const st = await waitFor('a defragmentation run to complete', () => {
+    const d = (env.status(DST) as { defragment?: { lastCompletionTime?: string } }).defragment;
+    return d?.lastCompletionTime ? d : undefined;
+  }, 60_000, 100);
+  expect(st.lastCompletionTime).toBeDefined();
+  const runs = env.api.store
+    .list('events', NS)
+    .slice(since)
+    .filter((e) => e.reason === 'Defragmenting' && (e.involvedObject as { name: string }).name === DST)
+    .map((e) => e.message as string);
+  const first = runs.slice(0, 3).map((m) => /defragmenting member ([a-z]+-\d+)/.exec(m)?.[1]);
+  const followers = [`${DST}-0`, `${DST}-1`, `${DST}-2`].filter((n) => n !== leader);
+  expect(first).toEqual([...followers, leader]);
+  for (const m of runs.slice(0, 3)) expect(m).toMatch(/its store \d+ → \d+ bytes \(\d+ in use\)$/);
+  env.patchSpec(DST, { defragment: null });
+  await waitFor('status.defragment gone with the spec', () => (env.status(DST) as { defragment?: unknown }).defragment === undefined);
+  // the data is as it was, on every member
+  for (const p of env.pods(DST)) {
+    const r = await kv(p.name, DST).range(RangeRequest.fromPartial({ key: Buffer.from('k/'), rangeEnd: Buffer.from('k0') }));
+    expect({ via: p.name, n: r.kvs.length }).toEqual({ via: p.name, n: written.size });
+  }
 });
 
 test("the operator's writes fit the CRDs' schemas (nothing pruned, no API warning), and its requests the RBAC it has", () => {

@@ -177,6 +177,7 @@ describe('manifests', () => {
         tls: { clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
         etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, autoCompactionMode: 'periodic', autoCompactionRetention: '1h30m', extraArgs: { 'quota-backend-bytes': '8589934592' } },
         restore: { backupName: 'nightly', file: 'nightly-20240310T101530Z.db' },
+        defragment: { schedule: '0 3 * * 0' },
       },
       status: {
         phase: 'Running',
@@ -192,6 +193,7 @@ describe('manifests', () => {
         observedGeneration: 1,
         lastAction: 'AddingMember: adding member full-4',
         restoredFrom: { backup: 'nightly', file: 'nightly-20240310T101530Z.db', revision: 1234, sha256: 'ab'.repeat(32) },
+        defragment: { lastScheduleTime: '2024-03-10T03:00:00Z', nextScheduleTime: '2024-03-17T03:00:00Z', running: { due: '2024-03-10T03:00:00Z', done: ['full-1'] }, lastCompletionTime: '2024-03-03T03:00:12Z', message: 'x' },
         conditions: [{ type: 'Available', status: 'True', reason: 'QuorumHealthy', message: '5 of 5', lastTransitionTime: '2024-01-01T00:00:00Z', observedGeneration: 1 }],
       },
     };

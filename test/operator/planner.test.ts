@@ -32,6 +32,8 @@ interface Situation {
   /** The membership the status last saw (default: the members, when given). */
   lastMembers?: { name: string; id?: string }[];
   restore?: Observed['restore'];
+  defragment?: Observed['defragment'];
+  now?: number;
 }
 function observe(s: Situation): Observed {
   const pods = s.pods ?? [];
@@ -50,6 +52,9 @@ function observe(s: Situation): Observed {
     volumes: s.volumes ?? (s.spec?.storage ? [...(s.members ?? []).map((m) => podOf(m)), ...(s.lastMembers ?? []).map((m) => m.name)] : undefined),
     lastMembers: s.lastMembers ?? s.members?.map((m) => ({ name: m.name, id: m.id })),
     restore: s.restore,
+    createdAt: NOW - 3_600_000,
+    defragment: s.defragment,
+    ...(s.now !== undefined ? { now: s.now } : {}),
   };
 }
 const podOf = (m: MemberView): string => m.peerURLs[0].split('//')[1].split('.')[0];
@@ -204,8 +209,23 @@ const restoreRows: Row[] = [
   { name: 'restored once, later every member lost (no volumes) → AllMembersLost, never restored again on its own', s: { spec: RESTORE, pods: [], members: null, lastMembers: last3, bootstrapped: true }, action: 'refuse', reason: 'AllMembersLost' },
 ];
 
+/** spec.defragment: one member at a time, followers first, the leader last, each only while every member is healthy. */
+const DEFRAG = { defragment: { schedule: '@every 10m' } };
+const defrag = (i: number): Action => ({ kind: 'defragMember', pod: `${C}-${i}`, id: id(i) });
+const RUN = { due: new Date(NOW - 60_000).toISOString().replace('.000Z', 'Z'), done: [] as string[] };
+const defragRows: Row[] = [
+  { name: 'defragment due, leader ex-0 → ex-1 first', s: { spec: DEFRAG, pods: three(), members: members3(), leader: 0, defragment: { lastScheduleTime: new Date(NOW - 11 * 60_000).toISOString() } }, action: defrag(1), reason: 'Defragmenting', phase: 'Running' },
+  { name: 'defragment run going on, ex-1 done → ex-2', s: { spec: DEFRAG, pods: three(), members: members3(), leader: 0, defragment: { running: { ...RUN, done: ['ex-1'] } } }, action: defrag(2) },
+  { name: 'defragment run, the followers done → the leader last', s: { spec: DEFRAG, pods: three(), members: members3(), leader: 0, defragment: { running: { ...RUN, done: ['ex-1', 'ex-2'] } } }, action: defrag(0) },
+  { name: 'defragment run, the leader (ex-1) is not first', s: { spec: DEFRAG, pods: three(), members: members3(), leader: 1, defragment: { running: RUN } }, action: defrag(0) },
+  { name: 'defragment run, a member unready → wait for it, no defragmentation', s: { spec: DEFRAG, pods: three((i) => (i === 2 ? { ready: false, unreadySince: NOW - 1000 } : {})), members: members3(), defragment: { running: { ...RUN, done: ['ex-1'] } } }, action: 'wait', reason: 'WaitingForMember' },
+  { name: 'defragment run, a learner joining → promoted first', s: { spec: { ...DEFRAG, size: 4 }, pods: [...three(), pod(3)], members: [...members3(), learner(3)], defragment: { running: RUN } }, action: promote(3) },
+  { name: 'defragment run, every member done → nothing (the run completes)', s: { spec: DEFRAG, pods: three(), members: members3(), defragment: { running: { ...RUN, done: ['ex-0', 'ex-1', 'ex-2'] } } }, action: 'none', reason: 'ReconcileComplete' },
+  { name: 'defragment not due → nothing', s: { spec: DEFRAG, pods: three(), members: members3(), defragment: { lastScheduleTime: new Date(NOW - 60_000).toISOString() } }, action: 'none' },
+];
+
 describe('planner', () => {
-  test.each([...rows, ...lostRows, ...learnerRows, ...restoreRows].map((r) => [r.name, r] as const))('%s', (_name, r) => {
+  test.each([...rows, ...lostRows, ...learnerRows, ...restoreRows, ...defragRows].map((r) => [r.name, r] as const))('%s', (_name, r) => {
     const p = plan(observe(r.s));
     if (typeof r.action === 'string') expect(p.action.kind).toBe(r.action);
     else expect(p.action).toEqual(r.action);
@@ -309,6 +329,16 @@ describe('planner', () => {
     expect(thrown?.message).toMatch(/not converged/);
     const actions = JSON.parse(thrown!.message.split(': ').slice(1).join(': '));
     expect(actions.map((a: Action) => a.kind)).toEqual(['addMember', 'createPod']);
+  });
+  test('defragment: the run recorded step by step, completed, the next one said and looked for', () => {
+    const first = plan(observe({ spec: DEFRAG, pods: three(), members: members3(), leader: 0, defragment: { lastScheduleTime: new Date(NOW - 11 * 60_000).toISOString() } }));
+    const due = new Date(NOW - 60_000).toISOString().replace('.000Z', 'Z');
+    expect(first.defragment).toMatchObject({ lastScheduleTime: due, running: { due, done: ['ex-1'] }, nextScheduleTime: new Date(NOW + 9 * 60_000).toISOString().replace('.000Z', 'Z') });
+    const done = plan(observe({ spec: DEFRAG, pods: three(), members: members3(), defragment: { lastScheduleTime: due, running: { due, done: ['ex-1', 'ex-2', 'ex-0'] } } }));
+    expect(done.defragment).toEqual({ lastScheduleTime: due, nextScheduleTime: new Date(NOW + 9 * 60_000).toISOString().replace('.000Z', 'Z'), lastCompletionTime: new Date(NOW).toISOString().replace('.000Z', 'Z') });
+    expect(done.requeueAfterMs).toBe(9 * 60_000 + 50);
+    const bad = plan(observe({ spec: { defragment: { schedule: 'weekly' } }, pods: three(), members: members3() }));
+    expect([bad.action.kind, bad.defragment?.message]).toEqual(['none', 'spec.defragment.schedule: a schedule has 5 fields (minute hour day-of-month month day-of-week), got 1 in "weekly"']);
   });
   test('upgrade path rules', () => {
     expect(upgradeProblem('3.4.34', '3.5.0')).toBeUndefined();
