@@ -16,7 +16,7 @@ import {
   type EtcdBackupStatus,
   type EtcdCluster,
 } from './api/types';
-import { advertiseClientURL } from './api/naming';
+import { advertiseClientURL, tlsSecrets } from './api/naming';
 import { planBackup, type AgentResult, type BackupObserved, type JobView } from './backup-planner';
 import { ApiError, KubeApi, paths } from './kube-api';
 import type { Logger, ReconcileResult } from './reconciler';
@@ -70,7 +70,7 @@ export class BackupReconciler {
     const p = planBackup(name, observed);
 
     if (p.createJob) {
-      const job = R.backupJob(b, p.createJob.name, p.createJob.scheduledTime, { endpoints: p.createJob.endpoints, tlsSecret: cluster ? withDefaults(cluster.spec).tls?.operatorSecret : undefined }, this.o.image);
+      const job = R.backupJob(b, p.createJob.name, p.createJob.scheduledTime, { endpoints: p.createJob.endpoints, tlsSecret: cluster ? tlsSecrets(withDefaults(cluster.spec), cluster.metadata.name as string).operator : undefined }, this.o.image);
       try {
         await kube.create(jobsPath(namespace), job);
       } catch (e) {

@@ -29,7 +29,7 @@ import {
   type StatusResponse,
 } from '../server/api/v3rpc/pb/etcdserverpb/rpc';
 import type { EtcdClusterSpec } from './api/types';
-import { advertiseClientURL, clientServiceURL } from './api/naming';
+import { advertiseClientURL, clientScheme, clientServiceURL } from './api/naming';
 import type { MemberView } from './planner';
 
 export interface Endpoints {
@@ -49,10 +49,10 @@ export const dnsEndpoints: Endpoints = {
 export function templateEndpoints(memberTemplate: string, serviceTemplate?: string): Endpoints {
   const fill = (t: string, v: Record<string, string>): string => t.replace(/\{(\w+)\}/g, (m, k: string) => v[k] ?? m);
   return {
-    member: (cluster, namespace, pod, spec) => fill(memberTemplate, { cluster, namespace, pod, scheme: spec.tls?.clientSecret ? 'https' : 'http' }),
+    member: (cluster, namespace, pod, spec) => fill(memberTemplate, { cluster, namespace, pod, scheme: clientScheme(spec) }),
     service: (cluster, namespace, spec) =>
       serviceTemplate
-        ? fill(serviceTemplate, { cluster, namespace, scheme: spec.tls?.clientSecret ? 'https' : 'http' })
+        ? fill(serviceTemplate, { cluster, namespace, scheme: clientScheme(spec) })
         : clientServiceURL(cluster, namespace, spec),
   };
 }

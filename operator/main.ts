@@ -7,7 +7,7 @@
  *                 [--lease-duration 15s] [--renew-deadline 10s] [--retry-period 2s] [--resync 60s]
  *                 [--member-url-template URL] [--service-url-template URL]
  *                 [--etcd-ca FILE --etcd-cert FILE --etcd-key FILE] [--log-level info]
- *                 [--backup-image ts-etcd/etcd-operator:0.1.0]
+ *                 [--backup-image ts-etcd/etcd-operator:0.1.0] [--auto-tls-validity 2160h]
  *   etcd-operator backup ...   (what a backup Job runs: operator/backup-agent.ts)
  *
  * Without --kubeconfig/--server the configuration comes from the pod's service account (in cluster) or
@@ -20,6 +20,8 @@ import * as winston from 'winston';
 import * as k8s from '@kubernetes/client-node';
 import { BACKUP_KIND, BACKUP_PLURAL, GROUP, LABEL_MANAGED_BY, MANAGER, PLURAL, VERSION, type EtcdCluster, type EtcdClusterSpec } from './api/types';
 import { BackupReconciler } from './backup-reconciler';
+import { tlsSecrets } from './api/naming';
+import { CertManager } from './certs';
 import { backupMain } from './backup-agent';
 import { KubeApi, paths, type Connection, type ListResult } from './kube-api';
 import { EtcdV3, dnsEndpoints, templateEndpoints, tlsFromFiles, type TLSMaterial } from './etcd-v3';
@@ -51,6 +53,8 @@ export interface Flags {
   failedMemberTimeoutMs?: number;
   /** The image backup Jobs run (this program's: `etcd-operator backup`). */
   backupImage: string;
+  /** spec.tls.auto: how long member and client certificates are valid (renewed with a third of it left). */
+  autoTLSValidityMs: number;
 }
 
 /** This build's operator image, the default image of backup Jobs. */
@@ -76,6 +80,7 @@ export function parseFlags(argv: string[]): Flags {
     resyncMs: 60_000,
     logLevel: 'info',
     backupImage: DEFAULT_BACKUP_IMAGE,
+    autoTLSValidityMs: 90 * 24 * 3_600_000,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -114,6 +119,7 @@ export function parseFlags(argv: string[]): Flags {
       case 'orphan-grace': f.orphanGraceMs = parseDuration(val()); break;
       case 'failed-member-timeout': f.failedMemberTimeoutMs = parseDuration(val()); break;
       case 'backup-image': f.backupImage = val(); break;
+      case 'auto-tls-validity': f.autoTLSValidityMs = parseDuration(val()); break;
       default: throw new Error(`unknown flag --${name}`);
     }
   }
@@ -158,11 +164,11 @@ export async function main(argv: string[]): Promise<void> {
   const perSecret = new Map<string, { rv: string; tls: TLSMaterial }>();
   /** A v3 session for one reconcile, with the cluster's operator secret when it names one (re-read when it changes). */
   const etcdFor = async (c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdV3> => {
-    const secretName = spec.tls?.operatorSecret;
+    const secretName = tlsSecrets(spec, c.metadata.name as string).operator;
     if (!secretName) return new EtcdV3(defaultTLS);
     const ns = c.metadata.namespace as string;
     const secret = await kube.get<{ metadata: { resourceVersion?: string }; data?: Record<string, string> }>(paths.core(ns, 'secrets', secretName));
-    if (!secret) throw new Error(`secret ${ns}/${secretName} (spec.tls.operatorSecret) not found`);
+    if (!secret) throw new Error(`secret ${ns}/${secretName} (${spec.tls?.auto ? "spec.tls.auto's client certificate" : 'spec.tls.operatorSecret'}) not found`);
     const key = `${ns}/${secretName}`;
     const cached = perSecret.get(key);
     if (cached && cached.rv === secret.metadata.resourceVersion) return new EtcdV3(cached.tls);
@@ -180,6 +186,7 @@ export async function main(argv: string[]): Promise<void> {
     instance: f.identity,
     orphanGraceMs: f.orphanGraceMs,
     failedMemberTimeoutMs: f.failedMemberTimeoutMs,
+    certs: new CertManager({ kube, log, validityMs: f.autoTLSValidityMs }),
     onAction: (kind) => metrics.actions.inc({ action: kind }),
     onConflict: () => metrics.conflicts.inc(),
   });

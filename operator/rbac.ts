@@ -43,7 +43,13 @@ export const PERMISSIONS: readonly Permission[] = [
   { scope: 'cluster', apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list', 'create', 'delete'], why: "members' data volumes (spec.storage): listed (a member with its volume gets its pod back), created with the pod, deleted with a removed member" },
   { scope: 'cluster', apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'create', 'update'], why: 'the PodDisruptionBudget: created, maxUnavailable kept in step with the size' },
   { scope: 'cluster', apiGroups: [''], resources: ['events'], verbs: ['create'], why: 'an Event for every action and refusal' },
-  { scope: 'cluster', apiGroups: [''], resources: ['secrets'], verbs: ['get'], why: "the secret named by spec.tls.operatorSecret (the operator's etcd client certificate)" },
+  {
+    scope: 'cluster',
+    apiGroups: [''],
+    resources: ['secrets'],
+    verbs: ['get', 'create', 'update', 'delete'],
+    why: "the operator's etcd client certificate (spec.tls.operatorSecret, or spec.tls.auto's); spec.tls.auto's CA and certificates: made, renewed, a removed member's deleted",
+  },
   { scope: 'lease', apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'], why: 'leader election on one Lease' },
 ];
 

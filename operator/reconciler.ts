@@ -29,6 +29,7 @@ import { ApiError, KubeApi, paths } from './kube-api';
 import { type EtcdV3, type Endpoints, type MemberStatusView } from './etcd-v3';
 import * as R from './resources';
 import type { KObject } from './resources';
+import type { CertManager } from './certs';
 
 export interface Logger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -50,6 +51,8 @@ export interface ReconcilerOptions {
   failedMemberTimeoutMs?: number;
   onAction?(kind: Action['kind']): void;
   onConflict?(): void;
+  /** spec.tls.auto's certificates. */
+  certs?: CertManager;
 }
 
 export interface ReconcileResult {
@@ -85,18 +88,32 @@ export class Reconciler {
     await this.ensureOwned(c, R.clientService(c), paths.core(namespace, 'services', R.clientService(c).metadata.name));
     await this.ensureOwned(c, R.metricsService(c), paths.core(namespace, 'services', R.metricsService(c).metadata.name));
 
+    // spec.tls.auto: the CA and the operator's client certificate first (the session below presents it)
+    let renewAt = spec.tls?.auto ? await this.certs().ensureShared(c) : undefined;
     const etcd = await this.o.etcdFor(c, spec);
     try {
-      return await this.reconcileWith(c, spec, etcd);
+      const r = await this.reconcileWith(c, spec, etcd, (t) => (renewAt = Math.min(renewAt ?? t, t)));
+      if (renewAt === undefined) return r;
+      const certs = Math.max(0, renewAt - this.now()) + 50;
+      return { ...r, requeueAfterMs: Math.min(r.requeueAfterMs ?? certs, certs) };
     } finally {
       etcd.close();
     }
   }
 
-  private async reconcileWith(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3): Promise<ReconcileResult> {
+  private certs(): CertManager {
+    if (!this.o.certs) throw new Error('spec.tls.auto: this operator makes no certificates (no certificate manager)');
+    return this.o.certs;
+  }
+
+  private async reconcileWith(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3, renewal: (at: number) => void): Promise<ReconcileResult> {
     const namespace = c.metadata.namespace as string;
     const name = c.metadata.name as string;
     const observed = await this.observe(c, spec, etcd);
+    if (spec.tls?.auto) {
+      // every member's certificate renewed in time (the kubelet updates the mounted files, the member reloads them)
+      for (const p of observed.pods) if (!p.deleting) renewal(await this.certs().ensureMember(c, p.name));
+    }
     await this.ensurePDB(c, spec, observed.members?.length ?? 0);
     let p = plan(observed);
     this.o.log.debug('plan', { cluster: `${namespace}/${name}`, action: p.action, reason: p.reason, message: p.message });
@@ -240,6 +257,8 @@ export class Reconciler {
       return pod ? this.o.endpoints.member(cluster, ns, pod.name, spec) : this.o.endpoints.service(cluster, ns, spec);
     };
     const createPod = async (pod: string, state: 'new' | 'existing', initialCluster: { name: string; peerURL: string }[], memberId?: string, restore?: R.RestoreSource): Promise<void> => {
+      // its certificate is there before it (a pod waits for the Secrets it mounts)
+      if (spec.tls?.auto) await this.certs().ensureMember(c, pod);
       if (spec.storage?.volumeClaimTemplate) await this.createIgnoringExisting(paths.core(ns, 'persistentvolumeclaims'), R.memberPVC(c, spec, pod));
       await this.createIgnoringExisting(paths.core(ns, 'pods'), R.memberPod(c, spec, pod, state, initialCluster, memberId, restore));
     };
@@ -271,8 +290,9 @@ export class Reconciler {
         if (!pod) return;
         await kube.delete(paths.core(ns, 'pods', a.pod), { uid: pod.metadata.uid });
         if (a.keepVolume) return; // the member stays: its next pod starts on this volume
-        // a removed member's data must never come back
+        // a removed member's data must never come back, nor its certificate serve another
         await kube.delete(paths.core(ns, 'persistentvolumeclaims', R.pvcName(a.pod)));
+        if (spec.tls?.auto) await this.certs().deleteMember(c, a.pod);
         return;
       }
       case 'upgradeMember':

@@ -32,7 +32,7 @@ import {
   type ObjectMeta,
   type OwnerReference,
 } from './api/types';
-import { advertiseClientURL, clientScheme, clientServiceName, imageOf, metricsServiceName, pdbName, peerScheme, peerServiceName, peerURL } from './api/naming';
+import { advertiseClientURL, clientScheme, clientServiceName, imageOf, metricsServiceName, pdbName, peerScheme, peerServiceName, peerURL, tlsSecrets } from './api/naming';
 
 /** A Kubernetes object as plain JSON (what goes over the wire). */
 export interface KObject {
@@ -103,10 +103,11 @@ export function etcdArgs(
   if (e.snapshotCount !== undefined) args.push(`--snapshot-count=${e.snapshotCount}`);
   if (e.autoCompactionMode !== undefined) args.push(`--auto-compaction-mode=${e.autoCompactionMode}`);
   if (e.autoCompactionRetention !== undefined) args.push(`--auto-compaction-retention=${e.autoCompactionRetention}`);
-  if (spec.tls?.clientSecret) {
+  const secrets = tlsSecrets(spec, name, pod);
+  if (secrets.client) {
     args.push(`--cert-file=${TLS_DIR}/client/tls.crt`, `--key-file=${TLS_DIR}/client/tls.key`, '--client-cert-auth=true', `--trusted-ca-file=${TLS_DIR}/client/ca.crt`);
   }
-  if (spec.tls?.peerSecret) {
+  if (secrets.peer) {
     args.push(`--peer-cert-file=${TLS_DIR}/peer/tls.crt`, `--peer-key-file=${TLS_DIR}/peer/tls.key`, '--peer-client-cert-auth=true', `--peer-trusted-ca-file=${TLS_DIR}/peer/ca.crt`);
   }
   const owned = new Set(args.map((a) => a.slice(2, a.indexOf('='))));
@@ -153,12 +154,13 @@ export function memberPod(
     spec.storage?.volumeClaimTemplate ? { name: 'data', persistentVolumeClaim: { claimName: pvcName(pod) } } : { name: 'data', emptyDir: {} },
   ];
   const mounts: Record<string, unknown>[] = [{ name: 'data', mountPath: DATA_DIR }];
-  if (spec.tls?.clientSecret) {
-    volumes.push({ name: 'client-tls', secret: { secretName: spec.tls.clientSecret } });
+  const secrets = tlsSecrets(spec, cluster, pod);
+  if (secrets.client) {
+    volumes.push({ name: 'client-tls', secret: { secretName: secrets.client } });
     mounts.push({ name: 'client-tls', mountPath: `${TLS_DIR}/client`, readOnly: true });
   }
-  if (spec.tls?.peerSecret) {
-    volumes.push({ name: 'peer-tls', secret: { secretName: spec.tls.peerSecret } });
+  if (secrets.peer) {
+    volumes.push({ name: 'peer-tls', secret: { secretName: secrets.peer } });
     mounts.push({ name: 'peer-tls', mountPath: `${TLS_DIR}/peer`, readOnly: true });
   }
   // /health on the plain-HTTP metrics port: a real health check even when the client URLs want a client certificate.

@@ -82,6 +82,12 @@ export interface StorageSpec {
 }
 
 export interface TLSSpec {
+  /**
+   * The operator makes the certificates: a CA (Secret `<cluster>-ca`), for each member a certificate for its client
+   * and peer URLs (Secret `<pod>-tls`), and a client certificate (Secret `<cluster>-client-tls`) the operator and the
+   * backup Jobs use; each renewed before it expires. Not together with the named Secrets below.
+   */
+  auto?: boolean;
   /** Secret (tls.crt, tls.key, ca.crt) the members serve clients with; clients must present a cert signed by ca.crt. */
   clientSecret?: string;
   /** Secret (tls.crt, tls.key, ca.crt) the members use between themselves. */

@@ -2,7 +2,7 @@
 import { specProblems, withDefaults, type EtcdCluster } from '../../operator/api/types';
 import { backupJob, clientService, etcdArgs, memberPod, memberPVC, metricsService, peerService, podDisruptionBudget } from '../../operator/resources';
 import type { EtcdBackup } from '../../operator/api/types';
-import { podFromPeerURL, versionOfImage } from '../../operator/api/naming';
+import { podFromPeerURL, tlsSecrets, versionOfImage } from '../../operator/api/naming';
 
 const c = (spec: Partial<EtcdCluster['spec']> = {}): EtcdCluster => ({
   apiVersion: 'etcd.ts-etcd.io/v1alpha1',
@@ -146,4 +146,16 @@ test('a backup Job: the operator image runs `backup` against the given members, 
     '--termination-log=/dev/termination-log', '--cacert=/etc/etcd/tls/operator/ca.crt', '--cert=/etc/etcd/tls/operator/tls.crt', '--key=/etc/etcd/tls/operator/tls.key',
   ]);
   expect(pod.volumes).toEqual(expect.arrayContaining([{ name: 'backups', persistentVolumeClaim: { claimName: 'backups' } }, { name: 'etcd-tls', secret: { secretName: 'op' } }]));
+});
+
+test("spec.tls.auto: https URLs, each member with its own certificate's Secret for client and peer URLs; backup Jobs use the client certificate", () => {
+  const x = c({ tls: { auto: true } });
+  const pod = memberPod(x, x.spec, 'db-2', 'existing', [{ name: 'db-2', peerURL: 'https://db-2.db.prod.svc:2380' }]) as unknown as { spec: { volumes: { name: string; secret?: { secretName: string } }[]; containers: { args: string[] }[] } };
+  expect(pod.spec.volumes.filter((v) => v.secret).map((v) => [v.name, v.secret?.secretName])).toEqual([['client-tls', 'db-2-tls'], ['peer-tls', 'db-2-tls']]);
+  const args = pod.spec.containers[0].args;
+  expect([flag(args, 'listen-client-urls'), flag(args, 'advertise-client-urls'), flag(args, 'initial-advertise-peer-urls')]).toEqual(['https://0.0.0.0:2379', 'https://db-2.db.prod.svc:2379', 'https://db-2.db.prod.svc:2380']);
+  expect([flag(args, 'client-cert-auth'), flag(args, 'peer-client-cert-auth'), flag(args, 'trusted-ca-file')]).toEqual(['true', 'true', '/etc/etcd/tls/client/ca.crt']);
+  const b: EtcdBackup = { apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdBackup', metadata: { name: 'n', namespace: 'prod', uid: 'u' }, spec: { clusterName: 'db', storage: { persistentVolumeClaim: { claimName: 'b' } } } };
+  const job = backupJob(b, 'n-1', 0, { endpoints: [], tlsSecret: tlsSecrets(x.spec, 'db').operator }, 'img') as unknown as { spec: { template: { spec: { volumes: { secret?: { secretName: string } }[] } } } };
+  expect(job.spec.template.spec.volumes.map((v) => v.secret?.secretName).filter(Boolean)).toEqual(['db-client-tls']);
 });

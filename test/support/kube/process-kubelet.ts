@@ -6,7 +6,9 @@
  * routes all of 127/8 to lo). It plays the parts of the node that a process needs:
  *  - network namespace: the pod gets an IP; listen addresses 0.0.0.0 in `--listen-*` args become the pod IP;
  *  - volumes: every volumeMount's mountPath in the args is mapped to a directory under the kubelet's temp dir (an
- *    emptyDir lives and dies with the pod (by uid); a persistentVolumeClaim's directory outlives its pods);
+ *    emptyDir lives and dies with the pod (by uid); a persistentVolumeClaim's directory outlives its pods; a secret's
+ *    holds a file per key, written before the container starts (which waits for a missing Secret, ContainerCreating)
+ *    and rewritten (renamed into place) when the Secret changes, as the kubelet refreshes mounted Secrets);
  *  - cluster DNS: it keeps a hosts file for test/support/kube/cluster-dns.js, preloaded into every process it
  *    starts (and into the operator): `<hostname>.<subdomain>.<ns>.svc` → pod IP, `<service>.<ns>.svc` → endpoints;
  *  - the endpoints controller's part: an Endpoints object per Service with a selector (ready and not-ready pod IPs,
@@ -61,7 +63,7 @@ interface Container {
 interface PodSpec {
   containers?: Container[];
   initContainers?: Container[];
-  volumes?: { name: string; emptyDir?: unknown; persistentVolumeClaim?: { claimName: string } }[];
+  volumes?: { name: string; emptyDir?: unknown; persistentVolumeClaim?: { claimName: string }; secret?: { secretName: string } }[];
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
   subdomain?: string;
@@ -101,6 +103,8 @@ interface Run {
   initDone: number;
   initRunning?: boolean;
   initStatuses: Record<string, unknown>[];
+  /** Waiting for a Secret it mounts to exist. */
+  waitingForSecrets?: boolean;
   waitingReason?: string;
   restartTimer?: NodeJS.Timeout;
   terminal?: 'Succeeded' | 'Failed';
@@ -156,7 +160,7 @@ export class ProcessKubelet {
   start(): void {
     if (!fs.existsSync(ETCD_MAIN)) throw new Error(`${ETCD_MAIN} is missing: run npx tsc -p tsconfig.json`);
     this.off = this.api.store.onChange((c) => {
-      if (c.rt.plural === 'pods' || c.rt.plural === 'services') this.kick();
+      if (c.rt.plural === 'pods' || c.rt.plural === 'services' || c.rt.plural === 'secrets') this.kick();
     });
     this.resyncTimer = setInterval(() => this.kick(), this.o.resyncMs);
     this.probeTimer = setInterval(() => this.probeAll(), this.o.probePeriodMs);
@@ -300,7 +304,15 @@ export class ProcessKubelet {
           this.startContainer(r);
         }
       }
-      if (r && !r.deleted) r.spec = spec;
+      if (r && !r.deleted) {
+        r.spec = spec;
+        // mounted Secrets follow their Secret; a container that waited for one starts once it is there
+        const mounted = this.writeSecrets(r);
+        if (mounted && r.waitingForSecrets) {
+          r.waitingForSecrets = false;
+          this.startContainer(r);
+        }
+      }
     }
     for (const r of [...this.runs.values()]) {
       if (!seen.has(r.key) && !r.deleted) this.removeRun(r);
@@ -458,9 +470,47 @@ export class ProcessKubelet {
     return false;
   }
 
+  /** Writes the files of the pod's secret volumes (changed ones only, each renamed into place); false if one is missing. */
+  private writeSecrets(r: Run): boolean {
+    let all = true;
+    for (const v of r.spec.volumes ?? []) {
+      if (!v.secret) continue;
+      const secret = this.api.store.get('secrets', r.ns, v.secret.secretName);
+      if (!secret) {
+        all = false;
+        continue;
+      }
+      const dir = path.join(r.podDir, 'volumes', v.name);
+      fs.mkdirSync(dir, { recursive: true });
+      const data = (secret.data ?? {}) as Record<string, string>;
+      for (const [k, b64] of Object.entries(data)) {
+        const want = Buffer.from(b64, 'base64');
+        const file = path.join(dir, k);
+        let have: Buffer | undefined;
+        try {
+          have = fs.readFileSync(file);
+        } catch {
+          have = undefined;
+        }
+        if (have && have.equals(want)) continue;
+        fs.writeFileSync(`${file}.tmp`, want, { mode: 0o600 });
+        fs.renameSync(`${file}.tmp`, file);
+      }
+      for (const f of fs.readdirSync(dir)) if (!(f in data)) fs.rmSync(path.join(dir, f), { force: true });
+    }
+    return all;
+  }
+
   private startContainer(r: Run): void {
     if (this.stopped || r.deleted) return;
     r.waitingReason = undefined;
+    if (!this.writeSecrets(r)) {
+      // FailedMount: the kubelet tries again when the Secret appears
+      r.waitingForSecrets = true;
+      r.waitingReason = 'ContainerCreating';
+      this.writeStatus(r);
+      return;
+    }
     if (!this.runInit(r)) return;
     let args: string[];
     try {
