@@ -1,11 +1,12 @@
 /**
- * The controller: EtcdCluster and Pod informers feed a work queue of cluster keys; workers reconcile one key at a
- * time each (never the same key twice at once), retry failures with backoff, requeue while a cluster is busy, and a
- * periodic resync re-reconciles every cluster (level-triggered: a missed event costs at most one resync period).
+ * A controller: an informer of its primary resource (EtcdClusters, EtcdBackups) and informers of what those own (Pods,
+ * Jobs) feed a work queue of primary keys; workers reconcile one key at a time each (never the same key twice at
+ * once), retry failures with backoff, requeue when the reconciler asks (a busy cluster, a schedule coming due), and a
+ * periodic resync re-reconciles every object (level-triggered: a missed event costs at most one resync period).
  */
-import type { EtcdCluster, OwnerReference } from './api/types';
+import type { OwnerReference } from './api/types';
 import { KIND } from './api/types';
-import type { Logger, Reconciler } from './reconciler';
+import type { Logger } from './reconciler';
 import { WorkQueue } from './workqueue';
 import type { OperatorMetrics } from './metrics';
 
@@ -23,9 +24,15 @@ interface Meta {
 }
 
 export interface ControllerOptions {
-  clusters: Source<EtcdCluster>;
+  /** The primary resource's informer (its name in logs). */
+  clusters: Source<Meta>;
+  /** What the primary objects own: an owned object's change reconciles its controller owner. */
   pods: Source<Meta>;
-  reconciler: Reconciler;
+  reconciler: { reconcile(namespace: string, name: string): Promise<{ requeueAfterMs?: number }> };
+  /** The kind of the owner references that point at the primary resource (default EtcdCluster). */
+  ownerKind?: string;
+  /** Names for logs: the primary and the owned resource. */
+  names?: [string, string];
   log: Logger;
   metrics?: OperatorMetrics;
   resyncMs?: number;
@@ -49,20 +56,21 @@ export class Controller {
     if (this.running) return;
     this.running = true;
     const { clusters, pods, log } = this.o;
-    const enqueueCluster = (c: EtcdCluster): void => {
+    const enqueueCluster = (c: Meta): void => {
       if (c.metadata?.namespace && c.metadata.name) this.queue.add(`${c.metadata.namespace}/${c.metadata.name}`);
     };
     clusters.on('add', enqueueCluster);
     clusters.on('update', enqueueCluster);
     clusters.on('delete', enqueueCluster);
     const enqueueOwner = (p: Meta): void => {
-      const owner = p.metadata?.ownerReferences?.find((r) => r.kind === KIND && r.controller);
+      const owner = p.metadata?.ownerReferences?.find((r) => r.kind === (this.o.ownerKind ?? KIND) && r.controller);
       if (owner && p.metadata?.namespace) this.queue.add(`${p.metadata.namespace}/${owner.name}`);
     };
     pods.on('add', enqueueOwner);
     pods.on('update', enqueueOwner);
     pods.on('delete', enqueueOwner);
-    for (const [name, src] of [['etcdclusters', clusters], ['pods', pods]] as const) {
+    const [primaryName, ownedName] = this.o.names ?? ['etcdclusters', 'pods'];
+    for (const [name, src] of [[primaryName, clusters], [ownedName, pods]] as const) {
       // client-node's informer stops on errors other than 410 Gone: start it again after a pause
       src.on('error', (err?: unknown) => {
         if (!this.running) return;

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
- * `etcd-operator`: runs the EtcdCluster controller with leader election, /metrics and /healthz.
+ * `etcd-operator`: runs the EtcdCluster and EtcdBackup controllers with leader election, /metrics and /healthz.
  *
  *   etcd-operator [--kubeconfig FILE | --server URL] [--namespace NS] [--metrics-addr 0.0.0.0:8080]
  *                 [--leader-elect=true] [--lease-namespace NS] [--lease-name etcd-operator] [--identity ID]
  *                 [--lease-duration 15s] [--renew-deadline 10s] [--retry-period 2s] [--resync 60s]
  *                 [--member-url-template URL] [--service-url-template URL]
  *                 [--etcd-ca FILE --etcd-cert FILE --etcd-key FILE] [--log-level info]
+ *                 [--backup-image ts-etcd/etcd-operator:0.1.0] [--auto-tls-validity 2160h]
+ *   etcd-operator backup ...   (what a backup Job runs: operator/backup-agent.ts)
  *
  * Without --kubeconfig/--server the configuration comes from the pod's service account (in cluster) or
  * $KUBECONFIG / ~/.kube/config. Member client URLs are the in-cluster DNS names unless --member-url-template
@@ -16,9 +18,13 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as winston from 'winston';
 import * as k8s from '@kubernetes/client-node';
-import { GROUP, LABEL_MANAGED_BY, MANAGER, PLURAL, VERSION, type EtcdCluster, type EtcdClusterSpec } from './api/types';
+import { BACKUP_KIND, BACKUP_PLURAL, GROUP, LABEL_MANAGED_BY, MANAGER, PLURAL, VERSION, type EtcdCluster, type EtcdClusterSpec } from './api/types';
+import { BackupReconciler } from './backup-reconciler';
+import { tlsSecrets } from './api/naming';
+import { CertManager } from './certs';
+import { backupMain } from './backup-agent';
 import { KubeApi, paths, type Connection, type ListResult } from './kube-api';
-import { EtcdClient, dnsEndpoints, templateEndpoints, tlsFromFiles, type TLSMaterial } from './etcd-client';
+import { EtcdV3, dnsEndpoints, templateEndpoints, tlsFromFiles, type TLSMaterial } from './etcd-v3';
 import { Reconciler } from './reconciler';
 import { Controller, type Source } from './controller';
 import { LeaderElector } from './leader-election';
@@ -45,7 +51,14 @@ export interface Flags {
   logLevel: string;
   orphanGraceMs?: number;
   failedMemberTimeoutMs?: number;
+  /** The image backup Jobs run (this program's: `etcd-operator backup`). */
+  backupImage: string;
+  /** spec.tls.auto: how long member and client certificates are valid (renewed with a third of it left). */
+  autoTLSValidityMs: number;
 }
+
+/** This build's operator image, the default image of backup Jobs. */
+export const DEFAULT_BACKUP_IMAGE = 'ts-etcd/etcd-operator:0.1.0';
 
 export function parseDuration(v: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
@@ -66,6 +79,8 @@ export function parseFlags(argv: string[]): Flags {
     retryPeriodMs: 2_000,
     resyncMs: 60_000,
     logLevel: 'info',
+    backupImage: DEFAULT_BACKUP_IMAGE,
+    autoTLSValidityMs: 90 * 24 * 3_600_000,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -103,6 +118,8 @@ export function parseFlags(argv: string[]): Flags {
       case 'log-level': f.logLevel = val(); break;
       case 'orphan-grace': f.orphanGraceMs = parseDuration(val()); break;
       case 'failed-member-timeout': f.failedMemberTimeoutMs = parseDuration(val()); break;
+      case 'backup-image': f.backupImage = val(); break;
+      case 'auto-tls-validity': f.autoTLSValidityMs = parseDuration(val()); break;
       default: throw new Error(`unknown flag --${name}`);
     }
   }
@@ -144,21 +161,21 @@ export async function main(argv: string[]): Promise<void> {
   const metrics = new OperatorMetrics();
 
   const defaultTLS: TLSMaterial = tlsFromFiles({ caFile: f.etcdCA, certFile: f.etcdCert, keyFile: f.etcdKey });
-  const defaultEtcd = new EtcdClient(3000, defaultTLS);
-  const perSecret = new Map<string, { rv: string; client: EtcdClient }>();
-  const etcdFor = async (c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdClient> => {
-    const secretName = spec.tls?.operatorSecret;
-    if (!secretName) return defaultEtcd;
+  const perSecret = new Map<string, { rv: string; tls: TLSMaterial }>();
+  /** A v3 session for one reconcile, with the cluster's operator secret when it names one (re-read when it changes). */
+  const etcdFor = async (c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdV3> => {
+    const secretName = tlsSecrets(spec, c.metadata.name as string).operator;
+    if (!secretName) return new EtcdV3(defaultTLS);
     const ns = c.metadata.namespace as string;
     const secret = await kube.get<{ metadata: { resourceVersion?: string }; data?: Record<string, string> }>(paths.core(ns, 'secrets', secretName));
-    if (!secret) throw new Error(`secret ${ns}/${secretName} (spec.tls.operatorSecret) not found`);
+    if (!secret) throw new Error(`secret ${ns}/${secretName} (${spec.tls?.auto ? "spec.tls.auto's client certificate" : 'spec.tls.operatorSecret'}) not found`);
     const key = `${ns}/${secretName}`;
     const cached = perSecret.get(key);
-    if (cached && cached.rv === secret.metadata.resourceVersion) return cached.client;
+    if (cached && cached.rv === secret.metadata.resourceVersion) return new EtcdV3(cached.tls);
     const b = (k: string): Buffer | undefined => (secret.data?.[k] ? Buffer.from(secret.data[k], 'base64') : undefined);
-    const client = new EtcdClient(3000, { ca: b('ca.crt'), cert: b('tls.crt'), key: b('tls.key') });
-    perSecret.set(key, { rv: secret.metadata.resourceVersion ?? '', client });
-    return client;
+    const tls: TLSMaterial = { ca: b('ca.crt'), cert: b('tls.crt'), key: b('tls.key') };
+    perSecret.set(key, { rv: secret.metadata.resourceVersion ?? '', tls });
+    return new EtcdV3(tls);
   };
 
   const reconciler = new Reconciler({
@@ -169,28 +186,33 @@ export async function main(argv: string[]): Promise<void> {
     instance: f.identity,
     orphanGraceMs: f.orphanGraceMs,
     failedMemberTimeoutMs: f.failedMemberTimeoutMs,
+    certs: new CertManager({ kube, log, validityMs: f.autoTLSValidityMs }),
     onAction: (kind) => metrics.actions.inc({ action: kind }),
     onConflict: () => metrics.conflicts.inc(),
   });
 
-  const gv = `${GROUP}/${VERSION}`;
-  const clusterPath = f.namespace ? `/apis/${gv}/namespaces/${f.namespace}/${PLURAL}` : `/apis/${gv}/${PLURAL}`;
-  const podPath = f.namespace ? `/api/v1/namespaces/${f.namespace}/pods` : '/api/v1/pods';
-  const podSelector = `${LABEL_MANAGED_BY}=${MANAGER}`;
-  const makeController = (): Controller => {
-    const clusters = k8s.makeInformer<k8s.KubernetesObject>(kc, clusterPath, async () => toList(await kube.list<k8s.KubernetesObject>(clusterPath)));
-    const pods = k8s.makeInformer<k8s.KubernetesObject>(kc, podPath, async () => toList(await kube.list<k8s.KubernetesObject>(podPath, podSelector)), podSelector);
-    return new Controller({
-      clusters: clusters as unknown as Source<EtcdCluster>,
-      pods: pods as unknown as Source<k8s.KubernetesObject>,
-      reconciler,
-      log,
-      metrics,
-      resyncMs: f.resyncMs,
-    });
-  };
+  const backupReconciler = new BackupReconciler({ kube, log, instance: f.identity, image: f.backupImage, metrics });
 
-  let controller: Controller | undefined;
+  const gv = `${GROUP}/${VERSION}`;
+  const within = (group: string, plural: string): string => (f.namespace ? `${group}/namespaces/${f.namespace}/${plural}` : `${group}/${plural}`);
+  const managed = `${LABEL_MANAGED_BY}=${MANAGER}`;
+  const informer = (path: string, selector?: string): Source<k8s.KubernetesObject> =>
+    k8s.makeInformer<k8s.KubernetesObject>(kc, path, async () => toList(await kube.list<k8s.KubernetesObject>(path, selector)), selector) as unknown as Source<k8s.KubernetesObject>;
+  /** EtcdClusters (and their pods); EtcdBackups (and their Jobs). */
+  const makeControllers = (): Controller[] => [
+    new Controller({ clusters: informer(within(`/apis/${gv}`, PLURAL)), pods: informer(within('/api/v1', 'pods'), managed), reconciler, log, metrics, resyncMs: f.resyncMs }),
+    new Controller({
+      clusters: informer(within(`/apis/${gv}`, BACKUP_PLURAL)),
+      pods: informer(within('/apis/batch/v1', 'jobs'), managed),
+      reconciler: backupReconciler,
+      ownerKind: BACKUP_KIND,
+      names: [BACKUP_PLURAL, 'jobs'],
+      log,
+      resyncMs: f.resyncMs,
+    }),
+  ];
+
+  let controllers: Controller[] = [];
   let elector: LeaderElector | undefined;
   let leading = !f.leaderElect;
 
@@ -217,19 +239,22 @@ export async function main(argv: string[]): Promise<void> {
   log.info('serving /metrics and /healthz', { address: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : String(addr) });
 
   const startController = (): void => {
-    controller = makeController();
-    controller.start().catch((e: Error) => {
-      log.error('controller failed to start', { error: e.message });
-      process.exit(1);
-    });
+    controllers = makeControllers();
+    for (const c of controllers) {
+      c.start().catch((e: Error) => {
+        log.error('controller failed to start', { error: e.message });
+        process.exit(1);
+      });
+    }
   };
+  const stopControllers = (): Promise<unknown> => Promise.allSettled(controllers.map((c) => c.stop()));
 
   let stopping = false;
   const shutdown = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info('shutting down');
-    await controller?.stop();
+    await stopControllers();
     await elector?.stop(true);
     server.close();
     process.exit(code);
@@ -257,7 +282,7 @@ export async function main(argv: string[]): Promise<void> {
         leading = false;
         metrics.leader.set(0);
         log.error('leadership lost; exiting');
-        void controller?.stop().finally(() => process.exit(1));
+        void stopControllers().finally(() => process.exit(1));
       },
     });
     elector.start();
@@ -278,8 +303,19 @@ function splitHostPort(addr: string): [string, string] {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    process.stderr.write(`etcd-operator: ${e.message}\n`);
-    process.exit(2);
-  });
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'backup') {
+    backupMain(argv.slice(1)).then(
+      (code) => process.exit(code),
+      (e: Error) => {
+        process.stderr.write(`etcd-operator backup: ${e.message}\n`);
+        process.exit(2);
+      },
+    );
+  } else {
+    main(argv).catch((e: Error) => {
+      process.stderr.write(`etcd-operator: ${e.message}\n`);
+      process.exit(2);
+    });
+  }
 }

@@ -15,6 +15,16 @@ export class OperatorMetrics {
   readonly conflicts = new client.Counter({ name: 'etcd_operator_api_conflicts_total', help: 'API 409 conflicts answered by re-reading.', registers: [this.registry] });
   readonly leader = new client.Gauge({ name: 'etcd_operator_is_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
   readonly queueDepth = new client.Gauge({ name: 'etcd_operator_workqueue_depth', help: 'Keys waiting in the work queue.', registers: [this.registry] });
+  /** Per EtcdBackup, from its status (so they are right after a restart of the operator too). */
+  readonly backupLastSuccess = new client.Gauge({
+    name: 'etcd_operator_backup_last_success_timestamp_seconds',
+    help: 'When the last successful snapshot of an EtcdBackup was taken (Unix time).',
+    labelNames: ['namespace', 'backup', 'cluster'],
+    registers: [this.registry],
+  });
+  readonly backupLastSize = new client.Gauge({ name: 'etcd_operator_backup_last_size_bytes', help: 'Size of the last successful snapshot of an EtcdBackup.', labelNames: ['namespace', 'backup', 'cluster'], registers: [this.registry] });
+  readonly backupLastRevision = new client.Gauge({ name: 'etcd_operator_backup_last_revision', help: 'The store revision in the last successful snapshot of an EtcdBackup.', labelNames: ['namespace', 'backup', 'cluster'], registers: [this.registry] });
+  readonly backups = new client.Counter({ name: 'etcd_operator_backups_total', help: 'Backup runs finished, by result (succeeded, failed).', labelNames: ['namespace', 'backup', 'result'], registers: [this.registry] });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'etcd_operator_' });

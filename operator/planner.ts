@@ -14,27 +14,34 @@
  *     changes no membership — the same member restarts from its own data — so it needs no quorum and comes before
  *     every quorum check: it is how a cluster that lost 2 of 3 pods, or all of them, gets its quorum back. The
  *     members are etcd's members list, or, when no member answers, the membership the status last saw;
+ * 4r. a new cluster with spec.restore, before any member answers: create each member's pod, its data dir restored from
+ *     the backup's snapshot by an init container (etcd's disaster recovery), all started `new` with the whole cluster;
  *  4. no pods and no members: bootstrap the seed (`--initial-cluster-state new`) — unless the cluster had members
  *     before (then every member and its data are gone: report Degraded, never silently re-create an empty etcd);
  *  5. members API unreachable: wait for the seed, or report Degraded;
  *  6. a member that was added but has no pod: create its pod (`existing`, the full `--initial-cluster`) — even
- *     without quorum, since 1 → 2 has none until the new member starts, and a pod can only help;
- *     fewer healthy members than the quorum of the members list (and nobody joining): Degraded (QuorumLost), act on
- *     nothing — any membership change needs a quorum to commit, and deleting pods could only make it worse;
+ *     without quorum, since a pod can only help;
+ *     fewer healthy voting members than the quorum of the voters (learners count toward no quorum; nobody joining):
+ *     Degraded (QuorumLost), act on nothing — any membership change needs a quorum to commit, and deleting pods could
+ *     only make it worse;
  *  7. a pod that is not a member (removed, or a leftover): delete it (it cannot vote, so this is always safe); a
  *     young pod gets a grace period (a lagging members list may not show its just-added member yet);
  *  8. a member whose peer URL is not one of this cluster's pods: remove it (guarded like any removal);
  *  9. a failed member (pod gone or ended with no volume to come back to, or unready for longer than the grace
  *     period): remove it from the members list (its pod then becomes step 7, and the cluster grows back by step 11);
- * 10. a member not ready yet (joining, restarting after an upgrade): wait;
- * 11. fewer members than spec.size: add one (members API), only if the healthy members would still be a quorum of
- *     the bigger cluster (1 → 2 is the one exception: it cannot be done otherwise without learners);
- *     more members than spec.size: remove one — never the leader, unready ones first, then the newest;
+ *     a learner may always go (it holds no vote), a voter only if the rest is still a quorum of the smaller cluster;
+ * 10. a member not ready yet (joining, catching up as a learner, restarting after an upgrade): wait;
+ * 11. more members than spec.size: remove one — a learner first, never the leader, unready ones first, then the
+ *     newest; else a learner (every member healthy): promote it, which etcd allows once it has caught up with the
+ *     leader (until then the promotion is answered "not in sync" and tried again); else fewer members than spec.size:
+ *     add one as a learner (MemberAdd is_learner). A learner changes no quorum, so growing never risks one: the
+ *     cluster's quorum grows only at the promotion, when the new member is already up to date and healthy;
  * 12. a member running another version than spec.version: upgrade it in place (the pod's image; the container
  *     restarts, its emptyDir/PVC stays) — followers first, the leader last; minor downgrades and minor skips refused;
  * 13. otherwise: nothing to do.
  */
-import type { EtcdClusterSpec, Phase } from './api/types';
+import type { DefragmentStatus, EtcdClusterSpec, Phase } from './api/types';
+import { lastRunBetween, nextRun, parseSchedule, ScheduleError } from './cron';
 import { quorum, specProblems } from './api/types';
 import { memberPodName, ordinalOf, peerURL, podFromPeerURL } from './api/naming';
 
@@ -59,12 +66,14 @@ export interface PodView {
 }
 
 export interface MemberView {
-  /** Hex ID as the v2 members API gives it. */
+  /** Hex ID (etcd's uint64 as the members list is printed). */
   id: string;
   /** Empty until the member has started. */
   name: string;
   peerURLs: string[];
   clientURLs: string[];
+  /** A learner: it receives the log but does not vote (and counts toward no quorum) until it is promoted. */
+  isLearner?: boolean;
 }
 
 export interface Observed {
@@ -89,6 +98,12 @@ export interface Observed {
   volumes?: string[];
   /** The membership the status last saw (pod names, IDs): who the members are when none answers. */
   lastMembers?: { name: string; id?: string }[];
+  /** spec.restore, resolved: the claim and snapshot file every member is seeded from, or why there is none. */
+  restore?: { claim: string; file: string } | { problem: string };
+  /** The EtcdCluster's creation (ms): a defragmentation schedule counts from there. */
+  createdAt?: number;
+  /** Scheduled defragmentation as the status last said. */
+  defragment?: DefragmentStatus;
 }
 
 export type Action =
@@ -96,12 +111,19 @@ export type Action =
   | { kind: 'wait' }
   | { kind: 'refuse' }
   | { kind: 'bootstrap'; pod: string; peerURL: string }
-  | { kind: 'addMember'; pod: string; peerURL: string }
+  /** A member of a cluster seeded from a backup: its data dir restored from the snapshot, then started (`new`). */
+  | { kind: 'restoreMember'; pod: string; initialCluster: { name: string; peerURL: string }[]; claim: string; file: string }
+  /** Always as a learner: it changes no quorum until it is promoted. */
+  | { kind: 'addMember'; pod: string; peerURL: string; learner: true }
+  /** A learner that has caught up becomes a voter (etcd refuses while it lags: retried later). */
+  | { kind: 'promoteMember'; id: string; pod: string }
   | { kind: 'createPod'; pod: string; state: 'existing'; initialCluster: { name: string; peerURL: string }[]; memberId?: string }
   | { kind: 'removeMember'; id: string; pod?: string }
   /** keepVolume: the pod goes, its member and volume stay (the member gets a new pod on it next). */
   | { kind: 'deletePod'; pod: string; keepVolume?: boolean }
-  | { kind: 'upgradeMember'; pod: string; from?: string; to: string };
+  | { kind: 'upgradeMember'; pod: string; from?: string; to: string }
+  /** Maintenance.Defragment of one member (it stays serving; its writes wait while its store is copied). */
+  | { kind: 'defragMember'; pod: string; id: string };
 
 export interface Plan {
   action: Action;
@@ -111,6 +133,10 @@ export interface Plan {
   message: string;
   /** Set when the cluster is degraded (quorum lost, member unhealthy, refused spec...). */
   degraded?: { reason: string; message: string };
+  /** status.defragment to write (once the action, if any, is done). */
+  defragment?: DefragmentStatus;
+  /** Look again then, at the latest (a schedule coming due). */
+  requeueAfterMs?: number;
 }
 
 const DEFAULT_ORPHAN_GRACE_MS = 30_000;
@@ -143,6 +169,9 @@ export function plan(o: Observed): Plan {
   // 3. Members come back on their volumes, quorum or not.
   const back = backOnVolume(o, members);
   if (back) return back;
+
+  // 4r. A cluster seeded from a backup: every member restored from the snapshot and started at once.
+  if (spec.restore && !o.bootstrapped && members === undefined) return restoring(o);
 
   // 4. Nothing there yet.
   if (pods.length === 0 && (members === undefined || members.length === 0)) {
@@ -190,8 +219,10 @@ export function plan(o: Observed): Plan {
   });
   const memberPods = new Set(joined.map((j) => j.podName).filter((x): x is string => x !== undefined));
   const isHealthy = (j: Joined): boolean => j.pod !== undefined && j.pod.ready && o.healthy[j.pod.name] === true;
-  const total = members.length;
-  const healthy = joined.filter(isHealthy).length;
+  // Only voters make a quorum: a learner neither counts toward it nor is needed for it.
+  const voters = joined.filter((j) => !j.member.isLearner);
+  const total = voters.length;
+  const healthy = voters.filter(isHealthy).length;
   const q = quorum(total);
 
   // 6a. Added, pod not created yet: create it (it can only help, even without quorum: 1 → 2 has none until it joins).
@@ -217,14 +248,14 @@ export function plan(o: Observed): Plan {
       j.pod.phase !== 'Failed' &&
       j.pod.phase !== 'Succeeded' &&
       (j.member.name === '' || (!j.pod.ready && j.pod.unreadySince === undefined && j.pod.createdAt !== undefined && o.now - j.pod.createdAt < startingFor));
-    const joining = joined.find(starting);
+    const joining = voters.find(starting);
     if (joining) {
       const message = `waiting for member ${joining.podName} to start (${healthy} of ${total} healthy, quorum ${q})`;
       // An added member the quorum now needs: the cluster cannot commit until it joins, which is worth saying.
       if (joining.member.name === '') return wait(busyPhase(o), 'WaitingForMember', message, o, { reason: 'MemberJoining', message: `quorum needs the joining member ${joining.podName}` });
       return wait(busyPhase(o), 'WaitingForMember', message, o);
     }
-    return refuse('Degraded', 'QuorumLost', `only ${healthy} of ${total} members are healthy, ${q} are needed for quorum; not acting`);
+    return refuse('Degraded', 'QuorumLost', `only ${healthy} of ${total} voting members are healthy, ${q} are needed for quorum; not acting`);
   }
 
   // 7. Pods that are not members.
@@ -275,23 +306,31 @@ export function plan(o: Observed): Plan {
     return wait('Upgrading', 'WaitingForMember', `waiting for member ${restarting.podName} to restart with ${restarting.pod?.version}`, o);
   }
 
-  // 11. Size.
-  if (total < spec.size) {
-    if (total >= 2 && healthy < quorum(total + 1)) {
-      return refuse('Degraded', 'UnsafeToGrow', `adding a member would need ${quorum(total + 1)} healthy members, ${healthy} are`);
-    }
-    const pod = memberPodName(cluster, nextOrdinal(o));
+  // 11. Size: shrink first (a learner before any voter), then promote a learner that is there, then grow by one learner.
+  if (joined.length > spec.size) {
+    const victim = pickToRemove(cluster, joined, o.leaderId);
+    return guardedRemove(o, joined, victim, healthy, 'RemovingMember', `removing ${victim.member.isLearner ? 'learner' : 'member'} ${victim.podName} (${joined.length} → ${joined.length - 1} of ${spec.size})`, 'Scaling');
+  }
+  const learner = joined.find((j) => j.member.isLearner);
+  if (learner) {
+    // Every member is healthy here (step 10), the learner too: with it the voters are a quorum of the bigger cluster.
     return act(
-      { kind: 'addMember', pod, peerURL: peerURL(cluster, namespace, pod, spec) },
+      { kind: 'promoteMember', id: learner.member.id, pod: learner.podName as string },
       'Scaling',
-      'AddingMember',
-      `adding member ${pod} (${total} → ${total + 1} of ${spec.size})`,
+      'PromotingMember',
+      `promoting learner ${learner.podName} to a voting member (${total} → ${total + 1} voters of ${spec.size})`,
       o,
     );
   }
-  if (total > spec.size) {
-    const victim = pickToRemove(cluster, joined, o.leaderId);
-    return guardedRemove(o, joined, victim, healthy, 'RemovingMember', `removing member ${victim.podName} (${total} → ${total - 1} of ${spec.size})`, 'Scaling');
+  if (joined.length < spec.size) {
+    const pod = memberPodName(cluster, nextOrdinal(o));
+    return act(
+      { kind: 'addMember', pod, peerURL: peerURL(cluster, namespace, pod, spec), learner: true },
+      'Scaling',
+      'AddingMember',
+      `adding member ${pod} as a learner (${total} → ${total + 1} of ${spec.size})`,
+      o,
+    );
   }
 
   // 12. Version.
@@ -316,7 +355,89 @@ export function plan(o: Observed): Plan {
     );
   }
 
-  return { action: { kind: 'none' }, phase: 'Running', reason: 'ReconcileComplete', message: `${total} of ${spec.size} members healthy at ${spec.version}` };
+  // 13. Scheduled defragmentation.
+  const none: Plan = { action: { kind: 'none' }, phase: 'Running', reason: 'ReconcileComplete', message: `${total} of ${spec.size} members healthy at ${spec.version}` };
+  return spec.defragment ? defragment(o, joined, none) : none;
+}
+
+const rfc3339 = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/**
+ * Step 13: when a run of spec.defragment's schedule is due (missed runs count as one), every member is defragmented
+ * in turn — followers first (lowest ordinal first), the leader last, since a member's writes wait while its store is
+ * copied — one per reconcile, each only once every member is healthy again (steps 6–10 come first). The run's
+ * progress is in status.defragment, so it goes on after a restart of the operator.
+ */
+function defragment(o: Observed, joined: Joined[], none: Plan): Plan {
+  const spec = o.spec;
+  const prev = o.defragment ?? {};
+  let schedule;
+  try {
+    schedule = parseSchedule(spec.defragment?.schedule ?? '');
+  } catch (e) {
+    if (!(e instanceof ScheduleError)) throw e;
+    return { ...none, defragment: { ...prev, running: undefined, nextScheduleTime: undefined, message: `spec.defragment.schedule: ${e.message}` } };
+  }
+  const st: DefragmentStatus = { ...prev, message: undefined };
+  let run = prev.running;
+  if (!run) {
+    const due = lastRunBetween(schedule, prev.lastScheduleTime ? Date.parse(prev.lastScheduleTime) : (o.createdAt ?? o.now), o.now);
+    if (due !== undefined) {
+      run = { due: rfc3339(due), done: [] };
+      st.lastScheduleTime = run.due;
+    }
+  }
+  const next = nextRun(schedule, st.lastScheduleTime ? Date.parse(st.lastScheduleTime) : (o.createdAt ?? o.now));
+  st.nextScheduleTime = next === undefined ? undefined : rfc3339(next);
+  const requeueAfterMs = next === undefined ? undefined : Math.max(0, next - o.now) + 50;
+  if (run) {
+    const order = joined
+      .filter((j) => j.podName !== undefined)
+      .sort((a, b) => Number(a.member.id === o.leaderId) - Number(b.member.id === o.leaderId) || (ordinalOf(o.cluster, a.podName ?? '') ?? 0) - (ordinalOf(o.cluster, b.podName ?? '') ?? 0));
+    const todo = order.filter((j) => !run.done.includes(j.podName as string));
+    if (todo.length > 0) {
+      const j = todo[0];
+      const leader = j.member.id === o.leaderId;
+      return {
+        action: { kind: 'defragMember', pod: j.podName as string, id: j.member.id },
+        phase: 'Running',
+        reason: 'Defragmenting',
+        message: `defragmenting member ${j.podName}${leader ? ' (the leader, last)' : ''}: ${run.done.length + 1} of ${order.length} in the run due ${run.due}`,
+        defragment: { ...st, running: { due: run.due, done: [...run.done, j.podName as string] } },
+      };
+    }
+    st.running = undefined;
+    st.lastCompletionTime = rfc3339(o.now);
+  }
+  return { ...none, defragment: st, requeueAfterMs };
+}
+
+/**
+ * Step 4r, etcd's disaster recovery: a new cluster of spec.size members whose data dirs are all made from one
+ * snapshot (`etcdctl snapshot restore` with each member's name, the whole cluster and its token), started together
+ * with `--initial-cluster-state new`. Their pods are created one per reconcile, lowest ordinal first; then waited for.
+ */
+function restoring(o: Observed): Plan {
+  const { cluster, namespace, spec } = o;
+  const src = o.restore;
+  if (!src || 'problem' in src) {
+    return refuse('Failed', 'RestoreSourceUnavailable', `cannot restore from EtcdBackup ${spec.restore?.backupName}: ${src && 'problem' in src ? src.problem : 'not resolved'}`);
+  }
+  const names = Array.from({ length: spec.size }, (_, i) => memberPodName(cluster, i));
+  const initialCluster = names.map((n) => ({ name: n, peerURL: peerURL(cluster, namespace, n, spec) }));
+  const missing = names.find((n) => !o.pods.some((p) => p.name === n));
+  if (missing) {
+    return act(
+      { kind: 'restoreMember', pod: missing, initialCluster, claim: src.claim, file: src.file },
+      'Creating',
+      'RestoringMember',
+      `seeding member ${missing} from snapshot ${src.file} (EtcdBackup ${spec.restore?.backupName}), ${initialCluster.length} members in all`,
+      o,
+    );
+  }
+  const failed = o.pods.find((p) => p.phase === 'Failed');
+  if (failed) return refuse('Failed', 'RestoreFailed', `member ${failed.name} failed to restore or start from ${src.file}`);
+  return wait('Creating', 'WaitingForRestore', `waiting for the ${names.length} restored members to start and elect a leader`, o);
 }
 
 /**
@@ -370,7 +491,10 @@ function backOnVolume(o: Observed, members: MemberView[] | undefined): Plan | un
 
 /** Remove a member only if what stays is still a quorum of the smaller cluster, counting only healthy members. */
 function guardedRemove(o: Observed, joined: Joined[], j: Joined, healthy: number, reason: string, message: string, phase: Phase = 'Healing'): Plan {
-  const total = joined.length;
+  const degraded0 = reason === 'RemovingMember' ? undefined : { reason: 'MemberFailed', message };
+  // A learner votes in nothing: removing it leaves the quorum as it is (and needs that quorum to commit, which step 6 saw).
+  if (j.member.isLearner) return act({ kind: 'removeMember', id: j.member.id, pod: j.podName }, phase, reason, message, o, degraded0);
+  const total = joined.filter((x) => !x.member.isLearner).length;
   const healthyAfter = healthy - (j.pod !== undefined && j.pod.ready && o.healthy[j.pod.name] === true ? 1 : 0);
   if (total - 1 === 0) {
     return refuse('Degraded', 'LastMember', `not removing ${j.podName ?? j.member.id}: it is the last member`);
@@ -378,11 +502,12 @@ function guardedRemove(o: Observed, joined: Joined[], j: Joined, healthy: number
   if (healthyAfter < quorum(total - 1)) {
     return refuse('Degraded', 'UnsafeToRemove', `removing ${j.podName ?? j.member.id} would leave ${healthyAfter} healthy of ${total - 1}, below quorum ${quorum(total - 1)}`);
   }
-  const degraded = reason === 'RemovingMember' ? undefined : { reason: 'MemberFailed', message };
-  return act({ kind: 'removeMember', id: j.member.id, pod: j.podName }, phase, reason, message, o, degraded);
+  return act({ kind: 'removeMember', id: j.member.id, pod: j.podName }, phase, reason, message, o, degraded0);
 }
 
 function pickToRemove(cluster: string, joined: Joined[], leaderId: string | undefined): Joined {
+  const learner = joined.find((j) => j.member.isLearner);
+  if (learner) return learner;
   const candidates = joined.filter((j) => j.member.id !== leaderId);
   const pool = candidates.length > 0 ? candidates : joined;
   return [...pool].sort((a, b) => {
@@ -411,7 +536,7 @@ function parseVersion(v: string | undefined): [number, number, number] | undefin
 /** What the cluster is busy with while waiting. */
 function busyPhase(o: Observed): Phase {
   if (o.members === undefined || o.members.length === 0) return o.bootstrapped ? 'Healing' : 'Creating';
-  if (o.members.length !== o.spec.size) return 'Scaling';
+  if (o.members.length !== o.spec.size || o.members.some((m) => m.isLearner)) return 'Scaling';
   if (o.pods.some((p) => p.version !== undefined && p.version !== o.spec.version)) return 'Upgrading';
   return 'Healing';
 }

@@ -7,7 +7,7 @@
  * request the running operator makes (`requestAttributes`, as kube-apiserver derives them) to this table and to the
  * manifests' rules. A new API use without an entry here and a rule there fails them.
  */
-import { GROUP, PLURAL } from './api/types';
+import { BACKUP_PLURAL, GROUP, PLURAL } from './api/types';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
 
@@ -34,12 +34,22 @@ export const PERMISSIONS: readonly Permission[] = [
     verbs: ['update'],
     why: 'owned objects carry ownerReferences with blockOwnerDeletion: true, which the OwnerReferencesPermissionEnforcement admission plugin allows only to who may update the owner\'s finalizers',
   },
-  { scope: 'cluster', apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'], why: 'member pods: the informer, observe, create, upgrade in place (image), delete' },
+  { scope: 'cluster', apiGroups: [GROUP], resources: [BACKUP_PLURAL], verbs: ['get', 'list', 'watch'], why: 'the EtcdBackup informer; each reconcile reads its backup; a restore reads the backup it names' },
+  { scope: 'cluster', apiGroups: [GROUP], resources: [`${BACKUP_PLURAL}/status`], verbs: ['update'], why: 'EtcdBackup status writes (last snapshot, kept snapshots, schedule)' },
+  { scope: 'cluster', apiGroups: [GROUP], resources: [`${BACKUP_PLURAL}/finalizers`], verbs: ['update'], why: 'backup Jobs carry an ownerReference to their EtcdBackup with blockOwnerDeletion: true' },
+  { scope: 'cluster', apiGroups: ['batch'], resources: ['jobs'], verbs: ['list', 'watch', 'create', 'delete'], why: 'backup runs: the informer, created when due, old ones deleted' },
+  { scope: 'cluster', apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'], why: "member pods: the informer, observe, create, upgrade in place (image), delete; backup pods' termination messages (list)" },
   { scope: 'cluster', apiGroups: [''], resources: ['services'], verbs: ['get', 'create', 'update'], why: 'the peer and client Services: created, brought back when changed' },
   { scope: 'cluster', apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list', 'create', 'delete'], why: "members' data volumes (spec.storage): listed (a member with its volume gets its pod back), created with the pod, deleted with a removed member" },
   { scope: 'cluster', apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'create', 'update'], why: 'the PodDisruptionBudget: created, maxUnavailable kept in step with the size' },
   { scope: 'cluster', apiGroups: [''], resources: ['events'], verbs: ['create'], why: 'an Event for every action and refusal' },
-  { scope: 'cluster', apiGroups: [''], resources: ['secrets'], verbs: ['get'], why: "the secret named by spec.tls.operatorSecret (the operator's etcd client certificate)" },
+  {
+    scope: 'cluster',
+    apiGroups: [''],
+    resources: ['secrets'],
+    verbs: ['get', 'create', 'update', 'delete'],
+    why: "the operator's etcd client certificate (spec.tls.operatorSecret, or spec.tls.auto's); spec.tls.auto's CA and certificates: made, renewed, a removed member's deleted",
+  },
   { scope: 'lease', apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'], why: 'leader election on one Lease' },
 ];
 

@@ -10,12 +10,14 @@ import {
   ANN_CLUSTER_STATE,
   ANN_MEMBER_ID,
   API_VERSION,
+  BACKUP_PLURAL,
   GROUP,
   PLURAL,
   VERSION,
   quorum,
   withDefaults,
   type Condition,
+  type EtcdBackup,
   type EtcdCluster,
   type EtcdClusterSpec,
   type EtcdClusterStatus,
@@ -24,9 +26,10 @@ import {
 import { clientServiceName, clientServiceURL, ordinalOf, versionOfImage } from './api/naming';
 import { plan, type Action, type MemberView, type Observed, type Plan, type PodView } from './planner';
 import { ApiError, KubeApi, paths } from './kube-api';
-import { EtcdClient, type Endpoints } from './etcd-client';
+import { type EtcdV3, type Endpoints, type MemberStatusView } from './etcd-v3';
 import * as R from './resources';
 import type { KObject } from './resources';
+import type { CertManager } from './certs';
 
 export interface Logger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -38,8 +41,8 @@ export interface Logger {
 export interface ReconcilerOptions {
   kube: KubeApi;
   endpoints: Endpoints;
-  /** The etcd client for a cluster (TLS from the cluster's operator secret, when it has one). */
-  etcdFor(c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdClient>;
+  /** A v3 session with a cluster's members (TLS from the cluster's operator secret, when it has one); closed after use. */
+  etcdFor(c: EtcdCluster, spec: EtcdClusterSpec): Promise<EtcdV3>;
   log: Logger;
   /** Who we are (events' reportingInstance). */
   instance: string;
@@ -48,6 +51,8 @@ export interface ReconcilerOptions {
   failedMemberTimeoutMs?: number;
   onAction?(kind: Action['kind']): void;
   onConflict?(): void;
+  /** spec.tls.auto's certificates. */
+  certs?: CertManager;
 }
 
 export interface ReconcileResult {
@@ -83,18 +88,50 @@ export class Reconciler {
     await this.ensureOwned(c, R.clientService(c), paths.core(namespace, 'services', R.clientService(c).metadata.name));
     await this.ensureOwned(c, R.metricsService(c), paths.core(namespace, 'services', R.metricsService(c).metadata.name));
 
-    const observed = await this.observe(c, spec);
+    // spec.tls.auto: the CA and the operator's client certificate first (the session below presents it)
+    let renewAt = spec.tls?.auto ? await this.certs().ensureShared(c) : undefined;
+    const etcd = await this.o.etcdFor(c, spec);
+    try {
+      const r = await this.reconcileWith(c, spec, etcd, (t) => (renewAt = Math.min(renewAt ?? t, t)));
+      if (renewAt === undefined) return r;
+      const certs = Math.max(0, renewAt - this.now()) + 50;
+      return { ...r, requeueAfterMs: Math.min(r.requeueAfterMs ?? certs, certs) };
+    } finally {
+      etcd.close();
+    }
+  }
+
+  private certs(): CertManager {
+    if (!this.o.certs) throw new Error('spec.tls.auto: this operator makes no certificates (no certificate manager)');
+    return this.o.certs;
+  }
+
+  private async reconcileWith(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3, renewal: (at: number) => void): Promise<ReconcileResult> {
+    const namespace = c.metadata.namespace as string;
+    const name = c.metadata.name as string;
+    const observed = await this.observe(c, spec, etcd);
+    if (spec.tls?.auto) {
+      // every member's certificate renewed in time (the kubelet updates the mounted files, the member reloads them)
+      for (const p of observed.pods) if (!p.deleting) renewal(await this.certs().ensureMember(c, p.name));
+    }
     await this.ensurePDB(c, spec, observed.members?.length ?? 0);
-    const p = plan(observed);
+    let p = plan(observed);
     this.o.log.debug('plan', { cluster: `${namespace}/${name}`, action: p.action, reason: p.reason, message: p.message });
 
     let actionError: Error | undefined;
     if (p.action.kind !== 'none' && p.action.kind !== 'wait' && p.action.kind !== 'refuse') {
       try {
-        await this.act(c, spec, p, observed);
-        this.o.onAction?.(p.action.kind);
-        await this.event(c, 'Normal', p.reason, p.message);
-        this.o.log.info('action', { cluster: `${namespace}/${name}`, action: p.action.kind, reason: p.reason, message: p.message });
+        const done = await this.act(c, spec, p, observed, etcd);
+        if (typeof done === 'object') p = { ...p, message: done.message };
+        if (done === 'notYet') {
+          // etcd said "not yet" (a learner still catching up): no action taken, look again soon
+          p = { ...p, action: { kind: 'wait' }, reason: 'WaitingForLearner', message: `learner ${(p.action as { pod?: string }).pod} is not in sync with the leader yet; promoting it once it is` };
+          this.o.log.info('not yet', { cluster: `${namespace}/${name}`, message: p.message });
+        } else {
+          this.o.onAction?.(p.action.kind);
+          await this.event(c, 'Normal', p.reason, p.message);
+          this.o.log.info('action', { cluster: `${namespace}/${name}`, action: p.action.kind, reason: p.reason, message: p.message });
+        }
       } catch (e) {
         actionError = e as Error;
         this.o.log.warn('action failed', { cluster: `${namespace}/${name}`, action: p.action.kind, error: (e as Error).message });
@@ -106,12 +143,26 @@ export class Reconciler {
     await this.writeStatus(c, status, p);
     if (actionError) throw actionError;
     const busy = p.action.kind !== 'none' && p.action.kind !== 'refuse';
-    return { plan: p, requeueAfterMs: busy ? (p.action.kind === 'wait' ? 2000 : 500) : p.action.kind === 'refuse' ? 10_000 : undefined };
+    const waitMs = p.reason === 'WaitingForLearner' ? 1000 : 2000;
+    const after = busy ? (p.action.kind === 'wait' ? waitMs : 500) : p.action.kind === 'refuse' ? 10_000 : undefined;
+    return { plan: p, requeueAfterMs: after === undefined ? p.requeueAfterMs : Math.min(after, p.requeueAfterMs ?? after) };
   }
 
   // ---- observe ----
 
-  private async observe(c: EtcdCluster, spec: EtcdClusterSpec): Promise<Observed & { leaderName?: string }> {
+  /** spec.restore resolved: the backup's claim and the snapshot file (the named one, or its last successful one). */
+  private async resolveRestore(c: EtcdCluster, spec: EtcdClusterSpec): Promise<{ claim: string; file: string; revision?: number; sha256?: string } | { problem: string }> {
+    const r = spec.restore;
+    if (!r) return { problem: 'no spec.restore' };
+    const b = await this.o.kube.get<EtcdBackup>(paths.group(`${GROUP}/${VERSION}`, c.metadata.namespace as string, BACKUP_PLURAL, r.backupName));
+    if (!b) return { problem: `EtcdBackup ${r.backupName} not found` };
+    const file = r.file ?? b.status?.lastBackup?.file;
+    if (!file) return { problem: `EtcdBackup ${r.backupName} has no successful snapshot yet` };
+    const known = b.status?.backups?.find((x) => x.file === file);
+    return { claim: b.spec.storage.persistentVolumeClaim.claimName, file, revision: known?.revision, sha256: known?.sha256 };
+  }
+
+  private async observe(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3): Promise<Observed & { leaderName?: string }> {
     const ns = c.metadata.namespace as string;
     const cluster = c.metadata.name as string;
     const list = await this.o.kube.list<PodObject>(paths.core(ns, 'pods'), R.clusterSelector(cluster));
@@ -125,43 +176,49 @@ export class Reconciler {
         .map((v) => R.podOfPVC(v.metadata.name as string))
         .filter((x): x is string => x !== undefined);
     }
-    const etcd = await this.o.etcdFor(c, spec);
     const url = (pod: string): string => this.o.endpoints.member(cluster, ns, pod, spec);
 
-    // Health of every running pod, in parallel.
+    // Status and health of every running pod, in parallel (Status says who the member is and whom it follows).
     const healthy: Record<string, boolean> = {};
+    const statuses = new Map<string, MemberStatusView>();
     await Promise.all(
       pods.map(async (p) => {
-        healthy[p.name] = p.phase === 'Running' && !p.deleting ? await etcd.health(url(p.name)) : false;
+        healthy[p.name] = false;
+        if (p.phase !== 'Running' || p.deleting) return;
+        try {
+          const st = await etcd.status(url(p.name));
+          statuses.set(p.name, st);
+          healthy[p.name] = await etcd.health(url(p.name), st);
+        } catch {
+          // no answer: not healthy
+        }
       }),
     );
-    // The members list, from the leader when there is one (the freshest view), else from any member that answers.
-    const candidates = [...pods.filter((p) => healthy[p.name]).map((p) => url(p.name)), this.o.endpoints.service(cluster, ns, spec)];
+    // The leader: a member that says it leads, else the one most members follow.
+    let leaderPod = [...statuses].find(([, st]) => st.leader !== '0' && st.leader === st.id)?.[0];
+    let leaderId = leaderPod ? statuses.get(leaderPod)?.id : mostCommon([...statuses.values()].map((st) => st.leader).filter((l) => l !== '0'));
+    if (!leaderPod) leaderPod = [...statuses].find(([, st]) => st.id === leaderId)?.[0];
+    // The members list, from the leader when there is one (the freshest view), else from any voter that answers, else
+    // through the client Service.
+    const order = [
+      ...(leaderPod ? [leaderPod] : []),
+      ...pods.filter((p) => healthy[p.name] && !statuses.get(p.name)?.isLearner).map((p) => p.name),
+      ...[...statuses].filter(([, st]) => !st.isLearner).map(([pod]) => pod),
+    ];
+    const candidates = [...new Set([...order.map(url), this.o.endpoints.service(cluster, ns, spec)])];
     let members: MemberView[] | undefined;
-    let leaderId: string | undefined;
-    let leaderName: string | undefined;
     for (const base of candidates) {
       try {
-        const leader = await etcd.leader(base);
-        if (leader) {
-          leaderId = leader.id;
-          leaderName = leader.name;
-          const leaderPod = pods.find((p) => p.name === leader.name);
-          if (leaderPod) {
-            try {
-              members = await etcd.members(url(leaderPod.name));
-              break;
-            } catch {
-              // fall back to this member's view
-            }
-          }
-        }
         members = await etcd.members(base);
         break;
       } catch {
         continue;
       }
     }
+    if (leaderId && members && !members.some((m) => m.id === leaderId)) leaderId = undefined;
+    const leaderName = members?.find((m) => m.id === leaderId)?.name;
+    const bootstrapped = (c.status?.members?.length ?? 0) > 0;
+    const restore = spec.restore && !bootstrapped ? await this.resolveRestore(c, spec) : undefined;
     return {
       cluster,
       namespace: ns,
@@ -171,7 +228,10 @@ export class Reconciler {
       healthy,
       leaderId,
       leaderName,
-      bootstrapped: (c.status?.members?.length ?? 0) > 0,
+      bootstrapped,
+      restore,
+      createdAt: c.metadata.creationTimestamp ? Date.parse(c.metadata.creationTimestamp) : undefined,
+      defragment: c.status?.defragment,
       volumes,
       lastMembers: c.status?.members?.map((m) => ({ name: m.name, id: m.id })),
       now: this.now(),
@@ -182,30 +242,46 @@ export class Reconciler {
 
   // ---- act ----
 
-  private async act(c: EtcdCluster, spec: EtcdClusterSpec, p: Plan, o: Observed): Promise<void> {
+  /**
+   * Carries out one action; 'notYet' when etcd answered that it cannot be done yet (nothing changed); a message when
+   * there is more to say than the plan's (what a defragmentation freed).
+   */
+  private async act(c: EtcdCluster, spec: EtcdClusterSpec, p: Plan, o: Observed, etcd: EtcdV3): Promise<void | 'notYet' | { message: string }> {
     const ns = c.metadata.namespace as string;
     const cluster = c.metadata.name as string;
     const a = p.action;
     const kube = this.o.kube;
-    const etcd = await this.o.etcdFor(c, spec);
     const leaderURL = (): string => {
       const leader = o.members?.find((m) => m.id === o.leaderId);
       const pod = leader && o.pods.find((x) => x.name === leader.name);
       return pod ? this.o.endpoints.member(cluster, ns, pod.name, spec) : this.o.endpoints.service(cluster, ns, spec);
     };
-    const createPod = async (pod: string, state: 'new' | 'existing', initialCluster: { name: string; peerURL: string }[], memberId?: string): Promise<void> => {
+    const createPod = async (pod: string, state: 'new' | 'existing', initialCluster: { name: string; peerURL: string }[], memberId?: string, restore?: R.RestoreSource): Promise<void> => {
+      // its certificate is there before it (a pod waits for the Secrets it mounts)
+      if (spec.tls?.auto) await this.certs().ensureMember(c, pod);
       if (spec.storage?.volumeClaimTemplate) await this.createIgnoringExisting(paths.core(ns, 'persistentvolumeclaims'), R.memberPVC(c, spec, pod));
-      await this.createIgnoringExisting(paths.core(ns, 'pods'), R.memberPod(c, spec, pod, state, initialCluster, memberId));
+      await this.createIgnoringExisting(paths.core(ns, 'pods'), R.memberPod(c, spec, pod, state, initialCluster, memberId, restore));
     };
     switch (a.kind) {
       case 'bootstrap':
         return createPod(a.pod, 'new', [{ name: a.pod, peerURL: a.peerURL }]);
       case 'createPod':
         return createPod(a.pod, a.state, a.initialCluster, a.memberId);
+      case 'restoreMember':
+        return createPod(a.pod, 'new', a.initialCluster, undefined, { claim: a.claim, file: a.file });
       case 'addMember': {
-        const m = await etcd.addMember(leaderURL(), a.peerURL);
-        this.o.log.info('member added', { cluster: `${ns}/${cluster}`, id: m.id, peerURL: a.peerURL });
+        const m = await etcd.addMember(leaderURL(), a.peerURL, a.learner);
+        this.o.log.info('member added', { cluster: `${ns}/${cluster}`, id: m.id, peerURL: a.peerURL, learner: m.isLearner });
         return;
+      }
+      case 'promoteMember':
+        return (await etcd.promoteMember(leaderURL(), a.id)) ? undefined : 'notYet';
+      case 'defragMember': {
+        const url = this.o.endpoints.member(cluster, ns, a.pod, spec);
+        const before = await etcd.status(url);
+        await etcd.defragment(url);
+        const after = await etcd.status(url);
+        return { message: `${p.message}: its store ${before.dbSize} → ${after.dbSize} bytes (${before.dbSizeInUse} in use)` };
       }
       case 'removeMember':
         return etcd.removeMember(leaderURL(), a.id);
@@ -214,8 +290,9 @@ export class Reconciler {
         if (!pod) return;
         await kube.delete(paths.core(ns, 'pods', a.pod), { uid: pod.metadata.uid });
         if (a.keepVolume) return; // the member stays: its next pod starts on this volume
-        // a removed member's data must never come back
+        // a removed member's data must never come back, nor its certificate serve another
         await kube.delete(paths.core(ns, 'persistentvolumeclaims', R.pvcName(a.pod)));
+        if (spec.tls?.auto) await this.certs().deleteMember(c, a.pod);
         return;
       }
       case 'upgradeMember':
@@ -306,12 +383,17 @@ export class Reconciler {
         : o.members.map((m) => {
             const podName = m.name || o.pods.find((x) => m.peerURLs.some((u) => u.includes(`//${x.name}.`)))?.name || '';
             const pod = o.pods.find((x) => x.name === podName);
-            return { name: podName, id: m.id, ready: pod !== undefined && pod.ready && o.healthy[pod.name] === true, version: pod?.runningVersion ?? pod?.version };
+            const ms: MemberStatus = { name: podName, id: m.id, ready: pod !== undefined && pod.ready && o.healthy[pod.name] === true, version: pod?.runningVersion ?? pod?.version };
+            if (m.isLearner) ms.learner = true;
+            return ms;
           });
     members.sort((a, b) => (ordinalOf(cluster, a.name) ?? 0) - (ordinalOf(cluster, b.name) ?? 0));
-    const ready = members.filter((m) => m.ready).length;
-    const total = members.length;
+    // Availability is the voters' quorum: a learner neither counts toward it nor is needed for it.
+    const voters = members.filter((m) => !m.learner);
+    const ready = voters.filter((m) => m.ready).length;
+    const total = voters.length;
     const available = total > 0 && ready >= quorum(total);
+    const readyAll = members.filter((m) => m.ready).length;
     const versions = [...new Set(members.map((m) => m.version).filter((v): v is string => !!v))];
     const now = new Date(this.now()).toISOString();
     const gen = c.metadata.generation;
@@ -333,9 +415,9 @@ export class Reconciler {
     }
     return {
       phase: p.phase,
-      size: total,
-      readyMembers: ready,
-      ready: `${ready}/${spec.size}`,
+      size: members.length,
+      readyMembers: readyAll,
+      ready: `${readyAll}/${spec.size}`,
       members,
       leader: o.leaderName || undefined,
       currentVersion: versions.length === 1 ? versions[0] : versions.length > 1 ? versions.sort().join(',') : prev.currentVersion,
@@ -344,6 +426,9 @@ export class Reconciler {
       clientService: clientServiceName(cluster),
       observedGeneration: gen,
       lastAction: p.action.kind === 'none' || p.action.kind === 'wait' || p.action.kind === 'refuse' ? prev.lastAction : `${p.reason}: ${p.message}`,
+      restoredFrom: prev.restoredFrom ?? restoredFrom(spec, o.restore),
+      // a run's progress is written once its step is done; without spec.defragment there is none
+      defragment: !spec.defragment ? undefined : actionError ? prev.defragment : (p.defragment ?? prev.defragment),
       conditions: conds,
     };
   }
@@ -386,6 +471,19 @@ export class Reconciler {
       this.o.log.warn('could not record event', { reason, error: (e as Error).message });
     }
   }
+}
+
+/** What a restored cluster says it came from, once its members are being seeded. */
+function restoredFrom(spec: EtcdClusterSpec, restore: Observed['restore']): EtcdClusterStatus['restoredFrom'] {
+  if (!spec.restore || !restore || 'problem' in restore) return undefined;
+  const r = restore as { file: string; revision?: number; sha256?: string };
+  return { backup: spec.restore.backupName, file: r.file, ...(r.revision !== undefined ? { revision: r.revision } : {}), ...(r.sha256 ? { sha256: r.sha256 } : {}) };
+}
+
+function mostCommon(xs: string[]): string | undefined {
+  const n = new Map<string, number>();
+  for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
+  return [...n].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
 function sameStatus(a: EtcdClusterStatus | undefined, b: EtcdClusterStatus): boolean {

@@ -6,6 +6,13 @@
 import {
   API_VERSION,
   ANN_CLUSTER_STATE,
+  ANN_SCHEDULED_TIME,
+  BACKUP_DIR,
+  BACKUP_KIND,
+  DEFAULT_BACKUP_TIMEOUT_SECONDS,
+  DEFAULT_RETENTION,
+  LABEL_BACKUP,
+  dataDirOf,
   ANN_MEMBER_ID,
   APP_NAME,
   CLIENT_PORT,
@@ -19,12 +26,13 @@ import {
   METRICS_PORT,
   PEER_PORT,
   quorum,
+  type EtcdBackup,
   type EtcdCluster,
   type EtcdClusterSpec,
   type ObjectMeta,
   type OwnerReference,
 } from './api/types';
-import { advertiseClientURL, clientScheme, clientServiceName, imageOf, metricsServiceName, pdbName, peerScheme, peerServiceName, peerURL } from './api/naming';
+import { advertiseClientURL, clientScheme, clientServiceName, imageOf, metricsServiceName, pdbName, peerScheme, peerServiceName, peerURL, tlsSecrets } from './api/naming';
 
 /** A Kubernetes object as plain JSON (what goes over the wire). */
 export interface KObject {
@@ -75,7 +83,7 @@ export function etcdArgs(
   const ps = peerScheme(spec);
   const args = [
     `--name=${pod}`,
-    `--data-dir=${DATA_DIR}`,
+    `--data-dir=${dataDirOf(spec)}`,
     `--listen-client-urls=${cs}://0.0.0.0:${CLIENT_PORT}`,
     `--advertise-client-urls=${advertiseClientURL(name, ns, pod, spec)}`,
     `--listen-peer-urls=${ps}://0.0.0.0:${PEER_PORT}`,
@@ -86,7 +94,7 @@ export function etcdArgs(
     // /metrics and /health over plain HTTP whatever the client URLs' TLS: Prometheus and the kubelet's readiness
     // probe need no client certificate (etcd serves nothing else there)
     `--listen-metrics-urls=http://0.0.0.0:${METRICS_PORT}`,
-    // the operator speaks the v2 members API
+    // the v2 keys API stays on for clients of the members (the operator itself speaks v3 gRPC only)
     '--enable-v2=true',
   ];
   const e = spec.etcd ?? {};
@@ -95,10 +103,11 @@ export function etcdArgs(
   if (e.snapshotCount !== undefined) args.push(`--snapshot-count=${e.snapshotCount}`);
   if (e.autoCompactionMode !== undefined) args.push(`--auto-compaction-mode=${e.autoCompactionMode}`);
   if (e.autoCompactionRetention !== undefined) args.push(`--auto-compaction-retention=${e.autoCompactionRetention}`);
-  if (spec.tls?.clientSecret) {
+  const secrets = tlsSecrets(spec, name, pod);
+  if (secrets.client) {
     args.push(`--cert-file=${TLS_DIR}/client/tls.crt`, `--key-file=${TLS_DIR}/client/tls.key`, '--client-cert-auth=true', `--trusted-ca-file=${TLS_DIR}/client/ca.crt`);
   }
-  if (spec.tls?.peerSecret) {
+  if (secrets.peer) {
     args.push(`--peer-cert-file=${TLS_DIR}/peer/tls.crt`, `--peer-key-file=${TLS_DIR}/peer/tls.key`, '--peer-client-cert-auth=true', `--peer-trusted-ca-file=${TLS_DIR}/peer/ca.crt`);
   }
   const owned = new Set(args.map((a) => a.slice(2, a.indexOf('='))));
@@ -119,6 +128,15 @@ export function podOfPVC(pvc: string): string | undefined {
   return pvc.endsWith('-data') ? pvc.slice(0, -'-data'.length) : undefined;
 }
 
+/** A snapshot a new member is seeded with before it starts (spec.restore): on this claim, this file. */
+export interface RestoreSource {
+  claim: string;
+  file: string;
+}
+
+/** etcdctl in the etcd image (its entrypoint is the server). */
+export const ETCDCTL_COMMAND = ['node', '/app/dist/server/etcdctl/main.js'];
+
 export function memberPod(
   c: EtcdCluster,
   spec: EtcdClusterSpec,
@@ -126,6 +144,7 @@ export function memberPod(
   state: 'new' | 'existing',
   initialCluster: { name: string; peerURL: string }[],
   memberId?: string,
+  restore?: RestoreSource,
 ): KObject {
   const cluster = c.metadata.name as string;
   const p = spec.pod ?? {};
@@ -135,12 +154,13 @@ export function memberPod(
     spec.storage?.volumeClaimTemplate ? { name: 'data', persistentVolumeClaim: { claimName: pvcName(pod) } } : { name: 'data', emptyDir: {} },
   ];
   const mounts: Record<string, unknown>[] = [{ name: 'data', mountPath: DATA_DIR }];
-  if (spec.tls?.clientSecret) {
-    volumes.push({ name: 'client-tls', secret: { secretName: spec.tls.clientSecret } });
+  const secrets = tlsSecrets(spec, cluster, pod);
+  if (secrets.client) {
+    volumes.push({ name: 'client-tls', secret: { secretName: secrets.client } });
     mounts.push({ name: 'client-tls', mountPath: `${TLS_DIR}/client`, readOnly: true });
   }
-  if (spec.tls?.peerSecret) {
-    volumes.push({ name: 'peer-tls', secret: { secretName: spec.tls.peerSecret } });
+  if (secrets.peer) {
+    volumes.push({ name: 'peer-tls', secret: { secretName: secrets.peer } });
     mounts.push({ name: 'peer-tls', mountPath: `${TLS_DIR}/peer`, readOnly: true });
   }
   // /health on the plain-HTTP metrics port: a real health check even when the client URLs want a client certificate.
@@ -180,6 +200,33 @@ export function memberPod(
   };
   if (p.nodeSelector) podSpec.nodeSelector = p.nodeSelector;
   if (p.tolerations) podSpec.tolerations = p.tolerations;
+  if (restore) {
+    // etcd's disaster recovery: every member's data dir made from the one snapshot, with the member's own name, the
+    // whole new cluster and its token (as it then starts with them), before the member starts
+    volumes.push({ name: 'backup', persistentVolumeClaim: { claimName: restore.claim, readOnly: true } });
+    podSpec.initContainers = [
+      {
+        name: 'restore',
+        image: imageOf(spec),
+        command: ETCDCTL_COMMAND,
+        args: [
+          'snapshot',
+          'restore',
+          `${BACKUP_DIR}/${restore.file}`,
+          `--name=${pod}`,
+          `--initial-cluster=${initialCluster.map((m) => `${m.name}=${m.peerURL}`).join(',')}`,
+          `--initial-cluster-token=${cluster}`,
+          `--initial-advertise-peer-urls=${peerURL(cluster, c.metadata.namespace as string, pod, spec)}`,
+          `--data-dir=${dataDirOf(spec)}`,
+        ],
+        volumeMounts: [
+          { name: 'data', mountPath: DATA_DIR },
+          { name: 'backup', mountPath: BACKUP_DIR, readOnly: true },
+        ],
+        ...(p.resources ? { resources: p.resources } : {}),
+      },
+    ];
+  }
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -264,13 +311,14 @@ export function podDisruptionBudget(c: EtcdCluster, spec: EtcdClusterSpec): KObj
   };
 }
 
-export function event(c: EtcdCluster, type: 'Normal' | 'Warning', reason: string, message: string, instance: string, now: Date): KObject {
+/** An Event about one of our resources (an EtcdCluster, or another kind named by `kind`). */
+export function event(c: { metadata: ObjectMeta; kind?: string }, type: 'Normal' | 'Warning', reason: string, message: string, instance: string, now: Date): KObject {
   const ts = now.toISOString();
   return {
     apiVersion: 'v1',
     kind: 'Event',
     metadata: { generateName: `${c.metadata.name}.`, namespace: c.metadata.namespace },
-    involvedObject: { apiVersion: API_VERSION, kind: KIND, name: c.metadata.name, namespace: c.metadata.namespace, uid: c.metadata.uid, resourceVersion: c.metadata.resourceVersion },
+    involvedObject: { apiVersion: API_VERSION, kind: c.kind ?? KIND, name: c.metadata.name, namespace: c.metadata.namespace, uid: c.metadata.uid, resourceVersion: c.metadata.resourceVersion },
     reason,
     message: message.length > 1024 ? `${message.slice(0, 1021)}...` : message,
     type,
@@ -294,4 +342,81 @@ function contains(have: unknown, want: unknown): boolean {
   }
   if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
   return Object.entries(want as Record<string, unknown>).every(([k, v]) => contains((have as Record<string, unknown>)[k], v));
+}
+
+/** Labels of a backup's Jobs (and their pods). */
+export function backupLabels(b: EtcdBackup): Record<string, string> {
+  return { [LABEL_APP]: APP_NAME, [LABEL_CLUSTER]: b.spec.clusterName, [LABEL_BACKUP]: b.metadata.name as string, [LABEL_MANAGED_BY]: MANAGER, [LABEL_COMPONENT]: 'backup' };
+}
+
+/** What the backup pod needs of the cluster: its members' client URLs to try in order, and TLS for them. */
+export interface BackupTarget {
+  endpoints: string[];
+  /** spec.tls.operatorSecret of the cluster: the client certificate the snapshot is asked with. */
+  tlsSecret?: string;
+}
+
+/**
+ * One backup run: a Job whose pod runs `etcd-operator backup` (operator/backup-agent.ts) with the backup claim
+ * mounted, reporting in its termination message; owned by the EtcdBackup, so deleting it deletes its Jobs.
+ */
+export function backupJob(b: EtcdBackup, name: string, scheduledTime: number, target: BackupTarget, image: string): KObject {
+  const ns = b.metadata.namespace as string;
+  const mounts: Record<string, unknown>[] = [
+    { name: 'backups', mountPath: BACKUP_DIR },
+    { name: 'tmp', mountPath: '/tmp' },
+  ];
+  const volumes: Record<string, unknown>[] = [
+    { name: 'backups', persistentVolumeClaim: { claimName: b.spec.storage.persistentVolumeClaim.claimName } },
+    { name: 'tmp', emptyDir: {} },
+  ];
+  const args = [
+    'backup',
+    `--endpoints=${target.endpoints.join(',')}`,
+    `--dir=${BACKUP_DIR}`,
+    `--prefix=${b.metadata.name}-`,
+    `--retention=${b.spec.retention ?? DEFAULT_RETENTION}`,
+    '--termination-log=/dev/termination-log',
+  ];
+  if (target.tlsSecret) {
+    volumes.push({ name: 'etcd-tls', secret: { secretName: target.tlsSecret } });
+    mounts.push({ name: 'etcd-tls', mountPath: `${TLS_DIR}/operator`, readOnly: true });
+    args.push(`--cacert=${TLS_DIR}/operator/ca.crt`, `--cert=${TLS_DIR}/operator/tls.crt`, `--key=${TLS_DIR}/operator/tls.key`);
+  }
+  const labels = backupLabels(b);
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name,
+      namespace: ns,
+      labels,
+      annotations: { [ANN_SCHEDULED_TIME]: new Date(scheduledTime).toISOString() },
+      ownerReferences: [{ apiVersion: API_VERSION, kind: BACKUP_KIND, name: b.metadata.name as string, uid: b.metadata.uid as string, controller: true, blockOwnerDeletion: true }],
+    },
+    spec: {
+      // a failed try is tried again twice (another member may answer); the run as a whole has a deadline
+      backoffLimit: 2,
+      activeDeadlineSeconds: b.spec.timeoutSeconds ?? DEFAULT_BACKUP_TIMEOUT_SECONDS,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: 'Never',
+          securityContext: { runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true, fsGroup: 1000 },
+          containers: [
+            {
+              name: 'backup',
+              image,
+              args,
+              volumeMounts: mounts,
+              terminationMessagePath: '/dev/termination-log',
+              terminationMessagePolicy: 'File',
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+            },
+          ],
+          volumes,
+        },
+      },
+    },
+  };
 }

@@ -16,7 +16,16 @@ export const CLIENT_PORT = 2379;
 export const PEER_PORT = 2380;
 /** Plain-HTTP /metrics and /health of every member (--listen-metrics-urls), scrapable without a client certificate. */
 export const METRICS_PORT = 2381;
+/** Where a member's volume is mounted; its data dir (the volume's root, or `data` in it for a restored cluster). */
 export const DATA_DIR = '/var/lib/etcd';
+/**
+ * `etcdctl snapshot restore` makes the data dir and refuses one that exists, and a volume's root always does: a
+ * cluster seeded from a backup keeps its members' data in a directory of the volume.
+ */
+export const RESTORED_DATA_DIR = '/var/lib/etcd/data';
+export function dataDirOf(spec: { restore?: unknown }): string {
+  return spec.restore ? RESTORED_DATA_DIR : DATA_DIR;
+}
 
 /** Labels the operator puts on what it owns. */
 export const LABEL_CLUSTER = 'etcd.ts-etcd.io/cluster';
@@ -73,6 +82,12 @@ export interface StorageSpec {
 }
 
 export interface TLSSpec {
+  /**
+   * The operator makes the certificates: a CA (Secret `<cluster>-ca`), for each member a certificate for its client
+   * and peer URLs (Secret `<pod>-tls`), and a client certificate (Secret `<cluster>-client-tls`) the operator and the
+   * backup Jobs use; each renewed before it expires. Not together with the named Secrets below.
+   */
+  auto?: boolean;
   /** Secret (tls.crt, tls.key, ca.crt) the members serve clients with; clients must present a cert signed by ca.crt. */
   clientSecret?: string;
   /** Secret (tls.crt, tls.key, ca.crt) the members use between themselves. */
@@ -93,6 +108,14 @@ export interface EtcdOptions {
   extraArgs?: Record<string, string>;
 }
 
+/** Seed a new cluster from a backup (etcd's disaster recovery: every member restored from one snapshot). */
+export interface RestoreSpec {
+  /** The EtcdBackup (same namespace) whose PersistentVolumeClaim holds the snapshot. */
+  backupName: string;
+  /** The snapshot file on that claim; default: the backup's last successful one (status.lastBackup.file). */
+  file?: string;
+}
+
 export interface EtcdClusterSpec {
   size: number;
   version: string;
@@ -103,6 +126,27 @@ export interface EtcdClusterSpec {
   etcd?: EtcdOptions;
   /** Stop acting (status is still reported). */
   paused?: boolean;
+  /** Create the cluster from a backup instead of empty; read only at creation. */
+  restore?: RestoreSpec;
+  /** Defragment the members' stores on a schedule, one member at a time, the leader last. */
+  defragment?: DefragmentSpec;
+}
+
+export interface DefragmentSpec {
+  /** Cron (5 fields, UTC) or `@every <duration>`. */
+  schedule: string;
+}
+
+/** Scheduled defragmentation: the run going on (members done so far), and when the last and next runs are. */
+export interface DefragmentStatus {
+  /** When the latest run was due. */
+  lastScheduleTime?: string;
+  nextScheduleTime?: string;
+  /** The run in progress: the members defragmented so far in it. */
+  running?: { due: string; done: string[] };
+  lastCompletionTime?: string;
+  /** Why there are no runs (a schedule that does not parse). */
+  message?: string;
 }
 
 export type Phase = 'Creating' | 'Running' | 'Scaling' | 'Upgrading' | 'Healing' | 'Degraded' | 'Failed';
@@ -112,6 +156,8 @@ export interface MemberStatus {
   id?: string;
   ready: boolean;
   version?: string;
+  /** A learner (joined, catching up, not voting yet); absent for voting members. */
+  learner?: boolean;
 }
 
 export interface Condition {
@@ -138,6 +184,9 @@ export interface EtcdClusterStatus {
   observedGeneration?: number;
   /** The last action taken, for people reading `kubectl get -o yaml`. */
   lastAction?: string;
+  /** The snapshot the cluster was created from (spec.restore), once its members were seeded with it. */
+  restoredFrom?: { backup: string; file: string; revision?: number; sha256?: string };
+  defragment?: DefragmentStatus;
   conditions?: Condition[];
 }
 
@@ -177,4 +226,77 @@ export function specProblems(spec: EtcdClusterSpec): string[] {
 
 export function quorum(n: number): number {
   return Math.floor(n / 2) + 1;
+}
+
+// ---- EtcdBackup ----
+
+export const BACKUP_KIND = 'EtcdBackup';
+export const BACKUP_PLURAL = 'etcdbackups';
+/** Labels and annotations of backup Jobs. */
+export const LABEL_BACKUP = 'etcd.ts-etcd.io/backup';
+export const ANN_SCHEDULED_TIME = 'etcd.ts-etcd.io/scheduled-time';
+/** Where a backup Job mounts the backup claim, and a restore init container too. */
+export const BACKUP_DIR = '/backups';
+export const DEFAULT_RETENTION = 5;
+export const DEFAULT_BACKUP_TIMEOUT_SECONDS = 600;
+
+export interface EtcdBackupSpec {
+  /** The EtcdCluster (same namespace) to back up. */
+  clusterName: string;
+  /** Where the snapshots go: an existing PersistentVolumeClaim (the operator does not create it). */
+  storage: { persistentVolumeClaim: { claimName: string } };
+  /** Cron (5 fields, UTC) or `@every <duration>`; without it, one backup, now. */
+  schedule?: string;
+  /** How many snapshots of this EtcdBackup to keep on the claim (older ones are deleted after a success). */
+  retention?: number;
+  /** No new scheduled runs (a running one finishes). */
+  suspend?: boolean;
+  /** A run that takes longer fails (the Job's activeDeadlineSeconds). */
+  timeoutSeconds?: number;
+}
+
+/** One snapshot on the claim. */
+export interface BackupRecord {
+  /** File name on the claim. */
+  file: string;
+  /** When it was taken (RFC 3339). */
+  time?: string;
+  /** The store's revision in it. */
+  revision?: number;
+  /** Bytes, with the SHA-256 trailer. */
+  size?: number;
+  /** The SHA-256 of the store (the file's last 32 bytes), hex. */
+  sha256?: string;
+  /** The member it was taken from. */
+  member?: string;
+}
+
+export type BackupPhase = 'Pending' | 'Running' | 'Scheduled' | 'Suspended' | 'Succeeded' | 'Failed';
+
+export interface EtcdBackupStatus {
+  phase?: BackupPhase;
+  message?: string;
+  /** The Jobs running now. */
+  active?: string[];
+  /** When the latest run was due (scheduled) or started (one-off). */
+  lastScheduleTime?: string;
+  nextScheduleTime?: string;
+  lastSuccessfulTime?: string;
+  /** The due time of the newest finished run already counted here (so each run is counted once). */
+  lastFinishedScheduleTime?: string;
+  lastBackup?: BackupRecord & { job?: string };
+  lastFailure?: { time: string; job: string; message: string };
+  /** The snapshots kept on the claim, oldest first. */
+  backups?: BackupRecord[];
+  succeeded?: number;
+  failed?: number;
+  observedGeneration?: number;
+}
+
+export interface EtcdBackup {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: EtcdBackupSpec;
+  status?: EtcdBackupStatus;
 }

@@ -597,6 +597,9 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
         for (const l of listeners) l.closeIdleConnections();
       };
       closeIdle();
+      // gRPC connections (HTTP/2, handed to the gRPC server) close as etcd's GracefulStop closes them: idle ones at once,
+      // the others when their calls end; watch streams and other calls still open after 2 s are cut, within the 5 s.
+      http2.drain(2000);
       const idler = setInterval(closeIdle, 50);
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
       clearInterval(idler);

@@ -61,6 +61,11 @@ function isHTTP1RequestLine(line: string): boolean {
 /** Where HTTP/2 connections go: a gRPC server's injector (see grpcServer). */
 export interface HTTP2Sink {
   injectConnection(connection: import('node:stream').Duplex): void;
+  /**
+   * Stop: every connection gets a GOAWAY and closes once its calls are done (an idle one at once), as grpc-go's
+   * GracefulStop; calls still running after `graceMs` are cut.
+   */
+  drain(graceMs: number): void;
   destroy(): void;
 }
 
@@ -81,6 +86,11 @@ export function grpcSink(server: grpc.Server): HTTP2Sink {
       });
       looking.add(stop);
       socket.once('close', () => looking.delete(stop));
+    },
+    drain(graceMs) {
+      for (const stop of looking) stop();
+      looking.clear();
+      inner.drain(graceMs);
     },
     destroy() {
       for (const stop of looking) stop();

@@ -260,6 +260,13 @@ describe('test API server', () => {
       expect((await request(url, 'POST', C, json(ec('plain', { size: 1 })))).status).toBe(201);
       const add = await request(url, 'PATCH', `${C}/plain`, merge({ spec: { storage } }));
       expect([add.status, body(add).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "plain" is invalid: spec: Invalid value: "object": spec.storage cannot be added or removed after creation']);
+      // nor be restored from a backup once it exists
+      const restore = await request(url, 'PATCH', `${C}/plain`, merge({ spec: { restore: { backupName: 'b' } } }));
+      expect([restore.status, body(restore).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "plain" is invalid: spec: Invalid value: "object": spec.restore cannot be added or removed after creation']);
+      // spec.tls.auto makes its own certificates: named Secrets with it are refused
+      const both = await request(url, 'POST', C, json(ec('both', { size: 1, tls: { auto: true, clientSecret: 'c' } })));
+      expect([both.status, body(both).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "both" is invalid: spec.tls: Invalid value: "object": spec.tls.auto makes its own certificates; name no Secrets with it']);
+      expect((await request(url, 'POST', C, json(ec('auto', { size: 1, tls: { auto: true } })))).status).toBe(201);
     });
 
     describe('/scale and kubectl scale', () => {

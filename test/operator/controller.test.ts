@@ -1,8 +1,8 @@
 /**
  * The operator (the built `etcd-operator` process) against the test API server of test/support/kube, with a fake
- * kubelet running the member pods and a members-API stand-in (FakeEtcd) in place of etcd: real multi-member etcd
- * cannot run yet (clustering is being built), so this checks the operator's Kubernetes side and the order and safety
- * of its members-API calls; the end-to-end with real etcd processes comes once clustering lands.
+ * kubelet running the member pods and a v3 Cluster/Maintenance stand-in (FakeEtcd, over gRPC) in place of etcd: fast,
+ * and strict about the order and safety of the operator's membership calls (learners first, quorum kept); the
+ * end-to-end tests with real member processes are test/operator/e2e*.test.ts.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,7 +13,7 @@ import { FakeEtcd } from '../support/kube/fake-etcd';
 import { FakeKubelet, waitFor } from '../support/kube/kubelet';
 import { request } from '../support/http';
 import { checkBuild, OperatorProcess } from './operator-process';
-import { PERMISSIONS, allows, requestAttributes, type PolicyRule } from '../../operator/rbac';
+import { checkRBAC as checkRBACIn } from './rbac-check';
 
 const NS = 'demo';
 const LEASE_NS = 'etcd-operator';
@@ -52,7 +52,7 @@ function operator(env: Env, identity: string, extra: string[] = []): OperatorPro
     '--orphan-grace', '2s',
     '--log-level', 'debug',
     ...extra,
-  ]);
+  ], env.etcd.dnsEnv());
   env.ops.push(op);
   return op;
 }
@@ -141,48 +141,7 @@ function promtool(text: string): Promise<{ code: number | null; output: string }
   });
 }
 
-/**
- * RBAC against what the operator really did: every API request it made (the test API server records them all; only
- * operator processes talk to it over HTTP) maps, as kube-apiserver's authorizer sees it, to an entry of
- * operator/rbac.ts's table and to a rule of manifests/02-rbac.yaml (the lease Role for the lease namespace, the
- * ClusterRole for the rest); and every owner reference with blockOwnerDeletion on an object it created needs update on
- * the owner's finalizers (OwnerReferencesPermissionEnforcement). Returns the distinct "group|resource|verb" it saw.
- */
-function checkRBAC(env: Env): string[] {
-  type Role = { kind: string; metadata: { name: string; namespace?: string }; rules: PolicyRule[] };
-  const docs = yaml.loadAll(fs.readFileSync(path.join(__dirname, '../../manifests/02-rbac.yaml'), 'utf8')) as Role[];
-  const clusterRole = docs.find((d) => d.kind === 'ClusterRole') as Role;
-  const leaseRole = docs.find((d) => d.kind === 'Role') as Role;
-  expect(leaseRole.metadata.namespace).toBe(LEASE_NS);
-  const table = (scope: 'cluster' | 'lease'): PolicyRule[] => PERMISSIONS.filter((p) => p.scope === scope);
-  const seen = new Set<string>();
-  const problems: string[] = [];
-  const nonResource: string[] = [];
-  for (const r of env.api.requests) {
-    const a = requestAttributes(r.method, r.path);
-    if (!a) {
-      nonResource.push(`${r.method} ${r.path}`);
-      continue;
-    }
-    seen.add(`${a.group}|${a.resource}|${a.verb}`);
-    const lease = a.group === 'coordination.k8s.io' && a.resource === 'leases';
-    // leases only in the lease namespace (the Role's), everything else under the ClusterRole
-    if (lease && a.namespace !== LEASE_NS) problems.push(`${r.method} ${r.path}: a lease outside ${LEASE_NS}`);
-    if (!allows(lease ? leaseRole.rules : clusterRole.rules, a)) problems.push(`${r.method} ${r.path}: ${a.verb} ${a.group}/${a.resource} not granted by manifests/02-rbac.yaml`);
-    if (!allows(table(lease ? 'lease' : 'cluster'), a)) problems.push(`${r.method} ${r.path}: ${a.verb} ${a.group}/${a.resource} not in operator/rbac.ts`);
-  }
-  const owned = ['pods', 'services', 'poddisruptionbudgets', 'persistentvolumeclaims'].flatMap((k) => env.api.store.list(k, NS));
-  const refs = owned.flatMap((o) => (o.metadata.ownerReferences ?? []) as { apiVersion: string; kind: string; blockOwnerDeletion?: boolean }[]);
-  expect(refs.length).toBeGreaterThan(0);
-  for (const ref of refs.filter((x) => x.blockOwnerDeletion)) {
-    expect(ref.kind).toBe('EtcdCluster');
-    const need = { group: ref.apiVersion.split('/')[0], resource: 'etcdclusters/finalizers', verb: 'update' as const };
-    if (!allows(clusterRole.rules, need) || !allows(table('cluster'), need)) problems.push(`blockOwnerDeletion on a ${ref.kind} reference: update on ${need.group}/${need.resource} not granted`);
-  }
-  expect(problems).toEqual([]);
-  expect(nonResource).toEqual([]);
-  return [...seen].sort();
-}
+const checkRBAC = (env: Env): string[] => checkRBACIn(env.api, NS, LEASE_NS);
 
 describe('etcd-operator against the test API server', () => {
   let env: Env;
@@ -195,23 +154,25 @@ describe('etcd-operator against the test API server', () => {
   });
   afterAll(() => teardown(env));
 
-  test('an EtcdCluster of 3: the seed, then one member at a time (members API add, then its pod with the full initial cluster)', async () => {
+  test('an EtcdCluster of 3: the seed, then one member at a time (added as a learner, its pod with the full initial cluster, promoted)', async () => {
     env.api.store.create('etcdclusters', NS, { apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdCluster', metadata: { name: 'ex' }, spec: { size: 3, version: '3.4.34', etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 5000 } } });
     const c = await converged(env, 'ex', 3);
     expect(env.etcd.violations).toEqual([]);
     expect(env.etcd.startFailures).toEqual([]);
 
-    // the order: seed pod → started → add ex-1 → pod ex-1 → started → add ex-2 → pod ex-2 → started
+    // the order: seed pod → started → add ex-1 (learner) → pod ex-1 → started → promoted → add ex-2 (learner) → ...
     const j = env.api.journal;
     const seq = [
       /^ADDED pods\/demo\/ex-0$/,
       /^etcd start ex-0 new$/,
-      /^etcd add http:\/\/ex-1\./,
+      /^etcd add http:\/\/ex-1\.\S+ \w+ learner$/,
       /^ADDED pods\/demo\/ex-1$/,
       /^etcd start ex-1 existing$/,
-      /^etcd add http:\/\/ex-2\./,
+      /^etcd promote ex-1 /,
+      /^etcd add http:\/\/ex-2\.\S+ \w+ learner$/,
       /^ADDED pods\/demo\/ex-2$/,
       /^etcd start ex-2 existing$/,
+      /^etcd promote ex-2 /,
     ].map((re) => j.indexOf(re));
     expect(seq.every((x) => x >= 0)).toBe(true);
     expect([...seq].sort((a, b) => a - b)).toEqual(seq);
@@ -272,6 +233,9 @@ describe('etcd-operator against the test API server', () => {
     expect(reasons.filter((r) => r === 'Bootstrapping')).toHaveLength(1);
     expect(reasons.filter((r) => r === 'AddingMember')).toHaveLength(2);
     expect(reasons.filter((r) => r === 'CreatingMemberPod')).toHaveLength(2);
+    expect(reasons.filter((r) => r === 'PromotingMember')).toHaveLength(2);
+    // a learner is promoted only once etcd finds it in sync: the first tries were refused, and retried
+    expect(env.etcd.promoteRefusals).toBeGreaterThan(0);
     const created = events(env).filter((e) => e.involvedObject.uid === uid && e.reason === 'Created').map((e) => e.message).sort();
     expect(created).toEqual(['created PodDisruptionBudget ex', 'created Service ex', 'created Service ex-client', 'created Service ex-metrics']);
   });
@@ -300,6 +264,7 @@ describe('etcd-operator against the test API server', () => {
     expect(value(before.ss, 'etcd_operator_actions_total', '{action="bootstrap"}')).toBe(1);
     expect(value(before.ss, 'etcd_operator_actions_total', '{action="addMember"}')).toBe(2);
     expect(value(before.ss, 'etcd_operator_actions_total', '{action="createPod"}')).toBe(2);
+    expect(value(before.ss, 'etcd_operator_actions_total', '{action="promoteMember"}')).toBe(2);
     expect(value(before.ss, 'etcd_operator_is_leader')).toBe(1);
 
     // a change to the EtcdCluster (a watch event) makes one more reconcile: the counter and the histogram move with it
@@ -355,10 +320,11 @@ describe('etcd-operator against the test API server', () => {
     expect((env.api.store.get('poddisruptionbudgets', NS, 'ex') as KObj).spec).toMatchObject({ maxUnavailable: 2 });
 
     const j = env.api.journal;
-    // growing: every add waits for the previous member to start
+    // growing: every add waits for the previous learner to start and be promoted
     const adds = j.entries.filter((e) => /^etcd add http:\/\/ex-[34]\./.test(e.what));
     expect(adds).toHaveLength(2);
-    expect(j.entries.findIndex((e) => e.what === 'etcd start ex-3 existing')).toBeLessThan(j.entries.indexOf(adds[1]));
+    expect(j.entries.findIndex((e) => e.what === 'etcd start ex-3 existing')).toBeLessThan(j.entries.findIndex((e) => /^etcd promote ex-3 /.test(e.what)));
+    expect(j.entries.findIndex((e) => /^etcd promote ex-3 /.test(e.what))).toBeLessThan(j.entries.indexOf(adds[1]));
 
     const mark = j.entries.length;
     env.api.store.patch('etcdclusters', NS, 'ex', 'application/merge-patch+json', { spec: { size: 3 } });

@@ -5,8 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { KubeApiServer, type KObj } from '../support/kube/api-server';
 import { ProcessKubelet, ETCD_MAIN } from '../support/kube/process-kubelet';
+import { JobController } from '../support/kube/job-controller';
 import { waitFor } from '../support/kube/kubelet';
 import { request } from '../support/http';
 import { checkBuild, OperatorProcess } from './operator-process';
@@ -32,6 +34,7 @@ export type PodRun = ReturnType<ProcessKubelet['list']>[number];
 export class E2EEnv {
   api!: KubeApiServer;
   kubelet!: ProcessKubelet;
+  jobs!: JobController;
   op!: OperatorProcess;
   /** Per cluster: every key written so far and its value. */
   private readonly written = new Map<string, Map<string, string>>();
@@ -48,6 +51,8 @@ export class E2EEnv {
     this.api.store.create('namespaces', undefined, { metadata: { name: LEASE_NS } });
     this.kubelet = new ProcessKubelet(this.api);
     this.kubelet.start();
+    this.jobs = new JobController(this.api);
+    this.jobs.start();
     this.op = new OperatorProcess(identity, ['--server', this.api.url, '--lease-namespace', LEASE_NS, ...operatorArgs], this.kubelet.dnsEnv());
     await this.op.ready();
   }
@@ -67,6 +72,7 @@ export class E2EEnv {
       process.stderr.write(`operator ${tag}: logs in ${file}\n`);
     }
     await this.op?.kill('SIGKILL');
+    this.jobs?.stop();
     await this.kubelet?.stop();
     await this.api?.stop();
   }
@@ -83,6 +89,10 @@ export class E2EEnv {
   /** The cluster's pods as the kubelet runs them. */
   pods(name: string): PodRun[] {
     return this.kubelet.list().filter((p) => p.ns === this.ns && p.name.startsWith(`${name}-`));
+  }
+  /** The directory a PersistentVolumeClaim's volume is on this "node". */
+  claimDir(claim: string): string {
+    return path.join(this.kubelet.root, 'pvc', `${this.ns}_${claim}`);
   }
   clientURL(pod: string): string {
     return `http://${this.kubelet.ipOf(this.ns, pod) as string}:2379`;

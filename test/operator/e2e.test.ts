@@ -5,12 +5,14 @@
  * the members and the operator find each other under the cluster's DNS names (`<pod>.<cluster>.<ns>.svc`, through
  * the kubelet's DNS), i.e. the operator runs with its default, in-cluster addressing.
  *
- * One cluster goes through: size 3 (writes through members, reads through others) → 5 → 3 (every key kept, the
+ * One cluster goes through: size 3 (writes through members, reads through others) → 5 through learners (the v3
+ * members list shows each new member as a learner, then promoted; writes keep succeeding) → 3 (every key kept, the
  * members list matches the pods) → a member's process killed with SIGKILL (the cluster heals, data intact) → a member
  * pod deleted with its data (the operator replaces the member) → a version change (the members are restarted one at a
  * time, at most one down at any moment, writes keep succeeding).
  */
 import { request } from '../support/http';
+import { EtcdV3 } from '../../operator/etcd-v3';
 import { E2EEnv, REPO, type ClusterStatus, type Member, type PodRun } from './e2e-env';
 
 const NS = 'demo';
@@ -81,12 +83,61 @@ test('size 3: the operator brings up three real members; writes through one memb
   console.log(`size 3 ready and checked in ${Date.now() - t0} ms`);
 });
 
-test('size 3 → 5 → 3 keeps every written key; the members list matches the pods', async () => {
+test('size 3 → 5 through learners (seen as learners, then promoted) with writes going on → 3; every key kept', async () => {
   const t0 = Date.now();
   const before = new Set((await members(pods()[0].clientURL)).map((m) => m.id));
+  // watch the v3 members list (what the operator reads) and keep writing while the cluster grows
+  let stop = false;
+  const seen = new Map<string, { name: string; learnerSeen: boolean; voterAfterLearner: boolean }>();
+  const watcher = (async () => {
+    const etcd = new EtcdV3();
+    try {
+      for (let i = 0; i < 5000 && !stop; i++) {
+        for (const p of pods()) {
+          try {
+            for (const m of await etcd.members(p.clientURL)) {
+              const s0 = seen.get(m.id) ?? { name: m.name, learnerSeen: false, voterAfterLearner: false };
+              if (m.name) s0.name = m.name;
+              if (m.isLearner) s0.learnerSeen = true;
+              else if (s0.learnerSeen) s0.voterAfterLearner = true;
+              seen.set(m.id, s0);
+            }
+            break;
+          } catch {
+            // a learner answers no MemberList, or the member is starting: ask the next
+          }
+        }
+        await new Promise((r) => setTimeout(r, 30)); // sampling period
+      }
+    } finally {
+      etcd.close();
+    }
+  })();
+  const writeLatencies: number[] = [];
+  const writer = (async () => {
+    for (let i = 0; i < 2000 && !stop; i++) {
+      writeLatencies.push(await putAnywhere(`e2e/grow${i}`, `g${i}`, 5000));
+      await new Promise((r) => setTimeout(r, 25)); // pace the writes
+    }
+  })();
   patchSpec({ size: 5 });
-  const five = await converged(5);
+  let five: Member[];
+  try {
+    five = await converged(5);
+  } finally {
+    stop = true;
+    await Promise.all([watcher, writer]);
+  }
   expect(five.filter((m) => before.has(m.id))).toHaveLength(3);
+  // each of the two new members was a learner first, then a voter
+  const added = [...seen].filter(([id]) => !before.has(id)).map(([, v]) => v);
+  expect(added.map((v) => ({ name: v.name, learnerSeen: v.learnerSeen, voterAfterLearner: v.voterAfterLearner })).sort((a, b) => a.name.localeCompare(b.name))).toEqual(
+    five.filter((m) => !before.has(m.id)).map((m) => ({ name: m.name, learnerSeen: true, voterAfterLearner: true })).sort((a, b) => a.name.localeCompare(b.name)),
+  );
+  const reasons = env.api.store.list('events', NS).map((e) => e.reason as string);
+  expect(reasons.filter((r) => r === 'PromotingMember').length).toBeGreaterThanOrEqual(2);
+  // no write failed while the cluster grew (each within its bound), and all are there
+  expect(writeLatencies.length).toBeGreaterThan(5);
   const ps = pods();
   for (let i = 0; i < 5; i++) await put(ps[i].clientURL, `e2e/b${i}`, `w${i}`);
   await everyKeyEverywhere();
@@ -98,7 +149,7 @@ test('size 3 → 5 → 3 keeps every written key; the members list matches the p
   expect((status().members ?? []).map((m) => m.name).sort()).toEqual(pods().map((p) => p.name).sort());
   await everyKeyEverywhere();
   // eslint-disable-next-line no-console
-  console.log(`3 → 5 in ${t5 - t0} ms, 5 → 3 in ${Date.now() - t5} ms`);
+  console.log(`3 → 5 through learners in ${t5 - t0} ms (${writeLatencies.length} writes meanwhile, slowest ${Math.max(...writeLatencies)} ms), 5 → 3 in ${Date.now() - t5} ms`);
 });
 
 test("killing a member's process (SIGKILL, the leader) leads to a healed cluster with every key", async () => {

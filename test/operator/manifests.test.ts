@@ -17,7 +17,21 @@ import { execFile } from 'node:child_process';
 import * as yaml from 'js-yaml';
 import { KubeApiServer } from '../support/kube/api-server';
 import { applyDefaults, prune, structuralProblems, validate, type Schema } from '../support/kube/openapi-validate';
-import { withDefaults, DEFAULT_REPOSITORY, DEFAULT_VERSION, GROUP, PLURAL, VERSION, KIND, type EtcdCluster } from '../../operator/api/types';
+import {
+  withDefaults,
+  BACKUP_KIND,
+  BACKUP_PLURAL,
+  DEFAULT_BACKUP_TIMEOUT_SECONDS,
+  DEFAULT_REPOSITORY,
+  DEFAULT_RETENTION,
+  DEFAULT_VERSION,
+  GROUP,
+  PLURAL,
+  VERSION,
+  KIND,
+  type EtcdBackup,
+  type EtcdCluster,
+} from '../../operator/api/types';
 import { PERMISSIONS, allows, triples, type PolicyRule, type Verb } from '../../operator/rbac';
 import * as R from '../../operator/resources';
 import { parseCompactionRetention } from '../../server/etcdserver/compactor';
@@ -40,9 +54,10 @@ interface Doc {
 }
 const docs = (f: string): Doc[] => (yaml.loadAll(fs.readFileSync(f, 'utf8')) as (Doc | null)[]).filter((d): d is Doc => d !== null);
 const all = (): Doc[] => yamlFiles(MANIFESTS).flatMap(docs);
-const crd = (): Doc & { spec: { versions: { name: string; schema: { openAPIV3Schema: Schema }; additionalPrinterColumns: { name: string; jsonPath: string }[] }[] } } =>
-  all().find((d) => d.kind === 'CustomResourceDefinition') as never;
+type CRD = Doc & { spec: { versions: { name: string; schema: { openAPIV3Schema: Schema }; additionalPrinterColumns: { name: string; jsonPath: string }[] }[] } };
+const crd = (plural = PLURAL): CRD => all().find((d) => d.kind === 'CustomResourceDefinition' && d.metadata.name === `${plural}.${GROUP}`) as never;
 const schema = (): Schema => crd().spec.versions[0].schema.openAPIV3Schema;
+const backupSchema = (): Schema => crd(BACKUP_PLURAL).spec.versions[0].schema.openAPIV3Schema;
 
 function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -54,7 +69,7 @@ describe('manifests', () => {
   test('every YAML file parses, and every document has apiVersion, kind and metadata.name', () => {
     const files = yamlFiles(MANIFESTS);
     expect(files.map((f) => path.relative(MANIFESTS, f)).sort()).toEqual(
-      expect.arrayContaining(['01-crd.yaml', '02-rbac.yaml', '03-deployment.yaml', 'samples/etcdcluster.yaml', 'samples/etcdcluster-tls.yaml']),
+      expect.arrayContaining(['01-crd.yaml', '01-crd-etcdbackup.yaml', '02-rbac.yaml', '03-deployment.yaml', 'samples/etcdcluster.yaml', 'samples/etcdcluster-tls.yaml', 'samples/etcdbackup.yaml', 'samples/etcdcluster-restore.yaml']),
     );
     for (const f of files) {
       const ds = docs(f);
@@ -88,17 +103,19 @@ describe('manifests', () => {
     }
   });
 
-  test('the samples validate against the openAPIV3Schema (and bad ones do not)', () => {
-    const samples = yamlFiles(path.join(MANIFESTS, 'samples')).flatMap(docs);
-    expect(samples.length).toBeGreaterThanOrEqual(2);
-    for (const s of samples) {
+  test('the samples validate against the openAPIV3Schema of their kind (and bad ones do not)', () => {
+    const all = yamlFiles(path.join(MANIFESTS, 'samples')).flatMap(docs);
+    expect(all.map((s) => s.kind).sort()).toEqual(['EtcdBackup', 'EtcdCluster', 'EtcdCluster', 'EtcdCluster']);
+    for (const s of all) {
       expect(s.apiVersion).toBe(`${GROUP}/${VERSION}`);
-      expect(validate(schema(), s)).toEqual([]);
+      const sch = s.kind === BACKUP_KIND ? backupSchema() : schema();
+      expect(validate(sch, s)).toEqual([]);
       const unknown: string[] = [];
-      prune(schema(), s, unknown);
+      prune(sch, s, unknown);
       expect(unknown).toEqual([]); // a real API server would drop them silently: a mistake in a sample
     }
-    const three = samples.find((s) => (s.spec as { tls?: unknown }).tls === undefined) as Doc;
+    const samples = all.filter((s) => s.kind === KIND);
+    const three = samples.find((s) => (s.spec as { tls?: unknown; restore?: unknown }).tls === undefined && !(s.spec as { restore?: unknown }).restore) as Doc;
     expect((three.spec as { size: number }).size).toBe(3);
     const tls = samples.find((s) => (s.spec as { tls?: unknown }).tls !== undefined) as Doc;
     expect(tls.spec).toMatchObject({ size: 3, tls: { clientSecret: expect.any(String), peerSecret: expect.any(String), operatorSecret: expect.any(String) } });
@@ -126,8 +143,8 @@ describe('manifests', () => {
     const spec = schema().properties?.spec as Schema;
     expect(spec.properties?.size.type).toBe('integer');
     expect((schema().properties?.status as Schema).properties?.size.type).toBe('integer');
-    for (const f of ['tls', 'storage']) {
-      expect(spec.properties?.[f]['x-kubernetes-validations']).toEqual([{ rule: 'self == oldSelf', message: `spec.${f} is immutable` }]);
+    for (const f of ['tls', 'storage', 'restore']) {
+      expect(spec.properties?.[f]['x-kubernetes-validations']?.[0]).toEqual({ rule: 'self == oldSelf', message: `spec.${f} is immutable` });
       expect(spec['x-kubernetes-validations']).toContainEqual({ rule: `has(self.${f}) == has(oldSelf.${f})`, message: `spec.${f} cannot be added or removed after creation` });
     }
   });
@@ -157,15 +174,17 @@ describe('manifests', () => {
           annotations: { 'example.com/x': 'y' },
         },
         storage: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } }, storageClassName: 'fast' } } },
-        tls: { clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
+        tls: { auto: false, clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
         etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, autoCompactionMode: 'periodic', autoCompactionRetention: '1h30m', extraArgs: { 'quota-backend-bytes': '8589934592' } },
+        restore: { backupName: 'nightly', file: 'nightly-20240310T101530Z.db' },
+        defragment: { schedule: '0 3 * * 0' },
       },
       status: {
         phase: 'Running',
         size: 5,
         readyMembers: 5,
         ready: '5/5',
-        members: [{ name: 'full-0', id: '8e9e05c52164694d', ready: true, version: '3.4.35' }],
+        members: [{ name: 'full-0', id: '8e9e05c52164694d', ready: true, version: '3.4.35', learner: false }],
         leader: 'full-0',
         currentVersion: '3.4.35',
         targetVersion: '3.4.35',
@@ -173,6 +192,8 @@ describe('manifests', () => {
         clientService: 'full-client',
         observedGeneration: 1,
         lastAction: 'AddingMember: adding member full-4',
+        restoredFrom: { backup: 'nightly', file: 'nightly-20240310T101530Z.db', revision: 1234, sha256: 'ab'.repeat(32) },
+        defragment: { lastScheduleTime: '2024-03-10T03:00:00Z', nextScheduleTime: '2024-03-17T03:00:00Z', running: { due: '2024-03-10T03:00:00Z', done: ['full-1'] }, lastCompletionTime: '2024-03-03T03:00:12Z', message: 'x' },
         conditions: [{ type: 'Available', status: 'True', reason: 'QuorumHealthy', message: '5 of 5', lastTransitionTime: '2024-01-01T00:00:00Z', observedGeneration: 1 }],
       },
     };
@@ -210,6 +231,59 @@ describe('manifests', () => {
       const strict = await send('POST', `${C}?fieldValidation=Strict`, { ...extra, metadata: { name: 'strict' } });
       expect(strict.status).toBe(400);
       expect(strict.body.message).toBe('EtcdCluster in version "v1alpha1" cannot be handled as a EtcdCluster: strict decoding error: unknown field "spec.etcd.autoCompaction", unknown field "spec.newField"');
+    });
+  });
+
+  describe('the EtcdBackup CRD holds every field of operator/api/types.ts', () => {
+    type Full<T> = T extends (infer U)[] ? Full<U>[] : T extends object ? { [K in keyof T]-?: Full<T[K]> } : T;
+    const t = '2024-03-10T10:15:30Z';
+    const rec = { file: 'nightly-20240310T101530Z.db', time: t, revision: 1234, size: 20512, sha256: 'cd'.repeat(32), member: 'db-1' };
+    const full: Omit<Full<EtcdBackup>, 'metadata'> & Pick<EtcdBackup, 'metadata'> = {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: BACKUP_KIND,
+      metadata: { name: 'nightly', namespace: 'default' },
+      spec: { clusterName: 'db', storage: { persistentVolumeClaim: { claimName: 'backups' } }, schedule: '0 2 * * *', retention: 7, suspend: false, timeoutSeconds: 300 },
+      status: {
+        phase: 'Scheduled',
+        message: 'next run at 2024-03-11T02:00:00Z',
+        active: ['nightly-1710036930'],
+        lastScheduleTime: t,
+        nextScheduleTime: t,
+        lastSuccessfulTime: t,
+        lastFinishedScheduleTime: t,
+        lastBackup: { ...rec, job: 'nightly-1710036930' },
+        lastFailure: { time: t, job: 'nightly-1709950530', message: 'no member gave a snapshot' },
+        backups: [rec],
+        succeeded: 3,
+        failed: 1,
+        observedGeneration: 2,
+      },
+    };
+    const api = new KubeApiServer();
+    let url = '';
+    beforeAll(async () => {
+      url = await api.start();
+    });
+    afterAll(() => api.stop());
+    const C = `/apis/${GROUP}/${VERSION}/namespaces/default/${BACKUP_PLURAL}`;
+
+    test('spec and status written through the API come back whole, with no warning; the defaults are the operator\'s', async () => {
+      const send = async (method: string, p: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
+        const r = await fetch(`${url}${p}`, { method, body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      };
+      const { status, ...created } = full;
+      const c = await send('POST', C, created);
+      expect(c.status).toBe(201);
+      expect(c.body.spec).toEqual(full.spec);
+      const st = await send('PUT', `${C}/nightly/status`, { ...c.body, status });
+      expect(st.status).toBe(200);
+      expect(st.body.status).toEqual(full.status);
+      expect(api.warnings).toEqual([]);
+      const d = await send('POST', C, { apiVersion: `${GROUP}/${VERSION}`, kind: BACKUP_KIND, metadata: { name: 'once' }, spec: { clusterName: 'db', storage: { persistentVolumeClaim: { claimName: 'b' } } } });
+      expect(d.body.spec).toEqual({ clusterName: 'db', storage: { persistentVolumeClaim: { claimName: 'b' } }, retention: DEFAULT_RETENTION, suspend: false, timeoutSeconds: DEFAULT_BACKUP_TIMEOUT_SECONDS });
+      const bad = await send('POST', C, { apiVersion: `${GROUP}/${VERSION}`, kind: BACKUP_KIND, metadata: { name: 'bad' }, spec: { clusterName: 'db', storage: { persistentVolumeClaim: { claimName: 'b' } }, retention: 0 } });
+      expect([bad.status, bad.body.message]).toEqual([422, expect.stringMatching(/spec.retention: Invalid value: 0/)]);
     });
   });
 
@@ -272,6 +346,12 @@ describe('manifests', () => {
         expect([need, allows(table('cluster'), need)]).toEqual([need, true]);
       }
       expect(refs.some((r) => r.blockOwnerDeletion)).toBe(true); // today they all block: the rule is needed
+      // backup Jobs are owned by their EtcdBackup the same way
+      const b = { apiVersion: `${GROUP}/${VERSION}`, kind: BACKUP_KIND, metadata: { name: 'b', namespace: 'ns', uid: 'u-2' }, spec: { clusterName: 'x', storage: { persistentVolumeClaim: { claimName: 'c' } } } } as EtcdBackup;
+      const jobRefs = R.backupJob(b, 'b-1', 0, { endpoints: ['http://x-0.x.ns.svc:2379'] }, 'img').metadata.ownerReferences ?? [];
+      expect(jobRefs).toEqual([expect.objectContaining({ kind: BACKUP_KIND, blockOwnerDeletion: true })]);
+      const need = { group: GROUP, resource: `${BACKUP_PLURAL}/finalizers`, verb: 'update' as const };
+      expect([allows(clusterRole().rules, need), allows(table('cluster'), need)]).toEqual([true, true]);
     });
 
     test("every resource the operator's sources address is in the table (paths the tests cannot drive: PVCs, secrets)", () => {
@@ -285,10 +365,11 @@ describe('manifests', () => {
         for (const m of src.matchAll(/paths\.group\(\s*'([a-z0-9.-]+)\/v[0-9a-z]+'\s*,\s*[^,()]+,\s*'([a-z]+)'/g)) used.add(`${m[1]}|${m[2]}`);
         for (const m of src.matchAll(/\/api\/v1\/(?:namespaces\/\$\{[^}]+\}\/)?([a-z]+)[`']/g)) used.add(`|${m[1]}`);
         if (/paths\.group\(`\$\{GROUP\}\/\$\{VERSION\}`,\s*[^,()]+,\s*PLURAL/.test(src) || /\/apis\/\$\{gv\}\/(?:namespaces\/\$\{[^}]+\}\/)?\$\{PLURAL\}/.test(src)) used.add(`${GROUP}|${PLURAL}`);
+        if (/paths\.group\(`\$\{GROUP\}\/\$\{VERSION\}`,\s*[^,()]+,\s*BACKUP_PLURAL/.test(src)) used.add(`${GROUP}|${BACKUP_PLURAL}`);
       }
       // the scan does find what the operator is known to use (so a broken pattern cannot pass silently)
       expect([...used].sort()).toEqual(
-        expect.arrayContaining(['|events', '|persistentvolumeclaims', '|pods', '|secrets', '|services', 'coordination.k8s.io|leases', `${GROUP}|${PLURAL}`, 'policy|poddisruptionbudgets']),
+        expect.arrayContaining(['|events', '|persistentvolumeclaims', '|pods', '|secrets', '|services', 'coordination.k8s.io|leases', `${GROUP}|${PLURAL}`, `${GROUP}|${BACKUP_PLURAL}`, 'batch|jobs', 'policy|poddisruptionbudgets']),
       );
       const inTable = new Set(PERMISSIONS.flatMap((p) => p.apiGroups.flatMap((g) => p.resources.map((r) => `${g}|${r}`))));
       for (const u of used) expect([u, inTable.has(u)]).toEqual([u, true]);
@@ -300,6 +381,8 @@ describe('manifests', () => {
     const c = d.spec.template.spec.containers[0];
     expect(c.image).toMatch(/^ts-etcd\/etcd-operator:[\w.-]+$/);
     expect(c.args).toContain('--leader-elect=true');
+    // backup Jobs run the operator's own image
+    expect(c.args).toContain(`--backup-image=${c.image}`);
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
     expect(d.spec.template.spec.serviceAccountName).toBe('etcd-operator');
     expect(d.spec.replicas).toBeGreaterThanOrEqual(2);

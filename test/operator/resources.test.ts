@@ -1,7 +1,8 @@
 /** The objects the operator builds: member pods (flags, TLS, storage, pod settings), services, PDB. */
 import { specProblems, withDefaults, type EtcdCluster } from '../../operator/api/types';
-import { clientService, etcdArgs, memberPod, memberPVC, metricsService, peerService, podDisruptionBudget } from '../../operator/resources';
-import { podFromPeerURL, versionOfImage } from '../../operator/api/naming';
+import { backupJob, clientService, etcdArgs, memberPod, memberPVC, metricsService, peerService, podDisruptionBudget } from '../../operator/resources';
+import type { EtcdBackup } from '../../operator/api/types';
+import { podFromPeerURL, tlsSecrets, versionOfImage } from '../../operator/api/naming';
 
 const c = (spec: Partial<EtcdCluster['spec']> = {}): EtcdCluster => ({
   apiVersion: 'etcd.ts-etcd.io/v1alpha1',
@@ -96,4 +97,65 @@ test('naming helpers', () => {
   expect(podFromPeerURL('http://10.0.0.1:2380', 'db', 'prod')).toBeUndefined();
   expect(versionOfImage('registry:5000/ts-etcd/etcd:3.4.34')).toBe('3.4.34');
   expect(versionOfImage('registry:5000/ts-etcd/etcd')).toBeUndefined();
+});
+
+test('a restored cluster: each member pod restores the snapshot in an init container (its name, the whole cluster, the token), into the data dir it then starts from', () => {
+  const x = c({ restore: { backupName: 'nightly' } });
+  const ic = [0, 1, 2].map((i) => ({ name: `db-${i}`, peerURL: `http://db-${i}.db.prod.svc:2380` }));
+  const pod = memberPod(x, x.spec, 'db-1', 'new', ic, undefined, { claim: 'backups', file: 'nightly-1.db' }) as unknown as {
+    spec: { initContainers: { name: string; image: string; command: string[]; args: string[]; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[]; containers: { args: string[] }[]; volumes: { name: string; persistentVolumeClaim?: { claimName: string; readOnly?: boolean } }[] };
+  };
+  const init = pod.spec.initContainers[0];
+  expect(init).toMatchObject({ name: 'restore', image: 'ts-etcd/etcd:3.4.34', command: ['node', '/app/dist/server/etcdctl/main.js'] });
+  expect(init.args).toEqual([
+    'snapshot', 'restore', '/backups/nightly-1.db', '--name=db-1',
+    `--initial-cluster=${ic.map((m) => `${m.name}=${m.peerURL}`).join(',')}`, '--initial-cluster-token=db',
+    '--initial-advertise-peer-urls=http://db-1.db.prod.svc:2380', '--data-dir=/var/lib/etcd/data',
+  ]);
+  expect(init.volumeMounts).toEqual([{ name: 'data', mountPath: '/var/lib/etcd' }, { name: 'backup', mountPath: '/backups', readOnly: true }]);
+  expect(pod.spec.volumes).toContainEqual({ name: 'backup', persistentVolumeClaim: { claimName: 'backups', readOnly: true } });
+  // the member starts from there, with the same name, cluster and token
+  const args = pod.spec.containers[0].args;
+  expect([flag(args, 'data-dir'), flag(args, 'name'), flag(args, 'initial-cluster'), flag(args, 'initial-cluster-token'), flag(args, 'initial-cluster-state')]).toEqual([
+    '/var/lib/etcd/data', 'db-1', ic.map((m) => `${m.name}=${m.peerURL}`).join(','), 'db', 'new',
+  ]);
+  // pods made later (a member added, a pod given back) use the same data dir, with no init container
+  const later = memberPod(x, x.spec, 'db-3', 'existing', ic) as unknown as { spec: { initContainers?: unknown; containers: { args: string[] }[] } };
+  expect(later.spec.initContainers).toBeUndefined();
+  expect(flag(later.spec.containers[0].args, 'data-dir')).toBe('/var/lib/etcd/data');
+  // a cluster not restored keeps its data at the volume's root, as before
+  expect(flag(etcdArgs(c(), c().spec, 'db-0', 'new', []), 'data-dir')).toBe('/var/lib/etcd');
+});
+
+test('a backup Job: the operator image runs `backup` against the given members, onto the claim, reporting in its termination message', () => {
+  const b: EtcdBackup = { apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdBackup', metadata: { name: 'nightly', namespace: 'prod', uid: 'u-9' }, spec: { clusterName: 'db', storage: { persistentVolumeClaim: { claimName: 'backups' } }, retention: 3 } };
+  const job = backupJob(b, 'nightly-1710036000', Date.parse('2024-03-10T02:00:00Z'), { endpoints: ['http://db-1.db.prod.svc:2379', 'http://db-0.db.prod.svc:2379'], tlsSecret: 'op' }, 'ts-etcd/etcd-operator:0.1.0') as unknown as {
+    metadata: { annotations: Record<string, string>; labels: Record<string, string>; ownerReferences: unknown[] };
+    spec: { backoffLimit: number; activeDeadlineSeconds: number; template: { spec: { restartPolicy: string; containers: { image: string; args: string[]; terminationMessagePath: string }[]; volumes: { name: string; persistentVolumeClaim?: { claimName: string }; secret?: { secretName: string } }[] } } };
+  };
+  expect(job.metadata.annotations['etcd.ts-etcd.io/scheduled-time']).toBe('2024-03-10T02:00:00.000Z');
+  expect(job.metadata.labels).toMatchObject({ 'etcd.ts-etcd.io/backup': 'nightly', 'etcd.ts-etcd.io/cluster': 'db', 'app.kubernetes.io/managed-by': 'etcd-operator' });
+  expect(job.metadata.ownerReferences).toEqual([{ apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdBackup', name: 'nightly', uid: 'u-9', controller: true, blockOwnerDeletion: true }]);
+  expect(job.spec).toMatchObject({ backoffLimit: 2, activeDeadlineSeconds: 600 });
+  const pod = job.spec.template.spec;
+  expect(pod.restartPolicy).toBe('Never');
+  expect(pod.containers[0].image).toBe('ts-etcd/etcd-operator:0.1.0');
+  expect(pod.containers[0].terminationMessagePath).toBe('/dev/termination-log');
+  expect(pod.containers[0].args).toEqual([
+    'backup', '--endpoints=http://db-1.db.prod.svc:2379,http://db-0.db.prod.svc:2379', '--dir=/backups', '--prefix=nightly-', '--retention=3',
+    '--termination-log=/dev/termination-log', '--cacert=/etc/etcd/tls/operator/ca.crt', '--cert=/etc/etcd/tls/operator/tls.crt', '--key=/etc/etcd/tls/operator/tls.key',
+  ]);
+  expect(pod.volumes).toEqual(expect.arrayContaining([{ name: 'backups', persistentVolumeClaim: { claimName: 'backups' } }, { name: 'etcd-tls', secret: { secretName: 'op' } }]));
+});
+
+test("spec.tls.auto: https URLs, each member with its own certificate's Secret for client and peer URLs; backup Jobs use the client certificate", () => {
+  const x = c({ tls: { auto: true } });
+  const pod = memberPod(x, x.spec, 'db-2', 'existing', [{ name: 'db-2', peerURL: 'https://db-2.db.prod.svc:2380' }]) as unknown as { spec: { volumes: { name: string; secret?: { secretName: string } }[]; containers: { args: string[] }[] } };
+  expect(pod.spec.volumes.filter((v) => v.secret).map((v) => [v.name, v.secret?.secretName])).toEqual([['client-tls', 'db-2-tls'], ['peer-tls', 'db-2-tls']]);
+  const args = pod.spec.containers[0].args;
+  expect([flag(args, 'listen-client-urls'), flag(args, 'advertise-client-urls'), flag(args, 'initial-advertise-peer-urls')]).toEqual(['https://0.0.0.0:2379', 'https://db-2.db.prod.svc:2379', 'https://db-2.db.prod.svc:2380']);
+  expect([flag(args, 'client-cert-auth'), flag(args, 'peer-client-cert-auth'), flag(args, 'trusted-ca-file')]).toEqual(['true', 'true', '/etc/etcd/tls/client/ca.crt']);
+  const b: EtcdBackup = { apiVersion: 'etcd.ts-etcd.io/v1alpha1', kind: 'EtcdBackup', metadata: { name: 'n', namespace: 'prod', uid: 'u' }, spec: { clusterName: 'db', storage: { persistentVolumeClaim: { claimName: 'b' } } } };
+  const job = backupJob(b, 'n-1', 0, { endpoints: [], tlsSecret: tlsSecrets(x.spec, 'db').operator }, 'img') as unknown as { spec: { template: { spec: { volumes: { secret?: { secretName: string } }[] } } } };
+  expect(job.spec.template.spec.volumes.map((v) => v.secret?.secretName).filter(Boolean)).toEqual(['db-client-tls']);
 });

@@ -107,6 +107,46 @@ test('SIGTERM under load: requests in flight are answered, the process exits 0, 
   running.delete(again);
 });
 
+test('SIGTERM with gRPC clients connected: an idle connection is closed at once (GOAWAY), a watch stream is cut after its grace', async () => {
+  const grpc = await import('@grpc/grpc-js');
+  const { KVClient, WatchClient, RangeRequest, WatchRequest } = await import('../../server/api/v3rpc/pb/etcdserverpb/rpc');
+  const ports = { client: await freePort(), peer: await freePort() };
+  const e = await track(startOurEtcd(path.join(root, 'sigterm-grpc'), [], ports));
+  const target = new URL(e.clientURL).host;
+  const kv = new KVClient(target, grpc.credentials.createInsecure());
+  // one finished call: the connection stays open, idle
+  await new Promise<void>((resolve, reject) => kv.range(RangeRequest.fromPartial({ key: Buffer.from('a') }), (err) => (err ? reject(err) : resolve())));
+  const t0 = Date.now();
+  const idleExit = await e.signal('SIGTERM');
+  const idleMs = Date.now() - t0;
+  running.delete(e);
+  kv.close();
+  expect(idleExit).toBe(0);
+  // before, the member waited 5 s for the client's connection to go (as a Kubernetes grace period of 5 s would not)
+  expect(idleMs).toBeLessThan(1500);
+
+  const again = await track(startOurEtcd(path.join(root, 'sigterm-grpc'), [], ports));
+  const watch = new WatchClient(target, grpc.credentials.createInsecure());
+  const stream = watch.watch();
+  const ended = new Promise<string>((resolve) => {
+    stream.on('error', (err: { code: number }) => resolve(`error ${err.code}`));
+    stream.on('end', () => resolve('end'));
+  });
+  const created = new Promise<void>((resolve) => stream.once('data', () => resolve()));
+  stream.write(WatchRequest.fromPartial({ createRequest: { key: Buffer.from('w') } }));
+  await created;
+  const t1 = Date.now();
+  const watchExit = await again.signal('SIGTERM');
+  const watchMs = Date.now() - t1;
+  running.delete(again);
+  expect(watchExit).toBe(0);
+  // the open watch is given its grace (2 s), then cut: the member is gone well within 5 s
+  expect(watchMs).toBeGreaterThanOrEqual(1500);
+  expect(watchMs).toBeLessThan(4500);
+  expect(await ended).toMatch(/^(end|error \d+)$/);
+  watch.close();
+});
+
 /** Runs our etcd command to its exit (bad flags exit by themselves), bounded by a timeout. */
 function runOurs(args: string[], cwd: string): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [OUR_ETCD, ...args], { cwd, encoding: 'utf8', timeout: 15000 });

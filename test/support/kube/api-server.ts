@@ -4,8 +4,8 @@
  *
  * Implements:
  *  - resources: namespaces; core/v1 pods, services, endpoints (the process kubelet keeps them), events, persistentvolumeclaims, secrets, configmaps,
- *    serviceaccounts; policy/v1 poddisruptionbudgets; coordination.k8s.io/v1 leases; etcd.ts-etcd.io/v1alpha1
- *    etcdclusters; and, stored only (no controllers), apps/v1 deployments, apiextensions.k8s.io/v1 CRDs and
+ *    serviceaccounts; policy/v1 poddisruptionbudgets; coordination.k8s.io/v1 leases; batch/v1 jobs (job-controller.ts
+ *    runs them); etcd.ts-etcd.io/v1alpha1 etcdclusters and etcdbackups; and, stored only (no controllers), apps/v1 deployments, apiextensions.k8s.io/v1 CRDs and
  *    rbac.authorization.k8s.io/v1 roles and bindings, so `kubectl apply` can map the manifests;
  *    discovery documents (/api, /api/v1, /apis, /apis/<group>/<version>);
  *  - GET, LIST (?labelSelector= with =, ==, !=, exists, !key, in, notin; ?fieldSelector=metadata.name=),
@@ -15,7 +15,7 @@
  *    replaced, not merged by key), DELETE (preconditions uid/resourceVersion; propagationPolicy Orphan);
  *  - a global resourceVersion counter; metadata.uid, creationTimestamp, generation (1 on create, +1 when the spec
  *    — everything but metadata and status — changes);
- *  - the status subresource for pods, services, PDBs, PVCs and etcdclusters: writes to the object ignore status,
+ *  - the status subresource for pods, services, PDBs, PVCs, jobs, etcdclusters and etcdbackups: writes to the object ignore status,
  *    writes to /status change only status;
  *  - WATCH (?watch=true&resourceVersion=N): ADDED/MODIFIED/DELETED JSON lines from N on (from "now" with no N or
  *    "0", after synthetic ADDED events for what exists); an ERROR event with a 410 Status when N is older than the
@@ -84,6 +84,8 @@ export const RESOURCES: ResourceType[] = [
   { group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', namespaced: true, status: true },
   { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true, status: false },
   { group: 'etcd.ts-etcd.io', version: 'v1alpha1', plural: 'etcdclusters', kind: 'EtcdCluster', namespaced: true, status: true, shortNames: ['etcd'] },
+  { group: 'etcd.ts-etcd.io', version: 'v1alpha1', plural: 'etcdbackups', kind: 'EtcdBackup', namespaced: true, status: true, shortNames: ['etcdbackup'] },
+  { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job', namespaced: true, status: true },
   // stored like the others, for `kubectl apply` of the manifests (no controllers behind them: a Deployment makes no pods)
   { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, status: false },
   { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, status: true },

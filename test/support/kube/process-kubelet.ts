@@ -1,11 +1,14 @@
 /**
- * A kubelet that really runs the pods of the test API server, as local processes: each Pod's (single) container runs
- * our etcd (`node dist/server/main.js`, the entrypoint of the ts-etcd/etcd image) with the container's args and env,
- * on the Pod's own loopback address 127.0.0.N (Linux routes all of 127/8 to lo). It plays the parts of the node that
- * a process needs:
+ * A kubelet that really runs the pods of the test API server, as local processes: each Pod's container runs the
+ * program its image's entrypoint names — our etcd for ts-etcd/etcd (`node dist/server/main.js`), the operator for
+ * ts-etcd/etcd-operator (`node dist/operator/main.js`), or a `command` of the image (`node /app/dist/...`, as etcdctl
+ * is run from the etcd image) — with the container's args and env, on the Pod's own loopback address 127.0.0.N (Linux
+ * routes all of 127/8 to lo). It plays the parts of the node that a process needs:
  *  - network namespace: the pod gets an IP; listen addresses 0.0.0.0 in `--listen-*` args become the pod IP;
  *  - volumes: every volumeMount's mountPath in the args is mapped to a directory under the kubelet's temp dir (an
- *    emptyDir lives and dies with the pod (by uid); a persistentVolumeClaim's directory outlives its pods);
+ *    emptyDir lives and dies with the pod (by uid); a persistentVolumeClaim's directory outlives its pods; a secret's
+ *    holds a file per key, written before the container starts (which waits for a missing Secret, ContainerCreating)
+ *    and rewritten (renamed into place) when the Secret changes, as the kubelet refreshes mounted Secrets);
  *  - cluster DNS: it keeps a hosts file for test/support/kube/cluster-dns.js, preloaded into every process it
  *    starts (and into the operator): `<hostname>.<subdomain>.<ns>.svc` → pod IP, `<service>.<ns>.svc` → endpoints;
  *  - the endpoints controller's part: an Endpoints object per Service with a selector (ready and not-ready pod IPs,
@@ -17,7 +20,11 @@
  *    backoff (CrashLoopBackOff while waiting); an image change in the pod spec restarts the container (SIGTERM,
  *    SIGKILL after the grace period) on the same volumes;
  *  - deletion: a deleted pod's process is stopped and its emptyDir removed;
- *  - a graceful node shutdown (`end`): the process stopped with SIGTERM, the pod Succeeded or Failed for good.
+ *  - a graceful node shutdown (`end`): the process stopped with SIGTERM, the pod Succeeded or Failed for good;
+ *  - init containers: run one after the other before the container (the pod Pending meanwhile), each again after a
+ *    failure with a backoff (Init:CrashLoopBackOff), or the pod Failed with restartPolicy Never;
+ *  - termination messages: the container's terminationMessagePath (in its args, as a mount) is a file of the pod's;
+ *    what the program wrote there (up to 4096 bytes) is its state.terminated.message.
  * It works from the in-process store's change feed plus a periodic resync (both feed one serialized sync loop), and
  * records what it did (`events`) so tests can check orderings (e.g. that a rolling upgrade restarted one at a time).
  */
@@ -31,6 +38,9 @@ import type { KObj, KubeApiServer } from './api-server';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 export const ETCD_MAIN = path.join(ROOT, 'dist', 'server', 'main.js');
+export const OPERATOR_MAIN = path.join(ROOT, 'dist', 'operator', 'main.js');
+/** The images' entrypoints (images/*: node /app/dist/...), by repository. */
+const ENTRYPOINTS: Record<string, string> = { 'ts-etcd/etcd': ETCD_MAIN, 'ts-etcd/etcd-operator': OPERATOR_MAIN };
 export const DNS_SHIM = path.join(__dirname, 'cluster-dns.js');
 
 interface Probe {
@@ -48,10 +58,12 @@ interface Container {
   env?: { name: string; value?: string }[];
   volumeMounts?: { name: string; mountPath: string }[];
   readinessProbe?: Probe;
+  terminationMessagePath?: string;
 }
 interface PodSpec {
   containers?: Container[];
-  volumes?: { name: string; emptyDir?: unknown; persistentVolumeClaim?: { claimName: string } }[];
+  initContainers?: Container[];
+  volumes?: { name: string; emptyDir?: unknown; persistentVolumeClaim?: { claimName: string }; secret?: { secretName: string } }[];
   restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   hostname?: string;
   subdomain?: string;
@@ -86,7 +98,13 @@ interface Run {
   restartCount: number;
   ready: boolean;
   probeFailures: number;
-  lastTermination?: { exitCode: number; signal?: string; reason: string; finishedAt: string };
+  lastTermination?: { exitCode: number; signal?: string; reason: string; finishedAt: string; message?: string };
+  /** Init containers: how many have completed (all of them: the container may start), and the one running. */
+  initDone: number;
+  initRunning?: boolean;
+  initStatuses: Record<string, unknown>[];
+  /** Waiting for a Secret it mounts to exist. */
+  waitingForSecrets?: boolean;
   waitingReason?: string;
   restartTimer?: NodeJS.Timeout;
   terminal?: 'Succeeded' | 'Failed';
@@ -142,7 +160,7 @@ export class ProcessKubelet {
   start(): void {
     if (!fs.existsSync(ETCD_MAIN)) throw new Error(`${ETCD_MAIN} is missing: run npx tsc -p tsconfig.json`);
     this.off = this.api.store.onChange((c) => {
-      if (c.rt.plural === 'pods' || c.rt.plural === 'services') this.kick();
+      if (c.rt.plural === 'pods' || c.rt.plural === 'services' || c.rt.plural === 'secrets') this.kick();
     });
     this.resyncTimer = setInterval(() => this.kick(), this.o.resyncMs);
     this.probeTimer = setInterval(() => this.probeAll(), this.o.probePeriodMs);
@@ -286,7 +304,15 @@ export class ProcessKubelet {
           this.startContainer(r);
         }
       }
-      if (r && !r.deleted) r.spec = spec;
+      if (r && !r.deleted) {
+        r.spec = spec;
+        // mounted Secrets follow their Secret; a container that waited for one starts once it is there
+        const mounted = this.writeSecrets(r);
+        if (mounted && r.waitingForSecrets) {
+          r.waitingForSecrets = false;
+          this.startContainer(r);
+        }
+      }
     }
     for (const r of [...this.runs.values()]) {
       if (!seen.has(r.key) && !r.deleted) this.removeRun(r);
@@ -317,6 +343,8 @@ export class ProcessKubelet {
       probeFailures: 0,
       createdAt: new Date().toISOString(),
       probing: false,
+      initDone: 0,
+      initStatuses: [],
     };
   }
 
@@ -340,28 +368,150 @@ export class ProcessKubelet {
     return dir;
   }
 
-  /** The container's command line as the process sees it on this "node". */
-  private commandLine(r: Run): string[] {
-    const ctr = r.ctr;
-    if (ctr.command && ctr.command.length > 0 && path.basename(ctr.command[0]) !== 'etcd') {
-      throw new Error(`command ${JSON.stringify(ctr.command)}: this kubelet only runs etcd`);
+  /** The program (a script of our build) and its arguments, as a container of this spec runs them on this "node". */
+  private commandLine(r: Run, ctr: Container = r.ctr): string[] {
+    let program: string | undefined;
+    let rest: string[];
+    const cmd = ctr.command ?? [];
+    if (cmd.length > 0) {
+      // the images hold node and /app/dist (images/*); `etcd` names the server
+      if (path.basename(cmd[0]) === 'etcd') program = ETCD_MAIN;
+      else if (cmd[0] === 'node' && cmd[1]?.startsWith('/app/dist/')) program = path.join(ROOT, cmd[1].slice('/app/'.length));
+      rest = cmd.slice(program === ETCD_MAIN ? 1 : 2);
+    } else {
+      program = ENTRYPOINTS[(ctr.image ?? '').replace(/[:@].*$/, '')];
+      rest = [];
     }
+    if (!program) throw new Error(`container ${ctr.name}: image ${ctr.image} with command ${JSON.stringify(cmd)}: this kubelet runs only ts-etcd's programs`);
     const mounts = [...(ctr.volumeMounts ?? [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
+    const termination = ctr.terminationMessagePath ?? '/dev/termination-log';
     const mapArg = (a: string): string => {
       let s = a;
       if (/^--?listen-/.test(s)) s = s.replace(/0\.0\.0\.0/g, r.ip);
+      const i = s.indexOf(termination);
+      if (i >= 0 && (i === 0 || s[i - 1] === '=')) return s.slice(0, i) + this.terminationFile(r, ctr.name) + s.slice(i + termination.length);
+      // the longest mount path that starts the value (once: the result is a host path, not the container's)
       for (const m of mounts) {
-        const i = s.indexOf(m.mountPath);
-        if (i >= 0 && (i === 0 || s[i - 1] === '=')) s = s.slice(0, i) + this.volumePath(r, m.name) + s.slice(i + m.mountPath.length);
+        const j = s.indexOf(m.mountPath);
+        if (j >= 0 && (j === 0 || s[j - 1] === '=') && /^(\/|$)/.test(s.slice(j + m.mountPath.length))) return s.slice(0, j) + this.volumePath(r, m.name) + s.slice(j + m.mountPath.length);
       }
       return s;
     };
-    return [...(ctr.command ?? []).slice(1), ...(ctr.args ?? [])].map(mapArg);
+    return [program, ...[...rest, ...(ctr.args ?? [])].map(mapArg)];
+  }
+
+  /** Where a container's termination message is written (its terminationMessagePath). */
+  private terminationFile(r: Run, ctr: string): string {
+    const dir = path.join(r.podDir, 'termination');
+    fs.mkdirSync(dir, { recursive: true });
+    return path.join(dir, ctr);
+  }
+  private terminationMessage(r: Run, ctr: string): string | undefined {
+    try {
+      const text = fs.readFileSync(this.terminationFile(r, ctr), 'utf8');
+      return text === '' ? undefined : text.slice(0, 4096);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Runs the pod's init containers in turn; true when all completed (else it will try again, or the pod failed). */
+  private runInit(r: Run): boolean {
+    const inits = r.spec.initContainers ?? [];
+    if (r.initDone >= inits.length) return true;
+    if (r.initRunning) return false;
+    const ctr = inits[r.initDone];
+    let argv: string[];
+    try {
+      argv = this.commandLine(r, ctr);
+    } catch (e) {
+      r.terminal = 'Failed';
+      this.record(r.key, 'failed', { detail: (e as Error).message });
+      this.writeStatus(r);
+      return false;
+    }
+    r.initRunning = true;
+    const log = fs.openSync(this.logFile(r), 'a');
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOSTNAME: r.spec.hostname ?? r.name, NODE_NO_WARNINGS: '1', TEST_CLUSTER_DNS_FILE: this.dnsFile };
+    for (const e of ctr.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    const child = spawn(process.execPath, ['--require', DNS_SHIM, ...argv], { cwd: r.podDir, env, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    r.child = child;
+    r.pid = child.pid;
+    this.record(r.key, 'started', { image: ctr.image, pid: child.pid, detail: `init ${ctr.name}: ${argv.slice(1).join(' ')}` });
+    r.initStatuses[r.initDone] = { name: ctr.name, image: ctr.image, ready: false, restartCount: r.restartCount, state: { running: { startedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') } } };
+    this.writeStatus(r);
+    child.once('exit', (code, sig) => {
+      if (r.child !== child) return;
+      r.child = undefined;
+      r.pid = undefined;
+      r.initRunning = false;
+      const exitCode = code ?? 128 + (sig ? (os.constants.signals[sig] ?? 0) : 0);
+      this.record(r.key, 'exited', { detail: `init ${ctr.name}: code ${code} signal ${sig}` });
+      const terminated = { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), message: this.terminationMessage(r, ctr.name) };
+      r.initStatuses[r.initDone] = { name: ctr.name, image: ctr.image, ready: exitCode === 0, restartCount: r.restartCount, state: { terminated } };
+      if (r.deleted || this.stopped) return;
+      if (exitCode === 0) {
+        r.initDone++;
+        this.startContainer(r);
+        return;
+      }
+      if ((r.spec.restartPolicy ?? 'Always') === 'Never') {
+        r.terminal = 'Failed';
+        this.writeStatus(r);
+        return;
+      }
+      const delay = Math.min(this.o.backoffMaxMs, this.o.backoffBaseMs * 2 ** Math.min(r.restartCount, 10));
+      r.restartCount++;
+      r.waitingReason = 'Init:CrashLoopBackOff';
+      this.writeStatus(r);
+      r.restartTimer = setTimeout(() => this.startContainer(r), delay);
+    });
+    return false;
+  }
+
+  /** Writes the files of the pod's secret volumes (changed ones only, each renamed into place); false if one is missing. */
+  private writeSecrets(r: Run): boolean {
+    let all = true;
+    for (const v of r.spec.volumes ?? []) {
+      if (!v.secret) continue;
+      const secret = this.api.store.get('secrets', r.ns, v.secret.secretName);
+      if (!secret) {
+        all = false;
+        continue;
+      }
+      const dir = path.join(r.podDir, 'volumes', v.name);
+      fs.mkdirSync(dir, { recursive: true });
+      const data = (secret.data ?? {}) as Record<string, string>;
+      for (const [k, b64] of Object.entries(data)) {
+        const want = Buffer.from(b64, 'base64');
+        const file = path.join(dir, k);
+        let have: Buffer | undefined;
+        try {
+          have = fs.readFileSync(file);
+        } catch {
+          have = undefined;
+        }
+        if (have && have.equals(want)) continue;
+        fs.writeFileSync(`${file}.tmp`, want, { mode: 0o600 });
+        fs.renameSync(`${file}.tmp`, file);
+      }
+      for (const f of fs.readdirSync(dir)) if (!(f in data)) fs.rmSync(path.join(dir, f), { force: true });
+    }
+    return all;
   }
 
   private startContainer(r: Run): void {
     if (this.stopped || r.deleted) return;
     r.waitingReason = undefined;
+    if (!this.writeSecrets(r)) {
+      // FailedMount: the kubelet tries again when the Secret appears
+      r.waitingForSecrets = true;
+      r.waitingReason = 'ContainerCreating';
+      this.writeStatus(r);
+      return;
+    }
+    if (!this.runInit(r)) return;
     let args: string[];
     try {
       args = this.commandLine(r);
@@ -380,13 +530,13 @@ export class ProcessKubelet {
     };
     for (const e of r.ctr.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
     const log = fs.openSync(this.logFile(r), 'a');
-    const child = spawn(process.execPath, ['--require', DNS_SHIM, ETCD_MAIN, ...args], { cwd: r.podDir, env, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, ['--require', DNS_SHIM, ...args], { cwd: r.podDir, env, stdio: ['ignore', log, log] });
     fs.closeSync(log);
     r.child = child;
     r.pid = child.pid;
     r.startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     r.probeFailures = 0;
-    this.record(r.key, 'started', { image: r.ctr.image, pid: child.pid, detail: args.join(' ') });
+    this.record(r.key, 'started', { image: r.ctr.image, pid: child.pid, detail: args.slice(1).join(' ') });
     child.once('exit', (code, sig) => this.onExit(r, child, code, sig));
     this.writeStatus(r);
   }
@@ -397,7 +547,7 @@ export class ProcessKubelet {
     r.pid = undefined;
     r.ready = false;
     const exitCode = code ?? 128 + (sig ? (os.constants.signals[sig] ?? 0) : 0);
-    r.lastTermination = { exitCode, signal: sig ?? undefined, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
+    r.lastTermination = { exitCode, signal: sig ?? undefined, reason: exitCode === 0 ? 'Completed' : 'Error', finishedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'), message: this.terminationMessage(r, r.ctr.name) };
     this.record(r.key, 'exited', { detail: `code ${code} signal ${sig}` });
     if (r.deleted || this.stopped) return;
     if (r.terminal) return this.writeStatus(r); // ended for good (end())
@@ -458,7 +608,7 @@ export class ProcessKubelet {
   private probeAll(): void {
     if (this.stopped) return;
     for (const r of this.runs.values()) {
-      if (r.deleted || !r.child || r.probing || r.stopping) continue;
+      if (r.deleted || !r.child || r.probing || r.stopping || r.initDone < (r.spec.initContainers ?? []).length) continue;
       r.probing = true;
       const child = r.child;
       void this.probe(r).then((ok) => {
@@ -515,8 +665,8 @@ export class ProcessKubelet {
       : r.waitingReason
         ? { waiting: { reason: r.waitingReason } }
         : r.lastTermination
-          ? { terminated: { exitCode: r.lastTermination.exitCode, reason: r.lastTermination.reason, finishedAt: r.lastTermination.finishedAt } }
-          : { waiting: { reason: 'ContainerCreating' } };
+          ? { terminated: { exitCode: r.lastTermination.exitCode, reason: r.lastTermination.reason, finishedAt: r.lastTermination.finishedAt, ...(r.lastTermination.message ? { message: r.lastTermination.message } : {}) } }
+          : { waiting: { reason: r.initDone < (r.spec.initContainers ?? []).length ? 'PodInitializing' : 'ContainerCreating' } };
     const lastState = r.lastTermination && r.child ? { terminated: { exitCode: r.lastTermination.exitCode, reason: r.lastTermination.reason, finishedAt: r.lastTermination.finishedAt } } : {};
     const ready = r.ready && r.child !== undefined;
     const old = (pod.status ?? {}) as { conditions?: { type: string; status: string; lastTransitionTime?: string }[]; startTime?: string };
@@ -525,13 +675,15 @@ export class ProcessKubelet {
       const prev = old.conditions?.find((c) => c.type === type);
       return { type, status: s, lastTransitionTime: prev && prev.status === s && prev.lastTransitionTime ? prev.lastTransitionTime : new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
     };
+    const initializing = r.initDone < (r.spec.initContainers ?? []).length;
     const status = {
-      phase: r.terminal ?? 'Running',
+      phase: r.terminal ?? (initializing ? 'Pending' : 'Running'),
       hostIP: '127.0.0.1',
       podIP: r.ip,
       podIPs: [{ ip: r.ip }],
       startTime: old.startTime ?? r.createdAt.replace(/\.\d{3}Z$/, 'Z'),
-      conditions: [cond('Initialized', true), cond('Ready', ready), cond('ContainersReady', ready), cond('PodScheduled', true)],
+      conditions: [cond('Initialized', !initializing), cond('Ready', ready), cond('ContainersReady', ready), cond('PodScheduled', true)],
+      ...(r.initStatuses.length > 0 ? { initContainerStatuses: r.initStatuses } : {}),
       containerStatuses: [
         {
           name: ctrName,
