@@ -247,7 +247,7 @@ export class BoltBucket {
   constructor(
     private readonly reader: BoltReader,
     /** its root page, or 0 for an inline bucket */
-    private readonly rootPage: number,
+    readonly rootPage: number,
     /** the inline bucket's value (header and page) */
     private readonly inline: Buffer | undefined,
     private readonly name: string,
