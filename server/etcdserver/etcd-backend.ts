@@ -289,6 +289,8 @@ export function etcdBackendImport(reader: BoltReader, consistentIndex: number): 
   }
   const alarms: AlarmMember[] = [];
   for (const e of entriesOf(buckets.get(B.alarm))) alarms.push(decodeMessage(AlarmMember, e.key, 'bucket alarm'));
+  // In the alarm store's order (by type, then member), not the bucket's (by their bytes).
+  alarms.sort((x, y) => x.alarm - y.alarm || (x.memberID < y.memberID ? -1 : x.memberID > y.memberID ? 1 : 0));
   if (alarms.length) metaValues.push([ALARMS_META_KEY, encodeAlarms(alarms)]);
 
   const keys = buckets.get(B.key)!;

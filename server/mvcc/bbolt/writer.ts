@@ -175,7 +175,7 @@ export class BucketWriter {
     if (key.length === 0) throw new BoltError('bbolt writer: empty key');
     if (key.length > MAX_KEY) throw new BoltError(`bbolt writer: key of ${key.length} bytes is too large`);
     if (this.last && Buffer.compare(this.last, key) >= 0) throw new BoltError('bbolt writer: keys out of order');
-    this.last = Buffer.from(key);
+    this.last = own(key);
   }
 
   private add(key: Buffer, value: Buffer, flags: number, checked = false): void {
@@ -191,7 +191,7 @@ export class BucketWriter {
     const page = this.w.alloc(this.leafSize);
     writeLeaf(page, this.leaf);
     if (page.length > this.w.pageSize) page.writeUInt32LE(page.length / this.w.pageSize - 1, 12);
-    this.children.push({ key: Buffer.from(this.leaf[0].key), pgid: this.w.addPage(page) });
+    this.children.push({ key: own(this.leaf[0].key), pgid: this.w.addPage(page) });
     this.leaf = [];
     this.leafSize = PAGE_HEADER;
   }
@@ -224,6 +224,16 @@ export class BucketWriter {
     }
     return level[0].pgid;
   }
+}
+
+/**
+ * A copy of a key kept for long (a branch key): a buffer of its own, as Buffer.from would copy a small one into a
+ * shared 8 KiB slab and keep all of the slab alive with it.
+ */
+function own(b: Buffer): Buffer {
+  const c = Buffer.alloc(b.length);
+  b.copy(c);
+  return c;
 }
 
 /** A leaf page's elements and data (into page, whose header's id the writer sets). */
