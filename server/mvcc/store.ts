@@ -740,8 +740,9 @@ export class MvccStore {
   }
 
   /**
-   * Writes a consistent copy of the whole backend to file (for Maintenance.Snapshot): every page up to the last used
-   * one, so its size is a multiple of the page size (4 KiB), as etcdctl's check of the SHA-256 trailer needs.
+   * Writes a consistent copy of the whole LMDB file to file: every page up to the last used one, a multiple of the
+   * page size (4 KiB). The snapshot format of the first releases (snapshot restore still reads it); Maintenance.Snapshot
+   * now streams etcd's backend instead (withSnapshotView, etcdserver/etcd-backend.ts).
    */
   async snapshot(file: string): Promise<void> {
     await this.longOp(async () => {
