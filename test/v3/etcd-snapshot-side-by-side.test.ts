@@ -223,3 +223,15 @@ test("(b) our cluster → Debian's snapshot save → Debian's status and restore
     await ok('debian', [`--endpoints=${etcds[0].clientURL}`, ...ROOT, 'put', 'new', 'one']);
   });
 });
+
+test("our server refuses a data dir that etcd's snapshot restore made, saying so (restore with our etcdctl instead)", async () => {
+  const [client, peer] = [await freePort(), await freePort()];
+  const peerURL = `http://127.0.0.1:${peer}`;
+  const clientURL = `http://127.0.0.1:${client}`;
+  const target = path.join(dir, 'etcd-layout');
+  await ok('debian', ['snapshot', 'restore', path.join(dir, 'from-ours.db'), '--name', 'x1', '--data-dir', target, '--initial-cluster', `x1=${peerURL}`, '--initial-advertise-peer-urls', peerURL]);
+  const m = await spawnOurEtcd(['--name', 'x1', '--data-dir', target, '--listen-client-urls', clientURL, '--advertise-client-urls', clientURL, '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL, '--initial-cluster', `x1=${peerURL}`], { clientURL, peerURL, dataDir: target }, { wait: false });
+  procs.push(m);
+  expect(await m.exited).not.toBe(0);
+  expect(m.output()).toContain(`${target} is a data dir of etcd (member/snap/db, etcd's WAL), which this server does not start on`);
+});
