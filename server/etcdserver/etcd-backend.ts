@@ -266,8 +266,10 @@ export function etcdBackendImport(reader: BoltReader, consistentIndex: number): 
     if (name === 'finishedCompactRev') finishedCompactRev = rev;
     else scheduledCompactRev = rev;
   }
-  const leases: LeaseRecord[] = [];
-  for (const e of entriesOf(buckets.get(B.lease))) leases.push(decodeLease(e.value, `bucket lease: lease ${e.key.toString('hex')}`));
+  const leaseBucket = buckets.get(B.lease);
+  function* leases(): Generator<LeaseRecord> {
+    for (const e of entriesOf(leaseBucket)) yield decodeLease(e.value, `bucket lease: lease ${e.key.toString('hex')}`);
+  }
 
   const metaValues: [string, Buffer][] = [];
   const auth = buckets.get(B.auth);
@@ -304,7 +306,7 @@ export function etcdBackendImport(reader: BoltReader, consistentIndex: number): 
       yield { main, sub, key: kv.key, value: kv.value, create: kv.create, version: kv.version, lease: kv.lease, tombstone };
     }
   }
-  return { versions: { [Symbol.iterator]: versions }, leases, metaValues, finishedCompactRev, scheduledCompactRev, consistentIndex };
+  return { versions: { [Symbol.iterator]: versions }, leases: { [Symbol.iterator]: leases }, metaValues, finishedCompactRev, scheduledCompactRev, consistentIndex };
 }
 
 function decodeMessage<T>(type: { decode(b: Uint8Array): T }, b: Buffer, what: string): T {
