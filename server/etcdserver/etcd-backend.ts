@@ -324,13 +324,13 @@ function decodeMessage<T>(type: { decode(b: Uint8Array): T }, b: Buffer, what: s
  */
 export function etcdSnapshotStatus(reader: BoltReader): { hash: number; revision: number; totalKey: number; totalSize: number } {
   const errors = reader.check();
-  if (errors.length) throw new Error(`snapshot file integrity check failed. ${errors.length} errors found.\n${errors.join('\n')}`);
+  if (errors.length) throw new BoltError(`snapshot file integrity check failed. ${errors.length} errors found.\n${errors.join('\n')}`);
   let hash = 0;
   let revision = 0;
   let totalKey = 0;
   const root = reader.root();
   for (const b of root.entries()) {
-    if (!b.bucket) throw new Error(`cannot get hash of bucket ${b.key.toString()}`);
+    if (!b.bucket) throw new BoltError(`cannot get hash of bucket ${b.key.toString()}`);
     hash = crc32c(b.key, hash);
     const isKey = b.key.toString('latin1') === B.key;
     for (const e of root.open(b).entries()) {

@@ -289,7 +289,8 @@ test('random damage: every read ends, in its result or a BoltError, never anothe
   };
   const file = path.join(dir, 'fuzz.db');
   let refused = 0;
-  for (let round = 0; round < 250; round++) {
+  // (FUZZ_ROUNDS=3000 for a longer run; the damage is seeded, the etcd file it is done to new each run)
+  for (let round = 0; round < Number(process.env.FUZZ_ROUNDS ?? 250); round++) {
     const b = Buffer.from(original);
     const hits = 1 + rand(8);
     // Damage past the meta pages (damaged meta pages are the cases above), in the headers and element tables
