@@ -12,8 +12,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MvccStore } from '../server/mvcc/store';
-import { snapshotDB } from '../server/etcdserver/restore';
+import { snapshotDB, snapshotStatus } from '../server/etcdserver/restore';
 import { EtcdV3, tlsFromFiles, type TLSMaterial } from './etcd-v3';
 import type { AgentResult } from './backup-planner';
 
@@ -81,8 +80,8 @@ export async function runBackup(o: AgentOptions): Promise<AgentResult> {
       let revision: number;
       let totalKey: number;
       try {
-        const db = snapshotDB(final, false);
-        ({ revision, totalKey } = await MvccStore.dbStatus(db, scratch));
+        snapshotDB(final, false);
+        ({ revision, totalKey } = await snapshotStatus(final, scratch));
       } catch (e) {
         fs.rmSync(final, { force: true });
         throw new Error(`${final} does not read back: ${(e as Error).message}`);

@@ -21,7 +21,52 @@ import type { TokenProvider } from './tokens';
 
 export const ROOT_USER = 'root';
 export const ROOT_ROLE = 'root';
-const META_KEY = 'auth';
+/** The meta table's key of the auth store's state. */
+export const AUTH_META_KEY = 'auth';
+
+/** The auth store's whole state, as the meta table keeps it (and etcd's auth, authUsers and authRoles buckets). */
+export interface AuthState {
+  enabled: boolean;
+  revision: number;
+  users: User[];
+  roles: Role[];
+}
+
+/** The meta value of an auth state: enabled (u8), revision (u64 BE), then per user/role: kind (1/2), u32 length, proto. */
+export function encodeAuthState(st: AuthState): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(9);
+  head[0] = st.enabled ? 1 : 0;
+  head.writeBigUInt64BE(BigInt(st.revision), 1);
+  parts.push(head);
+  const add = (kind: number, bytes: Uint8Array): void => {
+    const h = Buffer.alloc(5);
+    h[0] = kind;
+    h.writeUInt32BE(bytes.length, 1);
+    parts.push(h, Buffer.from(bytes));
+  };
+  for (const u of st.users) add(1, User.encode(u).finish());
+  for (const r of st.roles) add(2, Role.encode(r).finish());
+  return Buffer.concat(parts);
+}
+
+/** The auth state of a meta value (none: a store that never changed, at revision 1 as etcd's NewAuthStore). */
+export function decodeAuthState(b: Buffer | undefined): AuthState {
+  const st: AuthState = { enabled: false, revision: 1, users: [], roles: [] };
+  if (!b) return st;
+  st.enabled = b[0] === 1;
+  st.revision = Number(b.readBigUInt64BE(1));
+  let o = 9;
+  while (o < b.length) {
+    const kind = b[o];
+    const len = b.readUInt32BE(o + 1);
+    const body = b.subarray(o + 5, o + 5 + len);
+    o += 5 + len;
+    if (kind === 1) st.users.push(User.decode(body));
+    else st.roles.push(Role.decode(body));
+  }
+  return st;
+}
 
 /** Who a request comes from: the user and the auth revision its token was checked at (0: none). */
 export interface AuthInfo {
@@ -58,50 +103,20 @@ export class AuthStore implements Applier {
 
   /** Loads the state the MVCC store holds (at start, and after a snapshot replaced its data). */
   recover(): void {
-    const b = this.mvcc.readMetaValue(META_KEY);
+    const st = decodeAuthState(this.mvcc.readMetaValue(AUTH_META_KEY));
     this.users.clear();
     this.roles.clear();
-    this.enabled = false;
-    // As etcd's NewAuthStore: a store that never changed is at revision 1.
-    this.rev = 1;
-    if (b) {
-      this.enabled = b[0] === 1;
-      this.rev = Number(b.readBigUInt64BE(1));
-      let o = 9;
-      while (o < b.length) {
-        const kind = b[o];
-        const len = b.readUInt32BE(o + 1);
-        const body = b.subarray(o + 5, o + 5 + len);
-        o += 5 + len;
-        if (kind === 1) {
-          const u = User.decode(body);
-          this.users.set(u.name.toString(), u);
-        } else {
-          const r = Role.decode(body);
-          this.roles.set(r.name.toString(), r);
-        }
-      }
-    }
+    this.enabled = st.enabled;
+    this.rev = st.revision;
+    for (const u of st.users) this.users.set(u.name.toString(), u);
+    for (const r of st.roles) this.roles.set(r.name.toString(), r);
     this.refreshPerms();
     if (this.enabled) this.tokens.enable();
     else this.tokens.disable();
   }
 
   private save(index: number): void {
-    const parts: Buffer[] = [];
-    const head = Buffer.alloc(9);
-    head[0] = this.enabled ? 1 : 0;
-    head.writeBigUInt64BE(BigInt(this.rev), 1);
-    parts.push(head);
-    const add = (kind: number, bytes: Uint8Array): void => {
-      const h = Buffer.alloc(5);
-      h[0] = kind;
-      h.writeUInt32BE(bytes.length, 1);
-      parts.push(h, Buffer.from(bytes));
-    };
-    for (const u of this.users.values()) add(1, User.encode(u).finish());
-    for (const r of this.roles.values()) add(2, Role.encode(r).finish());
-    this.mvcc.putMetaValue(META_KEY, Buffer.concat(parts), index);
+    this.mvcc.putMetaValue(AUTH_META_KEY, encodeAuthState({ enabled: this.enabled, revision: this.rev, users: [...this.users.values()], roles: [...this.roles.values()] }), index);
   }
 
   /** A change: the revision goes up, permissions are recomputed, and the state is written with the entry. */

@@ -279,6 +279,11 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const stopWatching: (() => void)[] = [];
   const memberDir = path.join(cfg.dataDir, 'member');
   const walDir = cfg.walDir || path.join(memberDir, 'wal');
+  // etcd's own data dir (its backend in member/snap/db, its WAL and snap files; also what etcd's `etcdctl snapshot
+  // restore` makes) is not this server's format: said plainly, rather than as a corrupt WAL.
+  if (fs.existsSync(path.join(memberDir, 'snap', 'db')) && !fs.existsSync(path.join(memberDir, 'v3', 'data.mdb'))) {
+    throw new Error(`${cfg.dataDir} is a data dir of etcd (member/snap/db, etcd's WAL), which this server does not start on: move its data with a snapshot (etcdctl snapshot save from etcd, then this server's etcdctl snapshot restore)`);
+  }
   fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
   // One member per data dir: a second one waits for the first to stop (as etcd's flocks make it wait).
   const dirLock = await lockDir(cfg.dataDir, (m) => serverLog.warn(m));

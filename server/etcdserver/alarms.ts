@@ -9,7 +9,18 @@ import { AlarmMember, AlarmRequest, AlarmRequest_AlarmAction, AlarmResponse, Ala
 import { serverError } from '../api/v3rpc/errors';
 import type { MvccStore } from '../mvcc/store';
 
-const META_KEY = 'alarms';
+/** The meta table's key of the active alarms (an AlarmResponse holding them). */
+export const ALARMS_META_KEY = 'alarms';
+
+/** The meta value of a list of alarms. */
+export function encodeAlarms(alarms: AlarmMember[]): Buffer {
+  return Buffer.from(AlarmResponse.encode({ header: undefined, alarms }).finish());
+}
+
+/** The alarms of a meta value (none when there is none). */
+export function decodeAlarms(data: Buffer | undefined): AlarmMember[] {
+  return data && data.length ? AlarmResponse.decode(data).alarms : [];
+}
 
 /** What the v3 applier does while alarms are active, as etcd swaps its applier: all, no puts, no writes. */
 export type ApplyMode = 'normal' | 'capped' | 'corrupt';
@@ -41,8 +52,7 @@ export class AlarmStore {
   /** The alarms as committed in the store (at start, and after a snapshot replaced the store's data). */
   reload(): void {
     this.byType.clear();
-    const data = this.store.readMetaValue(META_KEY);
-    if (data && data.length) for (const a of AlarmResponse.decode(data).alarms) this.add(a);
+    for (const a of decodeAlarms(this.store.readMetaValue(ALARMS_META_KEY))) this.add(a);
     // As etcd's restoreAlarms: CORRUPT over NOSPACE.
     this.applyMode = this.get(AlarmType.CORRUPT).length ? 'corrupt' : this.get(AlarmType.NOSPACE).length ? 'capped' : 'normal';
   }
@@ -129,6 +139,6 @@ export class AlarmStore {
   }
 
   private persist(index: number): void {
-    this.store.putMetaValue(META_KEY, Buffer.from(AlarmResponse.encode({ header: undefined, alarms: this.get(AlarmType.NONE) }).finish()), index);
+    this.store.putMetaValue(ALARMS_META_KEY, encodeAlarms(this.get(AlarmType.NONE)), index);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The member's side of the Maintenance service (etcd's maintenanceServer over EtcdServer): status from Raft and
- * the backend, hashes, alarms through the log, defragmentation and snapshots of the MVCC store, leadership moves.
+ * the backend, hashes, alarms through the log, defragmentation and snapshots of the MVCC store (etcd's backend, a
+ * bbolt file: etcd-backend.ts), leadership moves.
  */
 import * as fs from 'node:fs';
 import type { MaintenanceBackend } from '../api/v3rpc/maintenance';
@@ -9,6 +10,7 @@ import { AlarmType } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { ServerErrors } from '../api/v3rpc/errors';
 import { NONE } from '../raft';
 import { alarmString } from './alarms';
+import { writeEtcdBackend } from './etcd-backend';
 import type { V3Applier } from './apply-v3';
 import type { EtcdServer } from './server';
 import type { V3KV } from './v3-server';
@@ -73,8 +75,11 @@ export class V3Maintenance implements MaintenanceBackend {
   async snapshot(): Promise<{ file: string; release(): void }> {
     const store = this.applier.store;
     const file = store.snapshotTempFile();
+    const cluster = this.server.cluster?.toJSON();
+    const membership = cluster ? { members: cluster.members, removed: cluster.removed, version: cluster.version } : undefined;
     try {
-      await store.snapshot(file);
+      // etcd's backend as a bbolt file, from one consistent view of the store: etcd's etcdctl and etcd read it.
+      await store.withSnapshotView((view) => writeEtcdBackend(view, file, membership));
     } catch (err) {
       fs.rmSync(file, { force: true });
       throw err;

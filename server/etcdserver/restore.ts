@@ -1,6 +1,7 @@
 /**
  * etcd's snapshot restore (clientv3/snapshot Restore) for this server's data dir: a new member's data dir from a
- * snapshot file (what Maintenance.Snapshot streams: the v3 store's LMDB file and its SHA-256), with a new cluster of
+ * snapshot file (etcd's backend, a bbolt file, and its SHA-256, as etcd's and this server's Maintenance.Snapshot
+ * stream it; or the LMDB file of the v3 store that the first releases streamed), with a new cluster of
  * the members given by --initial-cluster and --initial-cluster-token (new cluster and member IDs, as etcd computes
  * them). The v3 store keeps its keys, revisions, compaction and alarms; its consistent index becomes the number of
  * members, as etcd's does, so the new log's entries apply. A Raft snapshot at that index holds the new membership
@@ -11,6 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseInitialCluster, urlProblem } from '../config';
 import { Cluster } from '../membership/cluster';
+import { BoltReader } from '../mvcc/bbolt/reader';
+import { BoltError } from '../mvcc/bbolt/page';
 import { MvccStore } from '../mvcc/store';
 import { ConfChangeType } from '../raft';
 import { Snapshotter } from '../snap/snapshotter';
@@ -18,6 +21,7 @@ import { V2Store } from '../store';
 import { WAL } from '../wal/wal';
 import { V2Applier } from './apply/v2';
 import { CONF_CHANGE_CONTEXT_VERSION, MembershipApplier } from './apply/membership';
+import { etcdBackendImport, etcdSnapshotStatus, isBolt } from './etcd-backend';
 import { PART_MEMBERSHIP, PART_V2STORE, PART_V3, encodeSnapshotData } from './snapshot-data';
 
 export interface RestoreConfig {
@@ -43,26 +47,74 @@ export const hasChecksum = (size: number): boolean => size % 512 === SHA256_SIZE
 /** Go's %v of a byte slice: [1 2 3]. */
 const goBytes = (b: Buffer): string => `[${[...b].join(' ')}]`;
 
-/** The v3 store's bytes in a snapshot file (the SHA-256 trailer cut), its digest checked unless told not to. */
-export function snapshotDB(file: string, skipHashCheck: boolean): Buffer {
-  let data: Buffer;
+/** Go's words for a file that cannot be opened. */
+function openError(file: string, err: unknown): Error {
+  const e = err as NodeJS.ErrnoException;
+  const why: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory' };
+  return new Error(`open ${file}: ${(e.code && why[e.code]) || e.message}`);
+}
+
+/** A snapshot file's database: its size (the SHA-256 trailer left out) and format. */
+export interface SnapshotDB {
+  /** bytes of the file that are the database */
+  size: number;
+  /** etcd's (a bbolt file, what this server's Maintenance.Snapshot streams too) or an LMDB file (the first releases') */
+  format: 'bbolt' | 'lmdb';
+}
+
+/**
+ * Checks a snapshot file's SHA-256 trailer (read in chunks, never whole in memory) unless told not to, and tells
+ * its database's size and format.
+ */
+export function snapshotDB(file: string, skipHashCheck: boolean): SnapshotDB {
+  let fd: number;
   try {
-    data = fs.readFileSync(file);
+    fd = fs.openSync(file, 'r');
   } catch (err) {
-    // Go's words for a file that cannot be opened.
-    const e = err as NodeJS.ErrnoException;
-    const why: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory' };
-    throw new Error(`open ${file}: ${(e.code && why[e.code]) || e.message}`);
+    throw openError(file, err);
   }
-  const withHash = hasChecksum(data.length);
-  const db = withHash ? data.subarray(0, data.length - SHA256_SIZE) : data;
-  if (!withHash && !skipHashCheck) throw new Error('snapshot missing hash but --skip-hash-check=false');
-  if (withHash && !skipHashCheck) {
-    const want = data.subarray(data.length - SHA256_SIZE);
-    const got = createHash('sha256').update(db).digest();
-    if (!want.equals(got)) throw new Error(`expected sha256 ${goBytes(want)}, got ${goBytes(got)}`);
+  try {
+    const total = fs.fstatSync(fd).size;
+    const withHash = hasChecksum(total);
+    const size = withHash ? total - SHA256_SIZE : total;
+    if (!withHash && !skipHashCheck) throw new Error('snapshot missing hash but --skip-hash-check=false');
+    if (withHash && !skipHashCheck) {
+      const sha = createHash('sha256');
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let at = 0; at < size; ) {
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, size - at), at);
+        if (n === 0) throw new Error(`${file}: file ended at byte ${at}`);
+        sha.update(buf.subarray(0, n));
+        at += n;
+      }
+      const want = Buffer.alloc(SHA256_SIZE);
+      fs.readSync(fd, want, 0, SHA256_SIZE, size);
+      const got = sha.digest();
+      if (!want.equals(got)) throw new Error(`expected sha256 ${goBytes(want)}, got ${goBytes(got)}`);
+    }
+    const head = Buffer.alloc(20);
+    fs.readSync(fd, head, 0, Math.min(20, size), 0);
+    return { size, format: isBolt(head) ? 'bbolt' : 'lmdb' };
+  } finally {
+    fs.closeSync(fd);
   }
-  return db;
+}
+
+/**
+ * Makes dir the v3 store of a snapshot file's database: etcd's backend imported (the same versions at the same
+ * revisions, leases, auth, alarms), or an LMDB file copied, its consistent index set to consistentIndex.
+ */
+export async function restoreStore(file: string, db: SnapshotDB, dir: string, consistentIndex: number): Promise<void> {
+  if (db.format === 'lmdb') {
+    await MvccStore.restoreDB(dir, file, db.size, consistentIndex);
+    return;
+  }
+  const reader = BoltReader.open(file, db.size);
+  try {
+    await MvccStore.importData(dir, etcdBackendImport(reader, consistentIndex));
+  } finally {
+    reader.close();
+  }
 }
 
 /** etcd's ServerConfig.VerifyBootstrap for the restored member: it is in the cluster with the URLs it advertises. */
@@ -103,11 +155,17 @@ export async function restoreSnapshot(cfg: RestoreConfig): Promise<void> {
   const where = { path: cfg.snapshotPath, 'wal-dir': walDir, 'data-dir': dataDir, 'snap-dir': snapDir };
   cfg.log?.('restoring snapshot', where);
 
-  // The v3 store, checked first (nothing is written for a snapshot that does not verify).
+  // The v3 store, checked first (nothing is written for a snapshot that does not verify); an import that fails
+  // leaves no data dir behind.
   const db = snapshotDB(cfg.snapshotPath, cfg.skipHashCheck);
   const members = cluster.list();
   const index = members.length;
-  await MvccStore.restoreDB(v3Dir, db, index);
+  try {
+    await restoreStore(cfg.snapshotPath, db, v3Dir, index);
+  } catch (err) {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
 
   // The membership, as a bootstrap of these members leaves it (and the v2 store's records of it), in a Raft snapshot.
   const self = cluster.memberByName(cfg.name)!;
@@ -142,4 +200,36 @@ export async function restoreSnapshot(cfg: RestoreConfig): Promise<void> {
     await wal.close();
   }
   cfg.log?.('restored snapshot', where);
+}
+
+/**
+ * snapshot status of a file: etcd's (bbolt) as etcd's etcdctl computes it, an LMDB one (our first releases') over
+ * its tables; "invalid database" for what is neither, as etcd's says.
+ */
+export async function snapshotStatus(file: string, scratch: string): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
+  let db: SnapshotDB;
+  try {
+    db = snapshotDB(file, true);
+  } catch {
+    throw new Error('invalid database');
+  }
+  if (db.format === 'bbolt') {
+    let reader: BoltReader;
+    try {
+      reader = BoltReader.open(file, db.size);
+    } catch (err) {
+      // bbolt's Open errors: "invalid database", "version mismatch", "checksum error" (etcd's etcdctl prints them so).
+      throw new Error(err instanceof BoltError && /^(invalid database|version mismatch|checksum error)$/.test(err.message) ? err.message : `invalid database (${(err as Error).message})`);
+    }
+    try {
+      return etcdSnapshotStatus(reader);
+    } finally {
+      reader.close();
+    }
+  }
+  try {
+    return await MvccStore.dbStatus(file, db.size, scratch);
+  } catch {
+    throw new Error('invalid database');
+  }
 }

@@ -239,6 +239,70 @@ function leaseIdBytes(id: bigint): Buffer {
   b.writeBigInt64BE(id, 0);
   return b;
 }
+/** A consistent view of the committed store (withSnapshotView): what a snapshot in another format is made of. */
+export interface StoreView {
+  consistentIndex: number;
+  /** the current revision */
+  rev: number;
+  finishedCompactRev: number | undefined;
+  scheduledCompactRev: number | undefined;
+  /** A value of the meta table (the auth store's, the alarms). */
+  metaValue(key: string): Buffer | undefined;
+  /** Every version kept, in revision order: its revision (codec's revBytes) and record (codec's encodeRecord). */
+  versions(): Iterable<{ rev: Buffer; rec: Buffer }>;
+  leases(): Iterable<LeaseRecord>;
+}
+
+/** One version of a key, as importData takes it. */
+export interface ImportedVersion {
+  main: number;
+  sub: number;
+  key: Buffer;
+  value: Buffer;
+  create: number;
+  version: number;
+  lease: bigint;
+  tombstone: boolean;
+}
+
+/** What importData makes a store of. */
+export interface StoreImport {
+  /** in revision order */
+  versions: Iterable<ImportedVersion>;
+  leases: Iterable<LeaseRecord>;
+  /** values of the meta table (the auth store's 'auth', the alarms' 'alarms') */
+  metaValues: Iterable<[string, Buffer]>;
+  finishedCompactRev: number | undefined;
+  scheduledCompactRev: number | undefined;
+  consistentIndex: number;
+}
+
+function* mapIterable<T, U>(it: Iterable<T>, fn: (t: T) => U): Generator<U> {
+  for (const x of it) yield fn(x);
+}
+
+/** Copies the first size bytes of src to a new file dst (in chunks, made durable). */
+function copyPrefix(src: string, size: number, dst: string): void {
+  const from = fs.openSync(src, 'r');
+  try {
+    const to = fs.openSync(dst, 'wx', 0o600);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let at = 0; at < size; ) {
+        const n = fs.readSync(from, buf, 0, Math.min(buf.length, size - at), at);
+        if (n === 0) throw new Error(`${src}: file ended at byte ${at}, before ${size}`);
+        fs.writeSync(to, buf, 0, n, at);
+        at += n;
+      }
+      fs.fsyncSync(to);
+    } finally {
+      fs.closeSync(to);
+    }
+  } finally {
+    fs.closeSync(from);
+  }
+}
+
 /** dump() lets the event loop run after this many entries (a few ms of work). */
 const DUMP_YIELD_EVERY = 5000;
 /** lmdb-js's range options with the read transaction to use (its typings leave it out). */
@@ -676,8 +740,9 @@ export class MvccStore {
   }
 
   /**
-   * Writes a consistent copy of the whole backend to file (for Maintenance.Snapshot): every page up to the last used
-   * one, so its size is a multiple of the page size (4 KiB), as etcdctl's check of the SHA-256 trailer needs.
+   * Writes a consistent copy of the whole LMDB file to file: every page up to the last used one, a multiple of the
+   * page size (4 KiB). The snapshot format of the first releases (snapshot restore still reads it); Maintenance.Snapshot
+   * now streams etcd's backend instead (withSnapshotView, etcdserver/etcd-backend.ts).
    */
   async snapshot(file: string): Promise<void> {
     await this.longOp(async () => {
@@ -709,18 +774,13 @@ export class MvccStore {
   }
 
   /**
-   * Makes dir (new) the store of a restored member from a snapshot's database bytes, with its consistent index set
-   * to `consistentIndex` (etcd's restore sets the number of members, so that the new cluster's log applies).
+   * Makes dir (new) the store of a restored member from an LMDB snapshot file (its first `size` bytes, the trailer
+   * left out), with its consistent index set to `consistentIndex` (etcd's restore sets the number of members, so
+   * that the new cluster's log applies).
    */
-  static async restoreDB(dir: string, db: Buffer, consistentIndex: number): Promise<void> {
+  static async restoreDB(dir: string, file: string, size: number, consistentIndex: number): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
-    const fd = fs.openSync(path.join(dir, DATA_FILE), 'wx', 0o600);
-    try {
-      fs.writeSync(fd, db);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    copyPrefix(file, size, path.join(dir, DATA_FILE));
     const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS });
     try {
       const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
@@ -731,13 +791,13 @@ export class MvccStore {
   }
 
   /**
-   * etcd's snapshot status of a database: a CRC-32C over every table (its name, then its keys and values, tables and
-   * keys in byte order), the revision of the last version, the number of entries in all tables and the size.
-   * Read from a copy in scratchDir (LMDB keeps a lock file beside the data).
+   * etcd's snapshot status of an LMDB snapshot file (its first `size` bytes): a CRC-32C over every table (its name,
+   * then its keys and values, tables and keys in byte order), the revision of the last version, the number of
+   * entries in all tables and the size. Read from a copy in scratchDir (LMDB keeps a lock file beside the data).
    */
-  static async dbStatus(db: Buffer, scratchDir: string): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
+  static async dbStatus(file: string, size: number, scratchDir: string): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
     fs.mkdirSync(scratchDir, { recursive: true });
-    fs.writeFileSync(path.join(scratchDir, DATA_FILE), db);
+    copyPrefix(file, size, path.join(scratchDir, DATA_FILE));
     const env = open<Buffer, Buffer>({ path: scratchDir, ...ENV_OPTIONS, readOnly: true });
     try {
       const names = [...env.getRange({ start: Buffer.from([0]) })].map(({ key }) => Buffer.from(key).toString('latin1').replace(/\0$/, '')).sort();
@@ -755,7 +815,121 @@ export class MvccStore {
           totalKey++;
         }
       }
-      return { hash, revision, totalKey, totalSize: db.length };
+      return { hash, revision, totalKey, totalSize: size };
+    } finally {
+      await env.close();
+    }
+  }
+
+  /**
+   * Runs fn over a consistent view of the whole store (the write buffer committed first, then one LMDB read
+   * transaction, as a long op: no defragmentation meanwhile), for a snapshot in another format. fn may yield to the
+   * event loop between the entries it reads; writes applied meanwhile are not in the view.
+   */
+  async withSnapshotView<T>(fn: (view: StoreView) => Promise<T>): Promise<T> {
+    return this.longOp(async () => {
+      this.flushSync();
+      const transaction = this.env.useReadTransaction();
+      const opts = { transaction } as RangeOptionsWithTxn;
+      const num = (k: string): number | undefined => {
+        const b = this.meta.get(k, { transaction });
+        return b ? readU64(b, 0) : undefined;
+      };
+      const view: StoreView = {
+        consistentIndex: num(CONSISTENT_INDEX) ?? 0,
+        rev: Math.max(1, num('currentRev') ?? 0),
+        finishedCompactRev: num('finishedCompactRev'),
+        scheduledCompactRev: num('scheduledCompactRev'),
+        metaValue: (k) => this.meta.get(k, { transaction }),
+        versions: () => mapIterable(this.kv.getRange(opts), ({ key, value }) => ({ rev: Buffer.from(key), rec: value })),
+        leases: () => mapIterable(this.leases.getRange(opts), ({ key, value }) => ({ id: key.readBigInt64BE(0), ttl: Number(value.readBigInt64BE(0)), remainingTTL: Number(value.readBigInt64BE(8)) })),
+      };
+      try {
+        return await fn(view);
+      } finally {
+        transaction.done();
+      }
+    });
+  }
+
+  /**
+   * Makes dir (new, no store in it) a store holding exactly the given versions — their revisions, create
+   * revisions, versions and leases as given, not replayed as writes — with the leases, meta values (auth, alarms),
+   * compaction revisions and consistent index given. The current revision is the last version's, or the finished
+   * compaction's when that is later (as etcd's restore computes it). Versions come in revision order and are
+   * committed a chunk at a time, so the heap holds one chunk whatever the size; a key this store cannot hold (see
+   * ErrKeyTooLong) fails the import, naming its revision.
+   */
+  static async importData(dir: string, data: StoreImport): Promise<{ rev: number; versions: number }> {
+    fs.mkdirSync(dir, { recursive: true });
+    if (fs.existsSync(path.join(dir, DATA_FILE))) throw new Error(`mvcc: ${dir} holds a store already`);
+    const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS });
+    try {
+      const kv = env.openDB<Buffer, Buffer>({ name: 'kv', encoding: 'binary', keyEncoding: 'binary' });
+      const latest = env.openDB<Buffer, Buffer>({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
+      const hist = env.openDB<Buffer, Buffer>({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
+      const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
+      const leases = env.openDB<Buffer, Buffer>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
+      const leaseKeys = env.openDB<Buffer, Buffer>({ name: 'leasekeys', encoding: 'binary', keyEncoding: 'binary' });
+      let last = 0;
+      let lastRev: Buffer | undefined;
+      let n = 0;
+      const it = data.versions[Symbol.iterator]();
+      for (let done = false; !done; ) {
+        env.transactionSync(() => {
+          for (let i = 0; i < COPY_CHUNK; i++) {
+            const r = it.next();
+            if (r.done) {
+              done = true;
+              return;
+            }
+            const v = r.value;
+            const rev = revBytes(v.main, v.sub);
+            if (lastRev && Buffer.compare(lastRev, rev) >= 0) throw new Error(`mvcc: import: revision ${v.main}/${v.sub} out of order`);
+            if (keyTooLong(v.key)) throw new Error(`mvcc: import: the key at revision ${v.main} (${v.key.length} bytes) is longer than this store's engine takes (${new ErrKeyTooLong().message})`);
+            lastRev = rev;
+            last = v.main;
+            n++;
+            kv.putSync(rev, encodeRecord(v.key, v.tombstone ? EMPTY : v.value, v.tombstone ? 0 : v.create, v.tombstone ? 0 : v.version, v.tombstone ? 0n : v.lease, v.tombstone), APPEND);
+            hist.putSync(histKey(v.key, rev), v.tombstone ? TOMB : LIVE);
+            if (v.tombstone) latest.removeSync(v.key);
+            else latest.putSync(v.key, encodeMeta(rev, v.create, v.version, v.lease));
+          }
+        });
+      }
+      // Which live keys each lease holds, from the live versions.
+      let from: Buffer | undefined;
+      for (let more = true; more; ) {
+        more = false;
+        env.transactionSync(() => {
+          let i = 0;
+          for (const { key, value } of latest.getRange({ start: from })) {
+            if (from && key.equals(from)) continue;
+            if (++i > COPY_CHUNK) {
+              more = true;
+              return;
+            }
+            from = Buffer.from(key);
+            const lease = value.readBigInt64BE(32);
+            if (lease !== 0n) leaseKeys.putSync(Buffer.concat([leaseIdBytes(lease), key]), EMPTY);
+          }
+        });
+      }
+      const rev = Math.max(1, last, data.finishedCompactRev ?? 0);
+      env.transactionSync(() => {
+        for (const l of data.leases) {
+          const rec = Buffer.allocUnsafe(16);
+          rec.writeBigInt64BE(BigInt(l.ttl), 0);
+          rec.writeBigInt64BE(BigInt(l.remainingTTL), 8);
+          leases.putSync(leaseIdBytes(l.id), rec);
+        }
+        for (const [k, v] of data.metaValues) meta.putSync(k, v);
+        if (data.finishedCompactRev !== undefined) meta.putSync('finishedCompactRev', u64(data.finishedCompactRev));
+        if (data.scheduledCompactRev !== undefined) meta.putSync('scheduledCompactRev', u64(data.scheduledCompactRev));
+        meta.putSync('currentRev', u64(rev));
+        meta.putSync(CONSISTENT_INDEX, u64(data.consistentIndex));
+      });
+      return { rev, versions: n };
     } finally {
       await env.close();
     }

@@ -185,3 +185,63 @@ test('defragmentations one after another under a steady write load leave every w
   s = MvccStore.open(dir, { batchInterval: 5 });
   expect([s.rev(), all(s)]).toEqual([rev, live]);
 });
+
+test('a snapshot view is one read transaction: writes applied while it is read are not in it, and a defragmentation waits for it', async () => {
+  for (let i = 0; i < 3000; i++) put(s, `v${String(i).padStart(5, '0')}`, 'x');
+  const rev = s.rev();
+  let defragDone = false;
+  let defrag: Promise<void> | undefined;
+  const seen = await s.withSnapshotView(async (view) => {
+    expect([view.rev, view.consistentIndex]).toEqual([rev, index]);
+    let n = 0;
+    for (const { rev: r } of view.versions()) {
+      n++;
+      expect(r.length).toBe(16);
+      if (n === 1000) {
+        // Writes and a defragmentation asked for in the middle of the walk.
+        for (let i = 0; i < 100; i++) put(s, `during${i}`, 'y');
+        s.flushSync();
+        defrag = s.defrag().then(() => {
+          defragDone = true;
+        });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    expect(defragDone).toBe(false);
+    return n;
+  });
+  expect(seen).toBe(3000);
+  await defrag;
+  expect(s.rev()).toBe(rev + 100);
+  expect(all(s)).toHaveLength(3100);
+});
+
+test('importData: versions kept at their revisions (tombstones, several per revision), the live keys and their leases, the current revision', async () => {
+  const to = path.join(dir, 'imported');
+  const v = (main: number, sub: number, key: string, value: string, create: number, version: number, lease = 0n, tombstone = false) => ({ main, sub, key: b(key), value: b(value), create, version, lease, tombstone });
+  const { rev } = await MvccStore.importData(to, {
+    versions: [v(5, 0, 'a', '1', 5, 1), v(6, 0, 'a', '2', 5, 2, 7n), v(6, 1, 'b', 'x', 6, 1, 7n), v(8, 0, 'b', '', 0, 0, 0n, true), v(9, 0, 'c', 'z', 9, 1)],
+    leases: [{ id: 7n, ttl: 30, remainingTTL: 0 }],
+    metaValues: [['alarms', b('A')]],
+    finishedCompactRev: 12,
+    scheduledCompactRev: 12,
+    consistentIndex: 3,
+  });
+  expect(rev).toBe(12); // the compaction is later than the last version, as etcd's restore takes it
+  const r = MvccStore.open(to);
+  try {
+    expect([r.rev(), r.compactRev(), r.consistentIndex()]).toEqual([12, 12, 3]);
+    expect(r.range(b(''), Buffer.alloc(0)).kvs.map((kv) => [`${kv.key}`, `${kv.value}`, Number(kv.createRevision), Number(kv.modRevision), Number(kv.version), kv.lease])).toEqual([['a', '2', 5, 6, 2, 7n], ['c', 'z', 9, 9, 1, 0n]]);
+    expect(r.loadLeases()).toEqual([{ lease: { id: 7n, ttl: 30, remainingTTL: 0 }, keys: [b('a')] }]);
+    expect(r.readMetaValue('alarms')).toEqual(b('A'));
+    const t = r.write(4);
+    t.put(b('d'), b('new'), 0n);
+    t.end();
+    expect(r.rev()).toBe(13);
+  } finally {
+    await r.close();
+  }
+  await expect(MvccStore.importData(to, { versions: [], leases: [], metaValues: [], finishedCompactRev: undefined, scheduledCompactRev: undefined, consistentIndex: 1 })).rejects.toThrow('holds a store already');
+  const other = path.join(dir, 'out-of-order');
+  await expect(MvccStore.importData(other, { versions: [v(5, 0, 'a', '1', 5, 1), v(4, 0, 'b', '1', 4, 1)], leases: [], metaValues: [], finishedCompactRev: undefined, scheduledCompactRev: undefined, consistentIndex: 1 })).rejects.toThrow('revision 4/0 out of order');
+});

@@ -2,7 +2,8 @@
  * etcdctl v3's cluster and maintenance commands, as etcd 3.4's: `member add|remove|update|list|promote`,
  * `endpoint health|status|hashkv` (with --cluster), `alarm disarm|list`, `defrag`, `move-leader` and
  * `snapshot save|restore|status`, with etcd's arguments, checks, messages, exit codes and output formats
- * (printer-cluster.ts). `snapshot restore` and `status` read this server's snapshot files (see README).
+ * (printer-cluster.ts). `snapshot restore` and `status` read etcd's snapshot files (bbolt), which this server's
+ * are too, and the LMDB files of its first releases (see README).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,7 +15,8 @@ import {
   RangeRequest, RangeResponse, StatusRequest, StatusResponse,
 } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import { urlProblem } from '../../config';
-import { hasChecksum, restoreSnapshot, snapshotDB } from '../../etcdserver/restore';
+import { etcdSnapshotStatus } from '../../etcdserver/etcd-backend';
+import { hasChecksum, restoreSnapshot, snapshotDB, snapshotStatus } from '../../etcdserver/restore';
 import { MvccStore } from '../../mvcc/store';
 import { goDuration, humanBytes } from '../../pkg/go-compat';
 import { CallError, V3Client } from './client';
@@ -410,7 +412,6 @@ The items in the lists are endpoint, ID, version, db size, is leader, is learner
           const walDir = str(ctx, 'wal-dir') || path.join(dataDir, 'member', 'wal');
           const log = zapProduction(ctx);
           try {
-            checkOurs(ctx.args[0]);
             await restoreSnapshot({
               snapshotPath: ctx.args[0], name, dataDir, walDir: str(ctx, 'wal-dir'),
               peerURLs: str(ctx, 'initial-advertise-peer-urls').split(','), initialCluster: str(ctx, 'initial-cluster'),
@@ -494,14 +495,7 @@ The items in the lists are hash, revision, total keys, total size.
             } catch (err) {
               throw new Error(`stat ${file}: ${goError(err as NodeJS.ErrnoException)}`);
             }
-            checkOurs(file);
-            let db: Buffer;
-            try {
-              db = snapshotDB(file, true);
-              status = await MvccStore.dbStatus(db, scratch);
-            } catch {
-              throw new Error('invalid database');
-            }
+            status = await snapshotStatus(file, scratch);
           } catch (err) {
             throw h.fail(EXIT_ERROR, (err as Error).message);
           } finally {
@@ -520,22 +514,6 @@ The items in the lists are hash, revision, total keys, total size.
 function goError(err: NodeJS.ErrnoException): string {
   const texts: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory', ENOTDIR: 'not a directory', EEXIST: 'file exists' };
   return (err.code && texts[err.code]) || err.message;
-}
-
-/** bbolt's magic (meta page, offset 16, little-endian): a snapshot of etcd itself, which this etcdctl does not read. */
-function checkOurs(file: string): void {
-  let head: Buffer;
-  try {
-    const fd = fs.openSync(file, 'r');
-    head = Buffer.alloc(20);
-    fs.readSync(fd, head, 0, 20, 0);
-    fs.closeSync(fd);
-  } catch {
-    return;
-  }
-  if (head.readUInt32LE(16) === 0xed0cdaed) {
-    throw new Error('this is a snapshot of etcd (a bbolt database); this etcdctl reads the snapshots of ts-etcd (an LMDB database), use etcd\'s etcdctl for it');
-  }
 }
 
 /** The snapshot package's zap.NewProduction() lines on stderr: JSON, the time in seconds. */
