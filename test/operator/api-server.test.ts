@@ -12,6 +12,7 @@ import * as yaml from 'js-yaml';
 import { KubeApiServer } from '../support/kube/api-server';
 import { request } from '../support/http';
 import { waitFor } from '../support/kube/kubelet';
+import { certificateCRD } from '../support/kube/cert-manager';
 
 const json = (o: unknown): { body: string; headers: Record<string, string> } => ({ body: JSON.stringify(o), headers: { 'Content-Type': 'application/json' } });
 
@@ -42,6 +43,22 @@ describe('test API server', () => {
     expect(noNs.status).toBe(404);
     const gen = await request(url, 'POST', P, json({ metadata: { generateName: 'g-', labels: { app: 'y' } } }));
     expect(JSON.parse(gen.body).metadata.name).toMatch(/^g-[a-z0-9]{5}$/);
+  });
+
+  test("another project's resource (cert-manager's Certificates) is served only while its CRD is installed", async () => {
+    const CERTS = '/apis/cert-manager.io/v1/namespaces/ns/certificates';
+    const cert = { apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'x' }, spec: { secretName: 'x', issuerRef: { name: 'ca' }, usages: ['server auth'] } };
+    expect((await request(url, 'GET', CERTS)).status).toBe(404);
+    expect((await request(url, 'POST', CERTS, json(cert))).status).toBe(404);
+    expect(JSON.parse((await request(url, 'GET', '/apis')).body).groups.map((g: { name: string }) => g.name)).not.toContain('cert-manager.io');
+    api.store.create('customresourcedefinitions', undefined, certificateCRD());
+    expect(JSON.parse((await request(url, 'GET', '/apis')).body).groups.map((g: { name: string }) => g.name)).toContain('cert-manager.io');
+    expect((await request(url, 'POST', CERTS, json(cert))).status).toBe(201);
+    // validated against the CRD's schema
+    expect((await request(url, 'POST', CERTS, json({ ...cert, metadata: { name: 'y' }, spec: { ...cert.spec, usages: ['sign everything'] } }))).status).toBe(422);
+    expect(JSON.parse((await request(url, 'GET', CERTS)).body).items.map((c: { metadata: { name: string } }) => c.metadata.name)).toEqual(['x']);
+    api.store.delete('customresourcedefinitions', undefined, 'certificates.cert-manager.io');
+    expect((await request(url, 'GET', CERTS)).status).toBe(404);
   });
 
   test('resourceVersion is a global counter; PUT with a stale one is 409 Conflict; no-op writes keep it', async () => {
