@@ -284,6 +284,14 @@ describe('test API server', () => {
       const both = await request(url, 'POST', C, json(ec('both', { size: 1, tls: { auto: true, clientSecret: 'c' } })));
       expect([both.status, body(both).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "both" is invalid: spec.tls: Invalid value: "object": spec.tls.auto makes its own certificates; name no Secrets with it']);
       expect((await request(url, 'POST', C, json(ec('auto', { size: 1, tls: { auto: true } })))).status).toBe(201);
+      // spec.tls.certManager: not with auto; the issuer's kind is Issuer or ClusterIssuer, defaults filled in; immutable
+      const cmAuto = await request(url, 'POST', C, json(ec('cm-auto', { size: 1, tls: { auto: true, certManager: { issuerRef: { name: 'ca' } } } })));
+      expect([cmAuto.status, body(cmAuto).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "cm-auto" is invalid: spec.tls: Invalid value: "object": spec.tls.certManager has cert-manager issue the certificates; not together with auto']);
+      expect((await request(url, 'POST', C, json(ec('cm-kind', { size: 1, tls: { certManager: { issuerRef: { name: 'ca', kind: 'Secret' } } } })))).status).toBe(422);
+      const cm = await request(url, 'POST', C, json(ec('cm', { size: 1, tls: { certManager: { issuerRef: { name: 'ca' }, duration: '720h' } } })));
+      expect([cm.status, body(cm).spec?.tls]).toEqual([201, { certManager: { issuerRef: { name: 'ca', kind: 'Issuer', group: 'cert-manager.io' }, duration: '720h' } }]);
+      const cmChange = await request(url, 'PATCH', `${C}/cm`, merge({ spec: { tls: { certManager: { issuerRef: { name: 'other' } } } } }));
+      expect([cmChange.status, body(cmChange).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "cm" is invalid: spec.tls: Invalid value: "object": spec.tls is immutable']);
     });
 
     describe('/scale and kubectl scale', () => {
