@@ -22,6 +22,7 @@ import { BACKUP_KIND, BACKUP_PLURAL, GROUP, LABEL_MANAGED_BY, MANAGER, PLURAL, V
 import { BackupReconciler } from './backup-reconciler';
 import { tlsSecrets } from './api/naming';
 import { CertManager } from './certs';
+import { CertificateRequests } from './cert-manager';
 import { backupMain } from './backup-agent';
 import { KubeApi, paths, type Connection, type ListResult } from './kube-api';
 import { EtcdV3, dnsEndpoints, templateEndpoints, tlsFromFiles, type TLSMaterial } from './etcd-v3';
@@ -168,6 +169,8 @@ export async function main(argv: string[]): Promise<void> {
     if (!secretName) return new EtcdV3(defaultTLS);
     const ns = c.metadata.namespace as string;
     const secret = await kube.get<{ metadata: { resourceVersion?: string }; data?: Record<string, string> }>(paths.core(ns, 'secrets', secretName));
+    // spec.tls.certManager: until cert-manager issued it, no member is created (the planner asks for it, then waits)
+    if (!secret && spec.tls?.certManager) return new EtcdV3(defaultTLS);
     if (!secret) throw new Error(`secret ${ns}/${secretName} (${spec.tls?.auto ? "spec.tls.auto's client certificate" : 'spec.tls.operatorSecret'}) not found`);
     const key = `${ns}/${secretName}`;
     const cached = perSecret.get(key);
@@ -187,6 +190,7 @@ export async function main(argv: string[]): Promise<void> {
     orphanGraceMs: f.orphanGraceMs,
     failedMemberTimeoutMs: f.failedMemberTimeoutMs,
     certs: new CertManager({ kube, log, validityMs: f.autoTLSValidityMs }),
+    certificates: new CertificateRequests(kube),
     onAction: (kind) => metrics.actions.inc({ action: kind }),
     onConflict: () => metrics.conflicts.inc(),
   });

@@ -8,6 +8,10 @@
  *
  * The rules, in order (the first that applies wins):
  *  1. an invalid spec, or `paused`: act on nothing;
+ * 1c. spec.tls.certManager: cert-manager's Certificate CRD not served: report it (CertManagerNotInstalled), act on
+ *     nothing; the client certificate (the operator's) not issued yet: ask for it, then wait for it; and whatever
+ *     the rules below decide, a member's pod is created only once cert-manager has filled its Secret (ask for its
+ *     Certificate first, then wait);
  *  2. a pod being deleted: wait for it to go;
  *  3. a member whose data is on its own volume (PersistentVolumeClaim) and whose pod is gone or ended (Succeeded,
  *     Failed): give it its pod back on that volume (a terminal pod is deleted first, keeping the volume). This
@@ -43,7 +47,7 @@
 import type { DefragmentStatus, EtcdClusterSpec, Phase } from './api/types';
 import { lastRunBetween, nextRun, parseSchedule, ScheduleError } from './cron';
 import { quorum, specProblems } from './api/types';
-import { memberPodName, ordinalOf, peerURL, podFromPeerURL } from './api/naming';
+import { clientTLSSecretName, memberPodName, memberTLSSecretName, ordinalOf, peerURL, podFromPeerURL } from './api/naming';
 
 export interface PodView {
   name: string;
@@ -76,6 +80,16 @@ export interface MemberView {
   isLearner?: boolean;
 }
 
+/** What cert-manager has done for a cluster (spec.tls.certManager). */
+export interface CertificatesView {
+  /** Whether the API serves cert-manager.io/v1 certificates (its CRD is installed). */
+  installed: boolean;
+  /** Secret names of the cluster's Certificates that exist. */
+  requested: string[];
+  /** Secret names that hold a certificate (tls.crt, tls.key and ca.crt). */
+  issued: string[];
+}
+
 export interface Observed {
   cluster: string;
   namespace: string;
@@ -104,6 +118,8 @@ export interface Observed {
   createdAt?: number;
   /** Scheduled defragmentation as the status last said. */
   defragment?: DefragmentStatus;
+  /** spec.tls.certManager: the Certificates and their Secrets. */
+  certificates?: CertificatesView;
 }
 
 export type Action =
@@ -111,6 +127,8 @@ export type Action =
   | { kind: 'wait' }
   | { kind: 'refuse' }
   | { kind: 'bootstrap'; pod: string; peerURL: string }
+  /** spec.tls.certManager: a cert-manager Certificate for a member's Secret (`pod`) or, without a pod, the client's. */
+  | { kind: 'requestCertificate'; secret: string; pod?: string }
   /** A member of a cluster seeded from a backup: its data dir restored from the snapshot, then started (`new`). */
   | { kind: 'restoreMember'; pod: string; initialCluster: { name: string; peerURL: string }[]; claim: string; file: string }
   /** Always as a learner: it changes no quorum until it is promoted. */
@@ -150,6 +168,24 @@ interface Joined {
 }
 
 export function plan(o: Observed): Plan {
+  const p = planMembers(o);
+  if (!o.spec.tls?.certManager) return p;
+  // 1c. a member's pod only once cert-manager filled its Secret
+  const a = p.action;
+  if (a.kind !== 'bootstrap' && a.kind !== 'createPod' && a.kind !== 'restoreMember') return p;
+  return certificateFirst(o, memberTLSSecretName(a.pod), a.pod) ?? p;
+}
+
+/** spec.tls.certManager: ask for a Certificate not asked for yet, wait for one not issued yet; undefined once issued. */
+function certificateFirst(o: Observed, secret: string, pod?: string): Plan | undefined {
+  const certs = o.certificates ?? { installed: false, requested: [], issued: [] };
+  if (certs.issued.includes(secret)) return undefined;
+  const what = pod ? `member ${pod}'s certificate` : 'the client certificate';
+  if (!certs.requested.includes(secret)) return act({ kind: 'requestCertificate', secret, ...(pod ? { pod } : {}) }, busyPhase(o), 'CertificateRequested', `asked cert-manager for ${what} (Certificate ${secret})`, o);
+  return wait(busyPhase(o), 'WaitingForCertificate', `waiting for cert-manager to issue ${what} into Secret ${secret}`, o);
+}
+
+function planMembers(o: Observed): Plan {
   const { cluster, namespace, spec } = o;
   const problems = specProblems(spec);
   if (problems.length > 0) {
@@ -157,6 +193,14 @@ export function plan(o: Observed): Plan {
   }
   if (spec.paused) {
     return { action: { kind: 'none' }, phase: 'Running', reason: 'Paused', message: 'spec.paused is set: not acting' };
+  }
+  // 1c. cert-manager there, and the operator's client certificate issued
+  if (spec.tls?.certManager) {
+    if (!o.certificates?.installed) {
+      return refuse(busyPhase(o) === 'Creating' ? 'Creating' : 'Degraded', 'CertManagerNotInstalled', "spec.tls.certManager: cert-manager's CRD certificates.cert-manager.io is not installed; no member is created until it is");
+    }
+    const client = certificateFirst(o, clientTLSSecretName(cluster));
+    if (client) return client;
   }
   const deleting = o.pods.find((p) => p.deleting);
   if (deleting) {

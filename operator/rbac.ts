@@ -50,6 +50,7 @@ export const PERMISSIONS: readonly Permission[] = [
     verbs: ['get', 'create', 'update', 'delete'],
     why: "the operator's etcd client certificate (spec.tls.operatorSecret, or spec.tls.auto's); spec.tls.auto's CA and certificates: made, renewed, a removed member's deleted",
   },
+  { scope: 'cluster', apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: ['list', 'create', 'delete'], why: "spec.tls.certManager: the cluster's Certificates listed (and whether cert-manager is installed), asked for, a removed member's deleted" },
   { scope: 'lease', apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'], why: 'leader election on one Lease' },
 ];
 

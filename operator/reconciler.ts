@@ -30,6 +30,7 @@ import { type EtcdV3, type Endpoints, type MemberStatusView } from './etcd-v3';
 import * as R from './resources';
 import type { KObject } from './resources';
 import type { CertManager } from './certs';
+import type { CertificateRequests } from './cert-manager';
 
 export interface Logger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -53,6 +54,8 @@ export interface ReconcilerOptions {
   onConflict?(): void;
   /** spec.tls.auto's certificates. */
   certs?: CertManager;
+  /** spec.tls.certManager's Certificates. */
+  certificates?: CertificateRequests;
 }
 
 export interface ReconcileResult {
@@ -104,6 +107,11 @@ export class Reconciler {
   private certs(): CertManager {
     if (!this.o.certs) throw new Error('spec.tls.auto: this operator makes no certificates (no certificate manager)');
     return this.o.certs;
+  }
+
+  private certificates(): CertificateRequests {
+    if (!this.o.certificates) throw new Error('spec.tls.certManager: this operator asks for no certificates');
+    return this.o.certificates;
   }
 
   private async reconcileWith(c: EtcdCluster, spec: EtcdClusterSpec, etcd: EtcdV3, renewal: (at: number) => void): Promise<ReconcileResult> {
@@ -219,7 +227,9 @@ export class Reconciler {
     const leaderName = members?.find((m) => m.id === leaderId)?.name;
     const bootstrapped = (c.status?.members?.length ?? 0) > 0;
     const restore = spec.restore && !bootstrapped ? await this.resolveRestore(c, spec) : undefined;
+    const certificates = spec.tls?.certManager ? await this.certificates().observe(c) : undefined;
     return {
+      certificates,
       cluster,
       namespace: ns,
       spec,
@@ -263,6 +273,8 @@ export class Reconciler {
       await this.createIgnoringExisting(paths.core(ns, 'pods'), R.memberPod(c, spec, pod, state, initialCluster, memberId, restore));
     };
     switch (a.kind) {
+      case 'requestCertificate':
+        return this.certificates().request(c, spec.tls?.certManager as NonNullable<NonNullable<EtcdClusterSpec['tls']>['certManager']>, a.pod);
       case 'bootstrap':
         return createPod(a.pod, 'new', [{ name: a.pod, peerURL: a.peerURL }]);
       case 'createPod':
@@ -293,6 +305,7 @@ export class Reconciler {
         // a removed member's data must never come back, nor its certificate serve another
         await kube.delete(paths.core(ns, 'persistentvolumeclaims', R.pvcName(a.pod)));
         if (spec.tls?.auto) await this.certs().deleteMember(c, a.pod);
+        if (spec.tls?.certManager) await this.certificates().deleteMember(c, a.pod);
         return;
       }
       case 'upgradeMember':

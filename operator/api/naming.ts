@@ -10,7 +10,7 @@ export const metricsServiceName = (cluster: string): string => `${cluster}-metri
 export const pdbName = (cluster: string): string => cluster;
 export const memberPodName = (cluster: string, ordinal: number): string => `${cluster}-${ordinal}`;
 
-/** spec.tls.auto's Secrets: the CA, each member's certificate, the client certificate (the operator's). */
+/** spec.tls.auto's (and spec.tls.certManager's) Secrets: the CA, each member's certificate, the client certificate (the operator's). */
 export const caSecretName = (cluster: string): string => `${cluster}-ca`;
 export const memberTLSSecretName = (pod: string): string => `${pod}-tls`;
 export const clientTLSSecretName = (cluster: string): string => `${cluster}-client-tls`;
@@ -18,15 +18,15 @@ export const clientTLSSecretName = (cluster: string): string => `${cluster}-clie
 /** The Secrets a member pod mounts for its client and peer URLs, and the one the operator's client uses. */
 export function tlsSecrets(spec: EtcdClusterSpec, cluster: string, pod?: string): { client?: string; peer?: string; operator?: string } {
   const t = spec.tls;
-  if (t?.auto) return { client: pod && memberTLSSecretName(pod), peer: pod && memberTLSSecretName(pod), operator: clientTLSSecretName(cluster) };
+  if (t?.auto || t?.certManager) return { client: pod && memberTLSSecretName(pod), peer: pod && memberTLSSecretName(pod), operator: clientTLSSecretName(cluster) };
   return { client: t?.clientSecret, peer: t?.peerSecret, operator: t?.operatorSecret };
 }
 
 export function peerScheme(spec: EtcdClusterSpec): string {
-  return spec.tls?.peerSecret || spec.tls?.auto ? 'https' : 'http';
+  return spec.tls?.peerSecret || spec.tls?.auto || spec.tls?.certManager ? 'https' : 'http';
 }
 export function clientScheme(spec: EtcdClusterSpec): string {
-  return spec.tls?.clientSecret || spec.tls?.auto ? 'https' : 'http';
+  return spec.tls?.clientSecret || spec.tls?.auto || spec.tls?.certManager ? 'https' : 'http';
 }
 export function memberHost(cluster: string, namespace: string, pod: string): string {
   return `${pod}.${peerServiceName(cluster)}.${namespace}.svc`;

@@ -88,12 +88,27 @@ export interface TLSSpec {
    * backup Jobs use; each renewed before it expires. Not together with the named Secrets below.
    */
   auto?: boolean;
+  /**
+   * cert-manager issues the certificates: the operator asks for a `cert-manager.io/v1` Certificate per member (its
+   * Secret `<pod>-tls`) and one client certificate (`<cluster>-client-tls`), and starts a member once its Secret is
+   * there; cert-manager renews them. Not together with auto or the named Secrets below.
+   */
+  certManager?: CertManagerTLS;
   /** Secret (tls.crt, tls.key, ca.crt) the members serve clients with; clients must present a cert signed by ca.crt. */
   clientSecret?: string;
   /** Secret (tls.crt, tls.key, ca.crt) the members use between themselves. */
   peerSecret?: string;
   /** Secret (tls.crt, tls.key, ca.crt) the operator presents to the members' client URLs. */
   operatorSecret?: string;
+}
+
+export interface CertManagerTLS {
+  /** The cert-manager Issuer (same namespace) or ClusterIssuer that signs every certificate. */
+  issuerRef: { name: string; kind?: 'Issuer' | 'ClusterIssuer'; group?: string };
+  /** Certificate.spec.duration (a Go duration, "2160h"); cert-manager's default when unset. */
+  duration?: string;
+  /** Certificate.spec.renewBefore; cert-manager's default when unset. */
+  renewBefore?: string;
 }
 
 export interface EtcdOptions {
@@ -221,6 +236,8 @@ export function specProblems(spec: EtcdClusterSpec): string[] {
   if (e?.autoCompactionMode === 'revision' && e.autoCompactionRetention !== undefined && !/^\d+$/.test(e.autoCompactionRetention)) {
     out.push(`spec.etcd.autoCompactionRetention must be a number of revisions in revision mode, got ${JSON.stringify(e.autoCompactionRetention)}`);
   }
+  const t = spec.tls;
+  if (t?.certManager && (t.clientSecret || t.peerSecret || t.operatorSecret)) out.push('spec.tls.certManager has cert-manager issue the certificates: name no Secrets with it');
   return out;
 }
 

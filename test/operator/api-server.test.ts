@@ -12,6 +12,7 @@ import * as yaml from 'js-yaml';
 import { KubeApiServer } from '../support/kube/api-server';
 import { request } from '../support/http';
 import { waitFor } from '../support/kube/kubelet';
+import { certificateCRD } from '../support/kube/cert-manager';
 
 const json = (o: unknown): { body: string; headers: Record<string, string> } => ({ body: JSON.stringify(o), headers: { 'Content-Type': 'application/json' } });
 
@@ -42,6 +43,22 @@ describe('test API server', () => {
     expect(noNs.status).toBe(404);
     const gen = await request(url, 'POST', P, json({ metadata: { generateName: 'g-', labels: { app: 'y' } } }));
     expect(JSON.parse(gen.body).metadata.name).toMatch(/^g-[a-z0-9]{5}$/);
+  });
+
+  test("another project's resource (cert-manager's Certificates) is served only while its CRD is installed", async () => {
+    const CERTS = '/apis/cert-manager.io/v1/namespaces/ns/certificates';
+    const cert = { apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'x' }, spec: { secretName: 'x', issuerRef: { name: 'ca' }, usages: ['server auth'] } };
+    expect((await request(url, 'GET', CERTS)).status).toBe(404);
+    expect((await request(url, 'POST', CERTS, json(cert))).status).toBe(404);
+    expect(JSON.parse((await request(url, 'GET', '/apis')).body).groups.map((g: { name: string }) => g.name)).not.toContain('cert-manager.io');
+    api.store.create('customresourcedefinitions', undefined, certificateCRD());
+    expect(JSON.parse((await request(url, 'GET', '/apis')).body).groups.map((g: { name: string }) => g.name)).toContain('cert-manager.io');
+    expect((await request(url, 'POST', CERTS, json(cert))).status).toBe(201);
+    // validated against the CRD's schema
+    expect((await request(url, 'POST', CERTS, json({ ...cert, metadata: { name: 'y' }, spec: { ...cert.spec, usages: ['sign everything'] } }))).status).toBe(422);
+    expect(JSON.parse((await request(url, 'GET', CERTS)).body).items.map((c: { metadata: { name: string } }) => c.metadata.name)).toEqual(['x']);
+    api.store.delete('customresourcedefinitions', undefined, 'certificates.cert-manager.io');
+    expect((await request(url, 'GET', CERTS)).status).toBe(404);
   });
 
   test('resourceVersion is a global counter; PUT with a stale one is 409 Conflict; no-op writes keep it', async () => {
@@ -267,6 +284,14 @@ describe('test API server', () => {
       const both = await request(url, 'POST', C, json(ec('both', { size: 1, tls: { auto: true, clientSecret: 'c' } })));
       expect([both.status, body(both).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "both" is invalid: spec.tls: Invalid value: "object": spec.tls.auto makes its own certificates; name no Secrets with it']);
       expect((await request(url, 'POST', C, json(ec('auto', { size: 1, tls: { auto: true } })))).status).toBe(201);
+      // spec.tls.certManager: not with auto; the issuer's kind is Issuer or ClusterIssuer, defaults filled in; immutable
+      const cmAuto = await request(url, 'POST', C, json(ec('cm-auto', { size: 1, tls: { auto: true, certManager: { issuerRef: { name: 'ca' } } } })));
+      expect([cmAuto.status, body(cmAuto).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "cm-auto" is invalid: spec.tls: Invalid value: "object": spec.tls.certManager has cert-manager issue the certificates; not together with auto']);
+      expect((await request(url, 'POST', C, json(ec('cm-kind', { size: 1, tls: { certManager: { issuerRef: { name: 'ca', kind: 'Secret' } } } })))).status).toBe(422);
+      const cm = await request(url, 'POST', C, json(ec('cm', { size: 1, tls: { certManager: { issuerRef: { name: 'ca' }, duration: '720h' } } })));
+      expect([cm.status, body(cm).spec?.tls]).toEqual([201, { certManager: { issuerRef: { name: 'ca', kind: 'Issuer', group: 'cert-manager.io' }, duration: '720h' } }]);
+      const cmChange = await request(url, 'PATCH', `${C}/cm`, merge({ spec: { tls: { certManager: { issuerRef: { name: 'other' } } } } }));
+      expect([cmChange.status, body(cmChange).message]).toEqual([422, 'EtcdCluster.etcd.ts-etcd.io "cm" is invalid: spec.tls: Invalid value: "object": spec.tls is immutable']);
     });
 
     describe('/scale and kubectl scale', () => {

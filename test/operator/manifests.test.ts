@@ -174,7 +174,7 @@ describe('manifests', () => {
           annotations: { 'example.com/x': 'y' },
         },
         storage: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } }, storageClassName: 'fast' } } },
-        tls: { auto: false, clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
+        tls: { auto: false, certManager: { issuerRef: { name: 'ca', kind: 'ClusterIssuer', group: 'cert-manager.io' }, duration: '2160h', renewBefore: '360h' }, clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
         etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, autoCompactionMode: 'periodic', autoCompactionRetention: '1h30m', extraArgs: { 'quota-backend-bytes': '8589934592' } },
         restore: { backupName: 'nightly', file: 'nightly-20240310T101530Z.db' },
         defragment: { schedule: '0 3 * * 0' },

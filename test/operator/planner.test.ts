@@ -33,6 +33,7 @@ interface Situation {
   lastMembers?: { name: string; id?: string }[];
   restore?: Observed['restore'];
   defragment?: Observed['defragment'];
+  certificates?: Observed['certificates'];
   now?: number;
 }
 function observe(s: Situation): Observed {
@@ -54,6 +55,7 @@ function observe(s: Situation): Observed {
     restore: s.restore,
     createdAt: NOW - 3_600_000,
     defragment: s.defragment,
+    certificates: s.certificates,
     ...(s.now !== undefined ? { now: s.now } : {}),
   };
 }
@@ -224,8 +226,36 @@ const defragRows: Row[] = [
   { name: 'defragment not due → nothing', s: { spec: DEFRAG, pods: three(), members: members3(), defragment: { lastScheduleTime: new Date(NOW - 60_000).toISOString() } }, action: 'none' },
 ];
 
+/** spec.tls.certManager: cert-manager installed, the client certificate first, each member's pod only once its Secret is filled. */
+const CM = { tls: { certManager: { issuerRef: { name: 'ca' } } } };
+const certs = (requested: string[], issued: string[] = requested, installed = true): Observed['certificates'] => ({ installed, requested, issued });
+const https = (pod: string): string => `https://${pod}.${C}.${NS}.svc:2380`;
+const certManagerRows: Row[] = [
+  { name: 'certManager, CRD not installed → CertManagerNotInstalled, nothing created', s: { spec: CM, certificates: certs([], [], false) }, action: 'refuse', reason: 'CertManagerNotInstalled', phase: 'Creating', degraded: 'CertManagerNotInstalled' },
+  { name: 'certManager, CRD not observed at all → the same refusal', s: { spec: CM }, action: 'refuse', reason: 'CertManagerNotInstalled' },
+  { name: 'certManager, CRD gone under a running cluster → Degraded, nothing done', s: { spec: CM, pods: three(), members: members3(), certificates: certs([], [], false) }, action: 'refuse', phase: 'Degraded' },
+  { name: 'certManager, nothing asked yet → the client certificate first', s: { spec: CM, certificates: certs([]) }, action: { kind: 'requestCertificate', secret: 'ex-client-tls' }, reason: 'CertificateRequested', phase: 'Creating' },
+  { name: 'certManager, client certificate asked, not issued → wait for it', s: { spec: CM, certificates: certs(['ex-client-tls'], []) }, action: 'wait', reason: 'WaitingForCertificate' },
+  { name: "certManager, client issued → the seed's certificate before the seed", s: { spec: CM, certificates: certs(['ex-client-tls']) }, action: { kind: 'requestCertificate', secret: 'ex-0-tls', pod: 'ex-0' }, reason: 'CertificateRequested' },
+  { name: "certManager, the seed's certificate asked, not issued → wait, no pod", s: { spec: CM, certificates: certs(['ex-client-tls', 'ex-0-tls'], ['ex-client-tls']) }, action: 'wait', reason: 'WaitingForCertificate' },
+  { name: "certManager, the seed's Secret filled → bootstrap over https", s: { spec: CM, certificates: certs(['ex-client-tls', 'ex-0-tls']) }, action: { kind: 'bootstrap', pod: 'ex-0', peerURL: https('ex-0') }, reason: 'Bootstrapping' },
+  {
+    name: "certManager, member 1 added, its certificate not asked → asked for before its pod",
+    s: { spec: CM, pods: [pod(0)], members: [member(0), { ...member(1, false), peerURLs: [https('ex-1')] }], certificates: certs(['ex-client-tls', 'ex-0-tls']) },
+    action: { kind: 'requestCertificate', secret: 'ex-1-tls', pod: 'ex-1' },
+  },
+  {
+    name: 'certManager, member 1 added, its Secret filled → its pod',
+    s: { spec: CM, pods: [pod(0)], members: [member(0), { ...member(1, false), peerURLs: [https('ex-1')] }], certificates: certs(['ex-client-tls', 'ex-0-tls', 'ex-1-tls']) },
+    action: 'createPod',
+    reason: 'CreatingMemberPod',
+  },
+  { name: 'certManager, membership changes need no new certificate (adding a learner)', s: { spec: CM, pods: [pod(0)], members: [member(0)], certificates: certs(['ex-client-tls', 'ex-0-tls']) }, action: 'addMember' },
+  { name: 'certManager with a named Secret → InvalidSpec', s: { spec: { tls: { ...CM.tls, clientSecret: 'c' } }, certificates: certs([]) }, action: 'refuse', reason: 'InvalidSpec' },
+];
+
 describe('planner', () => {
-  test.each([...rows, ...lostRows, ...learnerRows, ...restoreRows, ...defragRows].map((r) => [r.name, r] as const))('%s', (_name, r) => {
+  test.each([...rows, ...lostRows, ...learnerRows, ...restoreRows, ...defragRows, ...certManagerRows].map((r) => [r.name, r] as const))('%s', (_name, r) => {
     const p = plan(observe(r.s));
     if (typeof r.action === 'string') expect(p.action.kind).toBe(r.action);
     else expect(p.action).toEqual(r.action);

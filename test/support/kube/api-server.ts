@@ -70,6 +70,8 @@ export interface ResourceType {
   namespaced: boolean;
   status: boolean;
   shortNames?: string[];
+  /** Another project's resource (cert-manager's): served only while a CRD installs it, as on a real cluster. */
+  crdOnly?: boolean;
 }
 
 export const RESOURCES: ResourceType[] = [
@@ -86,6 +88,7 @@ export const RESOURCES: ResourceType[] = [
   { group: 'etcd.ts-etcd.io', version: 'v1alpha1', plural: 'etcdclusters', kind: 'EtcdCluster', namespaced: true, status: true, shortNames: ['etcd'] },
   { group: 'etcd.ts-etcd.io', version: 'v1alpha1', plural: 'etcdbackups', kind: 'EtcdBackup', namespaced: true, status: true, shortNames: ['etcdbackup'] },
   { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job', namespaced: true, status: true },
+  { group: 'cert-manager.io', version: 'v1', plural: 'certificates', kind: 'Certificate', namespaced: true, status: true, shortNames: ['cert'], crdOnly: true },
   // stored like the others, for `kubectl apply` of the manifests (no controllers behind them: a Deployment makes no pods)
   { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, status: false },
   { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, status: true },
@@ -496,16 +499,21 @@ export class KubeApiServer {
       rest = rest.slice(2);
     }
     const rt = RESOURCES.find((r) => r.group === group && r.version === version && r.plural === rest[0]);
-    if (!rt) return undefined;
+    if (!rt || !this.served(rt)) return undefined;
     if (!rt.namespaced && namespace !== undefined) return undefined;
     return { rt, namespace, name: rest[1], subresource: rest[2] };
+  }
+
+  /** Whether the API serves a resource type now (one of another project only while its CRD is installed). */
+  private served(rt: ResourceType): boolean {
+    return !rt.crdOnly || this.store.crds.get(rt.group, rt.plural) !== undefined;
   }
 
   private discovery(pathname: string): unknown {
     const parts = pathname.split('/').filter((p) => p !== '');
     if (parts[0] === 'api' && parts.length === 1) return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] };
     if (parts[0] === 'apis' && parts.length === 1) {
-      const groups = [...new Set(RESOURCES.filter((r) => r.group).map((r) => `${r.group}/${r.version}`))].map((g) => {
+      const groups = [...new Set(RESOURCES.filter((r) => r.group && this.served(r)).map((r) => `${r.group}/${r.version}`))].map((g) => {
         const [name, version] = g.split('/');
         return { name, versions: [{ groupVersion: g, version }], preferredVersion: { groupVersion: g, version } };
       });
@@ -513,7 +521,7 @@ export class KubeApiServer {
     }
     const group = parts[0] === 'api' ? '' : parts[1];
     const version = parts[0] === 'api' ? parts[1] : parts[2];
-    const rs = RESOURCES.filter((r) => r.group === group && r.version === version);
+    const rs = RESOURCES.filter((r) => r.group === group && r.version === version && this.served(r));
     if (rs.length === 0) return undefined;
     const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
     return {
