@@ -84,7 +84,7 @@ class Transcript {
     const norm = (s: string): string => {
       let t = s;
       for (const [i, id] of this.ids.entries()) t = t.split(id).join(`<ID${i}>`);
-      t = t.replace(/\/([0-9a-f]{16})\b/g, (_m, hex: string) => `/${this.lease(hex)}`);
+      t = t.replace(/\/([0-9a-f]{10,16})\b/g, (_m, hex: string) => `/${this.lease(hex)}`);
       t = t.replace(/"(lease|Lease)" ?: ?(\d{10,})/g, (_m, f: string, dec: string) => `"${f}":${this.lease(BigInt(dec).toString(16))}`);
       // json shows keys in base64
       t = t.replace(/"key":"([A-Za-z0-9+/=]+)"/g, (_m, b64: string) => `"key":${JSON.stringify(norm(Buffer.from(b64, 'base64').toString('latin1')))}`);
