@@ -1,10 +1,10 @@
 /**
  * Short seeded robustness runs in CI: a 3-member cluster under concurrent clients and random faults (kill -9 and
  * restart, SIGSTOP/SIGCONT, partitions, one-way loss; for v3 also a member removed and added back), every history
- * checked whole; one run with the v2 workload, one with the v3 workload (through gRPC: registers, Txn compare-and-swap, deletes, leases with keep-alives,
- * watchers that reconnect), each with its negative control (stale reads from a cut-off follower) caught by the
- * checker. The seed is printed; ROBUST_SEED=N replays one (ROBUST_SECONDS sets the length of each run). Long runs:
- * `npm run robustness` (README).
+ * checked whole: one run with the v2 workload, one with the v3 workload (through gRPC: registers, Txn
+ * compare-and-swap, deletes, leases with keep-alives, watchers that reconnect), each with its negative control (stale
+ * reads from a cut-off follower) caught by the checker. The seed is printed; ROBUST_SEED=N replays one
+ * (ROBUST_SECONDS sets the length of each run). Long runs: `npm run robustness` (README).
  */
 import { FAULT_KINDS, type FaultKind } from './faults';
 import { DEFAULTS, runRobustness, summary } from './runner';
