@@ -1,6 +1,7 @@
 /**
  * Faults injected into a running cluster, one at a time, chosen from a seed: kill -9 (then a restart on the same data
- * dir), SIGSTOP (then SIGCONT), a member cut off both ways, one-way loss (every message from one member to another
+ * dir), SIGTERM (a graceful stop: a leader hands its leadership over first, as etcd's does; then a restart), SIGSTOP
+ * (then SIGCONT), a member cut off both ways, one-way loss (every message from one member to another
  * lost, the other way untouched), and a member removed from the cluster (then added back on the same URLs with an
  * empty data dir: it catches up from a snapshot), each aimed at the leader or at any member. After each, the injector
  * waits for the cluster to be whole again (one leader, every member healthy); a cluster that does not recover is a
@@ -11,8 +12,8 @@ import { request } from '../support/http';
 import { MemberSlot, TestCluster, eventually } from '../support/cluster';
 import { between, pick } from './prng';
 
-export type FaultKind = 'kill' | 'stop' | 'partition' | 'oneway' | 'member';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'partition', 'oneway', 'member'];
+export type FaultKind = 'kill' | 'stop' | 'partition' | 'oneway' | 'member' | 'term';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'partition', 'oneway', 'member', 'term'];
 
 export interface FaultRecord {
   kind: FaultKind;
@@ -84,6 +85,14 @@ export class FaultInjector {
       case 'partition': {
         this.c.partition([victim]);
         return async () => this.c.heal();
+      }
+      case 'term': {
+        this.keepLog(victim);
+        const asked = performance.now();
+        const code = await victim.proc!.signal('SIGTERM');
+        rec.target += ` (stopped in ${Math.round(performance.now() - asked)} ms${code !== 0 ? `, exit ${code}` : ''})`;
+        victim.proc = undefined;
+        return async () => this.restart(victim);
       }
       case 'member': {
         await this.remove(victim);

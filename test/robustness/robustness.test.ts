@@ -1,7 +1,7 @@
 /**
  * Short seeded robustness runs in CI: a 3-member cluster under concurrent clients and random faults (kill -9 and
- * restart, SIGSTOP/SIGCONT, partitions, one-way loss; for v3 also a member removed and added back), every history
- * checked whole: one run with the v2 workload, one with the v3 workload (through gRPC: registers, Txn
+ * restart, SIGSTOP/SIGCONT, partitions, one-way loss; for v3 also SIGTERM and a member removed and added back),
+ * every history checked whole: one run with the v2 workload, one with the v3 workload (through gRPC: registers, Txn
  * compare-and-swap, deletes, leases with keep-alives, watchers that reconnect), each with its negative control (stale
  * reads from a cut-off follower) caught by the checker. The seed is printed; ROBUST_SEED=N replays one
  * (ROBUST_SECONDS sets the length of each run). Long runs: `npm run robustness` (README).
@@ -55,7 +55,7 @@ test(`v3: a seeded run with faults keeps every key linearizable, every watch who
     maxOps: 50000,
     v2: false,
     v3: { clients: 4, registers: 3, leaseClients: 2, watchers: 2, requestTimeoutMs: 4000 },
-    // Every kind, a member removed and added back among them (each of those takes some 15 s).
+    // Every kind, a member removed and added back and a graceful stop (SIGTERM) among them.
     faults: only ?? FAULT_KINDS,
     control: true,
     log: (l) => lines.push(l),
@@ -64,7 +64,8 @@ test(`v3: a seeded run with faults keeps every key linearizable, every watch who
   console.log(text);
   expect({ seed, violations: report.violations }).toEqual({ seed, violations: [] });
   const v3 = report.v3!;
-  expect(report.faults.total).toBeGreaterThanOrEqual(3);
+  // (A member removed and added back, or stopped gracefully, takes 10 to 15 s: fewer faults fit.)
+  expect(report.faults.total).toBeGreaterThanOrEqual(2);
   expect(v3.ops.byOutcome.ok).toBeGreaterThan(300);
   expect(v3.linearizability.verdict).toBe('ok');
   expect(v3.linearizability.ops).toBeGreaterThan(100);

@@ -13,7 +13,7 @@
  *   --v3-registers N   v3 register keys (default 3)
  *   --lease-clients N  v3 lease clients (default 2)
  *   --watchers N       v3 watchers (default 2)
- *   --faults LIST      kill,stop,partition,oneway,member (default all; "none" for none)
+ *   --faults LIST      kill,term,stop,partition,oneway,member (default all; "none" for none)
  *   --no-ttl           no TTL keys in the workload
  *   --no-control       skip the negative control
  *   --out DIR          where to save the history, report and members' logs (default: a new dir under the temp dir)
