@@ -653,21 +653,28 @@ export class EtcdServer extends EventEmitter {
    * StoppedError. An applier that throws answers ApplyFailedError in `error`; a kind with no applier registered,
    * UnknownEntryError (apply/dispatcher.ts).
    */
-  proposeEntry(kind: EntryKind, payload: Uint8Array, requestId: number = this.ids.id()): Promise<WriteResult> {
-    return this.proposeData(requestId, encodeEntry(kind, requestId, payload));
+  proposeEntry(kind: EntryKind, payload: Uint8Array, requestId: number = this.ids.id(), o: { leaderOnly?: boolean } = {}): Promise<WriteResult> {
+    return this.proposeData(requestId, encodeEntry(kind, requestId, payload), o.leaderOnly ?? false);
   }
 
-  private proposeData(requestId: number, data: Buffer): Promise<WriteResult> {
+  /**
+   * With `leaderOnly`, the proposal goes into this member's log or nowhere: never forwarded to another leader, never
+   * held until one is known (ProposalDroppedError when this member's Raft does not lead at this instant). For what
+   * only the leader may decide (the revocation of expired leases): a deposed leader's decision must not reach the new
+   * one.
+   */
+  private proposeData(requestId: number, data: Buffer, leaderOnly = false): Promise<WriteResult> {
     let first = true;
     return this.proposals.submit(
       requestId,
       () => {
+        if (leaderOnly && this.raftNode.node.raft.state !== StateType.Leader) throw new ProposalDroppedError('not the leader');
         this.raftNode.node.propose(data);
         if (first) this.raftNode.sendLeaderMessagesSoon();
         first = false;
         this.raftNode.schedule();
       },
-      true,
+      !leaderOnly,
     );
   }
 

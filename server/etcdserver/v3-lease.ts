@@ -8,6 +8,10 @@
  *   timeout) and demoted when it stops leading. Every 500 ms the leader proposes the revocation of the leases that
  *   expired (at most 500 per round, 16 at a time, as etcd) and, with --experimental-enable-lease-checkpoint, the
  *   checkpoints that are due.
+ * - A leader that was stuck (a stopped process, a long pause) comes back believing it leads, with leases its clock
+ *   says expired while the new leader kept them alive. So, as etcd since its fix of issue 15247, a renewal and a round
+ *   of revocations first confirm the leadership (a ReadIndex round acknowledged by a quorum); and a revocation goes
+ *   into this member's own log or nowhere, never forwarded to the new leader once this one stepped down.
  */
 import { LEASE_OVERHEAD } from './quota';
 import type * as https from 'node:https';
@@ -70,9 +74,39 @@ export interface V3LeaseOptions {
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, meta?: Record<string, unknown>) => void;
 }
 
+/**
+ * Confirms that this member still leads (etcd's ensureLeadership): a ReadIndex round acknowledged by a quorum at its
+ * term, and still the leader after it. One round at a time: a caller that comes while a round is in flight (begun
+ * before it asked) waits for the next, which serves everyone who came meanwhile.
+ */
+export class LeadershipCheck {
+  private current: Promise<boolean> | undefined;
+  private next: Promise<boolean> | undefined;
+
+  constructor(private readonly round: () => Promise<boolean>) {}
+
+  confirm(): Promise<boolean> {
+    if (!this.current) {
+      const p = this.round().catch(() => false);
+      this.current = p;
+      void p.then(() => {
+        if (this.current === p) this.current = undefined;
+      });
+      return p;
+    }
+    this.next ??= this.current.then(() => {
+      this.next = undefined;
+      return this.confirm();
+    });
+    return this.next;
+  }
+}
+
 export class V3Lease implements LeaseBackend {
   private readonly o: V3LeaseOptions;
   private readonly lessor: Lessor;
+  /** Whether this member still leads, confirmed by a quorum (before renewals and revocations). */
+  readonly leadership: LeadershipCheck;
   private ids: LeaseIdGenerator | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly revokeQueue: bigint[] = [];
@@ -82,6 +116,29 @@ export class V3Lease implements LeaseBackend {
   constructor(o: V3LeaseOptions) {
     this.o = o;
     this.lessor = o.lessor;
+    this.leadership = new LeadershipCheck(() => this.stillLeads());
+  }
+
+  /** One round of the leadership check: false as soon as this member stops leading, or when no quorum answers. */
+  private async stillLeads(): Promise<boolean> {
+    const s = this.o.server;
+    if (!s.isLeader() || !this.lessor.isPrimary()) return false;
+    let off = (): void => undefined;
+    const lost = new Promise<void>((resolve) => {
+      const f = (leader: boolean): void => {
+        if (!leader) resolve();
+      };
+      s.on('leadership', f);
+      off = () => s.off('leadership', f);
+    });
+    try {
+      await Promise.race([s.linearizableRead(), lost]);
+    } catch {
+      return false;
+    } finally {
+      off();
+    }
+    return s.isLeader() && this.lessor.isPrimary();
   }
 
   /** Follows leadership (promote/demote) and starts the expiry and checkpoint loop. */
@@ -91,7 +148,10 @@ export class V3Lease implements LeaseBackend {
       if (s.isLeader()) this.lessor.promote(s.o.electionMs);
     };
     const onLeadership = (leader: boolean) => {
-      if (!leader) this.lessor.demote();
+      if (leader) return;
+      this.lessor.demote();
+      // revocations decided while leading and not proposed yet are dropped: the new leader decides for itself
+      for (const id of this.revokeQueue.splice(0)) this.revoking.delete(id);
     };
     s.on('firstCommitInTerm', onFirstCommit);
     s.on('leadership', onLeadership);
@@ -110,12 +170,13 @@ export class V3Lease implements LeaseBackend {
   /** One round of the lessor's loop (etcd's revokeExpiredLeases and checkpointScheduledLeases). */
   loop(): void {
     if (!this.lessor.isPrimary()) return;
+    const found: bigint[] = [];
     for (const l of this.lessor.findExpired(LEASE_REVOKE_RATE / 2)) {
       if (this.revoking.has(l.id)) continue;
       this.revoking.add(l.id);
-      this.revokeQueue.push(l.id);
+      found.push(l.id);
     }
-    this.pumpRevokes();
+    if (found.length) void this.revokeExpired(found);
     for (let i = 0; i < LEASE_CHECKPOINT_RATE / 2; i++) {
       const cps = this.lessor.dueCheckpoints(MAX_LEASE_CHECKPOINT_BATCH);
       if (cps.length) void this.proposeCheckpoints(cps);
@@ -123,10 +184,22 @@ export class V3Lease implements LeaseBackend {
     }
   }
 
+  /** Revokes leases found expired, once this member is confirmed to lead (else they are left to the leader). */
+  private async revokeExpired(ids: bigint[]): Promise<void> {
+    if (!(await this.leadership.confirm())) {
+      for (const id of ids) this.revoking.delete(id);
+      this.o.log('warn', 'ignored the revocation of expired leases: this member is not the leader', { leases: ids.length });
+      return;
+    }
+    this.revokeQueue.push(...ids);
+    this.pumpRevokes();
+  }
+
   private pumpRevokes(): void {
     while (this.revokeQueue.length && this.revoking.size - this.revokeQueue.length < MAX_PENDING_REVOKES) {
       const id = this.revokeQueue.shift()!;
-      this.leaseRevoke({ ID: id }).then(
+      // only into this member's own log while it leads: never forwarded to a leader that did not decide it
+      this.o.kv.propose({ leaseRevoke: { ID: id } }, undefined, { leaderOnly: true }).then(
         () => this.o.metrics?.expired.inc(),
         (err: Error) => this.o.log('warn', 'failed to revoke lease', { 'lease-id': hex16(id), error: err.message }),
       ).finally(() => {
@@ -190,7 +263,10 @@ export class V3Lease implements LeaseBackend {
   httpHost(): LeaseHTTPHost {
     return {
       waitApplied: (ms) => this.o.server.waitAppliedCommitted(ms),
-      renew: (id) => this.lessor.renew(id),
+      renew: async (id) => {
+        if (!(await this.leadership.confirm())) throw new ErrNotPrimary();
+        return this.lessor.renew(id);
+      },
       timeToLive: (id, keys) => {
         // not (yet) the primary: no expiries to tell; the follower asks again
         if (!this.lessor.isPrimary()) throw new ErrNotPrimary();
@@ -205,7 +281,9 @@ export class V3Lease implements LeaseBackend {
     return { header: undefined, ID: id, TTL: BigInt(l.remainingSeconds(this.o.now())), grantedTTL: BigInt(l.ttl), keys: keys ? l.keyList() : [] };
   }
 
+  /** A renewal on the leader, once it is confirmed to lead (a deposed one would renew from its stale lessor). */
   private async renewHere(id: bigint): Promise<number> {
+    if (!(await this.leadership.confirm())) throw new ErrNotPrimary();
     await this.o.server.waitAppliedCommitted(APPLY_TIMEOUT_MS);
     return this.lessor.renew(id);
   }

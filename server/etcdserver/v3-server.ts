@@ -147,8 +147,11 @@ export class V3KV implements KVBackend {
     return new Promise((resolve) => this.server.once('published', () => resolve()));
   }
 
-  /** Proposes a v3 request (also the lease requests) and resolves with what this member's applier answered. */
-  async propose(op: Partial<InternalRaftRequest>, call?: CallContext): Promise<V3ApplyResult> {
+  /**
+   * Proposes a v3 request (also the lease requests) and resolves with what this member's applier answered;
+   * `leaderOnly`: only into this member's log while it leads (see EtcdServer.proposeEntry).
+   */
+  async propose(op: Partial<InternalRaftRequest>, call?: CallContext, o: { leaderOnly?: boolean } = {}): Promise<V3ApplyResult> {
     if (!this.server.published) await this.ready();
     const who = this.auth ? this.auth.stamp(call) : { username: '', authRevision: 0n };
     const id = this.server.newRequestId();
@@ -157,7 +160,7 @@ export class V3KV implements KVBackend {
     Object.assign(msg, op);
     const data = encodeMessage(InternalRaftRequest, msg);
     if (data.length > this.maxRequestBytes) throw serverError('requestTooLarge');
-    const w = await this.server.proposeEntry(EntryKind.V3, data, id);
+    const w = await this.server.proposeEntry(EntryKind.V3, data, id, o);
     if (w.error) throw w.error;
     const res = w.result as V3ApplyResult | undefined;
     if (!res?.resp) throw serverError('unknownMethod');

@@ -1,15 +1,19 @@
 /**
  * Faults injected into a running cluster, one at a time, chosen from a seed: kill -9 (then a restart on the same data
- * dir), SIGSTOP (then SIGCONT), a member cut off both ways, and one-way loss (every message from one member to
- * another lost, the other way untouched), each aimed at the leader or at any member. After each, the injector waits
- * for the cluster to be whole again (one leader, every member healthy); a cluster that does not recover is a finding.
+ * dir), SIGTERM (a graceful stop: a leader hands its leadership over first, as etcd's does; then a restart), SIGSTOP
+ * (then SIGCONT), a member cut off both ways, one-way loss (every message from one member to another
+ * lost, the other way untouched), and a member removed from the cluster (then added back on the same URLs with an
+ * empty data dir: it catches up from a snapshot), each aimed at the leader or at any member. After each, the injector
+ * waits for the cluster to be whole again (one leader, every member healthy); a cluster that does not recover is a
+ * finding.
  */
+import { rmSync } from 'node:fs';
 import { request } from '../support/http';
-import { MemberSlot, TestCluster } from '../support/cluster';
+import { MemberSlot, TestCluster, eventually } from '../support/cluster';
 import { between, pick } from './prng';
 
-export type FaultKind = 'kill' | 'stop' | 'partition' | 'oneway';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'partition', 'oneway'];
+export type FaultKind = 'kill' | 'stop' | 'partition' | 'oneway' | 'member' | 'term';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'partition', 'oneway', 'member', 'term'];
 
 export interface FaultRecord {
   kind: FaultKind;
@@ -82,6 +86,18 @@ export class FaultInjector {
         this.c.partition([victim]);
         return async () => this.c.heal();
       }
+      case 'term': {
+        this.keepLog(victim);
+        const asked = performance.now();
+        const code = await victim.proc!.signal('SIGTERM');
+        rec.target += ` (stopped in ${Math.round(performance.now() - asked)} ms${code !== 0 ? `, exit ${code}` : ''})`;
+        victim.proc = undefined;
+        return async () => this.restart(victim);
+      }
+      case 'member': {
+        await this.remove(victim);
+        return async () => this.addBack(victim);
+      }
       case 'oneway': {
         // Messages from the victim to another member are lost, or the other way round (chosen by the same draw).
         const others = this.c.members.filter((m) => m !== victim);
@@ -110,6 +126,43 @@ export class FaultInjector {
         await delay(500 * attempt); // back off before trying the port again
       }
     }
+  }
+
+  /**
+   * Removes a member through another one (etcd refuses while the leader has not been connected to a quorum of the
+   * members that stay for 5 s: asked again until then), waits for it to stop by itself as a removed member does, and
+   * empties its data dir.
+   */
+  private async remove(m: MemberSlot): Promise<void> {
+    const id = m.id!;
+    await eventually(`the removal of ${m.name} to be accepted`, async () => {
+      const via = this.c.members.find((x) => x !== m && x.proc && !this.stopped.has(x))!;
+      const a = await request(via.clientURL, 'DELETE', `/v2/members/${id}`, { timeoutMs: 5000 });
+      // 410: a removal asked before, that timed out, went through.
+      return a.status === 204 || a.status === 410 ? true : undefined;
+    }, 30000);
+    this.keepLog(m);
+    const exited = await Promise.race([m.proc!.exited, new Promise<undefined>((r) => setTimeout(r, 10000, undefined))]);
+    if (exited === undefined) this.log(`${m.name} was removed but did not stop within 10 s; killed`);
+    await this.c.kill(m);
+    rmSync(m.dataDir, { recursive: true, force: true });
+  }
+
+  /** Adds a removed member back on its URLs (a new member ID) and starts it on an empty data dir. */
+  private async addBack(m: MemberSlot): Promise<void> {
+    const a = await eventually(`${m.name} to be added back`, async () => {
+      const via = this.c.members.find((x) => x !== m && x.proc)!;
+      const r = await request(via.clientURL, 'POST', '/v2/members', { body: JSON.stringify({ peerURLs: [m.peerURL] }), headers: { 'Content-Type': 'application/json' }, timeoutMs: 5000 });
+      return r.status === 500 ? undefined : r;
+    }, 30000);
+    if (a.status === 201) m.id = (JSON.parse(a.body) as { id: string }).id;
+    else if (a.status === 409) {
+      // An add asked before, that timed out, went through: the member is there with these URLs.
+      const list = await request(this.c.members.find((x) => x !== m && x.proc)!.clientURL, 'GET', '/v2/members');
+      m.id = (JSON.parse(list.body) as { members: { id: string; peerURLs: string[] }[] }).members.find((x) => x.peerURLs.includes(m.peerURL))?.id;
+      if (!m.id) throw new Error(`adding ${m.name} back answered 409, and no member has its URL`);
+    } else throw new Error(`adding ${m.name} back answered ${a.status}: ${a.body}`);
+    await this.restart(m);
   }
 
   private cont(m: MemberSlot): void {

@@ -13,6 +13,9 @@ import { Leaf, LinearizabilityReport, REGISTER_PREFIX, checkFinalKeys, checkRegi
 import { FAULT_KINDS, FaultInjector, FaultKind, FaultRecord } from './faults';
 import { HistoryRecorder, OpKind, RecordedOp, outcome } from './history';
 import { between, pick, prng } from './prng';
+import { V3Report, V3Recorded, checkV3 } from './checks-v3';
+import { V3Recorder } from './history-v3';
+import { V3Options, V3Workload, V3_LEASE, V3_REG, V3_UNIQ, staleReadControlV3 } from './workload-v3';
 
 export const UNIQUE_PREFIX = '/uniq/';
 export const TTL_PREFIX = '/ttl/';
@@ -25,6 +28,9 @@ export interface RunOptions {
   maxOps: number;
   clients: number;
   registers: number;
+  /** The v2 workload (clients, registers, TTL keys above), and the v3 one (false: none). */
+  v2: boolean;
+  v3: V3Options | false;
   faults: readonly FaultKind[];
   /** TTL keys in the workload. */
   ttl: boolean;
@@ -42,6 +48,8 @@ export const DEFAULTS: Omit<RunOptions, 'seed' | 'log'> = {
   maxOps: 100000,
   clients: 6,
   registers: 4,
+  v2: true,
+  v3: { clients: 4, registers: 3, leaseClients: 2, watchers: 2, requestTimeoutMs: 4000 },
   faults: FAULT_KINDS,
   ttl: true,
   requestTimeoutMs: 4000,
@@ -60,6 +68,8 @@ export interface RunReport {
   violations: string[];
   /** The negative control: the stale-read history and the checker's verdict on it (it must be 'illegal'). */
   control?: { verdict: string; reads: number; staleReads: number; minimal: string[] };
+  /** The v3 workload's figures, its negative control (serializable reads on a cut-off follower) and the members' HashKV. */
+  v3?: V3Report & { control?: { verdict: string; reads: number; staleReads: number; minimal: string[] }; members?: { rev: number; hashes: string[] } };
   /** Where the history and logs were written. */
   saved?: string;
   elapsedMs: number;
@@ -74,6 +84,8 @@ export interface SavedRun {
   faults: FaultRecord[];
   /** What the final reads found (all keys, once everything had settled). */
   present: Leaf[];
+  /** The v3 workload's history. */
+  v3?: V3Recorded;
 }
 
 /** Runs one seeded robustness run; never throws for a finding (they are in `violations`). */
@@ -81,7 +93,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const log = o.log;
   const rnd = prng(o.seed);
-  log(`robustness run: seed ${o.seed}, ${o.durationMs / 1000} s, at most ${o.maxOps} ops, ${o.clients} clients, faults: ${o.faults.join(', ') || 'none'}`);
+  log(`robustness run: seed ${o.seed}, ${o.durationMs / 1000} s, at most ${o.maxOps} ops, ${o.v2 ? `v2: ${o.clients} clients` : 'no v2'}, ${o.v3 ? `v3: ${o.v3.clients} clients, ${o.v3.leaseClients} lease clients, ${o.v3.watchers} watchers` : 'no v3'}, faults: ${o.faults.join(', ') || 'none'}`);
   const cluster = await TestCluster.start(3, { args: ['--snapshot-count', '300', '--experimental-snapshot-catchup-entries', '100'] });
   const recorder = new HistoryRecorder(o.requestTimeoutMs);
   const controlRecorder = new HistoryRecorder(o.requestTimeoutMs);
@@ -91,25 +103,47 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   let present: Leaf[] = [];
   let control: RunReport['control'];
   const outputs = new Map<string, string>();
+  const v3 = o.v3 ? new V3Workload(cluster.members, o.v3, prng((o.seed ^ 0x33c0ffee) >>> 0), log) : undefined;
+  const v3control = new V3Recorder();
+  let v3rec: V3Recorded | undefined;
+  const v3extra: Pick<NonNullable<RunReport['v3']>, 'control' | 'members'> = {};
   try {
+    if (v3) await v3.start();
     // Every register starts with a value (written before any fault), so compares always have one to expect.
-    for (let k = 0; k < o.registers; k++) {
+    for (let k = 0; k < (o.v2 ? o.registers : 0); k++) {
       await eventually(`register ${k} to be written`, async () => (outcome(await recorder.run(-1, pick(rnd, cluster.members), 'set', `${REGISTER_PREFIX}${k}`, 'PUT', { value: `init.${k}` }, { value: `init.${k}` })) === 'ok' ? true : undefined));
     }
     const end = performance.now() + o.durationMs;
     let sent = 0;
     const budget = () => performance.now() < end && sent++ < o.maxOps;
-    const clients = Array.from({ length: o.clients }, (_, c) => client(c, prng((o.seed + 0x9e3779b1 * (c + 1)) >>> 0), recorder, cluster.members, o, budget));
+    const clients = o.v2 ? Array.from({ length: o.clients }, (_, c) => client(c, prng((o.seed + 0x9e3779b1 * (c + 1)) >>> 0), recorder, cluster.members, o, budget)) : [];
     const faults = injector.run(end).catch((err: Error) => {
       violations.push(`liveness: ${err.message}`);
     });
-    await Promise.all([...clients, faults]);
-    log(`workload done: ${recorder.ops.length} ops, ${injector.done.length} faults; healing and checking`);
+    await Promise.all([...clients, v3?.run(budget, o.seed), faults]);
+    log(`workload done: ${recorder.ops.length + (v3?.rec.ops.length ?? 0)} ops, ${injector.done.length} faults; healing and checking`);
     await injector.release();
     await injector.waitForAgreement('once every fault was healed').catch((err: Error) => violations.push(`liveness: ${err.message}`));
 
+    if (v3) {
+      if (o.control) {
+        v3extra.control = await staleReadControlV3(cluster, injector, v3, v3control, log, t0);
+        if (v3extra.control.verdict !== 'illegal') violations.push(`v3 negative control: serializable reads from a partitioned follower were judged ${v3extra.control.verdict} (${v3extra.control.reads} reads, ${v3extra.control.staleReads} stale)`);
+        await injector.waitForAgreement('after the v3 negative control').catch((err: Error) => violations.push(`liveness: ${err.message}`));
+      }
+      const fin = await v3.finish(4000);
+      violations.push(...fin.violations.map((v) => `v3: ${v}`));
+      const agree = await v3.membersAgree();
+      violations.push(...agree.violations.map((v) => `v3: ${v}`));
+      v3extra.members = { rev: agree.rev, hashes: agree.hashes };
+      v3rec = {
+        ops: v3.rec.ops, controlOps: v3control.ops, watchers: v3.watchers.map((w) => w.log), startRev: v3.startRev, endRev: fin.endRev,
+        final: fin.final, initial: v3.initial, t0, faults: injector.done.map((f) => ({ at: f.at, healedAt: f.healedAt })),
+      };
+    }
+
     // Final reads: every register (as operations of the history), then the TTL keys gone, then all keys.
-    for (let k = 0; k < o.registers; k++) {
+    for (let k = 0; k < (o.v2 ? o.registers : 0); k++) {
       await eventually(`a final read of register ${k}`, async () => (outcome(await recorder.run(-2, pick(rnd, cluster.members), 'get', `${REGISTER_PREFIX}${k}`, 'GET', { quorum: true }, { quorum: true })) === 'ok' ? true : undefined), 60000).catch((err: Error) => violations.push(`liveness: ${err.message}`));
     }
     const ttlPuts = recorder.ops.filter((op) => op.kind === 'ttl-put');
@@ -117,7 +151,7 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
       const lastExpiry = Math.max(...ttlPuts.map((op) => op.wall + op.ttl! * 1000));
       await eventually('every TTL key to expire', async () => ((await listKeys(cluster.members[0], TTL_PREFIX, true)).length === 0 ? true : undefined), Math.max(0, lastExpiry - Date.now()) + 30000).catch(() => undefined);
     }
-    if (o.control) {
+    if (o.control && o.v2) {
       control = await staleReadControl(cluster, injector, controlRecorder, log, t0);
       if (control.verdict !== 'illegal') violations.push(`negative control: stale reads from a partitioned follower were judged ${control.verdict} (${control.reads} reads, ${control.staleReads} stale)`);
     }
@@ -126,6 +160,8 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   } catch (err) {
     violations.push(`run: ${(err as Error).stack ?? (err as Error).message}`);
   } finally {
+    await v3?.stopWatchers(0, 0).catch(() => undefined);
+    v3?.close();
     await injector.release().catch(() => undefined);
     for (const m of cluster.members) outputs.set(m.name, injector.output(m));
     await cluster.stop();
@@ -138,6 +174,12 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
   const keys = checkFinalKeys([...ops, ...controlRecorder.ops], present, { uniquePrefix: UNIQUE_PREFIX, ttlPrefix: TTL_PREFIX });
   violations.push(...keys.lost.map((l) => `lost write: ${l}`), ...keys.phantom.map((p) => `never written: ${p}`));
   violations.push(...checkTTLReads(ops).map((t) => `TTL: ${t}`));
+  let v3report: RunReport['v3'];
+  if (v3rec) {
+    const r3 = checkV3(v3rec, { registerPrefix: V3_REG, uniquePrefix: V3_UNIQ, leasePrefix: V3_LEASE });
+    violations.push(...r3.violations.map((v) => `v3: ${v}`));
+    v3report = { ...r3.report, ...v3extra };
+  }
 
   const report: RunReport = {
     seed: o.seed,
@@ -148,13 +190,14 @@ export async function runRobustness(o: RunOptions): Promise<RunReport> {
     phantomWrites: keys.phantom,
     violations,
     control,
+    v3: v3report,
     elapsedMs: Date.now() - started,
   };
   if (o.outDir || violations.length > 0) {
     const dir = o.outDir ?? path.join(os.tmpdir(), `ts-etcd-robustness-${o.seed}-${Date.now()}`);
     mkdirSync(dir, { recursive: true });
     const { log: _log, ...options } = o;
-    const saved: SavedRun = { options, t0, ops, controlOps: controlRecorder.ops, faults: injector.done, present };
+    const saved: SavedRun = { options, t0, ops, controlOps: controlRecorder.ops, faults: injector.done, present, v3: v3rec };
     writeFileSync(path.join(dir, 'history.json'), JSON.stringify(saved));
     writeFileSync(path.join(dir, 'report.json'), JSON.stringify(report, null, 2));
     for (const [name, out] of outputs) writeFileSync(path.join(dir, `${name}.log`), out);
@@ -305,6 +348,18 @@ export function summary(r: RunReport): string {
     `  lost writes ${r.lostWrites.length}, never-written keys ${r.phantomWrites.length}`,
   ];
   if (r.control) lines.push(`  negative control (non-quorum reads on a cut-off follower): ${r.control.verdict === 'illegal' ? 'caught' : 'NOT caught'} (${r.control.staleReads}/${r.control.reads} stale reads)`);
+  const v3 = r.v3;
+  if (v3) {
+    const l = v3.linearizability;
+    lines.push(
+      `  v3 ops ${v3.ops.total} (${fmt(v3.ops.byKind)}); outcomes ${fmt(v3.ops.byOutcome)}`,
+      `  v3 linearizability: ${l.verdict} on ${l.keys} registers (${l.ops} ops checked, ${l.steps} steps, ${l.checkMs} ms)`,
+      `  v3 watch: ${v3.watch.events} events to ${v3.watch.watchers} watchers over ${v3.watch.revisions} revisions, ${v3.watch.sessions} sessions`,
+      `  v3 leases: ${v3.leases.granted} granted, ${v3.leases.keepAlives} keep-alives answered, ${v3.leases.keys} keys, ${v3.leases.expired} expired, ${v3.leases.revoked} revoked`,
+    );
+    if (v3.members) lines.push(`  v3 members at revision ${v3.members.rev}: ${v3.members.hashes.every((h) => h === v3.members!.hashes[0]) ? `one HashKV (${v3.members.hashes[0]})` : 'HashKV differs'}`);
+    if (v3.control) lines.push(`  v3 negative control (serializable reads on a cut-off follower): ${v3.control.verdict === 'illegal' ? 'caught' : 'NOT caught'} (${v3.control.staleReads}/${v3.control.reads} stale reads)`);
+  }
   for (const v of r.violations) lines.push(`  VIOLATION ${v}`);
   if (r.saved) lines.push(`  history and logs saved in ${r.saved}`);
   return lines.join('\n');

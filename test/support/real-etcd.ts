@@ -68,8 +68,11 @@ export interface RunningEtcd {
   exited: Promise<number | string>;
 }
 
-/** The repository root, from test/support (jest) or from dist/test/support (the compiled robustness script). */
-const ROOT = existsSync(path.join(__dirname, '..', '..', 'package.json')) ? path.join(__dirname, '..', '..') : path.join(__dirname, '..', '..', '..');
+/**
+ * The repository root, from test/support (jest) or from dist/test/support (the compiled robustness script): the one
+ * with a tsconfig.json (dist/ has a package.json too, copied there by the build).
+ */
+const ROOT = existsSync(path.join(__dirname, '..', '..', 'tsconfig.json')) ? path.join(__dirname, '..', '..') : path.join(__dirname, '..', '..', '..');
 
 /** Our server, as built by `npm run build` (npm test builds first). */
 export const OUR_ETCD = path.join(ROOT, 'dist', 'server', 'main.js');

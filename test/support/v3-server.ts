@@ -61,11 +61,11 @@ export async function startV3(kv: KVBackend, opts: Partial<V3ServerOptions> = {}
   };
 }
 
-type Unary<Req, Res> = (req: Req, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;
+type Unary<Req, Res> = (req: Req, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;
 
-/** A unary call as a promise; rejects with the grpc-js ServiceError. */
-function promised<Req, Res>(c: KVClient, m: Unary<Req, Res>): (req: Req) => Promise<Res> {
-  return (req) => new Promise((resolve, reject) => m.call(c, req, (err, res) => (err ? reject(err) : resolve(res))));
+/** A unary call as a promise (given up with DEADLINE_EXCEEDED after timeoutMs, when given); rejects with the grpc-js ServiceError. */
+export function promised<C extends grpc.Client, Req, Res>(c: C, m: Unary<Req, Res>, timeoutMs?: number): (req: Req) => Promise<Res> {
+  return (req) => new Promise((resolve, reject) => m.call(c, req, new grpc.Metadata(), timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
 export interface PromiseKV {
@@ -76,13 +76,13 @@ export interface PromiseKV {
   compact(r: CompactionRequest): Promise<CompactionResponse>;
 }
 
-/** The KV client's calls as promises. */
-export function promiseKV(c: KVClient): PromiseKV {
+/** The KV client's calls as promises, each given up after timeoutMs when given. */
+export function promiseKV(c: KVClient, timeoutMs?: number): PromiseKV {
   return {
-    range: promised<RangeRequest, RangeResponse>(c, c.range),
-    put: promised<PutRequest, PutResponse>(c, c.put),
-    deleteRange: promised<DeleteRangeRequest, DeleteRangeResponse>(c, c.deleteRange),
-    txn: promised<TxnRequest, TxnResponse>(c, c.txn),
-    compact: promised<CompactionRequest, CompactionResponse>(c, c.compact),
+    range: promised<KVClient, RangeRequest, RangeResponse>(c, c.range, timeoutMs),
+    put: promised<KVClient, PutRequest, PutResponse>(c, c.put, timeoutMs),
+    deleteRange: promised<KVClient, DeleteRangeRequest, DeleteRangeResponse>(c, c.deleteRange, timeoutMs),
+    txn: promised<KVClient, TxnRequest, TxnResponse>(c, c.txn, timeoutMs),
+    compact: promised<KVClient, CompactionRequest, CompactionResponse>(c, c.compact, timeoutMs),
   };
 }

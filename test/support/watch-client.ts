@@ -3,29 +3,52 @@
  * normalized to short lines (ids, flags, header revision, events) so that two servers' streams compare as text.
  */
 import * as grpc from '@grpc/grpc-js';
-import { KVClient, WatchClient, WatchCreateRequest, WatchRequest, type WatchResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import {
+  KVClient, LeaseClient, WatchClient, WatchCreateRequest, WatchRequest, type LeaseGrantRequest, type LeaseGrantResponse,
+  type LeaseRevokeRequest, type LeaseRevokeResponse, type WatchResponse,
+} from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { Event_EventType, type Event, type KeyValue } from '../../server/api/v3rpc/pb/mvccpb/kv';
-import { promiseKV, type PromiseKV } from './v3-server';
+import { promiseKV, promised, type PromiseKV } from './v3-server';
 
 export interface WatchConn {
   kv: PromiseKV;
+  /** The KV client itself (for calls with another timeout). */
+  kvClient: KVClient;
   watchClient: WatchClient;
+  /** The Lease service: grant and revoke as promises, and the client for keep-alive streams. */
+  lease: { grant(r: LeaseGrantRequest): Promise<LeaseGrantResponse>; revoke(r: LeaseRevokeRequest): Promise<LeaseRevokeResponse>; client: LeaseClient };
   close(): void;
 }
 
 const OPTIONS = { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 };
 
-/** A KV and a Watch client to a client URL (http://host:port). */
-export function connect(clientURL: string): WatchConn {
+export interface ConnectOptions {
+  /** Unary calls are given up after this long (DEADLINE_EXCEEDED); none by default. */
+  timeoutMs?: number;
+  /** More grpc-js channel options (e.g. reconnect backoff). */
+  channel?: grpc.ChannelOptions;
+}
+
+/** A KV, a Watch and a Lease client to a client URL (http://host:port). */
+export function connect(clientURL: string, o: ConnectOptions = {}): WatchConn {
   const target = clientURL.replace(/^https?:\/\//, '');
-  const kvClient = new KVClient(target, grpc.credentials.createInsecure(), OPTIONS);
-  const watchClient = new WatchClient(target, grpc.credentials.createInsecure(), OPTIONS);
+  const options = { ...OPTIONS, ...o.channel };
+  const kvClient = new KVClient(target, grpc.credentials.createInsecure(), options);
+  const watchClient = new WatchClient(target, grpc.credentials.createInsecure(), options);
+  const leaseClient = new LeaseClient(target, grpc.credentials.createInsecure(), options);
   return {
-    kv: promiseKV(kvClient),
+    kv: promiseKV(kvClient, o.timeoutMs),
+    kvClient,
     watchClient,
+    lease: {
+      grant: promised<LeaseClient, LeaseGrantRequest, LeaseGrantResponse>(leaseClient, leaseClient.leaseGrant, o.timeoutMs),
+      revoke: promised<LeaseClient, LeaseRevokeRequest, LeaseRevokeResponse>(leaseClient, leaseClient.leaseRevoke, o.timeoutMs),
+      client: leaseClient,
+    },
     close: () => {
       kvClient.close();
       watchClient.close();
+      leaseClient.close();
     },
   };
 }
