@@ -44,7 +44,7 @@ test(`v2: a seeded run with faults keeps every register linearizable, loses no a
   expect(report.control?.staleReads).toBeGreaterThan(0);
   expect(report.control?.verdict).toBe('illegal');
   expect(report.control?.minimal.length).toBeGreaterThanOrEqual(2);
-}, (seconds + 110) * 1000);
+}, (seconds + 200) * 1000);
 
 test(`v3: a seeded run with faults keeps every key linearizable, every watch whole, every lease's keys while it lives, and ends with one HashKV (seed ${seed})`, async () => {
   const lines: string[] = [];
@@ -80,4 +80,4 @@ test(`v3: a seeded run with faults keeps every key linearizable, every watch who
   expect(v3.control?.staleReads).toBeGreaterThan(0);
   expect(v3.control?.verdict).toBe('illegal');
   expect(v3.control?.minimal.length).toBeGreaterThanOrEqual(2);
-}, (seconds + 150) * 1000);
+}, (seconds + 300) * 1000);
