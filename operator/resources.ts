@@ -101,6 +101,7 @@ export function etcdArgs(
   if (e.heartbeatInterval !== undefined) args.push(`--heartbeat-interval=${e.heartbeatInterval}`);
   if (e.electionTimeout !== undefined) args.push(`--election-timeout=${e.electionTimeout}`);
   if (e.snapshotCount !== undefined) args.push(`--snapshot-count=${e.snapshotCount}`);
+  if (e.quotaBackendBytes !== undefined) args.push(`--quota-backend-bytes=${e.quotaBackendBytes}`);
   if (e.autoCompactionMode !== undefined) args.push(`--auto-compaction-mode=${e.autoCompactionMode}`);
   if (e.autoCompactionRetention !== undefined) args.push(`--auto-compaction-retention=${e.autoCompactionRetention}`);
   const secrets = tlsSecrets(spec, name, pod);

@@ -115,6 +115,8 @@ export interface EtcdOptions {
   heartbeatInterval?: number;
   electionTimeout?: number;
   snapshotCount?: number;
+  /** --quota-backend-bytes: past it the members raise NOSPACE and refuse writes (0: etcd's 2 GiB; at most 8 GiB). */
+  quotaBackendBytes?: number;
   /** --auto-compaction-mode: `periodic` (the retention is a duration, "1h", or hours) or `revision` (a count). */
   autoCompactionMode?: 'periodic' | 'revision';
   /** --auto-compaction-retention: how much history the members keep ("0": all of it, etcd's default). */

@@ -134,6 +134,9 @@ describe('manifests', () => {
       expect(parseCompactionRetention('periodic', r)).toBeGreaterThanOrEqual(0);
     }
     for (const r of ['1 hour', 'h', '-1h', '']) expect([r, bad({ etcd: { autoCompactionRetention: r } }).length]).toEqual([r, 1]);
+    // a quota the members accept (etcd refuses more than 8 GiB), none below 0
+    expect(bad({ etcd: { quotaBackendBytes: 8589934592 } })).toEqual([]);
+    expect([bad({ etcd: { quotaBackendBytes: 8589934593 } }).length, bad({ etcd: { quotaBackendBytes: -1 } }).length]).toEqual([1, 1]);
     expect(bad({ etcd: { autoCompactionMode: 'daily' } })).toEqual(['spec.etcd.autoCompactionMode: Unsupported value: "daily": supported values: "periodic", "revision"']);
   });
 
@@ -175,7 +178,7 @@ describe('manifests', () => {
         },
         storage: { volumeClaimTemplate: { spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } }, storageClassName: 'fast' } } },
         tls: { auto: false, certManager: { issuerRef: { name: 'ca', kind: 'ClusterIssuer', group: 'cert-manager.io' }, duration: '2160h', renewBefore: '360h' }, clientSecret: 'c', peerSecret: 'p', operatorSecret: 'o' },
-        etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, autoCompactionMode: 'periodic', autoCompactionRetention: '1h30m', extraArgs: { 'quota-backend-bytes': '8589934592' } },
+        etcd: { heartbeatInterval: 100, electionTimeout: 1000, snapshotCount: 10000, quotaBackendBytes: 4294967296, autoCompactionMode: 'periodic', autoCompactionRetention: '1h30m', extraArgs: { 'quota-backend-bytes': '8589934592' } },
         restore: { backupName: 'nightly', file: 'nightly-20240310T101530Z.db' },
         defragment: { schedule: '0 3 * * 0' },
       },

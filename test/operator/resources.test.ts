@@ -29,6 +29,12 @@ test('TLS switches URLs to https and mounts the secrets; pass-through cannot ove
   expect(pod.spec.containers[0].readinessProbe).toMatchObject({ httpGet: { path: '/health', port: 2381, scheme: 'HTTP' } });
 });
 
+test('the backend quota becomes --quota-backend-bytes; none given, none passed', () => {
+  const x = c({ etcd: { quotaBackendBytes: 4294967296 } });
+  expect(flag(etcdArgs(x, x.spec, 'db-0', 'new', []), 'quota-backend-bytes')).toBe('4294967296');
+  expect(flag(etcdArgs(c(), c().spec, 'db-0', 'new', []), 'quota-backend-bytes')).toBeUndefined();
+});
+
 test('auto-compaction settings become the etcd flags; revision mode wants a count', () => {
   const x = c({ etcd: { autoCompactionMode: 'revision', autoCompactionRetention: '1000' } });
   const args = etcdArgs(x, x.spec, 'db-0', 'new', []);
