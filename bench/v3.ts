@@ -18,10 +18,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
 
-const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
-const ETCDCTL = process.env.ETCDCTL ?? '/usr/bin/etcdctl';
-const BENCHMARK = process.env.ETCD_BENCHMARK ?? '/var/tmp/etcd-bench/benchmark';
-const OURS = path.join(__dirname, '../server/main.js');
+export const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
+export const ETCDCTL = process.env.ETCDCTL ?? '/usr/bin/etcdctl';
+export const BENCHMARK = process.env.ETCD_BENCHMARK ?? '/var/tmp/etcd-bench/benchmark';
+export const OURS = path.join(__dirname, '../server/main.js');
 /** The key the range cells read (put once, 256 bytes, before any range). */
 const RANGE_KEY = 'bench-range-key';
 
@@ -102,7 +102,7 @@ export function parseReport(out: string): BenchResult {
   };
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+export function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile('timeout', ['-k', '5', String(Math.ceil(timeoutMs / 1000)), cmd, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')}: ${err.message}\n${stderr.slice(-2000)}`));
@@ -111,7 +111,7 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   });
 }
 
-function healthy(url: string): Promise<boolean> {
+export function healthy(url: string): Promise<boolean> {
   return new Promise((resolve) => {
     http
       .get(`${url}/health`, (res) => {
@@ -184,7 +184,7 @@ function dirSize(p: string): { apparent: number; allocated: number } {
   return { apparent, allocated };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -262,7 +262,9 @@ async function main(): Promise<void> {
   for (const line of memory) console.log(line);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

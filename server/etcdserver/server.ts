@@ -441,22 +441,33 @@ export class EtcdServer extends EventEmitter {
       onFatal: (err) => this.fatal(err),
     });
     this.raftNode.start();
-    // A member alone in its cluster need not wait an election timeout.
+    // A member alone in its cluster need not wait an election timeout (etcd's adjustTicks for a single node). Who
+    // votes is known from the bootstrap peers, a snapshot's configuration, or, on a restart with no snapshot, only
+    // once the log's configuration entries are applied: the membership is asked again on each try.
     const voters = bootstrapPeers ? bootstrapPeers.length : this.confState.voters.length;
-    if (voters === 1 && (bootstrapPeers?.[0]?.id ?? this.confState.voters[0]) === this.id) {
-      // A new member is a voter only once its bootstrap configuration is applied (before that Raft ignores the
-      // campaign): tried again every 20 ms until there is a leader, for at most an election timeout.
-      let tries = Math.ceil(o.electionMs / 20);
+    const alone = (): boolean => {
+      if (bootstrapPeers) return bootstrapPeers.length === 1 && bootstrapPeers[0].id === this.id;
+      if (this.confState.voters.length) return this.confState.voters.length === 1 && this.confState.voters[0] === this.id;
+      const vs = (this.cluster?.list() ?? []).filter((m) => !m.isLearner);
+      return vs.length === 1 && vs[0].id === this.id;
+    };
+    if (voters <= 1) {
+      // Raft ignores the campaign until the configuration in the log is applied (a new member's bootstrap entries;
+      // on a restart, every committed entry up to the last configuration change, which can take a while with a long
+      // log): tried again every 20 ms until there is a leader, for at most ten election timeouts (then the usual
+      // election timeout elects it anyway).
+      const until = Date.now() + 10 * o.electionMs;
       const campaign = (): void => {
-        if (this.stopped || this.lead !== NONE || tries-- <= 0) return;
-        node.campaign();
-        this.raftNode.schedule();
+        if (this.stopped || this.lead !== NONE || Date.now() > until) return;
+        if (alone()) {
+          node.campaign();
+          this.raftNode.schedule();
+        }
         setTimeout(campaign, 20).unref();
       };
       campaign();
-    } else if (o.initialElectionTickAdvance) {
-      this.advanceTicksOncePeersConnect(node, electionTick);
     }
+    if (voters !== 1 && o.initialElectionTickAdvance) this.advanceTicksOncePeersConnect(node, electionTick);
     await this.publishWhenLeaderKnown();
   }
 
