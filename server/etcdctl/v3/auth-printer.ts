@@ -16,17 +16,7 @@ interface Codec<T> {
   encode(m: T): { finish(): Uint8Array };
 }
 
-/** clientv3's GetPrefixRangeEnd. */
-export function prefixEnd(key: Buffer): Buffer {
-  for (let i = key.length - 1; i >= 0; i--) {
-    if (key[i] < 0xff) {
-      const end = Buffer.from(key.subarray(0, i + 1));
-      end[i]++;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
-}
+import { prefixEnd } from '../../api/v3client/concurrency';
 
 const OPEN = Buffer.from([0]);
 const PERM_NAMES = ['READ', 'WRITE', 'READWRITE'];

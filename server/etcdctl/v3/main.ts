@@ -13,7 +13,8 @@ import { getClientEndpoints, systemResolver } from '../../discovery/srv';
 import { CallError, V3Client } from './client';
 import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
 import { FORMATS, LeasePrinter, Printer, UnsupportedFormat, hex16, type Format } from './printer';
-import { AuthPrinter, prefixEnd as permPrefixEnd } from './auth-printer';
+import { AuthPrinter } from './auth-printer';
+import { prefixEnd } from '../../api/v3client/concurrency';
 import { argify, GoPanic, LineReader, parseCompare, TxnInputError } from './txn-input';
 import { spawn } from 'node:child_process';
 import { Event_EventType } from '../../api/v3rpc/pb/mvccpb/kv';
@@ -625,18 +626,6 @@ async function withClient<T>(ctx: Ctx, p: Printer, call: (c: V3Client) => Promis
 
 const out = (ctx: Ctx) => ({ stdoutBytes: (b: Buffer) => ctx.io.stdoutBytes(b) });
 
-/** clientv3's WithPrefix: the key with its last byte below 0xff incremented (no such byte: "\0", all keys). */
-function prefixEnd(key: Buffer): Buffer {
-  for (let i = key.length - 1; i >= 0; i--) {
-    if (key[i] < 0xff) {
-      const end = Buffer.from(key.subarray(0, i + 1));
-      end[i]++;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
-}
-
 /** put's arguments as a PutRequest (etcdctl's getPutOp, also used for txn's put lines). */
 function putRequest(ctx: Ctx): PutRequest {
   const { args } = ctx;
@@ -1186,7 +1175,7 @@ function permRange(ctx: Ctx, args: string[]): [Buffer, Buffer] {
   const key = Buffer.from(args[0]);
   if (args.length === 1) {
     if (prefix && fromKey) throw fail(ExitV3.BadArgs, exclusive);
-    if (prefix) return [key, permPrefixEnd(key)];
+    if (prefix) return [key, prefixEnd(key)];
     return [key, fromKey ? Buffer.from([0]) : Buffer.alloc(0)];
   }
   if (prefix) throw fail(ExitV3.BadArgs, 'unexpected endkey argument with --prefix flag');
