@@ -3,7 +3,7 @@
  * real etcd and against ours, one after the other on this machine, with throughput and p50/p99 latency for both
  * and the ratio ours/etcd. Each server is single-node and durable (fsync on), with a fresh data dir.
  *
- *   npm run bench                     # the whole matrix
+ *   npm run bench                     # the whole matrix: 3 alternating pairs (BENCH_PAIRS), 5 s a cell (BENCH_SECONDS)
  *   BENCH_SECONDS=5 npm run bench     # longer runs (default 3 s per cell, at most 100000 requests)
  *   BENCH_CLUSTER_ROUNDS=5 BENCH_FAILOVERS=3 npm run bench   # 3-member rounds (default 3) and failovers per round
  *   BENCH_CLUSTER=0 npm run bench     # without the 3-member case
@@ -11,14 +11,14 @@
  * Every server gets 1 s of unmeasured load after it starts (BENCH_WARMUP_SECONDS, see v2-load.ts).
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createCertificate } from '../server/tls/pki';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterBenchResult, benchCluster, freePort } from './cluster';
-import { LoadResult, Workload, runLoad, warmUp } from './v2-load';
+import { LoadResult, WRK, Workload, runLoad, warmUp } from './v2-load';
 
 interface Server {
   name: string;
@@ -41,7 +41,7 @@ function healthy(url: string, tls?: BenchPKI): Promise<boolean> {
   });
 }
 
-async function start(server: Server, dataDir: string, tls?: BenchPKI): Promise<{ url: string; proc: ChildProcess }> {
+async function start(server: Server, dataDir: string, tls?: BenchPKI, warm = true): Promise<{ url: string; proc: ChildProcess }> {
   const [cport, pport] = [await freePort(), await freePort()];
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${cport}`;
   const peer = `http://127.0.0.1:${pport}`;
@@ -62,7 +62,7 @@ async function start(server: Server, dataDir: string, tls?: BenchPKI): Promise<{
     if (Date.now() > deadline) throw new Error(`${server.name} did not become healthy`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  await warmUp(url, tls?.agentOptions);
+  if (warm) await warmUp(url, tls?.agentOptions);
   return { url, proc };
 }
 
@@ -95,53 +95,90 @@ function makePKI(dir: string): BenchPKI {
   };
 }
 
+/** The resident set of a process, from /proc (kB → MiB). */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+interface CellSamples {
+  etcd: LoadResult[];
+  ours: LoadResult[];
+}
+
 async function main(): Promise<void> {
-  const seconds = Number(process.env.BENCH_SECONDS ?? 3);
-  const maxRequests = Number(process.env.BENCH_MAX_REQUESTS ?? 100000);
+  const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+  const maxRequests = Number(process.env.BENCH_MAX_REQUESTS ?? 1000000);
   const servers: Server[] = [];
   if (existsSync(REAL_ETCD)) servers.push({ name: 'etcd', command: REAL_ETCD, args: [] });
   else console.log(`(${REAL_ETCD} not found: apt-get install -y etcd-server)`);
   if (existsSync(OURS)) servers.push({ name: 'ours', command: process.execPath, args: [OURS] });
-  else console.log('(our server is not built yet: it lands with the single-node server issue; measuring etcd alone)');
-  const pairs = Number(process.env.BENCH_PAIRS ?? 0);
-  if (pairs > 0 && servers.length === 2) return pairedPut64(servers, pairs, seconds, maxRequests);
+  else console.log('(our server is not built: npm run build)');
+  if (!existsSync(WRK)) console.log(`(${WRK} not found: apt-get install -y wrk; the Node load generator is used instead, and saturates before etcd does)`);
+  const pairs = Number(process.env.BENCH_PAIRS ?? 3);
   const cells: { workload: Workload; connections: number }[] = [];
   for (const workload of ['put', 'get'] as Workload[]) for (const connections of [1, 16, 64]) cells.push({ workload, connections });
+  const key = (c: { workload: Workload; connections: number }) => `${c.workload}/${c.connections}`;
 
+  // Alternating pairs: etcd then ours, each on a fresh data dir, every cell; the table shows medians and the
+  // median of the pairs' ratios (one pair is within the noise of a small machine shared with other work).
   const single = process.env.BENCH_SINGLE !== '0';
-  const results = new Map<string, LoadResult>();
-  for (const server of single ? servers : []) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), `bench-${server.name}-`));
-    const { url, proc } = await start(server, path.join(dir, 'data'));
-    try {
-      for (const c of cells) {
-        const r = await runLoad({ endpoint: url, workload: c.workload, connections: c.connections, maxRequests, maxSeconds: seconds, valueSize: 64 });
-        results.set(`${server.name}/${c.workload}/${c.connections}`, r);
+  const results = new Map<string, CellSamples>(cells.map((c) => [key(c), { etcd: [], ours: [] }]));
+  for (let pair = 0; pair < (single ? pairs : 0); pair++) {
+    for (const server of servers) {
+      const dir = mkdtempSync(path.join(os.tmpdir(), `bench-${server.name}-`));
+      const { url, proc } = await start(server, path.join(dir, 'data'));
+      try {
+        for (const c of cells) {
+          const r = await runLoad({ endpoint: url, workload: c.workload, connections: c.connections, maxRequests, maxSeconds: seconds, valueSize: 64 });
+          results.get(key(c))![server.name as 'etcd' | 'ours'].push(r);
+        }
+      } finally {
+        proc.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      proc.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
     }
   }
 
-  // The https variant: client TLS with client-certificate authentication, PUT at 64 connections.
-  const tlsResults = new Map<string, LoadResult>();
-  const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'bench-pki-'));
-  const pki = makePKI(pkiDir);
-  for (const server of single ? servers : []) {
-    const dir = mkdtempSync(path.join(os.tmpdir(), `bench-tls-${server.name}-`));
-    const { url, proc } = await start(server, path.join(dir, 'data'), pki);
+  // Memory: RSS idle (2 s after the first healthy answer, no warm-up) and after 100,000 keys of 100 bytes.
+  const memory = new Map<string, { idle: number; loaded: number }>();
+  const keys = Number(process.env.BENCH_MEMORY_KEYS ?? 100000);
+  for (const server of single && keys > 0 ? servers : []) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), `bench-mem-${server.name}-`));
+    const { url, proc } = await start(server, path.join(dir, 'data'), undefined, false);
     try {
-      tlsResults.set(server.name, await runLoad({ endpoint: url, workload: 'put', connections: 64, maxRequests, maxSeconds: seconds, valueSize: 64, tls: pki.agentOptions }));
+      await new Promise((r) => setTimeout(r, 2000));
+      const idle = rssMiB(proc.pid!);
+      const fill = await runLoad({ endpoint: url, workload: 'put', connections: 16, maxRequests: keys, maxSeconds: 600, valueSize: 100, generator: 'node' });
+      if (fill.requests !== keys || fill.errors > 0) throw new Error(`${server.name}: ${fill.requests} puts, ${fill.errors} errors`);
+      await new Promise((r) => setTimeout(r, 2000));
+      memory.set(server.name, { idle, loaded: rssMiB(proc.pid!) });
     } finally {
       proc.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  rmSync(pkiDir, { recursive: true, force: true });
 
-  // The 3-member case runs in alternating rounds (etcd, ours, etcd, ours, ...): one round per server is within the
-  // noise of a small machine; the ratio reported is the median of the rounds' ratios.
+  // The https variant: client TLS with client-certificate authentication, PUT at 64 connections (the Node
+  // generator: wrk presents no client certificate).
+  const tlsResults = new Map<string, LoadResult>();
+  if (process.env.BENCH_TLS !== '0') {
+    const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'bench-pki-'));
+    const pki = makePKI(pkiDir);
+    for (const server of single ? servers : []) {
+      const dir = mkdtempSync(path.join(os.tmpdir(), `bench-tls-${server.name}-`));
+      const { url, proc } = await start(server, path.join(dir, 'data'), pki);
+      try {
+        tlsResults.set(server.name, await runLoad({ endpoint: url, workload: 'put', connections: 64, maxRequests, maxSeconds: seconds, valueSize: 64, tls: pki.agentOptions }));
+      } finally {
+        proc.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    rmSync(pkiDir, { recursive: true, force: true });
+  }
+
+  // The 3-member case runs in alternating rounds (etcd, ours, etcd, ours, ...), as the single-node pairs.
   const clusters = new Map<string, ClusterBenchResult[]>();
   if (process.env.BENCH_CLUSTER !== '0') {
     const rounds = Number(process.env.BENCH_CLUSTER_ROUNDS ?? 3);
@@ -155,51 +192,42 @@ async function main(): Promise<void> {
   }
 
   if (single) {
-    console.log(`v2 keys API, single node, 64-byte values, ${seconds}s per cell (${os.cpus().length} cores, node ${process.version})`);
-    console.log('workload conns |   server    req/s   p50 ms   p99 ms  errors |  ratio ours/etcd');
+    const gen = [...results.values()].flatMap((s) => [...s.etcd, ...s.ours]);
+    const busiest = Math.max(0, ...gen.map((r) => r.generatorCpu ?? 0));
+    console.log(`v2 keys API, single node, durable, 64-byte values, ${seconds}s per cell, ${pairs} alternating pairs (${os.cpus().length} cores, node ${process.version})`);
+    console.log(`load generator: ${gen[0]?.generator ?? '-'}${gen[0]?.generator === 'wrk' ? `, at most ${(busiest * 100).toFixed(0)}% of a core in any cell` : ''}; medians of the pairs`);
+    console.log('workload conns |   server    req/s   p50 ms   p99 ms  errors |  ratio ours/etcd (median of pairs) [pairs]');
     for (const c of cells) {
-      const etcd = results.get(`etcd/${c.workload}/${c.connections}`);
-      const ours = results.get(`ours/${c.workload}/${c.connections}`);
-      for (const [name, r] of [['etcd', etcd], ['ours', ours]] as const) {
-        if (!r) continue;
-        const ratio = name === 'ours' && etcd ? `${(r.throughput / etcd.throughput).toFixed(2)}x` : '';
-        console.log(`${c.workload.padEnd(8)} ${String(c.connections).padStart(5)} | ${name.padStart(8)} ${fmt(r.throughput)} ${fmt(r.p50ms, 2)} ${fmt(r.p99ms, 2)} ${String(r.errors).padStart(7)} | ${ratio}`);
+      const s = results.get(key(c))!;
+      for (const name of ['etcd', 'ours'] as const) {
+        const rs = s[name];
+        if (rs.length === 0) continue;
+        const ratios = name === 'ours' && s.etcd.length === rs.length ? rs.map((r, i) => r.throughput / s.etcd[i].throughput) : [];
+        const ratio = ratios.length ? `${median(ratios).toFixed(2)}x [${ratios.map((x) => x.toFixed(2)).join(', ')}]` : '';
+        const errors = rs.reduce((a, r) => a + r.errors, 0);
+        console.log(`${c.workload.padEnd(8)} ${String(c.connections).padStart(5)} | ${name.padStart(8)} ${fmt(median(rs.map((r) => r.throughput)))} ${fmt(median(rs.map((r) => r.p50ms)), 2)} ${fmt(median(rs.map((r) => r.p99ms)), 2)} ${String(errors).padStart(7)} | ${ratio}`);
       }
     }
-    console.log('');
-    console.log('https with client certificates (--client-cert-auth), PUT, 64 connections');
-    const etcdTLS = tlsResults.get('etcd');
-    for (const [name, r] of tlsResults) {
-      const ratio = name === 'ours' && etcdTLS ? `${(r.throughput / etcdTLS.throughput).toFixed(2)}x` : '';
-      console.log(`put-tls     64 | ${name.padStart(8)} ${fmt(r.throughput)} ${fmt(r.p50ms, 2)} ${fmt(r.p99ms, 2)} ${String(r.errors).padStart(7)} | ${ratio}`);
+    if (memory.size) {
+      console.log('');
+      console.log(`RSS (MiB): idle 2 s after start, and after ${keys} keys of 100 bytes`);
+      const e = memory.get('etcd');
+      for (const [name, m] of memory) {
+        const ratio = name === 'ours' && e ? `  (${(m.idle / e.idle).toFixed(2)}x / ${(m.loaded / e.loaded).toFixed(2)}x etcd's)` : '';
+        console.log(`${name.padStart(8)} ${fmt(m.idle, 1)} ${fmt(m.loaded, 1)}${ratio}`);
+      }
+    }
+    if (tlsResults.size) {
+      console.log('');
+      console.log('https with client certificates (--client-cert-auth), PUT, 64 connections (Node load generator)');
+      const etcdTLS = tlsResults.get('etcd');
+      for (const [name, r] of tlsResults) {
+        const ratio = name === 'ours' && etcdTLS ? `${(r.throughput / etcdTLS.throughput).toFixed(2)}x` : '';
+        console.log(`put-tls     64 | ${name.padStart(8)} ${fmt(r.throughput)} ${fmt(r.p50ms, 2)} ${fmt(r.p99ms, 2)} ${String(r.errors).padStart(7)} | ${ratio}`);
+      }
     }
   }
   printClusters(clusters);
-}
-
-/**
- * BENCH_PAIRS=N: only single-node durable PUT at 64 connections, etcd then ours, N times alternating (fresh data
- * dirs each time), with each pair's ratio and the median: run-to-run noise on a small machine is ±10%.
- */
-async function pairedPut64(servers: Server[], pairs: number, seconds: number, maxRequests: number): Promise<void> {
-  const ratios: number[] = [];
-  console.log(`single node, PUT, 64 connections, ${pairs} alternating pairs of ${seconds}s`);
-  for (let i = 0; i < pairs; i++) {
-    const got: number[] = [];
-    for (const server of servers) {
-      const dir = mkdtempSync(path.join(os.tmpdir(), `bench-pair-${server.name}-`));
-      const { url, proc } = await start(server, path.join(dir, 'data'));
-      try {
-        got.push((await runLoad({ endpoint: url, workload: 'put', connections: 64, maxRequests, maxSeconds: seconds, valueSize: 64 })).throughput);
-      } finally {
-        proc.kill('SIGKILL');
-        rmSync(dir, { recursive: true, force: true });
-      }
-    }
-    ratios.push(got[1] / got[0]);
-    console.log(`pair ${i + 1}: ${servers[0].name} ${got[0].toFixed(0)} req/s, ${servers[1].name} ${got[1].toFixed(0)} req/s, ratio ${(got[1] / got[0]).toFixed(2)}x`);
-  }
-  console.log(`median ratio ours/etcd: ${median(ratios).toFixed(2)}x`);
 }
 
 function printClusters(clusters: Map<string, ClusterBenchResult[]>): void {
