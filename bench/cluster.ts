@@ -9,11 +9,15 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { cpuMs } from './proc';
 import { LoadResult, runLoad, warmUp } from './v2-load';
 
 export interface ClusterBenchResult {
   viaLeader: LoadResult;
   viaFollower: LoadResult;
+  /** CPU time of the three members together per write (µs), through the leader and through a follower. */
+  cpuUsViaLeader: number;
+  cpuUsViaFollower: number;
   /** The median of the failover samples, and the samples (ms). */
   failoverMs: number;
   failoverSamples: number[];
@@ -128,8 +132,13 @@ export async function benchCluster(command: string, prefixArgs: string[], o: { s
     const follower = members.find((m) => m !== leader)!;
     await warmUp(leader.clientURL);
     const load = { workload: 'put' as const, connections: 64, maxRequests: o.maxRequests, maxSeconds: o.seconds, valueSize: 64 };
+    const cpu = () => members.reduce((sum, m) => sum + cpuMs(m.proc.pid!), 0);
+    let c0 = cpu();
     const viaLeader = await runLoad({ ...load, endpoint: leader.clientURL });
+    const cpuUsViaLeader = ((cpu() - c0) * 1000) / Math.max(1, viaLeader.requests);
+    c0 = cpu();
     const viaFollower = await runLoad({ ...load, endpoint: follower.clientURL });
+    const cpuUsViaFollower = ((cpu() - c0) * 1000) / Math.max(1, viaFollower.requests);
     // Failover, several times (election timeouts are randomized): kill -9 the leader, probe the survivors every
     // 10 ms until a write succeeds (bounded), then restart the killed member on its data and wait for health.
     const samples: number[] = [];
@@ -157,7 +166,7 @@ export async function benchCluster(command: string, prefixArgs: string[], o: { s
       await until('the killed member back', async () => ((await getJSON(`${current.clientURL}/health`)).status === 200 ? true : undefined), 30000);
     }
     const sorted = [...samples].sort((a, b) => a - b);
-    return { viaLeader, viaFollower, failoverMs: sorted[Math.floor(sorted.length / 2)], failoverSamples: samples };
+    return { viaLeader, viaFollower, cpuUsViaLeader, cpuUsViaFollower, failoverMs: sorted[Math.floor(sorted.length / 2)], failoverSamples: samples };
   } finally {
     for (const m of members) m.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

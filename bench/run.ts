@@ -11,13 +11,14 @@
  * Every server gets 1 s of unmeasured load after it starts (BENCH_WARMUP_SECONDS, see v2-load.ts).
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createCertificate } from '../server/tls/pki';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterBenchResult, benchCluster, freePort } from './cluster';
+import { cpuMs, rssBytes } from './proc';
 import { LoadResult, WRK, Workload, runLoad, warmUp } from './v2-load';
 
 interface Server {
@@ -95,11 +96,7 @@ function makePKI(dir: string): BenchPKI {
   };
 }
 
-/** The resident set of a process, from /proc (kB → MiB). */
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+const rssMiB = (pid: number) => rssBytes(pid) / 1048576;
 
 interface CellSamples {
   etcd: LoadResult[];
@@ -130,7 +127,9 @@ async function main(): Promise<void> {
       const { url, proc } = await start(server, path.join(dir, 'data'));
       try {
         for (const c of cells) {
+          const cpu0 = cpuMs(proc.pid!);
           const r = await runLoad({ endpoint: url, workload: c.workload, connections: c.connections, maxRequests, maxSeconds: seconds, valueSize: 64 });
+          r.serverCpuUs = ((cpuMs(proc.pid!) - cpu0) * 1000) / Math.max(1, r.requests);
           results.get(key(c))![server.name as 'etcd' | 'ours'].push(r);
         }
       } finally {
@@ -196,7 +195,7 @@ async function main(): Promise<void> {
     const busiest = Math.max(0, ...gen.map((r) => r.generatorCpu ?? 0));
     console.log(`v2 keys API, single node, durable, 64-byte values, ${seconds}s per cell, ${pairs} alternating pairs (${os.cpus().length} cores, node ${process.version})`);
     console.log(`load generator: ${gen[0]?.generator ?? '-'}${gen[0]?.generator === 'wrk' ? `, at most ${(busiest * 100).toFixed(0)}% of a core in any cell` : ''}; medians of the pairs`);
-    console.log('workload conns |   server    req/s   p50 ms   p99 ms  errors |  ratio ours/etcd (median of pairs) [pairs]');
+    console.log('workload conns |   server    req/s   p50 ms   p99 ms  errors  CPU us/req |  ratio ours/etcd (median of pairs) [pairs]');
     for (const c of cells) {
       const s = results.get(key(c))!;
       for (const name of ['etcd', 'ours'] as const) {
@@ -205,7 +204,7 @@ async function main(): Promise<void> {
         const ratios = name === 'ours' && s.etcd.length === rs.length ? rs.map((r, i) => r.throughput / s.etcd[i].throughput) : [];
         const ratio = ratios.length ? `${median(ratios).toFixed(2)}x [${ratios.map((x) => x.toFixed(2)).join(', ')}]` : '';
         const errors = rs.reduce((a, r) => a + r.errors, 0);
-        console.log(`${c.workload.padEnd(8)} ${String(c.connections).padStart(5)} | ${name.padStart(8)} ${fmt(median(rs.map((r) => r.throughput)))} ${fmt(median(rs.map((r) => r.p50ms)), 2)} ${fmt(median(rs.map((r) => r.p99ms)), 2)} ${String(errors).padStart(7)} | ${ratio}`);
+        console.log(`${c.workload.padEnd(8)} ${String(c.connections).padStart(5)} | ${name.padStart(8)} ${fmt(median(rs.map((r) => r.throughput)))} ${fmt(median(rs.map((r) => r.p50ms)), 2)} ${fmt(median(rs.map((r) => r.p99ms)), 2)} ${String(errors).padStart(7)} ${fmt(median(rs.map((r) => r.serverCpuUs ?? NaN)))}    | ${ratio}`);
       }
     }
     if (memory.size) {
@@ -236,15 +235,15 @@ function printClusters(clusters: Map<string, ClusterBenchResult[]>): void {
   const rounds = Math.max(...[...clusters.values()].map((rs) => rs.length));
   console.log('');
   console.log(`3 members on 127.0.0.1 (heartbeat 100 ms, election 1000 ms), PUT, 64 connections, ${rounds} alternating rounds`);
-  console.log('case            |   server    req/s   p50 ms   p99 ms  errors |  ratio ours/etcd');
-  const cases = [['via leader', (r: ClusterBenchResult) => r.viaLeader], ['via follower', (r: ClusterBenchResult) => r.viaFollower]] as const;
+  console.log('case            |   server    req/s   p50 ms   p99 ms  errors  CPU us/write (3 members) |  ratio ours/etcd');
+  const cases = [['via leader', (r: ClusterBenchResult) => r.viaLeader, (r: ClusterBenchResult) => r.cpuUsViaLeader], ['via follower', (r: ClusterBenchResult) => r.viaFollower, (r: ClusterBenchResult) => r.cpuUsViaFollower]] as const;
   for (let i = 0; i < rounds; i++) {
-    for (const [label, pick] of cases) {
+    for (const [label, pick, cpuOf] of cases) {
       for (const [name, rs] of clusters) {
         const x = rs[i] && pick(rs[i]);
         if (!x) continue;
         const ratio = name === 'ours' && etcd?.[i] ? `${(x.throughput / pick(etcd[i]).throughput).toFixed(2)}x` : '';
-        console.log(`${`${label} #${i + 1}`.padEnd(15)} | ${name.padStart(8)} ${fmt(x.throughput)} ${fmt(x.p50ms, 2)} ${fmt(x.p99ms, 2)} ${String(x.errors).padStart(7)} | ${ratio}`);
+        console.log(`${`${label} #${i + 1}`.padEnd(15)} | ${name.padStart(8)} ${fmt(x.throughput)} ${fmt(x.p50ms, 2)} ${fmt(x.p99ms, 2)} ${String(x.errors).padStart(7)} ${fmt(cpuOf(rs[i]))}                 | ${ratio}`);
       }
     }
   }

@@ -43,6 +43,8 @@ export interface LoadResult {
   /** Which program made the load, and the CPU it used as a fraction of one core over the run (wrk only). */
   generator: 'wrk' | 'node';
   generatorCpu?: number;
+  /** The server's CPU time per request (µs), when the caller measured it (steadier than req/s on a shared machine). */
+  serverCpuUs?: number;
 }
 
 /** Above this share of a core per wrk thread, the generator may be the bottleneck, and the result says so. */

@@ -34,7 +34,7 @@ export interface AdminDeps {
   /** The types of the active alarms (NOSPACE, CORRUPT), which make /health answer false. */
   alarms?: () => string[];
   /** etcd's v2 auth check of the members API: anything but a GET needs the root role (none: allowed). */
-  hasWriteRootAccess?: (req: express.Request) => boolean;
+  hasWriteRootAccess?: (req: express.Request) => boolean | Promise<boolean>;
 }
 
 /** How long /health waits for its quorum read, as etcd 3.4's checkHealth waits for its QGET. */
@@ -127,9 +127,9 @@ export function adminApp(d: AdminDeps): express.Express {
   const members = express.Router({ strict: true }); // /v2/members/leader/ is not the leader
   // As etcd's members handler: the method is checked first (HEAD is not answered as a GET), then the cluster ID set.
   const membersNotAllowed = methodNotAllowed('GET,POST,DELETE,PUT');
-  members.use((req, res, next) => {
+  members.use(async (req, res, next) => {
     if (!['GET', 'POST', 'DELETE', 'PUT'].includes(req.method)) return membersNotAllowed(req, res);
-    if (d.hasWriteRootAccess && !d.hasWriteRootAccess(req)) return httpError(res, 401, 'Insufficient credentials');
+    if (d.hasWriteRootAccess && !(await d.hasWriteRootAccess(req))) return httpError(res, 401, 'Insufficient credentials');
     res.setHeader('X-Etcd-Cluster-Id', server.cluster.id);
     next();
   });

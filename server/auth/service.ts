@@ -19,6 +19,7 @@ import { fillHeader, type CallContext, type HeaderProvider } from '../api/v3rpc/
 import { serverError, toGRPCError } from '../api/v3rpc/errors';
 import { encodeMessage, unaryMethod, type UnaryHandler } from '../api/v3rpc/service';
 import { EntryKind } from '../etcdserver/entry';
+import { checkPasswordAsync, hashPasswordAsync } from './bcrypt-pool';
 import type { EtcdServer } from '../etcdserver/server';
 import type { AuthGate } from './gate';
 
@@ -38,7 +39,7 @@ export class AuthV3 {
   }
 
   /** Proposes an Auth entry for the caller and waits for this member's answer. */
-  async propose<T>(op: Partial<InternalRaftRequest>, call: CallContext | undefined): Promise<T> {
+  async propose<T>(op: Partial<InternalRaftRequest>, call: CallContext | undefined, version?: number): Promise<T> {
     await this.ready();
     const who = this.gate.stamp(call);
     const id = this.server.newRequestId();
@@ -46,7 +47,7 @@ export class AuthV3 {
     Object.assign(msg, op);
     const data = encodeMessage(InternalRaftRequest, msg);
     if (data.length > this.maxRequestBytes) throw serverError('requestTooLarge');
-    const w = await this.server.proposeEntry(EntryKind.Auth, data, id);
+    const w = await this.server.proposeEntry(EntryKind.Auth, data, id, { version });
     if (w.error) throw w.error;
     return (w.result ?? {}) as T;
   }
@@ -60,11 +61,24 @@ export class AuthV3 {
     await this.server.linearizableRead();
     const store = this.gate.store;
     for (;;) {
-      const checked = store.checkPassword(r.name, r.password);
+      const { hash, revision } = store.passwordOf(r.name);
+      if (!(await checkPasswordAsync(hash, r.password))) throw serverError('authFailed');
       const simpleToken = store.tokens.genPrefix();
       const resp = await this.propose<AuthenticateResponse>({ authenticate: { name: r.name, password: '', simpleToken } }, call);
-      if (checked === store.revision()) return resp;
+      if (revision === store.revision()) return resp;
     }
+  }
+
+  /**
+   * UserAdd and UserChangePassword: the password is hashed here, off the event loop, and the entry (version 2)
+   * carries the hash, so no member runs bcrypt while applying (etcd 3.4 does, on every member).
+   */
+  async withPassword<T>(field: 'authUserAdd' | 'authUserChangePassword', r: AuthUserAddRequest | AuthUserChangePasswordRequest, call: CallContext | undefined): Promise<T> {
+    await this.ready();
+    const noPassword = field === 'authUserAdd' && (r as AuthUserAddRequest).options?.noPassword === true;
+    if (noPassword) return this.propose<T>({ [field]: r } as Partial<InternalRaftRequest>, call);
+    const hash = await hashPasswordAsync(r.password, this.gate.store.bcryptCost);
+    return this.propose<T>({ [field]: { ...r, password: hash.toString('latin1') } } as Partial<InternalRaftRequest>, call, 2);
   }
 }
 
@@ -107,11 +121,11 @@ export function authService(auth: AuthV3, header: HeaderProvider): { definition:
       AuthEnable: p('authEnable'),
       AuthDisable: p('authDisable'),
       Authenticate: h((r: AuthenticateRequest, call) => auth.authenticate(r, call)),
-      UserAdd: p('authUserAdd'),
+      UserAdd: h((r: AuthUserAddRequest, call) => auth.withPassword<AuthUserAddResponse>('authUserAdd', r, call)),
       UserGet: p('authUserGet'),
       UserList: p('authUserList'),
       UserDelete: p('authUserDelete'),
-      UserChangePassword: p('authUserChangePassword'),
+      UserChangePassword: h((r: AuthUserChangePasswordRequest, call) => auth.withPassword<AuthUserChangePasswordResponse>('authUserChangePassword', r, call)),
       UserGrantRole: p('authUserGrantRole'),
       UserRevokeRole: p('authUserRevokeRole'),
       RoleAdd: p('authRoleAdd'),

@@ -15,7 +15,7 @@ import type {
 import { serverError } from '../api/v3rpc/errors';
 import type { Applier, ApplyContext, ApplyResult } from '../etcdserver/apply/applier';
 import type { MvccStore } from '../mvcc/store';
-import { checkPassword, DEFAULT_COST, hashPassword, MAX_COST, MIN_COST } from './bcrypt';
+import { DEFAULT_COST, hashPassword, MAX_COST, MIN_COST } from './bcrypt';
 import { UnifiedPerms } from './range-perm';
 import type { TokenProvider } from './tokens';
 
@@ -83,13 +83,15 @@ function hasRootRole(u: User): boolean {
 const cmpStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export class AuthStore implements Applier {
-  readonly versions: readonly number[] = [1];
+  /** Auth entries: 1, passwords as the client sent them; 2, UserAdd and UserChangePassword carry the hash (entry.ts). */
+  readonly versions: readonly number[] = [1, 2];
   private enabled = false;
   private rev = 0;
   private users = new Map<string, User>();
   private roles = new Map<string, Role>();
   private perms = new Map<string, UnifiedPerms>();
-  private readonly bcryptCost: number;
+  /** --bcrypt-cost, for hashing (by the member that takes a request, bcrypt-pool.ts; or when applying a version 1 entry). */
+  readonly bcryptCost: number;
 
   constructor(
     private readonly mvcc: MvccStore,
@@ -144,14 +146,16 @@ export class AuthStore implements Applier {
     return !!u && u.roles.includes(role);
   }
 
-  /** etcd's CheckPassword (before an Authenticate is proposed): the auth revision it checked at. */
-  checkPassword(name: string, password: string): number {
+  /**
+   * The first half of etcd's CheckPassword (before an Authenticate is proposed): the user's bcrypt hash and the auth
+   * revision it was read at, or etcd's error; the caller compares the password (bcrypt-pool.ts, off the event loop).
+   */
+  passwordOf(name: string): { hash: Buffer; revision: number } {
     if (!this.enabled) throw err('authNotEnabled');
     const u = this.users.get(name);
     if (!u) throw err('authFailed');
     if (u.options?.noPassword) throw new Error('auth: authentication failed, password was given for no password user');
-    if (!checkPassword(u.password, password)) throw err('authFailed');
-    return this.rev;
+    return { hash: u.password, revision: this.rev };
   }
 
   /** The user of a token, stamped with the revision it is good for; throws ErrInvalidAuthToken. */
@@ -246,7 +250,7 @@ export class AuthStore implements Applier {
         const e = this.isAdminPermitted(ai);
         if (e) throw e;
       }
-      const result = this.applyAuth(r, ai, ctx.index);
+      const result = this.applyAuth(r, ai, ctx.index, ctx.version >= 2);
       if (this.mvcc.consistentIndex() < ctx.index) this.mvcc.setConsistentIndex(ctx.index);
       return { result };
     } catch (e) {
@@ -255,7 +259,7 @@ export class AuthStore implements Applier {
     }
   }
 
-  private applyAuth(r: InternalRaftRequest, ai: AuthInfo, index: number): unknown {
+  private applyAuth(r: InternalRaftRequest, ai: AuthInfo, index: number, hashed: boolean): unknown {
     if (r.authEnable) return this.authEnable(index);
     if (r.authDisable) return this.authDisable(index);
     if (r.authenticate) return this.authenticate(r.authenticate.name, r.authenticate.simpleToken, index);
@@ -264,8 +268,8 @@ export class AuthStore implements Applier {
       if (name === '') throw err('userEmpty');
       const noPassword = options?.noPassword === true;
       if (this.users.has(name)) throw err('userAlreadyExist');
-      const hashed = noPassword ? Buffer.alloc(0) : hashPassword(password, this.bcryptCost);
-      this.users.set(name, { name: Buffer.from(name), password: hashed, roles: [], options: options ?? { noPassword: false } });
+      const hash = noPassword ? Buffer.alloc(0) : hashed ? Buffer.from(password, 'latin1') : hashPassword(password, this.bcryptCost);
+      this.users.set(name, { name: Buffer.from(name), password: hash, roles: [], options: options ?? { noPassword: false } });
       this.commit(index);
       return {};
     }
@@ -281,7 +285,7 @@ export class AuthStore implements Applier {
       const { name, password } = r.authUserChangePassword;
       const u = this.users.get(name);
       if (!u) throw err('userNotFound');
-      u.password = hashPassword(password, this.bcryptCost);
+      u.password = hashed ? Buffer.from(password, 'latin1') : hashPassword(password, this.bcryptCost);
       this.commit(index);
       this.tokens.invalidateUser(name);
       return {};

@@ -22,6 +22,11 @@ export enum EntryKind {
   /** A v3 request: the bytes of etcdserverpb.InternalRaftRequest. */
   V3 = 3,
   Lease = 4,
+  /**
+   * A v3 auth request (InternalRaftRequest). Version 2: a UserAdd's or UserChangePassword's password is the bcrypt
+   * hash the member that took the request made (off its event loop); version 1 (older logs): the password itself,
+   * hashed by every member as it applies the entry, as etcd 3.4 does.
+   */
   Auth = 5,
   /** A change of the v2 auth API's users, roles or enabled flag (server/auth/v2/store.ts's V2AuthOp, JSON). */
   V2Auth = 6,

@@ -664,8 +664,8 @@ export class EtcdServer extends EventEmitter {
    * StoppedError. An applier that throws answers ApplyFailedError in `error`; a kind with no applier registered,
    * UnknownEntryError (apply/dispatcher.ts).
    */
-  proposeEntry(kind: EntryKind, payload: Uint8Array, requestId: number = this.ids.id(), o: { leaderOnly?: boolean } = {}): Promise<WriteResult> {
-    return this.proposeData(requestId, encodeEntry(kind, requestId, payload), o.leaderOnly ?? false);
+  proposeEntry(kind: EntryKind, payload: Uint8Array, requestId: number = this.ids.id(), o: { leaderOnly?: boolean; version?: number } = {}): Promise<WriteResult> {
+    return this.proposeData(requestId, encodeEntry(kind, requestId, payload, o.version), o.leaderOnly ?? false);
   }
 
   /**

@@ -1,5 +1,6 @@
 import * as http from 'node:http';
-import { hashPassword, DEFAULT_COST } from '../../auth/bcrypt';
+import { DEFAULT_COST } from '../../auth/bcrypt';
+import { hashPasswordAsync } from '../../auth/bcrypt-pool';
 import { V2AuthAccess } from '../../auth/v2/access';
 import { V2AuthError, V2Role, roleJSON, userJSON, userWithRolesJSON } from '../../auth/v2/model';
 import { InvalidRecordError, V2AuthOp, V2AuthResult, V2AuthStore, encodeV2AuthOp } from '../../auth/v2/store';
@@ -68,7 +69,7 @@ export function authHandler(deps: AuthHandlerDeps): (req: http.IncomingMessage, 
     }
     if (r.kind === 'invalidPath') return send(res, 400, { 'Content-Type': 'application/json' }, messageJSON('Invalid path'));
     // Reading whether auth is on is open to all; everything else needs the root role.
-    if (r.kind !== 'getEnabled' && !access.hasRootAccess(req)) return send(res, 401, { 'Content-Type': 'application/json' }, messageJSON('Insufficient credentials'));
+    if (r.kind !== 'getEnabled' && !(await access.hasRootAccess(req))) return send(res, 401, { 'Content-Type': 'application/json' }, messageJSON('Insufficient credentials'));
     const answer = await serve(r);
     send(res, answer.status, json(), answer.body);
   }
@@ -83,7 +84,8 @@ export function authHandler(deps: AuthHandlerDeps): (req: http.IncomingMessage, 
       if (w.error) throw w.error;
       return w.result as V2AuthResult;
     };
-    const hash = (password: string): string => (password === '' ? '' : hashPassword(password, deps.bcryptCost ?? DEFAULT_COST).toString());
+    // bcrypt runs on a worker thread (bcrypt-pool.ts): a password change does not stall the member.
+    const hash = async (password: string): Promise<string> => (password === '' ? '' : (await hashPasswordAsync(password, deps.bcryptCost ?? DEFAULT_COST)).toString());
     switch (r.kind) {
       case 'getEnabled':
         return ok(`{"enabled":${store.enabled()}}`);
@@ -144,8 +146,8 @@ export function authHandler(deps: AuthHandlerDeps): (req: http.IncomingMessage, 
         // A create without a password is refused before anything is hashed or logged, as in etcd.
         if (mode === 'create' && user.password === '') return fail(new V2AuthError(400, `auth: Cannot create user ${user.user} with an empty password`));
         const op: V2AuthOp = mode === 'update'
-          ? { op: 'updateUser', name: user.user, password: hash(user.password), grant: user.grant, revoke: user.revoke }
-          : { op: 'putUser', user: { ...user, password: hash(user.password) }, createOnly: mode === 'create' };
+          ? { op: 'updateUser', name: user.user, password: await hash(user.password), grant: user.grant, revoke: user.revoke }
+          : { op: 'putUser', user: { ...user, password: await hash(user.password) }, createOnly: mode === 'create' };
         const done = await change(op);
         if (done instanceof V2AuthError) return fail(done);
         return ok(userJSON(done.user!), done.created ? 201 : 200);

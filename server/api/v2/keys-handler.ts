@@ -19,8 +19,12 @@ export interface KeysHandlerDeps {
   access?: V2AuthAccess;
 }
 
+/**
+ * An answer with its length, as Go's net/http sends a small body (not chunked): Node then writes the head and the
+ * body in one system call instead of a writev of four chunks.
+ */
 function writeJSON(res: http.ServerResponse, status: number, headers: Record<string, string>, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
+  res.writeHead(status, { 'Content-Type': 'application/json', ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
   res.end(body);
 }
 
@@ -78,8 +82,11 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
     if (path === undefined) throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
     const kr = parseKeyRequest(method, path, parseForm(query, body));
     // etcd checks the caller's permissions on the path as the client wrote it, once the request has parsed.
-    if (deps.access && !deps.access.hasKeyAccess(req, path.slice(KEYS_PREFIX.length), kr.recursive)) {
-      throw new V2Error(ErrorCode.Unauthorized, 'Insufficient credentials', 0);
+    if (deps.access) {
+      // A Promise only while a password goes through bcrypt: the common case costs no extra tick.
+      let allowed = deps.access.hasKeyAccess(req, path.slice(KEYS_PREFIX.length), kr.recursive);
+      if (typeof allowed !== 'boolean') allowed = await allowed;
+      if (!allowed) throw new V2Error(ErrorCode.Unauthorized, 'Insufficient credentials', 0);
     }
     if (method === 'GET' || method === 'HEAD') {
       if (kr.wait) return watch(kr, req, res);

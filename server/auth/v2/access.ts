@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type * as http from 'node:http';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { checkPassword } from '../bcrypt';
+import { checkPasswordAsync } from '../bcrypt-pool';
 import { GUEST_ROLE, ROOT_ROLE, V2User, roleHasAccess } from './model';
 import { InvalidRecordError, V2AuthStore } from './store';
 
@@ -51,40 +51,48 @@ export class V2AuthAccess {
     private readonly clientCertAuth: boolean,
   ) {}
 
-  /** etcd's hasWriteRootAccess: reads are open to all; anything else needs the root role (the members API). */
-  hasWriteRootAccess(req: http.IncomingMessage): boolean {
+  /**
+   * etcd's hasWriteRootAccess: reads are open to all; anything else needs the root role (the members API). A
+   * Promise only when a password must go through bcrypt (on a worker thread, bcrypt-pool.ts).
+   */
+  hasWriteRootAccess(req: http.IncomingMessage): boolean | Promise<boolean> {
     return isRead(req.method) || this.hasRootAccess(req);
   }
 
   /** etcd's hasRootAccess: a user holding the root role (the auth API). */
-  hasRootAccess(req: http.IncomingMessage): boolean {
+  hasRootAccess(req: http.IncomingMessage): boolean | Promise<boolean> {
     if (!this.store.enabled()) return true;
     const header = req.headers.authorization;
     const user = !header && this.clientCertAuth ? this.userFromClientCertificate(req) : this.userFromBasicAuth(header);
-    return user?.roles?.includes(ROOT_ROLE) ?? false;
+    const root = (u: V2User | undefined) => u?.roles?.includes(ROOT_ROLE) ?? false;
+    return user instanceof Promise ? user.then(root) : root(user);
   }
 
   /**
    * etcd's hasKeyPrefixAccess: may this request read (GET, HEAD) or write `key` (the path after /v2/keys, as the
    * client wrote it)? A recursive request needs a permission ending in * that covers the key. Throws GoPanic where
-   * etcd's handler panics (a role with an empty permission path, a user or role name that is a directory).
+   * etcd's handler panics (a role with an empty permission path, a user or role name that is a directory). A Promise
+   * only when a password must go through bcrypt: with auth off, or a password already verified, the answer is here.
    */
-  hasKeyAccess(req: http.IncomingMessage, key: string, recursive: boolean): boolean {
+  hasKeyAccess(req: http.IncomingMessage, key: string, recursive: boolean): boolean | Promise<boolean> {
     if (!this.store.enabled()) return true;
     const write = !isRead(req.method);
     const header = req.headers.authorization;
-    let user: V2User | undefined;
     if (!header) {
-      if (this.clientCertAuth) user = this.userFromClientCertificate(req);
+      const user = this.clientCertAuth ? this.userFromClientCertificate(req) : undefined;
       if (!user) {
         // No credentials: the guest role's permissions, matched as single keys even for a recursive request.
         const guest = orNone(() => this.store.getRole(GUEST_ROLE));
         return guest !== undefined && roleHasAccess(guest, key, write, false);
       }
-    } else {
-      user = this.userFromBasicAuth(header);
-      if (!user) return false;
+      return this.rolesAllow(user, key, write, recursive);
     }
+    const user = this.userFromBasicAuth(header);
+    if (user instanceof Promise) return user.then((u) => (u ? this.rolesAllow(u, key, write, recursive) : false));
+    return user ? this.rolesAllow(user, key, write, recursive) : false;
+  }
+
+  private rolesAllow(user: V2User, key: string, write: boolean, recursive: boolean): boolean {
     for (const name of user.roles ?? []) {
       const role = orNone(() => this.store.getRole(name));
       if (role && roleHasAccess(role, key, write, recursive)) return true;
@@ -92,22 +100,29 @@ export class V2AuthAccess {
     return false;
   }
 
-  private userFromBasicAuth(header: string | undefined): V2User | undefined {
+  private userFromBasicAuth(header: string | undefined): V2User | undefined | Promise<V2User | undefined> {
     const creds = header ? parseBasicAuth(header) : undefined;
     if (!creds) return undefined;
     const user = orNone(() => this.store.getUser(creds.user));
-    if (!user || !this.passwordMatches(user.password, creds.password)) return undefined;
-    return user;
+    if (!user) return undefined;
+    const ok = this.passwordMatches(user.password, creds.password);
+    // The user is looked up again after bcrypt: its roles (or its password) may have changed meanwhile.
+    return ok === true ? user : ok === false ? undefined : ok.then((yes) => {
+      const now = yes ? orNone(() => this.store.getUser(creds.user)) : undefined;
+      return now?.password === user.password ? now : undefined;
+    });
   }
 
-  private passwordMatches(hash: string, password: Buffer): boolean {
+  private passwordMatches(hash: string, password: Buffer): boolean | Promise<boolean> {
     const digest = createHash('sha256').update(password).digest();
     const known = this.verified.get(hash);
     if (known && timingSafeEqual(known, digest)) return true;
-    if (!checkPassword(hash, password)) return false;
-    if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
-    this.verified.set(hash, digest);
-    return true;
+    return checkPasswordAsync(hash, password).then((ok) => {
+      if (!ok) return false;
+      if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
+      this.verified.set(hash, digest);
+      return true;
+    });
   }
 
   /** etcd's userFromClientCertificate: the first common name along the verified chain that names a user. */
