@@ -3,11 +3,11 @@
  * index with the leases, their keys and the keyspace exactly as the entries up to that index left them (the lease
  * table is written with the consistent index, never ahead of or behind the keys).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { MvccStore } from '../../server/mvcc/store';
+import { killWriterAfter } from '../support/crash-writer';
 import { Lessor } from '../../server/lease/lessor';
 
 const DIST = path.join(__dirname, '..', '..', 'dist', 'server');
@@ -54,19 +54,7 @@ test('kill -9 mid-writes: leases, their keys and the keyspace reopen as the entr
     writeFileSync(script, child);
     let lastCi = 0;
     for (let round = 0; round < 3; round++) {
-      const p = spawn(process.execPath, [script, path.join(dir, 'db')], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let first = 0;
-      await new Promise<void>((resolve) => {
-        p.stdout.on('data', (d: Buffer) => {
-          const lines = d.toString().trim().split('\n');
-          const applied = Number(lines[lines.length - 1]);
-          first ||= applied;
-          if (applied - first >= 2000 + round * 700) resolve();
-        });
-      });
-      const exited = new Promise((r) => p.on('exit', r));
-      p.kill('SIGKILL');
-      await exited;
+      await killWriterAfter(script, path.join(dir, 'db'), 2000 + round * 700);
 
       const s = MvccStore.open(path.join(dir, 'db'));
       try {

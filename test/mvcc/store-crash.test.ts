@@ -2,11 +2,11 @@
  * kill -9 of a process in the middle of writes: the store opens, consistent at some applied index, with every key
  * exactly as the writes up to that index left it (the WAL replays the rest).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { MvccStore } from '../../server/mvcc/store';
+import { killWriterAfter } from '../support/crash-writer';
 
 const DIST_STORE = path.join(__dirname, '..', '..', 'dist', 'server', 'mvcc', 'store.js');
 const KEYS = 97;
@@ -45,19 +45,7 @@ test('kill -9 mid-writes: reopens consistent at an index at or below the last ap
     writeFileSync(script, child);
     let lastCi = 0;
     for (let round = 0; round < 3; round++) {
-      const p = spawn(process.execPath, [script, path.join(dir, 'db')], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let first = 0;
-      await new Promise<void>((resolve) => {
-        p.stdout.on('data', (d: Buffer) => {
-          const lines = d.toString().trim().split('\n');
-          const applied = Number(lines[lines.length - 1]);
-          first ||= applied;
-          if (applied - first >= 3000 + round * 1000) resolve();
-        });
-      });
-      const exited = new Promise((r) => p.on('exit', r));
-      p.kill('SIGKILL');
-      await exited;
+      await killWriterAfter(script, path.join(dir, 'db'), 3000 + round * 1000);
 
       const s = MvccStore.open(path.join(dir, 'db'));
       try {

@@ -5,22 +5,17 @@
  * TimeToLive with keys, the lease list, keep-alives of known and unknown leases, puts and txns with leases.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import {
   Compare, Compare_CompareResult, Compare_CompareTarget, KVClient, LeaseClient, LeaseGrantRequest, LeaseKeepAliveRequest,
   LeaseKeepAliveResponse, LeaseRevokeRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
-import { startOurEtcd, startRealEtcd, type RunningEtcd } from '../support/real-etcd';
+import { sideBySide, type SideBase } from '../support/side-by-side';
 
 jest.setTimeout(120_000);
 
 const b = (s: string) => Buffer.from(s);
 
-interface Side {
-  name: string;
-  proc: RunningEtcd;
+interface Side extends SideBase {
   lease: LeaseClient;
   kv: KVClient;
 }
@@ -65,37 +60,14 @@ function keepAlive(c: LeaseClient, ids: bigint[]): Promise<unknown[]> {
 }
 
 describe("Lease side by side with Debian's etcd 3.4", () => {
-  let dirs: string[] = [];
-  let sides: Side[] = [];
-
-  beforeAll(async () => {
-    const open = async (name: string, start: typeof startRealEtcd): Promise<Side> => {
-      const dir = mkdtempSync(path.join(os.tmpdir(), `lease-${name}-`));
-      dirs.push(dir);
-      const proc = await start(dir);
-      const target = proc.clientURL.replace('http://', '');
-      return { name, proc, lease: new LeaseClient(target, grpc.credentials.createInsecure()), kv: new KVClient(target, grpc.credentials.createInsecure()) };
-    };
-    sides = await Promise.all([open('etcd', startRealEtcd), open('ours', startOurEtcd)]);
-  });
-
-  afterAll(async () => {
-    for (const s of sides) {
+  const { sides, same } = sideBySide<Side>(
+    'lease',
+    (base, target) => ({ ...base, lease: new LeaseClient(target, grpc.credentials.createInsecure()), kv: new KVClient(target, grpc.credentials.createInsecure()) }),
+    (s) => {
       s.lease.close();
       s.kv.close();
-      await s.proc.stop();
-    }
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    sides = [];
-    dirs = [];
-  });
-
-  /** Runs the same step on both and expects the same answer; returns it. */
-  async function same(step: (s: Side) => Promise<unknown>): Promise<unknown> {
-    const [theirs, ours] = await Promise.all(sides.map(step));
-    expect(ours).toEqual(theirs);
-    return ours;
-  }
+    },
+  );
 
   const grant = (s: Side, ID: bigint, TTL: bigint) => call(s.lease, s.lease.leaseGrant, LeaseGrantRequest.fromPartial({ ID, TTL }));
   const revoke = (s: Side, ID: bigint) => call(s.lease, s.lease.leaseRevoke, LeaseRevokeRequest.fromPartial({ ID }));
@@ -116,11 +88,11 @@ describe("Lease side by side with Debian's etcd 3.4", () => {
   });
 
   test('a grant without an ID gets a positive one chosen by the server', async () => {
-    const [a, c] = (await Promise.all(sides.map((s) => grant(s, 0n, 20n)))) as { ID: bigint; TTL: bigint; error: string }[];
+    const [a, c] = (await Promise.all(sides().map((s) => grant(s, 0n, 20n)))) as { ID: bigint; TTL: bigint; error: string }[];
     for (const r of [a, c]) expect([r.ID > 0n, r.TTL, r.error]).toEqual([true, 20n, '']);
-    const [ta, tc] = await Promise.all(sides.map((s, i) => ttl(s, [a, c][i].ID)));
+    const [ta, tc] = await Promise.all(sides().map((s, i) => ttl(s, [a, c][i].ID)));
     expect(normalizeTTL(tc, c.ID)).toEqual(normalizeTTL(ta, a.ID));
-    await Promise.all(sides.map((s, i) => revoke(s, [a, c][i].ID)));
+    await Promise.all(sides().map((s, i) => revoke(s, [a, c][i].ID)));
   });
 
   /** A TimeToLive answer with the given ID replaced and the remaining TTL as "within a second of the TTL". */
@@ -156,7 +128,7 @@ describe("Lease side by side with Debian's etcd 3.4", () => {
     expect(await same((s) => txn(s, 0x200n, 0x999n))).toBe('NOT_FOUND: etcdserver: requested lease not found');
     // TimeToLive with keys (etcd lists them in map order: compared sorted)
     const sorted = (r: unknown) => ({ ...(r as object), keys: [...(r as { keys: string[] }).keys].sort(), TTL: 'checked apart' });
-    const [t1, t2] = await Promise.all(sides.map((s) => ttl(s, 0x100n, true)));
+    const [t1, t2] = await Promise.all(sides().map((s) => ttl(s, 0x100n, true)));
     expect(sorted(t2)).toEqual(sorted(t1));
     expect(sorted(t2)).toMatchObject({ grantedTTL: 100n, keys: ['k1', 'k2', 't1'] });
     expect((t2 as { TTL: bigint }).TTL).toBeGreaterThanOrEqual(98n);
@@ -176,7 +148,7 @@ describe("Lease side by side with Debian's etcd 3.4", () => {
 
   test('the lease list and keep-alives of known and unknown leases', async () => {
     const ids = (r: unknown) => ((r as { leases: { ID: bigint }[] }).leases.map((l) => l.ID)).sort((x, y) => (x < y ? -1 : 1));
-    const [l1, l2] = await Promise.all(sides.map((s) => call(s.lease, s.lease.leaseLeases, {})));
+    const [l1, l2] = await Promise.all(sides().map((s) => call(s.lease, s.lease.leaseLeases, {})));
     expect(ids(l2)).toEqual(ids(l1));
     expect(ids(l2)).toContain(0x200n);
     expect(await same((s) => keepAlive(s.lease, [0x200n, 0x404n, 0x1234n, 0x7fffffffffffffffn]))).toEqual([

@@ -7,9 +7,6 @@
  * request of the recipes is the caller's). Leases the servers choose differ: they are compared by their order.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import {
   AuthClient, KVClient, LeaseClient, LeaseGrantRequest, LeaseLeasesRequest, LeaseRevokeRequest, RangeRequest,
 } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
@@ -17,15 +14,13 @@ import { Permission_Type } from '../../server/api/v3rpc/pb/authpb/auth';
 import { LockClient, LockRequest, UnlockRequest } from '../../server/api/v3rpc/pb/v3lockpb/v3lock';
 import { CampaignRequest, ElectionClient, LeaderRequest, LeaderResponse, ProclaimRequest, ResignRequest, type LeaderKey } from '../../server/api/v3rpc/pb/v3electionpb/v3election';
 import { eventually } from '../support/cluster';
-import { startOurEtcd, startRealEtcd, type RunningEtcd } from '../support/real-etcd';
+import { sideBySide, type SideBase } from '../support/side-by-side';
 
 jest.setTimeout(120_000);
 
 const b = (s: string) => Buffer.from(s);
 
-interface Side {
-  name: string;
-  proc: RunningEtcd;
+interface Side extends SideBase {
   kv: KVClient;
   lease: LeaseClient;
   lock: LockClient;
@@ -83,44 +78,21 @@ function call<Req>(s: Side, client: grpc.Client, method: Unary<Req>, req: Req, m
 }
 
 describe("Lock and Election side by side with Debian's etcd 3.4", () => {
-  let dirs: string[] = [];
-  let sides: Side[] = [];
-
-  beforeAll(async () => {
-    const open = async (name: string, start: typeof startRealEtcd): Promise<Side> => {
-      const dir = mkdtempSync(path.join(os.tmpdir(), `concur-${name}-`));
-      dirs.push(dir);
-      const proc = await start(dir);
-      const target = proc.clientURL.replace('http://', '');
+  const { sides, same } = sideBySide<Side>(
+    'concur',
+    (base, target) => {
       const kv = new KVClient(target, grpc.credentials.createInsecure());
       const shared = { channelOverride: kv.getChannel() as grpc.Channel };
       return {
-        name, proc, kv, labels: new Map(),
+        ...base, kv, labels: new Map(),
         lease: new LeaseClient(target, grpc.credentials.createInsecure(), shared),
         lock: new LockClient(target, grpc.credentials.createInsecure(), shared),
         election: new ElectionClient(target, grpc.credentials.createInsecure(), shared),
         auth: new AuthClient(target, grpc.credentials.createInsecure(), shared),
       };
-    };
-    sides = await Promise.all([open('etcd', startRealEtcd), open('ours', startOurEtcd)]);
-  });
-
-  afterAll(async () => {
-    for (const s of sides) {
-      s.kv.close();
-      await s.proc.stop();
-    }
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    sides = [];
-    dirs = [];
-  });
-
-  /** Runs the same step on both and expects the same answer; returns it. */
-  async function same(step: (s: Side) => Promise<unknown>): Promise<unknown> {
-    const [theirs, ours] = await Promise.all(sides.map(step));
-    expect(ours).toEqual(theirs);
-    return ours;
-  }
+    },
+    (s) => s.kv.close(),
+  );
 
   const grant = (s: Side, ID: bigint, TTL = 60n) => call(s, s.lease, s.lease.leaseGrant, LeaseGrantRequest.fromPartial({ ID, TTL })).done;
   const revoke = (s: Side, ID: bigint) => call(s, s.lease, s.lease.leaseRevoke, LeaseRevokeRequest.fromPartial({ ID })).done;
@@ -145,8 +117,8 @@ describe("Lock and Election side by side with Debian's etcd 3.4", () => {
     expect(first).toEqual({ revision: 2n, key: 'lk/100' });
     // the same lease: the same key, held already (no write)
     expect(await same((s) => lockCall(s, 'lk', 0x100n).done)).toEqual({ revision: 2n, key: 'lk/100' });
-    const waiting = sides.map((s) => lockCall(s, 'lk', 0x200n));
-    await Promise.all(sides.map((s) => keysUnder(s, 'lk/', 2n)));
+    const waiting = sides().map((s) => lockCall(s, 'lk', 0x200n));
+    await Promise.all(sides().map((s) => keysUnder(s, 'lk/', 2n)));
     // the waiter's key is there and the holder's too: still waiting (the Range below is a round trip after it)
     await same((s) => keys(s, 'lk/'));
     expect(waiting.map((w) => w.settled())).toEqual([false, false]);
@@ -159,18 +131,18 @@ describe("Lock and Election side by side with Debian's etcd 3.4", () => {
   test('a waiter answered when the holder\'s lease is revoked; one that gives up leaves no key', async () => {
     await same((s) => grant(s, 0x300n));
     // lk is held by 0x200's key: 0x300 waits for it
-    const waiting = sides.map((s) => lockCall(s, 'lk', 0x300n));
-    await Promise.all(sides.map((s) => keysUnder(s, 'lk/', 2n)));
+    const waiting = sides().map((s) => lockCall(s, 'lk', 0x300n));
+    await Promise.all(sides().map((s) => keysUnder(s, 'lk/', 2n)));
     await same((s) => revoke(s, 0x200n));
     const got = await Promise.all(waiting.map((w) => w.done));
     expect(got[1]).toEqual(got[0]);
     expect(got[1]).toMatchObject({ key: 'lk/300' });
     // 0x100 waits behind 0x300, then its client cancels: the waiter's key goes, the holder's stays
-    const quitter = sides.map((s) => lockCall(s, 'lk', 0x100n));
-    await Promise.all(sides.map((s) => keysUnder(s, 'lk/', 2n)));
+    const quitter = sides().map((s) => lockCall(s, 'lk', 0x100n));
+    await Promise.all(sides().map((s) => keysUnder(s, 'lk/', 2n)));
     for (const q of quitter) q.call.cancel();
     expect((await Promise.all(quitter.map((q) => q.done)))).toEqual(['CANCELLED: Cancelled on client', 'CANCELLED: Cancelled on client']);
-    await Promise.all(sides.map((s) => keysUnder(s, 'lk/', 1n)));
+    await Promise.all(sides().map((s) => keysUnder(s, 'lk/', 1n)));
     expect(await same((s) => keys(s, 'lk/'))).toMatchObject({ kvs: [{ key: 'lk/300', lease: 0x300n }] });
   });
 
@@ -179,7 +151,7 @@ describe("Lock and Election side by side with Debian's etcd 3.4", () => {
     expect(r.key).toBe('free/lease#1');
     const kv = (await same((s) => keys(s, 'free/'))) as { kvs: { lease: string }[] };
     expect(kv.kvs[0].lease).toBe('lease#1');
-    const ttls = await Promise.all(sides.map(async (s) => {
+    const ttls = await Promise.all(sides().map(async (s) => {
       const id = [...s.labels.entries()].find(([, l]) => l === 'lease#1')![0];
       return call(s, s.lease, s.lease.leaseTimeToLive, { ID: id, keys: true }).done;
     }));
@@ -207,32 +179,32 @@ describe("Lock and Election side by side with Debian's etcd 3.4", () => {
     await same((s) => grant(s, 0x500n));
     expect(await same((s) => leaderCall(s, 'el'))).toBe('UNKNOWN: election: no leader');
     // the observer, from before there is a leader
-    const observed = sides.map((s) => {
+    const observed = sides().map((s) => {
       const out: unknown[] = [];
       const stream = s.election.observe(LeaderRequest.fromPartial({ name: b('el') }));
       stream.on('data', (r: LeaderResponse) => out.push(normalize(s, r)));
       stream.on('error', () => undefined);
       return { out, stream };
     });
-    const won = await Promise.all(sides.map((s) => campaignCall(s, 'el', 0x400n, 'v1').raw)) as { leader: LeaderKey }[];
-    expect(normalize(sides[1], won[1])).toEqual(normalize(sides[0], won[0]));
-    expect(normalize(sides[1], won[1])).toMatchObject({ leader: { name: 'el', key: 'el/400', lease: 0x400n } });
+    const won = await Promise.all(sides().map((s) => campaignCall(s, 'el', 0x400n, 'v1').raw)) as { leader: LeaderKey }[];
+    expect(normalize(sides()[1], won[1])).toEqual(normalize(sides()[0], won[0]));
+    expect(normalize(sides()[1], won[1])).toMatchObject({ leader: { name: 'el', key: 'el/400', lease: 0x400n } });
     expect(await same((s) => leaderCall(s, 'el'))).toMatchObject({ kv: { key: 'el/400', value: 'v1' } });
     // the same lease campaigns again with another value: proclaimed, and it leads at once
     expect(await same((s) => campaignCall(s, 'el', 0x400n, 'v2').done)).toMatchObject({ leader: { key: 'el/400', rev: won[1].leader.rev } });
-    const second = sides.map((s) => campaignCall(s, 'el', 0x500n, 'w1'));
-    await Promise.all(sides.map((s) => keysUnder(s, 'el/', 2n)));
+    const second = sides().map((s) => campaignCall(s, 'el', 0x500n, 'w1'));
+    await Promise.all(sides().map((s) => keysUnder(s, 'el/', 2n)));
     await same((s) => keys(s, 'el/'));
     expect(second.map((w) => w.settled())).toEqual([false, false]);
-    expect(await same((s, i = sides.indexOf(s)) => proclaimCall(s, won[i].leader, 'v3'))).toEqual({ revision: expect.any(BigInt) });
+    expect(await same((s, i = sides().indexOf(s)) => proclaimCall(s, won[i].leader, 'v3'))).toEqual({ revision: expect.any(BigInt) });
     // errors: a stale revision, no leader key, a leader key without a key
-    expect(await same((s, i = sides.indexOf(s)) => proclaimCall(s, { ...won[i].leader, rev: 1n }, 'x'))).toBe('UNKNOWN: election: not leader');
+    expect(await same((s, i = sides().indexOf(s)) => proclaimCall(s, { ...won[i].leader, rev: 1n }, 'x'))).toBe('UNKNOWN: election: not leader');
     expect(await same((s) => proclaimCall(s, undefined, 'x'))).toBe('UNKNOWN: "leader" field must be provided');
     expect(await same((s) => resignCall(s, undefined))).toBe('UNKNOWN: "leader" field must be provided');
     expect(await same((s) => proclaimCall(s, { name: b('el'), key: Buffer.alloc(0), rev: 0n, lease: 0x400n }, 'x'))).toBe('UNKNOWN: etcdserver: key is not provided');
     // a resignation with a stale revision deletes nothing; the real one hands over to the waiting campaign
-    expect(await same((s, i = sides.indexOf(s)) => resignCall(s, { ...won[i].leader, rev: 1n }))).toEqual({ revision: expect.any(BigInt) });
-    expect(await same((s, i = sides.indexOf(s)) => resignCall(s, won[i].leader))).toEqual({ revision: expect.any(BigInt) });
+    expect(await same((s, i = sides().indexOf(s)) => resignCall(s, { ...won[i].leader, rev: 1n }))).toEqual({ revision: expect.any(BigInt) });
+    expect(await same((s, i = sides().indexOf(s)) => resignCall(s, won[i].leader))).toEqual({ revision: expect.any(BigInt) });
     const next = await Promise.all(second.map((w) => w.done));
     expect(next[1]).toEqual(next[0]);
     expect(next[1]).toMatchObject({ leader: { key: 'el/500', lease: 0x500n } });
@@ -265,14 +237,14 @@ describe("Lock and Election side by side with Debian's etcd 3.4", () => {
       await authCall(s, 'userGrantRole', { user: 'u', role: 'r' });
       expect(await authCall(s, 'authEnable', {})).toMatchObject({ header: expect.anything() });
     };
-    await Promise.all(sides.map(setup));
-    const tokens = await Promise.all(sides.map(async (s) => {
+    await Promise.all(sides().map(setup));
+    const tokens = await Promise.all(sides().map(async (s) => {
       const r = (await authCall(s, 'authenticate', { name: 'u', password: 'upw' })) as { token: string };
       const md = new grpc.Metadata();
       md.set('token', r.token);
       return md;
     }));
-    const md = (s: Side) => tokens[sides.indexOf(s)];
+    const md = (s: Side) => tokens[sides().indexOf(s)];
     expect(await same((s) => lockCall(s, 'mine', 0x100n, md(s)).done)).toMatchObject({ key: 'mine/100' });
     expect(await same((s) => lockCall(s, 'yours', 0x100n, md(s)).done)).toBe('UNKNOWN: etcdserver: permission denied');
     expect(await same((s) => lockCall(s, 'mine', 0x100n).done)).toBe('UNKNOWN: etcdserver: user name is empty');
@@ -283,7 +255,7 @@ describe("Lock and Election side by side with Debian's etcd 3.4", () => {
     expect(await same((s) => leaderCall(s, 'yours', md(s)))).toBe('UNKNOWN: etcdserver: permission denied');
     expect(await same((s) => campaignCall(s, 'mine-el', 0x300n, 'v', md(s)).done)).toMatchObject({ leader: { key: 'mine-el/300' } });
     // an observer that may not read the election: its stream just ends
-    const ends = await Promise.all(sides.map((s) => new Promise<unknown>((resolve) => {
+    const ends = await Promise.all(sides().map((s) => new Promise<unknown>((resolve) => {
       const out: unknown[] = [];
       const stream = s.election.observe(LeaderRequest.fromPartial({ name: b('yours') }), md(s));
       stream.on('data', (r) => out.push(r));
@@ -295,14 +267,14 @@ describe("Lock and Election side by side with Debian's etcd 3.4", () => {
   });
 
   test('the lease list: the servers granted the same leases for the callers that named none', async () => {
-    const root = await Promise.all(sides.map(async (s) => {
+    const root = await Promise.all(sides().map(async (s) => {
       const r = (await call(s, s.auth, s.auth.authenticate, { name: 'root', password: 'rootpw' }).raw) as { token: string };
       const m = new grpc.Metadata();
       m.set('token', r.token);
       return m;
     }));
-    const lists = await Promise.all(sides.map((s, i) => call(s, s.lease, s.lease.leaseLeases, LeaseLeasesRequest.fromPartial({}), root[i]).raw));
-    const labelled = lists.map((l, i) => (l as { leases: { ID: bigint }[] }).leases.map((x) => label(sides[i], x.ID)).map(String).sort());
+    const lists = await Promise.all(sides().map((s, i) => call(s, s.lease, s.lease.leaseLeases, LeaseLeasesRequest.fromPartial({}), root[i]).raw));
+    const labelled = lists.map((l, i) => (l as { leases: { ID: bigint }[] }).leases.map((x) => label(sides()[i], x.ID)).map(String).sort());
     expect(labelled[1]).toEqual(labelled[0]);
   });
 });
