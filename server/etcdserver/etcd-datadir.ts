@@ -19,6 +19,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { InternalRaftRequest } from '../api/v3rpc/pb/etcdserverpb/raft_internal';
 import { Request as V2Request } from '../api/v3rpc/pb/etcdserverpb/etcdserver';
 import { Cluster, Member } from '../membership/cluster';
@@ -234,12 +235,30 @@ function isBareV2(data: Buffer): boolean {
 
 const ns2ms = (ns: bigint | undefined): number => (ns ? Number(ns / 1_000_000n) : 0);
 
+/**
+ * A message's field `no` as written (the last one), or undefined when absent: for what the decoder cannot tell, an
+ * optional field's absence (the v2 request's PrevExist is a nullable bool) and a nested message's own bytes.
+ */
+function rawField(buf: Uint8Array, no: number): { wt: number; varint?: bigint; bytes?: Uint8Array } | undefined {
+  const r = new BinaryReader(buf);
+  let found: { wt: number; varint?: bigint; bytes?: Uint8Array } | undefined;
+  while (r.pos < r.len) {
+    const [n, wt] = r.tag();
+    if (n === no && wt === WireType.Varint) found = { wt, varint: BigInt(r.uint64()) };
+    else if (n === no && wt === WireType.LengthDelimited) found = { wt, bytes: r.bytes() };
+    else r.skip(wt, n);
+  }
+  return found;
+}
+
 function membershipEntry(e: EtcdEntry, op: MembershipOp): Entry {
   return { term: e.term, index: e.index, type: EntryType.Normal, data: encodeEntry(EntryKind.Membership, 0, encodeMembershipOp(op)) };
 }
 
-/** A v2 request of etcd's log as ours: membership records, keys writes, SYNC; anything else is refused. */
-function convertV2(e: EtcdEntry, r: V2Request): Entry {
+/** A v2 request of etcd's log (its bytes) as ours: membership records, keys writes, SYNC; anything else is refused. */
+function convertV2(e: EtcdEntry, raw: Uint8Array): Entry {
+  const r = V2Request.decode(raw);
+  const prevExist = rawField(raw, 8)?.varint;
   const p = r.Path ?? '';
   const method = r.Method ?? '';
   const what = `entry ${e.index}: etcd's v2 request ${method} ${p}`;
@@ -264,7 +283,7 @@ function convertV2(e: EtcdEntry, r: V2Request): Entry {
     dir: r.Dir ?? false,
     prevValue: r.PrevValue ?? '',
     prevIndex: Number(r.PrevIndex ?? 0n),
-    prevExist: r.PrevExist,
+    prevExist: prevExist === undefined ? undefined : prevExist !== 0n,
     expiration: ns2ms(r.Expiration),
     refresh: r.Refresh ?? false,
     recursive: r.Recursive ?? false,
@@ -288,14 +307,14 @@ const V3_FIELDS = ['range', 'put', 'deleteRange', 'txn', 'compaction', 'leaseGra
 export function convertEntry(e: EtcdEntry, members: Map<string, Member>): Entry {
   if (e.type === ETCD_ENTRY_NORMAL) {
     if (e.data.length === 0) return { term: e.term, index: e.index, type: EntryType.Normal, data: new Uint8Array() };
-    if (isBareV2(e.data)) return convertV2(e, V2Request.decode(e.data));
+    if (isBareV2(e.data)) return convertV2(e, e.data);
     let r: InternalRaftRequest;
     try {
       r = InternalRaftRequest.decode(e.data);
     } catch (err) {
       throw new Error(`entry ${e.index}: neither an InternalRaftRequest nor a v2 request (${(err as Error).message})`);
     }
-    if (r.v2) return convertV2(e, r.v2);
+    if (r.v2) return convertV2(e, rawField(e.data, 2)?.bytes ?? new Uint8Array());
     const rec = r as unknown as Record<string, unknown>;
     if (AUTH_FIELDS.some((f) => rec[f] !== undefined)) return { term: e.term, index: e.index, type: EntryType.Normal, data: encodeEntry(EntryKind.Auth, 0, e.data) };
     if (V3_FIELDS.some((f) => rec[f] !== undefined)) return { term: e.term, index: e.index, type: EntryType.Normal, data: encodeEntry(EntryKind.V3, 0, e.data) };

@@ -5,6 +5,7 @@
  *     compaction, a user and a role), stopped cleanly with SIGTERM: without a snap file (the whole log in the WAL)
  *     and with one (--snapshot-count small: entries after the snapshot); and one killed while its backend had not
  *     committed the last writes (committed entries after the backend's consistent index, which must be applied);
+ *     each with v2 keys written too (in the snapshot's v2 store and in the log);
  * (b) three data dirs from Debian's `etcdctl snapshot restore` (the TestIssue6361 case, for three members).
  * Our server converts each once (etcd's files kept in member.etcd-3.4/) and serves what Debian's etcd serves when
  * restarted on a copy of the same dir: keys, revisions, member and cluster IDs, leases, users and roles. A corrupt
@@ -113,8 +114,24 @@ async function observe(ep: string): Promise<Record<string, unknown>> {
   };
 }
 
-/** Writes of every kind a v3 member logs. */
-async function load(ep: string): Promise<void> {
+/** A v2 keys API write (form-encoded, as etcdctl v2 sends it). */
+async function v2(ep: string, method: string, key: string, form: Record<string, string> = {}): Promise<void> {
+  const res = await fetch(`${ep}/v2/keys${key}`, { method, body: method === 'DELETE' ? undefined : new URLSearchParams(form) });
+  if (res.status >= 300) throw new Error(`v2 ${method} ${key}: ${res.status} ${await res.text()}`);
+}
+
+/** The v2 keyspace, with every node's indexes. */
+async function v2Keys(ep: string): Promise<unknown> {
+  return ((await (await fetch(`${ep}/v2/keys/?recursive=true&sorted=true`)).json()) as { node: unknown }).node;
+}
+
+/** Writes of every kind a v3 member logs (and v2 keys writes when asked). */
+async function load(ep: string, withV2 = false): Promise<void> {
+  if (withV2) {
+    await v2(ep, 'PUT', '/dir/a', { value: '1' });
+    await v2(ep, 'PUT', '/empty', { dir: 'true' });
+    await v2(ep, 'POST', '/queue', { value: 'first' });
+  }
   for (let i = 0; i < 12; i++) await ctl(ep, ['put', `k${i % 5}`, `v${i}`]);
   await ctl(ep, ['put', 'k', 'first']);
   await ctl(ep, ['put', 'k', 'second']);
@@ -129,6 +146,11 @@ async function load(ep: string): Promise<void> {
   await ctl(ep, ['role', 'grant-permission', 'readers', 'read', 'k', 'l']);
   await ctl(ep, ['user', 'grant-role', 'alice', 'readers']);
   for (let i = 0; i < 5; i++) await ctl(ep, ['put', `late${i}`, `w${i}`]);
+  if (withV2) {
+    await v2(ep, 'PUT', '/dir/a', { value: '2', prevValue: '1' });
+    await v2(ep, 'PUT', '/dir/b', { value: 'x' });
+    await v2(ep, 'DELETE', '/dir/b');
+  }
 }
 
 const ourLog = (p: RunningEtcd) => p.output();
@@ -140,10 +162,11 @@ describe('a member of Debian etcd that served writes', () => {
     // The backend commits only every hour: the last writes are in the WAL, after the backend's consistent index.
     ['killed with SIGKILL, entries after the backend\'s consistent index', ['--snapshot-count', '20', '--backend-batch-interval', '1h'], 'SIGKILL'],
   ] as [string, string[], NodeJS.Signals][]) {
-    test(label, async () => {
+    test(`${label}; with v2 keys`, async () => {
       const ms = await members(['m1'], (n) => path.join(dir, `${label.length}-${n}`));
-      const [etcd] = await start('debian', ms, 'tok', extra);
-      await load(ms[0].client);
+      const v2on = ['--enable-v2=true'];
+      const [etcd] = await start('debian', ms, 'tok', [...v2on, ...extra]);
+      await load(ms[0].client, true);
       await etcd.signal(sig);
       const member = path.join(ms[0].dataDir, 'member');
       const files = (d: string) => readdirSync(d, { recursive: true }).map(String).sort();
@@ -152,18 +175,18 @@ describe('a member of Debian etcd that served writes', () => {
       // The reference: Debian's etcd restarted on a copy of the data dir.
       const copy = { ...ms[0], dataDir: `${ms[0].dataDir}.debian` };
       cpSync(ms[0].dataDir, copy.dataDir, { recursive: true });
-      const [theirs] = await start('debian', [copy], 'tok');
-      const want = await observe(ms[0].client);
+      const [theirs] = await start('debian', [copy], 'tok', v2on);
+      const want = { ...(await observe(ms[0].client)), v2: await v2Keys(ms[0].client) };
       await stopAll([theirs]);
 
-      const [ours] = await start('ours', ms, 'tok');
+      const [ours] = await start('ours', ms, 'tok', v2on);
       expect(ourLog(ours)).toMatch(/converted etcd 3\.4 data dir/);
       if (sig === 'SIGKILL') {
         const ci = Number(/consistent-index=(\d+)/.exec(ourLog(ours))![1]);
         const commit = Number(/"commit":(\d+)/.exec(ourLog(ours))![1]);
         expect(commit).toBeGreaterThan(ci);
       }
-      expect(await observe(ms[0].client)).toEqual(want);
+      expect({ ...(await observe(ms[0].client)), v2: await v2Keys(ms[0].client) }).toEqual(want);
       // etcd's files are kept as they were.
       expect(files(path.join(ms[0].dataDir, 'member.etcd-3.4'))).toEqual(before);
       // It goes on serving writes, and a restart starts on our layout without converting again.
