@@ -107,7 +107,13 @@ export async function migrateEtcdDataDir(dataDir: string, o: { walDir?: string; 
   let summary: Record<string, unknown>;
   try {
     summary = await convert(member, staging, o.log);
-    fs.writeFileSync(path.join(staging, DONE_MARK), `converted from etcd 3.4's ${member}\n`);
+    const fh = await fsp.open(path.join(staging, DONE_MARK), 'w');
+    try {
+      await fh.writeFile(`converted from etcd 3.4's ${member}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fsyncDir(staging);
   } catch (err) {
     await fsp.rm(staging, { recursive: true, force: true });

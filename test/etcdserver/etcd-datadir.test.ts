@@ -10,10 +10,10 @@
  * Our server converts each once (etcd's files kept in member.etcd-3.4/) and serves what Debian's etcd serves when
  * restarted on a copy of the same dir: keys, revisions, member and cluster IDs, leases, users and roles. A corrupt
  * etcd WAL is refused with etcd's files left as they were; a conversion interrupted before it was whole is
- * discarded and done again.
+ * discarded and done again; one interrupted while being swapped in is finished.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { convertEntry } from '../../server/etcdserver/etcd-datadir';
@@ -231,7 +231,7 @@ test('three data dirs from Debian etcdctl snapshot restore serve what Debian etc
   await stopAll(ours);
 });
 
-describe('conversions that cannot finish', () => {
+describe('conversions that fail or are interrupted', () => {
   /** A fresh restore made by Debian's etcdctl from a snapshot of a member with a few keys. */
   let snap: string;
   beforeAll(async () => {
@@ -278,6 +278,20 @@ describe('conversions that cannot finish', () => {
     expect(p.output()).toMatch(/discarding a partial conversion of etcd 3\.4 data dir/);
     expect(await ctl(m.client, ['get', 'a', '--print-value-only'])).toBe('1\n');
     expect(existsSync(path.join(m.dataDir, 'member.converting'))).toBe(false);
+    await stopAll([p]);
+  });
+  test('a conversion interrupted while swapping it in is finished', async () => {
+    const ms = await restored('swapping');
+    const m = ms[0];
+    const [first] = await start('ours', ms, 'etcd-cluster');
+    await stopAll([first]);
+    // What a crash between moving etcd's member/ aside and moving the finished conversion in leaves.
+    renameSync(path.join(m.dataDir, 'member'), path.join(m.dataDir, 'member.converting'));
+    writeFileSync(path.join(m.dataDir, 'member.converting', 'CONVERTED'), '');
+    const [p] = await start('ours', ms, 'etcd-cluster');
+    expect(p.output()).toMatch(/finished converting etcd 3\.4 data dir/);
+    expect(await ctl(m.client, ['get', 'a', '--print-value-only'])).toBe('1\n');
+    expect(readdirSync(m.dataDir).sort()).toEqual(['member', 'member.etcd-3.4']);
     await stopAll([p]);
   });
 });
