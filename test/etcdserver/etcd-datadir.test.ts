@@ -34,6 +34,8 @@ function run(cmd: string, args: string[], input = ''): Promise<Run> {
     const child = execFile(cmd, args, { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
+    // A command that reads no input may exit before it is written: that is not an error.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input);
   });
 }
