@@ -3,6 +3,7 @@
  * the member itself, and the client listeners with their routing. The `etcd` command (server/main.ts) parses flags
  * into a ServerConfig and calls startMember.
  */
+import { migrateEtcdDataDir } from '../etcdserver/etcd-datadir';
 import { lockDir } from '../pkg/dir-lock';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -279,15 +280,19 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   const stopWatching: (() => void)[] = [];
   const memberDir = path.join(cfg.dataDir, 'member');
   const walDir = cfg.walDir || path.join(memberDir, 'wal');
-  // etcd's own data dir (its backend in member/snap/db, its WAL and snap files; also what etcd's `etcdctl snapshot
-  // restore` makes) is not this server's format: said plainly, rather than as a corrupt WAL.
-  if (fs.existsSync(path.join(memberDir, 'snap', 'db')) && !fs.existsSync(path.join(memberDir, 'v3', 'data.mdb'))) {
-    throw new Error(`${cfg.dataDir} is a data dir of etcd (member/snap/db, etcd's WAL), which this server does not start on: move its data with a snapshot (etcdctl snapshot save from etcd, then this server's etcdctl snapshot restore)`);
-  }
-  fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   // One member per data dir: a second one waits for the first to stop (as etcd's flocks make it wait).
   const dirLock = await lockDir(cfg.dataDir, (m) => serverLog.warn(m));
   stopWatching.push(() => dirLock.release());
+  // etcd 3.4's own data dir (its WAL and snap files, its backend in member/snap/db; also what etcd's `etcdctl
+  // snapshot restore` makes) is converted once into this server's layout, etcd's files kept aside.
+  try {
+    await migrateEtcdDataDir(cfg.dataDir, { walDir: cfg.walDir || undefined, log: (level, msg, fields) => serverLog.log(level, msg, fields ?? {}) });
+  } catch (err) {
+    dirLock.release();
+    throw err;
+  }
+  fs.mkdirSync(memberDir, { recursive: true, mode: 0o700 });
   const metrics = new ServerMetrics(VERSION);
   const store = new V2Store(Date.now);
   // The transport hands peer messages to the server, which exists once constructed: a late-bound reporter.
