@@ -249,13 +249,19 @@ export function checkCommands(h: CheckHelpers): Record<string, Command> {
       const prefixBytes = Buffer.from(prefix);
       const value = Buffer.alloc(1024);
       const b = (bar = new ProgressBar(cfg.duration, (s) => ctx.io.stdout(s)).start());
-      // the bar moves once a second for the duration, on a schedule that does not drift
+      // the bar moves once a second for the duration, on a schedule that does not drift, so it ends before the
+      // writes (whose minute starts after it) and its last line comes before the results
       const barStart = Date.now();
       let ticks = 0;
+      let barDone!: () => void;
+      const barFinished = new Promise<void>((resolve) => (barDone = resolve));
       const tick = (): void => {
         b.add(1);
-        if (++ticks >= cfg.duration) return b.finish();
-        barTimer = setTimeout(tick, barStart + (ticks + 1) * 1000 - Date.now());
+        if (++ticks < cfg.duration) barTimer = setTimeout(tick, barStart + (ticks + 1) * 1000 - Date.now());
+        else {
+          b.finish();
+          barDone();
+        }
       };
       barTimer = setTimeout(tick, 1000);
       const report = new Report();
@@ -268,9 +274,7 @@ export function checkCommands(h: CheckHelpers): Record<string, Command> {
       await workers;
       const s = report.stats();
       await cleanUp(ctx, clients[0], prefix, 30_000);
-      // etcdctl exits without waiting for its bar
-      clearTimeout(barTimer);
-      b.stop();
+      await barFinished;
       let ok = true;
       const out = (l: string) => ctx.io.stdout(`${l}\n`);
       if (report.errors.size !== 0) {
