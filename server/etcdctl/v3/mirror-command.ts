@@ -63,7 +63,8 @@ export function mirrorCommands(h: MirrorHelpers): Record<string, Command> {
       dc.close();
       throw err;
     });
-    const w = new ClientWatcher(c);
+    // clientv3/mirror watches without WithRequireLeader: a member without a leader keeps the watch
+    const w = new ClientWatcher(c, false);
     let total = 0;
     const report = setInterval(() => ctx.io.stdout(`${total}\n`), REPORT_EVERY_MS);
     try {
