@@ -205,11 +205,11 @@ export class V3Client {
    * server's answer (success or etcd error) ends it.
    */
   /** A unary call of the Maintenance or Cluster service, by the generated client's method name (`status`, `memberList`). */
-  rpc<Res>(service: Service, method: string, req: unknown): Promise<Res> {
+  rpc<Res>(service: Service, method: string, req: unknown, timeoutMs?: number): Promise<Res> {
     return this.invoke((c) => {
       const client = c[service] as unknown as Record<string, Method> & grpc.Client;
       return [client, client[method]];
-    }, req);
+    }, req, timeoutMs);
   }
 
   /**

@@ -23,6 +23,9 @@ import { ClientWatcher, type ClientWatchResponse, type WatchSpec } from './watch
 import { parseWatchArgs, WATCH_FLAGS, WatchArgsError, type WatchFlags } from './watch-args';
 import { clusterCommands } from './cluster-commands';
 import { concurrencyCommands } from './concurrency-commands';
+import { checkCommands } from './check-commands';
+import { mirrorCommands } from './mirror-command';
+import { migrateCommand } from './migrate-command';
 
 /** What the v3 commands read and write; stdout carries bytes (keys and values need not be UTF-8). */
 export interface V3IO {
@@ -314,6 +317,17 @@ Object.assign(COMMANDS, concurrencyCommands({
   fail,
   exec: (ctx, args, env) => runForEvent(ctx, args, env),
 }));
+
+// check perf and datascale (check-commands.ts), make-mirror (mirror-command.ts), migrate (refused: migrate-command.ts).
+Object.assign(COMMANDS, checkCommands({
+  format: (ctx) => void printer(ctx),
+  client: (ctx, endpoints, dialed) => client(ctx, endpoints, dialed),
+  endpoints: (ctx) => endpointsOf(ctx),
+  fail,
+  exit: (code) => new Exit(code),
+}));
+Object.assign(COMMANDS, mirrorCommands({ format: (ctx) => void printer(ctx), client: (ctx) => client(ctx), fail }));
+Object.assign(COMMANDS, migrateCommand(fail));
 
 /** Every command of etcd 3.4's etcdctl, in the order it adds them (cobra's prefix matching and suggestions go by it). */
 const ALL_COMMANDS = [

@@ -130,7 +130,8 @@ export class ClientWatcher {
   private closeErr: string | undefined;
   private stopped = false;
 
-  constructor(private readonly client: V3Client) {}
+  /** `requireLeader`: the stream goes with clientv3.WithRequireLeader (etcdctl's watch; make-mirror's goes without). */
+  constructor(private readonly client: V3Client, private readonly requireLeader = true) {}
 
   /** A watch on the shared stream; the function returned cancels it (clientv3's cancelled context: nothing more comes). */
   watch(spec: WatchSpec, onResponse: (r: ClientWatchResponse) => Promise<void>, onEnd: () => void): () => void {
@@ -172,7 +173,7 @@ export class ClientWatcher {
     if (this.stopped) return;
     // The auth token once --user authenticated, as on every other call.
     const md = this.client.metadata();
-    md.set('hasleader', 'true'); // clientv3.WithRequireLeader
+    if (this.requireLeader) md.set('hasleader', 'true'); // clientv3.WithRequireLeader
     const call = this.client.watchClient(this.endpoint).watch(md);
     this.call = call;
     this.cur = undefined;
