@@ -8,6 +8,7 @@ import { ConfigError, parseConfig } from './config';
 import { DiscoveryError, explainDiscoveryError } from './discovery';
 import { RunningMember, startMember } from './embed/etcd';
 import { LogOutputError, closeLogOutputs, makeLogger } from './embed/logger';
+import { gatewayMain } from './etcdmain/gateway';
 import { VERSION } from './version';
 
 export { VERSION };
@@ -34,6 +35,12 @@ const USAGE_LINE = `Usage:
 `;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  // The subcommands etcd dispatches before its flags (etcdmain.Main).
+  if (argv[0] === 'gateway') return gatewayMain(argv.slice(1), { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+  if (argv[0] === 'grpc-proxy') {
+    process.stderr.write('etcd grpc-proxy (the v3 gRPC L7 proxy) is not supported by this etcd; etcd gateway (the L4 TCP proxy) is\n');
+    return 1;
+  }
   let parsed;
   try {
     parsed = parseConfig(argv, env, (p) => fs.readFileSync(p, 'utf8'));

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { CompactionRequest, DefragmentRequest, DeleteRangeRequest, PutRequest, RangeRequest } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import { prefixEnd } from '../../api/v3client/concurrency';
 import { CallError, type V3Client } from './client';
-import type { FlagSpec } from './flags';
+import type { FlagSpec } from '../../pkg/pflag';
 import type { Command, Ctx } from './main';
 import { goQuote } from './printer';
 import { ProgressBar } from './progress-bar';

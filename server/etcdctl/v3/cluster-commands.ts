@@ -21,7 +21,7 @@ import { MvccStore } from '../../mvcc/store';
 import { goDuration, humanBytes } from '../../pkg/go-compat';
 import { CallError, V3Client } from './client';
 import type { Command, Ctx } from './main';
-import type { FlagSpec } from './flags';
+import type { FlagSpec } from '../../pkg/pflag';
 import * as out from './printer-cluster';
 import { UnsupportedFormat, type Format } from './printer';
 

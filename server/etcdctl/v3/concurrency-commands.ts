@@ -10,7 +10,7 @@ import { DeleteRangeRequest, LeaseGrantRequest, RangeRequest, type RangeResponse
 import { campaign, ConcurrencyError, ContextCanceled, lock, observe, resign, type ConcurrencyClient, type Leadership } from '../../api/v3client/concurrency';
 import { CallError, type V3Client } from './client';
 import type { Command, Ctx } from './main';
-import type { FlagSpec } from './flags';
+import type { FlagSpec } from '../../pkg/pflag';
 import { Printer, UnsupportedFormat, type Format } from './printer';
 import { ClientWatcher } from './watch';
 

@@ -11,7 +11,7 @@ import {
 } from '../../api/v3rpc/pb/etcdserverpb/rpc';
 import { getClientEndpoints, systemResolver } from '../../discovery/srv';
 import { CallError, V3Client } from './client';
-import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from './flags';
+import { FlagError, flagTable, parseFlags, convert, type FlagSpec, type Parsed } from '../../pkg/pflag';
 import { FORMATS, LeasePrinter, Printer, UnsupportedFormat, hex16, type Format } from './printer';
 import { AuthPrinter } from './auth-printer';
 import { prefixEnd } from '../../api/v3client/concurrency';

@@ -3,7 +3,7 @@
  * etcd's v2 applier into a bbolt backend. This etcdctl cannot, and refuses with an error and exit 1 rather than
  * appearing to succeed.
  */
-import type { FlagSpec } from './flags';
+import type { FlagSpec } from '../../pkg/pflag';
 import type { Command } from './main';
 
 const EXIT_ERROR = 1;

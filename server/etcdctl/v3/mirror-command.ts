@@ -9,7 +9,7 @@ import { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } f
 import { Event_EventType } from '../../api/v3rpc/pb/mvccpb/kv';
 import { prefixEnd } from '../../api/v3client/concurrency';
 import { CallError, V3Client } from './client';
-import type { FlagSpec } from './flags';
+import type { FlagSpec } from '../../pkg/pflag';
 import type { Command, Ctx } from './main';
 import { ClientWatcher } from './watch';
 

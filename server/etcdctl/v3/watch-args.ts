@@ -3,7 +3,7 @@
  * or ETCDCTL_WATCH_KEY / ETCDCTL_WATCH_RANGE_END, and the command to run for each event after `--`, with etcd's
  * errors and quirks (the raw command line is searched for "watch" and "--", as etcdctl searches os.Args).
  */
-import { FlagError, parseFlags, type FlagSpec, type Parsed } from './flags';
+import { FlagError, parseFlags, type FlagSpec, type Parsed } from '../../pkg/pflag';
 
 export const WATCH_FLAGS: FlagSpec[] = [
   { name: 'interactive', short: 'i', kind: 'bool', def: 'false', usage: 'Interactive mode' },

@@ -1,9 +1,9 @@
 /**
- * Command-line flags as etcdctl v3 parses them (cobra over spf13/pflag): --name=value, --name value, -w value,
+ * Command-line flags as cobra over spf13/pflag parses them (etcdctl v3, etcd gateway): --name=value, --name value, -w value,
  * -wvalue, booleans without a value, flags anywhere among the arguments, "--" ending them; pflag's error messages;
  * Go's syntax for integers, booleans and durations; and the flag tables of etcdctl's usage text.
  */
-import { goParseBool, goParseDuration } from '../../pkg/go-compat';
+import { goParseBool, goParseDuration } from './go-compat';
 
 export type FlagKind = 'bool' | 'string' | 'int64' | 'duration' | 'stringSlice';
 
@@ -137,4 +137,24 @@ export function flagTable(specs: FlagSpec[]): string {
   });
   const width = Math.ceil((Math.max(...left.map((l) => l.length)) + 1) / 8) * 8;
   return sorted.map((s, i) => `${left[i]}${'\t'.repeat(width / 8 - Math.floor(left[i].length / 8))}${s.usage}\n`).join('');
+}
+
+/** The type name pflag shows after a flag in cobra's default usage ("" for a bool). */
+const VARNAMES: Record<FlagKind, string> = { bool: '', string: 'string', int64: 'int', duration: 'duration', stringSlice: 'strings' };
+
+/**
+ * cobra's default "Flags:" table (pflag's FlagUsages): `  -h, --help` or `      --name type`, the usages aligned three
+ * spaces after the longest, and `(default …)` where the default is not the zero value. For `etcd gateway`.
+ */
+export function cobraFlagUsages(specs: FlagSpec[]): string {
+  const sorted = [...specs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const left = sorted.map((s) => `${s.short ? `  -${s.short}, --${s.name}` : `      --${s.name}`}${VARNAMES[s.kind] ? ` ${VARNAMES[s.kind]}` : ''}`);
+  const width = Math.max(...left.map((l) => l.length));
+  return sorted
+    .map((s, i) => {
+      const zero = s.def === '' || s.def === 'false' || s.def === '[]' || s.def === '0' || s.def === '0s';
+      const def = zero ? '' : s.kind === 'string' ? ` (default ${JSON.stringify(s.def)})` : ` (default ${s.def})`;
+      return `${left[i].padEnd(width)}   ${s.usage}${def}\n`;
+    })
+    .join('');
 }
