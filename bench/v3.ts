@@ -80,6 +80,8 @@ export interface Running {
   endpoint: string;
   /** http://host:port of the client listener */
   url: string;
+  /** http://host:port of the peer listener */
+  peer: string;
   dataDir: string;
   dir: string;
   /** Whether auth has been enabled (root:pass), so that `benchmark` must log in. */
@@ -149,6 +151,15 @@ export function healthy(url: string): Promise<boolean> {
   });
 }
 
+/** The flags of a single member named `default` (etcd's default name) on a data dir, a client URL and a peer URL. */
+export function memberArgs(dataDir: string, url: string, peer: string): string[] {
+  return [
+    '--data-dir', dataDir,
+    '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
+  ];
+}
+
 /**
  * Starts a single-node durable member on a fresh data dir under /tmp (or `opts.tmp`), waits for /health; unless
  * `opts.warm` is false, puts the range key and gives it unmeasured load so that it starts warm.
@@ -161,13 +172,7 @@ export async function start(server: Server, opts: { warm?: boolean; tmp?: string
   const peer = `http://127.0.0.1:${pport}`;
   const proc = spawn(
     server.command,
-    [
-      ...server.args,
-      ...(opts.args ?? []),
-      '--data-dir', dataDir,
-      '--listen-client-urls', url, '--advertise-client-urls', url,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
-    ],
+    [...server.args, ...(opts.args ?? []), ...memberArgs(dataDir, url, peer)],
     { stdio: 'ignore' },
   );
   const deadline = Date.now() + 30000;
@@ -177,12 +182,12 @@ export async function start(server: Server, opts: { warm?: boolean; tmp?: string
     await new Promise((r) => setTimeout(r, 50));
   }
   const endpoint = `127.0.0.1:${cport}`;
-  if (opts.warm === false) return { server, proc, endpoint, url, dataDir, dir };
+  if (opts.warm === false) return { server, proc, endpoint, url, peer, dataDir, dir };
   // The key the range cells read, then unmeasured load so that both start warm (JIT, connections, file growth).
   await run(ETCDCTL, [`--endpoints=${endpoint}`, 'put', RANGE_KEY, 'v'.repeat(256)], 30000);
   await run(BENCHMARK, [`--endpoints=${endpoint}`, '--conns=16', '--clients=16', 'put', '--key-size=8', '--sequential-keys', '--val-size=256', '--total=2000'], 120000);
   await run(BENCHMARK, [`--endpoints=${endpoint}`, '--conns=16', '--clients=16', 'range', RANGE_KEY, '--total=2000'], 120000);
-  return { server, proc, endpoint, url, dataDir, dir };
+  return { server, proc, endpoint, url, peer, dataDir, dir };
 }
 
 /** The user the auth cells log in as. */
