@@ -1,9 +1,11 @@
 /**
  * Snapshot save and restore of a large keyspace, side by side with Debian's etcd: a single-node member of each, on a
  * fresh data dir under /var/tmp with --quota-backend-bytes raised to 4 GiB, is filled with the same data (etcd's
- * `benchmark` put, sequential 8-byte keys, 64 KiB values, 1 GiB in all by default) and a marker key; then
+ * `benchmark` put, sequential 8-byte keys, 64 KiB values, 1 GiB in all by default; its time and the member's CPU
+ * time) and a marker key; then
  *
- *   save     Debian's `etcdctl snapshot save` against it (the member's peak RSS during the save, the file's size);
+ *   save     Debian's `etcdctl snapshot save` against it (the member's peak RSS and CPU time during the save, the
+ *            file's size);
  *   restore  the server's own etcdctl (/usr/bin/etcdctl for etcd, dist/server/etcdctl/main.js for ours) restores the
  *            file into a new data dir (its peak RSS, from /usr/bin/time);
  *   start    the restored member is started on that dir, timed from the spawn to the first serializable get that
@@ -22,7 +24,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
-import { BENCHMARK, ETCDCTL, SERVERS, checkPrograms, dirSize, mb, median, memberArgs, peakRss, run, start, type Server } from './v3';
+import { BENCHMARK, ETCDCTL, SERVERS, checkPrograms, cpuMs, dirSize, mb, median, memberArgs, peakRss, run, start, type Server } from './v3';
 
 const MB = Number(process.env.BENCH_SNAPSHOT_MB ?? 1024);
 const VAL = Number(process.env.BENCH_SNAPSHOT_VAL ?? 65536);
@@ -37,6 +39,9 @@ const ctl: Record<string, string[]> = { etcd: [ETCDCTL], ours: [process.execPath
 
 interface Result {
   fillS: number;
+  /** the member's CPU time (user + system) during the fill and during the save, s */
+  fillCpuS: number;
+  saveCpuS: number;
   dataDirBytes: number;
   saveS: number;
   fileBytes: number;
@@ -87,18 +92,24 @@ async function once(server: Server, pair: number): Promise<Result> {
     const file = path.join(work, 'snapshot.db');
     let save: { s: number; peakRss: number };
     let fillS: number;
+    let fillCpuS: number;
+    let saveCpuS: number;
     let keys: number;
     let dataDirBytes: number;
     try {
       const t0 = performance.now();
+      const cpu0 = cpuMs(r.proc.pid!);
       await run(BENCHMARK, [`--endpoints=${r.endpoint}`, '--conns=16', '--clients=16', 'put', '--key-size=8', '--sequential-keys', `--val-size=${VAL}`, `--total=${total}`], 3_600_000);
       fillS = (performance.now() - t0) / 1000;
+      fillCpuS = (cpuMs(r.proc.pid!) - cpu0) / 1000;
       await run(ETCDCTL, [`--endpoints=${r.endpoint}`, 'put', MARKER, `pair-${pair}`], 60000);
       keys = await countKeys(r.endpoint);
       dataDirBytes = dirSize(r.dataDir).allocated;
       resetPeak(r.proc.pid!);
+      const cpu1 = cpuMs(r.proc.pid!);
       save = await timed([ETCDCTL, `--endpoints=${r.endpoint}`, 'snapshot', 'save', file], 3_600_000);
       save.peakRss = peakRss(r.proc.pid!);
+      saveCpuS = (cpuMs(r.proc.pid!) - cpu1) / 1000;
     } finally {
       r.proc.kill('SIGKILL');
       rmSync(r.dataDir, { recursive: true, force: true });
@@ -126,7 +137,7 @@ async function once(server: Server, pair: number): Promise<Result> {
     const startPeakRss = peakRss(restored.pid!);
     const after = await countKeys(endpoint);
     if (after !== keys) throw new Error(`${server.name}: ${keys} keys saved, ${after} restored`);
-    return { fillS, dataDirBytes, saveS: save.s, fileBytes, savePeakRss: save.peakRss, restoreS: restore.s, restorePeakRss: restore.peakRss, startS, startPeakRss };
+    return { fillS, fillCpuS, saveCpuS, dataDirBytes, saveS: save.s, fileBytes, savePeakRss: save.peakRss, restoreS: restore.s, restorePeakRss: restore.peakRss, startS, startPeakRss };
   } finally {
     restored?.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });
@@ -142,7 +153,7 @@ async function main(): Promise<void> {
       const r = await once(s, p + 1);
       got[s.name].push(r);
       console.error(
-        `pair ${p + 1} ${s.name}: fill ${r.fillS.toFixed(1)} s (data dir ${mb(r.dataDirBytes)}), save ${r.saveS.toFixed(2)} s (${mb(r.fileBytes)}, member peak RSS ${mb(r.savePeakRss)}), ` +
+        `pair ${p + 1} ${s.name}: fill ${r.fillS.toFixed(1)} s (member CPU ${r.fillCpuS.toFixed(1)} s, data dir ${mb(r.dataDirBytes)}), save ${r.saveS.toFixed(2)} s (member CPU ${r.saveCpuS.toFixed(1)} s, ${mb(r.fileBytes)}, member peak RSS ${mb(r.savePeakRss)}), ` +
           `restore ${r.restoreS.toFixed(2)} s (peak RSS ${mb(r.restorePeakRss)}), start to first read ${r.startS.toFixed(2)} s (peak RSS ${mb(r.startPeakRss)})`,
       );
     }
@@ -159,8 +170,10 @@ async function main(): Promise<void> {
     console.log(`${label.padEnd(34)} ${f(e).padStart(10)} ${f(o).padStart(10)}  ${(e / o).toFixed(2)}`);
   };
   row('fill (benchmark put, 16/16)', 'fillS', 's');
+  row('member CPU during the fill', 'fillCpuS', 's');
   row('data dir after the fill', 'dataDirBytes', 'MB');
   row('snapshot save (Debian etcdctl)', 'saveS', 's');
+  row('member CPU during the save', 'saveCpuS', 's');
   row('snapshot file', 'fileBytes', 'MB');
   row('member peak RSS during save', 'savePeakRss', 'MB');
   row('snapshot restore (own etcdctl)', 'restoreS', 's');
