@@ -1,14 +1,16 @@
 /**
  * The v3 KV benchmark with etcd's own load generator (`benchmark` of etcd's tools/benchmark, as in etcd's
- * performance docs): Debian's etcd and ours, single-node and durable, each on a fresh data dir, and per cell etcd
- * then ours: `put` (8-byte sequential keys, 256-byte values) and `range` of one key, linearizable and serializable,
- * at 1 conn/1 client, 16/16 and 100/1000. Prints req/s and p50/p99 of both and the ratio ours/etcd, then the RSS of
- * each server after the runs and the size of its data dir.
+ * performance docs): Debian's etcd and ours, single-node and durable, each on a fresh data dir, and per cell both
+ * (etcd first in odd pairs, ours first in even ones): `put` (8-byte sequential keys, 256-byte values) and `range` of
+ * one key, linearizable and serializable, at 1 conn/1 client, 16/16 and 100/1000, lease keep-alives, and last
+ * `put-auth` (the same puts as user root with auth enabled, each server on its default simple token). Prints req/s
+ * and p50/p99 of both and the ratio ours/etcd, then the RSS of each server after the runs and the size of its data
+ * dir.
  *
  *   npm run bench:v3
  *   BENCH_V3_TOTAL=2 npm run bench:v3        # twice the requests per cell (the default takes a few seconds each)
  *   BENCH_V3_PAIRS=3 npm run bench:v3        # 3 alternating pairs (fresh servers each), medians and median ratio
- *   BENCH_V3_CELLS='put|lease'             # only the rows whose names match
+ *   BENCH_V3_CELLS='put|lease'             # only the rows whose names match ('^put-auth' for the auth rows only)
  *   ETCD_BENCHMARK=/path/to/benchmark        # default /var/tmp/etcd-bench/benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
@@ -30,6 +32,8 @@ interface Cell {
   args: string[];
   /** Requests at BENCH_V3_TOTAL=1: a few seconds on a small machine. */
   total: number;
+  /** Run with auth enabled (user root:pass, each server's default simple token), after every cell without. */
+  auth?: boolean;
 }
 
 const POINTS = [
@@ -54,23 +58,48 @@ function cells(): Cell[] {
   }
   // Keep-alives of one lease per client (etcd's lease-keepalive: grant, then keep-alive requests on a stream).
   out.push({ name: 'lease-keepalive 10/100', args: ['--conns=10', '--clients=100', 'lease-keepalive'], total: 40000 });
+  // Put as root with auth on: every request carries the token its connection got from Authenticate (last, since
+  // auth stays on once enabled).
+  POINTS.forEach((p, i) => {
+    out.push({ name: `put-auth ${p.conns}/${p.clients}`, args: [`--conns=${p.conns}`, `--clients=${p.clients}`, 'put', '--key-size=8', '--sequential-keys', '--val-size=256'], total: putTotal[i], auth: true });
+  });
   // BENCH_V3_CELLS: a regular expression choosing rows by name.
   const only = process.env.BENCH_V3_CELLS ? new RegExp(process.env.BENCH_V3_CELLS) : undefined;
   return only ? out.filter((c) => only.test(c.name)) : out;
 }
 
-interface Server {
+export interface Server {
   name: string;
   command: string;
   args: string[];
 }
 
-interface Running {
+export interface Running {
   server: Server;
   proc: ChildProcess;
+  /** host:port of the client listener */
   endpoint: string;
+  /** http://host:port of the client listener */
+  url: string;
+  /** http://host:port of the peer listener */
+  peer: string;
   dataDir: string;
   dir: string;
+  /** Whether auth has been enabled (root:pass), so that `benchmark` must log in. */
+  auth?: boolean;
+}
+
+/** Debian's etcd and ours, as every side-by-side benchmark starts them. */
+export const SERVERS: Server[] = [
+  { name: 'etcd', command: REAL_ETCD, args: [] },
+  { name: 'ours', command: process.execPath, args: [OURS] },
+];
+
+/** Fails early, saying how to get it, when a program a benchmark needs is missing. */
+export function checkPrograms(extra: [string, string][] = []): void {
+  for (const [what, p] of [['Debian etcd', REAL_ETCD], ['etcdctl', ETCDCTL], ["etcd's benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)", BENCHMARK], ['our server (npm run build)', OURS], ...extra]) {
+    if (!existsSync(p)) throw new Error(`${what} not found at ${p}`);
+  }
 }
 
 /** What one `benchmark` run printed: throughput, latencies in ms, errors. */
@@ -123,20 +152,28 @@ export function healthy(url: string): Promise<boolean> {
   });
 }
 
-async function start(server: Server): Promise<Running> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `bench-v3-${server.name}-`));
+/** The flags of a single member named `default` (etcd's default name) on a data dir, a client URL and a peer URL. */
+export function memberArgs(dataDir: string, url: string, peer: string): string[] {
+  return [
+    '--data-dir', dataDir,
+    '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
+  ];
+}
+
+/**
+ * Starts a single-node durable member on a fresh data dir under /tmp (or `opts.tmp`), waits for /health; unless
+ * `opts.warm` is false, puts the range key and gives it unmeasured load so that it starts warm.
+ */
+export async function start(server: Server, opts: { warm?: boolean; tmp?: string; args?: string[] } = {}): Promise<Running> {
+  const dir = mkdtempSync(path.join(opts.tmp ?? os.tmpdir(), `bench-v3-${server.name}-`));
   const dataDir = path.join(dir, 'data');
   const [cport, pport] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${cport}`;
   const peer = `http://127.0.0.1:${pport}`;
   const proc = spawn(
     server.command,
-    [
-      ...server.args,
-      '--data-dir', dataDir,
-      '--listen-client-urls', url, '--advertise-client-urls', url,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
-    ],
+    [...server.args, ...(opts.args ?? []), ...memberArgs(dataDir, url, peer)],
     { stdio: 'ignore' },
   );
   const deadline = Date.now() + 30000;
@@ -146,32 +183,49 @@ async function start(server: Server): Promise<Running> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const endpoint = `127.0.0.1:${cport}`;
+  if (opts.warm === false) return { server, proc, endpoint, url, peer, dataDir, dir };
   // The key the range cells read, then unmeasured load so that both start warm (JIT, connections, file growth).
   await run(ETCDCTL, [`--endpoints=${endpoint}`, 'put', RANGE_KEY, 'v'.repeat(256)], 30000);
   await run(BENCHMARK, [`--endpoints=${endpoint}`, '--conns=16', '--clients=16', 'put', '--key-size=8', '--sequential-keys', '--val-size=256', '--total=2000'], 120000);
   await run(BENCHMARK, [`--endpoints=${endpoint}`, '--conns=16', '--clients=16', 'range', RANGE_KEY, '--total=2000'], 120000);
-  return { server, proc, endpoint, dataDir, dir };
+  return { server, proc, endpoint, url, peer, dataDir, dir };
 }
 
-function stop(r: Running): void {
+/** The user the auth cells log in as. */
+export const ROOT = 'root:pass';
+
+/** Adds user root and enables auth with Debian's etcdctl (which grants root the root role, as etcd's docs do). */
+export async function enableAuth(r: Running): Promise<void> {
+  await run(ETCDCTL, [`--endpoints=${r.endpoint}`, 'user', 'add', ROOT], 60000);
+  await run(ETCDCTL, [`--endpoints=${r.endpoint}`, 'auth', 'enable'], 60000);
+  r.auth = true;
+}
+
+export function stop(r: Running): void {
   r.proc.kill('SIGKILL');
   rmSync(r.dir, { recursive: true, force: true });
 }
 
 /** Resident set size of a process, from /proc (bytes). */
-function rss(pid: number): number {
+export function rss(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
 /** CPU time (user + system) a process has used so far, in ms (from /proc, at the kernel's 100 Hz clock). */
-function cpuMs(pid: number): number {
+export function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** The peak resident set size of a process so far (VmHWM), in bytes. */
+export function peakRss(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
 /** A directory's apparent size and its allocated size (as du), in bytes. */
-function dirSize(p: string): { apparent: number; allocated: number } {
+export function dirSize(p: string): { apparent: number; allocated: number } {
   const st = lstatSync(p);
   if (!st.isDirectory()) return { apparent: st.size, allocated: st.blocks * 512 };
   let apparent = 0;
@@ -190,18 +244,13 @@ export function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+export const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 
 async function main(): Promise<void> {
   const scale = Number(process.env.BENCH_V3_TOTAL ?? 1);
   const pairs = Number(process.env.BENCH_V3_PAIRS ?? 1);
-  for (const [what, p] of [['Debian etcd', REAL_ETCD], ['etcdctl', ETCDCTL], ["etcd's benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)", BENCHMARK], ['our server (npm run build)', OURS]]) {
-    if (!existsSync(p)) throw new Error(`${what} not found at ${p}`);
-  }
-  const servers: Server[] = [
-    { name: 'etcd', command: REAL_ETCD, args: [] },
-    { name: 'ours', command: process.execPath, args: [OURS] },
-  ];
+  checkPrograms();
+  const servers = SERVERS;
   const matrix = cells();
   const results = new Map<string, BenchResult[]>();
   const memory: string[] = [];
@@ -210,10 +259,13 @@ async function main(): Promise<void> {
     const running: Running[] = [];
     try {
       for (const s of servers) running.push(await start(s));
+      // Which server goes first in each cell alternates from pair to pair.
+      const order = pair % 2 === 0 ? running : [...running].reverse();
       for (const cell of matrix) {
         const total = Math.max(1, Math.round(cell.total * scale));
-        for (const r of running) {
-          const args = [`--endpoints=${r.endpoint}`, '--precise', ...cell.args, `--total=${total}`];
+        for (const r of order) {
+          if (cell.auth && !r.auth) await enableAuth(r);
+          const args = [`--endpoints=${r.endpoint}`, '--precise', ...(cell.auth ? [`--user=${ROOT}`] : []), ...cell.args, `--total=${total}`];
           let res: BenchResult;
           const cpu0 = cpuMs(r.proc.pid!);
           try {

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import * as http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { encodeLiterals, HpackDecoder, type Header } from '../../server/embed/h2/hpack';
-import { fixAuthority, InboundRewriter, validAuthority } from '../../server/embed/h2/authority';
+import { firstLook, fixAuthority, InboundRewriter, validAuthority } from '../../server/embed/h2/authority';
 import { PutRequest, PutResponse, RangeRequest, RangeResponse, SnapshotRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import type * as net from 'node:net';
 import { request } from '../support/http';
@@ -106,6 +106,26 @@ function parseFrames(b: Buffer): { type: number; flags: number; stream: number; 
   }
   return out;
 }
+
+test('a first request with a body past the look-ahead limit still goes natively when its authority is fine', () => {
+  // As Go's clientv3 sends a put of 64 KiB: SETTINGS, the ACK of ours, HEADERS, then DATA up to the stream's window,
+  // all before the server's session has a say.
+  const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  const first = (authority: string) =>
+    Buffer.concat([
+      preface,
+      frame(4, 0, 0, Buffer.alloc(0)),
+      frame(4, 1, 0, Buffer.alloc(0)),
+      frame(1, 4, 1, encodeLiterals([[':method', 'POST'], [':scheme', 'http'], [':path', '/etcdserverpb.KV/Put'], [':authority', authority], ['content-type', 'application/grpc']])),
+      ...Array.from({ length: 5 }, () => frame(0, 0, 1, Buffer.alloc(16384))),
+    ]);
+  expect(first('127.0.0.1:2379').length).toBeGreaterThan(64 * 1024);
+  expect(firstLook(first('127.0.0.1:2379'))).toMatchObject({ wait: false, native: true });
+  expect(firstLook(first('http://127.0.0.1:2379'))).toMatchObject({ wait: false, native: false });
+  // Still undecided past the limit (no ACK of ours yet): rewritten, as before.
+  const noAck = Buffer.concat([preface, frame(4, 0, 0, Buffer.alloc(0)), ...Array.from({ length: 5 }, () => frame(8, 0, 0, Buffer.alloc(16384)))]);
+  expect(firstLook(noAck)).toEqual({ wait: false, native: false });
+});
 
 test('the rewriter, fed one byte at a time: the ACK of our SETTINGS dropped, blocks rewritten, all else untouched', async () => {
   const [b1, b2] = await pythonBlocks(HEADER_LISTS.slice(0, 2));

@@ -297,9 +297,17 @@ class RewrittenConnection extends Duplex {
 /** What the first look at a connection decided. */
 type Verdict = { wait: true; ackAt?: [number, number] } | { wait: false; native: boolean; ackAt?: [number, number] };
 
-/** Looks at what a client sent so far (preface included): wait, hand over natively, or rewrite. */
+/**
+ * Looks at what a client sent so far (preface included): wait, hand over natively, or rewrite. Past PEEK_LIMIT only
+ * a connection still undecided is rewritten: a first request with a large body (a put of 64 KiB, sent with its
+ * headers before the ACK) has everything needed for the native path in its first frames.
+ */
 export function firstLook(buf: Buffer): Verdict {
-  if (buf.length > PEEK_LIMIT) return { wait: false, native: false };
+  const v = look(buf);
+  return v.wait && buf.length > PEEK_LIMIT ? { wait: false, native: false } : v;
+}
+
+function look(buf: Buffer): Verdict {
   if (buf.length < PREFACE_LENGTH) return { wait: true };
   const { frames: fs, oversized } = frames(buf, PREFACE_LENGTH);
   if (oversized) return { wait: false, native: false };
