@@ -3,7 +3,7 @@
  * etcd: both single-node and durable on fresh data dirs (bench/v3.ts's start), per cell both servers, the order
  * alternating from pair to pair, fresh servers each pair; medians and the median ratio ours/etcd. `put` sends
  * sequential 8-character keys and 256-byte values, `range` reads one key (linearizable), at 1, 16 and 64 connections
- * (bench/wrk-gateway.lua makes the requests and reports wrk's counts, percentiles and its own CPU time).
+ * (bench/wrk/gateway.lua makes the requests and reports wrk's counts, percentiles and its own CPU time).
  *
  * Checks each run: wrk saw no non-2xx answer and no socket error, every put it counted answered was applied (the
  * server's revision moved at least as far), and wrk was not the bottleneck (its CPU time against wall time per
@@ -19,11 +19,12 @@ import { execFile } from 'node:child_process';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ETCDCTL, SERVERS, checkPrograms, cpuMs, median, mb, rss, run, start, stop, type Running } from './v3';
+import { cpuMs, rssBytes as rss } from './proc';
+import { ETCDCTL, SERVERS, checkPrograms, median, mb, run, start, stop, type Running } from './v3';
 
 const WRK = process.env.WRK ?? '/usr/bin/wrk';
 /** The Lua script stays in the source tree (tsc copies no .lua into dist/). */
-const SCRIPT = path.join(__dirname, '../../bench/wrk-gateway.lua');
+const SCRIPT = path.join(__dirname, '../../bench/wrk/gateway.lua');
 /** bench/v3.ts's start puts this key (256 bytes) before any load. */
 const RANGE_KEY = 'bench-range-key';
 const SECONDS = Number(process.env.BENCH_GATEWAY_SECONDS ?? 5);
@@ -43,7 +44,7 @@ function cells(): Cell[] {
   return only ? out.filter((c) => only.test(c.name)) : out;
 }
 
-/** What bench/wrk-gateway.lua's done() prints. */
+/** What bench/wrk/gateway.lua's done() prints. */
 interface WrkResult {
   requests: number;
   duration_us: number;
@@ -135,7 +136,7 @@ async function measure(r: Running, cell: Cell): Promise<Measured> {
 }
 
 async function main(): Promise<void> {
-  checkPrograms([['wrk', WRK], ['bench/wrk-gateway.lua', SCRIPT]]);
+  checkPrograms([['wrk', WRK], ['bench/wrk/gateway.lua', SCRIPT]]);
   const matrix = cells();
   const results = new Map<string, Measured[]>();
   const memory: string[] = [];

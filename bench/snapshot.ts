@@ -24,7 +24,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
-import { BENCHMARK, ETCDCTL, SERVERS, checkPrograms, cpuMs, dirSize, mb, median, memberArgs, peakRss, run, start, type Server } from './v3';
+import { cpuMs, peakRss } from './proc';
+import { BENCHMARK, ETCDCTL, SERVERS, checkPrograms, dirSize, mb, median, memberArgs, run, start, type Server } from './v3';
 
 const MB = Number(process.env.BENCH_SNAPSHOT_MB ?? 1024);
 const VAL = Number(process.env.BENCH_SNAPSHOT_VAL ?? 65536);

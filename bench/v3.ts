@@ -14,10 +14,11 @@
  *   ETCD_BENCHMARK=/path/to/benchmark        # default /var/tmp/etcd-bench/benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { cpuMs, peakRss, rssBytes as rss } from './proc';
 import { freePort } from './cluster';
 
 export const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
@@ -204,24 +205,6 @@ export async function enableAuth(r: Running): Promise<void> {
 export function stop(r: Running): void {
   r.proc.kill('SIGKILL');
   rmSync(r.dir, { recursive: true, force: true });
-}
-
-/** Resident set size of a process, from /proc (bytes). */
-export function rss(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-/** CPU time (user + system) a process has used so far, in ms (from /proc, at the kernel's 100 Hz clock). */
-export function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** The peak resident set size of a process so far (VmHWM), in bytes. */
-export function peakRss(pid: number): number {
-  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
 }
 
 /** A directory's apparent size and its allocated size (as du), in bytes. */
