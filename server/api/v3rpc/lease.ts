@@ -11,8 +11,7 @@ import {
 import { ServerErrors, toGRPCError } from './errors';
 import { fillHeader, type HeaderProvider } from './kv';
 import type { GrpcMetrics } from './metrics';
-import { FramedWriter } from './framed-writer';
-import { encodeMessage, encodeToBuffer, splitPath, toGrpcUnary, unaryMethod, type CallGate, type UnaryHandler } from './service';
+import { encodeToBuffer, splitPath, toGrpcUnary, unaryMethod, type CallGate, type UnaryHandler } from './service';
 
 /**
  * What serves leases: grants and revocations through the log, renewals and TimeToLive by the leader (forwarded there
@@ -60,8 +59,7 @@ export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBacke
       responseStream: true,
       requestSerialize: (m: LeaseKeepAliveRequest) => encodeToBuffer(LeaseKeepAliveRequest, m),
       requestDeserialize: (buf: Buffer) => LeaseKeepAliveRequest.decode(buf),
-      // responses are encoded by the handler (see keepAliveHandler)
-      responseSerialize: (b: Buffer) => b,
+      responseSerialize: (m: LeaseKeepAliveResponse) => encodeToBuffer(LeaseKeepAliveResponse, m),
       responseDeserialize: (buf: Buffer) => LeaseKeepAliveResponse.decode(buf),
     },
     LeaseTimeToLive: unaryMethod('/etcdserverpb.Lease/LeaseTimeToLive', LeaseTimeToLiveRequest, LeaseTimeToLiveResponse),
@@ -82,11 +80,10 @@ export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBacke
 
 /**
  * One keep-alive stream: requests are answered in order, one at a time (as etcd's loop does); the header is taken
- * before the renewal, so its revision is never past one at which the lease was revoked. Answers go out through a
- * FramedWriter (as the watch stream's do); a stream whose client does not read is not read either until its answers
- * drain.
+ * before the renewal, so its revision is never past one at which the lease was revoked. A stream whose client does
+ * not read is not read either until its answers drain.
  */
-function keepAliveHandler(b: LeaseBackend, header: HeaderProvider, metrics?: GrpcMetrics, gate?: CallGate): grpc.handleBidiStreamingCall<LeaseKeepAliveRequest, Buffer> {
+function keepAliveHandler(b: LeaseBackend, header: HeaderProvider, metrics?: GrpcMetrics, gate?: CallGate): grpc.handleBidiStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
   const [service, method] = splitPath(KEEPALIVE_PATH);
   const counted = metrics?.forMethod('bidi_stream', service, method);
   return (call) => {
@@ -99,17 +96,10 @@ function keepAliveHandler(b: LeaseBackend, header: HeaderProvider, metrics?: Grp
     }
     let chain: Promise<void> = Promise.resolve();
     let finished = false;
-    let paused = false;
-    const out = new FramedWriter(call as grpc.ServerDuplexStream<unknown, Buffer>, () => {
-      if (!paused) return;
-      paused = false;
-      call.resume();
-    });
     const finish = (code: grpc.status, details?: string): void => {
       if (finished) return;
       finished = true;
       counted?.handled(code);
-      out.flush(); // the answers before the status
       if (code === grpc.status.OK) call.end();
       else call.emit('error', { code, details, message: details });
     };
@@ -128,10 +118,9 @@ function keepAliveHandler(b: LeaseBackend, header: HeaderProvider, metrics?: Grp
         }
         if (finished || call.cancelled) return;
         counted?.sent();
-        out.message(encodeMessage(LeaseKeepAliveResponse, resp));
-        if (out.blocked && !paused) {
-          paused = true;
+        if (!call.write(resp)) {
           call.pause();
+          call.once('drain', () => call.resume());
         }
       });
     });
