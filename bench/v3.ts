@@ -119,9 +119,10 @@ export function parseReport(out: string): BenchResult {
   if (errSection) for (const m of errSection.matchAll(/^\s*\[(\d+)\]/gm)) errors += Number(m[1]);
   return {
     rps: num(/Requests\/sec:\s*([\d.]+)/),
-    avgMs: num(/Average:\s*([\d.]+) secs/) * 1000,
-    p50Ms: num(/^\s*50(?:\.0+)?% in ([\d.]+) secs/m) * 1000,
-    p99Ms: num(/^\s*99(?:\.0+)?% in ([\d.]+) secs/m) * 1000,
+    // (with --precise, a latency under 0.1 ms prints as 9.8e-05)
+    avgMs: num(/Average:\s*([\d.]+(?:e-?\d+)?) secs/) * 1000,
+    p50Ms: num(/^\s*50(?:\.0+)?% in ([\d.]+(?:e-?\d+)?) secs/m) * 1000,
+    p99Ms: num(/^\s*99(?:\.0+)?% in ([\d.]+(?:e-?\d+)?) secs/m) * 1000,
     errors,
   };
 }
