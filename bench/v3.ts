@@ -2,15 +2,18 @@
  * The v3 KV benchmark with etcd's own load generator (`benchmark` of etcd's tools/benchmark, as in etcd's
  * performance docs): Debian's etcd and ours, single-node and durable, each on a fresh data dir, and per cell both
  * (etcd first in odd pairs, ours first in even ones): `put` (8-byte sequential keys, 256-byte values) and `range` of
- * one key, linearizable and serializable, at 1 conn/1 client, 16/16 and 100/1000, lease keep-alives, and last
- * `put-auth` (the same puts as user root with auth enabled, each server on its default simple token). Prints req/s
- * and p50/p99 of both and the ratio ours/etcd, then the RSS of each server after the runs and the size of its data
- * dir.
+ * one key, linearizable and serializable, at 1 conn/1 client, 16/16 and 100/1000; lease-keepalive; watch (one
+ * writer, 1000 watchers of its key: events/s) and watch-latency (put to event, 100 watchers); watch with 100,000
+ * watchers open, for each server's RSS with them; and last `put-auth` (the same puts as user root with auth enabled,
+ * each server on its default simple token). Prints req/s (events/s for watch) and p50/p99 of both and the ratio
+ * ours/etcd, the server's CPU per request (per event for watch), then the RSS of each server after the runs and the
+ * size of its data dir.
  *
  *   npm run bench:v3
  *   BENCH_V3_TOTAL=2 npm run bench:v3        # twice the requests per cell (the default takes a few seconds each)
  *   BENCH_V3_PAIRS=3 npm run bench:v3        # 3 alternating pairs (fresh servers each), medians and median ratio
  *   BENCH_V3_CELLS='put|lease'             # only the rows whose names match ('^put-auth' for the auth rows only)
+ *   BENCH_V3_CELLS='lease|watch'           # keep-alives and watch: events/s, server CPU per event, RSS with 100k watchers
  *   ETCD_BENCHMARK=/path/to/benchmark        # default /var/tmp/etcd-bench/benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
@@ -35,6 +38,14 @@ interface Cell {
   total: number;
   /** Run with auth enabled (user root:pass, each server's default simple token), after every cell without. */
   auth?: boolean;
+  /** the flag that sets that count (default --total; watch's is --put-total) */
+  totalFlag?: string;
+  /** what the server does per request, for its CPU per unit: a put to a key N watchers watch is N events */
+  unitsPer?: number;
+  /** the part of the report to read (watch prints its creation summary, then its events summary) */
+  section?: string;
+  /** the server's RSS is taken when this appears in the benchmark's output (all watchers open, no event yet) */
+  rssAt?: string;
 }
 
 const POINTS = [
@@ -59,6 +70,16 @@ function cells(): Cell[] {
   }
   // Keep-alives of one lease per client (etcd's lease-keepalive: grant, then keep-alive requests on a stream).
   out.push({ name: 'lease-keepalive 10/100', args: ['--conns=10', '--clients=100', 'lease-keepalive'], total: 40000 });
+  // etcd's watch: 10 streams of 100 watchers of one key and one writer, every put an event to each of the 1000;
+  // events/s and the server's CPU per event (the latencies of this report are the client's own, not the server's).
+  const events = 'Watch events received summary';
+  const watch = ['watch', '--put-rate=1000000', '--key-size=32'];
+  out.push({ name: 'watch 10x100/1key', args: ['--conns=1', '--clients=1', ...watch, '--streams=10', '--watch-per-stream=100', '--watched-key-total=1'], total: 200, totalFlag: '--put-total', unitsPer: 1000, section: events });
+  // etcd's watch-latency: put to the key 100 clients watch, then wait for all; latency put to event (per event).
+  out.push({ name: 'watch-latency 10/100', args: ['--conns=10', '--clients=100', 'watch-latency', '--put-rate=200'], total: 1000, unitsPer: 100 });
+  // 100,000 open watchers (1000 streams of 100, on 1000 keys over 20 connections): RSS with them all created, then
+  // 1000 puts of 100 events each.
+  out.push({ name: 'watch 1000x100 (RSS)', args: ['--conns=20', '--clients=20', ...watch, '--streams=1000', '--watch-per-stream=100', '--watched-key-total=1000', '--sequential-keys', '--key-space-size=1000'], total: 1000, totalFlag: '--put-total', unitsPer: 100, section: events, rssAt: 'Watch creation summary' });
   // Put as root with auth on: every request carries the token its connection got from Authenticate (last, since
   // auth stays on once enabled).
   POINTS.forEach((p, i) => {
@@ -112,6 +133,9 @@ export interface BenchResult {
   errors: number;
   /** the server's CPU time per request (user + system), filled in by the caller */
   cpuUs?: number;
+  /** the server's RSS before the run and at the cell's rssAt (bytes) */
+  rssBefore?: number;
+  rssAt?: number;
 }
 
 /** Parses the report of etcd's pkg/report: "Requests/sec:", "Average:", "  50.0% in 0.0012 secs.", error counts. */
@@ -125,19 +149,31 @@ export function parseReport(out: string): BenchResult {
   if (errSection) for (const m of errSection.matchAll(/^\s*\[(\d+)\]/gm)) errors += Number(m[1]);
   return {
     rps: num(/Requests\/sec:\s*([\d.]+)/),
-    avgMs: num(/Average:\s*([\d.]+) secs/) * 1000,
-    p50Ms: num(/^\s*50(?:\.0+)?% in ([\d.]+) secs/m) * 1000,
-    p99Ms: num(/^\s*99(?:\.0+)?% in ([\d.]+) secs/m) * 1000,
+    // (with --precise, a latency under 0.1 ms prints as 9.8e-05)
+    avgMs: num(/Average:\s*([\d.]+(?:e-?\d+)?) secs/) * 1000,
+    p50Ms: num(/^\s*50(?:\.0+)?% in ([\d.]+(?:e-?\d+)?) secs/m) * 1000,
+    p99Ms: num(/^\s*99(?:\.0+)?% in ([\d.]+(?:e-?\d+)?) secs/m) * 1000,
     errors,
   };
 }
 
-export function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+/** Runs cmd to its end; onMarker is called once when marker first appears in its output. */
+export function run(cmd: string, args: string[], timeoutMs: number, marker?: string, onMarker?: () => void): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('timeout', ['-k', '5', String(Math.ceil(timeoutMs / 1000)), cmd, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile('timeout', ['-k', '5', String(Math.ceil(timeoutMs / 1000)), cmd, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')}: ${err.message}\n${stderr.slice(-2000)}`));
       else resolve(stdout);
     });
+    if (!marker || !onMarker) return;
+    let tail = '';
+    const watch = (chunk: Buffer | string): void => {
+      const seen = tail + chunk.toString();
+      tail = seen.slice(-marker.length);
+      if (!seen.includes(marker)) return;
+      child.stdout?.off('data', watch);
+      onMarker();
+    };
+    child.stdout?.on('data', watch);
   });
 }
 
@@ -248,11 +284,14 @@ async function main(): Promise<void> {
         const total = Math.max(1, Math.round(cell.total * scale));
         for (const r of order) {
           if (cell.auth && !r.auth) await enableAuth(r);
-          const args = [`--endpoints=${r.endpoint}`, '--precise', ...(cell.auth ? [`--user=${ROOT}`] : []), ...cell.args, `--total=${total}`];
+          const args = [`--endpoints=${r.endpoint}`, '--precise', ...(cell.auth ? [`--user=${ROOT}`] : []), ...cell.args, `${cell.totalFlag ?? '--total'}=${total}`];
           let res: BenchResult;
           const cpu0 = cpuMs(r.proc.pid!);
+          const rssBefore = rss(r.proc.pid!);
+          let rssAt: number | undefined;
           try {
-            res = parseReport(await run(BENCHMARK, args, Math.max(120000, total * 20)));
+            const out = await run(BENCHMARK, args, Math.max(120000, total * 20), cell.rssAt, () => (rssAt = rss(r.proc.pid!)));
+            res = parseReport(cell.section ? out.split(cell.section)[1] ?? '' : out);
           } catch (err) {
             console.error(`${r.server.name} ${cell.name}: ${(err as Error).message.split('\n')[0]}`);
             res = { rps: NaN, avgMs: NaN, p50Ms: NaN, p99Ms: NaN, errors: NaN };
@@ -260,9 +299,11 @@ async function main(): Promise<void> {
           const key = `${r.server.name}/${cell.name}`;
           results.set(key, [...(results.get(key) ?? []), res]);
           // The server's CPU per request: less at the mercy of a shared machine's load than req/s.
-          const cpuUs = ((cpuMs(r.proc.pid!) - cpu0) * 1000) / total;
+          const cpuUs = ((cpuMs(r.proc.pid!) - cpu0) * 1000) / (total * (cell.unitsPer ?? 1));
           res.cpuUs = cpuUs;
-          process.stderr.write(`pair ${pair + 1} ${cell.name.padEnd(18)} ${r.server.name}: ${res.rps.toFixed(0)} req/s p50 ${res.p50Ms.toFixed(2)} ms p99 ${res.p99Ms.toFixed(2)} ms, server CPU ${cpuUs.toFixed(0)} us/req${res.errors ? `, errors ${res.errors}` : ''}\n`);
+          if (cell.rssAt) Object.assign(res, { rssBefore, rssAt: rssAt ?? NaN });
+          const mem = cell.rssAt ? `, RSS ${mb(rssBefore)} before, ${mb(rssAt ?? NaN)} with the watchers open` : '';
+          process.stderr.write(`pair ${pair + 1} ${cell.name.padEnd(18)} ${r.server.name}: ${res.rps.toFixed(0)} ${cell.unitsPer ? 'events' : 'req'}/s p50 ${res.p50Ms.toFixed(2)} ms p99 ${res.p99Ms.toFixed(2)} ms, server CPU ${cpuUs.toFixed(cell.unitsPer ? 1 : 0)} us/${cell.unitsPer ? 'event' : 'req'}${res.errors ? `, errors ${res.errors}` : ''}${mem}\n`);
         }
       }
       for (const r of running) {
@@ -292,7 +333,11 @@ async function main(): Promise<void> {
     console.log(`${c.name.padEnd(20)} ${cell(e)} ${cell(o)}  ${Number.isNaN(ratio) ? '-' : `${ratio.toFixed(2)}x`}${spread}`);
   }
   console.log('');
-  console.log(`server CPU per request (user + system, us, medians): ${matrix.map((c) => `${c.name} ${['etcd', 'ours'].map((n) => median((results.get(`${n}/${c.name}`) ?? []).map((x) => x.cpuUs ?? NaN)).toFixed(0)).join('/')}`).join('; ')}`);
+  console.log(`server CPU per request or event (user + system, us, medians, etcd/ours): ${matrix.map((c) => `${c.name} ${['etcd', 'ours'].map((n) => median((results.get(`${n}/${c.name}`) ?? []).map((x) => x.cpuUs ?? NaN)).toFixed(c.unitsPer ? 1 : 0)).join('/')}`).join('; ')}`);
+  for (const c of matrix.filter((x) => x.rssAt)) {
+    const at = (n: string, f: 'rssBefore' | 'rssAt') => mb(median((results.get(`${n}/${c.name}`) ?? []).map((x) => x[f] ?? NaN)));
+    console.log(`${c.name}: RSS before / with the watchers open (medians): ${['etcd', 'ours'].map((n) => `${n} ${at(n, 'rssBefore')} / ${at(n, 'rssAt')}`).join('; ')}`);
+  }
   console.log('');
   for (const line of memory) console.log(line);
 }

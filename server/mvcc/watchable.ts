@@ -78,7 +78,7 @@ export class Watcher {
 
   constructor(
     readonly id: bigint,
-    readonly key: Buffer,
+    /** the key or the range's begin as a latin1 string (one string for every watcher of the same key) */
     readonly ks: string,
     readonly endKs: string | undefined,
     startRev: number,
@@ -97,6 +97,11 @@ export class Watcher {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The options of a watcher with none (most): one object for all of them. */
+const NO_OPTIONS: WatchOptions = Object.freeze({});
+
+const sharedOptions = (o: WatchOptions): WatchOptions => (o.prevKv || o.noPut || o.noDelete || o.fragment ? o : NO_OPTIONS);
 
 /** A version as an event (a tombstone is a DELETE whose kv has the key and the delete's revision only, as etcd's). */
 function toEvent(main: number, rec: Buffer): WatchEvent {
@@ -179,6 +184,11 @@ export class WatchableStore implements StoreWatcher {
   close(): void {
     this.closed = true;
     if (this.store.watcher === this) this.store.watcher = undefined;
+  }
+
+  /** @internal The string of a key some watcher already has, if one has: many watchers of a key keep one string. */
+  intern(ks: string): string {
+    return this.synced.keyString(ks) ?? this.unsynced.keyString(ks) ?? ks;
   }
 
   /** @internal etcd's watchableStore.watch: startRev 0 means the next revision. */
@@ -420,7 +430,7 @@ export class WatchStream {
       throw new WatchError(ErrWatcherDuplicateID);
     }
     const endKs = end === undefined ? undefined : end.length ? end.toString('latin1') : FROM_KEY_END;
-    const w = new Watcher(id, key, key.toString('latin1'), endKs, startRev, opts, this);
+    const w = new Watcher(id, this.ws.intern(key.toString('latin1')), endKs, startRev, sharedOptions(opts), this);
     this.watchers.set(id, w);
     this.ws.add(w);
     return id;

@@ -107,8 +107,15 @@ class IntervalTree<W> {
   }
 }
 
+/** The watchers of one key, and the key's string (so that the watchers added later can share it). */
+class KeyWatchers<W> extends Set<W> {
+  constructor(readonly ks: string) {
+    super();
+  }
+}
+
 export class WatcherGroup<W extends Watched> {
-  private readonly keys = new Map<string, Set<W>>();
+  private readonly keys = new Map<string, KeyWatchers<W>>();
   private readonly ranges = new IntervalTree<W>();
   private readonly all = new Set<W>();
 
@@ -129,7 +136,7 @@ export class WatcherGroup<W extends Watched> {
     this.all.add(w);
     if (w.endKs === undefined) {
       let set = this.keys.get(w.ks);
-      if (!set) this.keys.set(w.ks, (set = new Set()));
+      if (!set) this.keys.set(w.ks, (set = new KeyWatchers(w.ks)));
       set.add(w);
       return;
     }
@@ -150,6 +157,11 @@ export class WatcherGroup<W extends Watched> {
     set.delete(w);
     if (!set.size) this.ranges.delete(w.ks, w.endKs);
     return true;
+  }
+
+  /** The string of key ks that a watcher of that single key in the group has, if any. */
+  keyString(ks: string): string | undefined {
+    return this.keys.get(ks)?.ks;
   }
 
   /** Calls fn for every watcher of key ks (a watcher once, even when two of its entries match: they cannot). */

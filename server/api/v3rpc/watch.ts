@@ -10,10 +10,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Event } from './pb/mvccpb/kv';
-import { WatchCreateRequest_FilterType, WatchRequest, WatchResponse, type ResponseHeader } from './pb/etcdserverpb/rpc';
+import { ResponseHeader, WatchCreateRequest_FilterType, WatchRequest, WatchResponse } from './pb/etcdserverpb/rpc';
 import {
   ErrGRPCAuthOldRevision, ErrGRPCInvalidAuthToken, ErrGRPCNoLeader, ErrGRPCPermissionDenied, ErrGRPCUserEmpty, GRPC_OVERHEAD_BYTES, toGRPCError, V3Error,
 } from './errors';
+import { FramedWriter } from './framed-writer';
 import type { HeaderProvider } from './kv';
 import type { GrpcMetrics, MethodCounters } from './metrics';
 import { encodeMessage, encodeToBuffer, type CallGate, type MessageCodec } from './service';
@@ -72,6 +73,72 @@ const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0
 /** An event's bytes in a WatchResponse: its tag, its length and itself. */
 const eventFieldSize = (ev: WatchEvent): number => 1 + varintSize(ev.encoded!.length) + ev.encoded!.length;
 
+/** A non-negative number below 2^32 as a varint at buf[at]; returns the offset after it. */
+function putVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[at++] = n;
+  return at;
+}
+
+/** Watch IDs the direct encoding takes (a client may name any int64; larger ones go through the generic one). */
+const MAX_DIRECT_WATCH_ID = 2n ** 31n;
+
+/**
+ * The bytes of a WatchResponse of events (no created, canceled, compaction or fragment), as WatchResponse.encode
+ * writes them (header, watch_id, events), from the header's bytes and the events' own: no message object, no
+ * writer. The size of the response first (watchResponseSize), then its bytes at buf[at].
+ */
+export function watchResponseSize(header: Uint8Array, watchId: number, eventsSize: number): number {
+  return 1 + varintSize(header.length) + header.length + (watchId ? 1 + varintSize(watchId) : 0) + eventsSize;
+}
+
+export function putWatchResponse(buf: Buffer, at: number, header: Uint8Array, watchId: number, events: WatchEvent[]): number {
+  buf[at++] = 0x0a; // header, field 1
+  at = putVarint(buf, at, header.length);
+  buf.set(header, at);
+  at += header.length;
+  if (watchId) {
+    buf[at++] = 0x10; // watch_id, field 2
+    at = putVarint(buf, at, watchId);
+  }
+  for (const ev of events) {
+    buf[at++] = 0x5a; // events, field 11
+    at = putVarint(buf, at, ev.encoded!.length);
+    buf.set(ev.encoded!, at);
+    at += ev.encoded!.length;
+  }
+  return at;
+}
+
+/** The response header's bytes, encoded once for every watcher sent events at the same revision. */
+class HeaderBytes {
+  private rev = -1;
+  private term = -1n;
+  private cluster = -1n;
+  private member = -1n;
+  private bytes: Uint8Array = new Uint8Array(0);
+
+  constructor(private readonly p: HeaderProvider) {}
+
+  at(rev: number): Uint8Array {
+    const { p } = this;
+    const term = p.raftTerm();
+    const cluster = p.clusterId();
+    const member = p.memberId();
+    if (rev !== this.rev || term !== this.term || cluster !== this.cluster || member !== this.member) {
+      this.bytes = encodeMessage(ResponseHeader, { clusterId: cluster, memberId: member, revision: BigInt(rev), raftTerm: term });
+      this.rev = rev;
+      this.term = term;
+      this.cluster = cluster;
+      this.member = member;
+    }
+    return this.bytes;
+  }
+}
+
 type Item = { w: Watcher; r: WatchResult; bytes?: undefined } | { w?: undefined; r?: undefined; bytes: Buffer };
 
 /** The streams opened with require-leader metadata, ended when the member stays without a leader (etcd's monitorLeader). */
@@ -113,7 +180,7 @@ class ServerWatchStream implements WatchSink {
   private head = 0;
   /** watch responses in the queue (answers to requests are not counted: they are never refused) */
   private queuedWatch = 0;
-  private blocked = false;
+  private readonly out: FramedWriter;
   private paused = false;
   private pumping = false;
   private ended = false;
@@ -127,17 +194,15 @@ class ServerWatchStream implements WatchSink {
     private readonly opts: WatchServiceOptions,
     private readonly counters: MethodCounters | undefined,
     private readonly monitor: LeaderMonitor | undefined,
+    private readonly headers: HeaderBytes,
   ) {
     this.maxBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+    this.out = new FramedWriter(call as grpc.ServerDuplexStream<unknown, Buffer>, () => this.pump());
     this.ws = opts.watchable.newWatchStream(this);
     monitor?.add(this);
     call.on('data', (req: WatchRequest) => {
       counters?.received();
       this.onRequest(req);
-    });
-    call.on('drain', () => {
-      this.blocked = false;
-      this.pump();
     });
     // A half-close ends nothing: etcd goes on sending until the client cancels the stream.
     call.on('end', () => undefined);
@@ -252,7 +317,7 @@ class ServerWatchStream implements WatchSink {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.head < this.queue.length && !this.blocked && !this.ended) {
+      while (this.head < this.queue.length && !this.out.blocked && !this.ended) {
         const item = this.queue[this.head]!;
         this.queue[this.head++] = undefined;
         if (item.bytes) {
@@ -280,13 +345,27 @@ class ServerWatchStream implements WatchSink {
     if (this.queuedWatch < CHAN_BUF_LEN) this.ws.ready();
   }
 
-  private write(bytes: Buffer): void {
+  private write(bytes: Uint8Array): void {
     this.counters?.sent();
-    if (!this.call.write(bytes)) this.blocked = true;
+    this.out.message(bytes);
   }
 
   private writeWatch(w: Watcher, r: WatchResult): void {
     const size = encodeEvents(r.events);
+    if (r.events.length && this.progress.get(w.id)) this.progress.set(w.id, false); // the next tick skips it
+    if (r.compactRevision === 0 && w.id >= 0n && w.id < MAX_DIRECT_WATCH_ID) {
+      // the common case, encoded straight into the stream's batch
+      const header = this.headers.at(r.revision);
+      const id = Number(w.id);
+      const n = watchResponseSize(header, id, size);
+      if (!w.opts.fragment || r.events.length < 2 || n < this.maxBytes) {
+        this.counters?.sent();
+        const [buf, at] = this.out.begin(n);
+        putWatchResponse(buf, at, header, id, r.events);
+        this.out.end();
+        return;
+      }
+    }
     const resp: WatchResponse = {
       header: this.header(r.revision),
       watchId: w.id,
@@ -297,7 +376,6 @@ class ServerWatchStream implements WatchSink {
       fragment: false,
       events: r.events,
     };
-    if (r.events.length && this.progress.get(w.id)) this.progress.set(w.id, false); // the next tick skips it
     if (!w.opts.fragment || r.events.length < 2) return this.write(encodeToBuffer(WatchResponseWire, resp));
     // etcd's sendFragments: whole when it is under the limit, else in parts of as many events as keep a part under
     // it (at least one), each marked fragment but the last
@@ -320,6 +398,7 @@ class ServerWatchStream implements WatchSink {
   /** Ends the stream with an error status (a require-leader stream whose member lost its leader). */
   fail(err: V3Error): void {
     if (this.ended) return;
+    this.out.flush(); // what was sent before goes out before the status
     this.close(err.code);
     this.call.emit('error', { code: err.code, details: err.details, metadata: new grpc.Metadata() });
   }
@@ -356,6 +435,7 @@ export function addWatchService(server: grpc.Server, opts: WatchServiceOptions, 
   };
   const counters = metrics?.forMethod('bidi_stream', 'etcdserverpb.Watch', 'Watch');
   const monitor = opts.hasLeader ? new LeaderMonitor(opts.hasLeader, opts.electionMs ?? 1000) : undefined;
+  const headers = new HeaderBytes(opts.header);
   server.addService(definition, {
     Watch: (call: grpc.ServerDuplexStream<WatchRequest, Buffer>) => {
       counters?.started();
@@ -371,7 +451,7 @@ export function addWatchService(server: grpc.Server, opts: WatchServiceOptions, 
         call.emit('error', { code: ErrGRPCNoLeader.code, details: ErrGRPCNoLeader.details, metadata: new grpc.Metadata() });
         return;
       }
-      new ServerWatchStream(call, opts, counters, requireLeader ? monitor : undefined);
+      new ServerWatchStream(call, opts, counters, requireLeader ? monitor : undefined, headers);
     },
   });
   metrics?.preRegister(definition);

@@ -1,0 +1,55 @@
+/**
+ * One keep-alive stream under load, against our member: many keep-alives sent at once, some for a lease that does
+ * not exist, are each answered once and in order (TTL for the live lease, 0 for the other, as etcd's), also when
+ * the client stops reading for a while (the server stops reading it too, and goes on when it reads again); a
+ * client that half-closes gets every answer, then the OK status.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { RunningEtcd, startOurEtcd } from '../support/real-etcd';
+import { connect, type WatchConn } from '../support/watch-client';
+
+jest.setTimeout(120_000);
+
+let dir: string;
+let etcd: RunningEtcd;
+let conn: WatchConn;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'lease-ka-'));
+  etcd = await startOurEtcd(path.join(dir, 'ours'));
+  conn = connect(etcd.clientURL);
+});
+
+afterAll(async () => {
+  conn?.close();
+  await etcd?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('20,000 keep-alives on one stream, read late: each answered once, in order, then the status', async () => {
+  const g = await conn.lease.grant({ ID: 0n, TTL: 600n });
+  const missing = g.ID + 1n;
+  const N = 20_000;
+  const ids = Array.from({ length: N }, (_, i) => (i % 7 === 3 ? missing : g.ID));
+  const stream = conn.lease.client.leaseKeepAlive();
+  const got: LeaseKeepAliveResponse[] = [];
+  const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
+  stream.on('error', () => undefined);
+  // not reading at first: the answers pile up in the transport until the server stops reading the stream
+  stream.pause();
+  stream.on('data', (r: LeaseKeepAliveResponse) => got.push(r));
+  stream.pause(); // ('data' resumed it)
+  for (const ID of ids) stream.write(LeaseKeepAliveRequest.fromPartial({ ID }));
+  stream.end();
+  await new Promise((r) => setTimeout(r, 500)); // the client's reading starts late (not a synchronisation)
+  stream.resume();
+  const s = await status;
+  expect(s.code).toBe(grpc.status.OK);
+  expect(got.length).toBe(N);
+  const wrong = got.findIndex((r, i) => r.ID !== ids[i] || (ids[i] === g.ID ? r.TTL !== 600n : r.TTL !== 0n) || r.header!.revision <= 0n);
+  expect(wrong).toBe(-1);
+});
