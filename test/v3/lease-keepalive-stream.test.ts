@@ -5,37 +5,19 @@
  * client that half-closes gets every answer, then the OK status.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
-import { RunningEtcd, startOurEtcd } from '../support/real-etcd';
-import { connect, type WatchConn } from '../support/watch-client';
+import { ourMemberWithConn } from '../support/watch-client';
 
 jest.setTimeout(120_000);
 
-let dir: string;
-let etcd: RunningEtcd;
-let conn: WatchConn;
-
-beforeAll(async () => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'lease-ka-'));
-  etcd = await startOurEtcd(path.join(dir, 'ours'));
-  conn = connect(etcd.clientURL);
-});
-
-afterAll(async () => {
-  conn?.close();
-  await etcd?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const member = ourMemberWithConn('lease-ka');
 
 test('20,000 keep-alives on one stream, read late: each answered once, in order, then the status', async () => {
-  const g = await conn.lease.grant({ ID: 0n, TTL: 600n });
+  const g = await member.conn().lease.grant({ ID: 0n, TTL: 600n });
   const missing = g.ID + 1n;
   const N = 20_000;
   const ids = Array.from({ length: N }, (_, i) => (i % 7 === 3 ? missing : g.ID));
-  const stream = conn.lease.client.leaseKeepAlive();
+  const stream = member.conn().lease.client.leaseKeepAlive();
   const got: LeaseKeepAliveResponse[] = [];
   const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
   stream.on('error', () => undefined);
