@@ -3,6 +3,7 @@ import {
   HardState,
   MemoryStorage,
   Message,
+  MessageType,
   RawNode,
   ReadState,
   Ready,
@@ -47,6 +48,63 @@ export interface RaftNodeOptions {
   tickMs: number;
   /** A persistence failure: the member must stop (acknowledging anything after it could lose writes). */
   onFatal: (err: Error) => void;
+}
+
+/**
+ * Merges a leader's appends to the same follower that continue one another into one append, order kept per peer.
+ * The core makes one append per proposal (and one per commit advance) for each follower: a turn of the event loop
+ * with 64 proposals would otherwise cost 64 frames to encode, decode, step and acknowledge on every follower, where
+ * one does. The merged append is what the follower would have made of them in turn: their entries, the latest commit.
+ */
+export function coalesceAppends(msgs: Message[], maxBytes = MAX_COALESCED_BYTES): Message[] {
+  if (msgs.length < 2) return msgs;
+  const out: Message[] = [];
+  /** Where in `out` the last message to each peer is, while it is an append that can still grow, and its data bytes. */
+  const open = new Map<string, number>();
+  const bytes = new Map<string, number>();
+  const owned = new Set<Entry[]>();
+  for (const m of msgs) {
+    const at = open.get(m.to);
+    if (m.type !== MessageType.App) {
+      if (at !== undefined) open.delete(m.to);
+      out.push(m);
+      continue;
+    }
+    if (at !== undefined) {
+      const a = out[at];
+      const n = a.entries.length;
+      const lastIndex = a.index + n;
+      const lastTerm = n > 0 ? a.entries[n - 1].term : a.logTerm;
+      const size = bytes.get(m.to)! + dataBytes(m);
+      if (m.term === a.term && m.index === lastIndex && m.logTerm === lastTerm && m.commit >= a.commit && size <= maxBytes && !m.snapshot && !a.snapshot) {
+        bytes.set(m.to, size);
+        let entries = a.entries;
+        if (m.entries.length > 0) {
+          // The first merge copies (the core's arrays are left alone); later ones append to that copy.
+          if (!owned.has(entries)) {
+            entries = entries.slice();
+            owned.add(entries);
+          }
+          for (const e of m.entries) entries.push(e);
+        }
+        out[at] = { ...a, entries, commit: m.commit };
+        continue;
+      }
+    }
+    open.set(m.to, out.length);
+    bytes.set(m.to, dataBytes(m));
+    out.push(m);
+  }
+  return out;
+}
+
+/** Appends merge up to this much entry data (Raft's max message size): a merged frame stays within what one may be. */
+export const MAX_COALESCED_BYTES = 1024 * 1024;
+
+function dataBytes(m: Message): number {
+  let n = 0;
+  for (const e of m.entries) n += e.data.byteLength;
+  return n;
 }
 
 /**
@@ -120,7 +178,7 @@ export class RaftNode {
     // A leader may send its appends while it writes them itself (Raft thesis 10.2.1): its own acknowledgement still
     // waits for its fsync. Anyone else's messages (votes, acknowledgements) promise what is on disk: they wait.
     const sendFirst = this.isLeader;
-    if (sendFirst && rd.messages.length > 0) transport.send(rd.messages);
+    if (sendFirst && rd.messages.length > 0) transport.send(coalesceAppends(rd.messages));
     const saved = rd.hardState || rd.entries.length > 0 ? wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
     // Committed entries are on a quorum's disks already: apply them while this Ready's write is in flight.
     try {
@@ -168,7 +226,7 @@ export class RaftNode {
       this.leaderFlushScheduled = false;
       if (!this.processing || this.stopped) return;
       const msgs = this.node.takeLeaderMessages();
-      if (msgs.length > 0) this.o.transport.send(msgs);
+      if (msgs.length > 0) this.o.transport.send(coalesceAppends(msgs));
     });
   }
 
