@@ -1,5 +1,6 @@
 import {
   Entry,
+  EntryType,
   HardState,
   MemoryStorage,
   Message,
@@ -51,12 +52,14 @@ export interface RaftNodeOptions {
 }
 
 /**
- * Merges a leader's appends to the same follower that continue one another into one append, order kept per peer.
- * The core makes one append per proposal (and one per commit advance) for each follower: a turn of the event loop
- * with 64 proposals would otherwise cost 64 frames to encode, decode, step and acknowledge on every follower, where
- * one does. The merged append is what the follower would have made of them in turn: their entries, the latest commit.
+ * Merges a leader's appends to the same follower that continue one another into one append, and a follower's
+ * proposals forwarded to the leader into one proposal, order kept per peer. The core makes one append per proposal
+ * (and one per commit advance) for each follower, and forwards each proposal on its own: a turn of the event loop
+ * with 64 proposals would otherwise cost 64 frames to encode, decode, step and acknowledge, where one does. The merged
+ * message is what the receiver would have made of them in turn: an append's entries and its latest commit; a
+ * proposal's entries in order.
  */
-export function coalesceAppends(msgs: Message[], maxBytes = MAX_COALESCED_BYTES): Message[] {
+export function coalesceMessages(msgs: Message[], maxBytes = MAX_COALESCED_BYTES): Message[] {
   if (msgs.length < 2) return msgs;
   const out: Message[] = [];
   /** Where in `out` the last message to each peer is, while it is an append that can still grow, and its data bytes. */
@@ -65,7 +68,7 @@ export function coalesceAppends(msgs: Message[], maxBytes = MAX_COALESCED_BYTES)
   const owned = new Set<Entry[]>();
   for (const m of msgs) {
     const at = open.get(m.to);
-    if (m.type !== MessageType.App) {
+    if (m.type !== MessageType.App && m.type !== MessageType.Prop) {
       if (at !== undefined) open.delete(m.to);
       out.push(m);
       continue;
@@ -73,10 +76,8 @@ export function coalesceAppends(msgs: Message[], maxBytes = MAX_COALESCED_BYTES)
     if (at !== undefined) {
       const a = out[at];
       const n = a.entries.length;
-      const lastIndex = a.index + n;
-      const lastTerm = n > 0 ? a.entries[n - 1].term : a.logTerm;
       const size = bytes.get(m.to)! + dataBytes(m);
-      if (m.term === a.term && m.index === lastIndex && m.logTerm === lastTerm && m.commit >= a.commit && size <= maxBytes && !m.snapshot && !a.snapshot) {
+      if (m.type === a.type && m.term === a.term && size <= maxBytes && (m.type === MessageType.Prop ? allNormal(a) && allNormal(m) : continues(a, m))) {
         bytes.set(m.to, size);
         let entries = a.entries;
         if (m.entries.length > 0) {
@@ -100,6 +101,19 @@ export function coalesceAppends(msgs: Message[], maxBytes = MAX_COALESCED_BYTES)
 
 /** Appends merge up to this much entry data (Raft's max message size): a merged frame stays within what one may be. */
 export const MAX_COALESCED_BYTES = 1024 * 1024;
+
+/** Whether append m starts where append a ends, carrying the same or a later commit. */
+function continues(a: Message, m: Message): boolean {
+  const n = a.entries.length;
+  const lastTerm = n > 0 ? a.entries[n - 1].term : a.logTerm;
+  return m.index === a.index + n && m.logTerm === lastTerm && m.commit >= a.commit;
+}
+
+/** A proposal of a configuration change goes alone: the leader refusing it (one pending already) drops only it. */
+function allNormal(m: Message): boolean {
+  for (const e of m.entries) if (e.type !== EntryType.Normal) return false;
+  return true;
+}
 
 function dataBytes(m: Message): number {
   let n = 0;
@@ -178,7 +192,7 @@ export class RaftNode {
     // A leader may send its appends while it writes them itself (Raft thesis 10.2.1): its own acknowledgement still
     // waits for its fsync. Anyone else's messages (votes, acknowledgements) promise what is on disk: they wait.
     const sendFirst = this.isLeader;
-    if (sendFirst && rd.messages.length > 0) transport.send(coalesceAppends(rd.messages));
+    if (sendFirst && rd.messages.length > 0) transport.send(coalesceMessages(rd.messages));
     const saved = rd.hardState || rd.entries.length > 0 ? wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
     // Committed entries are on a quorum's disks already: apply them while this Ready's write is in flight.
     try {
@@ -189,7 +203,7 @@ export class RaftNode {
     }
     storage.append(rd.entries);
     if (rd.hardState) storage.setHardState(rd.hardState);
-    if (!sendFirst && rd.messages.length > 0) transport.send(rd.messages);
+    if (!sendFirst && rd.messages.length > 0) transport.send(coalesceMessages(rd.messages));
     if (rd.readStates.length > 0) applier.readStates(rd.readStates);
     this.node.advance(rd);
   }
@@ -226,7 +240,7 @@ export class RaftNode {
       this.leaderFlushScheduled = false;
       if (!this.processing || this.stopped) return;
       const msgs = this.node.takeLeaderMessages();
-      if (msgs.length > 0) this.o.transport.send(coalesceAppends(msgs));
+      if (msgs.length > 0) this.o.transport.send(coalesceMessages(msgs));
     });
   }
 
