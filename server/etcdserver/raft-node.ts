@@ -65,7 +65,7 @@ export function coalesceMessages(msgs: Message[], maxBytes = MAX_COALESCED_BYTES
   /** Where in `out` the last message to each peer is, while it is an append that can still grow, and its data bytes. */
   const open = new Map<string, number>();
   const bytes = new Map<string, number>();
-  const owned = new Set<Entry[]>();
+  const owned = new Set<Message>();
   for (const m of msgs) {
     const at = open.get(m.to);
     if (m.type !== MessageType.App && m.type !== MessageType.Prop) {
@@ -79,16 +79,15 @@ export function coalesceMessages(msgs: Message[], maxBytes = MAX_COALESCED_BYTES
       const size = bytes.get(m.to)! + dataBytes(m);
       if (m.type === a.type && m.term === a.term && size <= maxBytes && (m.type === MessageType.Prop ? allNormal(a) && allNormal(m) : continues(a, m))) {
         bytes.set(m.to, size);
-        let entries = a.entries;
-        if (m.entries.length > 0) {
-          // The first merge copies (the core's arrays are left alone); later ones append to that copy.
-          if (!owned.has(entries)) {
-            entries = entries.slice();
-            owned.add(entries);
-          }
-          for (const e of m.entries) entries.push(e);
+        // The first merge copies the message and its entries (the core's are left alone); later ones add to the copy.
+        let merged = a;
+        if (!owned.has(a)) {
+          merged = { ...a, entries: a.entries.slice() };
+          owned.add(merged);
+          out[at] = merged;
         }
-        out[at] = { ...a, entries, commit: m.commit };
+        for (const e of m.entries) merged.entries.push(e);
+        merged.commit = m.commit;
         continue;
       }
     }
