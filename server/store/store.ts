@@ -62,7 +62,12 @@ export const STATS_FIELDS = [
 ] as const;
 export type StoreStats = Record<(typeof STATS_FIELDS)[number], number>;
 
+/** What a path is not when it is clean already: an empty, `.` or `..` component, or a trailing `/`. */
+const UNCLEAN = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
+
 function cleanPath(p: string): string {
+  // Keys as clients write them are clean already: every apply (on every member) skips path.join and normalize.
+  if (p.charCodeAt(0) === 47 && !UNCLEAN.test(p)) return p;
   const c = posixPath.normalize(posixPath.join('/', p));
   return c.length > 1 && c.endsWith('/') ? c.slice(0, -1) : c;
 }
