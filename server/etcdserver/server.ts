@@ -30,6 +30,7 @@ import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier, pars
 import { V2EntryApplier, V2StateMachine } from './apply/v2';
 import { Proposals, WriteResult } from './proposals';
 import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData } from './snapshot-data';
+import { collectGarbage } from '../pkg/collect-garbage';
 
 export type { V2StateMachine } from './apply/v2';
 
@@ -1059,6 +1060,8 @@ export class EtcdServer extends EventEmitter {
         await this.wal.releaseTo(index);
         await this.o.snapshots.releaseOlderThan?.(index);
         this.o.log('info', 'saved snapshot', { index });
+        // The store's encoding and the compacted entries (up to --snapshot-count of them) are garbage now.
+        collectGarbage();
       })
       .catch((err: Error) => this.fatal(err));
   }
