@@ -1,4 +1,4 @@
-import * as yaml from 'js-yaml';
+import type * as yaml from 'js-yaml';
 import { goParseBool, goParseDuration } from '../pkg/go-compat';
 import { CompactionMode, parseCompactionRetention } from '../etcdserver/compactor';
 import { IGNORED_OPTIONS, OPTIONS, OPTIONS_BY_NAME, OptionSpec, envName } from './options';
@@ -242,7 +242,8 @@ const TRANSPORT_SECTIONS: Record<string, Record<string, string>> = {
 function readConfigFile(path: string, text: string): Map<string, OptionValue> {
   let doc: unknown;
   try {
-    doc = yaml.load(text);
+    // js-yaml is loaded only for a --config-file.
+    doc = (require('js-yaml') as typeof yaml).load(text);
   } catch (err) {
     throw new ConfigError(`error parsing config file ${path}: ${(err as Error).message}`);
   }

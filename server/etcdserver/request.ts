@@ -6,6 +6,7 @@
  * Binary layout (big-endian): [u8 method][u8 flags][f64 id][f64 prevIndex][f64 expiration][f64 time]
  * [u32 len][path][u32 len][value][u32 len][prevValue]. No JSON on this path.
  */
+import { allocEntryData } from './entry-arena';
 
 export enum Method {
   PUT = 1,
@@ -52,8 +53,8 @@ export function encodeRequest(r: WriteRequest, headroom = 0): Buffer {
   const path = Buffer.from(r.path, 'utf8');
   const value = Buffer.from(r.value, 'utf8');
   const prev = Buffer.from(r.prevValue, 'utf8');
-  // The log entry's data (see encodeEntry in entry.ts): not a slice of Node's buffer pool.
-  const whole = Buffer.allocUnsafeSlow(headroom + 2 + 32 + 12 + path.length + value.length + prev.length);
+  // The log entry's data (see entry-arena.ts): not a slice of Node's buffer pool.
+  const whole = allocEntryData(headroom + 2 + 32 + 12 + path.length + value.length + prev.length);
   const buf = headroom ? whole.subarray(headroom) : whole;
   let flags = 0;
   if (r.dir) flags |= FLAG_DIR;

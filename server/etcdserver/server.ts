@@ -30,6 +30,7 @@ import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier, pars
 import { V2EntryApplier, V2StateMachine } from './apply/v2';
 import { Proposals, WriteResult } from './proposals';
 import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData } from './snapshot-data';
+import { collectGarbage } from '../pkg/collect-garbage';
 
 export type { V2StateMachine } from './apply/v2';
 
@@ -68,6 +69,11 @@ export interface SnapshotStore extends SnapshotPersistence {
   /** The newest snapshot among these (index, term) pairs: those whose marker is in the WAL. */
   loadNewestAvailable(markers: { index: number; term: number }[]): Promise<Snapshot | undefined>;
   releaseOlderThan?(index: number): Promise<void>;
+  /**
+   * The snapshot at (index, term) read back from disk. With it, the Raft log keeps no copy of a saved snapshot's
+   * data (the whole store) in memory: a peer that needs it gets it read back.
+   */
+  load?(index: number, term: number): Promise<Snapshot | undefined>;
 }
 
 /** The peer transport as the server drives it: messages out, and the peers to reach as membership changes. */
@@ -264,6 +270,12 @@ export class EtcdServer extends EventEmitter {
 
   /** A snapshot message with the parts that are markers locally (forPeer) filled in with their data. */
   private async snapshotForPeer(m: import('../raft').Message): Promise<import('../raft').Message> {
+    if (m.snapshot && this.storage.dataReleased(m.snapshot)) {
+      const { index, term } = m.snapshot.metadata;
+      const saved = await this.o.snapshots.load!(index, term);
+      if (!saved) throw new Error(`snapshot ${index} (term ${term}) is no longer on disk`);
+      m = { ...m, snapshot: { ...m.snapshot, data: saved.data } };
+    }
     const fill = [...this.snapshotParts].filter(([, p]) => p.forPeer);
     if (!m.snapshot || fill.length === 0) return m;
     const parts = decodeSnapshotData(m.snapshot.data, new Set(this.snapshotParts.keys()));
@@ -362,6 +374,7 @@ export class EtcdServer extends EventEmitter {
       if (snap) {
         this.storage.applySnapshot(snap);
         this.recoverSnapshotParts(snap.data);
+        if (o.snapshots.load) this.storage.releaseSnapshotData(snap.metadata.index);
         applied = snap.metadata.index;
         this.snapshotIndex = applied;
         this.confState = snap.metadata.confState;
@@ -1041,11 +1054,14 @@ export class EtcdServer extends EventEmitter {
       .then(async () => {
         // The marker says replay may start here; only then may the log before it go.
         await this.wal.saveSnapshot({ index, term: snap.metadata.term });
+        if (this.o.snapshots.load) this.storage.releaseSnapshotData(index);
         const compactTo = index - (this.o.snapshotCatchupEntries ?? SNAPSHOT_CATCHUP_ENTRIES);
         if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
         await this.wal.releaseTo(index);
         await this.o.snapshots.releaseOlderThan?.(index);
         this.o.log('info', 'saved snapshot', { index });
+        // The store's encoding and the compacted entries (up to --snapshot-count of them) are garbage now.
+        collectGarbage();
       })
       .catch((err: Error) => this.fatal(err));
   }

@@ -45,6 +45,8 @@ export class MemoryStorage implements Storage {
   private hardState: HardState = emptyHardState();
   private snap: Snapshot = emptySnapshot();
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }];
+  /** The index of the snapshot whose data was released; 0 if none. */
+  private released = 0;
 
   /** initialConfState: the membership a restarted or crafted log starts from (before any snapshot). */
   constructor(initialConfState?: ConfState) {
@@ -88,6 +90,22 @@ export class MemoryStorage implements Storage {
 
   snapshot(): Snapshot {
     return this.snap;
+  }
+
+  /**
+   * Drops the data of the snapshot at `index` (if it is still the current one) once the host has it on disk: it is
+   * the whole application state, and only a peer that catches up by snapshot needs it, which the host then reads
+   * back (dataReleased). snapshot() returns it with empty data from then on.
+   */
+  releaseSnapshotData(index: number): void {
+    if (this.snap.metadata.index !== index || index === 0) return;
+    this.snap = { metadata: this.snap.metadata, data: new Uint8Array(0) };
+    this.released = index;
+  }
+
+  /** Whether snap is the current snapshot with its data released (releaseSnapshotData). */
+  dataReleased(snap: Snapshot): boolean {
+    return this.released !== 0 && snap.metadata.index === this.released && snap.data.length === 0;
   }
 
   /** Replaces the contents with a snapshot (a follower received it from the leader). */

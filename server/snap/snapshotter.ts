@@ -40,15 +40,18 @@ export class Snapshotter {
     const t0 = process.hrtime.bigint();
     await fsp.mkdir(this.dir, { recursive: true });
     const header = Buffer.from(JSON.stringify({ index, term, confState }));
-    const body = Buffer.concat([Buffer.alloc(4), header, Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength)]);
-    body.writeUInt32LE(header.length, 0);
+    const hlen = Buffer.allocUnsafe(4);
+    hlen.writeUInt32LE(header.length, 0);
+    // The data is written from where it is, not copied behind its header (it is the whole store): the checksum
+    // runs over the pieces in turn.
+    const data = Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength);
     const crc = Buffer.allocUnsafe(4);
-    crc.writeUInt32LE(crc32(body), 0);
+    crc.writeUInt32LE(crc32(data, crc32(header, crc32(hlen))), 0);
     const name = `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
     const tmp = path.join(this.dir, `${name}.tmp`);
     const fh = await fsp.open(tmp, 'w');
     try {
-      await fh.writev([crc, body]);
+      await fh.writev([crc, hlen, header, data]);
       if (!this.o.noSync) await fh.sync();
     } finally {
       await fh.close();
@@ -89,6 +92,12 @@ export class Snapshotter {
       if (s) return s;
     }
     return undefined;
+  }
+
+  /** The snapshot at (index, term), read back from its file; undefined if it is gone or broken. */
+  async load(index: number, term: number): Promise<Snapshot | undefined> {
+    const f = this.list().find((x) => x.index === index && x.term === term);
+    return f ? this.read(f.file) : undefined;
   }
 
   private async read(file: string): Promise<Snapshot | undefined> {

@@ -4,7 +4,12 @@
  */
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
-import forge from 'node-forge';
+import type forge from 'node-forge';
+
+/** node-forge is loaded when a certificate is first made: a plain start makes none, and forge costs ~10 MiB resident. */
+function loadForge(): typeof forge {
+  return require('node-forge') as typeof forge;
+}
 
 export interface KeyAndCertificate {
   cert: forge.pki.Certificate;
@@ -27,6 +32,7 @@ export interface CertificateRequest {
 }
 
 export function createCertificate(r: CertificateRequest): KeyAndCertificate {
+  const forge = loadForge();
   const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
