@@ -44,7 +44,7 @@ import { V2Store } from '../store';
 import { StoreNode } from '../store/node';
 import { decodeStore, encodeStore } from '../store/snapshot';
 import { entriesAfter, readEtcdWAL } from '../wal/etcd-wal';
-import { WAL } from '../wal/wal';
+import { WAL, fsyncDir } from '../wal/wal';
 import { V2Applier } from './apply/v2';
 import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier } from './apply/membership';
 import { EntryKind, MembershipOp, encodeEntry, encodeMembershipOp } from './entry';
@@ -66,14 +66,6 @@ export function isEtcdMemberDir(memberDir: string): boolean {
   return fs.existsSync(path.join(memberDir, 'snap', 'db')) && !fs.existsSync(path.join(memberDir, 'v3', 'data.mdb'));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /**
  * Converts dataDir's member/ from etcd 3.4's layout to ours when it is etcd's (or finishes a conversion a crash

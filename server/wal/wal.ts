@@ -83,7 +83,8 @@ function listSegments(dir: string): Segment[] {
   return out;
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** Makes a directory's entries (files created, renamed or removed in it) durable. */
+export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, 'r');
   try {
     await fh.sync();
