@@ -5,6 +5,7 @@
  */
 import { Verdict, checkOperations, minimise } from './linearizability/checker';
 import { KVInput, KVOp, KVOutput, boundKV, explainKV, kvModel, kvShrink, prepareKV, pruneKV, resolveDeletes, revisionsOf } from './linearizability/kv';
+import { bruteForce as bruteForceOn } from './linearizability/brute-force';
 import { prng } from './prng';
 
 const U = Infinity;
@@ -238,23 +239,5 @@ function corrupt(rnd: () => number, h: KVOp[]): void {
   else op.output = out.ok ? { op: 'cas', ok: false, current: v, mod: m, rev: out.rev } : { op: 'cas', ok: true, rev: out.rev };
 }
 
-/** Every order of the operations that respects real time, each run on the model. */
-function bruteForce(h: KVOp[], revs = revisionsOf(h)): 'ok' | 'illegal' {
-  const model = kvModel(revs);
-  const placed = new Array<boolean>(h.length).fill(false);
-  const go = (state: ReturnType<typeof model.init>, left: number): boolean => {
-    if (left === 0) return true;
-    for (let i = 0; i < h.length; i++) {
-      if (placed[i]) continue;
-      if (h.some((o, j) => !placed[j] && j !== i && o.ret < h[i].call)) continue;
-      const next = model.step(state, h[i].input, h[i].output);
-      if (next === undefined) continue;
-      placed[i] = true;
-      const ok = go(next, left - 1);
-      placed[i] = false;
-      if (ok) return true;
-    }
-    return false;
-  };
-  return go(model.init(), h.length) ? 'ok' : 'illegal';
-}
+/** The brute-force reference on the KV model of the history's revisions. */
+const bruteForce = (h: KVOp[], revs = revisionsOf(h)) => bruteForceOn(kvModel(revs), h);

@@ -4,6 +4,7 @@
  */
 import { Verdict, checkOperations, checkPartitions, minimise } from './linearizability/checker';
 import { RegisterInput, RegisterOp, RegisterOutput, boundUnknowns, prepare, pruneUnknowns, registerModel, registerShrink, valuesSeen } from './linearizability/register';
+import { bruteForce as bruteForceOn } from './linearizability/brute-force';
 import { prng } from './prng';
 
 const model = registerModel();
@@ -199,25 +200,8 @@ function corrupt(rnd: () => number, h: RegisterOp[]): void {
   else op.output = out.ok ? { op: 'cas', ok: false, current: other } : { op: 'cas', ok: true };
 }
 
-/** Every order of the operations that respects real time (one returned before the other was called), each run on the model. */
-function bruteForce(h: RegisterOp[]): 'ok' | 'illegal' {
-  const placed = new Array<boolean>(h.length).fill(false);
-  const go = (state: string | null, left: number): boolean => {
-    if (left === 0) return true;
-    for (let i = 0; i < h.length; i++) {
-      if (placed[i]) continue;
-      if (h.some((o, j) => !placed[j] && j !== i && o.ret < h[i].call)) continue;
-      const next = model.step(state, h[i].input, h[i].output);
-      if (next === undefined) continue;
-      placed[i] = true;
-      const ok = go(next, left - 1);
-      placed[i] = false;
-      if (ok) return true;
-    }
-    return false;
-  };
-  return go(null, h.length) ? 'ok' : 'illegal';
-}
+/** The brute-force reference on the register model. */
+const bruteForce = (h: RegisterOp[]) => bruteForceOn(model, h);
 
 /** The history plus one read, after some acknowledged write returned, of the value that write replaced. */
 function staleReadIn(h: RegisterOp[]): { ops: RegisterOp[]; read: RegisterOp; missed: RegisterOp } {
