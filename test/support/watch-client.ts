@@ -3,16 +3,12 @@
  * normalized to short lines (ids, flags, header revision, events) so that two servers' streams compare as text.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import {
   KVClient, LeaseClient, WatchClient, WatchCreateRequest, WatchRequest, type LeaseGrantRequest, type LeaseGrantResponse,
   type LeaseRevokeRequest, type LeaseRevokeResponse, type WatchResponse,
 } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { Event_EventType, type Event, type KeyValue } from '../../server/api/v3rpc/pb/mvccpb/kv';
 import { promiseKV, promised, type PromiseKV } from './v3-server';
-import { startOurEtcd, type RunningEtcd } from './real-etcd';
 
 export interface WatchConn {
   kv: PromiseKV;
@@ -149,25 +145,4 @@ export function byWatcher(got: WatchResponse[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const r of got) (out[String(r.watchId)] ??= []).push(describe(r));
   return out;
-}
-
-/**
- * For a test file against one member of ours: starts it (fresh data dir) with a connection before the tests, and
- * closes and stops both after them.
- */
-export function ourMemberWithConn(prefix: string): { etcd: () => RunningEtcd; conn: () => WatchConn } {
-  let dir: string;
-  let etcd: RunningEtcd | undefined;
-  let conn: WatchConn | undefined;
-  beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
-    etcd = await startOurEtcd(path.join(dir, 'ours'));
-    conn = connect(etcd.clientURL);
-  });
-  afterAll(async () => {
-    conn?.close();
-    await etcd?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { etcd: () => etcd!, conn: () => conn! };
 }

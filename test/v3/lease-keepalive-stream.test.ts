@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { LeaseKeepAliveRequest, type LeaseKeepAliveResponse } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
-import { ourMemberWithConn } from '../support/watch-client';
+import { ourMemberWithConn } from '../support/our-member';
 
 jest.setTimeout(120_000);
 

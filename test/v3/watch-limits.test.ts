@@ -6,7 +6,8 @@
  */
 import { PutRequest, RangeRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { request } from '../support/http';
-import { TestWatchStream, ourMemberWithConn } from '../support/watch-client';
+import { TestWatchStream } from '../support/watch-client';
+import { ourMemberWithConn } from '../support/our-member';
 
 jest.setTimeout(240_000);
 
