@@ -217,6 +217,11 @@ const STEPS: Step[] = [
   ['snapshot', 'restore', '<DIR>/missing.db', '--data-dir', '<DIR>/restored'],
 ];
 
+function renameLearner(o: Outcome, s: Side): Outcome {
+  const fix = (t: string) => ids('<LEARNER>', s.learner).reduce((acc, [from, to]) => acc.split(from).join(to), t);
+  return { ...o, stdout: fix(o.stdout), stderr: fix(o.stderr) };
+}
+
 async function runSteps(steps: Step[], a: Side, b: Side, first: (s: Side, args: string[], env: Record<string, string>) => Promise<Outcome>, second: (s: Side, args: string[], env: Record<string, string>) => Promise<Outcome>) {
   const left: Record<string, Outcome> = {};
   const right: Record<string, Outcome> = {};
@@ -227,6 +232,9 @@ async function runSteps(steps: Step[], a: Side, b: Side, first: (s: Side, args: 
     left[name] = await first(a, args, env);
     right[name] = await second(b, args, env);
     await Promise.all([after?.(a), after?.(b)]);
+    // A member's ID hashes the second it was added in: two servers agree only when both adds fell in the same second.
+    // The step's own output names the learner it just added, known only now.
+    if (after) [left[name], right[name]] = [renameLearner(left[name], a), renameLearner(right[name], b)];
   }
   return { left, right };
 }
