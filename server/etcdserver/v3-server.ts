@@ -156,8 +156,8 @@ export class V3KV implements KVBackend {
     const who = this.auth ? this.auth.stamp(call) : { username: '', authRevision: 0n };
     const id = this.server.newRequestId();
     // The decoded request goes in as it is: fromPartial would deep-copy it (every op of a txn) only to encode it.
-    const msg = InternalRaftRequest.fromPartial({ header: { ID: BigInt(id), ...who } });
-    Object.assign(msg, op);
+    // Nor is the message built by fromPartial: its encoder reads only the fields set (and ID), not the other 30.
+    const msg = { header: { ID: BigInt(id), username: who.username, authRevision: who.authRevision }, ID: 0n, ...op } as InternalRaftRequest;
     const data = encodeMessage(InternalRaftRequest, msg);
     if (data.length > this.maxRequestBytes) throw serverError('requestTooLarge');
     const w = await this.server.proposeEntry(EntryKind.V3, data, id, o);

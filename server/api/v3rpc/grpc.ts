@@ -2,7 +2,9 @@
  * The v3 gRPC server (etcd's v3rpc/grpc.go): a grpc-js Server with etcd's message size limits and its services
  * registered, to be bound to its own port or handed HTTP/2 connections from the client listener.
  */
+import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
+import { fastEligible, serveFastUnary, type FastUnaryMethod } from './fast-unary';
 import type * as client from 'prom-client';
 import { GRPC_OVERHEAD_BYTES } from './errors';
 import { addHealthService } from './health';
@@ -13,7 +15,7 @@ import { clusterService, type ClusterBackend } from './cluster';
 import { ErrGRPCNotSupportedForLearner, toGRPCError } from './errors';
 import type { CallContext } from './kv';
 import type { RangeRequest } from './pb/etcdserverpb/rpc';
-import type { CallGate } from './service';
+import type { CallGate, FastUnaryHost } from './service';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService, type UnaryHandler } from './service';
 import { addWatchService, type WatchServiceOptions } from './watch';
@@ -59,9 +61,50 @@ export interface V3ServerOptions {
   log?: (level: 'info' | 'warn', msg: string, meta?: Record<string, unknown>) => void;
 }
 
-/** A gRPC server that remembers every method's implementation (the JSON gateway calls them in-process). */
-export class V3GrpcServer extends grpc.Server {
+/** grpc-js's own handler of a new HTTP/2 stream, which V3GrpcServer wraps (grpc-js 1.x). */
+type StreamHandler = (extraInterceptors: unknown[], stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+interface GrpcServerInternals {
+  _streamHandler?: StreamHandler;
+  onStreamOpened?: (stream: http2.ServerHttp2Stream) => void;
+  interceptors?: unknown[];
+}
+
+/**
+ * A gRPC server that remembers every method's implementation (the JSON gateway calls them in-process), and serves
+ * the methods given to addFastUnary itself (fast-unary.ts) when grpc-js has the stream handler to take over.
+ */
+export class V3GrpcServer extends grpc.Server implements FastUnaryHost {
   private readonly impls = new Map<string, grpc.UntypedHandleCall>();
+  private readonly fast = new Map<string, FastUnaryMethod>();
+  private readonly maxReceive: number;
+  /** Calls served by the fast path so far (grpc-js served the rest). */
+  fastCalls = 0;
+
+  constructor(options: grpc.ServerOptions) {
+    super(options);
+    this.maxReceive = options['grpc.max_receive_message_length'] ?? 4 * 1024 * 1024;
+    const self = this as unknown as GrpcServerInternals;
+    const inner = self._streamHandler;
+    if (typeof inner !== 'function' || typeof self.onStreamOpened !== 'function') return;
+    // grpc-js binds this._streamHandler to each HTTP/2 server it sets up, after construction: ours looks first.
+    const fast = this.fast;
+    const server = this;
+    const maxReceive = this.maxReceive;
+    self._streamHandler = function (this: GrpcServerInternals, extra, stream, headers) {
+      const m = fast.get(headers[':path'] as string);
+      if (m && extra.length === 0 && (this.interceptors?.length ?? 0) === 0 && fastEligible(headers)) {
+        this.onStreamOpened!(stream);
+        server.fastCalls++;
+        serveFastUnary(stream, headers, m, maxReceive);
+        return;
+      }
+      inner.call(this, extra, stream, headers);
+    };
+  }
+
+  addFastUnary(m: FastUnaryMethod): void {
+    this.fast.set(m.path, m);
+  }
 
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     for (const [name, m] of Object.entries(service)) {
@@ -88,7 +131,7 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
   const metrics = opts.registry ? new GrpcMetrics(opts.registry) : undefined;
   const gate = combineGates(opts.isLearner ? learnerGate(opts.isLearner) : undefined, opts.checkAdmin ? adminGate(opts.checkAdmin) : undefined);
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
-  addUnaryService(server, kv.definition, kv.handlers, metrics, gate);
+  addUnaryService(server, kv.definition, kv.handlers, metrics, gate, server);
   if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header, gate }, metrics);
   for (const svc of opts.services ?? []) addUnaryService(server, svc.definition, svc.handlers, metrics, gate);
   addHealthService(server, metrics);

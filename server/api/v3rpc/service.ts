@@ -7,6 +7,7 @@ import { type BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { V3Error } from './errors';
 import type { GrpcMetrics } from './metrics';
 import type { CallContext } from './kv';
+import type { FastUnaryMethod } from './fast-unary';
 
 /** What ts-proto generates for every message. */
 export interface MessageCodec<T> {
@@ -69,33 +70,50 @@ export function splitPath(path: string): [string, string] {
  */
 export type CallGate = (path: string, request: unknown, call?: CallContext) => V3Error | undefined;
 
-/** Adapts an async handler to grpc-js, counting it started and handled (with its code) as etcd's interceptor does. */
-export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, Res>, metrics?: GrpcMetrics, gate?: CallGate): grpc.handleUnaryCall<Req, Res> {
+/**
+ * An async handler behind etcd's unary interceptor: the gate first, then the handler, counted started and handled
+ * (with its code) as etcd's interceptor counts. Rejects with a fresh { code, details } status: the shared V3Error
+ * constants must never carry one call's trailers to another.
+ */
+export function gatedUnary<Req, Res>(path: string, handler: UnaryHandler<Req, Res>, metrics?: GrpcMetrics, gate?: CallGate): (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> {
   const [service, method] = splitPath(path);
   const counted = metrics?.forMethod('unary', service, method);
-  return (call, callback) => {
+  const failed = (err: unknown): Promise<never> => {
+    const code = err instanceof V3Error ? err.code : grpc.status.UNKNOWN;
+    const details = err instanceof V3Error ? err.details : err instanceof Error ? err.message : String(err);
+    counted?.handled(code);
+    return Promise.reject({ name: 'V3Error', message: details, code, details });
+  };
+  return (request, call) => {
     counted?.started();
     let p: Promise<Res>;
     try {
-      const refused = gate?.(path, call.request, call);
-      p = refused ? Promise.reject(refused) : handler(call.request, call);
+      const refused = gate?.(path, request, call);
+      p = refused ? Promise.reject(refused) : handler(request, call);
     } catch (err) {
       p = Promise.reject(err);
     }
-    p.then(
-      (res) => {
-        counted?.handled(grpc.status.OK);
-        callback(null, res);
-      },
-      (err: unknown) => {
-        const code = err instanceof V3Error ? err.code : grpc.status.UNKNOWN;
-        const details = err instanceof V3Error ? err.details : err instanceof Error ? err.message : String(err);
-        counted?.handled(code);
-        // A fresh object: the shared V3Error constants must never carry one call's trailers to another.
-        callback({ name: 'V3Error', message: details, code, details });
-      },
-    );
+    return p.then((res) => {
+      counted?.handled(grpc.status.OK);
+      return res;
+    }, failed);
   };
+}
+
+/** Adapts an async handler to grpc-js (see gatedUnary). */
+export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, Res>, metrics?: GrpcMetrics, gate?: CallGate): grpc.handleUnaryCall<Req, Res> {
+  return grpcUnary(gatedUnary(path, handler, metrics, gate));
+}
+
+function grpcUnary<Req, Res>(run: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    run(call.request, call).then((res) => callback(null, res), (status: grpc.ServerErrorResponse) => callback(status));
+  };
+}
+
+/** A server that can serve some unary methods itself, off grpc-js's per-call path (see V3GrpcServer, fast-unary.ts). */
+export interface FastUnaryHost {
+  addFastUnary(m: FastUnaryMethod): void;
 }
 
 /** Adds a service whose handlers are all unary async functions. */
@@ -105,12 +123,16 @@ export function addUnaryService(
   handlers: Record<string, UnaryHandler<any, any>>,
   metrics?: GrpcMetrics,
   gate?: CallGate,
+  /** Where these methods are also served off grpc-js's per-call path (the KV service's hot calls). */
+  fast?: FastUnaryHost,
 ): void {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, m] of Object.entries(definition)) {
     const h = handlers[name];
     if (!h) throw new Error(`no handler for ${m.path}`);
-    impl[name] = toGrpcUnary(m.path, h, metrics, gate);
+    const run = gatedUnary(m.path, h, metrics, gate);
+    impl[name] = grpcUnary(run);
+    if (fast) fast.addFastUnary({ path: m.path, decode: m.requestDeserialize, encode: m.responseSerialize as (r: unknown) => Buffer, run: run as FastUnaryMethod['run'] });
   }
   metrics?.preRegister(definition);
   server.addService(definition, impl);

@@ -1,0 +1,187 @@
+/**
+ * The KV service's calls are served off grpc-js's per-call path (server/api/v3rpc/fast-unary.ts). A client must not
+ * tell: the same raw HTTP/2 requests sent to the fast path (/etcdserverpb.KV/...) and to the very same handlers served
+ * by grpc-js (registered again as /test.KV/...) get the same headers, trailers, statuses, texts and bytes, for good
+ * calls and for every transport failure grpc-js reports. Then what only a real client shows: metadata reaching the
+ * handler, a compressed request (left to grpc-js), a cancelled call, the metrics.
+ */
+import * as http2 from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import type { V3GrpcServer } from '../../server/api/v3rpc/grpc';
+import { kvService, type KVBackend } from '../../server/api/v3rpc/kv';
+import { PutRequest, PutResponse, RangeRequest, RangeResponse, KVClient } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { startV3, testHeader, type RunningV3 } from '../support/v3-server';
+
+interface RawAnswer {
+  headers: Record<string, unknown>;
+  data: Buffer;
+  trailers: Record<string, unknown>;
+}
+
+/** One request on its own stream: the given body bytes (gRPC frames or not), the answer as it came. */
+function raw(port: number, path: string, body: Buffer, extra: Record<string, string> = {}): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const st = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...extra });
+    const out: RawAnswer = { headers: {}, data: Buffer.alloc(0), trailers: {} };
+    const chunks: Buffer[] = [];
+    st.on('response', (h) => (out.headers = Object.fromEntries(Object.entries(h))));
+    st.on('trailers', (t) => (out.trailers = Object.fromEntries(Object.entries(t))));
+    st.on('data', (c: Buffer) => chunks.push(c));
+    st.on('error', reject);
+    st.on('close', () => {
+      session.close();
+      out.data = Buffer.concat(chunks);
+      for (const h of [out.headers, out.trailers]) delete h.date;
+      resolve(out);
+    });
+    st.end(body);
+  });
+}
+
+const frame = (msg: Uint8Array, compressed = 0): Buffer => {
+  const f = Buffer.alloc(5 + msg.length);
+  f[0] = compressed;
+  f.writeUInt32BE(msg.length, 1);
+  Buffer.from(msg).copy(f, 5);
+  return f;
+};
+
+describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () => {
+  let release: (() => void) | undefined;
+  const seen: grpc.Metadata[] = [];
+  const backend: KVBackend = {
+    range: async (r, call) => {
+      if (call) seen.push(call.metadata);
+      return RangeResponse.fromPartial({ kvs: [{ key: r.key, value: Buffer.from('value'), createRevision: 3n, modRevision: 4n, version: 1n }], count: 1n });
+    },
+    // A put that waits until the test lets it go (for deadlines and cancelled calls).
+    put: (r) => (r.key.toString() === 'slow' ? new Promise((resolve) => (release = () => resolve(PutResponse.fromPartial({})))) : Promise.resolve(PutResponse.fromPartial({}))),
+    deleteRange: async () => { throw new Error('not used'); },
+    txn: async () => { throw new Error('not used'); },
+    compact: async () => { throw new Error('not used'); },
+  };
+  let s: RunningV3;
+  beforeAll(async () => {
+    // The same handlers again under another service name: those grpc-js serves, as it served KV before.
+    const kv = kvService({ backend, header: testHeader });
+    const definition = Object.fromEntries(Object.entries(kv.definition).map(([k, m]) => [k, { ...m, path: m.path.replace('/etcdserverpb.KV/', '/test.KV/') }]));
+    s = await startV3(backend, { services: [{ definition, handlers: kv.handlers }], maxRequestBytes: 1024 });
+  });
+  afterAll(() => s.close());
+
+  /** The fast path's answer and grpc-js's, the method's path named the same in both. */
+  async function both(method: string, body: Buffer, extra?: Record<string, string>): Promise<[RawAnswer, RawAnswer]> {
+    const server = s.server as V3GrpcServer;
+    const before = server.fastCalls;
+    const fast = await raw(s.port, `/etcdserverpb.KV/${method}`, body, extra);
+    expect(server.fastCalls).toBe(before + 1);
+    const slow = await raw(s.port, `/test.KV/${method}`, body, extra);
+    expect(server.fastCalls).toBe(before + 1);
+    const named = (a: RawAnswer): RawAnswer => JSON.parse(JSON.stringify(a).split('test.KV').join('etcdserverpb.KV'), (_k, v) => (v?.type === 'Buffer' ? Buffer.from(v.data) : v));
+    return [fast, named(slow)];
+  }
+
+  const cases: [string, string, () => Buffer, Record<string, string>?][] = [
+    ['a good range', 'Range', () => frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish())],
+    ['a good put', 'Put', () => frame(PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') })).finish())],
+    ['a refused request (no key)', 'Range', () => frame(RangeRequest.encode(RangeRequest.fromPartial({})).finish())],
+    ['no message at all', 'Range', () => Buffer.alloc(0)],
+    ['half a message', 'Range', () => frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish()).subarray(0, 6)],
+    ['two messages', 'Range', () => Buffer.concat([1, 2].map(() => frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish())))],
+    ['bytes that are no RangeRequest', 'Range', () => frame(Buffer.from([0x0f, 0xff, 0xff]))],
+    ['a message over the size limit', 'Put', () => frame(PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.alloc(600 * 1024, 1) })).finish())],
+    ['a length prefix over the limit, with no message behind it', 'Put', () => Buffer.from([0, 0x7f, 0xff, 0xff, 0xff])],
+    ['a compressed flag with identity encoding', 'Range', () => frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish(), 1)],
+    ['an invalid grpc-timeout', 'Range', () => frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish()), { 'grpc-timeout': 'soon' }],
+    ['a generous grpc-timeout', 'Range', () => frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish()), { 'grpc-timeout': '10S' }],
+    ['token metadata', 'Range', () => frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish()), { token: 'abc' }],
+  ];
+
+  // One argument (jest takes a callback beyond a row's length for done()).
+  test.each(cases.map((c) => [c[0], c] as const))('%s', async (_name, [, method, body, extra]) => {
+    const [fast, slow] = await both(method, body(), extra);
+    expect(fast).toEqual(slow);
+    expect(fast.headers[':status']).toBe(200);
+  });
+
+  test('the cases are not vacuous: good calls answer data, failures their own gRPC status', async () => {
+    const answers = await Promise.all(cases.map(([, method, body, extra]) => raw(s.port, `/etcdserverpb.KV/${method}`, body(), extra)));
+    const status = (a: RawAnswer) => Number(a.trailers['grpc-status'] ?? a.headers['grpc-status']);
+    expect(answers.map(status)).toEqual([0, 0, 3, 12, 12, 12, 13, 8, 8, 0, 13, 0, 0]);
+    expect(RangeResponse.decode(answers[0].data.subarray(5)).kvs[0].value.toString()).toBe('value');
+    expect(decodeURI(String(answers[7].headers['grpc-message']))).toMatch(/^Received message larger than max \(\d+ vs 525312\)$/);
+  });
+
+  test('a deadline passed answers DEADLINE_EXCEEDED, and the handler finishing later writes nothing more', async () => {
+    const [fast, slow] = await Promise.all(['etcdserverpb', 'test'].map(async (svc) => {
+      const a = raw(s.port, `/${svc}.KV/Put`, frame(PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('slow') })).finish()), { 'grpc-timeout': '50m' });
+      return a;
+    }));
+    release?.();
+    expect(fast.headers['grpc-status']).toBe('4');
+    expect(decodeURI(String(fast.headers['grpc-message']))).toBe('Deadline exceeded');
+    expect({ ...fast }).toEqual({ ...slow });
+  });
+
+  test('the metadata a client sends reaches the handler, without the transport headers', async () => {
+    seen.length = 0;
+    const md = new grpc.Metadata();
+    md.set('token', 'tok');
+    md.set('hasleader', 'true');
+    await new Promise((resolve, reject) => s.client.range(RangeRequest.fromPartial({ key: Buffer.from('k') }), md, (err, r) => (err ? reject(err) : resolve(r))));
+    expect(seen).toHaveLength(1);
+    const got = seen[0].getMap();
+    expect(got).toMatchObject({ token: 'tok', hasleader: 'true' });
+    for (const h of ['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', ':path']) expect(got).not.toHaveProperty(h);
+  });
+
+  test('a gzip-compressed request (served by grpc-js) is answered as any other', async () => {
+    const c = new KVClient(s.address, grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+    const fastBefore = (s.server as V3GrpcServer).fastCalls;
+    try {
+      const r = await new Promise<RangeResponse>((resolve, reject) => c.range(RangeRequest.fromPartial({ key: Buffer.from('zipped') }), (err, res) => (err ? reject(err) : resolve(res))));
+      expect(r.kvs[0].key.toString()).toBe('zipped');
+      expect((s.server as V3GrpcServer).fastCalls).toBe(fastBefore);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a client that cancels a call leaves the server serving, the late answer dropped', async () => {
+    const call = s.client.put(PutRequest.fromPartial({ key: Buffer.from('slow') }), () => undefined);
+    // Cancel once the server holds the call.
+    await new Promise<void>((resolve) => {
+      const poll = (): void => (release ? resolve() : void setImmediate(poll));
+      release = undefined;
+      poll();
+    });
+    call.cancel();
+    release!();
+    const r = await s.kv.range(RangeRequest.fromPartial({ key: Buffer.from('after') }));
+    expect(r.kvs[0].key.toString()).toBe('after');
+  });
+
+  test('calls on the fast path are counted in grpc_server_started_total and _handled_total', async () => {
+    const before = await counts();
+    await s.kv.range(RangeRequest.fromPartial({ key: Buffer.from('k') }));
+    await expect(s.kv.range(RangeRequest.fromPartial({}))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    const after = await counts();
+    expect(after.started - before.started).toBe(2);
+    expect(after.ok - before.ok).toBe(1);
+    expect(after.invalid - before.invalid).toBe(1);
+  });
+
+  async function counts(): Promise<{ started: number; ok: number; invalid: number }> {
+    const m = await s.registry.getMetricsAsJSON();
+    const value = (name: string, labels: Record<string, string>) =>
+      (m.find((x) => x.name === name)?.values ?? []).filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((a, v) => a + v.value, 0);
+    const range = { grpc_service: 'etcdserverpb.KV', grpc_method: 'Range' };
+    return {
+      started: value('grpc_server_started_total', range),
+      ok: value('grpc_server_handled_total', { ...range, grpc_code: 'OK' }),
+      invalid: value('grpc_server_handled_total', { ...range, grpc_code: 'InvalidArgument' }),
+    };
+  }
+});
