@@ -35,3 +35,31 @@ test('20,000 keep-alives on one stream, read late: each answered once, in order,
   const wrong = got.findIndex((r, i) => r.ID !== ids[i] || (ids[i] === g.ID ? r.TTL !== 600n : r.TTL !== 0n) || r.header!.revision <= 0n);
   expect(wrong).toBe(-1);
 });
+
+/** One keep-alive on a stream of its own, as clientv3's KeepAliveOnce sends it: the first answer, then a cancel. */
+function keepAliveOnce(ID: bigint): Promise<LeaseKeepAliveResponse> {
+  return new Promise((resolve, reject) => {
+    const stream = member.conn().lease.client.leaseKeepAlive();
+    stream.on('error', (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.CANCELLED) reject(err);
+    });
+    stream.once('data', (r: LeaseKeepAliveResponse) => {
+      resolve(r);
+      stream.cancel();
+    });
+    stream.write(LeaseKeepAliveRequest.fromPartial({ ID }));
+  });
+}
+
+test('300 streams of one keep-alive each at once (KeepAliveOnce): each answered with its own lease, a revoked one TTL 0', async () => {
+  const leases = await Promise.all([30n, 45n, 90n].map((TTL) => member.conn().lease.grant({ ID: 0n, TTL })));
+  const revoked = await member.conn().lease.grant({ ID: 0n, TTL: 60n });
+  const rev = (await member.conn().lease.revoke({ ID: revoked.ID })).header!.revision;
+  const ids = Array.from({ length: 300 }, (_, i) => (i % 10 === 9 ? revoked.ID : leases[i % 3].ID));
+  const got = await Promise.all(ids.map(keepAliveOnce));
+  got.forEach((r, i) => {
+    expect(r.ID).toBe(ids[i]);
+    expect(r.TTL).toBe(ids[i] === revoked.ID ? 0n : leases[i % 3].TTL);
+    expect(r.header!.revision).toBeGreaterThanOrEqual(rev);
+  });
+});

@@ -10,7 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { Event } from './pb/mvccpb/kv';
-import { ResponseHeader, WatchCreateRequest_FilterType, WatchRequest, WatchResponse } from './pb/etcdserverpb/rpc';
+import { type ResponseHeader, WatchCreateRequest_FilterType, WatchRequest, WatchResponse } from './pb/etcdserverpb/rpc';
 import {
   ErrGRPCAuthOldRevision, ErrGRPCInvalidAuthToken, ErrGRPCNoLeader, ErrGRPCPermissionDenied, ErrGRPCUserEmpty, GRPC_OVERHEAD_BYTES, toGRPCError, V3Error,
 } from './errors';
@@ -18,6 +18,7 @@ import { FramedWriter } from './framed-writer';
 import type { HeaderProvider } from './kv';
 import type { GrpcMetrics, MethodCounters } from './metrics';
 import { encodeMessage, encodeToBuffer, type CallGate, type MessageCodec } from './service';
+import { HeaderBytes, putVarint, varintSize } from './wire';
 import { WatchError, type WatchableStore, type WatchEvent, type WatchResult, type WatchSink, type WatchStream, type Watcher } from '../../mvcc/watchable';
 
 /** etcd's chanBufLen: watch responses a stream queues before its watchers are slow. */
@@ -69,19 +70,8 @@ function encodeEvents(events: WatchEvent[]): number {
   return size;
 }
 
-const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
 /** An event's bytes in a WatchResponse: its tag, its length and itself. */
 const eventFieldSize = (ev: WatchEvent): number => 1 + varintSize(ev.encoded!.length) + ev.encoded!.length;
-
-/** A non-negative number below 2^32 as a varint at buf[at]; returns the offset after it. */
-function putVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[at++] = n;
-  return at;
-}
 
 /** Watch IDs the direct encoding takes (a client may name any int64; larger ones go through the generic one). */
 const MAX_DIRECT_WATCH_ID = 2n ** 31n;
@@ -111,32 +101,6 @@ export function putWatchResponse(buf: Buffer, at: number, header: Uint8Array, wa
     at += ev.encoded!.length;
   }
   return at;
-}
-
-/** The response header's bytes, encoded once for every watcher sent events at the same revision. */
-class HeaderBytes {
-  private rev = -1;
-  private term = -1n;
-  private cluster = -1n;
-  private member = -1n;
-  private bytes: Uint8Array = new Uint8Array(0);
-
-  constructor(private readonly p: HeaderProvider) {}
-
-  at(rev: number): Uint8Array {
-    const { p } = this;
-    const term = p.raftTerm();
-    const cluster = p.clusterId();
-    const member = p.memberId();
-    if (rev !== this.rev || term !== this.term || cluster !== this.cluster || member !== this.member) {
-      this.bytes = encodeMessage(ResponseHeader, { clusterId: cluster, memberId: member, revision: BigInt(rev), raftTerm: term });
-      this.rev = rev;
-      this.term = term;
-      this.cluster = cluster;
-      this.member = member;
-    }
-    return this.bytes;
-  }
 }
 
 type Item = { w: Watcher; r: WatchResult; bytes?: undefined } | { w?: undefined; r?: undefined; bytes: Buffer };
