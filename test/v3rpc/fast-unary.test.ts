@@ -5,48 +5,12 @@
  * calls and for every transport failure grpc-js reports. Then what only a real client shows: metadata reaching the
  * handler, a compressed request (left to grpc-js), a cancelled call, the metrics.
  */
-import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { V3GrpcServer } from '../../server/api/v3rpc/grpc';
 import { kvService, type KVBackend } from '../../server/api/v3rpc/kv';
 import { PutRequest, PutResponse, RangeRequest, RangeResponse, KVClient } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { startV3, testHeader, type RunningV3 } from '../support/v3-server';
-
-interface RawAnswer {
-  headers: Record<string, unknown>;
-  data: Buffer;
-  trailers: Record<string, unknown>;
-}
-
-/** One request on its own stream: the given body bytes (gRPC frames or not), the answer as it came. */
-function raw(port: number, path: string, body: Buffer, extra: Record<string, string> = {}): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
-    session.on('error', reject);
-    const st = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...extra });
-    const out: RawAnswer = { headers: {}, data: Buffer.alloc(0), trailers: {} };
-    const chunks: Buffer[] = [];
-    st.on('response', (h) => (out.headers = Object.fromEntries(Object.entries(h))));
-    st.on('trailers', (t) => (out.trailers = Object.fromEntries(Object.entries(t))));
-    st.on('data', (c: Buffer) => chunks.push(c));
-    st.on('error', reject);
-    st.on('close', () => {
-      session.close();
-      out.data = Buffer.concat(chunks);
-      for (const h of [out.headers, out.trailers]) delete h.date;
-      resolve(out);
-    });
-    st.end(body);
-  });
-}
-
-const frame = (msg: Uint8Array, compressed = 0): Buffer => {
-  const f = Buffer.alloc(5 + msg.length);
-  f[0] = compressed;
-  f.writeUInt32BE(msg.length, 1);
-  Buffer.from(msg).copy(f, 5);
-  return f;
-};
+import { frame, raw, type RawAnswer } from '../support/raw-grpc';
 
 describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () => {
   let release: (() => void) | undefined;

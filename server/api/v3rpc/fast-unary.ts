@@ -35,13 +35,18 @@ export interface FastUnaryCall {
   getPath(): string;
 }
 
-const OK_HEADERS = {
+export const OK_HEADERS = {
   [http2.constants.HTTP2_HEADER_STATUS]: http2.constants.HTTP_STATUS_OK,
   [http2.constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
   'grpc-encoding': 'identity',
 };
-const OK_TRAILERS = { 'grpc-status': grpc.status.OK, 'grpc-message': 'OK' };
+export const OK_TRAILERS = { 'grpc-status': grpc.status.OK, 'grpc-message': 'OK' };
+/** The headers of a trailers-only answer (a status and no message), besides the status itself. */
+export const failHeaders = {
+  [http2.constants.HTTP2_HEADER_STATUS]: http2.constants.HTTP_STATUS_OK,
+  [http2.constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
+};
 const RESPOND_OPTIONS = { waitForTrailers: true };
 const END_STREAM = { endStream: true };
 
@@ -53,6 +58,19 @@ const DEADLINE_UNITS_MS: Record<string, number> = { H: 3600000, M: 60000, S: 100
 const NOT_METADATA = ['grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'te', 'content-type'];
 
 const noop = (): void => undefined;
+
+/** grpc-timeout in milliseconds as grpc-js reads it; undefined for a value it refuses. */
+export function parseGrpcTimeout(v: string): number | undefined {
+  const m = DEADLINE_REGEX.exec(v);
+  return m ? (+m[1] * DEADLINE_UNITS_MS[m[2]]) | 0 : undefined;
+}
+
+/** A call's metadata as grpc-js gives it to a handler: the request's headers but the transport's own. */
+export function requestMetadata(headers: http2.IncomingHttpHeaders): grpc.Metadata {
+  const md = grpc.Metadata.fromHttp2Headers(headers);
+  for (const h of NOT_METADATA) md.remove(h);
+  return md;
+}
 
 /** Whether a call with these headers can be served by the fast path (else grpc-js serves it). */
 export function fastEligible(headers: http2.IncomingHttpHeaders): boolean {
@@ -75,12 +93,7 @@ class Call implements FastUnaryCall {
   ) {}
 
   get metadata(): grpc.Metadata {
-    if (!this.md) {
-      const md = grpc.Metadata.fromHttp2Headers(this.headers);
-      for (const h of NOT_METADATA) md.remove(h);
-      this.md = md;
-    }
-    return this.md;
+    return (this.md ??= requestMetadata(this.headers));
   }
 
   getAuthContext(): AuthContext {
@@ -121,7 +134,7 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
     finished = true;
     if (timer) clearTimeout(timer);
     if (stream.destroyed || stream.closed) return;
-    stream.respond({ 'grpc-status': code, 'grpc-message': encodeURI(details), ...FAIL_HEADERS }, END_STREAM);
+    stream.respond({ 'grpc-status': code, 'grpc-message': encodeURI(details), ...failHeaders }, END_STREAM);
   };
   const answer = (response: unknown): void => {
     if (finished) return;
@@ -152,12 +165,11 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
 
   const timeout = headers['grpc-timeout'];
   if (timeout !== undefined) {
-    const m = DEADLINE_REGEX.exec(String(timeout));
-    if (!m) {
+    const ms = parseGrpcTimeout(String(timeout));
+    if (ms === undefined) {
       process.nextTick(() => fail(grpc.status.INTERNAL, `Invalid grpc-timeout value "${timeout}"`));
       return;
     }
-    const ms = (+m[1] * DEADLINE_UNITS_MS[m[2]]) | 0;
     call.deadline = Date.now() + ms;
     timer = setTimeout(() => fail(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'), ms);
   }
@@ -207,8 +219,3 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
     method.run(request, call).then(answer, (e: { code: grpc.status; details: string }) => fail(e.code, e.details));
   });
 }
-
-const FAIL_HEADERS = {
-  [http2.constants.HTTP2_HEADER_STATUS]: http2.constants.HTTP_STATUS_OK,
-  [http2.constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
-};

@@ -5,6 +5,7 @@
 import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { fastEligible, serveFastUnary, type FastUnaryMethod } from './fast-unary';
+import { FastDuplexCall } from './fast-stream';
 import type * as client from 'prom-client';
 import { GRPC_OVERHEAD_BYTES } from './errors';
 import { addHealthService } from './health';
@@ -15,7 +16,7 @@ import { clusterService, type ClusterBackend } from './cluster';
 import { ErrGRPCNotSupportedForLearner, toGRPCError } from './errors';
 import type { CallContext } from './kv';
 import type { RangeRequest } from './pb/etcdserverpb/rpc';
-import type { CallGate, FastUnaryHost } from './service';
+import type { CallGate, FastStreamMethod, FastUnaryHost } from './service';
 import { GrpcMetrics } from './metrics';
 import { addUnaryService, type UnaryHandler } from './service';
 import { addWatchService, type WatchServiceOptions } from './watch';
@@ -75,7 +76,7 @@ interface GrpcServerInternals {
  */
 export class V3GrpcServer extends grpc.Server implements FastUnaryHost {
   private readonly impls = new Map<string, grpc.UntypedHandleCall>();
-  private readonly fast = new Map<string, FastUnaryMethod>();
+  private readonly fast = new Map<string, FastUnaryMethod | FastStreamMethod>();
   private readonly maxReceive: number;
   /** Calls served by the fast path so far (grpc-js served the rest). */
   fastCalls = 0;
@@ -95,14 +96,15 @@ export class V3GrpcServer extends grpc.Server implements FastUnaryHost {
       if (m && extra.length === 0 && (this.interceptors?.length ?? 0) === 0 && fastEligible(headers)) {
         this.onStreamOpened!(stream);
         server.fastCalls++;
-        serveFastUnary(stream, headers, m, maxReceive);
+        if ('stream' in m) m.stream(new FastDuplexCall(stream, headers, m.decode, maxReceive));
+        else serveFastUnary(stream, headers, m, maxReceive);
         return;
       }
       inner.call(this, extra, stream, headers);
     };
   }
 
-  addFastUnary(m: FastUnaryMethod): void {
+  addFastUnary(m: FastUnaryMethod | FastStreamMethod): void {
     this.fast.set(m.path, m);
   }
 
@@ -132,7 +134,7 @@ export function createV3Server(opts: V3ServerOptions): V3GrpcServer {
   const gate = combineGates(opts.isLearner ? learnerGate(opts.isLearner) : undefined, opts.checkAdmin ? adminGate(opts.checkAdmin) : undefined);
   const kv = kvService({ backend: opts.kv, header: opts.header, maxTxnOps: opts.maxTxnOps });
   addUnaryService(server, kv.definition, kv.handlers, metrics, gate, server);
-  if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header, gate }, metrics);
+  if (opts.lease) addLeaseService(server, { backend: opts.lease, header: opts.header, gate }, metrics, server);
   for (const svc of opts.services ?? []) addUnaryService(server, svc.definition, svc.handlers, metrics, gate);
   addHealthService(server, metrics);
   if (opts.watch) addWatchService(server, { ...opts.watch, header: opts.header, maxRequestBytes, gate }, metrics);

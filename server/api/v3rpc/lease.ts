@@ -13,7 +13,8 @@ import { ServerErrors, toGRPCError } from './errors';
 import { fillHeader, type HeaderProvider } from './kv';
 import type { GrpcMetrics } from './metrics';
 import { KEEPALIVE_PATH, keepAliveHandler } from './lease-keepalive';
-import { encodeToBuffer, toGrpcUnary, unaryMethod, type CallGate, type UnaryHandler } from './service';
+import { encodeToBuffer, gatedUnary, grpcUnary, unaryMethod, type CallGate, type FastUnaryHost, type UnaryHandler } from './service';
+import type { FastUnaryMethod } from './fast-unary';
 
 /**
  * What serves leases: grants and revocations through the log, renewals and TimeToLive by the leader (forwarded there
@@ -48,7 +49,7 @@ function unary<Req, Res extends { header?: unknown }>(exec: (r: Req) => Promise<
 }
 
 /** Adds the Lease service to a gRPC server. */
-export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBackend; header: HeaderProvider; gate?: CallGate }, metrics?: GrpcMetrics): void {
+export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBackend; header: HeaderProvider; gate?: CallGate }, metrics?: GrpcMetrics, fast?: FastUnaryHost): void {
   const { backend: b, header, gate } = opts;
   const definition: grpc.ServiceDefinition = {
     LeaseGrant: unaryMethod('/etcdserverpb.Lease/LeaseGrant', LeaseGrantRequest, LeaseGrantResponse),
@@ -73,8 +74,16 @@ export function addLeaseService(server: grpc.Server, opts: { backend: LeaseBacke
     LeaseLeases: unary((r: LeaseLeasesRequest) => b.leaseLeases(r), header, () => ({ header: emptyHeader(), leases: [] })),
   };
   const impl: grpc.UntypedServiceImplementation = {};
-  for (const [name, h] of Object.entries(handlers)) impl[name] = toGrpcUnary(definition[name].path, h, metrics, gate);
-  impl.LeaseKeepAlive = keepAliveHandler(b, header, metrics, gate);
+  for (const [name, h] of Object.entries(handlers)) {
+    const m = definition[name];
+    const run = gatedUnary(m.path, h, metrics, gate);
+    impl[name] = grpcUnary(run);
+    fast?.addFastUnary({ path: m.path, decode: m.requestDeserialize, encode: m.responseSerialize as (r: unknown) => Buffer, run: run as FastUnaryMethod['run'] });
+  }
+  const keepAlive = keepAliveHandler(b, header, metrics, gate);
+  impl.LeaseKeepAlive = keepAlive;
+  // Off grpc-js too: clientv3's KeepAliveOnce opens a stream per keep-alive.
+  fast?.addFastUnary({ path: KEEPALIVE_PATH, decode: definition.LeaseKeepAlive.requestDeserialize, stream: (call) => keepAlive(call as unknown as grpc.ServerDuplexStream<LeaseKeepAliveRequest, Buffer>) });
   metrics?.preRegister(definition);
   server.addService(definition, impl);
 }

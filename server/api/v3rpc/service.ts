@@ -8,6 +8,7 @@ import { V3Error } from './errors';
 import type { GrpcMetrics } from './metrics';
 import type { CallContext } from './kv';
 import type { FastUnaryMethod } from './fast-unary';
+import type { FastDuplexCall } from './fast-stream';
 
 /** What ts-proto generates for every message. */
 export interface MessageCodec<T> {
@@ -105,15 +106,25 @@ export function toGrpcUnary<Req, Res>(path: string, handler: UnaryHandler<Req, R
   return grpcUnary(gatedUnary(path, handler, metrics, gate));
 }
 
-function grpcUnary<Req, Res>(run: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+export function grpcUnary<Req, Res>(run: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     run(call.request, call).then((res) => callback(null, res), (status: grpc.ServerErrorResponse) => callback(status));
   };
 }
 
-/** A server that can serve some unary methods itself, off grpc-js's per-call path (see V3GrpcServer, fast-unary.ts). */
+/** A bidirectional method served off grpc-js (fast-stream.ts): its handler takes the call as grpc-js's. */
+export interface FastStreamMethod {
+  path: string;
+  decode(b: Buffer): unknown;
+  stream(call: FastDuplexCall): void;
+}
+
+/**
+ * A server that can serve some methods itself, off grpc-js's per-call path (see V3GrpcServer, fast-unary.ts and
+ * fast-stream.ts).
+ */
 export interface FastUnaryHost {
-  addFastUnary(m: FastUnaryMethod): void;
+  addFastUnary(m: FastUnaryMethod | FastStreamMethod): void;
 }
 
 /** Adds a service whose handlers are all unary async functions. */
