@@ -25,22 +25,25 @@ export class SnapshotFormatError extends Error {
   }
 }
 
-export function encodeSnapshotData(parts: Map<string, Buffer>): Buffer {
+/** The container of `parts`; a part may come in chunks (a store encoded in turns), copied once, into the container. */
+export function encodeSnapshotData(parts: Map<string, Buffer | Buffer[]>): Buffer {
   let size = 4 + 2 + 2;
   const names = [...parts.keys()].map((n) => Buffer.from(n, 'utf8'));
-  for (const [i, data] of [...parts.values()].entries()) size += 2 + names[i].length + 6 + data.length;
+  const datas = [...parts.values()].map((d) => (Array.isArray(d) ? d : [d]));
+  const lengths = datas.map((chunks) => chunks.reduce((n, c) => n + c.length, 0));
+  for (let i = 0; i < names.length; i++) size += 2 + names[i].length + 6 + lengths[i];
   const buf = Buffer.allocUnsafe(size);
   SNAPSHOT_MAGIC.copy(buf, 0);
   buf.writeUInt16BE(SNAPSHOT_FORMAT_VERSION, 4);
   buf.writeUInt16BE(parts.size, 6);
   let o = 8;
-  for (const [i, data] of [...parts.values()].entries()) {
+  for (let i = 0; i < names.length; i++) {
     buf.writeUInt16BE(names[i].length, o);
     names[i].copy(buf, o + 2);
     o += 2 + names[i].length;
-    buf.writeUIntBE(data.length, o, 6);
-    data.copy(buf, o + 6);
-    o += 6 + data.length;
+    buf.writeUIntBE(lengths[i], o, 6);
+    o += 6;
+    for (const c of datas[i]) o += c.copy(buf, o);
   }
   return buf;
 }
