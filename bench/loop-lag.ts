@@ -18,3 +18,18 @@ if (file) {
     h.reset();
   });
 }
+
+// LOOP_LAG_TRACE=1: every stall of the loop over 20 ms and every GC pause over 5 ms, to stderr, as they happen.
+if (process.env.LOOP_LAG_TRACE === '1') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { PerformanceObserver } = require('node:perf_hooks') as typeof import('node:perf_hooks');
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (e.duration > 5) process.stderr.write(`LAG gc ${(e as unknown as { detail?: { kind?: number } }).detail?.kind} ${e.duration.toFixed(1)} ms\n`);
+  }).observe({ entryTypes: ['gc'] });
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last > 25) process.stderr.write(`LAG loop ${(now - last - 5).toFixed(1)} ms\n`);
+    last = now;
+  }, 5).unref();
+}

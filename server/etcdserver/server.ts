@@ -30,7 +30,7 @@ import { ApplyDispatcher } from './apply/dispatcher';
 import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier, parseConfChangeContext } from './apply/membership';
 import { V2EntryApplier, V2StateMachine } from './apply/v2';
 import { Proposals, WriteResult } from './proposals';
-import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData } from './snapshot-data';
+import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData, encodeSnapshotDataInTurns } from './snapshot-data';
 import { collectGarbageWhenIdle } from '../pkg/collect-garbage';
 
 export type { V2StateMachine } from './apply/v2';
@@ -1059,20 +1059,22 @@ export class EtcdServer extends EventEmitter {
     const parts = [...this.snapshotParts].map(([name, part]) => [name, part.saveInTurns ? part.saveInTurns() : part.save()] as const);
     this.snapshotIndex = index;
     this.encodingSnapshot = true;
-    Promise.all(parts.map(async ([name, data]) => [name, await data] as const)).then(
-      (done) => {
-        this.encodingSnapshot = false;
-        this.saveSnapshot(index, confState, new Map(done));
-      },
-      (err: Error) => this.fatal(err),
-    );
+    Promise.all(parts.map(async ([name, data]) => [name, await data] as const))
+      .then((done) => encodeSnapshotDataInTurns(new Map(done)))
+      .then(
+        (data) => {
+          this.encodingSnapshot = false;
+          this.saveSnapshot(index, confState, data);
+        },
+        (err: Error) => this.fatal(err),
+      );
   }
 
   /** Records the snapshot of the stores' state at `index` in the Raft log, then saves it and releases the log before. */
-  private saveSnapshot(index: number, confState: ConfState, parts: Map<string, Buffer | Buffer[]>): void {
+  private saveSnapshot(index: number, confState: ConfState, data: Buffer): void {
     // A snapshot from the leader, applied while this one was encoded, is newer: this one is not needed.
     if (this.stopped || index <= this.storage.snapshot().metadata.index) return;
-    const snap = this.storage.createSnapshot(index, confState, encodeSnapshotData(parts));
+    const snap = this.storage.createSnapshot(index, confState, data);
     // The snapshot file must be durable before the log before it is released. Snapshots are saved one after the
     // other, in order: a slow disk never has two being written, marked and purged at once.
     this.snapshotting = this.snapshotting
