@@ -212,7 +212,7 @@ describe('the snapshot container', () => {
     const store = Buffer.from('x'.repeat(3 << 20).replace(/x/g, (_, i: number) => String.fromCharCode(97 + (i % 26))));
     const chunks = [store.subarray(0, 1), store.subarray(1, 1 << 20), Buffer.alloc(0), store.subarray(1 << 20)];
     const whole = encodeSnapshotData(new Map([[PART_MEMBERSHIP, Buffer.from('{}')], [PART_V2STORE, store]]));
-    expect(encodeSnapshotData(new Map([[PART_MEMBERSHIP, Buffer.from('{}')], [PART_V2STORE, chunks]])).equals(whole)).toBe(true);
+    expect(encodeSnapshotData(new Map<string, Buffer | Buffer[]>([[PART_MEMBERSHIP, Buffer.from('{}')], [PART_V2STORE, chunks]])).equals(whole)).toBe(true);
     // Slices of 0 ms: one chunk a turn; the loop runs between them.
     let turns = 0;
     let done = false;
