@@ -8,6 +8,8 @@
  *   npm run build && node dist/bench/snapshot-lag.js
  *   BENCH_LAG_SECONDS=20 BENCH_LAG_SNAPSHOT_COUNT=20000 BENCH_LAG_ROUNDS=3 node dist/bench/snapshot-lag.js
  *   BENCH_LAG_PREFILL=100000 …     # first fill the store with this many keys (wrk, unmeasured)
+ *   BENCH_LAG_SERVERS=old=/tmp/old/dist/server/main.js,new=dist/server/main.js …   # builds compared, in alternation
+ *   BENCH_LAG_NO_SNAPSHOT=0 …      # without the runs that take no snapshot
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,7 +20,11 @@ import { cpuMs } from './proc';
 import { healthy, median } from './v3';
 import { WRK, runLoad, warmUp } from './v2-load';
 
-const OURS = path.join(__dirname, '../server/main.js');
+/** The builds measured (name=path of main.js), one after the other in each round: ours by default. */
+const SERVERS = (process.env.BENCH_LAG_SERVERS ?? `ours=${path.join(__dirname, '../server/main.js')}`).split(',').map((s) => {
+  const [name, main] = s.split('=');
+  return { name, main: path.resolve(main) };
+});
 const PRELOAD = path.join(__dirname, 'loop-lag.js');
 const SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 20);
 const SNAPSHOT_COUNT = Number(process.env.BENCH_LAG_SNAPSHOT_COUNT ?? 20000);
@@ -57,7 +63,7 @@ interface Row {
   snapshots: number;
 }
 
-async function once(snapshotCount: number): Promise<Row> {
+async function once(main: string, snapshotCount: number): Promise<Row> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-snaplag-'));
   const [cport, pport] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${cport}`;
@@ -65,7 +71,7 @@ async function once(snapshotCount: number): Promise<Row> {
   const lagFile = path.join(dir, 'lag.json');
   const proc = spawn(
     process.execPath,
-    ['-r', PRELOAD, OURS, '--data-dir', path.join(dir, 'data'), '--enable-v2=true', '--snapshot-count', String(snapshotCount),
+    ['-r', PRELOAD, main, '--data-dir', path.join(dir, 'data'), '--enable-v2=true', '--snapshot-count', String(snapshotCount),
       '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOOP_LAG_FILE: lagFile } },
   );
@@ -105,18 +111,20 @@ async function once(snapshotCount: number): Promise<Row> {
 
 async function main(): Promise<void> {
   if (!existsSync(WRK)) throw new Error(`${WRK} not found: apt-get install -y wrk`);
-  const cases = [
+  for (const s of SERVERS) if (!existsSync(s.main)) throw new Error(`${s.main} is not built`);
+  const counts = [
     { name: `--snapshot-count ${SNAPSHOT_COUNT}`, count: SNAPSHOT_COUNT },
-    { name: 'no snapshot in the run', count: 100_000_000 },
+    ...(process.env.BENCH_LAG_NO_SNAPSHOT === '0' ? [] : [{ name: 'no snapshot in the run', count: 100_000_000 }]),
   ];
+  const cases = SERVERS.flatMap((s) => counts.map((c) => ({ name: `${s.name}, ${c.name}`, main: s.main, count: c.count })));
   const rows = new Map<string, Row[]>(cases.map((c) => [c.name, []]));
-  for (let i = 0; i < ROUNDS; i++) for (const c of cases) rows.get(c.name)!.push(await once(c.count));
+  for (let i = 0; i < ROUNDS; i++) for (const c of cases) rows.get(c.name)!.push(await once(c.main, c.count));
   console.log(`v2 PUT of fresh keys, 64 connections (wrk), ${SECONDS} s a run${PREFILL ? ` after ${PREFILL} keys` : ''}, medians of ${ROUNDS} rounds (${os.cpus().length} cores, node ${process.version})`);
-  console.log('case                          |    req/s  p50 ms  p99 ms | loop lag max ms  p99 ms | CPU us/req | snapshots');
+  console.log('case                                     |    req/s  p50 ms  p99 ms | loop lag max ms  p99 ms | CPU us/req | snapshots');
   for (const [name, rs] of rows) {
     const m = (f: (r: Row) => number, d = 1) => median(rs.map(f)).toFixed(d);
-    console.log(`${name.padEnd(30)}| ${m((r) => r.rps, 0).padStart(8)} ${m((r) => r.p50).padStart(7)} ${m((r) => r.p99).padStart(7)} | ${m((r) => r.lagMax).padStart(15)} ${m((r) => r.lagP99).padStart(7)} | ${m((r) => r.cpuUs, 0).padStart(10)} | ${m((r) => r.snapshots, 0).padStart(9)}`);
-    console.log(`${''.padEnd(30)}  each run: p99 ${rs.map((r) => r.p99.toFixed(0)).join(', ')}; lag max ${rs.map((r) => r.lagMax.toFixed(0)).join(', ')}`);
+    console.log(`${name.padEnd(41)}| ${m((r) => r.rps, 0).padStart(8)} ${m((r) => r.p50).padStart(7)} ${m((r) => r.p99).padStart(7)} | ${m((r) => r.lagMax).padStart(15)} ${m((r) => r.lagP99).padStart(7)} | ${m((r) => r.cpuUs, 0).padStart(10)} | ${m((r) => r.snapshots, 0).padStart(9)}`);
+    console.log(`${''.padEnd(41)}  each run: p99 ${rs.map((r) => r.p99.toFixed(0)).join(', ')}; lag max ${rs.map((r) => r.lagMax.toFixed(0)).join(', ')}`);
   }
 }
 
