@@ -7,6 +7,7 @@ import {
   Entry,
   EntryType,
   HardState,
+  ConfState,
   MemoryStorage,
   NONE,
   ProposalDroppedError,
@@ -29,8 +30,8 @@ import { ApplyDispatcher } from './apply/dispatcher';
 import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier, parseConfChangeContext } from './apply/membership';
 import { V2EntryApplier, V2StateMachine } from './apply/v2';
 import { Proposals, WriteResult } from './proposals';
-import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData } from './snapshot-data';
-import { collectGarbage } from '../pkg/collect-garbage';
+import { PART_MEMBERSHIP, PART_V2STORE, decodeSnapshotData, encodeSnapshotData, encodeSnapshotDataInTurns } from './snapshot-data';
+import { collectGarbageWhenIdle } from '../pkg/collect-garbage';
 
 export type { V2StateMachine } from './apply/v2';
 
@@ -40,6 +41,11 @@ export const CLUSTER_VERSION = '3.4.0';
 /** One store's state in snapshots, under its name (snapshot-data.ts): `membership`, `v2store`, `v3`. */
 export interface SnapshotPart {
   save(): Buffer;
+  /**
+   * The state as of this call, as save() would give it, encoded over later turns of the event loop while the store
+   * goes on applying entries (in chunks). A store that can takes a snapshot this way without holding the loop.
+   */
+  saveInTurns?(): Promise<Buffer[]>;
   /** Replaces the store's state with a snapshot's; undefined: the snapshot has none (an older one): start empty. */
   recover(data: Buffer | undefined): void;
   /** Throws if the data would not recover (checked before a peer's snapshot reaches Raft). */
@@ -189,6 +195,8 @@ export class EtcdServer extends EventEmitter {
   private snapshotIndex = 0;
   /** The snapshot being saved, marked and purged (each waits for the one before). */
   private snapshotting: Promise<void> = Promise.resolve();
+  /** A snapshot's data is being encoded (its stores' state taken at its index): one at a time. */
+  private encodingSnapshot = false;
   private confState = { voters: [] as string[], learners: [] as string[] };
   lead = NONE;
   /** What /v2/stats/self reports. */
@@ -252,6 +260,7 @@ export class EtcdServer extends EventEmitter {
     });
     this.registerSnapshotPart(PART_V2STORE, {
       save: () => sm.save(),
+      saveInTurns: sm.saveInTurns ? () => sm.saveInTurns!() : undefined,
       recover: (data) => {
         if (!data) throw new Error('snapshot: no v2 store');
         sm.recover(data);
@@ -1040,13 +1049,32 @@ export class EtcdServer extends EventEmitter {
   }
 
   private maybeSnapshot(): void {
-    if (this.appliedIndex - this.snapshotIndex <= this.o.snapshotCount) return;
+    if (this.appliedIndex - this.snapshotIndex <= this.o.snapshotCount || this.encodingSnapshot) return;
     // Entries applied while they were still being written (a follower's): snapshot once they are in the log.
     if (this.appliedIndex > this.storage.lastIndex()) return;
     const index = this.appliedIndex;
-    const data = encodeSnapshotData(new Map([...this.snapshotParts].map(([name, part]) => [name, part.save()])));
-    const snap = this.storage.createSnapshot(index, this.confState, data);
+    const confState = this.confState;
+    // Every store's state at this index is taken now; a store that can encodes it over later turns (the v2 store: a
+    // large one holds the loop 100 ms and more), so requests are served meanwhile.
+    const parts = [...this.snapshotParts].map(([name, part]) => [name, part.saveInTurns ? part.saveInTurns() : part.save()] as const);
     this.snapshotIndex = index;
+    this.encodingSnapshot = true;
+    Promise.all(parts.map(async ([name, data]) => [name, await data] as const))
+      .then((done) => encodeSnapshotDataInTurns(new Map(done)))
+      .then(
+        (data) => {
+          this.encodingSnapshot = false;
+          this.saveSnapshot(index, confState, data);
+        },
+        (err: Error) => this.fatal(err),
+      );
+  }
+
+  /** Records the snapshot of the stores' state at `index` in the Raft log, then saves it and releases the log before. */
+  private saveSnapshot(index: number, confState: ConfState, data: Buffer): void {
+    // A snapshot from the leader, applied while this one was encoded, is newer: this one is not needed.
+    if (this.stopped || index <= this.storage.snapshot().metadata.index) return;
+    const snap = this.storage.createSnapshot(index, confState, data);
     // The snapshot file must be durable before the log before it is released. Snapshots are saved one after the
     // other, in order: a slow disk never has two being written, marked and purged at once.
     this.snapshotting = this.snapshotting
@@ -1060,8 +1088,9 @@ export class EtcdServer extends EventEmitter {
         await this.wal.releaseTo(index);
         await this.o.snapshots.releaseOlderThan?.(index);
         this.o.log('info', 'saved snapshot', { index });
-        // The store's encoding and the compacted entries (up to --snapshot-count of them) are garbage now.
-        collectGarbage();
+        // The store's encoding and the compacted entries (up to --snapshot-count of them) are garbage now: collected
+        // once the server is idle, not in the middle of the requests that keep it busy.
+        collectGarbageWhenIdle();
       })
       .catch((err: Error) => this.fatal(err));
   }

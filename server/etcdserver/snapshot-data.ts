@@ -25,24 +25,68 @@ export class SnapshotFormatError extends Error {
   }
 }
 
-export function encodeSnapshotData(parts: Map<string, Buffer>): Buffer {
-  let size = 4 + 2 + 2;
-  const names = [...parts.keys()].map((n) => Buffer.from(n, 'utf8'));
-  for (const [i, data] of [...parts.values()].entries()) size += 2 + names[i].length + 6 + data.length;
-  const buf = Buffer.allocUnsafe(size);
-  SNAPSHOT_MAGIC.copy(buf, 0);
-  buf.writeUInt16BE(SNAPSHOT_FORMAT_VERSION, 4);
-  buf.writeUInt16BE(parts.size, 6);
-  let o = 8;
-  for (const [i, data] of [...parts.values()].entries()) {
-    buf.writeUInt16BE(names[i].length, o);
-    names[i].copy(buf, o + 2);
-    o += 2 + names[i].length;
-    buf.writeUIntBE(data.length, o, 6);
-    data.copy(buf, o + 6);
-    o += 6 + data.length;
+/** The container of `parts`; a part may come in chunks (a store encoded in turns), copied once, into the container. */
+export function encodeSnapshotData(parts: Map<string, Buffer | Buffer[]>): Buffer {
+  const c = new Container(parts);
+  c.copy(Infinity);
+  return c.buf;
+}
+
+/**
+ * encodeSnapshotData over turns of the event loop, copying for about `sliceMs` at a time: a large store's data is
+ * tens of MB, whose copy (and the page faults of the new buffer) held the loop 10-100 ms at once.
+ */
+export function encodeSnapshotDataInTurns(parts: Map<string, Buffer | Buffer[]>, sliceMs = 4): Promise<Buffer> {
+  const c = new Container(parts);
+  return new Promise((resolve) => {
+    const slice = () => (c.copy(performance.now() + sliceMs) ? resolve(c.buf) : setImmediate(slice));
+    slice();
+  });
+}
+
+/** A container being filled: the header of each part, then its data, chunk by chunk. */
+class Container {
+  readonly buf: Buffer;
+  private readonly names: Buffer[];
+  private readonly datas: Buffer[][];
+  private readonly lengths: number[];
+  private part = 0;
+  private chunk = -1;
+  private o = 8;
+
+  constructor(parts: Map<string, Buffer | Buffer[]>) {
+    this.names = [...parts.keys()].map((n) => Buffer.from(n, 'utf8'));
+    this.datas = [...parts.values()].map((d) => (Array.isArray(d) ? d : [d]));
+    this.lengths = this.datas.map((chunks) => chunks.reduce((n, c) => n + c.length, 0));
+    let size = 4 + 2 + 2;
+    for (let i = 0; i < this.names.length; i++) size += 2 + this.names[i].length + 6 + this.lengths[i];
+    this.buf = Buffer.allocUnsafe(size);
+    SNAPSHOT_MAGIC.copy(this.buf, 0);
+    this.buf.writeUInt16BE(SNAPSHOT_FORMAT_VERSION, 4);
+    this.buf.writeUInt16BE(parts.size, 6);
   }
-  return buf;
+
+  /** Copies until performance.now() passes `deadline` (checked after each chunk); true once the container is full. */
+  copy(deadline: number): boolean {
+    const buf = this.buf;
+    for (; this.part < this.names.length; this.part++, this.chunk = -1) {
+      const i = this.part;
+      if (this.chunk === -1) {
+        buf.writeUInt16BE(this.names[i].length, this.o);
+        this.names[i].copy(buf, this.o + 2);
+        this.o += 2 + this.names[i].length;
+        buf.writeUIntBE(this.lengths[i], this.o, 6);
+        this.o += 6;
+        this.chunk = 0;
+      }
+      const chunks = this.datas[i];
+      while (this.chunk < chunks.length) {
+        this.o += chunks[this.chunk++].copy(buf, this.o);
+        if (performance.now() > deadline && (this.chunk < chunks.length || this.part + 1 < this.names.length)) return false;
+      }
+    }
+    return true;
+  }
 }
 
 /**

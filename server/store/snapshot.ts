@@ -34,40 +34,106 @@ export interface DecodedStore extends StoreState {
 /** Strings are gathered into Buffers of about this many characters, so no single string nears V8's limit. */
 const CHUNK_CHARS = 1 << 20;
 
+/**
+ * A node as it was when a save began, kept by the store for a node that changes while the save is encoded over
+ * several turns of the event loop (copy-on-write). `children` is set once the directory's own children change.
+ */
+export interface FrozenNode {
+  value: string;
+  modifiedIndex: number;
+  expireTime: number;
+  children?: StoreNode[];
+}
+
+/**
+ * The encoder of a store's state, node by node: all at once (encodeStore) or in slices between which the store
+ * goes on taking writes (V2Store.saveInTurns); `frozen` then has the state, as of the start, of the nodes changed
+ * since. Either way the bytes are those of one pass over the tree as it was.
+ */
+export class StoreEncoder {
+  private readonly bufs: Buffer[] = [];
+  private parts: string[] = [];
+  private chars = 0;
+  private count = 0;
+  private history = 0;
+  /** The directories being walked, pre-order: each with its children as they were and the next one to write. */
+  private readonly frames: { kids: StoreNode[]; next: number; depth: number }[] = [];
+  private started = false;
+
+  constructor(
+    private readonly s: StoreState,
+    private readonly frozen?: ReadonlyMap<StoreNode, FrozenNode>,
+  ) {}
+
+  private line(text: string): void {
+    this.parts.push(text, '\n');
+    this.chars += text.length + 1;
+    if (this.chars >= CHUNK_CHARS) this.flush();
+  }
+
+  private flush(): void {
+    if (this.parts.length === 0) return;
+    this.bufs.push(Buffer.from(this.parts.join('')));
+    this.parts = [];
+    this.chars = 0;
+  }
+
+  private node(n: StoreNode, depth: number): void {
+    this.count++;
+    const f = this.frozen?.get(n);
+    const m = f ? f.modifiedIndex : n.modifiedIndex;
+    const e = f ? f.expireTime : n.expireTime;
+    if (n.isDir) {
+      this.line(JSON.stringify([depth, n.name, n.createdIndex, m, e]));
+      const kids = f?.children ?? [...n.children!.values()];
+      if (kids.length > 0) this.frames.push({ kids, next: 0, depth: depth + 1 });
+    } else {
+      this.line(JSON.stringify([depth, n.name, n.createdIndex, m, e, f ? f.value : n.value]));
+    }
+  }
+
+  /** Encodes until performance.now() passes `deadline` (checked every few hundred nodes); true once all is done. */
+  step(deadline = Infinity): boolean {
+    if (!this.started) {
+      this.started = true;
+      this.node(this.s.root, 0);
+    }
+    const frames = this.frames;
+    for (let k = 1; frames.length > 0; k++) {
+      const top = frames[frames.length - 1];
+      if (top.next === top.kids.length) {
+        frames.pop();
+        continue;
+      }
+      // node() may push the child's own frame: pre-order, children in their order.
+      this.node(top.kids[top.next++], top.depth);
+      if ((k & 255) === 0 && performance.now() > deadline) return false;
+    }
+    const history = this.s.history;
+    for (let k = 1; this.history < history.length; k++) {
+      const e = history[this.history++];
+      const h: { action: string; node: NodeExtern; prevNode?: NodeExtern; refresh?: boolean } = { action: e.action, node: e.node };
+      if (e.prevNode) h.prevNode = e.prevNode;
+      if (e.refresh) h.refresh = true;
+      this.line(JSON.stringify(h));
+      if ((k & 255) === 0 && this.history < history.length && performance.now() > deadline) return false;
+    }
+    return true;
+  }
+
+  /** The encoding, in chunks (after step() returned true): the header, then the lines. */
+  chunks(): Buffer[] {
+    this.flush();
+    const s = this.s;
+    const header = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, index: s.index, nodes: this.count, history: s.history.length, stats: s.stats, internal: s.internal };
+    return [Buffer.from(JSON.stringify(header) + '\n'), ...this.bufs];
+  }
+}
+
 export function encodeStore(s: StoreState): Buffer {
-  const bufs: Buffer[] = [];
-  let parts: string[] = [];
-  let chars = 0;
-  const line = (text: string) => {
-    parts.push(text, '\n');
-    chars += text.length + 1;
-    if (chars >= CHUNK_CHARS) {
-      bufs.push(Buffer.from(parts.join('')));
-      parts = [];
-      chars = 0;
-    }
-  };
-  let count = 0;
-  const stack: { n: StoreNode; depth: number }[] = [{ n: s.root, depth: 0 }];
-  while (stack.length > 0) {
-    const { n, depth } = stack.pop()!;
-    count++;
-    line(JSON.stringify(n.isDir ? [depth, n.name, n.createdIndex, n.modifiedIndex, n.expireTime] : [depth, n.name, n.createdIndex, n.modifiedIndex, n.expireTime, n.value]));
-    if (n.children && n.children.size > 0) {
-      const kids = [...n.children.values()];
-      for (let i = kids.length - 1; i >= 0; i--) stack.push({ n: kids[i], depth: depth + 1 });
-    }
-  }
-  for (const e of s.history) {
-    const h: { action: string; node: NodeExtern; prevNode?: NodeExtern; refresh?: boolean } = { action: e.action, node: e.node };
-    if (e.prevNode) h.prevNode = e.prevNode;
-    if (e.refresh) h.refresh = true;
-    line(JSON.stringify(h));
-  }
-  bufs.push(Buffer.from(parts.join('')));
-  const header = { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, index: s.index, nodes: count, history: s.history.length, stats: s.stats, internal: s.internal };
-  bufs.unshift(Buffer.from(JSON.stringify(header) + '\n'));
-  return Buffer.concat(bufs);
+  const e = new StoreEncoder(s);
+  e.step();
+  return Buffer.concat(e.chunks());
 }
 
 export class MalformedSnapshot extends Error {

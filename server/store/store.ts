@@ -2,7 +2,7 @@ import * as posixPath from 'node:path/posix';
 import { ErrorCode, V2Error } from './errors';
 import { Action, NodeExtern, V2Event, formatExpiration, nodeExtern } from './event';
 import { StoreNode, childPath } from './node';
-import { decodeStore, encodeStore } from './snapshot';
+import { FrozenNode, StoreEncoder, decodeStore, encodeStore } from './snapshot';
 import { TtlHeap } from './ttl-heap';
 import { EventHistory, Watcher, WatcherHub } from './watcher-hub';
 
@@ -64,6 +64,12 @@ export type StoreStats = Record<(typeof STATS_FIELDS)[number], number>;
 
 /** What a path is not when it is clean already: an empty, `.` or `..` component, or a trailing `/`. */
 const UNCLEAN = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
+
+/**
+ * A save in turns encodes for about this long at a time, then lets the event loop serve what waits: short next to
+ * a request's latency, long enough that the encoding is not spread over many more turns than it needs.
+ */
+const SAVE_SLICE_MS = 4;
 
 function cleanPath(p: string): string {
   // Keys as clients write them are clean already: every apply (on every member) skips path.join and normalize.
@@ -235,6 +241,7 @@ export class V2Store {
           curr = child;
         } else {
           const d = new StoreNode(name, this.currentIndex + 1, this.currentIndex + 1, curr, true);
+          this.freezeChildren(curr);
           curr.children!.set(name, d);
           curr = d;
         }
@@ -265,6 +272,7 @@ export class V2Store {
     }
     const n = new StoreNode(name, nextIndex, nextIndex, d, dir);
     if (!dir) n.value = value;
+    this.freezeChildren(d);
     d.children!.set(name, n);
     if (expireTime !== 0) {
       n.expireTime = expireTime;
@@ -316,6 +324,7 @@ export class V2Store {
       if (n.isDir && newValue.length !== 0) throw new V2Error(ErrorCode.NotFile, p, this.currentIndex);
       if (opts.refresh) newValue = n.value;
       const prevNode = this.repr(n, p);
+      this.freeze(n);
       // As in etcd, a directory keeps its modifiedIndex (only its TTL changes); the event still carries the new index.
       if (!n.isDir) {
         n.value = newValue;
@@ -358,6 +367,7 @@ export class V2Store {
       if (opts.refresh) value = n.value;
       this.currentIndex++;
       const prevNode = this.repr(n, p);
+      this.freeze(n);
       n.value = value;
       n.modifiedIndex = this.currentIndex;
       this.updateTTL(n, opts.expireTime);
@@ -426,6 +436,7 @@ export class V2Store {
   }
 
   private updateTTL(n: StoreNode, expireTime: number): void {
+    this.freeze(n);
     if (expireTime !== 0 && expireTime < MIN_EXPIRE_TIME) expireTime = 0;
     if (!n.isPermanent) {
       n.expireTime = expireTime;
@@ -469,7 +480,10 @@ export class V2Store {
       stack.pop();
       const x = f.n;
       const attached = x.parent !== undefined && x.parent.children!.get(x.name) === x;
-      if (attached) x.parent!.children!.delete(x.name);
+      if (attached) {
+        this.freezeChildren(x.parent!);
+        x.parent!.children!.delete(x.name);
+      }
       if (attached || !x.isDir) {
         const p = watched.get(x);
         if (p !== undefined) callback?.(p);
@@ -551,6 +565,62 @@ export class V2Store {
   /** The store's state as snapshot data (the flat encoding of ./snapshot.ts). */
   save(): Buffer {
     return encodeStore({ index: this.currentIndex, root: this.root, history: this.hub.history.toJSON(), stats: this.stats, internal: Object.fromEntries(this.internal) });
+  }
+
+  /**
+   * While a save in turns runs: the nodes changed since it began, as they were (copy-on-write). Every change to a
+   * node's value, modifiedIndex, expireTime or children goes through freeze() or freezeChildren() first.
+   */
+  private frozen: Map<StoreNode, FrozenNode> | undefined;
+
+  private freeze(n: StoreNode): FrozenNode | undefined {
+    const frozen = this.frozen;
+    if (frozen === undefined) return undefined;
+    let f = frozen.get(n);
+    if (f === undefined) {
+      f = { value: n.value, modifiedIndex: n.modifiedIndex, expireTime: n.expireTime };
+      frozen.set(n, f);
+    }
+    return f;
+  }
+
+  /** Before a directory's children change: the list as it was, the first time in a save (in their order). */
+  private freezeChildren(dir: StoreNode): void {
+    const f = this.freeze(dir);
+    if (f !== undefined && f.children === undefined) f.children = [...dir.children!.values()];
+  }
+
+  /** Whether a save in turns is under way. */
+  get saving(): boolean {
+    return this.frozen !== undefined;
+  }
+
+  /**
+   * The store's state as of this call, the same bytes as save() would give now, encoded in slices of about
+   * `sliceMs` over later turns of the event loop, while the store goes on taking writes: the event loop is never
+   * held for the whole encoding (a large store takes 100 ms and more). One at a time.
+   */
+  saveInTurns(sliceMs = SAVE_SLICE_MS): Promise<Buffer[]> {
+    if (this.frozen) throw new Error('store: a save is under way already');
+    const frozen = new Map<StoreNode, FrozenNode>();
+    const enc = new StoreEncoder({ index: this.currentIndex, root: this.root, history: this.hub.history.toJSON(), stats: { ...this.stats }, internal: Object.fromEntries(this.internal) }, frozen);
+    this.frozen = frozen;
+    return new Promise((resolve, reject) => {
+      const slice = () => {
+        try {
+          if (!enc.step(performance.now() + sliceMs)) {
+            setImmediate(slice);
+            return;
+          }
+          this.frozen = undefined;
+          resolve(enc.chunks());
+        } catch (err) {
+          this.frozen = undefined;
+          reject(err as Error);
+        }
+      };
+      setImmediate(slice);
+    });
   }
 
   /**

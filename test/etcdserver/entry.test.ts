@@ -4,7 +4,7 @@ import { MembershipApplier } from '../../server/etcdserver/apply/membership';
 import { V2Applier, V2EntryApplier } from '../../server/etcdserver/apply/v2';
 import { ENVELOPE_BYTES, ENVELOPE_MARK, EntryKind, decodeEntry, decodeMembershipOp, encodeEntry, encodeMembershipOp, sealEntry } from '../../server/etcdserver/entry';
 import { Method, WriteRequest, decodeRequest, encodeRequest } from '../../server/etcdserver/request';
-import { PART_MEMBERSHIP, PART_V2STORE, PART_V3, SNAPSHOT_MAGIC, decodeSnapshotData, encodeSnapshotData } from '../../server/etcdserver/snapshot-data';
+import { PART_MEMBERSHIP, PART_V2STORE, PART_V3, SNAPSHOT_MAGIC, decodeSnapshotData, encodeSnapshotData, encodeSnapshotDataInTurns } from '../../server/etcdserver/snapshot-data';
 import { Cluster } from '../../server/membership/cluster';
 import { V2Store } from '../../server/store';
 
@@ -206,6 +206,26 @@ describe('the snapshot container', () => {
     newer.writeUInt16BE(2, 4);
     expect(() => decodeSnapshotData(newer, known)).toThrow(/format version 2/);
     expect(() => decodeSnapshotData(data.subarray(0, data.length - 1), known)).toThrow(/runs past/);
+  });
+
+  test('a part in chunks, copied in turns, gives the same container as the part in one piece', async () => {
+    const store = Buffer.from('x'.repeat(3 << 20).replace(/x/g, (_, i: number) => String.fromCharCode(97 + (i % 26))));
+    const chunks = [store.subarray(0, 1), store.subarray(1, 1 << 20), Buffer.alloc(0), store.subarray(1 << 20)];
+    const whole = encodeSnapshotData(new Map([[PART_MEMBERSHIP, Buffer.from('{}')], [PART_V2STORE, store]]));
+    expect(encodeSnapshotData(new Map<string, Buffer | Buffer[]>([[PART_MEMBERSHIP, Buffer.from('{}')], [PART_V2STORE, chunks]])).equals(whole)).toBe(true);
+    // Slices of 0 ms: one chunk a turn; the loop runs between them.
+    let turns = 0;
+    let done = false;
+    const inTurns = encodeSnapshotDataInTurns(new Map([[PART_MEMBERSHIP, [Buffer.from('{}')]], [PART_V2STORE, chunks]]), 0).then((b) => {
+      done = true;
+      return b;
+    });
+    while (!done) {
+      turns++;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect((await inTurns).equals(whole)).toBe(true);
+    expect(turns).toBeGreaterThan(2);
   });
 });
 

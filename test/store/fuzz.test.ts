@@ -5,7 +5,8 @@
  * store. At checkpoints its snapshot is recovered into a new store (and into one that holds other data); the copy
  * must read the same (every key written, the whole tree, the watch history, the stats, its own snapshot byte for
  * byte) and from then on both get the same operations and must give the same results, expiry included. Bounded in
- * operations and time.
+ * operations and time. A save in turns (the server's snapshots) gets random writes between its slices: it must still
+ * be the state at its start, and that state plus those writes must be the live store.
  */
 import { V2Error, V2Event, V2Store, eventJSON } from '../../server/store';
 import { prng } from '../raft/simulation';
@@ -247,4 +248,51 @@ test(`a snapshot cut short or altered is refused as a whole, and the store keeps
     }
   }
   expect(refused).toBeGreaterThan(100);
+});
+
+test.each([0, 1, 2])(`a save in turns is the state at its start, whatever random writes come between its slices (seed ${SEED}, run %i)`, async (run) => {
+  const g = new Gen(prng((SEED + 7919 * (run + 1)) >>> 0));
+  const a = new V2Store(() => g.now);
+  // Created first, so encoded first: the random keys after it are still to be encoded when the writes come.
+  for (let i = 0; i < 3000; i++) a.set(`/bulk/${i}`, false, `b${i}`, { expireTime: 0 });
+  for (let k = 0; k < 600; k++) outcome(a, nextOp(g, a));
+  const before = a.save();
+  // Each write with the clock it ran at: answers (and so the watch history) show the TTL left at that time.
+  const writes: { op: Op; now: number }[] = [];
+  let done = false;
+  // Slices of 0 ms: a few hundred nodes each, with writes between every two.
+  const saving = a.saveInTurns(0).then((chunks) => {
+    done = true;
+    return Buffer.concat(chunks);
+  });
+  let rounds = 0;
+  await new Promise<void>((resolve) => {
+    const writer = () => {
+      if (done) return resolve();
+      rounds++;
+      for (let j = 0; j < 8; j++) {
+        const op = nextOp(g, a);
+        outcome(a, op);
+        writes.push({ op, now: g.now });
+      }
+      setImmediate(writer);
+    };
+    setImmediate(writer);
+  });
+  const snap = await saving;
+  expect(rounds).toBeGreaterThan(5);
+  expect(a.saving).toBe(false);
+  // The writes changed the store, and none of them is in the save.
+  expect(a.save().equals(before)).toBe(false);
+  expect(snap.equals(before)).toBe(true);
+  // Recovered and given the same writes (a restart: the snapshot, then the log after it), it is the live store.
+  let now = 0;
+  const b = new V2Store(() => now);
+  b.recover(snap);
+  for (const w of writes) {
+    now = w.now;
+    outcome(b, w.op);
+  }
+  now = g.now;
+  expectSame(a, b, g, `save in turns, run ${run}`);
 });

@@ -15,6 +15,8 @@ export interface V2StateMachine {
   recordInternal?(op: 'create' | 'set' | 'update' | 'delete', path: string, value?: string): void;
   readInternal?(path: string): string | undefined;
   save(): Buffer;
+  /** What save() would give now, encoded over later turns of the event loop while writes go on (in chunks). */
+  saveInTurns?(): Promise<Buffer[]>;
   recover(data: Buffer): void;
   /** Throws if a snapshot's store data would not recover (checked before a peer's snapshot reaches Raft). */
   validateSnapshot?(data: Buffer): void;
@@ -64,6 +66,10 @@ export class V2Applier implements V2StateMachine {
 
   save(): Buffer {
     return this.store.save();
+  }
+
+  saveInTurns(): Promise<Buffer[]> {
+    return this.store.saveInTurns();
   }
 
   recover(data: Buffer): void {
