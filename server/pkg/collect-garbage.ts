@@ -44,6 +44,8 @@ export function collectGarbage(): void {
     // V8's gc() without --expose-gc on the command line: only a new context gets it, the program's globals do not.
     v8.setFlagsFromString('--expose-gc');
     gc = vm.runInNewContext('gc') as GC;
+    // Off again: contexts made later (a vm script's, a test runner's next file) get no gc() either.
+    v8.setFlagsFromString('--no-expose-gc');
   }
   setImmediate(gc!).unref();
 }

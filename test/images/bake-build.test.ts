@@ -42,6 +42,8 @@ describe.each(['etcd', 'operator'])('bake target %s', (name) => {
       // from the stand-in instead of compiling it (no registry from inside a build here; see production-build.test.ts).
       target: t.target ?? 'prebuilt',
       args: { ...t.args, BASE_IMAGE: inputs!.base, APP_IMAGE: inputs!.app },
+      // Its labels come from the plan's arguments: no layer cached by another test's build.
+      noCache: true,
     });
     for (const tag of t.tags) {
       const img = await inspectImage(tag);

@@ -25,7 +25,7 @@ function start(name: string, volume?: string): Promise<StartedTestContainer> {
 
 beforeAll(async () => {
   inputs = await buildTestInputs();
-  await buildTestImage('etcd', IMAGE, inputs, { VERSION: '9.9.9-test', REVISION: 'abc123', SOURCE: 'https://example.invalid/ts-etcd' });
+  await buildTestImage('etcd', IMAGE, inputs, { VERSION: '9.9.9-test', REVISION: 'abc123', SOURCE: 'https://example.invalid/ts-etcd' }, true);
 }, 300_000);
 
 afterAll(async () => {

@@ -168,6 +168,11 @@ export interface BuildOptions {
   volumes?: string[];
   /** podman's global options (e.g. --root/--runroot for a store of its own). */
   podmanArgs?: string[];
+  /**
+   * Build every layer again. For a test that checks labels set from build arguments: podman 4.3 (buildah) reuses a
+   * cached LABEL layer built with other values of its arguments (seen: one test's image got another test's labels).
+   */
+  noCache?: boolean;
 }
 
 /**
@@ -181,6 +186,7 @@ export async function buildImage(o: BuildOptions): Promise<void> {
   for (const [k, v] of Object.entries(o.args ?? {})) args.push('--build-arg', `${k}=${v}`);
   if (o.platform) args.push('--platform', o.platform);
   if (o.target) args.push('--target', o.target);
+  if (o.noCache) args.push('--no-cache');
   args.push(o.context);
   await podman(args, 300_000);
 }
@@ -239,8 +245,9 @@ export async function buildTestInputs(): Promise<TestInputs> {
  * Builds images/<which>/Dockerfile's "prebuilt" target on the stand-ins (the runtime stage's instructions, the
  * compiled tree from the app image; the build context is the repository, as in production).
  */
-export async function buildTestImage(which: 'etcd' | 'operator', tag: string, inputs: TestInputs, args: Record<string, string> = {}): Promise<void> {
+export async function buildTestImage(which: 'etcd' | 'operator', tag: string, inputs: TestInputs, args: Record<string, string> = {}, noCache = false): Promise<void> {
   await buildImage({
+    noCache,
     dockerfile: path.join(REPO, 'images', which, 'Dockerfile'),
     context: REPO,
     tags: [tag],
