@@ -152,6 +152,8 @@ test("KeyValue bytes are gogoproto's (as the generated codec writes them), a del
 /** V8's gc(), for measuring what is in use rather than what is not collected yet. */
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
+// Off again, so that the next test file in this worker gets no gc() among its globals.
+v8.setFlagsFromString('--no-expose-gc');
 
 /** The heap and Buffer memory in use now (after a full collection). */
 const used = () => {
