@@ -78,6 +78,14 @@ describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () 
     expect(decodeURI(String(answers[7].headers['grpc-message']))).toMatch(/^Received message larger than max \(\d+ vs 525312\)$/);
   });
 
+  test('a client that keeps sending on a unary call is refused once a second message is there, its bytes not held', async () => {
+    const one = frame(RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish());
+    // The message, then a run of bytes longer than any second message may be (1 KiB + 512 KiB here).
+    const answer = await raw(s.port, '/etcdserverpb.KV/Range', Buffer.concat([one, Buffer.alloc(600 * 1024, 0x7f)]));
+    expect(answer.headers['grpc-status']).toBe('12');
+    expect(decodeURI(String(answer.headers['grpc-message']))).toBe('Received a second request message for server streaming method /etcdserverpb.KV/Range');
+  });
+
   test('a deadline passed answers DEADLINE_EXCEEDED, and the handler finishing later writes nothing more', async () => {
     const [fast, slow] = await Promise.all(['etcdserverpb', 'test'].map(async (svc) => {
       const a = raw(s.port, `/${svc}.KV/Put`, frame(PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('slow') })).finish()), { 'grpc-timeout': '50m' });

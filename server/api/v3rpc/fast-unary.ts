@@ -180,6 +180,7 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
   let size = 0;
   let tooLarge = false;
   let sized = false;
+  let limit = Infinity;
   stream.on('data', (chunk: Buffer) => {
     if (finished || tooLarge) return;
     if (first === undefined) first = chunk;
@@ -193,7 +194,11 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
         tooLarge = true;
         fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${declared} vs ${maxReceive})`);
       }
+      limit = 5 + declared + 5 + maxReceive;
     }
+    // Bytes past the one message and a second one as large as allowed: a second message is there, which grpc-js
+    // refuses as it arrives; nothing more is held.
+    if (size > limit) fail(grpc.status.UNIMPLEMENTED, `Received a second request message for server streaming method ${method.path}`);
   });
   stream.on('end', () => {
     if (finished || tooLarge) return;
