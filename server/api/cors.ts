@@ -7,6 +7,7 @@ import type * as http from 'node:http';
 
 const ALLOW_METHODS = 'POST, GET, OPTIONS, PUT, DELETE';
 const ALLOW_HEADERS = 'accept, content-type, authorization';
+const ALL_LINES = `Access-Control-Allow-Methods: ${ALLOW_METHODS}\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: ${ALLOW_HEADERS}\r\n`;
 
 export class CorsPolicy {
   private readonly origins: Set<string>;
@@ -16,6 +17,16 @@ export class CorsPolicy {
   constructor(origins: readonly string[]) {
     this.origins = new Set(origins);
     this.allowsAll = this.origins.size === 0 || this.origins.has('*');
+  }
+
+  /**
+   * The CORS header lines for a request with this Origin, as `apply` sets them, serialized as Node's server writes
+   * them (for the plain HTTP/1.1 path, server/embed/fast-http1.ts).
+   */
+  headerLines(origin: string | undefined): string {
+    if (this.allowsAll) return ALL_LINES;
+    if (origin === undefined || !this.origins.has(origin)) return '';
+    return `Access-Control-Allow-Methods: ${ALLOW_METHODS}\r\nAccess-Control-Allow-Origin: ${origin}\r\nAccess-Control-Allow-Headers: ${ALLOW_HEADERS}\r\n`;
   }
 
   /** Sets the CORS headers for this request; true when it was an OPTIONS request, now answered. */

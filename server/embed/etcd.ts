@@ -14,7 +14,8 @@ import { adminApp, CLUSTER_VERSION, SERVER_VERSION } from '../api/admin';
 import { CorsPolicy } from '../api/cors';
 import { HostWhitelist, requestHostname, writeMisdirected } from '../api/host-whitelist';
 import { KEYS_PREFIX } from '../api/v2/key-request';
-import { keysHandler } from '../api/v2/keys-handler';
+import { keysAPI } from '../api/v2/keys-handler';
+import type { PlainReply, PlainRequest } from './fast-http1';
 import { AUTH_PREFIX } from '../api/v2/auth-request';
 import { authHandler } from '../api/v2/auth-handler';
 import { V2AuthStore } from '../auth/v2/store';
@@ -480,7 +481,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       throw err;
     }
   }
-  const keys = keysHandler({ server, store, now: Date.now, access: v2access });
+  const keysApi = keysAPI({ server, store, now: Date.now, access: v2access });
+  const keys = keysApi.handler;
   const alarmTypes = (): string[] => v3.alarms.get(AlarmType.NONE).map((a) => alarmTypeName(a.alarm));
   const auth = authHandler({ server, store: v2auth, access: v2access, log: (level, msg, meta) => serverLog.log(level, msg, meta) });
   const admin = adminApp({ server, store, transport, name: cfg.name, registry: metrics.registry, now: Date.now, hasWriteRootAccess: (req) => v2access.hasWriteRootAccess(req), alarms: alarmTypes });
@@ -522,6 +524,19 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
     else if (url.startsWith(AUTH_PREFIX + '/')) auth(req, res);
     else if (isGatewayPath(url)) gateway(req, res);
     else admin(req, res);
+  };
+  /**
+   * The plain HTTP/1.1 path's part of `route` (see fast-http1.ts): the /v2/keys requests that pass the same checks
+   * with nothing to do (a whitelist of every host, a clean path, v2 on, the member published), with the same CORS
+   * headers. Anything else is declined, and Node's server gives it to `route`.
+   */
+  const plainRoute = (r: PlainRequest): PlainReply | undefined => {
+    if (!server.published || !hostWhitelist.allowsAll || !cfg.enableV2) return undefined;
+    const url = r.url;
+    if (!(url === KEYS_PREFIX || url.startsWith(KEYS_PREFIX + '/') || url.startsWith(KEYS_PREFIX + '?'))) return undefined;
+    if (!isValidRequestPath(url) || cleanRedirect(url) !== undefined) return undefined;
+    const answer = keysApi.serve(r);
+    return answer === undefined ? undefined : { before: cors.headerLines(r.headers.origin), answer };
   };
   let gateway: (req: http.IncomingMessage, res: http.ServerResponse) => void = () => undefined;
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -579,7 +594,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024, maxConcurrentCalls: cfg.maxConcurrentStreams });
   stopWatching.push(() => http2.destroy());
   for (const cl of clientListeners) {
-    cl.serve(handler, http2);
+    cl.serve(handler, http2, plainRoute);
     for (const u of cl.urls) logger.info('serving client requests', { url: u });
     listeners.push(cl);
   }

@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { answerLikeGo } from '../pkg/go-compat';
 import { TLSSettings, createTLSServer } from '../tls/tls-settings';
 import { injectFixingAuthority } from './h2/authority';
+import { PlainConnection, PlainRoute } from './fast-http1';
 
 /** HTTP/2's client connection preface (RFC 9113, 3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -149,6 +150,10 @@ export class ClientListener {
   private sink?: HTTP2Sink;
   /** Connections taken before serve(), paused; undefined once serving. */
   private held: Set<net.Socket> | undefined;
+  /** The plain HTTP/1.1 path's requests (see fast-http1.ts), and its connections. */
+  private plainRoute?: PlainRoute;
+  private readonly plainConnections = new Set<PlainConnection>();
+  private readonly keepAliveMs: number;
 
   constructor(private readonly o: ClientListenerOptions) {
     this.handler = o.handler;
@@ -160,6 +165,7 @@ export class ClientListener {
     this.plain = urls.some((u) => !isTLSScheme(u));
     this.secure = urls.some(isTLSScheme);
     const httpOptions: http.ServerOptions = { keepAliveTimeout: 30000, maxHeaderSize: MAX_HEADER_BYTES };
+    this.keepAliveMs = httpOptions.keepAliveTimeout!;
     this.http = http.createServer(httpOptions, handler);
     answerLikeGo(this.http);
     if (this.secure) {
@@ -179,11 +185,13 @@ export class ClientListener {
   /**
    * Starts serving: the connections taken while the member was starting are served now, in order. A listener opened
    * early (as etcd's are, before the data is loaded) lets clients connect at once and wait, instead of being refused
-   * and backing off (a Go client then retries only after a second or more).
+   * and backing off (a Go client then retries only after a second or more). `plain`: the requests of plain-text
+   * HTTP/1.1 connections answered without Node's HTTP server (fast-http1.ts); the rest go to `handler`.
    */
-  serve(handler: http.RequestListener, http2?: HTTP2Sink): void {
+  serve(handler: http.RequestListener, http2?: HTTP2Sink, plain?: PlainRoute): void {
     this.handler = handler;
     this.sink = http2;
+    this.plainRoute = plain;
     const held = this.held ?? new Set();
     this.held = undefined;
     for (const socket of held) if (!socket.destroyed) this.accept(socket);
@@ -225,6 +233,7 @@ export class ClientListener {
         return void socket.resetAndDestroy();
       }
       socket.pause();
+      if (p === 'http1' && this.plainRoute) return this.servePlain(socket, buf);
       socket.unshift(buf);
       // The HTTP/2 session and the TLS socket take what was put back themselves; the HTTP/1.1 parser is fed it once
       // the socket flows again.
@@ -251,6 +260,28 @@ export class ClientListener {
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('error', onError);
+  }
+
+  private servePlain(socket: net.Socket, first: Buffer): void {
+    const c = new PlainConnection(socket, first, {
+      route: this.plainRoute!,
+      keepAliveMs: this.keepAliveMs,
+      done: (conn) => this.plainConnections.delete(conn),
+      handOver: (s, unread, ended) => {
+        if (ended) {
+          this.http.emit('connection', s);
+          if (unread.length > 0) s.emit('data', unread);
+          s.emit('end');
+          return;
+        }
+        s.pause();
+        if (unread.length > 0) s.unshift(unread);
+        this.http.emit('connection', s);
+        s.resume();
+      },
+    });
+    // Not yet done (closed or handed over) while constructing: tracked for the member's stop.
+    if (c.serving) this.plainConnections.add(c);
   }
 
   listen(): Promise<void> {
@@ -285,16 +316,23 @@ export class ClientListener {
     this.stopWatching();
     for (const s of this.pending) s.destroy();
     for (const s of this.held ?? []) s.destroy();
+    this.closeIdlePlain();
     this.http.close();
     this.tlsServer?.close();
   }
 
+  private closeIdlePlain(): void {
+    for (const c of [...this.plainConnections]) if (c.idle) c.destroy();
+  }
+
   closeIdleConnections(): void {
+    this.closeIdlePlain();
     this.http.closeIdleConnections();
     this.tlsServer?.closeIdleConnections();
   }
 
   closeAllConnections(): void {
+    for (const c of [...this.plainConnections]) c.destroy();
     this.http.closeAllConnections();
     this.tlsServer?.closeAllConnections();
   }

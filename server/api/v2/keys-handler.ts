@@ -20,81 +20,178 @@ export interface KeysHandlerDeps {
 }
 
 /**
+ * An answer of the keys API, whichever HTTP path writes it: Node's server (`writeAnswer`) or the plain HTTP/1.1 path
+ * (server/embed/fast-http1.ts). Headers in the order they are sent; `body` undefined for a HEAD answer.
+ */
+export interface KeysAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string | undefined;
+}
+
+/**
  * An answer with its length, as Go's net/http sends a small body (not chunked): Node then writes the head and the
  * body in one system call instead of a writev of four chunks.
  */
-function writeJSON(res: http.ServerResponse, status: number, headers: Record<string, string>, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'application/json', ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
-  res.end(body);
+function jsonAnswer(status: number, headers: Record<string, string>, body: string): KeysAnswer {
+  return { status, headers: { 'Content-Type': 'application/json', ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, body };
+}
+
+export function writeAnswer(res: http.ServerResponse, a: KeysAnswer): void {
+  res.writeHead(a.status, a.headers);
+  res.end(a.body);
 }
 
 /** etcd's answer for an error: the v2 error JSON, its status, and X-Etcd-Index. */
-export function writeKeyError(res: http.ServerResponse, clusterId: string, err: unknown): void {
+export function keyErrorAnswer(clusterId: string, err: unknown): KeysAnswer {
   let e: V2Error;
   if (err instanceof V2Error) e = err;
   else if (err instanceof KeyRequestError) e = new V2Error(err.errorCode, err.cause_, 0);
   else e = new V2Error(ErrorCode.RaftInternal, (err as Error).message, 0);
+  return jsonAnswer(e.statusCode(), { 'X-Etcd-Cluster-Id': clusterId, 'X-Etcd-Index': String(e.index) }, JSON.stringify(e.toJSON()) + '\n');
+}
+
+export function writeKeyError(res: http.ServerResponse, clusterId: string, err: unknown): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  writeJSON(res, e.statusCode(), { 'X-Etcd-Cluster-Id': clusterId, 'X-Etcd-Index': String(e.index) }, JSON.stringify(e.toJSON()) + '\n');
+  writeAnswer(res, keyErrorAnswer(clusterId, err));
 }
 
-function isForm(req: http.IncomingMessage): boolean {
-  const ct = req.headers['content-type'];
-  return ct !== undefined && ct.split(';')[0].trim().toLowerCase() === 'application/x-www-form-urlencoded';
+function isForm(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.split(';')[0].trim().toLowerCase() === 'application/x-www-form-urlencoded';
 }
 
-/** The /v2/keys handler, behaviour for behaviour with etcd 3.4's. */
-export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+const METHOD_NOT_ALLOWED: KeysAnswer = {
+  status: 405,
+  headers: { Allow: 'HEAD,GET,PUT,POST,DELETE', 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Content-Length': '19' },
+  body: 'Method Not Allowed\n',
+};
+
+/**
+ * A request as the plain HTTP/1.1 path has read it: whole, body included. `headers` has lower-case names, each
+ * once. `socket` is the connection (for the client-certificate checks of v2 auth).
+ */
+export interface PlainKeysRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer | undefined;
+  socket: import('node:net').Socket;
+}
+
+/** The /v2/keys API, behaviour for behaviour with etcd 3.4's. */
+export interface KeysAPI {
+  /** Node's HTTP server's handler. */
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /**
+   * The same API for a request read whole by the plain HTTP/1.1 path: its answer, or `undefined` when this request
+   * is not one it takes (a watch, a body too large to be a form), decided before anything is done, so that Node's
+   * server can be given the request instead. 'drop': close the connection unanswered (see GoPanic).
+   */
+  serve: (r: PlainKeysRequest) => KeysAnswer | Promise<KeysAnswer | 'drop'> | 'drop' | undefined;
+}
+
+export function keysAPI(deps: KeysHandlerDeps): KeysAPI {
   const { server, store } = deps;
-  return (req, res) => {
-    handle(req, res).catch((err) => {
-      // Where etcd's permission check panics (an empty permission path), Go's server drops the connection unanswered.
-      if (err instanceof GoPanic) return void req.socket.destroy();
-      writeKeyError(res, server.cluster.id, err);
-    });
+  const onError = (err: unknown): KeysAnswer | 'drop' => (err instanceof GoPanic ? 'drop' : keyErrorAnswer(server.cluster.id, err));
+  return {
+    handler: (req, res) => {
+      handle(req, res).catch((err) => {
+        // Where etcd's permission check panics (an empty permission path), Go's server drops the connection unanswered.
+        if (err instanceof GoPanic) return void req.socket.destroy();
+        writeKeyError(res, server.cluster.id, err);
+      });
+    },
+    serve: (r) => {
+      const method = r.method;
+      if (method !== 'GET' && method !== 'PUT' && method !== 'POST' && method !== 'DELETE') return undefined;
+      if ((method === 'PUT' || method === 'POST') && r.body !== undefined && r.body.length > MAX_FORM_BYTES) return undefined;
+      let kr: KeyRequest;
+      let path: string;
+      try {
+        const form = (method === 'PUT' || method === 'POST') && isForm(r.headers['content-type']) ? (r.body?.toString('utf8') ?? '') : undefined;
+        ({ kr, path } = parse(method, r.url, form));
+      } catch (err) {
+        return onError(err);
+      }
+      if (kr.wait) return undefined; // a watch streams its answer: Node's server's
+      try {
+        const a = run(kr, path, method, r as unknown as http.IncomingMessage);
+        return a instanceof Promise ? a.catch(onError) : a;
+      } catch (err) {
+        return onError(err);
+      }
+    },
   };
+
+  /** The request's key and form, parsed; refusals thrown as KeyRequestError. */
+  function parse(method: string, url: string, body: string | undefined): { kr: KeyRequest; path: string } {
+    const q = url.indexOf('?');
+    const rawPath = q >= 0 ? url.slice(0, q) : url;
+    const query = q >= 0 ? url.slice(q + 1) : '';
+    const path = goPathUnescape(rawPath);
+    if (path === undefined) throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
+    return { kr: parseKeyRequest(method, path, parseForm(query, body)), path };
+  }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     // CORS headers and OPTIONS requests are the client listener's (server/api/cors.ts), as in etcd.
-    if (!['HEAD', 'GET', 'PUT', 'POST', 'DELETE'].includes(method)) {
-      const body = 'Method Not Allowed\n';
-      res.writeHead(405, { Allow: 'HEAD,GET,PUT,POST,DELETE', 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff', 'Content-Length': body.length });
-      res.end(body);
-      return;
-    }
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const rawPath = q >= 0 ? url.slice(0, q) : url;
-    const query = q >= 0 ? url.slice(q + 1) : '';
+    if (!['HEAD', 'GET', 'PUT', 'POST', 'DELETE'].includes(method)) return writeAnswer(res, METHOD_NOT_ALLOWED);
     let body: string | undefined;
     // Go's ParseForm reads a body only for POST, PUT and PATCH: a DELETE's form body is ignored, as in etcd.
-    if ((method === 'PUT' || method === 'POST') && isForm(req)) {
+    if ((method === 'PUT' || method === 'POST') && isForm(req.headers['content-type'])) {
       const b = await readBody(req, MAX_FORM_BYTES);
       if (!b) throw new KeyRequestError(ErrorCode.InvalidForm, 'http: POST too large');
       body = b.toString('utf8');
     }
     else req.resume();
-    const path = goPathUnescape(rawPath);
-    if (path === undefined) throw new KeyRequestError(ErrorCode.InvalidForm, `invalid URL escape in "${rawPath}"`);
-    const kr = parseKeyRequest(method, path, parseForm(query, body));
-    // etcd checks the caller's permissions on the path as the client wrote it, once the request has parsed.
-    if (deps.access) {
-      // A Promise only while a password goes through bcrypt: the common case costs no extra tick.
-      let allowed = deps.access.hasKeyAccess(req, path.slice(KEYS_PREFIX.length), kr.recursive);
-      if (typeof allowed !== 'boolean') allowed = await allowed;
-      if (!allowed) throw new V2Error(ErrorCode.Unauthorized, 'Insufficient credentials', 0);
+    const { kr, path } = parse(method, req.url ?? '/', body);
+    if (kr.wait && (method === 'GET' || method === 'HEAD')) {
+      await checkAccess(req, path, kr);
+      return watch(kr, req, res);
     }
-    if (method === 'GET' || method === 'HEAD') {
-      if (kr.wait) return watch(kr, req, res);
-      if (kr.quorum) await server.linearizableRead();
-      const e = store.get(kr.key, kr.recursive, kr.sorted);
-      writeEvent(res, e, server.appliedIndex, server.term(), false, method === 'HEAD');
+    const a = run(kr, path, method, req);
+    writeAnswer(res, a instanceof Promise ? await a : a);
+  }
+
+  /** etcd checks the caller's permissions on the path as the client wrote it, once the request has parsed. */
+  function checkAccess(req: http.IncomingMessage, path: string, kr: KeyRequest): void | Promise<void> {
+    if (!deps.access) return;
+    // A Promise only while a password goes through bcrypt: the common case costs no extra tick.
+    const allowed = deps.access.hasKeyAccess(req, path.slice(KEYS_PREFIX.length), kr.recursive);
+    if (typeof allowed === 'boolean') {
+      if (!allowed) throw new V2Error(ErrorCode.Unauthorized, 'Insufficient credentials', 0);
       return;
     }
+    return allowed.then((ok) => {
+      if (!ok) throw new V2Error(ErrorCode.Unauthorized, 'Insufficient credentials', 0);
+    });
+  }
+
+  /** A read answered at once; a write once the log has applied it. `req`: the caller, for the auth checks. */
+  function run(kr: KeyRequest, path: string, method: string, req: http.IncomingMessage): KeysAnswer | Promise<KeysAnswer> {
+    const checked = checkAccess(req, path, kr);
+    if (checked instanceof Promise) return checked.then(() => run2(kr, method));
+    return run2(kr, method);
+  }
+
+  function run2(kr: KeyRequest, method: string): KeysAnswer | Promise<KeysAnswer> {
+    if (method === 'GET' || method === 'HEAD') {
+      if (kr.quorum) return server.linearizableRead().then(() => read(kr, method));
+      return read(kr, method);
+    }
+    return write(kr, method);
+  }
+
+  function read(kr: KeyRequest, method: string): KeysAnswer {
+    const e = store.get(kr.key, kr.recursive, kr.sorted);
+    return eventAnswer(e, server.appliedIndex, server.term(), false, method === 'HEAD');
+  }
+
+  async function write(kr: KeyRequest, method: string): Promise<KeysAnswer> {
     const result: WriteResult = await server.propose({
       method: method === 'PUT' ? Method.PUT : method === 'POST' ? Method.POST : Method.DELETE,
       path: kr.key,
@@ -115,10 +212,10 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
       }
       throw e;
     }
-    writeEvent(res, result.result as V2Event, result.index, result.term, kr.noValueOnSuccess, false);
+    return eventAnswer(result.result as V2Event, result.index, result.term, kr.noValueOnSuccess, false);
   }
 
-  function writeEvent(res: http.ServerResponse, e: V2Event, raftIndex: number, raftTerm: number, noValueOnSuccess: boolean, head: boolean): void {
+  function eventAnswer(e: V2Event, raftIndex: number, raftTerm: number, noValueOnSuccess: boolean, head: boolean): KeysAnswer {
     const headers = {
       'X-Etcd-Cluster-Id': server.cluster.id,
       'X-Etcd-Index': String(e.etcdIndex),
@@ -128,12 +225,8 @@ export function keysHandler(deps: KeysHandlerDeps): (req: http.IncomingMessage, 
     let out: V2Event | { action: string } = e;
     if (noValueOnSuccess && ['set', 'compareAndSwap', 'create', 'update'].includes(e.action)) out = { action: e.action };
     const status = e.isCreated() ? 201 : 200;
-    if (head) {
-      res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
-      res.end();
-      return;
-    }
-    writeJSON(res, status, headers, eventJSON(out) + '\n');
+    if (head) return { status, headers: { 'Content-Type': 'application/json', ...headers }, body: undefined };
+    return jsonAnswer(status, headers, eventJSON(out) + '\n');
   }
 
   async function watch(kr: KeyRequest, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
