@@ -169,7 +169,14 @@ export class ClientListener {
     this.http = http.createServer(httpOptions, handler);
     answerLikeGo(this.http);
     if (this.secure) {
-      const t = createTLSServer(o.tls!, handler, o.log, httpOptions, (s: tls.TLSSocket) => (this.sink ? this.sink.injectConnection(s) : s.destroy()));
+      const t = createTLSServer(
+        o.tls!,
+        handler,
+        o.log,
+        httpOptions,
+        (s: tls.TLSSocket) => (this.sink ? this.sink.injectConnection(s) : s.destroy()),
+        (s, nodeServer) => (this.plainRoute ? this.servePlain(s, Buffer.alloc(0), nodeServer) : nodeServer(s)),
+      );
       answerLikeGo(t.server);
       this.tlsServer = t.server;
       this.stopWatching = t.stopWatching;
@@ -262,21 +269,25 @@ export class ClientListener {
     socket.on('error', onError);
   }
 
-  private servePlain(socket: net.Socket, first: Buffer): void {
+  /**
+   * A plain-text or TLS HTTP/1.x connection, served by the plain path until it hands the connection over to Node's
+   * server (`nodeServer`: the HTTP server's, or the HTTPS server's, own handling of a new connection).
+   */
+  private servePlain<S extends net.Socket>(socket: S, first: Buffer, nodeServer: (s: S) => void = (s) => void this.http.emit('connection', s)): void {
     const c = new PlainConnection(socket, first, {
       route: this.plainRoute!,
       keepAliveMs: this.keepAliveMs,
       done: (conn) => this.plainConnections.delete(conn),
       handOver: (s, unread, ended) => {
         if (ended) {
-          this.http.emit('connection', s);
+          nodeServer(s as S);
           if (unread.length > 0) s.emit('data', unread);
           s.emit('end');
           return;
         }
         s.pause();
         if (unread.length > 0) s.unshift(unread);
-        this.http.emit('connection', s);
+        nodeServer(s as S);
         s.resume();
       },
     });

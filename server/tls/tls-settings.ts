@@ -120,17 +120,28 @@ export function watchCertificates(s: TLSSettings, onChange: () => void, warn: (m
  * once when they are synchronous; after a DNS lookup for the SAN check). A socket that fails one is closed unread,
  * and the log says why in etcd's words.
  */
+/**
+ * Takes an HTTP/1.x connection once its handshake is done and its client certificate checked; `nodeServer` gives it
+ * to the HTTPS server's own HTTP/1.1 handling (see server/embed/fast-http1.ts).
+ */
+export type PlainHTTP1 = (socket: tls.TLSSocket, nodeServer: (socket: tls.TLSSocket) => void) => void;
+
 function guardConnections(
   server: https.Server,
   checks: ClientCertCheck[],
   log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void,
   http2?: (socket: tls.TLSSocket) => void,
+  http1?: PlainHTTP1,
 ): void {
   const handlers = server.listeners('secureConnection') as ((socket: tls.TLSSocket) => void)[];
   server.removeAllListeners('secureConnection');
+  const serveHTTP1 = (socket: tls.TLSSocket) => {
+    for (const h of handlers) h.call(server, socket);
+  };
   const admit = (socket: tls.TLSSocket) => {
     if (http2 && socket.alpnProtocol === 'h2') return http2(socket);
-    for (const h of handlers) h.call(server, socket);
+    if (http1) return http1(socket, serveHTTP1);
+    serveHTTP1(socket);
   };
   const refuse = (socket: tls.TLSSocket, why: string) => {
     logRejected(log, socket, CLIENT_CERT_AUTH_FAILED, why);
@@ -311,6 +322,7 @@ export function createTLSServer(
   log: (level: 'info' | 'warn', msg: string, meta: Record<string, unknown>) => void,
   extra: https.ServerOptions = {},
   http2?: (socket: tls.TLSSocket) => void,
+  http1?: PlainHTTP1,
 ): { server: https.Server; stopWatching: () => void } {
   const alpn = http2 ? { ALPNCallback: ({ protocols }: { protocols: string[] }) => selectALPN(protocols) } : {};
   const server = https.createServer({ ...serverOptions(s), ...alpn, ...extra }, handler);
@@ -321,7 +333,7 @@ export function createTLSServer(
     logRejected(log, socket, goHandshakeError(err, socket), err.code ?? err.message);
   });
   const checks = clientCertChecks(s);
-  if (checks.length > 0 || http2) guardConnections(server, checks, log, http2);
+  if (checks.length > 0 || http2 || http1) guardConnections(server, checks, log, http2, http1);
   const stopWatching = watchCertificates(
     s,
     () => {

@@ -8,8 +8,10 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { MAX_PLAIN_BODY, MAX_PLAIN_HEAD, PlainAnswer, parsePlainRequest, serializeAnswer } from '../../server/embed/fast-http1';
-import { RunningEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
+import { issue, makeCA } from '../support/certs';
+import { RunningEtcd, freePort, spawnOurEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 jest.setTimeout(60000);
 
@@ -124,9 +126,12 @@ class RawConn {
     socket.on('error', () => undefined);
   }
 
-  static open(port: number): Promise<RawConn> {
+  /** A plain-text connection, or a TLS one with these options. */
+  static open(port: number, tlsOptions?: tls.ConnectionOptions): Promise<RawConn> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new RawConn(s)));
+      const s = tlsOptions
+        ? tls.connect({ port, host: '127.0.0.1', ...tlsOptions }, () => resolve(new RawConn(s)))
+        : net.connect(port, '127.0.0.1', () => resolve(new RawConn(s)));
       s.once('error', reject);
     });
   }
@@ -307,5 +312,60 @@ describe('pipelined requests, side by side with Debian\'s etcd', () => {
     }
     expect(answers[1]).toEqual(answers[0]);
     expect(answers[1][3]).toContain('"value":"2"');
+  });
+});
+
+describe('over TLS, with client certificates', () => {
+  let dir: string;
+  let member: RunningEtcd;
+  let client: tls.ConnectionOptions;
+  let port: number;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'fast-http1-tls-'));
+    const ca = makeCA(dir, 'ca');
+    const server = issue(dir, 'server', ca, { cn: 'server', hosts: ['127.0.0.1'] });
+    const user = issue(dir, 'user', ca, { cn: 'user' });
+    client = { ca: ca.certPem, cert: user.certPem, key: user.keyPem, servername: '127.0.0.1', ALPNProtocols: ['http/1.1'] };
+    const [tlsPort, plainPort, peerPort] = [await freePort(), await freePort(), await freePort()];
+    port = tlsPort;
+    // A plain URL too, on its own port, for the start-up's health check.
+    const clientURL = `http://127.0.0.1:${plainPort}`;
+    const peerURL = `http://127.0.0.1:${peerPort}`;
+    const dataDir = path.join(dir, 'ours');
+    member = await spawnOurEtcd(
+      ['--data-dir', dataDir, '--enable-v2=true', '--listen-client-urls', `https://127.0.0.1:${tlsPort},${clientURL}`, '--advertise-client-urls', clientURL,
+        '--listen-peer-urls', peerURL, '--initial-advertise-peer-urls', peerURL, '--initial-cluster', `default=${peerURL}`,
+        '--cert-file', server.certFile, '--key-file', server.keyFile, '--client-cert-auth', '--trusted-ca-file', ca.certFile],
+      { clientURL, peerURL, dataDir },
+    );
+  });
+  afterAll(async () => {
+    await member?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('requests are served in order, and a connection handed to Node\'s server goes on', async () => {
+    const c = await RawConn.open(port, client);
+    try {
+      const [put, get] = await c.exchange([PUT('/v2/keys/t', 'value=1'), GET('/v2/keys/t')]);
+      expect(put.split(' ')[1]).toBe('201');
+      expect(get).toContain('"value":"1"');
+      const chunked = `PUT /v2/keys/t HTTP/1.1\r\nHost: 127.0.0.1\r\n${FORM}Transfer-Encoding: chunked\r\n\r\n7\r\nvalue=2\r\n0\r\n\r\n`;
+      const [second] = await c.exchange([chunked]);
+      const [third] = await c.exchange([GET('/v2/keys/t')]);
+      expect(second).toContain('"prevNode":{"key":"/t","value":"1"');
+      expect(third).toContain('"value":"2"');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a client without a certificate is refused before any request is read', async () => {
+    const c = await RawConn.open(port, { ...client, cert: undefined, key: undefined }).catch((err: Error) => err);
+    if (c instanceof RawConn) {
+      c.socket.write(GET('/v2/keys/t'));
+      expect(await c.closedWithin(10000)).toBe(true);
+      c.close();
+    }
   });
 });
