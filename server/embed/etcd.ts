@@ -36,7 +36,7 @@ import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watch
 import { WAL } from '../wal/wal';
 import { ClientListener, groupByAddress, grpcSink, listenAddress } from './serve';
 import { createV3Server } from '../api/v3rpc/grpc';
-import { gatewayHandler, isGatewayPath } from '../api/v3gw/gateway';
+import { gatewayHandler, isGatewayPath } from '../api/v3gw';
 import { V3Applier } from '../etcdserver/apply-v3';
 import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';
