@@ -3,7 +3,7 @@
  * the member itself, and the client listeners with their routing. The `etcd` command (server/main.ts) parses flags
  * into a ServerConfig and calls startMember.
  */
-import { migrateEtcdDataDir } from '../etcdserver/etcd-datadir';
+import { migrateEtcdDataDir } from '../etcdserver/etcd-datadir-check';
 import { lockDir } from '../pkg/dir-lock';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
