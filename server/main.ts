@@ -3,12 +3,13 @@
  * The `etcd` command: flags, ETCD_* variables and --config-file into a configuration (server/config/), then one
  * member started and served by server/embed/ until a signal stops it.
  */
+// First: the young generation is held small while the modules below load.
+import { letYoungGenerationGrow } from './pkg/young-generation';
 import * as fs from 'node:fs';
 import { ConfigError, parseConfig } from './config';
 import { DiscoveryError, explainDiscoveryError } from './discovery';
 import { RunningMember, startMember } from './embed/etcd';
 import { LogOutputError, closeLogOutputs, makeLogger } from './embed/logger';
-import { gatewayMain } from './etcdmain/gateway';
 import { VERSION } from './version';
 
 export { VERSION };
@@ -35,8 +36,14 @@ const USAGE_LINE = `Usage:
 `;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  // The modules are loaded: the young generation grows as V8 would have it (replaying a long log needs it).
+  letYoungGenerationGrow();
   // The subcommands etcd dispatches before its flags (etcdmain.Main).
-  if (argv[0] === 'gateway') return gatewayMain(argv.slice(1), { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+  // (`etcd gateway` is loaded only when asked for: the server does not need it.)
+  if (argv[0] === 'gateway') {
+    const { gatewayMain } = require('./etcdmain/gateway') as typeof import('./etcdmain/gateway');
+    return gatewayMain(argv.slice(1), { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+  }
   if (argv[0] === 'grpc-proxy') {
     process.stderr.write('etcd grpc-proxy (the v3 gRPC L7 proxy) is not supported by this etcd; etcd gateway (the L4 TCP proxy) is\n');
     return 1;

@@ -1,4 +1,6 @@
-import express from 'express';
+import type * as http from 'node:http';
+import { parse as parseQuery } from 'node:querystring';
+import type express from 'express';
 import * as client from 'prom-client';
 import { MembershipError, newRuntimeMember, v2Member } from '../membership/cluster';
 import { CLUSTER_VERSION, EtcdServer } from '../etcdserver/server';
@@ -74,8 +76,62 @@ function httpError(res: express.Response, status: number, message: string): void
   sendJSON(res, status, JSON.stringify({ message }));
 }
 
-/** Everything but /v2/keys: version, health, members, machines, stats and metrics, as etcd 3.4 answers them. */
-export function adminApp(d: AdminDeps): express.Express {
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/** GET /version: exactly etcd's content type (express would add a charset). */
+const serveVersion: Handler = (_req, res) => {
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
+};
+
+/** GET /health, with its checks counted; `exclude` as the query string gives it (one or repeated). */
+function healthHandler(d: AdminDeps): (res: http.ServerResponse, exclude: string | string[] | undefined) => void {
+  const checks = {
+    success: counter(d.registry, 'etcd_server_health_success', 'The total number of successful health checks'),
+    failures: counter(d.registry, 'etcd_server_health_failures', 'The total number of failed health checks'),
+  };
+  return (res, exclude) => {
+    const excluded = (Array.isArray(exclude) ? exclude : exclude === undefined ? [] : [exclude]).map(String);
+    void isHealthy(d.server, d.alarms?.() ?? [], excluded).then((ok) => {
+      (ok ? checks.success : checks.failures).inc();
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      const body = JSON.stringify({ health: ok ? 'true' : 'false' });
+      if (ok) {
+        res.statusCode = 200;
+        return void res.end(body);
+      }
+      // etcd answers an unhealthy member with Go's http.Error: a newline after the body, and nosniff.
+      res.statusCode = 503;
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.end(`${body}\n`);
+    });
+  };
+}
+
+/**
+ * Everything but /v2/keys: version, health, members, machines, stats and metrics, as etcd 3.4 answers them.
+ * GET /health and GET /version (what clients and load balancers poll, and the first thing a starting member is
+ * asked) are answered here; the rest by an express app, loaded and built on the first such request (express and
+ * its dependencies are 3-4 MiB of an idle server's memory).
+ */
+export function adminApp(d: AdminDeps): Handler {
+  const health = healthHandler(d);
+  let app: express.Express | undefined;
+  return (req, res) => {
+    if (req.method === 'GET') {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      // The exact paths only: express's routing (case-insensitive, strict about a trailing slash) takes the others.
+      if (path === '/health') return health(res, q < 0 ? undefined : parseQuery(url.slice(q + 1)).exclude);
+      if (path === '/version') return serveVersion(req, res);
+    }
+    (app ??= expressApp(d, health))(req, res);
+  };
+}
+
+function expressApp(d: AdminDeps, health: ReturnType<typeof healthHandler>): express.Express {
+  const express = require('express') as typeof import('express');
   const app = express();
   app.set('strict routing', true); // as Go's ServeMux: /version/ is not /version
   app.disable('x-powered-by');
@@ -92,31 +148,11 @@ export function adminApp(d: AdminDeps): express.Express {
   // Go's handlers here take GET only: a HEAD is not answered as a GET would be (express would).
   app.head(['/version', '/health', '/v2/stats/self', '/v2/stats/store', '/v2/stats/leader'], methodNotAllowed('GET'));
 
-  app.get('/version', (_req, res) => {
-    // Exactly etcd's content types (express would add a charset).
-    res.setHeader('Content-Type', 'application/json');
-    res.end(JSON.stringify({ etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION }));
-  });
+  app.get('/version', serveVersion);
 
   app.all('/version', methodNotAllowed('GET'));
 
-  const healthChecks = {
-    success: counter(d.registry, 'etcd_server_health_success', 'The total number of successful health checks'),
-    failures: counter(d.registry, 'etcd_server_health_failures', 'The total number of failed health checks'),
-  };
-  app.get('/health', (req, res) => {
-    const exclude = req.query.exclude;
-    const excluded = (Array.isArray(exclude) ? exclude : exclude === undefined ? [] : [exclude]).map(String);
-    void isHealthy(server, d.alarms?.() ?? [], excluded).then((ok) => {
-      (ok ? healthChecks.success : healthChecks.failures).inc();
-      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-      const body = JSON.stringify({ health: ok ? 'true' : 'false' });
-      if (ok) return void res.status(200).end(body);
-      // etcd answers an unhealthy member with Go's http.Error: a newline after the body, and nosniff.
-      res.status(503).setHeader('X-Content-Type-Options', 'nosniff');
-      res.end(`${body}\n`);
-    });
-  });
+  app.get('/health', (req, res) => health(res, req.query.exclude as string | string[] | undefined));
   app.all('/health', methodNotAllowed('GET'));
 
   app.get('/v2/machines', (_req, res) => {

@@ -9,10 +9,15 @@
  */
 import { InitialMember, ServerConfig, parseInitialCluster } from '../config';
 import { memberId } from '../membership/ids';
-import { Resolver, dnsClusterNames, sameResolvedURLs, systemResolver } from './srv';
-import { Discovery, DiscoveryError, DiscoveryLog, DiscoveryProblem, parseURLsMap, urlsMapString } from './v2';
+import { DiscoveryError, DiscoveryProblem } from './errors';
+import type { Resolver } from './srv';
+import type { DiscoveryLog } from './v2';
 
-export { DiscoveryError, DiscoveryProblem } from './v2';
+export { DiscoveryError, DiscoveryProblem } from './errors';
+
+// The protocols (v2.ts, srv.ts) are loaded by a member that bootstraps with them only.
+const v2 = (): typeof import('./v2') => require('./v2') as typeof import('./v2');
+const srv = (): typeof import('./srv') => require('./srv') as typeof import('./srv');
 
 export interface Bootstrap {
   initialCluster: InitialMember[];
@@ -43,9 +48,10 @@ function duplicateURL(m: Map<string, string[]>): boolean {
  * The initial cluster and token this member bootstraps with. `initialized`: its data dir already has a WAL, and then
  * discovery is not asked again (etcd warns that the token is ignored).
  */
-export async function resolveBootstrap(cfg: ServerConfig, initialized: boolean, walDir: string, log: BootstrapLog, resolver: Resolver = systemResolver): Promise<Bootstrap> {
+export async function resolveBootstrap(cfg: ServerConfig, initialized: boolean, walDir: string, log: BootstrapLog, resolver?: Resolver): Promise<Bootstrap> {
   const d = cfg.discovery;
   if (d.url !== '') {
+    const { Discovery, parseURLsMap, urlsMapString } = v2();
     if (initialized) {
       log('etcdserver', 'warn', 'discovery token is ignored since cluster already initialized; valid logs are found', {
         'wal-dir': walDir,
@@ -79,6 +85,9 @@ export async function resolveBootstrap(cfg: ServerConfig, initialized: boolean, 
     return { initialCluster: parseInitialCluster(found), token: d.url };
   }
   if (d.srv !== '' && !initialized) {
+    const { dnsClusterNames, sameResolvedURLs, systemResolver } = srv();
+    const { parseURLsMap, urlsMapString } = v2();
+    resolver ??= systemResolver;
     const { entries, errors } = await dnsClusterNames(resolver, { domain: d.srv, serviceName: d.srvName, name: cfg.name, advertisePeerURLs: cfg.initialAdvertisePeerURLs });
     for (const e of errors) log('embed', 'warn', 'failed to resolve during SRV discovery', { error: e.message, capnslog: `couldn't resolve during SRV discovery (${e.message})` });
     // Nothing found: etcd 3.4 reports the https lookup's error.

@@ -9,27 +9,11 @@
  * an unreachable service (or a 5xx) is retried forever with a backoff of 2^n seconds capped at 256 s; a request that
  * gets no answer in 5 s ends the discovery.
  */
+import { DiscoveryProblem } from './errors';
 import { ClusterError, DiscoveryHTTP } from './http';
 
-/** etcd's v2discovery errors, with its texts. */
-export const DISCOVERY_ERRORS = {
-  invalidURL: 'discovery: invalid URL',
-  badSizeKey: 'discovery: size key is bad',
-  sizeNotFound: 'discovery: size key not found',
-  duplicateID: 'discovery: found duplicate id',
-  duplicateName: 'discovery: found duplicate name',
-  fullCluster: 'discovery: cluster is full',
-  badDiscoveryEndpoint: 'discovery: bad discovery endpoint',
-} as const;
+export { DISCOVERY_ERRORS, DiscoveryError, DiscoveryProblem, type DiscoveryProblemKind } from './errors';
 
-export type DiscoveryProblemKind = keyof typeof DISCOVERY_ERRORS;
-
-/** One of etcd's v2discovery errors (DISCOVERY_ERRORS). */
-export class DiscoveryProblem extends Error {
-  constructor(readonly kind: DiscoveryProblemKind) {
-    super(DISCOVERY_ERRORS[kind]);
-  }
-}
 
 /** The v2 client's texts for answers that are not a keys API response. */
 const ERR_INVALID_JSON = 'client: response is invalid json. The endpoint is probably not valid etcd cluster endpoint';
@@ -344,12 +328,5 @@ function proxyURL(p: string): URL {
     return new URL(`http://${p}`);
   } catch (err) {
     throw new Error(`invalid proxy address "${p}": ${(err as Error).message}`);
-  }
-}
-
-/** What etcd's failed start says of a discovery error: DiscoveryError's text. */
-export class DiscoveryError extends Error {
-  constructor(readonly op: string, readonly cause_: Error) {
-    super(`failed to ${op} discovery cluster (${cause_.message})`);
   }
 }

@@ -3,7 +3,7 @@
  * the member itself, and the client listeners with their routing. The `etcd` command (server/main.ts) parses flags
  * into a ServerConfig and calls startMember.
  */
-import { migrateEtcdDataDir } from '../etcdserver/etcd-datadir';
+import { migrateEtcdDataDir } from '../etcdserver/etcd-datadir-check';
 import { lockDir } from '../pkg/dir-lock';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -37,7 +37,7 @@ import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watch
 import { WAL } from '../wal/wal';
 import { ClientListener, groupByAddress, grpcSink, listenAddress } from './serve';
 import { createV3Server } from '../api/v3rpc/grpc';
-import { gatewayHandler, isGatewayPath } from '../api/v3gw/gateway';
+import { gatewayHandler, isGatewayPath } from '../api/v3gw';
 import { V3Applier } from '../etcdserver/apply-v3';
 import { EntryKind } from '../etcdserver/entry';
 import { PART_V3 } from '../etcdserver/snapshot-data';

@@ -49,22 +49,16 @@ import { V2Applier } from './apply/v2';
 import { CONF_CHANGE_CONTEXT_VERSION, ConfChangeContext, MembershipApplier } from './apply/membership';
 import { EntryKind, MembershipOp, encodeEntry, encodeMembershipOp } from './entry';
 import { etcdBackendImport } from './etcd-backend';
+import { CONVERTING_DIR, isEtcdMemberDir } from './etcd-datadir-check';
 import { Method, WriteRequest, encodeRequest } from './request';
 import { PART_MEMBERSHIP, PART_V2STORE, PART_V3, encodeSnapshotData } from './snapshot-data';
 
 /** Where etcd's member/ is kept once converted. */
 export const ETCD_ORIGINAL_DIR = 'member.etcd-3.4';
-/** Where the conversion is built. */
-export const CONVERTING_DIR = 'member.converting';
 /** Written last into CONVERTING_DIR: the conversion is whole. */
 const DONE_MARK = 'CONVERTED';
 
 export type MigrationLog = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
-
-/** Whether a member dir is in etcd's layout (its bbolt backend, not our v3 store). */
-export function isEtcdMemberDir(memberDir: string): boolean {
-  return fs.existsSync(path.join(memberDir, 'snap', 'db')) && !fs.existsSync(path.join(memberDir, 'v3', 'data.mdb'));
-}
 
 
 /**

@@ -10,7 +10,6 @@ import { AlarmType } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { ServerErrors } from '../api/v3rpc/errors';
 import { NONE } from '../raft';
 import { alarmString } from './alarms';
-import { writeEtcdBackend } from './etcd-backend';
 import type { V3Applier } from './apply-v3';
 import type { EtcdServer } from './server';
 import type { V3KV } from './v3-server';
@@ -79,6 +78,8 @@ export class V3Maintenance implements MaintenanceBackend {
     const membership = cluster ? { members: cluster.members, removed: cluster.removed, version: cluster.version } : undefined;
     try {
       // etcd's backend as a bbolt file, from one consistent view of the store: etcd's etcdctl and etcd read it.
+      // (The bbolt writer is loaded on the first snapshot: most servers never take one.)
+      const { writeEtcdBackend } = require('./etcd-backend') as typeof import('./etcd-backend');
       await store.withSnapshotView((view) => writeEtcdBackend(view, file, membership));
     } catch (err) {
       fs.rmSync(file, { force: true });

@@ -173,6 +173,29 @@ describe('admin endpoints', () => {
     expect((await request(ours.clientURL, 'GET', '/health')).status).toBe(200);
   });
 
+  test('/health with an alarm raised: false, unless ?exclude= names it (once or repeated), as etcd answers', async () => {
+    // The alarm raised through the JSON gateway (etcd's Maintenance.Alarm, ACTIVATE), on both servers.
+    const alarm = async (m: RunningEtcd, action: 'ACTIVATE' | 'DEACTIVATE') => {
+      const id = BigInt(`0x${(JSON.parse((await request(m.clientURL, 'GET', '/v2/members')).body) as { members: { id: string }[] }).members[0].id}`).toString();
+      const r = await request(m.clientURL, 'POST', '/v3/maintenance/alarm', { body: JSON.stringify({ action, memberID: id, alarm: 'NOSPACE' }) });
+      expect(r.status).toBe(200);
+    };
+    const paths = ['/health', '/health?exclude=NOSPACE', '/health?exclude=CORRUPT', '/health?exclude=CORRUPT&exclude=NOSPACE', '/health?exclude=nospace'];
+    const answers = async (m: RunningEtcd) => Promise.all(paths.map(async (p) => {
+      const a = await request(m.clientURL, 'GET', p);
+      return { p, status: a.status, type: a.headers['content-type'], nosniff: a.headers['x-content-type-options'], body: a.body };
+    }));
+    await Promise.all([real, ours].map((m) => alarm(m, 'ACTIVATE')));
+    try {
+      const [r, o] = await Promise.all([answers(real), answers(ours)]);
+      expect(o).toEqual(r);
+      expect(o.map((a) => a.status)).toEqual([503, 200, 503, 200, 503]);
+    } finally {
+      await Promise.all([real, ours].map((m) => alarm(m, 'DEACTIVATE')));
+    }
+    expect((await request(ours.clientURL, 'GET', '/health')).body).toBe('{"health":"true"}');
+  });
+
   test('unknown paths get a 404', async () => {
     const [r, o] = await Promise.all([request(real.clientURL, 'GET', '/nope'), request(ours.clientURL, 'GET', '/nope')]);
     expect({ status: o.status, body: o.body }).toEqual({ status: r.status, body: r.body });

@@ -255,6 +255,25 @@ describe('grpc_server_started_total and grpc_server_handled_total', () => {
   });
 });
 
+describe('the zero series when calls come before the first scrape', () => {
+  let s: RunningV3;
+  let untouched: RunningV3;
+  beforeAll(async () => { [s, untouched] = await Promise.all([startV3(refusingBackend()), startV3(refusingBackend())]); });
+  afterAll(() => Promise.all([s.close(), untouched.close()]));
+
+  test('the same series, in the same order, as a scrape before any call; the calls counted', async () => {
+    await expect(s.kv.txn(TxnRequest.fromPartial({}))).rejects.toBeDefined();
+    const names = (text: string) => text.split('\n').filter((l) => l.startsWith('grpc_server_')).map((l) => l.slice(0, l.lastIndexOf(' ')));
+    const text = await s.registry.metrics();
+    const expected = names(await untouched.registry.metrics());
+    expect(expected.filter((n) => n.startsWith('grpc_server_handled_total{')).length).toBe(17 * 7); // KV's 5 methods, Health's 2
+    expect(names(text)).toEqual(expected);
+    expect(text).toContain('grpc_server_started_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Txn"} 1');
+    expect(text).toContain('grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Txn",grpc_code="Unknown"} 1');
+    expect(names(await s.registry.metrics())).toEqual(expected); // none made twice
+  });
+});
+
 describe('a call the client abandons', () => {
   test('cancelled while the backend works: the server answers later calls', async () => {
     let release!: () => void;

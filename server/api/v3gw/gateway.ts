@@ -200,13 +200,6 @@ class Slots {
   }
 }
 
-const PREFIXES = ['/v3/', '/v3beta/'];
-
-/** True for a path the gateway answers (everything under its prefixes, known routes or not). */
-export function isGatewayPath(path: string): boolean {
-  return PREFIXES.some((p) => path.startsWith(p));
-}
-
 function textAnswer(res: http.ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
   res.end(text);
@@ -261,7 +254,7 @@ function callUnary(impl: grpc.UntypedHandleCall, grpcPath: string, request: unkn
   });
 }
 
-/** The gateway's HTTP handler, for the paths isGatewayPath accepts. */
+/** The gateway's HTTP handler, for the paths isGatewayPath (./index.ts) accepts. */
 export function gatewayHandler(o: GatewayOptions): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const slots = new Slots(o.maxConcurrentCalls ?? Infinity);
   /** Runs fn once a slot is free; the slot is given back when the answer ends (or the client goes). */

@@ -62,15 +62,19 @@ export class GrpcMetrics {
   private readonly msgReceived: client.Counter<Labels>;
   private readonly msgSent: client.Counter<Labels>;
   private readonly methods = new Map<string, MethodCounts>();
+  /** Services whose zero series are still to be made (at the first scrape: a thousand series an idle server need not hold). */
+  private readonly unregistered: ServiceDefinition[] = [];
 
   constructor(registry: client.Registry) {
     const registers = [registry];
     const labelNames: Labels[] = ['grpc_type', 'grpc_service', 'grpc_method'];
     const methods = this.methods;
+    const registerZeroSeries = (): void => this.registerZeroSeries();
     // A counter whose increments since the last scrape are read off the plain counts (labels hashed per scrape, not per call).
     const scraped = (read: (m: MethodCounts) => number[], add: (c: client.Counter<any>, m: MethodCounts, i: number, delta: number) => void) => {
       const seen: Seen = new Map();
       return function collect(this: client.Counter<any>): void {
+        registerZeroSeries();
         for (const m of methods.values()) {
           const now = read(m);
           let before = seen.get(m);
@@ -143,8 +147,19 @@ export class GrpcMetrics {
     };
   }
 
-  /** Zero series for every method of a service and every code, as grpc_prometheus.Register does. */
+  /**
+   * Zero series for every method of a service and every code, as grpc_prometheus.Register does: made when the
+   * counters are first read (before any count is handed to them, so the series come in the same order).
+   */
   preRegister(definition: ServiceDefinition): void {
+    this.unregistered.push(definition);
+  }
+
+  private registerZeroSeries(): void {
+    for (const definition of this.unregistered.splice(0)) this.zeroSeries(definition);
+  }
+
+  private zeroSeries(definition: ServiceDefinition): void {
     for (const m of Object.values(definition)) {
       const [service, method] = splitPath(m.path);
       const type: GrpcType = m.requestStream ? (m.responseStream ? 'bidi_stream' : 'client_stream') : m.responseStream ? 'server_stream' : 'unary';
