@@ -224,7 +224,13 @@ export class PlainConnection {
         body: p.end > p.bodyStart ? this.buf.subarray(p.bodyStart, p.end) : undefined,
         socket: this.socket,
       };
-      const reply = this.o.route(request);
+      let reply: PlainReply | undefined;
+      try {
+        reply = this.o.route(request);
+      } catch {
+        // A route decides before it does anything, so nothing is half done; but nothing is answered twice either.
+        return this.destroy();
+      }
       if (reply === undefined) return this.handOver();
       this.buf = this.buf.subarray(p.end);
       const a = reply.answer;
