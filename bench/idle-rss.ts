@@ -8,10 +8,10 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
+import { healthy } from './v3';
 
 const OURS = path.join(__dirname, '../server/main.js');
 const STARTS = Number(process.env.IDLE_RSS_STARTS ?? 3);
@@ -32,17 +32,6 @@ function sample(pid: number, ready: number): Sample {
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), ready };
 }
 
-function healthy(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    http
-      .get(`${url}/health`, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve(res.statusCode === 200 && body.includes('true')));
-      })
-      .on('error', () => resolve(false));
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
