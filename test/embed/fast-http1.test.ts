@@ -190,18 +190,23 @@ class RawConn {
 
 const portOf = (m: RunningEtcd): number => Number(new URL(m.clientURL).port);
 
-describe('our member: the plain path and Node\'s server answer alike', () => {
+/** Two single members, started (fresh data dirs) before a describe block's tests and stopped after them. */
+function twoMembers(prefix: string, start: [(dir: string) => Promise<RunningEtcd>, (dir: string) => Promise<RunningEtcd>]): () => [RunningEtcd, RunningEtcd] {
   let dir: string;
-  let plain: RunningEtcd;
-  let node: RunningEtcd;
+  let members: [RunningEtcd, RunningEtcd] | undefined;
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'fast-http1-'));
-    [plain, node] = await Promise.all([startOurEtcd(path.join(dir, 'a')), startOurEtcd(path.join(dir, 'b'))]);
+    dir = mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+    members = await Promise.all([start[0](path.join(dir, 'a')), start[1](path.join(dir, 'b'))]);
   });
   afterAll(async () => {
-    await Promise.all([plain?.stop(), node?.stop()]);
+    await Promise.all((members ?? []).map((m) => m.stop()));
     rmSync(dir, { recursive: true, force: true });
   });
+  return () => members!;
+}
+
+describe('our member: the plain path and Node\'s server answer alike', () => {
+  const members = twoMembers('fast-http1', [startOurEtcd, startOurEtcd]);
 
   /** `TE: trailers` means nothing to the keys API, and this path leaves such a request to Node's server. */
   const viaNode = (r: string): string => r.replace('\r\n', '\r\nTE: trailers\r\n');
@@ -233,7 +238,7 @@ describe('our member: the plain path and Node\'s server answer alike', () => {
       'PUT /v2/keys/notform HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\nvalue=1',
       GET('/v2/keys/bad%zz'), // the last: answered, then the connection closed
     ];
-    const [a, b] = await Promise.all([RawConn.open(portOf(plain)), RawConn.open(portOf(node))]);
+    const [a, b] = await Promise.all([RawConn.open(portOf(members()[0])), RawConn.open(portOf(members()[1]))]);
     try {
       // The witness that the plain path serves `a`: a read written with the write before it sees that write (Node's
       // server would run both at once). `b` gets the same two, one at a time, to keep the two histories alike.
@@ -252,7 +257,7 @@ describe('our member: the plain path and Node\'s server answer alike', () => {
   });
 
   test('a connection goes on under Node\'s server from a request this path leaves to it, nothing lost or reordered', async () => {
-    const c = await RawConn.open(portOf(plain));
+    const c = await RawConn.open(portOf(members()[0]));
     try {
       const chunked = `PUT /v2/keys/handover HTTP/1.1\r\nHost: 127.0.0.1\r\n${FORM}Transfer-Encoding: chunked\r\n\r\n9\r\nvalue=two\r\n0\r\n\r\n`;
       // One at a time, as clients send them: Node's server runs pipelined requests at once (only this path waits).
@@ -271,7 +276,7 @@ describe('our member: the plain path and Node\'s server answer alike', () => {
   });
 
   test('a client that half-closes after its requests gets every answer, then the end of the connection', async () => {
-    const c = await RawConn.open(portOf(plain));
+    const c = await RawConn.open(portOf(members()[0]));
     c.socket.write(PUT('/v2/keys/half', 'value=h') + GET('/v2/keys/half'));
     c.socket.end();
     const put = await c.read();
@@ -283,17 +288,7 @@ describe('our member: the plain path and Node\'s server answer alike', () => {
 });
 
 describe('pipelined requests, side by side with Debian\'s etcd', () => {
-  let dir: string;
-  let real: RunningEtcd;
-  let ours: RunningEtcd;
-  beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'fast-http1-real-'));
-    [real, ours] = await Promise.all([startRealEtcd(path.join(dir, 'real')), startOurEtcd(path.join(dir, 'ours'))]);
-  });
-  afterAll(async () => {
-    await Promise.all([real?.stop(), ours?.stop()]);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const members = twoMembers('fast-http1-real', [startRealEtcd, startOurEtcd]);
 
   /** Status and body: what a client reads (header sets differ between Go's and Node's servers). */
   const seen = (a: string): string => `${a.split(' ')[1]} ${a.slice(a.indexOf('\r\n\r\n') + 4)}`;
@@ -308,7 +303,7 @@ describe('pipelined requests, side by side with Debian\'s etcd', () => {
       GET('/v2/keys/p'),
     ];
     const answers: string[][] = [];
-    for (const m of [real, ours]) {
+    for (const m of members()) {
       const c = await RawConn.open(portOf(m));
       answers.push((await c.exchange(requests)).map(seen));
       c.close();

@@ -106,8 +106,8 @@ export function keysAPI(deps: KeysHandlerDeps): KeysAPI {
     },
     serve: (r) => {
       const method = r.method;
+      // HEAD (and 405s) are Node's server's. A plain request's body is at most MAX_PLAIN_BODY, well within a form's.
       if (method !== 'GET' && method !== 'PUT' && method !== 'POST' && method !== 'DELETE') return undefined;
-      if ((method === 'PUT' || method === 'POST') && r.body !== undefined && r.body.length > MAX_FORM_BYTES) return undefined;
       let kr: KeyRequest;
       let path: string;
       try {
@@ -174,11 +174,12 @@ export function keysAPI(deps: KeysHandlerDeps): KeysAPI {
   /** A read answered at once; a write once the log has applied it. `req`: the caller, for the auth checks. */
   function run(kr: KeyRequest, path: string, method: string, req: http.IncomingMessage): KeysAnswer | Promise<KeysAnswer> {
     const checked = checkAccess(req, path, kr);
-    if (checked instanceof Promise) return checked.then(() => run2(kr, method));
-    return run2(kr, method);
+    if (checked instanceof Promise) return checked.then(() => perform(kr, method));
+    return perform(kr, method);
   }
 
-  function run2(kr: KeyRequest, method: string): KeysAnswer | Promise<KeysAnswer> {
+  /** The request itself, once allowed. */
+  function perform(kr: KeyRequest, method: string): KeysAnswer | Promise<KeysAnswer> {
     if (method === 'GET' || method === 'HEAD') {
       if (kr.quorum) return server.linearizableRead().then(() => read(kr, method));
       return read(kr, method);
