@@ -35,7 +35,7 @@ import { ensureSelfSignedCert, hostsOf } from '../tls/auto-tls';
 import { validateClientCertSettings } from '../tls/client-cert-checks';
 import { TLSSettings, clientAgentOptions, contextOptions, createTLSServer, watchCertificates } from '../tls/tls-settings';
 import { WAL } from '../wal/wal';
-import { ClientListener, groupByAddress, grpcSink, listenAddress } from './serve';
+import { ClientListener, groupByAddress, grpcSink, h2Sink, listenAddress } from './serve';
 import { createV3Server } from '../api/v3rpc/grpc';
 import { gatewayHandler, isGatewayPath } from '../api/v3gw';
 import { V3Applier } from '../etcdserver/apply-v3';
@@ -589,7 +589,14 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
       ...(cfg.maxConcurrentStreams !== 4294967295 ? { 'grpc.max_concurrent_streams': cfg.maxConcurrentStreams } : {}),
     },
   });
-  const http2 = grpcSink(grpcServer);
+  // Our own HTTP/2 (h2/connection.ts) where this grpc-js lets us hand it streams; Node's otherwise.
+  const http2 = grpcServer.servesStreams
+    ? h2Sink((stream, headers) => grpcServer.serveStream(stream, headers), {
+        keepaliveTimeMs: cfg.grpcKeepaliveIntervalMs,
+        keepaliveTimeoutMs: cfg.grpcKeepaliveTimeoutMs,
+        maxConcurrentStreams: cfg.maxConcurrentStreams !== 4294967295 ? cfg.maxConcurrentStreams : undefined,
+      })
+    : grpcSink(grpcServer);
   // The JSON gateway calls the gRPC methods registered above, in-process.
   gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024, maxConcurrentCalls: cfg.maxConcurrentStreams });
   stopWatching.push(() => http2.destroy());

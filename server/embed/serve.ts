@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { answerLikeGo } from '../pkg/go-compat';
 import { TLSSettings, createTLSServer } from '../tls/tls-settings';
 import { injectFixingAuthority } from './h2/authority';
+import { H2Connection, type H2Options, type StreamHandler } from './h2/connection';
 import { PlainConnection, PlainRoute } from './fast-http1';
 
 /** HTTP/2's client connection preface (RFC 9113, 3.4). */
@@ -97,6 +98,27 @@ export function grpcSink(server: grpc.Server): HTTP2Sink {
       for (const stop of looking) stop();
       looking.clear();
       inner.destroy();
+    },
+  };
+}
+
+/**
+ * Connections whose HTTP/2 is read and written by us (h2/connection.ts), each new stream given to `serve` (the gRPC
+ * server's dispatch): no Node HTTP/2 session, and any authority a client sends is taken, as etcd's Go server takes it.
+ */
+export function h2Sink(serve: StreamHandler, opts: H2Options): HTTP2Sink {
+  const conns = new Set<H2Connection>();
+  return {
+    injectConnection(connection) {
+      const c = new H2Connection(connection as net.Socket, serve, opts);
+      conns.add(c);
+      c.onClose(() => conns.delete(c));
+    },
+    drain(graceMs) {
+      for (const c of [...conns]) c.drain(graceMs);
+    },
+    destroy() {
+      for (const c of [...conns]) c.destroy();
     },
   };
 }

@@ -2,9 +2,11 @@
  * A v3 gRPC server (createV3Server) on 127.0.0.1 for the service-layer tests, over a backend the test gives: the
  * validation, error mapping, size limits and metrics of the service layer are tested without the MVCC store.
  */
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import * as client from 'prom-client';
-import { createV3Server, type V3ServerOptions } from '../../server/api/v3rpc/grpc';
+import { createV3Server, type V3GrpcServer, type V3ServerOptions } from '../../server/api/v3rpc/grpc';
+import { h2Sink } from '../../server/embed/serve';
 import type { HeaderProvider, KVBackend } from '../../server/api/v3rpc/kv';
 import {
   CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, KVClient, PutRequest, PutResponse,
@@ -34,17 +36,35 @@ export interface RunningV3 {
   port: number;
   address: string;
   registry: client.Registry;
-  server: grpc.Server;
+  server: V3GrpcServer;
   client: KVClient;
   kv: PromiseKV;
   close(): Promise<void>;
 }
 
-export async function startV3(kv: KVBackend, opts: Partial<V3ServerOptions> = {}): Promise<RunningV3> {
+/**
+ * transport: 'ours' (the member's: our HTTP/2, server/embed/h2/connection.ts, the default) or 'node' (grpc-js bound
+ * to a port of its own, over Node's HTTP/2).
+ */
+export async function startV3(kv: KVBackend, opts: Partial<V3ServerOptions> & { transport?: 'ours' | 'node' } = {}): Promise<RunningV3> {
   const registry = new client.Registry();
-  const server = createV3Server({ kv, header: testHeader, registry, ...opts });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const { transport = 'ours', ...rest } = opts;
+  const server = createV3Server({ kv, header: testHeader, registry, ...rest });
+  let stopOwn: (() => Promise<void>) | undefined;
+  let port: number;
+  if (transport === 'ours') {
+    const sink = h2Sink((stream, headers) => server.serveStream(stream, headers), {});
+    const listener = net.createServer((socket) => sink.injectConnection(socket));
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    port = (listener.address() as net.AddressInfo).port;
+    stopOwn = () => new Promise<void>((resolve) => {
+      sink.destroy();
+      listener.close(() => resolve());
+    });
+  } else {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  }
   const address = `127.0.0.1:${port}`;
   const kvClient = new KVClient(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
   return {
@@ -56,6 +76,7 @@ export async function startV3(kv: KVBackend, opts: Partial<V3ServerOptions> = {}
     kv: promiseKV(kvClient),
     close: async () => {
       kvClient.close();
+      await stopOwn?.();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     },
   };

@@ -27,13 +27,19 @@ describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () 
     compact: async () => { throw new Error('not used'); },
   };
   let s: RunningV3;
+  /** The same server over Node's HTTP/2 (grpc-js bound to its own port), as the member served calls before. */
+  let sNode: RunningV3;
   beforeAll(async () => {
     // The same handlers again under another service name: those grpc-js serves, as it served KV before.
     const kv = kvService({ backend, header: testHeader });
     const definition = Object.fromEntries(Object.entries(kv.definition).map(([k, m]) => [k, { ...m, path: m.path.replace('/etcdserverpb.KV/', '/test.KV/') }]));
     s = await startV3(backend, { services: [{ definition, handlers: kv.handlers }], maxRequestBytes: 1024 });
+    sNode = await startV3(backend, { services: [{ definition, handlers: kv.handlers }], maxRequestBytes: 1024, transport: 'node' });
   });
-  afterAll(() => s.close());
+  afterAll(async () => {
+    await s.close();
+    await sNode.close();
+  });
 
   /** The fast path's answer and grpc-js's, the method's path named the same in both. */
   async function both(method: string, body: Buffer, extra?: Record<string, string>): Promise<[RawAnswer, RawAnswer]> {
@@ -68,6 +74,15 @@ describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () 
     const [fast, slow] = await both(method, body(), extra);
     expect(fast).toEqual(slow);
     expect(fast.headers[':status']).toBe(200);
+  });
+
+  // Our HTTP/2 (server/embed/h2/connection.ts) against Node's, for the fast path and for grpc-js's.
+  test.each(cases.map((c) => [c[0], c] as const))('%s: our HTTP/2 answers as Node\'s does', async (_name, [, method, body, extra]) => {
+    for (const svc of ['etcdserverpb', 'test']) {
+      const ours = await raw(s.port, `/${svc}.KV/${method}`, body(), extra);
+      const node = await raw(sNode.port, `/${svc}.KV/${method}`, body(), extra);
+      expect(ours).toEqual(node);
+    }
   });
 
   test('the cases are not vacuous: good calls answer data, failures their own gRPC status', async () => {

@@ -12,6 +12,7 @@
 import * as http2 from 'node:http2';
 import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { constantHeaders, H2Stream } from '../../embed/h2/connection';
 
 /** A unary method as the fast path runs it: the request decoded, the handler's answer or its gRPC status. */
 export interface FastUnaryMethod {
@@ -35,13 +36,13 @@ export interface FastUnaryCall {
   getPath(): string;
 }
 
-export const OK_HEADERS = {
+export const OK_HEADERS = constantHeaders({
   [http2.constants.HTTP2_HEADER_STATUS]: http2.constants.HTTP_STATUS_OK,
   [http2.constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
   'grpc-encoding': 'identity',
-};
-export const OK_TRAILERS = { 'grpc-status': grpc.status.OK, 'grpc-message': 'OK' };
+});
+export const OK_TRAILERS = constantHeaders({ 'grpc-status': grpc.status.OK, 'grpc-message': 'OK' });
 /** The headers of a trailers-only answer (a status and no message), besides the status itself. */
 export const failHeaders = {
   [http2.constants.HTTP2_HEADER_STATUS]: http2.constants.HTTP_STATUS_OK,
@@ -87,7 +88,7 @@ class Call implements FastUnaryCall {
   deadline = Infinity;
 
   constructor(
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: http2.ServerHttp2Stream | H2Stream,
     private readonly headers: http2.IncomingHttpHeaders,
     private readonly path: string,
   ) {}
@@ -119,12 +120,14 @@ class Call implements FastUnaryCall {
 }
 
 /**
- * Serves one unary call on its stream. maxReceive is the server's grpc.max_receive_message_length; the answer is
- * grpc-js's for every failure it would report (size, no message, a second message, an undecodable one, a deadline).
+ * Serves one unary call on its stream, of Node's HTTP/2 or of ours (whose stream is read and answered without
+ * events). maxReceive is the server's grpc.max_receive_message_length; the answer is grpc-js's for every failure it
+ * would report (size, no message, a second message, an undecodable one, a deadline).
  */
-export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, method: FastUnaryMethod, maxReceive: number): void {
+export function serveFastUnary(stream: http2.ServerHttp2Stream | H2Stream, headers: http2.IncomingHttpHeaders, method: FastUnaryMethod, maxReceive: number): void {
+  const own = stream instanceof H2Stream ? stream : undefined;
   // As grpc-js: an error event has a close event after it, which is what counts.
-  stream.once('error', noop);
+  if (!own) stream.once('error', noop);
   const call = new Call(stream, headers, method.path);
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
@@ -153,15 +156,19 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
     frame[0] = 0;
     frame.writeUInt32BE(body.length, 1);
     body.copy(frame, 5);
-    stream.respond(OK_HEADERS, RESPOND_OPTIONS);
-    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(frame);
+    if (own) return own.answer(OK_HEADERS, frame, OK_TRAILERS);
+    const s = stream as http2.ServerHttp2Stream;
+    s.respond(OK_HEADERS, RESPOND_OPTIONS);
+    s.once('wantTrailers', () => s.sendTrailers(OK_TRAILERS));
+    s.end(frame);
   };
 
-  stream.once('close', () => {
+  const onClose = (): void => {
     call.cancelled = true;
     if (timer) clearTimeout(timer);
-  });
+  };
+  if (own) own.onFinish = onClose;
+  else stream.once('close', onClose);
 
   const timeout = headers['grpc-timeout'];
   if (timeout !== undefined) {
@@ -181,7 +188,7 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
   let tooLarge = false;
   let sized = false;
   let limit = Infinity;
-  stream.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     if (finished || tooLarge) return;
     if (first === undefined) first = chunk;
     else (chunks ??= [first]).push(chunk);
@@ -199,8 +206,8 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
     // Bytes past the one message and a second one as large as allowed: a second message is there, which grpc-js
     // refuses as it arrives; nothing more is held.
     if (size > limit) fail(grpc.status.UNIMPLEMENTED, `Received a second request message for server streaming method ${method.path}`);
-  });
-  stream.on('end', () => {
+  };
+  const onEnd = (): void => {
     if (finished || tooLarge) return;
     const body = chunks ? Buffer.concat(chunks, size) : first;
     if (!body || body.length < 5 || body.length < 5 + body.readUInt32BE(1)) {
@@ -222,5 +229,10 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream, headers: http2.I
     }
     call.request = request;
     method.run(request, call).then(answer, (e: { code: grpc.status; details: string }) => fail(e.code, e.details));
-  });
+  };
+  if (own) own.reader = { data: onData, end: onEnd };
+  else {
+    stream.on('data', onData);
+    stream.on('end', onEnd);
+  }
 }

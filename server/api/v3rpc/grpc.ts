@@ -6,6 +6,7 @@ import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { fastEligible, serveFastUnary, type FastUnaryMethod } from './fast-unary';
 import { FastDuplexCall } from './fast-stream';
+import type { H2Headers, H2Stream } from '../../embed/h2/connection';
 import type * as client from 'prom-client';
 import { GRPC_OVERHEAD_BYTES } from './errors';
 import { addHealthService } from './health';
@@ -80,6 +81,8 @@ export class V3GrpcServer extends grpc.Server implements FastUnaryHost {
   private readonly maxReceive: number;
   /** Calls served by the fast path so far (grpc-js served the rest). */
   fastCalls = 0;
+  /** Whether grpc-js's stream handler was found and wrapped (else only Node's HTTP/2 can feed this server). */
+  private wrapped = false;
 
   constructor(options: grpc.ServerOptions) {
     super(options);
@@ -91,6 +94,7 @@ export class V3GrpcServer extends grpc.Server implements FastUnaryHost {
     const fast = this.fast;
     const server = this;
     const maxReceive = this.maxReceive;
+    this.wrapped = true;
     self._streamHandler = function (this: GrpcServerInternals, extra, stream, headers) {
       const m = fast.get(headers[':path'] as string);
       if (m && extra.length === 0 && (this.interceptors?.length ?? 0) === 0 && fastEligible(headers)) {
@@ -102,6 +106,19 @@ export class V3GrpcServer extends grpc.Server implements FastUnaryHost {
       }
       inner.call(this, extra, stream, headers);
     };
+  }
+
+  /**
+   * Serves a stream of a connection read by our own HTTP/2 (server/embed/h2/connection.ts): the fast paths or
+   * grpc-js's handling, as for a stream of Node's HTTP/2.
+   */
+  get servesStreams(): boolean {
+    return typeof (this as unknown as GrpcServerInternals)._streamHandler === 'function' && this.wrapped;
+  }
+
+  serveStream(stream: H2Stream, headers: H2Headers): void {
+    const handler = (this as unknown as GrpcServerInternals)._streamHandler!;
+    handler.call(this, [], stream as unknown as http2.ServerHttp2Stream, headers as http2.IncomingHttpHeaders);
   }
 
   addFastUnary(m: FastUnaryMethod | FastStreamMethod): void {
