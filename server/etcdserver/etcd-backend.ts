@@ -24,7 +24,7 @@ import type { Member } from '../membership/cluster';
 import { BoltReader, BoltEntry, BoltBucket } from '../mvcc/bbolt/reader';
 import { BoltWriter, BucketWriter } from '../mvcc/bbolt/writer';
 import { BoltError } from '../mvcc/bbolt/page';
-import { readU64, recordIsTombstone, recordKey, recordValue } from '../mvcc/codec';
+import { readU64, recordIsTombstone, recordKey, recordValue, writeU64 } from '../mvcc/codec';
 import { crc32c, ImportedVersion, LeaseRecord, StoreImport, StoreView } from '../mvcc/store';
 import { ALARMS_META_KEY, decodeAlarms, encodeAlarms } from './alarms';
 
@@ -217,10 +217,10 @@ function decodeLease(b: Buffer, what: string): LeaseRecord {
 
 /** etcd's revToBytes, with the tombstone mark. */
 function etcdRev(main: number, sub: number, tombstone: boolean): Buffer {
-  const b = Buffer.alloc(tombstone ? REV_LEN + 1 : REV_LEN);
-  b.writeBigUInt64BE(BigInt(main), 0);
+  const b = Buffer.allocUnsafe(tombstone ? REV_LEN + 1 : REV_LEN);
+  writeU64(b, main, 0);
   b[8] = 0x5f; // '_'
-  b.writeBigUInt64BE(BigInt(sub), 9);
+  writeU64(b, sub, 9);
   if (tombstone) b[REV_LEN] = TOMBSTONE_MARK;
   return b;
 }
@@ -495,7 +495,7 @@ function putVersion(keys: BucketWriter, rev: Buffer, rec: Buffer): void {
   }
   const create = readU64(rec, 1);
   const version = readU64(rec, 9);
-  const lease = rec.readBigInt64BE(17);
+  const lease = rec.readUInt32BE(17) === 0 && rec.readUInt32BE(21) === 0 ? 0n : rec.readBigInt64BE(17);
   const value = recordValue(rec);
   const size = keyValueSize(key.length, create, main, version, value.length, lease);
   keys.putWith(etcdRev(main, sub, false), size, (dst, at) => writeKeyValue(dst, at, key, create, main, version, value, lease));

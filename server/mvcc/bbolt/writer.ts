@@ -208,7 +208,10 @@ export class BucketWriter {
     private readonly name: Buffer,
   ) {}
 
-  /** Adds a key and its value (both copied when the leaf holding them is made). */
+  /**
+   * Adds a key and its value (both copied when the leaf holding them is made: they must not change until the bucket
+   * has ended).
+   */
   put(key: Buffer, value: Buffer): void {
     this.ready(key);
     if (this.alone(key, value.length)) this.writeAlone(key, value.length, (dst, at) => value.copy(dst, at));
@@ -216,8 +219,8 @@ export class BucketWriter {
   }
 
   /**
-   * Adds a key and a value of `size` bytes that `write` puts at dst[at…] (called at once, or never in a layout pass):
-   * a value bigger than a page is made straight into its leaf's page, with no copy of its own.
+   * Adds a key (kept as put()'s) and a value of `size` bytes that `write` puts at dst[at…] (called at once, or never
+   * in a layout pass): a value bigger than a page is made straight into its leaf's page, with no copy of its own.
    */
   putWith(key: Buffer, size: number, write: (dst: Buffer, at: number) => void): void {
     this.ready(key);
@@ -277,7 +280,7 @@ export class BucketWriter {
     if (key.length === 0) throw new BoltError('bbolt writer: empty key');
     if (key.length > MAX_KEY) throw new BoltError(`bbolt writer: key of ${key.length} bytes is too large`);
     if (this.last && Buffer.compare(this.last, key) >= 0) throw new BoltError('bbolt writer: keys out of order');
-    this.last = own(key);
+    this.last = key;
   }
 
   private add(key: Buffer, value: Buffer | undefined, size: number, flags: number): void {
