@@ -383,10 +383,8 @@ export interface BackendOut {
   write(runs: Buffer[]): Promise<void>;
 }
 
-/** Versions read between two turns of the event loop in the layout pass (a few µs each: their sizes only). */
-const LAYOUT_YIELD_EVERY = 5000;
-/** Versions put between two turns in the stream pass when no run was handed out meanwhile (small ones, then). */
-const STREAM_YIELD_EVERY = 1000;
+/** The longest the walk runs before it lets the event loop run (when no run of pages was handed out meanwhile). */
+const SLICE_MS = 4;
 
 const cmpBuf = (a: Buffer, b: Buffer): number => Buffer.compare(a, b);
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -395,19 +393,22 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
  * Streams etcd's backend of a store view, a bbolt file etcd 3.4 opens (its snapshot restore, its server, bbolt's
  * check), to `out` from its first byte as its pages are made: a layout pass over the view (sizes only) gives the
  * meta pages, then a stream pass makes the pages in file order (whole pages only, a run at a time). The view is read
- * twice, so it must be one point in time (withSnapshotView); the event loop runs between runs and every so many
- * entries. Returns the file's size.
+ * twice, so it must be one point in time (withSnapshotView); the event loop runs between runs and every few ms.
+ * Returns the file's size.
  */
 export async function streamEtcdBackend(view: StoreView, membership: EtcdMembership | undefined, out: BackendOut): Promise<number> {
+  let since = performance.now();
+  const resumed = (): void => {
+    since = performance.now();
+  };
+  const pause = (): Promise<void> | undefined => (performance.now() - since >= SLICE_MS ? turn().then(resumed) : undefined);
   const counted = BoltWriter.layout();
-  let n = 0;
-  await fillBackend(counted, view, membership, () => (++n % LAYOUT_YIELD_EVERY === 0 ? turn() : undefined));
+  await fillBackend(counted, view, membership, pause);
   const layout = counted.finish();
   const size = layout.pgid * layout.pageSize;
   out.begin(size);
   const w = BoltWriter.stream(layout);
-  n = 0;
-  await fillBackend(w, view, membership, () => (w.pending > 0 ? out.write(w.take()) : ++n % STREAM_YIELD_EVERY === 0 ? turn() : undefined));
+  await fillBackend(w, view, membership, () => (w.pending > 0 ? out.write(w.take()).then(resumed) : pause()));
   w.finish();
   const rest = w.take();
   if (rest.length) await out.write(rest);
