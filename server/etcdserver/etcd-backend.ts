@@ -12,10 +12,11 @@
  * - `members` (ID in hex → the member as JSON), `members_removed` (ID → "removed"), `cluster` (clusterVersion):
  *   the membership, which a restore replaces (etcd's restore ignores them too), written for etcd's tools.
  * Reading (importEtcdBackend) builds a new store with the same versions at the same revisions (a low-level import,
- * no writes replayed) a bucket at a time, streaming; writing (writeEtcdBackend) streams a compact bbolt file from
- * one consistent view of the store. The messages are gogoproto's encoding (fields in order, zero values left out),
- * so the bytes are those etcd writes.
+ * no writes replayed) a bucket at a time, streaming; writing (streamEtcdBackend) streams a compact bbolt file from
+ * one consistent view of the store, in file order as its pages are made. The messages are gogoproto's encoding
+ * (fields in order, zero values left out), so the bytes are those etcd writes.
  */
+import * as fs from 'node:fs';
 import { Role, User } from '../api/v3rpc/pb/authpb/auth';
 import { AlarmMember } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { decodeAuthState, encodeAuthState, AUTH_META_KEY } from '../auth/store';
@@ -23,7 +24,7 @@ import type { Member } from '../membership/cluster';
 import { BoltReader, BoltEntry, BoltBucket } from '../mvcc/bbolt/reader';
 import { BoltWriter, BucketWriter } from '../mvcc/bbolt/writer';
 import { BoltError } from '../mvcc/bbolt/page';
-import { readU64, recordIsTombstone, recordKey, recordValue } from '../mvcc/codec';
+import { readU64, recordIsTombstone, recordKey, recordValue, writeU64 } from '../mvcc/codec';
 import { crc32c, ImportedVersion, LeaseRecord, StoreImport, StoreView } from '../mvcc/store';
 import { ALARMS_META_KEY, decodeAlarms, encodeAlarms } from './alarms';
 
@@ -43,8 +44,6 @@ const B = {
 
 const REV_LEN = 17;
 const TOMBSTONE_MARK = 0x74; // 't'
-/** Write the queued pages out once they pass this many bytes (the event loop runs while they are written). */
-const FLUSH_AT = 4 << 20;
 
 // ---- gogoproto's encoding of etcd's small messages ----
 
@@ -66,30 +65,47 @@ function writeVarint(b: Buffer, at: number, n: number): number {
   return at;
 }
 
-/** An int64 as protobuf's varint: a negative one takes 10 bytes (its two's complement). */
-function int64Varint(v: bigint): Buffer {
-  let u = BigInt.asUintN(64, v);
-  const out: number[] = [];
+/** A uint64 as protobuf's varint: its size. */
+function uvarint64Size(u: bigint): number {
+  let s = 1;
   while (u >= 128n) {
-    out.push(Number(u & 127n) | 128);
     u >>= 7n;
+    s++;
   }
-  out.push(Number(u));
-  return Buffer.from(out);
+  return s;
 }
 
-/** mvccpb.KeyValue as etcd marshals it: key(1) create_revision(2) mod_revision(3) version(4) value(5) lease(6). */
-export function encodeKeyValue(key: Buffer, create: number, mod: number, version: number, value: Buffer, lease: bigint): Buffer {
-  const leaseBytes = lease !== 0n ? int64Varint(lease) : undefined;
+function writeUvarint64(b: Buffer, at: number, u: bigint): number {
+  while (u >= 128n) {
+    b[at++] = Number(u & 127n) | 128;
+    u >>= 7n;
+  }
+  b[at++] = Number(u);
+  return at;
+}
+
+/** An int64 as protobuf's varint: a negative one takes 10 bytes (its two's complement). */
+function int64Varint(v: bigint): Buffer {
+  const u = BigInt.asUintN(64, v);
+  const b = Buffer.allocUnsafe(uvarint64Size(u));
+  writeUvarint64(b, 0, u);
+  return b;
+}
+
+/** The size of mvccpb.KeyValue as etcd marshals it (encodeKeyValue). */
+export function keyValueSize(keyLen: number, create: number, mod: number, version: number, valueLen: number, lease: bigint): number {
   let size = 0;
-  if (key.length) size += 1 + varintSize(key.length) + key.length;
+  if (keyLen) size += 1 + varintSize(keyLen) + keyLen;
   if (create) size += 1 + varintSize(create);
   if (mod) size += 1 + varintSize(mod);
   if (version) size += 1 + varintSize(version);
-  if (value.length) size += 1 + varintSize(value.length) + value.length;
-  if (leaseBytes) size += 1 + leaseBytes.length;
-  const b = Buffer.allocUnsafe(size);
-  let o = 0;
+  if (valueLen) size += 1 + varintSize(valueLen) + valueLen;
+  if (lease !== 0n) size += 1 + uvarint64Size(BigInt.asUintN(64, lease));
+  return size;
+}
+
+/** Writes mvccpb.KeyValue as etcd marshals it at b[o…] (keyValueSize bytes); returns where it ends. */
+export function writeKeyValue(b: Buffer, o: number, key: Buffer, create: number, mod: number, version: number, value: Buffer, lease: bigint): number {
   if (key.length) {
     b[o++] = 0x0a;
     o = writeVarint(b, o, key.length);
@@ -112,10 +128,17 @@ export function encodeKeyValue(key: Buffer, create: number, mod: number, version
     o = writeVarint(b, o, value.length);
     o += value.copy(b, o);
   }
-  if (leaseBytes) {
+  if (lease !== 0n) {
     b[o++] = 0x30;
-    o += leaseBytes.copy(b, o);
+    o = writeUvarint64(b, o, BigInt.asUintN(64, lease));
   }
+  return o;
+}
+
+/** mvccpb.KeyValue as etcd marshals it: key(1) create_revision(2) mod_revision(3) version(4) value(5) lease(6). */
+export function encodeKeyValue(key: Buffer, create: number, mod: number, version: number, value: Buffer, lease: bigint): Buffer {
+  const b = Buffer.allocUnsafe(keyValueSize(key.length, create, mod, version, value.length, lease));
+  writeKeyValue(b, 0, key, create, mod, version, value, lease);
   return b;
 }
 
@@ -194,10 +217,10 @@ function decodeLease(b: Buffer, what: string): LeaseRecord {
 
 /** etcd's revToBytes, with the tombstone mark. */
 function etcdRev(main: number, sub: number, tombstone: boolean): Buffer {
-  const b = Buffer.alloc(tombstone ? REV_LEN + 1 : REV_LEN);
-  b.writeBigUInt64BE(BigInt(main), 0);
+  const b = Buffer.allocUnsafe(tombstone ? REV_LEN + 1 : REV_LEN);
+  writeU64(b, main, 0);
   b[8] = 0x5f; // '_'
-  b.writeBigUInt64BE(BigInt(sub), 9);
+  writeU64(b, sub, 9);
   if (tombstone) b[REV_LEN] = TOMBSTONE_MARK;
   return b;
 }
@@ -353,67 +376,128 @@ export interface EtcdMembership {
   version: string | undefined;
 }
 
+/** Where streamEtcdBackend hands the file: its size first, then its bytes in order, as runs of whole pages. */
+export interface BackendOut {
+  begin(size: number): void;
+  /** Takes the next runs; the file's next bytes are made once the promise resolves (a rejection stops it). */
+  write(runs: Buffer[]): Promise<void>;
+}
+
+/** The longest the walk runs before it lets the event loop run (when no run of pages was handed out meanwhile). */
+const SLICE_MS = 4;
+
 const cmpBuf = (a: Buffer, b: Buffer): number => Buffer.compare(a, b);
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * Writes etcd's backend of a store view into file, as a bbolt file etcd 3.4 opens (its snapshot restore, its
- * server, bbolt's check): streamed a bucket at a time, pages written as they fill. Returns the file's size.
+ * Streams etcd's backend of a store view, a bbolt file etcd 3.4 opens (its snapshot restore, its server, bbolt's
+ * check), to `out` from its first byte as its pages are made: a layout pass over the view (sizes only) gives the
+ * meta pages, then a stream pass makes the pages in file order (whole pages only, a run at a time). The view is read
+ * twice, so it must be one point in time (withSnapshotView); the event loop runs between runs and every few ms.
+ * Returns the file's size.
  */
+export async function streamEtcdBackend(view: StoreView, membership: EtcdMembership | undefined, out: BackendOut): Promise<number> {
+  let since = performance.now();
+  const resumed = (): void => {
+    since = performance.now();
+  };
+  const pause = (): Promise<void> | undefined => (performance.now() - since >= SLICE_MS ? turn().then(resumed) : undefined);
+  const counted = BoltWriter.layout();
+  await fillBackend(counted, view, membership, pause);
+  const layout = counted.finish();
+  const size = layout.pgid * layout.pageSize;
+  out.begin(size);
+  const w = BoltWriter.stream(layout);
+  await fillBackend(w, view, membership, () => (w.pending > 0 ? out.write(w.take()).then(resumed) : pause()));
+  w.finish();
+  const rest = w.take();
+  if (rest.length) await out.write(rest);
+  return size;
+}
+
+/** Writes etcd's backend of a store view into file (streamEtcdBackend, made durable; none on a failure). Returns its size. */
 export async function writeEtcdBackend(view: StoreView, file: string, membership: EtcdMembership | undefined): Promise<number> {
-  const w = await BoltWriter.create(file);
+  const fh = await fs.promises.open(file, 'w', 0o600);
   try {
-    const flush = async (): Promise<void> => {
-      if (w.pending >= FLUSH_AT) await w.flush();
-    };
-    const bucket = (name: string, entries: [Buffer, Buffer][]): void => {
-      const b = w.root.bucket(Buffer.from(name));
-      for (const [k, v] of entries.sort((x, y) => cmpBuf(x[0], y[0]))) b.put(k, v);
-      b.end();
-    };
-    const auth = decodeAuthState(view.metaValue(AUTH_META_KEY));
-    const hasAuth = view.metaValue(AUTH_META_KEY) !== undefined;
-
-    bucket(B.alarm, decodeAlarms(view.metaValue(ALARMS_META_KEY)).map((a) => [Buffer.from(AlarmMember.encode(a).finish()), EMPTY]));
-    bucket(B.auth, [...(hasAuth ? [[Buffer.from('authEnabled'), Buffer.from([auth.enabled ? 1 : 0])] as [Buffer, Buffer]] : []), [Buffer.from('authRevision'), u64be(auth.revision)]]);
-    bucket(B.authRoles, auth.roles.map((r) => [Buffer.from(r.name), Buffer.from(Role.encode(r).finish())]));
-    bucket(B.authUsers, auth.users.map((u) => [Buffer.from(u.name), Buffer.from(User.encode(u).finish())]));
-    bucket(B.cluster, membership?.version ? [[Buffer.from('clusterVersion'), Buffer.from(membership.version)]] : []);
-
-    const keys = w.root.bucket(Buffer.from(B.key));
-    await streamVersions(view, keys, flush);
-    keys.end();
-
-    const leases = w.root.bucket(Buffer.from(B.lease));
-    for (const l of view.leases()) {
-      const k = Buffer.alloc(8);
-      k.writeBigInt64BE(l.id, 0);
-      leases.put(k, encodeLease(l));
-      await flush();
-    }
-    leases.end();
-
-    bucket(B.members, (membership?.members ?? []).map((m) => [Buffer.from(m.id), Buffer.from(etcdMemberJSON(m))]));
-    bucket(B.membersRemoved, (membership?.removed ?? []).map((id) => [Buffer.from(id), Buffer.from('removed')]));
-    const meta: [Buffer, Buffer][] = [[Buffer.from('consistent_index'), u64be(view.consistentIndex)]];
-    if (view.finishedCompactRev !== undefined) meta.push([Buffer.from('finishedCompactRev'), etcdRev(view.finishedCompactRev, 0, false)]);
-    if (view.scheduledCompactRev !== undefined) meta.push([Buffer.from('scheduledCompactRev'), etcdRev(view.scheduledCompactRev, 0, false)]);
-    bucket(B.meta, meta);
-    return await w.finish();
+    let at = 0;
+    const size = await streamEtcdBackend(view, membership, {
+      begin: () => undefined,
+      write: async (runs) => {
+        at += (await fh.writev(runs, at)).bytesWritten;
+      },
+    });
+    if (at !== size) throw new Error(`etcd backend: ${at} bytes written of ${size}`);
+    await fh.sync();
+    await fh.close();
+    return size;
   } catch (err) {
-    await w.abort();
+    await fh.close().catch(() => undefined);
+    await fs.promises.rm(file, { force: true });
     throw err;
   }
 }
 
-/** Every version of the view into the key bucket, as etcd keeps it. */
-async function streamVersions(view: StoreView, keys: BucketWriter, flush: () => Promise<void>): Promise<void> {
-  let n = 0;
+/**
+ * Puts etcd's buckets of the view into a writer (the same calls in the layout and the stream pass, so the same
+ * pages); `step` runs after each version and lease, and is awaited when it returns a promise.
+ */
+async function fillBackend(w: BoltWriter, view: StoreView, membership: EtcdMembership | undefined, step: () => Promise<void> | undefined): Promise<void> {
+  const bucket = (name: string, entries: [Buffer, Buffer][]): void => {
+    const b = w.root.bucket(Buffer.from(name));
+    for (const [k, v] of entries.sort((x, y) => cmpBuf(x[0], y[0]))) b.put(k, v);
+    b.end();
+  };
+  const auth = decodeAuthState(view.metaValue(AUTH_META_KEY));
+  const hasAuth = view.metaValue(AUTH_META_KEY) !== undefined;
+
+  bucket(B.alarm, decodeAlarms(view.metaValue(ALARMS_META_KEY)).map((a) => [Buffer.from(AlarmMember.encode(a).finish()), EMPTY]));
+  bucket(B.auth, [...(hasAuth ? [[Buffer.from('authEnabled'), Buffer.from([auth.enabled ? 1 : 0])] as [Buffer, Buffer]] : []), [Buffer.from('authRevision'), u64be(auth.revision)]]);
+  bucket(B.authRoles, auth.roles.map((r) => [Buffer.from(r.name), Buffer.from(Role.encode(r).finish())]));
+  bucket(B.authUsers, auth.users.map((u) => [Buffer.from(u.name), Buffer.from(User.encode(u).finish())]));
+  bucket(B.cluster, membership?.version ? [[Buffer.from('clusterVersion'), Buffer.from(membership.version)]] : []);
+
+  const keys = w.root.bucket(Buffer.from(B.key));
   for (const { rev, rec } of view.versions()) {
-    const main = readU64(rev, 0);
-    const sub = readU64(rev, 8);
-    const key = recordKey(rec);
-    if (recordIsTombstone(rec)) keys.put(etcdRev(main, sub, true), encodeKeyValue(key, 0, 0, 0, EMPTY, 0n));
-    else keys.put(etcdRev(main, sub, false), encodeKeyValue(key, readU64(rec, 1), main, readU64(rec, 9), recordValue(rec), rec.readBigInt64BE(17)));
-    if (++n % 1000 === 0) await flush();
+    putVersion(keys, rev, rec);
+    const p = step();
+    if (p) await p;
   }
+  keys.end();
+
+  const leases = w.root.bucket(Buffer.from(B.lease));
+  for (const l of view.leases()) {
+    const k = Buffer.alloc(8);
+    k.writeBigInt64BE(l.id, 0);
+    leases.put(k, encodeLease(l));
+    const p = step();
+    if (p) await p;
+  }
+  leases.end();
+
+  bucket(B.members, (membership?.members ?? []).map((m) => [Buffer.from(m.id), Buffer.from(etcdMemberJSON(m))]));
+  bucket(B.membersRemoved, (membership?.removed ?? []).map((id) => [Buffer.from(id), Buffer.from('removed')]));
+  const meta: [Buffer, Buffer][] = [[Buffer.from('consistent_index'), u64be(view.consistentIndex)]];
+  if (view.finishedCompactRev !== undefined) meta.push([Buffer.from('finishedCompactRev'), etcdRev(view.finishedCompactRev, 0, false)]);
+  if (view.scheduledCompactRev !== undefined) meta.push([Buffer.from('scheduledCompactRev'), etcdRev(view.scheduledCompactRev, 0, false)]);
+  bucket(B.meta, meta);
+}
+
+/**
+ * One version into the key bucket, as etcd keeps it; its KeyValue is written straight into the page (the record may
+ * be a view of the store's memory, valid only until the next is read: nothing of it is kept).
+ */
+function putVersion(keys: BucketWriter, rev: Buffer, rec: Buffer): void {
+  const main = readU64(rev, 0);
+  const sub = readU64(rev, 8);
+  const key = recordKey(rec);
+  if (recordIsTombstone(rec)) {
+    keys.put(etcdRev(main, sub, true), encodeKeyValue(key, 0, 0, 0, EMPTY, 0n));
+    return;
+  }
+  const create = readU64(rec, 1);
+  const version = readU64(rec, 9);
+  const lease = rec.readUInt32BE(17) === 0 && rec.readUInt32BE(21) === 0 ? 0n : rec.readBigInt64BE(17);
+  const value = recordValue(rec);
+  const size = keyValueSize(key.length, create, main, version, value.length, lease);
+  keys.putWith(etcdRev(main, sub, false), size, (dst, at) => writeKeyValue(dst, at, key, create, main, version, value, lease));
 }

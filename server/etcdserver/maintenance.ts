@@ -3,8 +3,7 @@
  * the backend, hashes, alarms through the log, defragmentation and snapshots of the MVCC store (etcd's backend, a
  * bbolt file: etcd-backend.ts), leadership moves.
  */
-import * as fs from 'node:fs';
-import type { MaintenanceBackend } from '../api/v3rpc/maintenance';
+import type { MaintenanceBackend, SnapshotOut } from '../api/v3rpc/maintenance';
 import type { AlarmRequest, AlarmResponse, StatusResponse } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { AlarmType } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import { ServerErrors } from '../api/v3rpc/errors';
@@ -71,21 +70,14 @@ export class V3Maintenance implements MaintenanceBackend {
     this.log('info', 'finished defragment', { capnslog: 'finished defragmenting the storage backend' });
   }
 
-  async snapshot(): Promise<{ file: string; release(): void }> {
+  async snapshot(out: SnapshotOut): Promise<void> {
     const store = this.applier.store;
-    const file = store.snapshotTempFile();
     const cluster = this.server.cluster?.toJSON();
     const membership = cluster ? { members: cluster.members, removed: cluster.removed, version: cluster.version } : undefined;
-    try {
-      // etcd's backend as a bbolt file, from one consistent view of the store: etcd's etcdctl and etcd read it.
-      // (The bbolt writer is loaded on the first snapshot: most servers never take one.)
-      const { writeEtcdBackend } = require('./etcd-backend') as typeof import('./etcd-backend');
-      await store.withSnapshotView((view) => writeEtcdBackend(view, file, membership));
-    } catch (err) {
-      fs.rmSync(file, { force: true });
-      throw err;
-    }
-    return { file, release: () => fs.rmSync(file, { force: true }) };
+    // etcd's backend as a bbolt file, made as it is sent from one consistent view of the store: etcd's etcdctl and
+    // etcd read it. (The bbolt writer is loaded on the first snapshot: most servers never take one.)
+    const { streamEtcdBackend } = require('./etcd-backend') as typeof import('./etcd-backend');
+    await store.withSnapshotView((view) => streamEtcdBackend(view, membership, out));
   }
 
   isLeader(): boolean {

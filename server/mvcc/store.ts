@@ -248,7 +248,10 @@ export interface StoreView {
   scheduledCompactRev: number | undefined;
   /** A value of the meta table (the auth store's, the alarms). */
   metaValue(key: string): Buffer | undefined;
-  /** Every version kept, in revision order: its revision (codec's revBytes) and record (codec's encodeRecord). */
+  /**
+   * Every version kept, in revision order: its revision (codec's revBytes) and record (codec's encodeRecord). A
+   * record is a view of the store's memory, not a copy: valid only until the next one is read.
+   */
   versions(): Iterable<{ rev: Buffer; rec: Buffer }>;
   leases(): Iterable<LeaseRecord>;
 }
@@ -308,7 +311,14 @@ const DUMP_YIELD_EVERY = 5000;
 /** lmdb-js's range options with the read transaction to use (its typings leave it out). */
 type RangeOptionsWithTxn = Parameters<Database<Buffer, Buffer>['getRange']>[0];
 
+/**
+ * lmdb-js's decoding of a value as a view of the memory it is read from (the memory map, or lmdb-js's buffer for the
+ * next read), with no copy: valid only until the next read. For a snapshot's walk, which copies each record once.
+ */
+const VIEW_ENCODING = { keyEncoding: 'binary', encoder: { encode: (v: Buffer): Buffer => v, decode: (bytes: Uint8Array, size: number): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, size) } } as const;
+
 const DEFRAG_PREFIX = 'defrag.';
+/** The files of snapshots being sent, in earlier releases. */
 const SNAPSHOT_PREFIX = 'snapshot.';
 // A directory always (lmdb-js takes a path with a dot in its last name for the data file itself).
 const ENV_OPTIONS = { encoding: 'binary', keyEncoding: 'binary', maxDbs: 8, noSubdir: false } as const;
@@ -318,6 +328,8 @@ const CONSISTENT_INDEX = 'consistentIndex';
 export class MvccStore {
   // The tables of the open environment (replaced, with it, by a defragmentation).
   private kv!: Database<Buffer, Buffer>;
+  /** the kv table read as views (VIEW_ENCODING), opened by the first snapshot view */
+  private kvViews: Database<Buffer, Buffer> | undefined;
   private latest!: Database<Buffer, Buffer>;
   private hist!: Database<Buffer, Buffer>;
   private meta!: Database<Buffer, string>;
@@ -389,6 +401,7 @@ export class MvccStore {
   private openTables(): void {
     const env = this.env;
     this.kv = env.openDB({ name: 'kv', encoding: 'binary', keyEncoding: 'binary' });
+    this.kvViews = undefined;
     this.latest = env.openDB({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
     this.hist = env.openDB({ name: 'hist', encoding: 'binary', keyEncoding: 'binary' });
     this.meta = env.openDB({ name: 'meta', encoding: 'binary' });
@@ -545,7 +558,8 @@ export class MvccStore {
   /** Opens (or creates) the store in dir. */
   static open(dir: string, opts: StoreOptions = {}): MvccStore {
     fs.mkdirSync(dir, { recursive: true });
-    // What a defragmentation or a snapshot left behind when the process ended in the middle of it.
+    // What a defragmentation left behind when the process ended in the middle of it (or a snapshot's file: earlier
+    // releases wrote one before sending it).
     for (const name of fs.readdirSync(dir)) {
       if (name.startsWith(DEFRAG_PREFIX) || name.startsWith(SNAPSHOT_PREFIX)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
     }
@@ -759,11 +773,6 @@ export class MvccStore {
     });
   }
 
-  /** A file name in the store's directory for a snapshot being sent (removed at the next open if left behind). */
-  snapshotTempFile(): string {
-    return path.join(this.dir, `${SNAPSHOT_PREFIX}${process.pid}.${++this.defragSeq}.db`);
-  }
-
   /** Replaces the store in dir (closed) by a snapshot file written by snapshot(). */
   static restore(dir: string, file: string): void {
     fs.mkdirSync(dir, { recursive: true });
@@ -829,6 +838,7 @@ export class MvccStore {
   async withSnapshotView<T>(fn: (view: StoreView) => Promise<T>): Promise<T> {
     return this.longOp(async () => {
       this.flushSync();
+      const kvViews = (this.kvViews ??= this.env.openDB<Buffer, Buffer>({ name: 'kv', ...VIEW_ENCODING } as never));
       const transaction = this.env.useReadTransaction();
       const opts = { transaction } as RangeOptionsWithTxn;
       const num = (k: string): number | undefined => {
@@ -841,7 +851,7 @@ export class MvccStore {
         finishedCompactRev: num('finishedCompactRev'),
         scheduledCompactRev: num('scheduledCompactRev'),
         metaValue: (k) => this.meta.get(k, { transaction }),
-        versions: () => mapIterable(this.kv.getRange(opts), ({ key, value }) => ({ rev: Buffer.from(key), rec: value })),
+        versions: () => mapIterable(kvViews.getRange(opts), ({ key, value }) => ({ rev: Buffer.from(key), rec: value })),
         leases: () => mapIterable(this.leases.getRange(opts), ({ key, value }) => ({ id: key.readBigInt64BE(0), ttl: Number(value.readBigInt64BE(0)), remainingTTL: Number(value.readBigInt64BE(8)) })),
       };
       try {

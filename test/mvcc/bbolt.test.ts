@@ -6,14 +6,14 @@
  */
 import { execFile } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { KVClient, PutRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { decodeKeyValue, etcdBackendImport, etcdSnapshotStatus } from '../../server/etcdserver/etcd-backend';
 import { BoltError, FLAG_BRANCH, PAGE_HEADER } from '../../server/mvcc/bbolt/page';
 import { BoltBucket, BoltReader } from '../../server/mvcc/bbolt/reader';
-import { BoltWriter, BucketWriter } from '../../server/mvcc/bbolt/writer';
+import { BoltWriter, BucketWriter, writeBoltFile } from '../../server/mvcc/bbolt/writer';
 import { boltDump, boltMake, bboltTool, DumpedBucket } from '../support/bbolt-tool';
 import { RunningEtcd, startRealEtcd } from '../support/real-etcd';
 
@@ -173,9 +173,7 @@ test("our writer's files: Debian's bbolt checks them and reads back every bucket
     ]],
   ];
   const file = path.join(dir, 'written.db');
-  const w = await BoltWriter.create(file);
-  writeTree(w.root, tree);
-  const size = await w.finish();
+  const size = await writeBoltFile(file, (root) => writeTree(root, tree));
   expect(statSync(file).size).toBe(size);
   const theirs = boltDump(file);
   expect(theirs.check).toEqual([]);
@@ -198,14 +196,27 @@ test("our writer's files: Debian's bbolt checks them and reads back every bucket
   }
 });
 
-test('writer: keys out of order, an empty key, a bucket left open are refused', async () => {
-  const w = await BoltWriter.create(path.join(dir, 'refused.db'));
-  const b = w.root.bucket(Buffer.from('b'));
-  b.put(Buffer.from('2'), Buffer.from('x'));
-  expect(() => b.put(Buffer.from('1'), Buffer.from('x'))).toThrow('keys out of order');
-  expect(() => b.put(Buffer.alloc(0), Buffer.from('x'))).toThrow('empty key');
-  await expect(w.finish()).rejects.toThrow('still open');
-  await w.abort();
+test('writer: keys out of order, an empty key, a bucket left open, a stream pass unlike its layout pass are refused', async () => {
+  for (const w of [BoltWriter.layout(), BoltWriter.stream({ pageSize: 4096, root: 3, freelist: 4, pgid: 5 })]) {
+    const b = w.root.bucket(Buffer.from('b'));
+    b.put(Buffer.from('2'), Buffer.from('x'));
+    expect(() => b.put(Buffer.from('1'), Buffer.from('x'))).toThrow('keys out of order');
+    expect(() => b.put(Buffer.alloc(0), Buffer.from('x'))).toThrow('empty key');
+    expect(() => w.finish()).toThrow('still open');
+  }
+  // A stream pass given other entries than its layout pass counted makes no file.
+  await expect(
+    writeBoltFile(path.join(dir, 'changed.db'), (() => {
+      let pass = 0;
+      return (root: BucketWriter) => {
+        const b = root.bucket(Buffer.from('b'));
+        const n = pass++ === 0 ? 10 : 1000;
+        for (let i = 0; i < n; i++) b.put(Buffer.from(`k${String(i).padStart(4, '0')}`), Buffer.alloc(100));
+        b.end();
+      };
+    })()),
+  ).rejects.toThrow('not those of the layout pass');
+  expect(existsSync(path.join(dir, 'changed.db'))).toBe(false);
 });
 
 /** A copy of the etcd snapshot's database with damage done to it. */

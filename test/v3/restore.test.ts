@@ -3,14 +3,19 @@
  * of ours, `snapshot status`, and `snapshot restore` of that file into the data dirs of a new three-member cluster
  * (new cluster and member IDs, as a bootstrap with that token computes them), which serves the same keys at the same
  * revisions, history included, and takes writes. The snapshot files of the first releases (LMDB) still restore;
- * damaged files are refused with what is wrong. (Between Debian's etcd and ours: etcd-snapshot-side-by-side.test.ts.)
+ * damaged files are refused with what is wrong. A snapshot saved under writes is one point in time. (Between Debian's
+ * etcd and ours: etcd-snapshot-side-by-side.test.ts.)
  */
+import * as grpc from '@grpc/grpc-js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { KVClient, PutRequest } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
+import { decodeKeyValue } from '../../server/etcdserver/etcd-backend';
 import { Cluster } from '../../server/membership/cluster';
+import { BoltReader } from '../../server/mvcc/bbolt/reader';
 import { MvccStore } from '../../server/mvcc/store';
 import { eventually } from '../support/cluster';
 import { OUR_ETCD, RunningEtcd, freePort, spawnOurEtcd, startOurEtcd } from '../support/real-etcd';
@@ -197,4 +202,71 @@ test('a damaged bbolt snapshot: restore and status say what is wrong and where, 
   const skipped = await etcdctl('ours', ['snapshot', 'restore', cut, '--data-dir', target, '--skip-hash-check']);
   expect([skipped.code, skipped.stderr]).toEqual([1, expect.stringMatching(/Error: file truncated: the database takes \d+ pages of 4096 bytes/)]);
   expect(existsSync(target)).toBe(false);
+});
+
+test('a snapshot saved while writes go on is one point in time: every write up to its revision, none after; the member serves meanwhile', async () => {
+  const src = await startOurEtcd(path.join(dir, 'busy'));
+  procs.push(src);
+  const ep = `--endpoints=${src.clientURL}`;
+  const kv = new KVClient(new URL(src.clientURL).host, grpc.credentials.createInsecure());
+  try {
+    const put = (key: string, value: Buffer) =>
+      new Promise<number>((resolve, reject) => kv.put(PutRequest.fromPartial({ key: Buffer.from(key), value }), (err, r) => (err ? reject(err) : resolve(Number(r!.header!.revision)))));
+    // 64 MiB of values bigger than a page: a snapshot of many runs of pages, made over many turns of the event loop.
+    const big = Buffer.alloc(64 * 1024, 'b');
+    for (let i = 0; i < 1024; i += 16) await Promise.all(Array.from({ length: 16 }, (_, j) => put(`big${String(i + j).padStart(4, '0')}`, big)));
+
+    // One client writes fresh keys all along, from before the save until after it.
+    const acked: { key: string; rev: number; at: number }[] = [];
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const key = `w${String(i).padStart(6, '0')}`;
+        const rev = await put(key, Buffer.from(`v${i}`));
+        acked.push({ key, rev, at: performance.now() });
+      }
+    })();
+    await eventually('writes before the save', async () => (acked.length >= 20 ? true : undefined));
+    const file = path.join(dir, 'busy.db');
+    expect(await ok('debian', [ep, 'snapshot', 'save', file])).toBe(`Snapshot saved at ${file}\n`);
+    const saved = performance.now();
+    await eventually('writes after the save', async () => (acked.some((a) => a.at > saved) ? true : undefined));
+    writing = false;
+    await writer;
+
+    const status = JSON.parse(await ok('debian', ['snapshot', 'status', file, '-w', 'json'])) as { revision: number; totalSize: number };
+    expect(JSON.parse(await ok('ours', ['snapshot', 'status', file, '-w', 'json']))).toEqual(status);
+    const rev = status.revision;
+    // The key bucket: every revision from the first put's to the snapshot's, one version each (one put each).
+    const data = readFileSync(file);
+    const db = path.join(dir, 'busy-db.db');
+    writeFileSync(db, data.subarray(0, data.length - 32));
+    const r = BoltReader.open(db);
+    const inFile = new Map<string, number>();
+    const revs: number[] = [];
+    try {
+      for (const e of r.bucket('key')!.entries()) {
+        revs.push(Number(e.key.readBigUInt64BE(0)));
+        const v = decodeKeyValue(e.value, 'test');
+        inFile.set(v.key.toString(), v.mod);
+      }
+    } finally {
+      r.close();
+    }
+    expect(revs).toEqual(Array.from({ length: rev - 1 }, (_, i) => i + 2));
+    // Every write acknowledged at or before that revision is in it, at its revision; none after it.
+    expect(acked.some((a) => a.rev <= rev)).toBe(true);
+    expect(acked.filter((a) => inFile.get(a.key) !== (a.rev <= rev ? a.rev : undefined))).toEqual([]);
+    // Writes after the snapshot's revision were acknowledged before the save was over: served while it streamed.
+    expect(acked.filter((a) => a.rev > rev && a.at < saved).length).toBeGreaterThan(0);
+
+    // Debian's etcdctl and ours restore it (each checks its digest and its pages).
+    for (const bin of ['debian', 'ours'] as const) {
+      const to = path.join(dir, `busy-restored-${bin}`);
+      const restored = await etcdctl(bin, ['snapshot', 'restore', file, '--data-dir', to]);
+      expect([bin, restored.code]).toEqual([bin, 0]);
+    }
+  } finally {
+    kv.close();
+  }
 });

@@ -27,6 +27,13 @@ interface GrpcJsCall {
   maybeSendMetadata?: () => void;
 }
 
+/** The HTTP/2 stream of a grpc-js server call, and its maybeSendMetadata: undefined when the call is not grpc-js's own. */
+export function grpcJsStream(call: object): { stream: ServerHttp2Stream; base: Required<GrpcJsCall> } | undefined {
+  const base = (call as { call?: GrpcJsCall }).call;
+  if (!base || !base.stream || typeof base.stream.write !== 'function' || typeof base.maybeSendMetadata !== 'function') return undefined;
+  return { stream: base.stream, base: base as Required<GrpcJsCall> };
+}
+
 /**
  * Where every stream's frames of this turn are encoded: one slab for all, reused turn after turn, as every batch is
  * copied out to a buffer of its own size when it is written. So a stream holds no memory between turns whatever it
@@ -59,11 +66,9 @@ export class FramedWriter {
   blocked = false;
 
   constructor(private readonly call: grpc.ServerDuplexStream<unknown, Buffer>, onDrain: () => void) {
-    const base = (call as unknown as { call?: GrpcJsCall }).call;
-    if (base && base.stream && typeof base.stream.write === 'function' && typeof base.maybeSendMetadata === 'function') {
-      this.base = base;
-      this.h2 = base.stream;
-    }
+    const direct = grpcJsStream(call);
+    this.base = direct?.base;
+    this.h2 = direct?.stream;
     const drained = (): void => {
       this.blocked = false;
       onDrain();
