@@ -260,6 +260,11 @@ export class H2Stream extends EventEmitter {
     this.endLocal();
   }
 
+  /** Writes are gathered per turn of the event loop already (H2Connection.flush): nothing to do. */
+  cork(): void {}
+
+  uncork(): void {}
+
   pause(): this {
     this.paused = true;
     return this;
