@@ -128,7 +128,9 @@ export class FramedWriter {
     pending.add(this);
     if (!flushScheduled) {
       flushScheduled = true;
-      process.nextTick(flushAll);
+      // A microtask: after the apply that made these events (so one write takes them all), and before the put
+      // answers that apply resolved go out, as etcd sends a watch event no later than the write's answer.
+      queueMicrotask(flushAll);
     }
   }
 

@@ -882,6 +882,16 @@ export class H2Connection {
   }
 }
 
+/** Names found good so far (clients send the same few on every request): checked once each, up to a bound. */
+const goodNames = new Set<string>();
+
+function goodName(name: string): boolean {
+  if (goodNames.has(name)) return true;
+  if (!TOKEN.test(name) || CONNECTION_HEADERS.has(name)) return false;
+  if (goodNames.size < 1024) goodNames.add(name);
+  return true;
+}
+
 /**
  * A request's fields as Node's headers object, or undefined for a malformed request (as nghttp2 refuses it):
  * pseudo-headers first, known, once each, :method :scheme :path present; names lower case tokens; no
@@ -898,7 +908,7 @@ export function requestHeaders(fields: Header[]): H2Headers | undefined {
       continue;
     }
     regular = true;
-    if (!TOKEN.test(name) || CONNECTION_HEADERS.has(name)) return undefined;
+    if (!goodName(name)) return undefined;
     if (name === 'te' && raw !== 'trailers') return undefined;
     // Octets stay latin1 characters, as Node's HTTP/2 hands header values over.
     const prev = h[name];
