@@ -123,6 +123,37 @@ describe('with Node HTTP/2 client', () => {
     client.close();
   });
 
+  test('answerMessage: one gRPC message between headers and trailers, in one go or past a small window', async () => {
+    srv = await serve((s, h) => {
+      s.reader = {
+        data: () => undefined,
+        end: () => s.answerMessage({ ':status': 200, 'content-type': 'application/grpc' }, Buffer.alloc(Number(h['x-size']), 5), { 'grpc-status': 0 }),
+      };
+    });
+    for (const window of [65535, 1000]) {
+      const client = await connect(srv.port, { initialWindowSize: window });
+      for (const size of [0, 10, 5000, 100_000]) {
+        const a = await new Promise<Answer>((resolve, reject) => {
+          const req = client.request({ ':method': 'POST', ':path': '/m', 'x-size': String(size) });
+          const parts: Buffer[] = [];
+          const out = { headers: {}, body: Buffer.alloc(0), trailers: {} } as Answer;
+          req.on('response', (x) => (out.headers = x));
+          req.on('trailers', (t) => (out.trailers = t));
+          req.on('data', (c: Buffer) => parts.push(c));
+          req.on('end', () => resolve({ ...out, body: Buffer.concat(parts) }));
+          req.on('error', reject);
+          req.end();
+        });
+        expect(a.headers['content-type']).toBe('application/grpc');
+        expect(a.body.length).toBe(5 + size);
+        expect(a.body.readUInt32BE(1)).toBe(size);
+        expect(a.body.subarray(5).equals(Buffer.alloc(size, 5))).toBe(true);
+        expect(a.trailers['grpc-status']).toBe('0');
+      }
+      client.close();
+    }
+  });
+
   test('a client reset reaches the handler as close with its code; later streams still work', async () => {
     const closed: (number | undefined)[] = [];
     srv = await serve((s, h) => {

@@ -152,11 +152,11 @@ export function serveFastUnary(stream: http2.ServerHttp2Stream | H2Stream, heade
       fail(grpc.status.INTERNAL, (err as Error).message);
       return;
     }
+    if (own) return own.answerMessage(OK_HEADERS, body, OK_TRAILERS);
     const frame = Buffer.allocUnsafe(5 + body.length);
     frame[0] = 0;
     frame.writeUInt32BE(body.length, 1);
     body.copy(frame, 5);
-    if (own) return own.answer(OK_HEADERS, frame, OK_TRAILERS);
     const s = stream as http2.ServerHttp2Stream;
     s.respond(OK_HEADERS, RESPOND_OPTIONS);
     s.once('wantTrailers', () => s.sendTrailers(OK_TRAILERS));

@@ -104,11 +104,19 @@ interface Pending {
 
 function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
   const h = Buffer.allocUnsafe(9);
-  h.writeUIntBE(length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
+  putFrameHeader(h, 0, length, type, flags, streamId);
   return h;
+}
+
+/** Writes a frame's 9-byte header at `at`; returns where its payload goes. */
+function putFrameHeader(b: Buffer, at: number, length: number, type: number, flags: number, streamId: number): number {
+  b[at] = length >>> 16;
+  b[at + 1] = (length >>> 8) & 0xff;
+  b[at + 2] = length & 0xff;
+  b[at + 3] = type;
+  b[at + 4] = flags;
+  b.writeUInt32BE(streamId, at + 5);
+  return at + 9;
 }
 
 /** The block of a header object as Node would send it: pseudo-headers first, array values one field each. */
@@ -218,6 +226,40 @@ export class H2Stream extends EventEmitter {
     this.conn.sendData(this.id, payload, false);
     this.sendWindow -= payload.length;
     this.conn.sendHeaders(this.id, encodeHeaders(trailers), true);
+    this.endLocal();
+  }
+
+  /**
+   * A unary call's whole answer: headers, one gRPC message (its 5-byte prefix added here) and trailers, made as one
+   * buffer when the windows take the message, else sent as answer() sends them.
+   */
+  answerMessage(headers: OutHeaders, message: Buffer, trailers: OutHeaders): void {
+    if (this.closed || this.headersSent) return;
+    const dataLen = 5 + message.length;
+    const hb = encodeHeaders(headers);
+    const tb = encodeHeaders(trailers);
+    const max = this.conn.peerMaxFrame;
+    if (this.outbox.length > 0 || dataLen > this.sendWindow || dataLen > this.conn.sendWindow || dataLen > max || hb.length > max || tb.length > max) {
+      const framed = Buffer.allocUnsafe(dataLen);
+      framed[0] = 0;
+      framed.writeUInt32BE(message.length, 1);
+      message.copy(framed, 5);
+      this.answer(headers, framed, trailers);
+      return;
+    }
+    const out = Buffer.allocUnsafe(27 + hb.length + dataLen + tb.length);
+    let o = putFrameHeader(out, 0, hb.length, T_HEADERS, F_END_HEADERS, this.id);
+    o += hb.copy(out, o);
+    o = putFrameHeader(out, o, dataLen, T_DATA, 0, this.id);
+    out[o] = 0;
+    out.writeUInt32BE(message.length, o + 1);
+    o += 5 + message.copy(out, o + 5);
+    o = putFrameHeader(out, o, tb.length, T_HEADERS, F_END_STREAM | F_END_HEADERS, this.id);
+    tb.copy(out, o);
+    this.headersSent = true;
+    this.sendWindow -= dataLen;
+    this.conn.sendWindow -= dataLen;
+    this.conn.queue(out);
     this.endLocal();
   }
 
@@ -548,7 +590,8 @@ export class H2Connection {
 
   // --- output ---
 
-  private queue(head: Buffer, payload?: Buffer): void {
+  /** Queues a frame (its header, and its payload apart or already behind it in `head`) for this turn's write. */
+  queue(head: Buffer, payload?: Buffer): void {
     if (this.dead) return;
     this.out.push(head);
     if (payload && payload.length > 0) this.out.push(payload);
