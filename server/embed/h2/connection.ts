@@ -493,6 +493,7 @@ export class H2Connection {
   private block: { id: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
   private out: Buffer[] = [];
   private flushScheduled = false;
+  private lazyScheduled = false;
   private goawaySent = false;
   private peerGoneAway = false;
   private dead = false;
@@ -591,18 +592,32 @@ export class H2Connection {
   // --- output ---
 
   /** Queues a frame (its header, and its payload apart or already behind it in `head`) for this turn's write. */
-  queue(head: Buffer, payload?: Buffer): void {
+  queue(head: Buffer, payload?: Buffer, lazy = false): void {
     if (this.dead) return;
     this.out.push(head);
     if (payload && payload.length > 0) this.out.push(payload);
+    if (lazy) {
+      // Acknowledgements and window updates: after this turn's other work (a request's WAL write is started first),
+      // or with the next answer, whichever is sooner.
+      if (!this.flushScheduled && !this.lazyScheduled) {
+        this.lazyScheduled = true;
+        setImmediate(() => {
+          this.lazyScheduled = false;
+          this.flush();
+        });
+      }
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(() => this.flush());
+      process.nextTick(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
     }
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     if (this.dead || this.out.length === 0) return;
     const out = this.out;
     this.out = [];
@@ -656,7 +671,7 @@ export class H2Connection {
   sendWindowUpdate(id: number, n: number): void {
     const p = Buffer.allocUnsafe(4);
     p.writeUInt32BE(n, 0);
-    this.queue(frameHeader(4, T_WINDOW_UPDATE, 0, id), p);
+    this.queue(frameHeader(4, T_WINDOW_UPDATE, 0, id), p, true);
   }
 
   private goAway(code: number, debug = ''): void {
@@ -758,7 +773,7 @@ export class H2Connection {
         if (flags & F_ACK) {
           if (this.pingTimeout) clearTimeout(this.pingTimeout);
           this.pingTimeout = undefined;
-        } else this.queue(frameHeader(8, T_PING, F_ACK, 0), Buffer.from(payload));
+        } else this.queue(frameHeader(8, T_PING, F_ACK, 0), Buffer.from(payload), true);
         return;
       case T_GOAWAY:
         if (id !== 0) throw new ConnectionError(PROTOCOL_ERROR, 'GOAWAY on a stream');
@@ -897,7 +912,7 @@ export class H2Connection {
           break;
       }
     }
-    this.queue(frameHeader(0, T_SETTINGS, F_ACK, 0));
+    this.queue(frameHeader(0, T_SETTINGS, F_ACK, 0), undefined, true);
   }
 
   private onWindowUpdate(id: number, payload: Buffer): void {
