@@ -6,7 +6,7 @@
  */
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { H2Connection, H2Stream, PREFACE, requestHeaders, type H2Headers, type H2Options } from '../../server/embed/h2/connection';
+import { H2Connection, H2Stream, MAX_HELD_BYTES, PREFACE, requestHeaders, type H2Headers, type H2Options } from '../../server/embed/h2/connection';
 import { encodeLiterals } from '../../server/embed/h2/hpack';
 
 jest.setTimeout(30000);
@@ -152,6 +152,41 @@ describe('with Node HTTP/2 client', () => {
       }
       client.close();
     }
+  });
+
+  test('bytes of unfinished gRPC messages past MAX_HELD_BYTES close the connection with ENHANCE_YOUR_CALM; whole messages never do', async () => {
+    srv = await serve((s) => (s.reader = { data: () => undefined, end: () => s.respond({ ':status': 200 }, { endStream: true }) }));
+    /** Writes `total` bytes in gRPC messages of `size` bytes (the last one left unfinished when size > total). */
+    const send = async (size: number, total: number): Promise<number | undefined> => {
+      const client = await connect(srv.port);
+      const goaway = new Promise<number>((r) => client.once('goaway', (code) => r(code)));
+      client.on('error', () => undefined);
+      const req = client.request({ ':method': 'POST', ':path': '/x' });
+      req.on('error', () => undefined);
+      const chunk = Buffer.alloc(1 << 20);
+      let sent = 0;
+      let left = 0;
+      while (sent < total && !req.destroyed) {
+        let piece = chunk;
+        if (left === 0) {
+          piece = Buffer.alloc(1 << 20);
+          piece[0] = 0;
+          piece.writeUInt32BE(size, 1);
+          left = size + 5;
+        }
+        const n = Math.min(piece.length, left);
+        left -= n;
+        sent += n;
+        if (!req.write(piece.subarray(0, n))) await new Promise((r) => req.once('drain', r).once('close', r));
+      }
+      const code = await Promise.race([goaway, new Promise<undefined>((r) => { req.end(); req.once('close', () => r(undefined)); })]);
+      client.destroy();
+      return code;
+    };
+    // 80 MiB of 1 MiB messages on one stream: each one finished, nothing held.
+    expect(await send((1 << 20) - 5, 80 << 20)).toBeUndefined();
+    // One message said to be 2 GiB: past 64 MiB of it the connection goes.
+    expect(await send(2 ** 31 - 1, MAX_HELD_BYTES + (4 << 20))).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   });
 
   test('a client reset reaches the handler as close with its code; later streams still work', async () => {

@@ -61,6 +61,12 @@ const MAX_FRAME_IN = 16384;
 const CONN_WINDOW = 1 << 20;
 /** A header block (HEADERS and its CONTINUATIONs) larger than this closes the connection. */
 const MAX_HEADER_BLOCK = 1 << 20;
+/**
+ * Bytes of unfinished gRPC messages (what handlers must hold until a message is whole) a connection may have across
+ * its streams: past this the client is sending more than it lets us finish, and the connection is closed with
+ * ENHANCE_YOUR_CALM (as Node's HTTP/2 does past its session memory). Forty of etcd's largest requests at once.
+ */
+export const MAX_HELD_BYTES = 64 << 20;
 /** A stream's queued output past which write() asks the writer to wait for 'drain' (Node's default). */
 const STREAM_HIGH_WATER = 16384;
 /** The socket's queued output past which the connection stops reading until it drains. */
@@ -164,6 +170,12 @@ export class H2Stream extends EventEmitter {
   /** What the client may still send on this stream. */
   recvWindow = DEFAULT_WINDOW;
   private unacked = 0;
+  /** The gRPC message being received: bytes of its 5-byte prefix seen (0-5), its length, bytes of it held. */
+  private prefixSeen = 0;
+  private prefix = 0;
+  private messageLeft = 0;
+  /** Bytes of the unfinished message (prefix included), counted in the connection's held bytes. */
+  held = 0;
   private paused = false;
   private inbox: (Buffer | null)[] | undefined;
   private flushing = false;
@@ -340,6 +352,35 @@ export class H2Stream extends EventEmitter {
 
   // --- called by the connection ---
 
+  /**
+   * Follows the gRPC messages in what came (a 5-byte prefix with the length, then the message), and returns the
+   * change in bytes held for an unfinished one: what came of it, less what a finished one held.
+   */
+  track(data: Buffer): number {
+    const before = this.held;
+    let at = 0;
+    while (at < data.length) {
+      if (this.prefixSeen < 5) {
+        const b = data[at++];
+        if (this.prefixSeen >= 1) this.prefix = this.prefix * 256 + b;
+        this.prefixSeen++;
+        this.held++;
+        if (this.prefixSeen === 5) this.messageLeft = this.prefix;
+      } else {
+        const n = Math.min(this.messageLeft, data.length - at);
+        at += n;
+        this.held += n;
+        this.messageLeft -= n;
+      }
+      if (this.prefixSeen === 5 && this.messageLeft === 0) {
+        this.prefixSeen = 0;
+        this.prefix = 0;
+        this.held = 0;
+      }
+    }
+    return this.held - before;
+  }
+
   /** DATA from the client (its padding already counted off the windows). */
   receive(payload: Buffer, endStream: boolean): void {
     if (this.paused || this.inbox) {
@@ -482,6 +523,8 @@ export class H2Connection {
   private peerInitialWindow = DEFAULT_WINDOW;
   private recvWindow = DEFAULT_WINDOW;
   private recvUnacked = 0;
+  /** Bytes of unfinished gRPC messages on this connection's streams (see MAX_HELD_BYTES). */
+  held = 0;
   private readonly decoder = new HpackDecoder();
   private readonly streams = new Map<number, H2Stream>();
   /** Streams waiting for the client's window. */
@@ -693,6 +736,8 @@ export class H2Connection {
   }
 
   forget(s: H2Stream): void {
+    this.held -= s.held;
+    s.held = 0;
     this.streams.delete(s.id);
     this.blocked.delete(s);
     if (this.streams.size === 0 && (this.goawaySent || this.peerGoneAway) && !this.dead) this.close();
@@ -826,6 +871,8 @@ export class H2Connection {
       return;
     }
     s.recvWindow -= payload.length;
+    this.held += s.track(data);
+    if (this.held > MAX_HELD_BYTES) throw new ConnectionError(ENHANCE_YOUR_CALM, 'too many unfinished messages');
     const end = (flags & F_END_STREAM) !== 0;
     if (end) s.remoteEnded = true;
     s.receive(data, end);
