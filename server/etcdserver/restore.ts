@@ -7,7 +7,6 @@
  * members, as etcd's does, so the new log's entries apply. A Raft snapshot at that index holds the new membership
  * and a v2 store with only its records (etcd's restore keeps no v2 keys either); the WAL holds its marker.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseInitialCluster, urlProblem } from '../config';
@@ -23,6 +22,7 @@ import { V2Applier } from './apply/v2';
 import { CONF_CHANGE_CONTEXT_VERSION, MembershipApplier } from './apply/membership';
 import { etcdBackendImport, etcdSnapshotStatus, isBolt } from './etcd-backend';
 import { PART_MEMBERSHIP, PART_V2STORE, PART_V3, encodeSnapshotData } from './snapshot-data';
+import { sha256Prefix, sha256PrefixInBackground } from './snapshot-hash';
 
 export interface RestoreConfig {
   snapshotPath: string;
@@ -62,11 +62,8 @@ export interface SnapshotDB {
   format: 'bbolt' | 'lmdb';
 }
 
-/**
- * Checks a snapshot file's SHA-256 trailer (read in chunks, never whole in memory) unless told not to, and tells
- * its database's size and format.
- */
-export function snapshotDB(file: string, skipHashCheck: boolean): SnapshotDB {
+/** A snapshot file's database, and whether its SHA-256 trailer is to be checked; etcd's errors for what is not. */
+function snapshotLayout(file: string, skipHashCheck: boolean): SnapshotDB & { checkHash: boolean } {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -78,26 +75,34 @@ export function snapshotDB(file: string, skipHashCheck: boolean): SnapshotDB {
     const withHash = hasChecksum(total);
     const size = withHash ? total - SHA256_SIZE : total;
     if (!withHash && !skipHashCheck) throw new Error('snapshot missing hash but --skip-hash-check=false');
-    if (withHash && !skipHashCheck) {
-      const sha = createHash('sha256');
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (let at = 0; at < size; ) {
-        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, size - at), at);
-        if (n === 0) throw new Error(`${file}: file ended at byte ${at}`);
-        sha.update(buf.subarray(0, n));
-        at += n;
-      }
-      const want = Buffer.alloc(SHA256_SIZE);
-      fs.readSync(fd, want, 0, SHA256_SIZE, size);
-      const got = sha.digest();
-      if (!want.equals(got)) throw new Error(`expected sha256 ${goBytes(want)}, got ${goBytes(got)}`);
-    }
     const head = Buffer.alloc(20);
     fs.readSync(fd, head, 0, Math.min(20, size), 0);
-    return { size, format: isBolt(head) ? 'bbolt' : 'lmdb' };
+    return { size, format: isBolt(head) ? 'bbolt' : 'lmdb', checkHash: withHash && !skipHashCheck };
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** etcd's refusal of a snapshot file whose SHA-256 trailer is not got, the hash of its database's size bytes. */
+function verifyHash(file: string, size: number, got: Buffer): void {
+  const want = Buffer.alloc(SHA256_SIZE);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, want, 0, SHA256_SIZE, size);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (!want.equals(got)) throw new Error(`expected sha256 ${goBytes(want)}, got ${goBytes(got)}`);
+}
+
+/**
+ * Checks a snapshot file's SHA-256 trailer (read in chunks, never whole in memory) unless told not to, and tells
+ * its database's size and format.
+ */
+export function snapshotDB(file: string, skipHashCheck: boolean): SnapshotDB {
+  const { size, format, checkHash } = snapshotLayout(file, skipHashCheck);
+  if (checkHash) verifyHash(file, size, sha256Prefix(file, size));
+  return { size, format };
 }
 
 /**
@@ -155,13 +160,23 @@ export async function restoreSnapshot(cfg: RestoreConfig): Promise<void> {
   const where = { path: cfg.snapshotPath, 'wal-dir': walDir, 'data-dir': dataDir, 'snap-dir': snapDir };
   cfg.log?.('restoring snapshot', where);
 
-  // The v3 store, checked first (nothing is written for a snapshot that does not verify); an import that fails
-  // leaves no data dir behind.
-  const db = snapshotDB(cfg.snapshotPath, cfg.skipHashCheck);
+  // The v3 store, imported while a worker thread checks the file's SHA-256 (one read of the file each, at once,
+  // rather than a pass to check it first). A file that does not verify is refused as etcd refuses it, whatever the
+  // import made of it, and an import that fails leaves no data dir behind.
+  const db = snapshotLayout(cfg.snapshotPath, cfg.skipHashCheck);
+  const hashed = db.checkHash ? sha256PrefixInBackground(cfg.snapshotPath, db.size) : undefined;
+  hashed?.catch(() => undefined); // awaited below, after the import: not an unhandled rejection meanwhile
+  const verified = async (): Promise<void> => {
+    if (hashed) verifyHash(cfg.snapshotPath, db.size, await hashed);
+  };
   const members = cluster.list();
   const index = members.length;
   try {
-    await restoreStore(cfg.snapshotPath, db, v3Dir, index);
+    await restoreStore(cfg.snapshotPath, db, v3Dir, index).catch(async (err: unknown) => {
+      await verified();
+      throw err;
+    });
+    await verified();
   } catch (err) {
     fs.rmSync(dataDir, { recursive: true, force: true });
     throw err;

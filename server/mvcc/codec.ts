@@ -33,6 +33,12 @@ export function revBytes(main: number, sub: number): Buffer {
 
 export function encodeRecord(key: Buffer, value: Buffer, create: number, version: number, lease: bigint, tomb: boolean): Buffer {
   const b = Buffer.allocUnsafe(RECORD_HEADER + key.length + value.length);
+  writeRecord(b, key, value, create, version, lease, tomb);
+  return b;
+}
+
+/** Writes a record at the start of b (RECORD_HEADER + key and value lengths: the caller's to make room). */
+export function writeRecord(b: Buffer, key: Buffer, value: Buffer, create: number, version: number, lease: bigint, tomb: boolean): void {
   b[0] = tomb ? 1 : 0;
   writeU64(b, create, 1);
   writeU64(b, version, 9);
@@ -40,7 +46,6 @@ export function encodeRecord(key: Buffer, value: Buffer, create: number, version
   b.writeUInt32BE(key.length, 25);
   key.copy(b, RECORD_HEADER);
   value.copy(b, RECORD_HEADER + key.length);
-  return b;
 }
 
 export const recordIsTombstone = (rec: Buffer): boolean => (rec[0] & 1) === 1;

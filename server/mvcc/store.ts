@@ -34,6 +34,7 @@ import { KeyValue } from '../api/v3rpc/pb/mvccpb/kv';
 import {
   encodeMeta,
   encodeRecord,
+  writeRecord,
   histKey,
   histPrefix,
   histRev,
@@ -42,6 +43,7 @@ import {
   recordKey,
   recordValue,
   revBytes,
+  RECORD_HEADER,
   REV_BYTES,
   writeU64,
 } from './codec';
@@ -303,6 +305,17 @@ function copyPrefix(src: string, size: number, dst: string): void {
     }
   } finally {
     fs.closeSync(from);
+  }
+}
+
+/** Makes a file (cut to size first, when given) or a directory's entries durable. */
+function syncFile(file: string, size?: number): void {
+  const fd = fs.openSync(file, size === undefined ? 'r' : 'r+');
+  try {
+    if (size !== undefined) fs.ftruncateSync(fd, size);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -872,8 +885,14 @@ export class MvccStore {
    */
   static async importData(dir: string, data: StoreImport): Promise<{ rev: number; versions: number }> {
     fs.mkdirSync(dir, { recursive: true });
-    if (fs.existsSync(path.join(dir, DATA_FILE))) throw new Error(`mvcc: ${dir} holds a store already`);
-    const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS });
+    const file = path.join(dir, DATA_FILE);
+    if (fs.existsSync(file)) throw new Error(`mvcc: ${dir} holds a store already`);
+    // Written through the memory map (no copy of each page into a transaction's heap and again into the file) and
+    // not synced per commit: an import is not relied on before it returns, after one sync of the whole file.
+    const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS, useWritemap: true, noSync: true });
+    let last = 0;
+    let n = 0;
+    let used = 0;
     try {
       const kv = env.openDB<Buffer, Buffer>({ name: 'kv', encoding: 'binary', keyEncoding: 'binary' });
       const latest = env.openDB<Buffer, Buffer>({ name: 'latest', encoding: 'binary', keyEncoding: 'binary' });
@@ -881,9 +900,9 @@ export class MvccStore {
       const meta = env.openDB<Buffer, string>({ name: 'meta', encoding: 'binary' });
       const leases = env.openDB<Buffer, Buffer>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
       const leaseKeys = env.openDB<Buffer, Buffer>({ name: 'leasekeys', encoding: 'binary', keyEncoding: 'binary' });
-      let last = 0;
       let lastRev: Buffer | undefined;
-      let n = 0;
+      let leased = false;
+      let scratch = Buffer.allocUnsafe(1 << 16);
       const it = data.versions[Symbol.iterator]();
       for (let done = false; !done; ) {
         env.transactionSync(() => {
@@ -900,16 +919,24 @@ export class MvccStore {
             lastRev = rev;
             last = v.main;
             n++;
-            kv.putSync(rev, encodeRecord(v.key, v.tombstone ? EMPTY : v.value, v.tombstone ? 0 : v.create, v.tombstone ? 0 : v.version, v.tombstone ? 0n : v.lease, v.tombstone), APPEND);
+            // Encoded into one buffer that every put reuses (a synchronous put has copied it when it returns).
+            const value = v.tombstone ? EMPTY : v.value;
+            const size = RECORD_HEADER + v.key.length + value.length;
+            if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
+            writeRecord(scratch, v.key, value, v.tombstone ? 0 : v.create, v.tombstone ? 0 : v.version, v.tombstone ? 0n : v.lease, v.tombstone);
+            kv.putSync(rev, scratch.subarray(0, size), APPEND);
             hist.putSync(histKey(v.key, rev), v.tombstone ? TOMB : LIVE);
             if (v.tombstone) latest.removeSync(v.key);
-            else latest.putSync(v.key, encodeMeta(rev, v.create, v.version, v.lease));
+            else {
+              latest.putSync(v.key, encodeMeta(rev, v.create, v.version, v.lease));
+              if (v.lease !== 0n) leased = true;
+            }
           }
         });
       }
-      // Which live keys each lease holds, from the live versions.
+      // Which live keys each lease holds, from the live versions (none when no version had a lease).
       let from: Buffer | undefined;
-      for (let more = true; more; ) {
+      for (let more = leased; more; ) {
         more = false;
         env.transactionSync(() => {
           let i = 0;
@@ -939,10 +966,15 @@ export class MvccStore {
         meta.putSync('currentRev', u64(rev));
         meta.putSync(CONSISTENT_INDEX, u64(data.consistentIndex));
       });
-      return { rev, versions: n };
+      const st = env.getStats() as { pageSize: number; lastPageNumber: number };
+      used = (st.lastPageNumber + 1) * st.pageSize;
     } finally {
       await env.close();
     }
+    // The map's writer grew the file to the whole map: cut it to the pages used (as LMDB's file writes leave it).
+    syncFile(file, used);
+    syncFile(dir);
+    return { rev: Math.max(1, last, data.finishedCompactRev ?? 0), versions: n };
   }
 
   /**
