@@ -183,18 +183,90 @@ function* fields(b: Buffer, what: string): Generator<{ field: number; varint: bi
 
 const EMPTY = Buffer.alloc(0);
 
-/** mvccpb.KeyValue's fields. */
-export function decodeKeyValue(b: Buffer, what: string): { key: Buffer; create: number; mod: number; version: number; value: Buffer; lease: bigint } {
-  const kv: { key: Buffer; create: number; mod: number; version: number; value: Buffer; lease: bigint } = { key: EMPTY, create: 0, mod: 0, version: 0, value: EMPTY, lease: 0n };
-  for (const f of fields(b, what)) {
-    if (f.field === 1 && f.bytes) kv.key = f.bytes;
-    else if (f.field === 2) kv.create = Number(BigInt.asIntN(64, f.varint));
-    else if (f.field === 3) kv.mod = Number(BigInt.asIntN(64, f.varint));
-    else if (f.field === 4) kv.version = Number(BigInt.asIntN(64, f.varint));
-    else if (f.field === 5 && f.bytes) kv.value = f.bytes;
-    else if (f.field === 6) kv.lease = BigInt.asIntN(64, f.varint);
+/** Where the last varint read by smallVarint or bigVarint ended. */
+let varintEnd = 0;
+
+/** A varint at b[o…] as a number when it takes at most 7 bytes (below 2^49), else -1 (to be read by bigVarint). */
+function smallVarint(b: Buffer, o: number, what: string): number {
+  let v = 0;
+  let scale = 1;
+  for (let i = 0; i < 7; i++) {
+    if (o >= b.length) throw new BoltError(`${what}: malformed message`);
+    const c = b[o++];
+    v += (c & 127) * scale;
+    if (c < 128) {
+      varintEnd = o;
+      return v;
+    }
+    scale *= 128;
   }
-  return kv;
+  return -1;
+}
+
+/** A varint of up to 10 bytes at b[o…], as fields() reads it. */
+function bigVarint(b: Buffer, o: number, what: string): bigint {
+  let v = 0n;
+  for (let shift = 0n; ; shift += 7n) {
+    if (o >= b.length || shift > 63n) throw new BoltError(`${what}: malformed message`);
+    const c = b[o++];
+    v |= BigInt(c & 127) << shift;
+    if (c < 128) {
+      varintEnd = o;
+      return v;
+    }
+  }
+}
+
+/**
+ * mvccpb.KeyValue's fields (as fields() reads them, without its objects or bigints for the numbers that fit: once
+ * per version of a restore).
+ */
+export function decodeKeyValue(b: Buffer, what: string): { key: Buffer; create: number; mod: number; version: number; value: Buffer; lease: bigint } {
+  let key: Buffer = EMPTY;
+  let value: Buffer = EMPTY;
+  let create = 0;
+  let mod = 0;
+  let version = 0;
+  let lease = 0n;
+  for (let o = 0; o < b.length; ) {
+    let tag = smallVarint(b, o, what);
+    if (tag < 0) tag = Number(bigVarint(b, o, what));
+    o = varintEnd;
+    const field = tag >>> 3;
+    switch (tag & 7) {
+      case 0: {
+        const small = smallVarint(b, o, what);
+        const big = small < 0 ? BigInt.asIntN(64, bigVarint(b, o, what)) : undefined;
+        o = varintEnd;
+        const n = big === undefined ? small : Number(big);
+        if (field === 2) create = n;
+        else if (field === 3) mod = n;
+        else if (field === 4) version = n;
+        else if (field === 6) lease = big ?? BigInt(small);
+        break;
+      }
+      case 2: {
+        let len = smallVarint(b, o, what);
+        if (len < 0) len = Number(bigVarint(b, o, what));
+        o = varintEnd;
+        if (o + len > b.length) throw new BoltError(`${what}: malformed message`);
+        if (field === 1) key = b.subarray(o, o + len);
+        else if (field === 5) value = b.subarray(o, o + len);
+        o += len;
+        break;
+      }
+      case 1:
+        o += 8;
+        break;
+      case 5:
+        o += 4;
+        break;
+      default:
+        throw new BoltError(`${what}: malformed message`);
+    }
+    if (o > b.length) throw new BoltError(`${what}: malformed message`);
+  }
+  return { key, create, mod, version, value, lease };
 }
 
 function encodeLease(l: LeaseRecord): Buffer {
@@ -252,10 +324,9 @@ function parseRev(k: Buffer): { main: number; sub: number; tombstone: boolean } 
   if (!(k.length === REV_LEN || (k.length === REV_LEN + 1 && k[REV_LEN] === TOMBSTONE_MARK))) {
     throw new BoltError(`bucket key: a key of ${k.length} bytes (${k.toString('hex')}) is no revision`);
   }
-  const main = k.readBigInt64BE(0);
-  const sub = k.readBigInt64BE(9);
-  if (main < 0n || sub < 0n || main > BigInt(Number.MAX_SAFE_INTEGER) || sub > BigInt(Number.MAX_SAFE_INTEGER)) throw new BoltError(`bucket key: revision ${main}/${sub} out of range`);
-  return { main: Number(main), sub: Number(sub), tombstone: k.length > REV_LEN };
+  // Signed 64-bit numbers, 0 … 2^53-1 taken: the high word at most 0x1fffff (a negative one has its top bit set).
+  if (k.readUInt32BE(0) > 0x1fffff || k.readUInt32BE(9) > 0x1fffff) throw new BoltError(`bucket key: revision ${k.readBigInt64BE(0)}/${k.readBigInt64BE(9)} out of range`);
+  return { main: readU64(k, 0), sub: readU64(k, 9), tombstone: k.length > REV_LEN };
 }
 
 function entriesOf(b: BoltBucket | undefined): Iterable<BoltEntry> {
@@ -269,7 +340,7 @@ export function isBolt(head: Buffer): boolean {
 
 /**
  * What a store is made of from etcd's backend in reader: every version of `key` in revision order (streamed from the
- * file), the leases, the auth state and alarms as our meta values, the compaction revisions, and consistentIndex
+ * file; each one's key and value valid until the next is read), the leases, the auth state and alarms as our meta values, the compaction revisions, and consistentIndex
  * (a restore's: the number of members).
  */
 export function etcdBackendImport(reader: BoltReader, consistentIndex: number): StoreImport {
@@ -320,7 +391,7 @@ export function etcdBackendImport(reader: BoltReader, consistentIndex: number): 
 
   const keys = buckets.get(B.key)!;
   function* versions(): Generator<ImportedVersion> {
-    for (const e of keys.entries()) {
+    for (const e of keys.entries(true)) {
       const { main, sub, tombstone } = parseRev(e.key);
       const what = `bucket key: revision ${main}/${sub}`;
       const kv = decodeKeyValue(e.value, what);

@@ -272,7 +272,7 @@ export interface ImportedVersion {
 
 /** What importData makes a store of. */
 export interface StoreImport {
-  /** in revision order */
+  /** in revision order; each one's key and value need stay valid only until the next is read */
   versions: Iterable<ImportedVersion>;
   leases: Iterable<LeaseRecord>;
   /** values of the meta table (the auth store's 'auth', the alarms' 'alarms') */

@@ -139,6 +139,8 @@ test("KeyValue bytes are gogoproto's (as the generated codec writes them), a del
     [b('k'), 2 ** 40, 2 ** 41, 300, Buffer.alloc(0), -1n],
     [b('key'), 5, 9, 3, Buffer.alloc(200, 1), 0x7fffffffffffffffn],
     [b('gone'), 0, 0, 0, Buffer.alloc(0), 0n],
+    // Varints of 7 bytes and more (numbers from 2^49), and a lease of a few bytes.
+    [b('big'), 2 ** 49 - 1, 2 ** 49, Number.MAX_SAFE_INTEGER, Buffer.alloc(70000, 2), 0x1234n],
   ];
   for (const [key, create, mod, version, value, lease] of cases) {
     const ours = encodeKeyValue(key, create, mod, version, value, lease);
@@ -146,6 +148,15 @@ test("KeyValue bytes are gogoproto's (as the generated codec writes them), a del
     expect(ours).toEqual(generated);
     expect(decodeKeyValue(ours, 'test')).toEqual({ key, create, mod, version, value, lease });
   }
+  // Fields it does not know are passed over (fixed64, fixed32, bytes); a message cut anywhere is malformed.
+  const whole = encodeKeyValue(b('k'), 7, 7, 1, b('value'), 3n);
+  const extra = Buffer.concat([Buffer.from([0x39, 1, 2, 3, 4, 5, 6, 7, 8, 0x45, 1, 2, 3, 4, 0x52, 2, 9, 9]), whole]);
+  expect(decodeKeyValue(extra, 'test')).toEqual(decodeKeyValue(whole, 'test'));
+  for (let cut = 1; cut < whole.length; cut++) {
+    if ([3, 5, 7, 9, 16].includes(cut)) continue; // field boundaries: what precedes is a whole message
+    expect(() => decodeKeyValue(whole.subarray(0, cut), 'test')).toThrow('test: malformed message');
+  }
+  expect(() => decodeKeyValue(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), 'test')).toThrow('test: malformed message');
   expect(etcdMemberJSON({ id: 'ffffffffffffffff', name: '', peerURLs: ['http://a<b'], clientURLs: [], isLearner: true })).toBe('{"id":18446744073709551615,"peerURLs":["http://a\\u003cb"],"isLearner":true}');
 });
 

@@ -87,23 +87,30 @@ export class BoltReader {
     fs.closeSync(this.fd);
   }
 
-  /** The page pgid with its overflow pages, checked to be within the database and to carry its own number. */
-  page(pgid: number): Buffer {
+  /**
+   * The page pgid with its overflow pages, checked to be within the database and to carry its own number. Read
+   * into spare (a buffer of a page no longer needed) when it is large enough, else into new memory.
+   */
+  page(pgid: number, spare?: Buffer): Buffer {
     const ps = this.pageSize;
     if (!(pgid >= 2 && pgid < this.meta.pgid)) throw new BoltError(`page ${pgid}: out of bounds (high water mark ${this.meta.pgid})`);
-    const head = Buffer.allocUnsafe(ps);
+    // Memory of its own (never Node's shared pool): entries() may hand it on whole to the next page.
+    const head = spare && spare.length >= ps ? spare : Buffer.allocUnsafeSlow(ps);
     if (fs.readSync(this.fd, head, 0, ps, pgid * ps) !== ps) throw new BoltError(`page ${pgid}: file truncated`);
     const id = u64(head, 0);
     if (id !== pgid) throw new BoltError(`page ${pgid}: header names page ${id} (damaged page)`);
     const overflow = head.readUInt32LE(12);
-    if (overflow === 0) return head;
+    if (overflow === 0) return head.length === ps ? head : head.subarray(0, ps);
     if (pgid + overflow >= this.meta.pgid) throw new BoltError(`page ${pgid}: its ${overflow} overflow pages go past the high water mark ${this.meta.pgid}`);
     const span = (overflow + 1) * ps;
     if (span > MAX_PAGE_SPAN) throw new BoltError(`page ${pgid}: ${overflow} overflow pages, more than this reader takes`);
-    const whole = Buffer.allocUnsafe(span);
-    head.copy(whole, 0);
+    let whole = head;
+    if (head.length < span) {
+      whole = Buffer.allocUnsafeSlow(span);
+      head.copy(whole, 0, 0, ps);
+    }
     if (fs.readSync(this.fd, whole, ps, span - ps, (pgid + 1) * ps) !== span - ps) throw new BoltError(`page ${pgid}: file truncated`);
-    return whole;
+    return whole.length === span ? whole : whole.subarray(0, span);
   }
 
   /** The file's root bucket: its entries are the top-level buckets. */
@@ -260,15 +267,18 @@ export class BoltBucket {
 
   /**
    * Its entries in key order. Keys and values are views of the page read (valid as long as they are held; copy one
-   * to keep it while the page's other bytes go). Each page is visited once per walk and keys must ascend, so a
-   * damaged tree ends in a BoltError.
+   * to keep it while the page's other bytes go); transient: only until the next entry is read, as the memory of a
+   * leaf page walked is reused for the next one (a walk that copies what it keeps, the same few buffers whatever the
+   * size). Each page is visited once per walk and keys must ascend, so a damaged tree ends in a BoltError.
    */
-  *entries(): Generator<BoltEntry> {
+  *entries(transient = false): Generator<BoltEntry> {
     let prev: Buffer | undefined;
     const ordered = (key: Buffer, where: string): void => {
       if (prev && Buffer.compare(prev, key) >= 0) throw new BoltError(`bucket ${this.name}: ${where}: keys out of order`);
       prev = key;
     };
+    /** the memory of the last leaf page left, for the next one read (transient) */
+    let spare: Buffer | undefined;
     if (this.inline) {
       const els = inlineElements(this.inline);
       for (let i = 0; i < els.count; i++) {
@@ -285,7 +295,8 @@ export class BoltBucket {
     const push = (pgid: number): void => {
       if (stack.length >= MAX_DEPTH) throw new BoltError(`bucket ${this.name}: page ${pgid}: tree too deep`);
       if (pgid < visited.length && visited[pgid]) throw new BoltError(`bucket ${this.name}: page ${pgid}: reached twice (a cycle or a shared page)`);
-      const p = r.page(pgid);
+      const p = r.page(pgid, spare);
+      if (p.buffer === spare?.buffer) spare = undefined;
       visited[pgid] = 1;
       const flags = p.readUInt16LE(8);
       if (!(flags & (FLAG_BRANCH | FLAG_LEAF))) throw new BoltError(`bucket ${this.name}: page ${pgid}: invalid type: ${pageType(flags)}, want a branch or a leaf`);
@@ -298,6 +309,13 @@ export class BoltBucket {
       const top = stack[stack.length - 1];
       if (top.i >= top.els.count) {
         stack.pop();
+        if (transient && top.els.leaf) {
+          // Its bytes go to the next leaf: the last key compared to is kept apart.
+          if (prev) prev = Buffer.from(prev);
+          const b = top.els.page;
+          const whole = Buffer.from(b.buffer, b.byteOffset, b.buffer.byteLength - b.byteOffset);
+          if (!spare || whole.length > spare.length) spare = whole;
+        }
         continue;
       }
       const i = top.i++;
