@@ -172,6 +172,8 @@ const COMPACT_CHUNK = 1000;
 const HASH_CHUNK = 1000;
 /** Entries a defragmentation writes in one LMDB transaction before it yields. */
 const COPY_CHUNK = 10000;
+/** The most an import writes of versions' records in one LMDB transaction (a sync of the file starts after each). */
+const IMPORT_BYTES = 64 << 20;
 /** batches buffered behind the one committing before a commit blocks the apply path */
 const BACKLOG_BATCHES = 4;
 const APPEND = { append: true };
@@ -888,8 +890,13 @@ export class MvccStore {
     const file = path.join(dir, DATA_FILE);
     if (fs.existsSync(file)) throw new Error(`mvcc: ${dir} holds a store already`);
     // Written through the memory map (no copy of each page into a transaction's heap and again into the file) and
-    // not synced per commit: an import is not relied on before it returns, after one sync of the whole file.
+    // not synced per commit: an import is not relied on before it returns, after a sync of the whole file. Meanwhile
+    // the pages written go to the disk: after each transaction (of at most IMPORT_BYTES) a sync of the file starts
+    // on the thread pool (which runs while this thread imports on), so that the last one has little left to write.
     const env = open<Buffer, Buffer>({ path: dir, ...ENV_OPTIONS, useWritemap: true, noSync: true });
+    const fd = fs.openSync(file, 'r+');
+    const syncs: Promise<void>[] = [];
+    const startSync = () => syncs.push(new Promise<void>((resolve) => fs.fdatasync(fd, () => resolve())));
     let last = 0;
     let n = 0;
     let used = 0;
@@ -905,8 +912,9 @@ export class MvccStore {
       let scratch = Buffer.allocUnsafe(1 << 16);
       const it = data.versions[Symbol.iterator]();
       for (let done = false; !done; ) {
+        let bytes = 0;
         env.transactionSync(() => {
-          for (let i = 0; i < COPY_CHUNK; i++) {
+          for (let i = 0; i < COPY_CHUNK && bytes < IMPORT_BYTES; i++) {
             const r = it.next();
             if (r.done) {
               done = true;
@@ -925,6 +933,7 @@ export class MvccStore {
             if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
             writeRecord(scratch, v.key, value, v.tombstone ? 0 : v.create, v.tombstone ? 0 : v.version, v.tombstone ? 0n : v.lease, v.tombstone);
             kv.putSync(rev, scratch.subarray(0, size), APPEND);
+            bytes += size;
             hist.putSync(histKey(v.key, rev), v.tombstone ? TOMB : LIVE);
             if (v.tombstone) latest.removeSync(v.key);
             else {
@@ -933,6 +942,7 @@ export class MvccStore {
             }
           }
         });
+        startSync();
       }
       // Which live keys each lease holds, from the live versions (none when no version had a lease).
       let from: Buffer | undefined;
@@ -969,6 +979,8 @@ export class MvccStore {
       const st = env.getStats() as { pageSize: number; lastPageNumber: number };
       used = (st.lastPageNumber + 1) * st.pageSize;
     } finally {
+      await Promise.all(syncs);
+      fs.closeSync(fd);
       await env.close();
     }
     // The map's writer grew the file to the whole map: cut it to the pages used (as LMDB's file writes leave it).
