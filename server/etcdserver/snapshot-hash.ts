@@ -4,7 +4,6 @@
  * of its own first. Where the compiled worker is not found (TypeScript run without a build), computed inline.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -31,11 +30,11 @@ export function sha256Prefix(file: string, size: number): Buffer {
 }
 
 /** The compiled worker: next to this file in dist/, or dist/ of the checkout when this file runs from source. */
-const WORKER_FILE = [path.join(__dirname, 'snapshot-hash-worker.js'), path.join(__dirname, '../../dist/server/etcdserver/snapshot-hash-worker.js')].find((f) => existsSync(f));
+const WORKER_FILE = [path.join(__dirname, 'snapshot-hash-worker.js'), path.join(__dirname, '../../dist/server/etcdserver/snapshot-hash-worker.js')].find((f) => fs.existsSync(f));
 
 /**
  * Starts hashing the first size bytes of file on a worker thread, which goes on while this thread is busy; the
- * promise is its SHA-256. Never rejects unhandled: a failure rejects only the promise awaited.
+ * promise is its SHA-256, or the error of reading the file.
  */
 export function sha256PrefixInBackground(file: string, size: number): Promise<Buffer> {
   if (!WORKER_FILE) return new Promise((resolve) => resolve(sha256Prefix(file, size)));
@@ -47,9 +46,14 @@ export function sha256PrefixInBackground(file: string, size: number): Promise<Bu
       if (m.sha) resolve(Buffer.from(m.sha));
       else reject(new Error(m.error));
     });
-    worker.once('error', (err) => {
+    // A worker that cannot run (it posts the errors of reading the file): the hash on this thread instead.
+    worker.once('error', () => {
       settled = true;
-      reject(err);
+      try {
+        resolve(sha256Prefix(file, size));
+      } catch (err) {
+        reject(err);
+      }
     });
     worker.once('exit', (code) => {
       if (!settled) reject(new Error(`snapshot hash worker exited with code ${code}`));
