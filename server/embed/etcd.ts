@@ -595,6 +595,7 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
         keepaliveTimeMs: cfg.grpcKeepaliveIntervalMs,
         keepaliveTimeoutMs: cfg.grpcKeepaliveTimeoutMs,
         maxConcurrentStreams: cfg.maxConcurrentStreams !== 4294967295 ? cfg.maxConcurrentStreams : undefined,
+        onError: (err) => logger.warn('closed a gRPC connection after an internal error', { error: err.stack ?? err.message }),
       })
     : grpcSink(grpcServer);
   // The JSON gateway calls the gRPC methods registered above, in-process.

@@ -363,6 +363,17 @@ describe('with raw frames', () => {
     expect(seen).toEqual(['/x']);
   });
 
+  test('a handler that throws ends its connection with GOAWAY INTERNAL_ERROR, not the process', async () => {
+    const told: string[] = [];
+    srv = await serve(() => {
+      throw new Error('a bug');
+    }, { onError: (err) => told.push(err.message) });
+    const { frames, closed } = await exchange(srv.port, [headersFrame(1, GOOD)], () => false);
+    expect(closed).toBe(true);
+    expect(goawayCode(frames)).toBe(2);
+    expect(told).toEqual(['a bug']);
+  });
+
   test('DATA past a stream\'s window resets that stream with FLOW_CONTROL_ERROR', async () => {
     srv = await serve((s) => s.pause());
     const chunks = Array.from({ length: 5 }, () => frame(0, 0, 1, Buffer.alloc(16384)));

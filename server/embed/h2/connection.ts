@@ -94,6 +94,8 @@ export interface H2Options {
   keepaliveTimeMs?: number;
   /** Close the connection when a PING is not answered in this many ms (--grpc-keepalive-timeout). */
   keepaliveTimeoutMs?: number;
+  /** Told of a fault of ours that closed a connection (a handler that threw while a frame was served). */
+  onError?: (err: Error) => void;
 }
 
 /** A new stream's request: hand it to whoever serves it (synchronously attaching its listeners). */
@@ -778,7 +780,9 @@ export class H2Connection {
     } catch (err) {
       if (err instanceof ConnectionError) return this.fail(err.code, err.message);
       if (err instanceof HpackError) return this.fail(COMPRESSION_ERROR, err.message);
-      throw err;
+      // A fault of ours while serving what came (a handler that threw): this connection ends, not the process.
+      this.opts.onError?.(err as Error);
+      return this.fail(INTERNAL_ERROR, 'internal error');
     }
     if (pos < buf.length) this.rest = pos === 0 ? buf : Buffer.from(buf.subarray(pos));
   }
