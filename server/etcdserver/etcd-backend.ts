@@ -47,6 +47,13 @@ const TOMBSTONE_MARK = 0x74; // 't'
 
 // ---- gogoproto's encoding of etcd's small messages ----
 
+/** Past a field of a fixed-size wire type (1: 64-bit, 5: 32-bit); any other type left here is malformed. */
+function skipFixed(wireType: number, o: number, what: string): number {
+  if (wireType === 1) return o + 8;
+  if (wireType === 5) return o + 4;
+  throw new BoltError(`${what}: malformed message`);
+}
+
 function varintSize(n: number): number {
   let s = 1;
   while (n >= 128) {
@@ -168,14 +175,8 @@ function* fields(b: Buffer, what: string): Generator<{ field: number; varint: bi
         o += len;
         break;
       }
-      case 1:
-        o += 8;
-        break;
-      case 5:
-        o += 4;
-        break;
       default:
-        throw new BoltError(`${what}: malformed message`);
+        o = skipFixed(tag & 7, o, what);
     }
     if (o > b.length) throw new BoltError(`${what}: malformed message`);
   }
@@ -255,14 +256,8 @@ export function decodeKeyValue(b: Buffer, what: string): { key: Buffer; create: 
         o += len;
         break;
       }
-      case 1:
-        o += 8;
-        break;
-      case 5:
-        o += 4;
-        break;
       default:
-        throw new BoltError(`${what}: malformed message`);
+        o = skipFixed(tag & 7, o, what);
     }
     if (o > b.length) throw new BoltError(`${what}: malformed message`);
   }

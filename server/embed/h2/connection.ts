@@ -130,7 +130,7 @@ function putFrameHeader(b: Buffer, at: number, length: number, type: number, fla
 }
 
 /** The block of a header object as Node would send it: pseudo-headers first, array values one field each. */
-export function headerList(headers: OutHeaders): Header[] {
+function headerList(headers: OutHeaders): Header[] {
   const pseudo: Header[] = [];
   const rest: Header[] = [];
   for (const name of Object.keys(headers)) {
@@ -200,10 +200,6 @@ export class H2Stream extends EventEmitter {
   reader: { data(chunk: Buffer): void; end(): void } | undefined;
   /** Called in place of a 'close' listener, at once when the stream is over. */
   onFinish: (() => void) | undefined;
-
-  get sentHeaders(): boolean {
-    return this.headersSent;
-  }
 
   /** Bytes queued for the client and not yet sent (flow control holds them), as a Writable's writableLength. */
   get writableLength(): number {
@@ -579,10 +575,6 @@ export class H2Connection {
       this.keepalive = setInterval(() => this.ping(), opts.keepaliveTimeMs).unref();
     }
     socket.resume();
-  }
-
-  get activeStreams(): number {
-    return this.streams.size;
   }
 
   /** Runs when the connection is gone. */
