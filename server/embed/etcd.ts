@@ -4,6 +4,7 @@
  * into a ServerConfig and calls startMember.
  */
 import { migrateEtcdDataDir } from '../etcdserver/etcd-datadir-check';
+import { collectGarbageAfterGrowth } from '../pkg/collect-garbage';
 import { lockDir } from '../pkg/dir-lock';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -601,6 +602,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   // The JSON gateway calls the gRPC methods registered above, in-process.
   gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024, maxConcurrentCalls: cfg.maxConcurrentStreams });
   stopWatching.push(() => http2.destroy());
+  // What a burst of requests leaves in the heap is given back once the member goes idle (pkg/collect-garbage.ts).
+  stopWatching.push(collectGarbageAfterGrowth());
   for (const cl of clientListeners) {
     cl.serve(handler, http2, plainRoute);
     for (const u of cl.urls) logger.info('serving client requests', { url: u });

@@ -1,7 +1,7 @@
 /**
- * Memory for the data of v2 log entries, carved from 64 KiB slabs. A buffer of its own per entry costs about 400
- * bytes of allocator and V8 bookkeeping beyond its data, more than a 100-byte value's whole entry, and the Raft
- * log keeps up to --snapshot-count (100,000) entries. Entries leave the log in the order they were made
+ * Memory for the data of the log entries this member proposes (v2 requests, v3 requests, membership), carved from
+ * 64 KiB slabs. A buffer of its own per entry costs about 400 bytes of allocator and V8 bookkeeping beyond its data,
+ * more than a 100-byte value's whole entry, and the Raft log keeps up to --snapshot-count (100,000) entries. Entries leave the log in the order they were made
  * (compaction), so a slab is freed with its last entry; what outlives an entry is what its applier decoded
  * (strings), never a view of its bytes. Entries larger than a slab's share get a buffer of their own.
  */

@@ -11,6 +11,7 @@
  * written by that release replays. ENVELOPE_MARK is outside 1..6, so the two can never be confused. An empty entry
  * is the no-op a new leader appends and is not a request.
  */
+import { allocEntryData } from './entry-arena';
 import { Method, decodeRequest } from './request';
 
 /** The kinds of requests in the log. Numbers are written to the log: never renumber one. */
@@ -60,9 +61,9 @@ export interface EntryData {
 }
 
 export function encodeEntry(kind: EntryKind, requestId: number, payload: Uint8Array, version: number = CURRENT_VERSION[kind]): Buffer {
-  // An entry's data stays in the Raft log's memory until the log is compacted (up to --snapshot-count entries): a
-  // buffer of its own, not a slice of Node's 8 KB pool, which would keep the whole slab alive with it.
-  const buf = Buffer.allocUnsafeSlow(HEADER + payload.byteLength);
+  // An entry's data stays in the Raft log's memory until the log is compacted (up to --snapshot-count entries): from
+  // the entry arena, whose slabs go in log order, not Node's 8 KB pool, which any short-lived buffer may pin.
+  const buf = allocEntryData(HEADER + payload.byteLength);
   buf.set(payload, HEADER);
   return sealEntry(buf, kind, requestId, version);
 }

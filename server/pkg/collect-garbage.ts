@@ -3,7 +3,8 @@
  * compacted): V8 collects only when the program allocates, so an idle server would otherwise keep that garbage
  * resident for as long as it stays idle (Go's runtime, etcd's, collects and returns memory on a timer). A full
  * collection holds the event loop 30-60 ms with a large heap: never while requests are being served. A busy server
- * allocates, and V8 collects on its own.
+ * allocates, and V8 collects on its own. The same after any burst of requests: a member watches its heap's growth
+ * (collectGarbageAfterGrowth) and collects, compacting, once it goes idle.
  */
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
@@ -17,19 +18,24 @@ const IDLE_UTILIZATION = 0.05;
 const IDLE_MS = 1000;
 
 let pending: NodeJS.Timeout | undefined;
+/** Called after the pending collection. */
+const afterCollection: (() => void)[] = [];
 
 /**
  * Collects once the event loop has been idle for a whole IDLE_MS window (checked every window until it is). Calls
- * while one is pending add none: at most one collection per burst.
+ * while one is pending add none: at most one collection per burst. `collected` is called after it.
  */
-export function collectGarbageWhenIdle(): void {
+export function collectGarbageWhenIdle(collected?: () => void): void {
+  if (collected) afterCollection.push(collected);
   if (pending) return;
   let since: EventLoopUtilization = performance.eventLoopUtilization();
   const check = () => {
     const now = performance.eventLoopUtilization();
     if (performance.eventLoopUtilization(now, since).utilization < IDLE_UTILIZATION) {
       pending = undefined;
+      const callbacks = afterCollection.splice(0);
       collectGarbage();
+      if (callbacks.length > 0) setImmediate(() => callbacks.forEach((f) => f())).unref();
       return;
     }
     since = now;
@@ -38,7 +44,15 @@ export function collectGarbageWhenIdle(): void {
   pending = setTimeout(check, IDLE_MS).unref();
 }
 
-/** A full collection, run once the caller's turn is over (when what it was holding is garbage too). */
+/** Compaction on every full collection was asked for on node's command line: left on. */
+const compactingByUser = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--compact[-_]on[-_]every[-_]full[-_]gc$/.test(a));
+
+/**
+ * A full, compacting collection, run once the caller's turn is over (when what it was holding is garbage too). V8's
+ * own full collections move objects only out of the pages it judges fragmented enough, so after a burst most pages of
+ * the old generation stay resident, each holding a few live objects among the dead; this one moves the live objects
+ * together and gives the emptied pages back.
+ */
 export function collectGarbage(): void {
   if (!gc) {
     // V8's gc() without --expose-gc on the command line: only a new context gets it, the program's globals do not.
@@ -47,5 +61,47 @@ export function collectGarbage(): void {
     // Off again: contexts made later (a vm script's, a test runner's next file) get no gc() either.
     v8.setFlagsFromString('--no-expose-gc');
   }
-  setImmediate(gc!).unref();
+  setImmediate(compactingCollection).unref();
+}
+
+function compactingCollection(): void {
+  if (compactingByUser) return gc!();
+  v8.setFlagsFromString('--compact-on-every-full-gc');
+  try {
+    gc!();
+  } finally {
+    v8.setFlagsFromString('--no-compact-on-every-full-gc');
+  }
+}
+
+/** V8 heap and external memory (Buffers) in use, dead objects included until they are collected. */
+function heapBytes(): number {
+  const h = v8.getHeapStatistics();
+  return h.total_heap_size + h.external_memory;
+}
+
+/** Growth beyond what the last collection left that is worth a collection once idle. */
+export const HEAP_GROWTH_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Watches the heap (checked every IDLE_MS): once it has grown by more than `growthBytes` since the last collection
+ * this asked for (or since the start), a collection once idle (collectGarbageWhenIdle). A burst of requests leaves
+ * the old generation at several times the size of what is alive (V8 lets it grow while the program allocates fast and
+ * collects it only when the program allocates again), and an idle or lightly loaded server keeps that resident; Go's
+ * runtime, etcd's, collects at twice the live heap and returns the rest. Returns the function that stops the watch.
+ */
+export function collectGarbageAfterGrowth(growthBytes: number = HEAP_GROWTH_BYTES): () => void {
+  let base = heapBytes();
+  let waiting = false;
+  const timer = setInterval(() => {
+    const now = heapBytes();
+    if (now < base) base = now; // V8 collected on its own: growth counts from there
+    if (waiting || now - base <= growthBytes) return;
+    waiting = true;
+    collectGarbageWhenIdle(() => {
+      waiting = false;
+      base = heapBytes();
+    });
+  }, IDLE_MS).unref();
+  return () => clearInterval(timer);
 }

@@ -1,4 +1,6 @@
-import { collectGarbage, collectGarbageWhenIdle } from '../../server/pkg/collect-garbage';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { collectGarbage, collectGarbageAfterGrowth, collectGarbageWhenIdle } from '../../server/pkg/collect-garbage';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
@@ -43,3 +45,36 @@ test('asked to collect when idle, it waits while the event loop is busy, then co
   while (ref.deref() !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   expect(ref.deref()).toBeUndefined();
 }, 15000);
+
+test('after the heap has grown, a collection once idle gives the old generation\'s half-empty pages back (compacting)', async () => {
+  const oldSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_size;
+  // V8's own full collection, as V8 runs it (it moves objects out of only the emptiest pages, a few MB at most).
+  v8.setFlagsFromString('--expose-gc');
+  const plainGC = vm.runInNewContext('gc') as () => void;
+  v8.setFlagsFromString('--no-expose-gc');
+  const stop = collectGarbageAfterGrowth(8 * 1024 * 1024);
+  try {
+    // A burst: 600,000 small objects, alive long enough to be moved to the old generation (scavenges survived).
+    let burst: { i: number; s: string }[] | undefined = [];
+    for (let i = 0; i < 600000; i++) burst.push({ i, s: `value ${i}` });
+    for (let round = 0; round < 10; round++) {
+      new Array(100000).fill(0).map((x, i) => ({ x, i })); // young garbage: scavenges
+      await nextTurn();
+    }
+    plainGC();
+    const full = oldSpace();
+    // The burst ends; every other object stays alive: every page the burst filled is half empty.
+    const kept = burst.filter((_, i) => i % 2 === 0);
+    const dropped = new WeakRef(burst[1]);
+    burst = undefined;
+    const deadline = Date.now() + 10000;
+    while (dropped.deref() !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(dropped.deref()).toBeUndefined();
+    await nextTurn();
+    // The live half moved together: the pages that held the other half are given back.
+    expect(oldSpace()).toBeLessThan(full * 0.8);
+    expect(kept.length).toBe(300000);
+  } finally {
+    stop();
+  }
+}, 20000);
