@@ -122,7 +122,7 @@ export function adminApp(d: AdminDeps): Handler {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
-      // The exact paths only: express's routing (case-insensitive, strict about a trailing slash) takes the others.
+      // The exact paths only: express's routing (strict about case and a trailing slash) takes the others.
       if (path === '/health') return health(res, q < 0 ? undefined : parseQuery(url.slice(q + 1)).exclude);
       if (path === '/version') return serveVersion(req, res);
     }
@@ -133,7 +133,9 @@ export function adminApp(d: AdminDeps): Handler {
 function expressApp(d: AdminDeps, health: ReturnType<typeof healthHandler>): express.Express {
   const express = require('express') as typeof import('express');
   const app = express();
-  app.set('strict routing', true); // as Go's ServeMux: /version/ is not /version
+  // As Go's ServeMux: /version/ is not /version, and /Version is not either.
+  app.set('strict routing', true);
+  app.set('case sensitive routing', true);
   app.disable('x-powered-by');
   app.disable('etag');
   const { server, store } = d;
@@ -160,7 +162,7 @@ function expressApp(d: AdminDeps, health: ReturnType<typeof healthHandler>): exp
   });
   app.all('/v2/machines', methodNotAllowed('GET,HEAD'));
 
-  const members = express.Router({ strict: true }); // /v2/members/leader/ is not the leader
+  const members = express.Router({ strict: true, caseSensitive: true }); // /v2/members/leader/ and /Leader are not the leader
   // As etcd's members handler: the method is checked first (HEAD is not answered as a GET), then the cluster ID set.
   const membersNotAllowed = methodNotAllowed('GET,POST,DELETE,PUT');
   members.use(async (req, res, next) => {

@@ -603,7 +603,8 @@ export async function startMember(cfg: ServerConfig, baseLogger: winston.Logger)
   gateway = gatewayHandler({ lookup: (p) => grpcServer.implementation(p), maxBodyBytes: 4 * cfg.maxRequestBytes + 64 * 1024, maxConcurrentCalls: cfg.maxConcurrentStreams });
   stopWatching.push(() => http2.destroy());
   // What a burst of requests leaves in the heap is given back once the member goes idle (pkg/collect-garbage.ts).
-  stopWatching.push(collectGarbageAfterGrowth());
+  const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  stopWatching.push(collectGarbageAfterGrowth({ collected: (c) => logger.debug('collected garbage once idle', { before: MiB(c.before), after: MiB(c.after), pause: `${c.pauseMs.toFixed(0)}ms` }) }));
   for (const cl of clientListeners) {
     cl.serve(handler, http2, plainRoute);
     for (const u of cl.urls) logger.info('serving client requests', { url: u });

@@ -64,43 +64,84 @@ export function collectGarbage(): void {
   setImmediate(compactingCollection).unref();
 }
 
+/** The event loop's pause in the last collection (ms). */
+let lastPauseMs = 0;
+
 function compactingCollection(): void {
-  if (compactingByUser) return gc!();
-  v8.setFlagsFromString('--compact-on-every-full-gc');
-  try {
-    gc!();
-  } finally {
-    v8.setFlagsFromString('--no-compact-on-every-full-gc');
+  const start = performance.now();
+  if (compactingByUser) gc!();
+  else {
+    v8.setFlagsFromString('--compact-on-every-full-gc');
+    try {
+      gc!();
+    } finally {
+      v8.setFlagsFromString('--no-compact-on-every-full-gc');
+    }
   }
+  lastPauseMs = performance.now() - start;
 }
 
-/** V8 heap and external memory (Buffers) in use, dead objects included until they are collected. */
+/** V8 heap and external memory (Buffers) held, dead objects included until they are collected. */
 function heapBytes(): number {
   const h = v8.getHeapStatistics();
   return h.total_heap_size + h.external_memory;
 }
 
-/** Growth beyond what the last collection left that is worth a collection once idle. */
+/** What is alive, right after a full collection (objects and Buffers). */
+function liveBytes(): number {
+  const h = v8.getHeapStatistics();
+  return h.used_heap_size + h.external_memory;
+}
+
+/** Growth beyond what the last collection left that is worth a collection once idle (at least). */
 export const HEAP_GROWTH_BYTES = 32 * 1024 * 1024;
+/**
+ * No collection of its own past this much live heap: a full collection's pause grows with what is alive (about 1.5
+ * ms a MiB here), and a pause of a few hundred ms delays a leader's heartbeats. V8's own collector, which marks
+ * incrementally and concurrently, keeps such a heap.
+ */
+export const MAX_LIVE_BYTES = 256 * 1024 * 1024;
 
 /**
- * Watches the heap (checked every IDLE_MS): once it has grown by more than `growthBytes` since the last collection
- * this asked for (or since the start), a collection once idle (collectGarbageWhenIdle). A burst of requests leaves
- * the old generation at several times the size of what is alive (V8 lets it grow while the program allocates fast and
- * collects it only when the program allocates again), and an idle or lightly loaded server keeps that resident; Go's
- * runtime, etcd's, collects at twice the live heap and returns the rest. Returns the function that stops the watch.
+ * Whether a heap of `now` bytes is due a collection, the last one having left `base` bytes of which `live` were alive:
+ * grown by more than growthPerLive × live and by more than minGrowth, with no more than MAX_LIVE_BYTES alive. Pure.
  */
-export function collectGarbageAfterGrowth(growthBytes: number = HEAP_GROWTH_BYTES): () => void {
+export function collectionDue(now: number, base: number, live: number, minGrowth: number, growthPerLive: number): boolean {
+  return live <= MAX_LIVE_BYTES && now - base > Math.max(minGrowth, live * growthPerLive);
+}
+
+/** What one collection asked for by collectGarbageAfterGrowth did. */
+export interface Collection {
+  /** heap and external memory before and after (bytes) */
+  before: number;
+  after: number;
+  /** how long the event loop was held (ms) */
+  pauseMs: number;
+}
+
+/**
+ * Watches the heap (checked every IDLE_MS): once it has grown past what the last collection left by as much as was
+ * alive then (`growthPerLive` times that, and at least `minGrowthBytes`), a collection once idle (collectGarbageWhenIdle). That is the rule of
+ * Go's collector, etcd's (GOGC=100: collect at twice the live heap), applied only when idle: a burst of requests
+ * leaves V8's old generation at several times what is alive (it lets it grow while the program allocates fast and
+ * collects only when the program allocates again), and an idle or lightly loaded server would keep that resident.
+ * `collected` is told of each collection. Returns the function that stops the watch.
+ */
+export function collectGarbageAfterGrowth(o: { collected?: (c: Collection) => void; minGrowthBytes?: number; growthPerLive?: number } = {}): () => void {
+  const { collected, minGrowthBytes = HEAP_GROWTH_BYTES, growthPerLive = 1 } = o;
   let base = heapBytes();
+  let live = liveBytes();
   let waiting = false;
   const timer = setInterval(() => {
     const now = heapBytes();
     if (now < base) base = now; // V8 collected on its own: growth counts from there
-    if (waiting || now - base <= growthBytes) return;
+    if (waiting || !collectionDue(now, base, live, minGrowthBytes, growthPerLive)) return;
     waiting = true;
     collectGarbageWhenIdle(() => {
       waiting = false;
       base = heapBytes();
+      live = liveBytes();
+      collected?.({ before: now, after: base, pauseMs: lastPauseMs });
     });
   }, IDLE_MS).unref();
   return () => clearInterval(timer);

@@ -1057,6 +1057,26 @@ describe('regressions found by fuzzing', () => {
       status: 404, body: '404 page not found\n',
     },
     {
+      name: 'paths are case-sensitive, as Go\'s ServeMux: GET /Health is 404',
+      raw: 'GET /Health HTTP/1.1\r\nHost: x\r\n\r\n',
+      status: 404, body: '404 page not found\n',
+    },
+    {
+      name: 'GET /v2/Stats/leader is 404',
+      raw: 'GET /v2/Stats/leader HTTP/1.1\r\nHost: x\r\n\r\n',
+      status: 404, body: '404 page not found\n',
+    },
+    {
+      name: 'PUT /Version is 404 (not 405)',
+      raw: 'PUT /Version HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n',
+      status: 404, body: '404 page not found\n',
+    },
+    {
+      name: 'GET /v2/members/Leader is not the leader: "Not found"',
+      raw: 'GET /v2/members/Leader HTTP/1.1\r\nHost: x\r\n\r\n',
+      status: 404, body: { message: 'Not found' },
+    },
+    {
       name: 'GET /v2/stats/self/ (trailing slash) is 404',
       raw: 'GET /v2/stats/self/ HTTP/1.1\r\nHost: x\r\n\r\n',
       status: 404, body: '404 page not found\n',

@@ -1,6 +1,6 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { collectGarbage, collectGarbageAfterGrowth, collectGarbageWhenIdle } from '../../server/pkg/collect-garbage';
+import { Collection, MAX_LIVE_BYTES, collectGarbage, collectGarbageAfterGrowth, collectionDue, collectGarbageWhenIdle } from '../../server/pkg/collect-garbage';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
@@ -52,7 +52,8 @@ test('after the heap has grown, a collection once idle gives the old generation\
   v8.setFlagsFromString('--expose-gc');
   const plainGC = vm.runInNewContext('gc') as () => void;
   v8.setFlagsFromString('--no-expose-gc');
-  const stop = collectGarbageAfterGrowth(8 * 1024 * 1024);
+  const collections: Collection[] = [];
+  const stop = collectGarbageAfterGrowth({ minGrowthBytes: 8 * 1024 * 1024, growthPerLive: 0, collected: (c) => collections.push(c) });
   try {
     // A burst: 600,000 small objects, alive long enough to be moved to the old generation (scavenges survived).
     let burst: { i: number; s: string }[] | undefined = [];
@@ -74,7 +75,22 @@ test('after the heap has grown, a collection once idle gives the old generation\
     // The live half moved together: the pages that held the other half are given back.
     expect(oldSpace()).toBeLessThan(full * 0.8);
     expect(kept.length).toBe(300000);
+    // Reported: one collection, which gave memory back.
+    expect(collections).toHaveLength(1);
+    expect(collections[0].after).toBeLessThan(collections[0].before);
   } finally {
     stop();
   }
 }, 20000);
+
+test.each([
+  // now, base, live (MiB): due?
+  [100, 60, 30, true, 'grown 40 MiB with 30 alive: past the 32 MiB floor and what is alive'],
+  [90, 60, 20, false, 'grown 30 MiB with 20 alive: not past the 32 MiB floor'],
+  [200, 60, 100, true, 'grown 140 MiB with 100 alive'],
+  [150, 60, 100, false, 'grown 90 MiB with 100 alive: not yet twice the live heap'],
+  [1000, 300, MAX_LIVE_BYTES / 2 ** 20 + 1, false, 'more alive than a pause is allowed for'],
+] as [number, number, number, boolean, string][])('collectionDue(now %d, base %d, live %d MiB) is %s: %s', (now, base, live, due) => {
+  const M = 2 ** 20;
+  expect(collectionDue(now * M, base * M, live * M, 32 * M, 1)).toBe(due);
+});
