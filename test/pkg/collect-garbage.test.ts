@@ -1,6 +1,6 @@
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { Collection, MAX_LIVE_BYTES, collectGarbage, collectGarbageAfterGrowth, collectionDue, collectGarbageWhenIdle } from '../../server/pkg/collect-garbage';
+import { Collection, MAX_LIVE_HEAP_BYTES, collectGarbage, collectGarbageAfterGrowth, collectionDue, collectGarbageWhenIdle } from '../../server/pkg/collect-garbage';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
@@ -55,7 +55,7 @@ test('after the heap has grown, a collection once idle gives the old generation\
   plainGC();
   const before = oldSpace();
   const collections: Collection[] = [];
-  const stop = collectGarbageAfterGrowth({ minGrowthBytes: 8 * 1024 * 1024, growthPerLive: 0, collected: (c) => collections.push(c) });
+  const stop = collectGarbageAfterGrowth({ minGrowthBytes: 8 * 1024 * 1024, growthPerLive: 0, maxLiveHeapBytes: Infinity, collected: (c) => collections.push(c) });
   try {
     // A burst: 600,000 small objects, alive long enough to be moved to the old generation (scavenges survived).
     let burst: { i: number; s: string }[] | undefined = [];
@@ -88,13 +88,13 @@ test('after the heap has grown, a collection once idle gives the old generation\
 }, 20000);
 
 test.each([
-  // now, base, live (MiB): due?
-  [100, 60, 30, true, 'grown 40 MiB with 30 alive: past the 32 MiB floor and what is alive'],
-  [90, 60, 20, false, 'grown 30 MiB with 20 alive: not past the 32 MiB floor'],
-  [200, 60, 100, true, 'grown 140 MiB with 100 alive'],
-  [150, 60, 100, false, 'grown 90 MiB with 100 alive: not yet twice the live heap'],
-  [1000, 300, MAX_LIVE_BYTES / 2 ** 20 + 1, false, 'more alive than a pause is allowed for'],
-] as [number, number, number, boolean, string][])('collectionDue(now %d, base %d, live %d MiB) is %s: %s', (now, base, live, due) => {
+  // now, base, live, of which objects (MiB), due?
+  [100, 60, 30, 20, true, 'grown 40 MiB with 30 alive: past the 32 MiB floor and half of what is alive'],
+  [90, 60, 20, 10, false, 'grown 30 MiB with 20 alive: not past the 32 MiB floor'],
+  [200, 60, 100, 50, true, 'grown 140 MiB with 100 alive'],
+  [100, 60, 100, 50, false, 'grown 40 MiB with 100 alive: not yet half of it'],
+  [1000, 300, 200, MAX_LIVE_HEAP_BYTES / 2 ** 20 + 1, false, 'more live objects than a pause is allowed for'],
+] as [number, number, number, number, boolean, string][])('collectionDue(now %d, base %d, live %d MiB, %d of objects) is %s: %s', (now, base, live, liveHeap, due) => {
   const M = 2 ** 20;
-  expect(collectionDue(now * M, base * M, live * M, 32 * M, 1)).toBe(due);
+  expect(collectionDue(now * M, base * M, live * M, liveHeap * M, 32 * M, 0.5)).toBe(due);
 });
