@@ -92,11 +92,42 @@ export function answerLikeGo(server: http.Server): void {
     // Closed once answered, as Go does (end alone would leave a half-open socket for as long as the client likes).
     socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
   });
+  // Go sends "100 Continue" when the handler first reads the body; Node, as soon as the headers are in. A handler that
+  // answers without reading (a 404) then has no 100 before its answer, and a body that fails to parse (a bad chunk)
+  // before any answer gets the 400 above, where after Node's early 100 the connection was dropped unanswered.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const h = req.headers;
+    if (h['transfer-encoding'] === undefined && (h['content-length'] === undefined || /^0+$/.test(h['content-length']))) {
+      // No body, nothing to continue: no 100, and the connection stays open after the answer, as in Go. (Node's
+      // own flag for a 100 owed; were it renamed, the connection would only be closed after the answer.)
+      (res as http.ServerResponse & { _expect_continue?: boolean })._expect_continue = false;
+    } else continueOnFirstRead(req, res);
+    server.emit('request', req, res);
+  });
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
     socket.end('HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n404 page not found\n', () => socket.destroy());
   });
 }
 
+
+/**
+ * Sends "100 Continue" when the request's body is first read: a 'data' listener or resume() (the 'resume' event,
+ * also when the body is already in), or a read() that asks the socket for more (_read). Once sent, Node keeps the
+ * connection alive after the answer; not sent, it closes it, as Go does when the handler did not read the body.
+ */
+function continueOnFirstRead(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const read = req._read;
+  const send = (): void => {
+    req._read = read;
+    req.off('resume', send);
+    if (!res.headersSent && !res.writableEnded) res.writeContinue();
+  };
+  req.on('resume', send);
+  req._read = function (this: http.IncomingMessage, size: number): void {
+    send();
+    read.call(this, size);
+  };
+}
 
 /**
  * Where etcd's handler panics (a nil dereference, an index out of range) on some request: Go's server recovers and

@@ -1025,6 +1025,11 @@ describe('regressions found by fuzzing', () => {
       status: 400, body: '400 Bad Request',
     },
     {
+      name: 'Expect: 100-continue with a bad chunk is answered 400 (no early "100 Continue" that left it unanswered)',
+      raw: 'PUT /v2/keys/keep HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      status: 400, body: '400 Bad Request',
+    },
+    {
       name: 'CONNECT gets an answer (404), not a dropped connection',
       raw: 'CONNECT x:80 HTTP/1.1\r\nHost: x\r\n\r\n',
       status: 404, body: '404 page not found\n',
@@ -1109,6 +1114,22 @@ describe('regressions found by fuzzing', () => {
   ];
 
   let tableMember: RunningEtcd | undefined;
+
+  test('Expect: 100-continue: "100 Continue" once the handler reads the body, none for a bodiless GET; the connection stays open (as Go)', async () => {
+    if (!tableMember || (await isRunning(tableMember)) !== 'running') tableMember = await fresh();
+    const port = Number(new URL(tableMember.clientURL).port);
+    const exchange = async (raw: string, method: string) => {
+      const res = await rawExchange(port, { parts: [Buffer.from(raw, 'latin1')], delayMs: 0, waitMs: 5000, enough: (d) => allAnswered(d, [method]) });
+      return res.data.toString('latin1');
+    };
+    const put = await exchange('PUT /v2/keys/expect HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\nvalue=x', 'PUT');
+    expect(put).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 Created\r\n/);
+    expect(put).toContain('\r\nConnection: keep-alive\r\n');
+    const get = await exchange('GET /v2/keys/expect HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n', 'GET');
+    expect(get).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(get).toContain('\r\nConnection: keep-alive\r\n');
+  });
+
   test.each(etcdAnswers.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
     if (!tableMember || (await isRunning(tableMember)) !== 'running') tableMember = await fresh();
     const m = tableMember;
