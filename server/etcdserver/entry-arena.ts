@@ -1,9 +1,10 @@
 /**
  * Memory for the data of the log entries this member proposes (v2 requests, v3 requests, membership), carved from
  * 64 KiB slabs. A buffer of its own per entry costs about 400 bytes of allocator and V8 bookkeeping beyond its data,
- * more than a 100-byte value's whole entry, and the Raft log keeps up to --snapshot-count (100,000) entries. Entries leave the log in the order they were made
- * (compaction), so a slab is freed with its last entry; what outlives an entry is what its applier decoded
- * (strings), never a view of its bytes. Entries larger than a slab's share get a buffer of their own.
+ * more than a 100-byte value's whole entry, and the Raft log keeps up to --snapshot-count (100,000) entries. Entries
+ * leave the log in the order they were made (compaction), so a slab is freed with its last entry; what outlives an
+ * entry is what its applier decoded (strings, or copies: the v3 decoders copy bytes fields), never a view of its
+ * bytes. Entries larger than a slab's share get a buffer of their own.
  */
 const SLAB_BYTES = 64 * 1024;
 /** Larger entries are allocated alone: a slab's tail is never wasted on them. */
