@@ -16,12 +16,16 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type * as net from 'node:net';
+import { endDirect, isSharedReadBuffer, readDirect, resumeDirect } from './direct-read';
+
+const EMPTY = Buffer.alloc(0);
 
 /** A request read whole: method, origin-form target, lower-case header names (each once), and the body if any. */
 export interface PlainRequest {
   method: string;
   url: string;
   headers: Record<string, string>;
+  /** Valid only while the route is called (it may be a view of the shared read buffer, see direct-read.ts). */
   body: Buffer | undefined;
   socket: net.Socket;
 }
@@ -54,10 +58,10 @@ const MAX_HEADERS = 64;
 const METHODS = new Set(['GET', 'PUT', 'POST', 'DELETE']);
 /** Headers whose meaning this path does not implement. */
 const NOT_PLAIN = new Set(['transfer-encoding', 'expect', 'upgrade', 'te', 'trailer', 'http2-settings', 'proxy-connection', 'keep-alive']);
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Visible ASCII only: bytes Node's parser would refuse or read otherwise (controls, >= 0x80) are its to handle. */
-const TARGET = /^\/[\x21-\x7e]*$/;
-const VALUE = /^[\x20-\x7e\t]*$/;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** RFC 9110's tchar, by byte: the bytes of a header name. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 
 export type ParseResult =
   | { kind: 'request'; method: string; url: string; headers: Record<string, string>; bodyStart: number; end: number }
@@ -70,47 +74,106 @@ const NOT_PLAIN_REQUEST: ParseResult = { kind: 'not-plain' };
 /**
  * The first request in `buf`, if this path takes it: where its body starts and where it ends; 'incomplete' while
  * more bytes are needed; 'not-plain' for anything Node's server is to read instead. Pure.
+ *
+ * It is on every request's path, so it reads the head's characters one by one, without splitting or regular
+ * expressions: what a byte may be is decided by its code.
  */
 export function parsePlainRequest(buf: Buffer): ParseResult {
-  const headEnd = buf.indexOf('\r\n\r\n');
+  const headEnd = buf.indexOf(CRLFCRLF);
   // A head with a bare LF (Node's parser takes LF alone as a line end) never gets its CRLFCRLF: Node's to read.
   if (headEnd < 0) return buf.length > MAX_PLAIN_HEAD || hasBareLF(buf) ? NOT_PLAIN_REQUEST : INCOMPLETE;
   if (headEnd > MAX_PLAIN_HEAD) return NOT_PLAIN_REQUEST;
   const head = buf.toString('latin1', 0, headEnd);
-  const lines = head.split('\r\n');
-  if (lines.length > MAX_HEADERS + 1) return NOT_PLAIN_REQUEST;
-  const rl = lines[0];
-  const s1 = rl.indexOf(' ');
-  const s2 = rl.indexOf(' ', s1 + 1);
-  if (s1 < 0 || s2 < 0 || rl.slice(s2 + 1) !== 'HTTP/1.1') return NOT_PLAIN_REQUEST;
-  const method = rl.slice(0, s1);
-  const url = rl.slice(s1 + 1, s2);
-  if (!METHODS.has(method) || !TARGET.test(url)) return NOT_PLAIN_REQUEST;
+  // The request line: METHOD SP origin-form-target SP HTTP/1.1, the target of visible ASCII only (bytes Node's
+  // parser would refuse or read otherwise, controls and >= 0x80, are its to handle).
+  let lineEnd = head.indexOf('\r\n');
+  if (lineEnd < 0) lineEnd = head.length;
+  const s1 = head.indexOf(' ');
+  if (s1 < 0 || s1 >= lineEnd) return NOT_PLAIN_REQUEST;
+  const method = head.slice(0, s1);
+  if (!METHODS.has(method) || head.charCodeAt(s1 + 1) !== 0x2f) return NOT_PLAIN_REQUEST;
+  let s2 = s1 + 2;
+  for (; s2 < lineEnd; s2++) {
+    const c = head.charCodeAt(s2);
+    if (c < 0x21 || c > 0x7e) break;
+  }
+  if (s2 !== lineEnd - 9 || head.charCodeAt(s2) !== 0x20 || !head.startsWith('HTTP/1.1', s2 + 1)) return NOT_PLAIN_REQUEST;
+  const url = head.slice(s1 + 1, s2);
   const headers: Record<string, string> = {};
   let length = 0;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(':');
-    if (colon <= 0) return NOT_PLAIN_REQUEST; // also an obs-fold line (leading space) and a bare LF inside
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return NOT_PLAIN_REQUEST;
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-    if (!VALUE.test(value)) return NOT_PLAIN_REQUEST;
-    const key = name.toLowerCase();
+  let count = 0;
+  for (let start = lineEnd + 2; start < head.length + 2; ) {
+    if (++count > MAX_HEADERS) return NOT_PLAIN_REQUEST;
+    let end = head.indexOf('\r\n', start);
+    if (end < 0) end = head.length;
+    // name: one or more tchars, then the colon (so also no obs-fold line, which starts with a space)
+    let colon = start;
+    for (; colon < end; colon++) {
+      const c = head.charCodeAt(colon);
+      if (c >= 128 || TCHAR[c] === 0) break;
+    }
+    if (colon === start || colon === end || head.charCodeAt(colon) !== 0x3a) return NOT_PLAIN_REQUEST;
+    // value: visible ASCII, spaces and tabs only (a bare LF inside is refused here), trimmed of spaces and tabs
+    let vStart = colon + 1;
+    let vEnd = end;
+    for (let i = vStart; i < vEnd; i++) {
+      const c = head.charCodeAt(i);
+      if ((c < 0x20 && c !== 0x09) || c > 0x7e) return NOT_PLAIN_REQUEST;
+    }
+    while (vStart < vEnd && isBlank(head.charCodeAt(vStart))) vStart++;
+    while (vEnd > vStart && isBlank(head.charCodeAt(vEnd - 1))) vEnd--;
+    const key = commonName(head, start, colon) ?? head.slice(start, colon).toLowerCase();
+    const value = head.slice(vStart, vEnd);
     if (NOT_PLAIN.has(key) || key in headers) return NOT_PLAIN_REQUEST;
     if (key === 'connection' && value.toLowerCase() !== 'keep-alive') return NOT_PLAIN_REQUEST;
     if (key === 'content-length') {
-      if (!/^[0-9]{1,7}$/.test(value)) return NOT_PLAIN_REQUEST;
-      length = Number(value);
-      if (length > MAX_PLAIN_BODY) return NOT_PLAIN_REQUEST;
+      length = digits(value);
+      if (length < 0 || length > MAX_PLAIN_BODY) return NOT_PLAIN_REQUEST;
     }
     headers[key] = value;
+    start = end + 2;
   }
   // An HTTP/1.1 request without Host is refused by Node's server (and Go's): theirs to answer.
   if (headers.host === undefined) return NOT_PLAIN_REQUEST;
   const bodyStart = headEnd + 4;
   if (buf.length < bodyStart + length) return INCOMPLETE;
   return { kind: 'request', method, url, headers, bodyStart, end: bodyStart + length };
+}
+
+/** Header names clients send on most requests, lower-case: found without making a new string. */
+const COMMON_NAMES = ['host', 'content-type', 'content-length', 'user-agent', 'accept', 'accept-encoding', 'authorization', 'origin', 'connection'];
+const COMMON_BY_LENGTH: string[][] = [];
+for (const n of COMMON_NAMES) (COMMON_BY_LENGTH[n.length] ??= []).push(n);
+
+/** head[start, end) when it is one of COMMON_NAMES in any case, as that name. */
+function commonName(head: string, start: number, end: number): string | undefined {
+  const candidates = COMMON_BY_LENGTH[end - start];
+  if (candidates === undefined) return undefined;
+  next: for (const name of candidates) {
+    for (let i = 0; i < name.length; i++) {
+      const c = head.charCodeAt(start + i);
+      // ASCII letters compare in either case; the names' other bytes ('-') only as themselves.
+      if (c !== name.charCodeAt(i) && (c | 0x20) !== name.charCodeAt(i)) continue next;
+    }
+    return name;
+  }
+  return undefined;
+}
+
+function isBlank(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+/** A Content-Length of 1 to 7 decimal digits, or -1. */
+function digits(s: string): number {
+  if (s.length === 0 || s.length > 7) return -1;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
 }
 
 function hasBareLF(buf: Buffer): boolean {
@@ -157,10 +220,23 @@ export class PlainConnection {
   private busy = false;
   private ended = false;
   private gone = false;
+  /** Read straight from the socket's handle (direct-read.ts), not through its stream's 'data' events. */
+  private readonly direct: boolean;
   private readonly onData = (chunk: Buffer): void => {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.busy) this.pump();
     else if (this.buf.length > MAX_PLAIN_HEAD + MAX_PLAIN_BODY) this.socket.pause(); // resumed by the next pump
+  };
+  /** A direct read: the bytes are the shared read buffer's, so what is kept of them past this call is copied. */
+  private readonly onBytes = (bytes: Buffer): boolean => {
+    if (this.busy) {
+      this.buf = this.buf.length === 0 ? Buffer.from(bytes) : Buffer.concat([this.buf, bytes]);
+      return this.buf.length <= MAX_PLAIN_HEAD + MAX_PLAIN_BODY; // false: no more reads until the next pump
+    }
+    this.buf = this.buf.length === 0 ? bytes : Buffer.concat([this.buf, bytes]);
+    this.pump();
+    if (isSharedReadBuffer(this.buf)) this.buf = this.buf.length === 0 ? EMPTY : Buffer.from(this.buf);
+    return true;
   };
   private readonly onEnd = (): void => {
     this.ended = true;
@@ -178,7 +254,8 @@ export class PlainConnection {
 
   constructor(readonly socket: net.Socket, first: Buffer, private readonly o: PlainConnectionOptions) {
     this.buf = first;
-    socket.on('data', this.onData);
+    this.direct = readDirect(socket, this.onBytes);
+    if (!this.direct) socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -204,7 +281,8 @@ export class PlainConnection {
 
   /** Serves the requests read so far, one at a time, until one is incomplete, pending, or not this path's. */
   private pump(): void {
-    if (this.socket.isPaused()) this.socket.resume();
+    if (this.direct) resumeDirect(this.socket);
+    else if (this.socket.isPaused()) this.socket.resume();
     while (!this.gone) {
       if (this.buf.length === 0) {
         if (this.ended) {
@@ -266,8 +344,9 @@ export class PlainConnection {
 
   private handOver(): void {
     this.release();
-    const unread = this.buf;
-    this.buf = Buffer.alloc(0);
+    const unread = isSharedReadBuffer(this.buf) ? Buffer.from(this.buf) : this.buf;
+    this.buf = EMPTY;
+    if (this.direct) endDirect(this.socket);
     this.o.handOver(this.socket, unread, this.ended);
   }
 

@@ -275,6 +275,65 @@ describe('our member: the plain path and Node\'s server answer alike', () => {
     }
   });
 
+  test('requests split across reads, on connections read in turn, keep their own bytes', async () => {
+    // Reads of all connections share one buffer (direct-read.ts): what a connection keeps of a read must be its own.
+    const conns = await Promise.all([0, 1, 2].map(() => RawConn.open(portOf(members()[0]))));
+    try {
+      const puts = conns.map((_, i) => PUT(`/v2/keys/split${i}`, `value=${String(i).repeat(64)}`));
+      const cut = (r: string): number => r.indexOf('\r\n\r\n') + 20; // inside the body
+      for (let i = 0; i < conns.length; i++) await new Promise<void>((r) => conns[i].socket.write(puts[i].slice(0, cut(puts[i])), () => r()));
+      for (let i = 0; i < conns.length; i++) conns[i].socket.write(puts[i].slice(cut(puts[i])));
+      const answers = await Promise.all(conns.map((c) => c.read()));
+      answers.forEach((a, i) => expect(a).toContain(`"value":"${String(i).repeat(64)}"`));
+      const [got] = await conns[0].exchange([GET('/v2/keys/split2')]);
+      expect(got).toContain(`"value":"${'2'.repeat(64)}"`);
+    } finally {
+      for (const c of conns) c.close();
+    }
+  });
+
+  test('a client that sends far more than it reads is answered in order once it reads, nothing lost', async () => {
+    // Its answers fill the socket, so the plain path waits for them to drain, buffering what it reads meanwhile up to
+    // MAX_PLAIN_HEAD + MAX_PLAIN_BODY; then it stops reading until the client reads, and goes on.
+    const port = portOf(members()[0]);
+    const c = await RawConn.open(port);
+    const value = 'v'.repeat(16 * 1024);
+    const get = GET('/v2/keys/big', `X-Pad: ${'p'.repeat(7000)}\r\n`);
+    const [, one] = await c.exchange([PUT('/v2/keys/big', `value=${value}`), get]);
+    c.close();
+    expect(one).toContain(value);
+    // Enough that neither the answers nor the requests fit in the kernel's buffers of loopback sockets (a few MB).
+    const n = 1000;
+    expect(n * get.length).toBeGreaterThan(4 * (MAX_PLAIN_HEAD + MAX_PLAIN_BODY));
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    try {
+      await new Promise<void>((r) => s.once('connect', r));
+      s.pause(); // no answer read until every request is written or stuck
+      s.write(get.repeat(n));
+      // Until the requests stop moving (the member has stopped reading them), or all are written.
+      let last = -1;
+      for (let still = 0, deadline = Date.now() + 10000; still < 50 && s.writableLength > 0 && Date.now() < deadline; ) {
+        still = s.writableLength === last ? still + 1 : 0;
+        last = s.writableLength;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      let bytes = 0;
+      let text = '';
+      s.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (text.length < one.length * 2) text += chunk.toString('latin1');
+      });
+      s.resume();
+      const deadline = Date.now() + 20000;
+      while (bytes < n * one.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(bytes).toBe(n * one.length);
+      expect(text.slice(0, 12)).toBe('HTTP/1.1 200');
+    } finally {
+      s.destroy();
+    }
+  });
+
   test('a client that half-closes after its requests gets every answer, then the end of the connection', async () => {
     const c = await RawConn.open(portOf(members()[0]));
     c.socket.write(PUT('/v2/keys/half', 'value=h') + GET('/v2/keys/half'));
