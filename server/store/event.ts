@@ -127,12 +127,32 @@ function nodeJSON(root: NodeExtern): string {
   return out.join('');
 }
 
+/** A node without `nodes` as JSON.stringify writes one built by nodeExtern(): its fields in etcd's order. */
+function flatNodeJSON(n: NodeExtern): string {
+  let s = '';
+  if (n.key !== undefined) s += `,"key":${JSON.stringify(n.key)}`;
+  if (n.value !== undefined) s += `,"value":${JSON.stringify(n.value)}`;
+  if (n.dir !== undefined) s += `,"dir":${JSON.stringify(n.dir)}`;
+  if (n.expiration !== undefined) s += `,"expiration":${JSON.stringify(n.expiration)}`;
+  if (n.ttl !== undefined) s += `,"ttl":${JSON.stringify(n.ttl)}`;
+  if (n.modifiedIndex !== undefined) s += `,"modifiedIndex":${JSON.stringify(n.modifiedIndex)}`;
+  if (n.createdIndex !== undefined) s += `,"createdIndex":${JSON.stringify(n.createdIndex)}`;
+  return s === '' ? '{}' : `{${s.slice(1)}}`;
+}
+
 /**
  * An answer's JSON text: the same text as JSON.stringify(e), also for a recursive listing of a tree thousands of
  * levels deep, where JSON.stringify throws "Maximum call stack size exceeded".
  */
 export function eventJSON(e: V2Event | { action: string }): string {
-  if (!(e instanceof V2Event) || !e.node.nodes || !deeperThan(e.node, NATIVE_JSON_DEPTH)) return JSON.stringify(e);
+  if (!(e instanceof V2Event)) return JSON.stringify(e);
+  // The common answer, one key (and the one before it): written field by field, without JSON.stringify's walk of
+  // the event's toJSON() object.
+  if (!e.node.nodes && !e.prevNode?.nodes) {
+    const node = `{"action":${JSON.stringify(e.action)},"node":${flatNodeJSON(e.node)}`;
+    return e.prevNode ? `${node},"prevNode":${flatNodeJSON(e.prevNode)}}` : node + '}';
+  }
+  if (!deeperThan(e.node, NATIVE_JSON_DEPTH)) return JSON.stringify(e);
   const parts = [`{"action":${JSON.stringify(e.action)},"node":`, nodeJSON(e.node)];
   if (e.prevNode) parts.push(',"prevNode":', nodeJSON(e.prevNode));
   parts.push('}');

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { KeyRequestError, goExpiration, parseForm, parseKeyRequest } from '../../server/api/v2/key-request';
 
 function parse(method: string, url: string, body?: string) {
@@ -33,6 +34,14 @@ describe('v2 keys request parsing (etcd 3.4 parseKeyRequest)', () => {
     expect(parse('GET', '/v2/keys/a//b/../c').key).toBe('/a/c');
     expect(parse('GET', '/v2/keys/sp%20ace').key).toBe('/sp ace');
   });
+
+  test.each(['/a', '/a/b/c', '/a/', '/a/.', '/a/..', '/./a', '/.hidden/x', '/a.b/c..d', '/a//', '//a', '/', '', 'x', '/a/./b/'])(
+    'the key of /v2/keys%s is path.join\'s (without a trailing slash)',
+    (rest) => {
+      const joined = posix.join('/', rest);
+      expect(parse('GET', `/v2/keys${rest}`).key).toBe(joined.length > 1 && joined.endsWith('/') ? joined.slice(0, -1) : joined);
+    },
+  );
 
   test('booleans and numbers as Go parses them', () => {
     const r = parse('GET', '/v2/keys/d?recursive=T&sorted=1&quorum=True&wait=true&waitIndex=17&stream=0');

@@ -150,6 +150,8 @@ function outcome(s: V2Store, op: Op): string {
     const e = op.run(s);
     if (!e) return `ok ${s.currentIndex}`;
     const text = eventJSON(e);
+    // The answers written field by field (one key and the one before it, store/event.ts) are JSON.stringify's text.
+    if (text !== JSON.stringify(e)) throw new Error(`eventJSON: ${text}\nJSON.stringify: ${JSON.stringify(e)}`);
     return `${text} ${e.etcdIndex} ${e.refresh} ${s.currentIndex}`;
   } catch (err) {
     if (!(err instanceof V2Error)) throw err;

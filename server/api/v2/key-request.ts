@@ -82,7 +82,7 @@ export function goExpiration(nowMs: number, ttlSeconds: bigint): number {
 export function parseForm(query: string, body: string | undefined): Map<string, string[]> {
   const form = new Map<string, string[]>();
   // Like Go's ParseForm: parse everything, then report the first error.
-  const err = (body ? goParseQuery(body, form) : undefined) ?? goParseQuery(query, form);
+  const err = (body ? goParseQuery(body, form) : undefined) ?? (query ? goParseQuery(query, form) : undefined);
   if (err !== undefined) throw new KeyRequestError(RequestErrorCode.InvalidForm, err);
   return form;
 }
@@ -138,7 +138,9 @@ function goQueryUnescape(s: string): string | { error: string } {
 export function parseKeyRequest(method: string, path: string, form: Map<string, string[]>): KeyRequest {
   if (!path.startsWith(KEYS_PREFIX)) throw new KeyRequestError(RequestErrorCode.InvalidForm, 'incorrect key prefix');
   // Go's path.Join: cleaned, and without a trailing slash (except the root).
-  let key = posixPath.join('/', path.slice(KEYS_PREFIX.length));
+  const rest = path.slice(KEYS_PREFIX.length);
+  // A key already clean ("/a/b": no empty, "." or ".." segment) is its own join; the rest go through path.join.
+  let key = rest.length > 1 && rest.charCodeAt(0) === 0x2f && !rest.includes('//') && !rest.includes('/.') ? rest : posixPath.join('/', rest);
   if (key.length > 1 && key.endsWith('/')) key = key.slice(0, -1);
   const first = (k: string) => form.get(k)?.[0] ?? '';
   // etcd's getUint64 and getBool: an absent field is 0 or false, a present one must parse, even when empty
