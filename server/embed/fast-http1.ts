@@ -207,7 +207,10 @@ export interface PlainConnectionOptions {
   route: PlainRoute;
   /** Gives the connection to Node's server: it reads the socket from now on. */
   handOver: (socket: net.Socket, unread: Buffer, ended: boolean) => void;
-  /** Idle connections are closed after this long, as Node's server's keepAliveTimeout closes its own. */
+  /**
+   * Idle connections are closed after this long, as Node's server's keepAliveTimeout closes its own (checked by
+   * closeIfIdle, which the listener calls for all its connections about once a second).
+   */
   keepAliveMs: number;
   /** Called once the connection is no longer this path's (closed or handed over). */
   done: (c: PlainConnection) => void;
@@ -222,13 +225,22 @@ export class PlainConnection {
   private gone = false;
   /** Read straight from the socket's handle (direct-read.ts), not through its stream's 'data' events. */
   private readonly direct: boolean;
+  /**
+   * Read from or written to since the last closeIfIdle(): a flag set per request, instead of a socket timeout, which
+   * Node re-arms (a timer list insert) on every read and every write.
+   */
+  private active = true;
+  /** When closeIfIdle() last found the connection quiet. */
+  private quietSince = 0;
   private readonly onData = (chunk: Buffer): void => {
+    this.active = true;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.busy) this.pump();
     else if (this.buf.length > MAX_PLAIN_HEAD + MAX_PLAIN_BODY) this.socket.pause(); // resumed by the next pump
   };
   /** A direct read: the bytes are the shared read buffer's, so what is kept of them past this call is copied. */
   private readonly onBytes = (bytes: Buffer): boolean => {
+    this.active = true;
     if (this.busy) {
       this.buf = this.buf.length === 0 ? Buffer.from(bytes) : Buffer.concat([this.buf, bytes]);
       return this.buf.length <= MAX_PLAIN_HEAD + MAX_PLAIN_BODY; // false: no more reads until the next pump
@@ -244,9 +256,6 @@ export class PlainConnection {
   };
   private readonly onError = (): void => this.destroy();
   private readonly onClose = (): void => this.release();
-  private readonly onTimeout = (): void => {
-    if (!this.busy) this.destroy();
-  };
   private readonly next = (): void => {
     this.busy = false;
     if (!this.gone) this.pump();
@@ -259,8 +268,6 @@ export class PlainConnection {
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
-    socket.on('timeout', this.onTimeout);
-    socket.setTimeout(o.keepAliveMs);
     this.pump();
   }
 
@@ -272,6 +279,18 @@ export class PlainConnection {
   /** Idle: no request being answered (closed at a member's stop, as Node's server closes its idle connections). */
   get idle(): boolean {
     return !this.busy;
+  }
+
+  /**
+   * Closes the connection once nothing was read or written for keepAliveMs, and no answer is pending: called about
+   * once a second, so it closes between keepAliveMs and a second more after the last activity.
+   */
+  closeIfIdle(now: number): void {
+    if (this.gone) return;
+    if (this.active || this.busy) {
+      this.active = false;
+      this.quietSince = now;
+    } else if (now - this.quietSince >= this.o.keepAliveMs) this.destroy();
   }
 
   destroy(): void {
@@ -310,7 +329,7 @@ export class PlainConnection {
         return this.destroy();
       }
       if (reply === undefined) return this.handOver();
-      this.buf = this.buf.subarray(p.end);
+      this.buf = p.end === this.buf.length ? EMPTY : this.buf.subarray(p.end);
       const a = reply.answer;
       if (a instanceof Promise) {
         this.busy = true;
@@ -331,6 +350,7 @@ export class PlainConnection {
       this.destroy();
       return false;
     }
+    this.active = true;
     const flushed = this.socket.write(serializeAnswer(before, outcome, Math.floor(this.o.keepAliveMs / 1000)));
     if (!flushed) {
       // A client that does not read its answers gets no more of them until it does: bounded memory.
@@ -358,9 +378,7 @@ export class PlainConnection {
     s.off('end', this.onEnd);
     s.off('error', this.onError);
     s.off('close', this.onClose);
-    s.off('timeout', this.onTimeout);
     s.off('drain', this.next);
-    s.setTimeout(0);
     this.o.done(this);
   }
 }

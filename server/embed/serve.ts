@@ -23,6 +23,8 @@ import { PlainConnection, PlainRoute } from './fast-http1';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** cmux reads the first line through a 4,096-byte buffer: the line and its "\n" must fit. */
 const MAX_FIRST_LINE = 4096;
+/** How often the plain connections are checked for idleness (PlainConnection.closeIfIdle). */
+const IDLE_SWEEP_MS = 1000;
 /** Go's http.DefaultMaxHeaderBytes (1 MB) plus the 4,096 bytes of slack its server reads beyond it. */
 export const MAX_HEADER_BYTES = (1 << 20) + 4096;
 /** The first byte of a TLS handshake record (a ClientHello). */
@@ -175,6 +177,8 @@ export class ClientListener {
   /** The plain HTTP/1.1 path's requests (see fast-http1.ts), and its connections. */
   private plainRoute?: PlainRoute;
   private readonly plainConnections = new Set<PlainConnection>();
+  /** Checks the plain connections for idleness while there are any (see PlainConnection.closeIfIdle). */
+  private idleSweep?: NodeJS.Timeout;
   private readonly keepAliveMs: number;
 
   constructor(private readonly o: ClientListenerOptions) {
@@ -313,8 +317,11 @@ export class ClientListener {
         s.resume();
       },
     });
-    // Not yet done (closed or handed over) while constructing: tracked for the member's stop.
-    if (c.serving) this.plainConnections.add(c);
+    // Not yet done (closed or handed over) while constructing: tracked for the member's stop, and for idleness.
+    if (c.serving) {
+      this.plainConnections.add(c);
+      this.idleSweep ??= setInterval(() => this.sweepIdlePlain(), IDLE_SWEEP_MS).unref();
+    }
   }
 
   listen(): Promise<void> {
@@ -349,9 +356,19 @@ export class ClientListener {
     this.stopWatching();
     for (const s of this.pending) s.destroy();
     for (const s of this.held ?? []) s.destroy();
-    this.closeIdlePlain();
+    this.closeIdlePlain(); // the busy ones are still checked for idleness until they close
     this.http.close();
     this.tlsServer?.close();
+  }
+
+  /** Closes the plain connections idle past the keep-alive time; stops checking while there are none. */
+  private sweepIdlePlain(): void {
+    const now = Date.now();
+    for (const c of [...this.plainConnections]) c.closeIfIdle(now);
+    if (this.plainConnections.size === 0 && this.idleSweep) {
+      clearInterval(this.idleSweep);
+      this.idleSweep = undefined;
+    }
   }
 
   private closeIdlePlain(): void {

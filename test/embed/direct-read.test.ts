@@ -6,6 +6,7 @@
  */
 import * as net from 'node:net';
 import { endDirect, isSharedReadBuffer, readDirect, resumeDirect } from '../../server/embed/direct-read';
+import { until } from '../support/event-loop';
 
 jest.setTimeout(30000);
 
@@ -30,14 +31,6 @@ async function pair(onAccept: (s: net.Socket) => void): Promise<{ client: net.So
   };
 }
 
-/** Resolves once `cond()` holds, checked on every turn of the event loop; fails after 10 s. */
-async function until(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in 10 s');
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 /** Bytes 0..n-1 of a pattern that shows any byte lost, doubled or moved. */
 const pattern = (n: number): Buffer => {

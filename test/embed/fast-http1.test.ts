@@ -9,8 +9,9 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { MAX_PLAIN_BODY, MAX_PLAIN_HEAD, PlainAnswer, parsePlainRequest, serializeAnswer } from '../../server/embed/fast-http1';
+import { MAX_PLAIN_BODY, MAX_PLAIN_HEAD, PlainAnswer, PlainConnection, parsePlainRequest, serializeAnswer } from '../../server/embed/fast-http1';
 import { issue, makeCA } from '../support/certs';
+import { until } from '../support/event-loop';
 import { RunningEtcd, freePort, spawnOurEtcd, startOurEtcd, startRealEtcd } from '../support/real-etcd';
 
 jest.setTimeout(60000);
@@ -104,6 +105,69 @@ describe('serializeAnswer', () => {
     expect(undated(serializeAnswer(CORS, answers[i], 30))).toBe(undated(got));
   });
 });
+
+describe('idle connections', () => {
+  const KEEP_ALIVE = 30000;
+  /** A plain connection per accepted socket, answering GET /slow only when `release` is called. */
+  async function serve(): Promise<{ port: number; conns: PlainConnection[]; release: () => void; close: () => Promise<void> }> {
+    const conns: PlainConnection[] = [];
+    let releaseSlow: () => void = () => undefined;
+    const answer: PlainAnswer = { status: 200, headers: { 'Content-Length': '3' }, body: 'ok\n' };
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      conns.push(
+        new PlainConnection(socket, Buffer.alloc(0), {
+          route: (r) => ({ before: '', answer: r.url === '/slow' ? new Promise((resolve) => (releaseSlow = () => resolve(answer))) : answer }),
+          handOver: (s) => s.destroy(),
+          keepAliveMs: KEEP_ALIVE,
+          done: () => undefined,
+        }),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      conns,
+      release: () => releaseSlow(),
+      close: async () => {
+        for (const c of conns) c.destroy();
+        await new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  test('a connection quiet for the keep-alive time is closed; one that was used since, or waits for its answer, is not', async () => {
+    const srv = await serve();
+    const [quiet, used, waiting] = await Promise.all([0, 1, 2].map(() => RawConn.open(srv.port)));
+    try {
+      await used.exchange([GET('/a')]);
+      waiting.socket.write(GET('/slow'));
+      await until(() => srv.conns.length === 3 && !srv.conns[2].idle);
+      const [q, u, w] = [0, 1, 2].map((i) => srv.conns.find((c) => c.socket.remotePort === [quiet, used, waiting][i].socket.localPort)!);
+      const t = 1_000_000;
+      for (const c of [q, u, w]) c.closeIfIdle(t); // each was active since it opened: quiet from now on
+      await used.exchange([GET('/b')]);
+      for (const c of [q, u, w]) c.closeIfIdle(t + KEEP_ALIVE - 1);
+      expect([q, u, w].map((c) => c.serving)).toEqual([true, true, true]);
+      for (const c of [q, u, w]) c.closeIfIdle(t + KEEP_ALIVE);
+      expect(await quiet.closedWithin(5000)).toBe(true);
+      expect([u.serving, w.serving]).toEqual([true, true]);
+      // The used one was found active at t + KEEP_ALIVE - 1: quiet since then.
+      u.closeIfIdle(t + 2 * KEEP_ALIVE - 1);
+      expect(await used.closedWithin(5000)).toBe(true);
+      // The waiting one gets its answer, then is quiet.
+      srv.release();
+      expect(await waiting.read()).toContain('ok');
+      w.closeIfIdle(t + 3 * KEEP_ALIVE);
+      expect(w.serving).toBe(true);
+      w.closeIfIdle(t + 4 * KEEP_ALIVE);
+      expect(await waiting.closedWithin(5000)).toBe(true);
+    } finally {
+      for (const c of [quiet, used, waiting]) c.close();
+      await srv.close();
+    }
+  });
+});
+
 
 /**
  * One connection, raw: requests written as given, answers read one by one (by Content-Length, as every answer here
