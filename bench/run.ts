@@ -9,6 +9,8 @@
  *   BENCH_CLUSTER=0 npm run bench     # without the 3-member case
  *   BENCH_SINGLE=0 npm run bench      # only the 3-member case
  * Every server gets 1 s of unmeasured load after it starts (BENCH_WARMUP_SECONDS, see v2-load.ts).
+ * After each one-connection cell, bench/one-connection.c runs the same load timed by the client itself
+ * (BENCH_ONE_CONNECTION=0 skips it).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClusterBenchResult, benchCluster, freePort } from './cluster';
 import { cpuMs, rssBytes } from './proc';
-import { LoadResult, WRK, Workload, runLoad, warmUp } from './v2-load';
+import { LoadResult, OneConnectionResult, WRK, Workload, runLoad, runOneConnection, warmUp } from './v2-load';
 
 interface Server {
   name: string;
@@ -121,6 +123,11 @@ async function main(): Promise<void> {
   // median of the pairs' ratios (one pair is within the noise of a small machine shared with other work).
   const single = process.env.BENCH_SINGLE !== '0';
   const results = new Map<string, CellSamples>(cells.map((c) => [key(c), { etcd: [], ours: [] }]));
+  // The cross-check at one connection (bench/one-connection.c).
+  const oneConn = new Map<Workload, { etcd: OneConnectionResult[]; ours: OneConnectionResult[] }>([
+    ['put', { etcd: [], ours: [] }],
+    ['get', { etcd: [], ours: [] }],
+  ]);
   for (let pair = 0; pair < (single ? pairs : 0); pair++) {
     for (const server of servers) {
       const dir = mkdtempSync(path.join(os.tmpdir(), `bench-${server.name}-`));
@@ -131,6 +138,11 @@ async function main(): Promise<void> {
           const r = await runLoad({ endpoint: url, workload: c.workload, connections: c.connections, maxRequests, maxSeconds: seconds, valueSize: 64 });
           r.serverCpuUs = ((cpuMs(proc.pid!) - cpu0) * 1000) / Math.max(1, r.requests);
           results.get(key(c))![server.name as 'etcd' | 'ours'].push(r);
+          // Right after wrk's cell at one connection, the same load timed by the client (the server in the same state).
+          if (c.connections === 1 && process.env.BENCH_ONE_CONNECTION !== '0') {
+            const one = await runOneConnection(url, c.workload, seconds);
+            if (one) oneConn.get(c.workload)![server.name as 'etcd' | 'ours'].push(one);
+          }
         }
       } finally {
         proc.kill('SIGKILL');
@@ -205,6 +217,21 @@ async function main(): Promise<void> {
         const ratio = ratios.length ? `${median(ratios).toFixed(2)}x [${ratios.map((x) => x.toFixed(2)).join(', ')}]` : '';
         const errors = rs.reduce((a, r) => a + r.errors, 0);
         console.log(`${c.workload.padEnd(8)} ${String(c.connections).padStart(5)} | ${name.padStart(8)} ${fmt(median(rs.map((r) => r.throughput)))} ${fmt(median(rs.map((r) => r.p50ms)), 2)} ${fmt(median(rs.map((r) => r.p99ms)), 2)} ${String(errors).padStart(7)} ${fmt(median(rs.map((r) => r.serverCpuUs ?? NaN)))}    | ${ratio}`);
+      }
+    }
+    if (oneConn.get('put')!.ours.length > 0) {
+      console.log('');
+      console.log('one connection, one request at a time, timed by the client with the monotonic clock (bench/one-connection.c): a cross-check of wrk\'s latencies above');
+      console.log('workload       |   server    req/s   p50 ms   p99 ms p99.9 ms    mean ms |  ratio ours/etcd (median of pairs) [pairs]');
+      for (const [w, s] of oneConn) {
+        for (const name of ['etcd', 'ours'] as const) {
+          const rs = s[name];
+          if (rs.length === 0) continue;
+          const ratios = name === 'ours' && s.etcd.length === rs.length ? rs.map((r, i) => r.throughput / s.etcd[i].throughput) : [];
+          const ratio = ratios.length ? `${median(ratios).toFixed(2)}x [${ratios.map((x) => x.toFixed(2)).join(', ')}]` : '';
+          const ms = (f: (r: OneConnectionResult) => number) => fmt(median(rs.map(f)) / 1000, 2);
+          console.log(`${w.padEnd(8)}     1 | ${name.padStart(8)} ${fmt(median(rs.map((r) => r.throughput)))} ${ms((r) => r.p50us)} ${ms((r) => r.p99us)} ${ms((r) => r.p999us)} ${ms((r) => r.meanUs)}  | ${ratio}`);
+        }
       }
     }
     if (memory.size) {

@@ -7,9 +7,10 @@
  * the generator used, so a saturated generator shows.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const WRK = process.env.WRK ?? '/usr/bin/wrk';
@@ -192,4 +193,51 @@ export async function warmUp(endpoint: string, tls?: https.AgentOptions): Promis
   if (!(seconds > 0)) return;
   await runLoad({ endpoint, workload: 'put', connections: 16, maxRequests: 50000, maxSeconds: seconds, valueSize: 64, tls });
   await runLoad({ endpoint, workload: 'get', connections: 16, maxRequests: 50000, maxSeconds: seconds / 2, valueSize: 64, tls });
+}
+
+/** A closed-loop run at one connection timed by the client itself (bench/one-connection.c). */
+export interface OneConnectionResult {
+  requests: number;
+  throughput: number;
+  meanUs: number;
+  p50us: number;
+  p99us: number;
+  p999us: number;
+}
+
+let oneConnectionBinary: Promise<string | undefined> | undefined;
+
+/** bench/one-connection.c, compiled once per run with the system's C compiler; undefined when there is none. */
+function oneConnection(): Promise<string | undefined> {
+  oneConnectionBinary ??= new Promise((resolve) => {
+    const src = [path.join(__dirname, 'one-connection.c'), path.join(__dirname, '../../bench/one-connection.c')].find((f) => existsSync(f));
+    if (!src) return resolve(undefined);
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'bench-one-')), 'one-connection');
+    const cc = spawn(process.env.CC ?? 'cc', ['-O2', '-o', out, src], { stdio: 'ignore' });
+    cc.on('error', () => resolve(undefined));
+    cc.on('close', (code) => resolve(code === 0 ? out : undefined));
+  });
+  return oneConnectionBinary;
+}
+
+/**
+ * One connection, one request at a time, each timed from its write to the end of its answer with the monotonic
+ * clock: a cross-check of wrk's latencies at one connection. undefined when no C compiler is there.
+ */
+export async function runOneConnection(endpoint: string, workload: Workload, seconds: number): Promise<OneConnectionResult | undefined> {
+  const bin = await oneConnection();
+  if (!bin) return undefined;
+  const url = new URL(endpoint);
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(bin, [url.port, String(seconds), workload, `one-${process.pid}-${++runs}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (c) => (text += c));
+    child.stderr.on('data', (c) => (text += c));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`one-connection exited with ${code}:\n${text}`))));
+  });
+  const m = /ONE_RESULT (\{.*\})/.exec(out);
+  if (!m) throw new Error(`one-connection printed no result:\n${out}`);
+  const j = JSON.parse(m[1]) as { requests: number; seconds: number; mean_us: number; p50_us: number; p99_us: number; p999_us: number };
+  return { requests: j.requests, throughput: j.requests / j.seconds, meanUs: j.mean_us, p50us: j.p50_us, p99us: j.p99_us, p999us: j.p999_us };
 }
