@@ -4,14 +4,14 @@
  * the sockets a server accepts (Node offers the option only to the first).
  *
  * Why: an ordinary read allocates a 64 KiB zero-filled backing store, shrinks it to what was read, wraps it in a
- * Buffer and pushes it through the socket's stream ('data' event, the stream's own bookkeeping). On a small request
- * that is about as much CPU as reading and answering it (`bench/` GET at one connection: 4-5 µs of 30 a request for
- * the bare floor server, see the README's performance notes).
+ * Buffer and pushes it through the socket's stream ('data' event, the stream's own bookkeeping). For a bare Node
+ * server answering a fixed text to `wrk` at one connection, that was 4-5 µs of its 30 µs of CPU a request (see the
+ * README's notes on the client port).
  *
  * How: the option's two private fields of net.Socket (found once, by value, on a socket made with the option) are
  * set on the accepted socket, and its handle is told to read into the shared buffer, as net.Socket does for its own.
  * Node's `onStreamRead` then calls the callback instead of pushing a Buffer. End of stream and errors still go
- * through the socket's stream ('end', 'error', 'close' as before), and so do its timeouts. Where any of this is not
+ * through the socket's stream ('end', 'error', 'close' as before). Where any of this is not
  * there (another Node, a TLS socket, bytes already buffered in the stream), the socket is left to ordinary reads.
  *
  * The bytes given to the callback are valid only until it returns: the next read, of any socket, overwrites them.

@@ -358,6 +358,8 @@ export class WAL {
       let written = 0;
       const done = (err: NodeJS.ErrnoException | null, n: number): void => {
         if (err) return reject(err);
+        // A write that takes nothing would be retried for ever: a failed write, as a full disk is.
+        if (n === 0 && data.length > 0) return reject(new Error(`wal: a write of ${data.length - written} bytes to ${this.segment.file} wrote nothing`));
         written += n;
         if (written < data.length) return void fs.write(fd, data, written, data.length - written, this.offset + written, done);
         this.offset += data.length;
