@@ -17,6 +17,7 @@
 import { STATUS_CODES } from 'node:http';
 import type * as net from 'node:net';
 import { endDirect, isSharedReadBuffer, readDirect, resumeDirect } from './direct-read';
+import { BusyPoll, clientPoll } from '../pkg/busy-poll';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -234,6 +235,7 @@ export class PlainConnection {
   private quietSince = 0;
   private readonly onData = (chunk: Buffer): void => {
     this.active = true;
+    clientPoll.arrived();
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.busy) this.pump();
     else if (this.buf.length > MAX_PLAIN_HEAD + MAX_PLAIN_BODY) this.socket.pause(); // resumed by the next pump
@@ -241,6 +243,7 @@ export class PlainConnection {
   /** A direct read: the bytes are the shared read buffer's, so what is kept of them past this call is copied. */
   private readonly onBytes = (bytes: Buffer): boolean => {
     this.active = true;
+    clientPoll.arrived();
     if (this.busy) {
       this.buf = this.buf.length === 0 ? Buffer.from(bytes) : Buffer.concat([this.buf, bytes]);
       return this.buf.length <= MAX_PLAIN_HEAD + MAX_PLAIN_BODY; // false: no more reads until the next pump
@@ -358,6 +361,8 @@ export class PlainConnection {
       this.socket.once('drain', this.next);
       return false;
     }
+    // The client's next request, if it sends them one after another, comes within microseconds.
+    clientPoll.expect(BusyPoll.ANSWER_US);
     if (resume) this.next();
     return true;
   }

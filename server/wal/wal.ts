@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Entry, HardState, emptyHardState } from '../raft';
+import { BusyPoll } from '../pkg/busy-poll';
 import { HEADER_SIZE, RecordType, decodeAt, encodeEntry, encodeHardState, encodeMetadata, encodeSnapshotMarker, isZeroFrom } from './record';
 
 /**
@@ -100,6 +101,9 @@ export interface OpenedWAL {
   /** Entries after the snapshot index, with later rewrites of an index replacing the earlier tail. */
   entries: Entry[];
 }
+
+/** The end of a WAL write, expected within hundreds of µs: scored apart from clients' requests. */
+const walPoll = new BusyPoll();
 
 /** How the segment being appended to is opened: every write durable when it returns, unless fsync is off. */
 function appendFlags(o: WALOptions): number {
@@ -357,15 +361,21 @@ export class WAL {
       const fd = this.fh.fd;
       let written = 0;
       const done = (err: NodeJS.ErrnoException | null, n: number): void => {
+        walPoll.arrived();
         if (err) return reject(err);
         // A write that takes nothing would be retried for ever: a failed write, as a full disk is.
         if (n === 0 && data.length > 0) return reject(new Error(`wal: a write of ${data.length - written} bytes to ${this.segment.file} wrote nothing`));
         written += n;
-        if (written < data.length) return void fs.write(fd, data, written, data.length - written, this.offset + written, done);
+        if (written < data.length) {
+          walPoll.expect(this.o.noSync ? BusyPoll.ANSWER_US : BusyPoll.WAL_WRITE_US);
+          return void fs.write(fd, data, written, data.length - written, this.offset + written, done);
+        }
         this.offset += data.length;
         this.stats.bytes += data.length;
         resolve();
       };
+      // Its end comes soon (an O_DSYNC write: hundreds of µs): the loop polls for it rather than sleep (busy-poll.ts).
+      walPoll.expect(this.o.noSync ? BusyPoll.ANSWER_US : BusyPoll.WAL_WRITE_US);
       fs.write(fd, data, 0, data.length, this.offset, done);
     });
   }

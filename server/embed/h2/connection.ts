@@ -18,6 +18,7 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { encodeLiterals, HpackDecoder, HpackError, type Header } from './hpack';
+import { BusyPoll, clientPoll } from '../../pkg/busy-poll';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -536,6 +537,8 @@ export class H2Connection {
   private block: { id: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
   private out: Buffer[] = [];
   private flushScheduled = false;
+  /** A stream was ended in what is queued: its flush is an answer given. */
+  private answered = false;
   private lazyScheduled = false;
   private goawaySent = false;
   private peerGoneAway = false;
@@ -676,9 +679,15 @@ export class H2Connection {
     }
     // A client that does not read: stop reading it until it does (bounds the answers queued for it).
     if (!ok && this.socket.writableLength > SOCKET_HIGH_WATER) this.socket.pause();
+    // A stream ended (an answer given): the client's next request, if it sends them one after another, is close.
+    if (this.answered) {
+      this.answered = false;
+      clientPoll.expect(BusyPoll.ANSWER_US);
+    }
   }
 
   sendHeaders(id: number, block: Buffer, endStream: boolean): void {
+    if (endStream) this.answered = true;
     let flags = endStream ? F_END_STREAM : 0;
     if (block.length <= this.peerMaxFrame) {
       this.queue(frameHeader(block.length, T_HEADERS, flags | F_END_HEADERS, id), block);
@@ -697,6 +706,7 @@ export class H2Connection {
   }
 
   sendData(id: number, data: Buffer, endStream: boolean): void {
+    if (endStream) this.answered = true;
     this.sendWindow -= data.length;
     this.queue(frameHeader(data.length, T_DATA, endStream ? F_END_STREAM : 0, id), data);
   }
@@ -743,6 +753,7 @@ export class H2Connection {
 
   private onData(chunk: Buffer): void {
     if (this.dead) return;
+    clientPoll.arrived();
     let buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
     this.rest = undefined;
     let pos = 0;
