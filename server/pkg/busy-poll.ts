@@ -73,6 +73,11 @@ export function noteArrival(): void {
   arrivals++;
 }
 
+/** Events arrived so far (client reads, WAL writes ended, peers' messages): a measure of how busy the loop is. */
+export function arrivalCount(): number {
+  return arrivals;
+}
+
 /** How many recent expectations the score averages over, about. */
 const SCORE_WEIGHT = 1 / 16;
 /** Below this share of expectations met in their window, nothing is polled for. */

@@ -303,6 +303,25 @@ describe('WAL', () => {
     expect((await reopen(dir, { index: 0, term: 0 })).entries).toHaveLength(100);
   });
 
+  test('one save at a time is written from the event loop (inline); saves of one turn share a round by the thread pool', async () => {
+    const dir = path.join(root, 'wal');
+    const w = await WAL.create(dir, meta);
+    const saved = w.save({ term: 1, vote: 'a', commit: 1 }, [ent(1, 1)]);
+    // Not inside save(): the round starts after the turn's saves.
+    expect(w.stats.fsyncs).toBe(0);
+    await saved;
+    expect(w.stats).toMatchObject({ fsyncs: 1, inlineRounds: 1 });
+    for (let i = 2; i <= 5; i++) await w.save({ term: 1, vote: 'a', commit: i }, [ent(i, 1)]);
+    expect(w.stats).toMatchObject({ fsyncs: 5, inlineRounds: 5 });
+    // Three saves in one turn: one round of six records, written by the thread pool.
+    await Promise.all([6, 7, 8].map((i) => w.save({ term: 1, vote: 'a', commit: i }, [ent(i, 1)])));
+    expect(w.stats).toMatchObject({ fsyncs: 6, inlineRounds: 5 });
+    await w.close();
+    const back = await reopen(dir, { index: 0, term: 0 });
+    expect(back.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(back.hardState).toEqual({ term: 1, vote: 'a', commit: 8 });
+  });
+
   test('segments roll over, start with the hard state, and are released up to a snapshot', async () => {
     const dir = path.join(root, 'wal');
     const w = await WAL.create(dir, meta, { segmentBytes: 4096 });

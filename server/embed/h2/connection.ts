@@ -485,6 +485,7 @@ export class H2Stream extends EventEmitter {
   /** END_STREAM sent: the stream closes now if the client's side ended, else it is reset (as grpc-go does). */
   private endLocal(): void {
     this.localEnded = true;
+    this.conn.answered = true;
     if (this.remoteEnded) {
       // What a paused handler has not read yet no longer matters: the answer is complete.
       this.finish(NO_ERROR);
@@ -537,8 +538,8 @@ export class H2Connection {
   private block: { id: number; endStream: boolean; parts: Buffer[]; size: number } | undefined;
   private out: Buffer[] = [];
   private flushScheduled = false;
-  /** A stream was ended in what is queued: its flush is an answer given. */
-  private answered = false;
+  /** A stream was ended (END_STREAM queued): the next flush gives an answer. */
+  answered = false;
   private lazyScheduled = false;
   private goawaySent = false;
   private peerGoneAway = false;
@@ -687,7 +688,6 @@ export class H2Connection {
   }
 
   sendHeaders(id: number, block: Buffer, endStream: boolean): void {
-    if (endStream) this.answered = true;
     let flags = endStream ? F_END_STREAM : 0;
     if (block.length <= this.peerMaxFrame) {
       this.queue(frameHeader(block.length, T_HEADERS, flags | F_END_HEADERS, id), block);
@@ -706,7 +706,6 @@ export class H2Connection {
   }
 
   sendData(id: number, data: Buffer, endStream: boolean): void {
-    if (endStream) this.answered = true;
     this.sendWindow -= data.length;
     this.queue(frameHeader(data.length, T_DATA, endStream ? F_END_STREAM : 0, id), data);
   }
