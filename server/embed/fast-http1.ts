@@ -17,7 +17,7 @@
 import { STATUS_CODES } from 'node:http';
 import type * as net from 'node:net';
 import { endDirect, isSharedReadBuffer, readDirect, resumeDirect } from './direct-read';
-import { BusyPoll, clientPoll } from '../pkg/busy-poll';
+import { BusyPoll, clientPoll, noteRequest } from '../pkg/busy-poll';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -317,6 +317,7 @@ export class PlainConnection {
       const p = parsePlainRequest(this.buf);
       if (p.kind === 'incomplete' && !this.ended) return;
       if (p.kind !== 'request') return this.handOver();
+      noteRequest();
       const request: PlainRequest = {
         method: p.method,
         url: p.url,

@@ -73,9 +73,17 @@ export function noteArrival(): void {
   arrivals++;
 }
 
-/** Events arrived so far (client reads, WAL writes ended, peers' messages): a measure of how busy the loop is. */
-export function arrivalCount(): number {
-  return arrivals;
+/** Requests begun: a client's request, a read of a peer's Raft messages. */
+let requests = 0;
+
+/** A request begins (noteRequest) — the WAL's measure of how many clients the loop is serving at once. */
+export function noteRequest(): void {
+  requests++;
+}
+
+/** Requests begun so far. */
+export function requestCount(): number {
+  return requests;
 }
 
 /** How many recent expectations the score averages over, about. */

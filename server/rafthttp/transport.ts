@@ -13,7 +13,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { alertName } from '../tls/tls-settings';
-import { noteArrival } from '../pkg/busy-poll';
+import { noteArrival, noteRequest } from '../pkg/busy-poll';
 import { Message, MessageType } from '../raft';
 import { FrameDecoder, encodeFrame } from './codec';
 import { SnapshotReceiveError, receiveSnapshot, snapshotRequest, sweepPartialSnapshots, writeSnapshotBody } from './snapshot';
@@ -553,6 +553,7 @@ export class Transport {
     const decoder = new FrameDecoder(MAX_STREAM_FRAME);
     req.on('data', (chunk: Buffer) => {
       noteArrival();
+      noteRequest();
       this.heard.set(from, performance.now());
       this.o.onReceived?.(from, chunk.length);
       let msgs: Message[];

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Entry, HardState, emptyHardState } from '../raft';
-import { BusyPoll, arrivalCount } from '../pkg/busy-poll';
+import { BusyPoll, requestCount } from '../pkg/busy-poll';
 import { HEADER_SIZE, RecordType, decodeAt, encodeEntry, encodeHardState, encodeMetadata, encodeSnapshotMarker, isZeroFrom } from './record';
 
 /**
@@ -115,7 +115,8 @@ const walPoll = new BusyPoll();
  * etcd's benchmark, v3 put at one client: 1,983 → 2,194/s. Other rounds stay with the thread pool, so that the loop
  * goes on serving while the disk writes: writing every round from the loop cut v2 PUT at 16 connections from 19,100 to
  * 14,900/s, and every round of one entry, to 17,000-18,400 (rounds of one entry come between larger ones there); so a
- * round is written inline only if at most one event (a request, a peer's message) arrived since the last round.
+ * round is written inline only if at most one request (a client's, or a read of a peer's messages) began since the
+ * last round.
  */
 const SYNC_WRITE_MAX_RECORDS = 2;
 
@@ -145,8 +146,8 @@ export class WAL {
   private pending: Buffer[] = [];
   private pendingWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private flushing: Promise<void> | undefined;
-  /** arrivalCount() when the last round was taken: how busy the loop was since. */
-  private arrivalsAtLastRound = arrivalCount();
+  /** requestCount() when the last round was taken: how many clients the loop served since. */
+  private requestsAtLastRound = requestCount();
   /** Whether the records pending need an fsync (a commit index alone does not: etcd's MustSync). */
   private pendingSync = false;
   private lastIndex: number;
@@ -346,12 +347,12 @@ export class WAL {
         try {
           // The segment is open with O_DSYNC: a write returns once its data is on stable storage (one system call
           // instead of write + fdatasync), so each write counts as one fsync.
-          // A round of one entry (and its hard state), with at most one event arrived since the last round, is what
+          // A round of one entry (and its hard state), with at most one request begun since the last round, is what
           // a member with one client at a time writes: it is written from the event loop itself, which has nothing
           // else to do meanwhile (see SYNC_WRITE_MAX_RECORDS).
-          const arrived = arrivalCount();
-          const inline = bufs.length <= SYNC_WRITE_MAX_RECORDS && arrived - this.arrivalsAtLastRound <= 1;
-          this.arrivalsAtLastRound = arrived;
+          const begun = requestCount();
+          const inline = bufs.length <= SYNC_WRITE_MAX_RECORDS && begun - this.requestsAtLastRound <= 1;
+          this.requestsAtLastRound = begun;
           if (inline) this.stats.inlineRounds++;
           for (const piece of writes(bufs)) {
             const t0 = process.hrtime.bigint();

@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { encodeLiterals, HpackDecoder, HpackError, type Header } from './hpack';
-import { BusyPoll, clientPoll } from '../../pkg/busy-poll';
+import { BusyPoll, clientPoll, noteRequest } from '../../pkg/busy-poll';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -928,6 +928,7 @@ export class H2Connection {
     if (!headers) return this.sendRst(id, PROTOCOL_ERROR);
     const s = new H2Stream(id, this, this.socket, this.peerInitialWindow);
     this.streams.set(id, s);
+    noteRequest();
     if (endStream) s.remoteEnded = true;
     this.onStream(s, headers);
     if (endStream && !s.closed) s.receive(EMPTY, true);
