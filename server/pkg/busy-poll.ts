@@ -5,7 +5,7 @@
  *
  * Why: on this machine (a 2-core VM) a sleep and a wake-up cost more than the work of a request. A v2 GET at one
  * connection (wrk) took 80 µs a round trip; polling for the next request instead, 41 µs. With `npm run bench`
- * (medians of 3 pairs), v2 GET at one connection went from 0.87-0.98 to 1.58-1.79× etcd's rate and PUT from
+ * (medians of 3 pairs), v2 GET at one connection went from 0.87-0.98 to 1.55-1.79× etcd's rate and PUT from
  * 1.01-1.04 to 1.17-1.32×. Go's scheduler spins before it parks a thread, which is where etcd spends its extra CPU.
  *
  * How: a setImmediate keeps the loop's next poll for I/O from sleeping. Between two such turns, when the last one
