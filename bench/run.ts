@@ -8,7 +8,8 @@
  *   BENCH_CLUSTER_ROUNDS=5 BENCH_FAILOVERS=3 npm run bench   # 3-member rounds (default 3) and failovers per round
  *   BENCH_CLUSTER=0 npm run bench     # without the 3-member case
  *   BENCH_SINGLE=0 npm run bench      # only the 3-member case
- * Every server gets 1 s of unmeasured load after it starts (BENCH_WARMUP_SECONDS, see v2-load.ts).
+ * Every server gets 1 s of unmeasured load after it starts (BENCH_WARMUP_SECONDS, see v2-load.ts), and each cell 1 s
+ * of its own load, unmeasured, right before it (BENCH_CELL_WARMUP_SECONDS).
  * After each one-connection cell, bench/one-connection.c runs the same load timed by the client itself
  * (BENCH_ONE_CONNECTION=0 skips it).
  */
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
   else console.log('(our server is not built: npm run build)');
   if (!existsSync(WRK)) console.log(`(${WRK} not found: apt-get install -y wrk; the Node load generator is used instead, and saturates before etcd does)`);
   const pairs = Number(process.env.BENCH_PAIRS ?? 3);
+  const cellWarmUp = Number(process.env.BENCH_CELL_WARMUP_SECONDS ?? 1);
   const cells: { workload: Workload; connections: number }[] = [];
   for (const workload of ['put', 'get'] as Workload[]) for (const connections of [1, 16, 64]) cells.push({ workload, connections });
   const key = (c: { workload: Workload; connections: number }) => `${c.workload}/${c.connections}`;
@@ -134,6 +136,10 @@ async function main(): Promise<void> {
       const { url, proc } = await start(server, path.join(dir, 'data'));
       try {
         for (const c of cells) {
+          // The cell's own load first, unmeasured (BENCH_CELL_WARMUP_SECONDS, default 1; 0 turns it off): the
+          // start's warm-up runs at 16 connections, and at one connection the server takes other paths, which V8
+          // compiles as they first run.
+          if (cellWarmUp > 0) await runLoad({ endpoint: url, workload: c.workload, connections: c.connections, maxRequests, maxSeconds: cellWarmUp, valueSize: 64 });
           const cpu0 = cpuMs(proc.pid!);
           const r = await runLoad({ endpoint: url, workload: c.workload, connections: c.connections, maxRequests, maxSeconds: seconds, valueSize: 64 });
           r.serverCpuUs = ((cpuMs(proc.pid!) - cpu0) * 1000) / Math.max(1, r.requests);

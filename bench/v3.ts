@@ -14,6 +14,7 @@
  *   BENCH_V3_PAIRS=3 npm run bench:v3        # 3 alternating pairs (fresh servers each), medians and median ratio
  *   BENCH_V3_CELLS='put|lease'             # only the rows whose names match ('^put-auth' for the auth rows only)
  *   BENCH_V3_CELLS='lease|watch'           # keep-alives and watch: events/s, server CPU per event, RSS with 100k watchers
+ *   BENCH_V3_CELL_WARMUP=0 npm run bench:v3  # no unmeasured run of each put/range cell before it (default: one of the same size)
  *   ETCD_BENCHMARK=/path/to/benchmark        # default /var/tmp/etcd-bench/benchmark (../shared/etcd-tools/build-etcd-benchmark.sh)
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
@@ -46,7 +47,20 @@ interface Cell {
   section?: string;
   /** the server's RSS is taken when this appears in the benchmark's output (all watchers open, no event yet) */
   rssAt?: string;
+  /** Unmeasured requests of the same shape right before the measured run, on each server (see cellWarmUp). */
+  warm?: number;
 }
+
+/**
+ * How much of a put or range cell is run unmeasured right before it, on each server alike (BENCH_V3_CELL_WARMUP,
+ * default 1: the cell runs twice and the second run is measured; 0 turns it off). The start's warm-up runs at 16
+ * clients; a cell at another concurrency takes other paths (at one client the WAL writes each entry from the event
+ * loop), and V8 compiles them as they first run. Measured at put 1/1 without it (the packets on loopback): the
+ * client waited over 0.8 ms to send its next request 43 times in the cell's first second, 2-4 times a second from
+ * its fourth (etcd: 2-6 throughout), while the server's own time per request stayed at etcd's. So the cell's p99 was
+ * ours' first seconds on that path, not its steady state.
+ */
+const CELL_WARMUP = Number(process.env.BENCH_V3_CELL_WARMUP ?? 1);
 
 const POINTS = [
   { conns: 1, clients: 1 },
@@ -61,11 +75,11 @@ function cells(): Cell[] {
   POINTS.forEach((p, i) => {
     const conn = [`--conns=${p.conns}`, `--clients=${p.clients}`];
     // etcd's performance docs: put --key-size=8 --sequential-keys --val-size=256.
-    out.push({ name: `put ${p.conns}/${p.clients}`, args: [...conn, 'put', '--key-size=8', '--sequential-keys', '--val-size=256'], total: putTotal[i] });
+    out.push({ name: `put ${p.conns}/${p.clients}`, args: [...conn, 'put', '--key-size=8', '--sequential-keys', '--val-size=256'], total: putTotal[i], warm: putTotal[i] * CELL_WARMUP });
   });
   for (const c of ['l', 's']) {
     POINTS.forEach((p, i) => {
-      out.push({ name: `range-${c} ${p.conns}/${p.clients}`, args: [`--conns=${p.conns}`, `--clients=${p.clients}`, 'range', RANGE_KEY, `--consistency=${c}`], total: rangeTotal[i] });
+      out.push({ name: `range-${c} ${p.conns}/${p.clients}`, args: [`--conns=${p.conns}`, `--clients=${p.clients}`, 'range', RANGE_KEY, `--consistency=${c}`], total: rangeTotal[i], warm: rangeTotal[i] * CELL_WARMUP });
     });
   }
   // Keep-alives of one lease per client (etcd's lease-keepalive: grant, then keep-alive requests on a stream).
@@ -83,7 +97,7 @@ function cells(): Cell[] {
   // Put as root with auth on: every request carries the token its connection got from Authenticate (last, since
   // auth stays on once enabled).
   POINTS.forEach((p, i) => {
-    out.push({ name: `put-auth ${p.conns}/${p.clients}`, args: [`--conns=${p.conns}`, `--clients=${p.clients}`, 'put', '--key-size=8', '--sequential-keys', '--val-size=256'], total: putTotal[i], auth: true });
+    out.push({ name: `put-auth ${p.conns}/${p.clients}`, args: [`--conns=${p.conns}`, `--clients=${p.clients}`, 'put', '--key-size=8', '--sequential-keys', '--val-size=256'], total: putTotal[i], warm: putTotal[i] * CELL_WARMUP, auth: true });
   });
   // BENCH_V3_CELLS: a regular expression choosing rows by name.
   const only = process.env.BENCH_V3_CELLS ? new RegExp(process.env.BENCH_V3_CELLS) : undefined;
@@ -285,6 +299,12 @@ async function main(): Promise<void> {
         for (const r of order) {
           if (cell.auth && !r.auth) await enableAuth(r);
           const args = [`--endpoints=${r.endpoint}`, '--precise', ...(cell.auth ? [`--user=${ROOT}`] : []), ...cell.args, `${cell.totalFlag ?? '--total'}=${total}`];
+          const warm = Math.round((cell.warm ?? 0) * scale);
+          if (warm > 0) {
+            await run(BENCHMARK, args.map((a) => (a === `--total=${total}` ? `--total=${warm}` : a)), Math.max(120000, warm * 20)).catch((err: Error) =>
+              console.error(`${r.server.name} ${cell.name} (warm-up): ${err.message.split('\n')[0]}`),
+            );
+          }
           let res: BenchResult;
           const cpu0 = cpuMs(r.proc.pid!);
           const rssBefore = rss(r.proc.pid!);
