@@ -1,8 +1,9 @@
 /**
  * BusyPoll's decisions, on a clock the test moves: when it polls, for how long, when it stops polling (a low hit
- * rate, a CPU it does not get) and when it starts again. The loop's turns are the test's own queue.
+ * rate, a CPU it does not get, cores crowded with other work) and when it starts again. The loop's turns are the test's own queue.
  */
-import { BusyPoll, BusyPollClock } from '../../server/pkg/busy-poll';
+import { readFileSync } from 'node:fs';
+import { BusyPoll, BusyPollClock, threadRunQueueWaitMs } from '../../server/pkg/busy-poll';
 
 class FakeClock implements BusyPollClock {
   t = 0;
@@ -12,6 +13,8 @@ class FakeClock implements BusyPollClock {
   queue: (() => void)[] = [];
   turns = 0;
   spun = 0;
+  /** The thread's total wait for a core (ms); undefined: the system does not say. */
+  waited: number | undefined = 0;
   now(): number {
     return this.t;
   }
@@ -20,6 +23,9 @@ class FakeClock implements BusyPollClock {
   }
   soon(fn: () => void): void {
     this.queue.push(fn);
+  }
+  runQueueWaitMs(): number | undefined {
+    return this.waited;
   }
   spin(us: number): void {
     this.t += us / 1000;
@@ -56,7 +62,7 @@ describe('BusyPoll', () => {
     p.arrived();
     c.run();
     expect(p.isPolling).toBe(false);
-    expect(p.stats).toEqual({ expected: 1, met: 1, polls: 1, contended: 0 });
+    expect(p.stats).toEqual({ expected: 1, met: 1, polls: 1, contended: 0, crowded: 0 });
     // Spins, not turns, fill the time: at most one turn per 10 µs of spin.
     expect(c.turns).toBeLessThanOrEqual(6);
     expect(c.spun).toBeGreaterThan(30);
@@ -128,6 +134,58 @@ describe('BusyPoll', () => {
     expect(p.stats.contended).toBe(1);
   });
 
+  test('cores crowded with other work (the thread waits for one much of the time) stop polling for two seconds', () => {
+    const c = new FakeClock();
+    const p = new BusyPoll(c);
+    // One answer a millisecond, each next request 40 µs later. The first reading only starts the window.
+    const cycle = (waitedPerMs: number): boolean => {
+      p.expect(100);
+      const polled = p.isPolling;
+      c.run(c.t + 0.04);
+      p.arrived();
+      c.run();
+      c.sleep(1 - (c.t % 1));
+      c.waited! += waitedPerMs;
+      return polled;
+    };
+    // Waiting 5% of the time (one busy member beside its load generator): it keeps polling.
+    for (let i = 0; i < 600; i++) expect(cycle(0.05)).toBe(true);
+    expect(p.stats.crowded).toBe(0);
+    // Waiting 30% (three busy members on two cores): within a check (a quarter second) it stops, for two seconds.
+    let polled = 0;
+    for (let i = 0; i < 2000; i++) if (cycle(0.3)) polled++;
+    expect(p.stats.crowded).toBeGreaterThanOrEqual(1);
+    expect(polled).toBeLessThan(2000 * 0.2);
+    // Room again: within a pause and a check it polls every time.
+    for (let i = 0; i < 2500; i++) cycle(0.02);
+    for (let i = 0; i < 100; i++) expect(cycle(0.02)).toBe(true);
+  });
+
+  test('where the system does not say how long the thread waits, only the other rules apply', () => {
+    const c = new FakeClock();
+    c.waited = undefined;
+    const p = new BusyPoll(c);
+    for (let i = 0; i < 600; i++) {
+      p.expect(100);
+      expect(p.isPolling).toBe(true);
+      c.run(c.t + 0.04);
+      p.arrived();
+      c.run();
+      c.sleep(1);
+    }
+    expect(p.stats.crowded).toBe(0);
+  });
+
+  test("the loop thread's wait for a core is the kernel's (Linux: /proc/thread-self/schedstat)", () => {
+    const fromKernel = () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[1]) / 1e6;
+    const before = fromKernel();
+    const read = threadRunQueueWaitMs();
+    const after = fromKernel();
+    expect(read).toBeGreaterThanOrEqual(before);
+    expect(read).toBeLessThanOrEqual(after);
+    expect(threadRunQueueWaitMs()).toBeGreaterThanOrEqual(read!);
+  });
+
   test('a busy loop only turns: no spin while other events arrive between turns', () => {
     const c = new FakeClock();
     const wal = new BusyPoll(c);
@@ -149,7 +207,7 @@ describe('BusyPoll', () => {
     const c = new FakeClock();
     const p = new BusyPoll(c);
     p.arrived(); // nothing was expected: no effect
-    expect(p.stats).toEqual({ expected: 0, met: 0, polls: 0, contended: 0 });
+    expect(p.stats).toEqual({ expected: 0, met: 0, polls: 0, contended: 0, crowded: 0 });
     p.expect(100);
     c.run(0.05);
     p.expect(500); // a WAL write starts while the first is open
