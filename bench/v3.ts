@@ -47,7 +47,7 @@ interface Cell {
   section?: string;
   /** the server's RSS is taken when this appears in the benchmark's output (all watchers open, no event yet) */
   rssAt?: string;
-  /** Unmeasured requests of the same shape right before the measured run, on each server (see cellWarmUp). */
+  /** Unmeasured requests of the same shape right before the measured run, on each server (see CELL_WARMUP). */
   warm?: number;
 }
 
