@@ -189,9 +189,11 @@ export class BusyPoll {
 
   /** An event is expected within `us` microseconds: poll for it until then, if that has been paying. */
   expect(us: number): void {
-    // First, so that its read is not inside the poll's measure of the CPU it got.
-    if (this.clock.now() - this.crowdCheckAt >= CROWD_CHECK_MS) this.checkCrowding(this.clock.now());
-    const now = this.clock.now();
+    let now = this.clock.now();
+    if (now - this.crowdCheckAt >= CROWD_CHECK_MS) {
+      this.checkCrowding(now);
+      now = this.clock.now(); // after the read, so that its time is not inside the poll's measure of the CPU it got
+    }
     if (this.open && now > this.end) this.record(false);
     const end = now + us / 1000;
     if (!this.open || end > this.end) this.end = end;
