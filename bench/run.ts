@@ -4,8 +4,9 @@
  * and the ratio ours/etcd. Each server is single-node and durable (fsync on), with a fresh data dir.
  *
  *   npm run bench                     # the whole matrix: 3 alternating pairs (BENCH_PAIRS), 5 s a cell (BENCH_SECONDS)
- *   BENCH_SECONDS=5 npm run bench     # longer runs (default 3 s per cell, at most 100000 requests)
+ *   BENCH_SECONDS=10 npm run bench    # longer single-node cells
  *   BENCH_CLUSTER_ROUNDS=5 BENCH_FAILOVERS=3 npm run bench   # 3-member rounds (default 3) and failovers per round
+ *   BENCH_CLUSTER_REQUESTS=200000 npm run bench   # writes per 3-member row, the same for both (see cluster.ts)
  *   BENCH_CLUSTER=0 npm run bench     # without the 3-member case
  *   BENCH_SINGLE=0 npm run bench      # only the 3-member case
  * Every server gets 1 s of unmeasured load after it starts (BENCH_WARMUP_SECONDS, see v2-load.ts), and each cell 1 s
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
     const failovers = Number(process.env.BENCH_FAILOVERS ?? 3);
     for (let i = 0; i < rounds; i++) {
       for (const server of servers) {
-        const r = await benchCluster(server.command, server.args, { seconds, maxRequests, failovers });
+        const r = await benchCluster(server.command, server.args, { failovers });
         clusters.set(server.name, [...(clusters.get(server.name) ?? []), r]);
       }
     }
@@ -267,16 +268,19 @@ function printClusters(clusters: Map<string, ClusterBenchResult[]>): void {
   const etcd = clusters.get('etcd');
   const rounds = Math.max(...[...clusters.values()].map((rs) => rs.length));
   console.log('');
-  console.log(`3 members on 127.0.0.1 (heartbeat 100 ms, election 1000 ms), PUT, 64 connections, ${rounds} alternating rounds`);
-  console.log('case            |   server    req/s   p50 ms   p99 ms  errors  CPU us/write (3 members) |  ratio ours/etcd');
-  const cases = [['via leader', (r: ClusterBenchResult) => r.viaLeader, (r: ClusterBenchResult) => r.cpuUsViaLeader], ['via follower', (r: ClusterBenchResult) => r.viaFollower, (r: ClusterBenchResult) => r.cpuUsViaFollower]] as const;
+  console.log(`3 members on 127.0.0.1 (heartbeat 100 ms, election 1000 ms), PUT, 64 connections, the same writes for both servers in each row, ${rounds} alternating rounds`);
+  console.log('case            |   server   writes    req/s   p50 ms   p99 ms  errors  CPU us/write (3 members)  snapshots (3 members) |  ratio ours/etcd');
+  const cases = [
+    ['via leader', (r: ClusterBenchResult) => r.viaLeader, (r: ClusterBenchResult) => r.cpuUsViaLeader, (r: ClusterBenchResult) => r.snapshotsViaLeader],
+    ['via follower', (r: ClusterBenchResult) => r.viaFollower, (r: ClusterBenchResult) => r.cpuUsViaFollower, (r: ClusterBenchResult) => r.snapshotsViaFollower],
+  ] as const;
   for (let i = 0; i < rounds; i++) {
-    for (const [label, pick, cpuOf] of cases) {
+    for (const [label, pick, cpuOf, snapshotsOf] of cases) {
       for (const [name, rs] of clusters) {
         const x = rs[i] && pick(rs[i]);
         if (!x) continue;
         const ratio = name === 'ours' && etcd?.[i] ? `${(x.throughput / pick(etcd[i]).throughput).toFixed(2)}x` : '';
-        console.log(`${`${label} #${i + 1}`.padEnd(15)} | ${name.padStart(8)} ${fmt(x.throughput)} ${fmt(x.p50ms, 2)} ${fmt(x.p99ms, 2)} ${String(x.errors).padStart(7)} ${fmt(cpuOf(rs[i]))}                 | ${ratio}`);
+        console.log(`${`${label} #${i + 1}`.padEnd(15)} | ${name.padStart(8)} ${fmt(x.requests)} ${fmt(x.throughput)} ${fmt(x.p50ms, 2)} ${fmt(x.p99ms, 2)} ${String(x.errors).padStart(7)} ${fmt(cpuOf(rs[i]))}                 ${fmt(snapshotsOf(rs[i]))}              | ${ratio}`);
       }
     }
   }
@@ -284,7 +288,8 @@ function printClusters(clusters: Map<string, ClusterBenchResult[]>): void {
   if (etcd && ours) {
     for (const [label, pick] of cases) {
       const ratios = ours.map((r, i) => pick(r).throughput / pick(etcd[i]).throughput);
-      console.log(`${label}: median ratio ours/etcd ${median(ratios).toFixed(2)}x  [${ratios.map((x) => x.toFixed(2)).join(', ')}]`);
+      const p99 = (rs: ClusterBenchResult[]) => median(rs.map((r) => pick(r).p99ms)).toFixed(2);
+      console.log(`${label}: median ratio ours/etcd ${median(ratios).toFixed(2)}x  [${ratios.map((x) => x.toFixed(2)).join(', ')}]; median p99 ours ${p99(ours)} ms, etcd ${p99(etcd)} ms`);
     }
   }
   const etcdFailover = etcd ? median(etcd.flatMap((r) => r.failoverSamples)) : undefined;

@@ -25,6 +25,12 @@ export interface LoadOptions {
   connections: number;
   /** Stop after this many requests in all (the Node generator; wrk is bounded by time alone)... */
   maxRequests: number;
+  /**
+   * A fixed amount of work (PUT only): the run ends after about this many answers, or at maxSeconds if that comes
+   * first (wrk: its script interrupts it at the count, and wrk ends within its 0.1 s check of the signal; the Node
+   * generator: exactly). Two servers then do the same writes, as etcd's own benchmark does with --total.
+   */
+  requests?: number;
   /** ...or after this long, whichever comes first. */
   maxSeconds: number;
   valueSize: number;
@@ -128,7 +134,8 @@ async function runWrk(o: LoadOptions): Promise<LoadResult> {
   const base = o.endpoint.replace(/\/+$/, '');
   const threads = Math.min(o.connections, Number(process.env.BENCH_WRK_THREADS ?? 1));
   if (o.workload === 'get') await request(new http.Agent(), new URL(`${base}/v2/keys/bench-get`), 'PUT', `value=${'v'.repeat(o.valueSize)}`);
-  const script = o.workload === 'put' ? ['-s', path.join(WRK_SCRIPTS, 'v2-put.lua'), base, '--', String(o.valueSize), `${process.pid}-${++runs}`] : ['-s', path.join(WRK_SCRIPTS, 'v2-get.lua'), base, '--', 'bench-get'];
+  if (o.requests !== undefined && o.workload !== 'put') throw new Error('a fixed request count is for PUT loads only');
+  const script = o.workload === 'put' ? ['-s', path.join(WRK_SCRIPTS, 'v2-put.lua'), base, '--', String(o.valueSize), `${process.pid}-${++runs}`, String(o.requests ? Math.ceil(o.requests / threads) : 0)] : ['-s', path.join(WRK_SCRIPTS, 'v2-get.lua'), base, '--', 'bench-get'];
   const args = ['-t', String(threads), '-c', String(o.connections), '-d', `${Math.max(1, Math.round(o.maxSeconds))}s`, '--latency', '--timeout', '10s', ...script];
   const out = await new Promise<string>((resolve, reject) => {
     // `times` after wrk: the CPU wrk used, to tell when the load generator itself is the bottleneck.
@@ -152,7 +159,8 @@ async function runNode(o: LoadOptions): Promise<LoadResult> {
   const putBody = `value=${value}`;
   // GET reads one key, written first.
   if (o.workload === 'get') await request(agent, new URL(`${base}/v2/keys/bench-get`), 'PUT', putBody);
-  const latencies = new Float64Array(o.maxRequests);
+  const maxRequests = Math.min(o.maxRequests, o.requests ?? Infinity);
+  const latencies = new Float64Array(maxRequests);
   let issued = 0;
   let done = 0;
   let errors = 0;
@@ -161,7 +169,7 @@ async function runNode(o: LoadOptions): Promise<LoadResult> {
   const run = `${process.pid}-${Date.now()}`;
   const worker = async (conn: number): Promise<void> => {
     for (;;) {
-      if (issued >= o.maxRequests || process.hrtime.bigint() >= deadline) return;
+      if (issued >= maxRequests || process.hrtime.bigint() >= deadline) return;
       const n = issued++;
       const t0 = process.hrtime.bigint();
       try {

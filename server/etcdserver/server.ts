@@ -1056,6 +1056,7 @@ export class EtcdServer extends EventEmitter {
     const confState = this.confState;
     // Every store's state at this index is taken now; a store that can encodes it over later turns (the v2 store: a
     // large one holds the loop 100 ms and more), so requests are served meanwhile.
+    this.o.log('info', 'start to snapshot', { applied: index, lastsnap: this.snapshotIndex });
     const parts = [...this.snapshotParts].map(([name, part]) => [name, part.saveInTurns ? part.saveInTurns() : part.save()] as const);
     this.snapshotIndex = index;
     this.encodingSnapshot = true;
