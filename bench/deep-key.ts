@@ -12,6 +12,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
+import { NODE_FLAGS } from '../server/node-flags';
 
 const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
 const OURS = path.join(__dirname, '../server/main.js');
@@ -92,7 +93,7 @@ async function measure(name: string, command: string, args: string[]): Promise<R
 
 async function main(): Promise<void> {
   const etcd = await measure('etcd', REAL_ETCD, []);
-  const ours = await measure('ours', process.execPath, [OURS]);
+  const ours = await measure('ours', process.execPath, [...NODE_FLAGS, OURS]);
   for (const k of Object.keys(ours)) if (!k.endsWith('Body')) console.log(`${k.padEnd(26)} ${String(etcd[k]).padEnd(34)} ${ours[k]}`);
   console.log(`recursive GET answer as etcd's: ${ours.getBody === etcd.getBody}; recursive DELETE answer as etcd's: ${ours.delBody === etcd.delBody}`);
   if (ours.delBody !== etcd.delBody) console.log(`  etcd: ${String(etcd.delBody).slice(0, 300)}\n  ours: ${String(ours.delBody).slice(0, 300)}`);

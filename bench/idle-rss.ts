@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
 import { healthy } from './v3';
+import { NODE_FLAGS } from '../server/node-flags';
 
 const OURS = path.join(__dirname, '../server/main.js');
 const STARTS = Number(process.env.IDLE_RSS_STARTS ?? 3);
@@ -54,7 +55,7 @@ async function ours(): Promise<Sample> {
   const url = `http://127.0.0.1:${c}`;
   const peer = `http://127.0.0.1:${p}`;
   const args = ['--data-dir', path.join(dir, 'data'), '--enable-v2=true', '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`];
-  const proc = spawn(process.execPath, [OURS, ...args], { stdio: 'ignore' });
+  const proc = spawn(process.execPath, [...NODE_FLAGS, OURS, ...args], { stdio: 'ignore' });
   try {
     return await measure(proc, () => healthy(url));
   } finally {

@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
 import { BENCHMARK, ETCDCTL, OURS, REAL_ETCD, healthy, median, run } from './v3';
+import { NODE_FLAGS } from '../server/node-flags';
 
 interface Server {
   name: 'etcd' | 'ours';
@@ -74,7 +75,7 @@ async function once(server: Server): Promise<{ getMs: number; healthMs: number }
 async function main(): Promise<void> {
   const servers: Server[] = [
     { name: 'etcd', command: REAL_ETCD, args: [] },
-    { name: 'ours', command: process.execPath, args: [OURS] },
+    { name: 'ours', command: process.execPath, args: [...NODE_FLAGS, OURS] },
   ];
   const got: Record<string, { getMs: number; healthMs: number }[]> = { etcd: [], ours: [] };
   for (let p = 0; p < PAIRS; p++) {

@@ -21,6 +21,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { NODE_FLAGS } from '../server/node-flags';
 import { ClusterBenchResult, benchCluster, freePort } from './cluster';
 import { cpuMs, rssBytes } from './proc';
 import { LoadResult, OneConnectionResult, WRK, Workload, runLoad, runOneConnection, warmUp } from './v2-load';
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   if (existsSync(REAL_ETCD)) servers.push({ name: 'etcd', command: REAL_ETCD, args: [] });
   else console.log(`(${REAL_ETCD} not found: apt-get install -y etcd-server)`);
-  if (existsSync(OURS)) servers.push({ name: 'ours', command: process.execPath, args: [OURS] });
+  if (existsSync(OURS)) servers.push({ name: 'ours', command: process.execPath, args: [...NODE_FLAGS, OURS] });
   else console.log('(our server is not built: npm run build)');
   if (!existsSync(WRK)) console.log(`(${WRK} not found: apt-get install -y wrk; the Node load generator is used instead, and saturates before etcd does)`);
   const pairs = Number(process.env.BENCH_PAIRS ?? 3);

@@ -16,6 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './cluster';
+import { NODE_FLAGS } from '../server/node-flags';
 import { cpuMs } from './proc';
 import { healthy, median } from './v3';
 import { WRK, runLoad, warmUp } from './v2-load';
@@ -71,7 +72,7 @@ async function once(main: string, snapshotCount: number): Promise<Row> {
   const lagFile = path.join(dir, 'lag.json');
   const proc = spawn(
     process.execPath,
-    ['-r', PRELOAD, main, '--data-dir', path.join(dir, 'data'), '--enable-v2=true', '--snapshot-count', String(snapshotCount),
+    [...NODE_FLAGS, '-r', PRELOAD, main, '--data-dir', path.join(dir, 'data'), '--enable-v2=true', '--snapshot-count', String(snapshotCount),
       '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOOP_LAG_FILE: lagFile } },
   );

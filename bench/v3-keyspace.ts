@@ -12,6 +12,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'fs';
 import { createServer } from 'net';
 import { loadavg, tmpdir } from 'os';
 import * as path from 'path';
+import { NODE_FLAGS } from '../server/node-flags';
 
 const BENCHMARK = process.env.BENCHMARK ?? '/var/tmp/etcd-bench/benchmark';
 const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
@@ -38,7 +39,7 @@ async function measure(name: 'etcd' | 'ours', n: number): Promise<Record<string,
     '--listen-peer-urls', `http://127.0.0.1:${pp}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${pp}`,
     '--initial-cluster', `default=http://127.0.0.1:${pp}`,
   ];
-  const [cmd, args] = name === 'etcd' ? [REAL_ETCD, flags] : [process.execPath, [OURS, ...flags]];
+  const [cmd, args] = name === 'etcd' ? [REAL_ETCD, flags] : [process.execPath, [...NODE_FLAGS, OURS, ...flags]];
   /** Spawns the member and waits for a serializable get to answer; returns the process and ms since spawn. */
   const start = async (): Promise<{ p: ChildProcess; ms: number }> => {
     const t = performance.now();

@@ -24,6 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cpuMs, peakRss, rssBytes as rss } from './proc';
 import { freePort } from './cluster';
+import { NODE_FLAGS } from '../server/node-flags';
 
 export const REAL_ETCD = process.env.REAL_ETCD ?? '/usr/bin/etcd';
 export const ETCDCTL = process.env.ETCDCTL ?? '/usr/bin/etcdctl';
@@ -128,7 +129,7 @@ export interface Running {
 /** Debian's etcd and ours, as every side-by-side benchmark starts them. */
 export const SERVERS: Server[] = [
   { name: 'etcd', command: REAL_ETCD, args: [] },
-  { name: 'ours', command: process.execPath, args: [OURS] },
+  { name: 'ours', command: process.execPath, args: [...NODE_FLAGS, OURS] },
 ];
 
 /** Fails early, saying how to get it, when a program a benchmark needs is missing. */

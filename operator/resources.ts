@@ -169,7 +169,7 @@ export function memberPod(
   const container: Record<string, unknown> = {
     name: 'etcd',
     image: imageOf(spec),
-    // the image's entrypoint is etcd (images/etcd: node dist/server/main.js); only the flags are given
+    // the image's entrypoint is etcd (images/etcd: node, its V8 flags, dist/server/main.js); only the flags are given
     args: etcdArgs(c, spec, pod, state, initialCluster),
     ports: [
       { name: 'client', containerPort: CLIENT_PORT },

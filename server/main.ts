@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --min-semi-space-size=16
 /**
  * The `etcd` command: flags, ETCD_* variables and --config-file into a configuration (server/config/), then one
  * member started and served by server/embed/ until a signal stops it.

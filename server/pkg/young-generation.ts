@@ -4,7 +4,9 @@
  * generation each time more survives than it holds: 8 MiB a semi-space (11 MiB resident) before the first request,
  * which an idle server keeps until V8's memory reducer runs (8 s after a full collection, at low allocation rate).
  * Under load it grows as before (the factor is V8's default again by then). Imported first by the `etcd` command,
- * before its other modules; a growth factor given on node's command line is left alone.
+ * before its other modules; a growth factor given on node's command line is left alone. The command's own flags
+ * (server/node-flags.ts) start the young generation at 16 MiB a semi-space, for the latency under load: this hold then
+ * changes nothing, and matters only where node is started without them.
  */
 import * as v8 from 'node:v8';
 

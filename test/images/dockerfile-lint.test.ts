@@ -14,6 +14,7 @@ import * as path from 'path';
 import { loadBake } from './bake';
 import { issue, makeCA } from '../support/certs';
 import { execForm, labelsOf, parseDockerfile, ParsedDockerfile, Stage, textOf } from './dockerfile';
+import { NODE_FLAGS } from '../../server/node-flags';
 
 const REPO = path.resolve(__dirname, '../..');
 const FILES = { etcd: 'images/etcd/Dockerfile', operator: 'images/operator/Dockerfile' } as const;
@@ -102,7 +103,8 @@ describe.each(Object.entries(FILES))('%s image Dockerfile', (which, rel) => {
     const eps = kw(runtime, 'ENTRYPOINT');
     expect(eps).toHaveLength(1);
     const ep = execForm(eps[0]);
-    expect(ep).toEqual(['node', which === 'etcd' ? '/app/dist/server/main.js' : '/app/dist/operator/main.js']);
+    // the etcd command with its V8 flags (server/node-flags.ts)
+    expect(ep).toEqual(which === 'etcd' ? ['node', ...NODE_FLAGS, '/app/dist/server/main.js'] : ['node', '/app/dist/operator/main.js']);
     expect(kw(runtime, 'CMD')).toHaveLength(0);
     expect(fs.existsSync(path.join(REPO, which === 'etcd' ? 'server/main.ts' : 'operator/main.ts'))).toBe(true);
   });

@@ -6,6 +6,7 @@
 import './engine-env';
 import { GenericContainer, StartedTestContainer, Wait } from 'testcontainers';
 import { buildTestImage, buildTestInputs, inspectImage, podman, removeImages, RUN_ID, singleMemberFlags, startContainer, testRef, TestInputs } from './support';
+import { NODE_FLAGS } from '../../server/node-flags';
 
 jest.setTimeout(120_000);
 
@@ -35,7 +36,7 @@ afterAll(async () => {
 
 test('the image: entrypoint, user, volume, ports, labels from the build arguments', async () => {
   const { Config } = await inspectImage(IMAGE);
-  expect(Config.Entrypoint).toEqual(['node', '/app/dist/server/main.js']);
+  expect(Config.Entrypoint).toEqual(['node', ...NODE_FLAGS, '/app/dist/server/main.js']);
   expect(Config.User).toBe('1000:1000');
   expect(Object.keys(Config.ExposedPorts ?? {}).sort()).toEqual(['2379/tcp', '2380/tcp']);
   expect(Object.keys(Config.Volumes ?? {})).toEqual(['/var/lib/etcd']);
