@@ -8,6 +8,7 @@ import './engine-env';
 import * as path from 'path';
 import { expand, loadBake, BakePlan } from './bake';
 import { buildImage, buildTestInputs, inspectImage, podman, removeImages, REPO, RUN_ID, TestInputs } from './support';
+import { NODE_FLAGS } from '../../server/node-flags';
 
 jest.setTimeout(300_000);
 
@@ -53,7 +54,7 @@ describe.each(['etcd', 'operator'])('bake target %s', (name) => {
         'org.opencontainers.image.revision': 'cafef00d',
         'org.opencontainers.image.source': plan.variables.SOURCE,
       });
-      expect(img.Config.Entrypoint).toEqual(['node', name === 'etcd' ? '/app/dist/server/main.js' : '/app/dist/operator/main.js']);
+      expect(img.Config.Entrypoint).toEqual(name === 'etcd' ? ['node', ...NODE_FLAGS, '/app/dist/server/main.js'] : ['node', '/app/dist/operator/main.js']);
     }
     // The built image runs its command with the arguments given.
     const out = await podman(['run', '--rm', t.tags[0], name === 'etcd' ? '--version' : '--help'], 60_000);
