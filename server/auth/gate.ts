@@ -3,10 +3,21 @@
  * without the log (etcd's doSerialize). Every service asks here: KV, and Watch (`checkWatch`) and Lease
  * (`checkLeaseKeys`) when they land.
  */
+import type { MetadataValue } from '@grpc/grpc-js';
 import type { RangeRequest, TxnRequest } from '../api/v3rpc/pb/etcdserverpb/rpc';
 import type { CallContext } from '../api/v3rpc/kv';
 import { serverError } from '../api/v3rpc/errors';
 import type { AuthInfo, AuthStore } from './store';
+
+/** A call's first value of a metadata key, without building its Metadata where the call can (CallContext). */
+function metadataValue(call: CallContext, key: string): MetadataValue | undefined {
+  return call.metadataValue ? call.metadataValue(key) : call.metadata.get(key)[0];
+}
+
+/** The `token` metadata, else the gateway's `authorization`. */
+function tokenOf(call: CallContext): MetadataValue | undefined {
+  return metadataValue(call, 'token') ?? metadataValue(call, 'authorization');
+}
 
 export class AuthGate {
   constructor(
@@ -18,13 +29,11 @@ export class AuthGate {
   /** The caller: from the `token` (or the gateway's `authorization`) metadata, else the client certificate's CN. */
   authInfo(call: CallContext | undefined): AuthInfo | undefined {
     if (!call) return undefined;
-    const md = call.metadata;
-    const t = md.get('token');
-    const token = t.length ? t[0] : md.get('authorization')[0];
+    const token = tokenOf(call);
     if (token !== undefined) return this.store.authInfoFromToken(String(token));
     if (!this.clientCertAuth || !call.getAuthContext) return undefined;
     // As etcd: a request the gateway forwards is not the certificate's owner's.
-    if (md.get('grpcgateway-accept').length) return undefined;
+    if (metadataValue(call, 'grpcgateway-accept') !== undefined) return undefined;
     const cert = call.getAuthContext().sslPeerCertificate;
     const cn = cert?.subject?.CN;
     if (!cn) return undefined;
@@ -37,9 +46,7 @@ export class AuthGate {
    */
   checkToken(call: CallContext | undefined): void {
     if (!call) return;
-    const md = call.metadata;
-    const t = md.get('token');
-    const token = t.length ? t[0] : md.get('authorization')[0];
+    const token = tokenOf(call);
     if (token !== undefined) this.store.authInfoFromToken(String(token));
   }
 

@@ -6,17 +6,50 @@
  * handler, a compressed request (left to grpc-js), a cancelled call, the metrics.
  */
 import * as grpc from '@grpc/grpc-js';
+import type * as http2 from 'node:http2';
+import { metadataValueOf, requestMetadata } from '../../server/api/v3rpc/fast-unary';
 import type { V3GrpcServer } from '../../server/api/v3rpc/grpc';
 import { kvService, type KVBackend } from '../../server/api/v3rpc/kv';
 import { PutRequest, PutResponse, RangeRequest, RangeResponse, KVClient } from '../../server/api/v3rpc/pb/etcdserverpb/rpc';
 import { startV3, testHeader, type RunningV3 } from '../support/v3-server';
 import { frame, raw, type RawAnswer } from '../support/raw-grpc';
 
+describe('a metadata value read from the headers (metadataValueOf): what the Metadata grpc-js builds would give', () => {
+  const cases: [string, http2.IncomingHttpHeaders, string][] = [
+    ['absent', { ':path': '/x' }, 'token'],
+    ['one value', { token: 'abc.def' }, 'token'],
+    ['the empty value', { token: '' }, 'token'],
+    ['a repeated header, as an array', { token: ['first', 'second'] }, 'token'],
+    ['a repeated header, joined', { token: 'first, second' }, 'token'],
+    ['a value with a non-printable character (grpc-js drops it)', { token: 'bad\x01value' }, 'token'],
+    ['a value with a non-ASCII character', { token: 'caf\u00e9' }, 'token'],
+    ['an array whose first value is not printable', { token: ['bad\nvalue', 'good'] }, 'token'],
+    ['a transport header (not metadata)', { 'content-type': 'application/grpc' }, 'content-type'],
+    ['grpc-timeout (not metadata)', { 'grpc-timeout': '5S' }, 'grpc-timeout'],
+    ['a -bin key', { 'token-bin': Buffer.from('xyz').toString('base64') }, 'token-bin'],
+    ['an upper-case key asked for', { token: 'abc' }, 'Token'],
+    ['a pseudo-header', { ':authority': 'h' }, ':authority'],
+    ['a key grpc-js refuses', { 'to ken': 'v' }, 'to ken'],
+  ];
+  test.each(cases)('%s', (_name, headers, key) => {
+    const want = requestMetadata(headers).get(key)[0];
+    expect(metadataValueOf(headers, key)).toEqual(want);
+  });
+  test('the cases are not vacuous: some find a value, some none', () => {
+    const found = cases.filter(([, h, k]) => metadataValueOf(h, k) !== undefined).length;
+    expect(found).toBeGreaterThanOrEqual(4);
+    expect(cases.length - found).toBeGreaterThanOrEqual(4);
+  });
+});
+
 describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () => {
   let release: (() => void) | undefined;
   const seen: grpc.Metadata[] = [];
+  const seenValues: Record<string, grpc.MetadataValue | undefined>[] = [];
   const backend: KVBackend = {
     range: async (r, call) => {
+      // What the auth gate reads first (without the Metadata), then the Metadata itself.
+      if (call?.metadataValue) seenValues.push({ token: call.metadataValue('token'), hasleader: call.metadataValue('hasleader'), absent: call.metadataValue('absent') });
       if (call) seen.push(call.metadata);
       return RangeResponse.fromPartial({ kvs: [{ key: r.key, value: Buffer.from('value'), createRevision: 3n, modRevision: 4n, version: 1n }], count: 1n });
     },
@@ -114,6 +147,7 @@ describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () 
 
   test('the metadata a client sends reaches the handler, without the transport headers', async () => {
     seen.length = 0;
+    seenValues.length = 0;
     const md = new grpc.Metadata();
     md.set('token', 'tok');
     md.set('hasleader', 'true');
@@ -121,6 +155,7 @@ describe('KV calls answered off grpc-js: the same answers as grpc-js gives', () 
     expect(seen).toHaveLength(1);
     const got = seen[0].getMap();
     expect(got).toMatchObject({ token: 'tok', hasleader: 'true' });
+    expect(seenValues).toEqual([{ token: 'tok', hasleader: 'true', absent: undefined }]);
     for (const h of ['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', ':path']) expect(got).not.toHaveProperty(h);
   });
 

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { failHeaders, OK_HEADERS, OK_TRAILERS, parseGrpcTimeout, requestMetadata } from './fast-unary';
+import { failHeaders, metadataValueOf, OK_HEADERS, OK_TRAILERS, parseGrpcTimeout, requestMetadata } from './fast-unary';
 
 const RESPOND_OPTIONS = { waitForTrailers: true };
 const END_STREAM = { endStream: true };
@@ -54,6 +54,10 @@ export class FastDuplexCall extends EventEmitter {
 
   get metadata(): grpc.Metadata {
     return (this.md ??= requestMetadata(this.headers));
+  }
+
+  metadataValue(key: string): grpc.MetadataValue | undefined {
+    return this.md ? this.md.get(key)[0] : metadataValueOf(this.headers, key);
   }
 
   /** Splits what came into length-prefixed messages, each decoded and handed over. */

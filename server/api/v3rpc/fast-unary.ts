@@ -28,6 +28,7 @@ type AuthContext = ReturnType<grpc.ServerUnaryCall<unknown, unknown>['getAuthCon
 
 export interface FastUnaryCall {
   readonly metadata: grpc.Metadata;
+  metadataValue?(key: string): grpc.MetadataValue | undefined;
   readonly request: unknown;
   cancelled: boolean;
   getAuthContext(): AuthContext;
@@ -73,6 +74,23 @@ export function requestMetadata(headers: http2.IncomingHttpHeaders): grpc.Metada
   return md;
 }
 
+const LEGAL_NON_BINARY_VALUE = /^[ -~]*$/;
+/** A key grpc-js takes as it is (it lower-cases keys, and refuses others). */
+const PLAIN_KEY = /^[0-9a-z_.-]+$/;
+
+/**
+ * `requestMetadata(headers).get(key)[0]`, without building the Metadata (a Map and an array per header, which every
+ * v3 request's auth lookups made): for a key that is not `-bin` nor the transport's own, the first value grpc-js
+ * would have kept, that is the header's (its first when repeated) when it is printable ASCII, else none.
+ */
+export function metadataValueOf(headers: http2.IncomingHttpHeaders, key: string): grpc.MetadataValue | undefined {
+  if (key.charCodeAt(0) === 58 /* : */) return undefined; // pseudo-headers are never metadata
+  if (key.endsWith('-bin') || NOT_METADATA.includes(key) || !PLAIN_KEY.test(key)) return requestMetadata(headers).get(key)[0];
+  const v = headers[key];
+  const first = Array.isArray(v) ? v[0] : v;
+  return typeof first === 'string' && LEGAL_NON_BINARY_VALUE.test(first) ? first : undefined;
+}
+
 /** Whether a call with these headers can be served by the fast path (else grpc-js serves it). */
 export function fastEligible(headers: http2.IncomingHttpHeaders): boolean {
   const ct = headers['content-type'];
@@ -95,6 +113,10 @@ class Call implements FastUnaryCall {
 
   get metadata(): grpc.Metadata {
     return (this.md ??= requestMetadata(this.headers));
+  }
+
+  metadataValue(key: string): grpc.MetadataValue | undefined {
+    return this.md ? this.md.get(key)[0] : metadataValueOf(this.headers, key);
   }
 
   getAuthContext(): AuthContext {
