@@ -395,6 +395,20 @@ test('requestHeaders joins repeated headers and reads octets as Node does and ke
   expect(h).toMatchObject({ 'x-a': '1, 2', 'content-type': 'a', 'x-u': 'é' });
 });
 
+test('requestHeaders: names that are members of ordinary objects are headers like any other', () => {
+  const base: [string, string][] = [[':method', 'POST'], [':scheme', 'http'], [':path', '/x']];
+  const h = requestHeaders([...base, ['__proto__', 'p'], ['constructor', 'c'], ['tostring', 't']])!;
+  expect(Object.keys(h)).toEqual([':method', ':scheme', ':path', '__proto__', 'constructor', 'tostring']);
+  expect(h['__proto__']).toBe('p');
+  expect(h['constructor']).toBe('c');
+  // Nothing inherited: a header not sent is undefined, whatever its name.
+  const plain = requestHeaders(base)!;
+  for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) expect(plain[name]).toBeUndefined();
+  const seen: string[] = [];
+  for (const k in plain) seen.push(k);
+  expect(seen).toEqual([':method', ':scheme', ':path']);
+});
+
 interface Frame {
   type: number;
   flags: number;

@@ -1007,12 +1007,21 @@ function goodName(name: string): boolean {
 }
 
 /**
+ * A request's headers object: inheriting nothing (no `constructor`, `__proto__` or `toString` to find, as with
+ * Object.create(null)), but made by a constructor, so V8 keeps its properties in the object (a hidden class shared by
+ * the requests of the same headers) rather than in a hash table: 120 bytes where Object.create(null) took 540 for a
+ * gRPC call's eight headers, kept as long as the call, and read faster.
+ */
+const HeadersObject = function (): void {} as unknown as new () => H2Headers;
+HeadersObject.prototype = Object.create(null);
+
+/**
  * A request's fields as Node's headers object, or undefined for a malformed request (as nghttp2 refuses it):
  * pseudo-headers first, known, once each, :method :scheme :path present; names lower case tokens; no
  * connection-specific headers; te only "trailers"; no NUL, CR or LF in a value.
  */
 export function requestHeaders(fields: Header[]): H2Headers | undefined {
-  const h: H2Headers = Object.create(null);
+  const h = new HeadersObject();
   let regular = false;
   for (const [name, raw] of fields) {
     if (BAD_VALUE.test(raw)) return undefined;
