@@ -1,5 +1,9 @@
 import { ProposalDroppedError } from '../raft';
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+}
+
 /** Where a proposal ended up in the log, and what applying it answered. */
 export interface WriteResult {
   result: unknown;
@@ -9,6 +13,8 @@ export interface WriteResult {
 }
 
 interface Waiter {
+  /** What was proposed (the entry's data, a conf change's context): an applied entry with the ID is ours if it is this. */
+  data: Uint8Array | undefined;
   resolve: (r: WriteResult) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
@@ -37,6 +43,8 @@ export class Proposals {
   private readonly waiters = new Map<number, Waiter>();
   /** Proposals that timed out or were dropped (etcd_server_proposals_failed_total). */
   failed = 0;
+  /** Applied entries of other members that carried the request ID of a proposal waiting here. */
+  collisions = 0;
 
   constructor(private readonly host: ProposalHost) {}
 
@@ -48,26 +56,33 @@ export class Proposals {
    * Sends a proposal with `send` (which throws ProposalDroppedError while there is no leader) and resolves with
    * its answer. With `untilLeader`, a dropped proposal is sent again once a leader is known.
    */
-  submit(requestId: number, send: () => void, untilLeader: boolean): Promise<WriteResult> {
+  submit(requestId: number, send: () => void, untilLeader: boolean, data?: Uint8Array): Promise<WriteResult> {
     if (this.host.stopped()) return Promise.reject(this.host.stoppedError());
     const start = performance.now();
     return new Promise<WriteResult>((resolve, reject) => {
-      this.wait(requestId, start, this.host.timeoutMs(), resolve, reject);
+      this.wait(requestId, start, this.host.timeoutMs(), resolve, reject, data);
       try {
         send();
       } catch (err) {
         this.drop(requestId);
-        if (untilLeader && err instanceof ProposalDroppedError) return this.retryUntilLeader(requestId, send, start, resolve, reject);
+        if (untilLeader && err instanceof ProposalDroppedError) return this.retryUntilLeader(requestId, send, start, resolve, reject, data);
         reject(err as Error);
       }
     });
   }
 
-  /** Hands an applied entry's answer to the client waiting for it on this member, if any. */
-  answer(requestId: number | undefined, r: WriteResult): void {
+  /**
+   * Hands an applied entry's answer to the client waiting for it on this member, if any: the one that proposed this
+   * `data` (another member's entry may carry the same request ID, see RequestIdGenerator; it is not ours to answer).
+   */
+  answer(requestId: number | undefined, r: WriteResult, data?: Uint8Array): void {
     if (!requestId) return;
     const w = this.waiters.get(requestId);
     if (!w) return;
+    if (w.data && data && w.data !== data && !sameBytes(w.data, data)) {
+      this.collisions++;
+      return;
+    }
     this.waiters.delete(requestId);
     clearTimeout(w.timer);
     w.resolve(r);
@@ -81,12 +96,12 @@ export class Proposals {
     this.waiters.clear();
   }
 
-  private wait(requestId: number, start: number, ms: number, resolve: (r: WriteResult) => void, reject: (e: Error) => void): void {
+  private wait(requestId: number, start: number, ms: number, resolve: (r: WriteResult) => void, reject: (e: Error) => void, data: Uint8Array | undefined): void {
     const timer = setTimeout(() => {
       this.waiters.delete(requestId);
       this.fail(reject, this.host.timeoutError(start));
     }, ms);
-    this.waiters.set(requestId, { resolve, reject, timer });
+    this.waiters.set(requestId, { data, resolve, reject, timer });
   }
 
   private drop(requestId: number): void {
@@ -100,13 +115,13 @@ export class Proposals {
     reject(err);
   }
 
-  private retryUntilLeader(requestId: number, send: () => void, start: number, resolve: (r: WriteResult) => void, reject: (e: Error) => void): void {
+  private retryUntilLeader(requestId: number, send: () => void, start: number, resolve: (r: WriteResult) => void, reject: (e: Error) => void, data: Uint8Array | undefined): void {
     const h = this.host;
     const deadline = h.now() + h.timeoutMs();
     const tryAgain = (): void => {
       if (h.stopped()) return reject(h.stoppedError());
       if (h.hasLeader()) {
-        this.wait(requestId, start, Math.max(1, deadline - h.now()), resolve, reject);
+        this.wait(requestId, start, Math.max(1, deadline - h.now()), resolve, reject, data);
         try {
           send();
           return;

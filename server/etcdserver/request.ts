@@ -107,19 +107,26 @@ export function decodeRequest(data: Uint8Array): WriteRequest {
 }
 
 /**
- * Request IDs as etcd makes them: the member's ID bits and a start time in the high part, a counter in the low
- * part, so that IDs of different members and incarnations do not collide. Kept within 2^53.
+ * Request IDs as etcd's idutil makes them, within a double's 53 integer bits: the member ID's low 16 bits on top,
+ * then 37 bits that start at the start time in ms (its low 29 bits) times 256 and count up, wrapping within the 37
+ * (etcd: 16 bits of member, 48 of time and counter). IDs of two members differ unless their IDs' low 16 bits are
+ * equal; those of two incarnations of one member unless their starts are 2^29 ms (6.2 days) apart to the
+ * millisecond. The member that proposed an entry also checks that an applied entry with its ID is the one it proposed
+ * (Proposals.answer), so a collision costs a wait, never a wrong answer. Never 0, which means "no client waits".
  */
 export class RequestIdGenerator {
-  private next: number;
+  private readonly prefix: number;
+  private suffix: number;
 
   constructor(memberIdHex: string, nowMs: number) {
-    const member = Number(BigInt('0x' + (memberIdHex || '0')) & 0xffn); // 8 bits of the member ID
-    const time = Math.floor(nowMs / 1000) & 0xffff; // 16 bits of seconds
-    this.next = (member * 2 ** 16 + time) * 2 ** 29; // 29 bits of counter below
+    this.prefix = Number(BigInt('0x' + (memberIdHex || '0')) & 0xffffn) * SUFFIX_RANGE;
+    this.suffix = ((Math.floor(nowMs) % 2 ** 29) * 256) % SUFFIX_RANGE;
   }
 
   id(): number {
-    return this.next++;
+    this.suffix = (this.suffix + 1) % SUFFIX_RANGE;
+    const id = this.prefix + this.suffix;
+    return id === 0 ? this.id() : id;
   }
 }
+const SUFFIX_RANGE = 2 ** 37;

@@ -708,6 +708,7 @@ export class EtcdServer extends EventEmitter {
         this.raftNode.schedule();
       },
       !leaderOnly,
+      data,
     );
   }
 
@@ -934,6 +935,7 @@ export class EtcdServer extends EventEmitter {
         this.raftNode.schedule();
       },
       false,
+      context,
     );
   }
 
@@ -1004,7 +1006,7 @@ export class EtcdServer extends EventEmitter {
       if (e.type === EntryType.ConfChange) this.applyConfChange(e);
       else if (e.data.length > 0) {
         const { requestId, answer } = this.dispatcher.apply(e.data, e.index, e.term);
-        this.answer(requestId, answer, e);
+        this.answer(requestId, answer, e, e.data);
       } else if (this.isLeader()) {
         // The leader's first entry of its term: everything before it is applied here (etcd promotes its lessor).
         this.emit('firstCommitInTerm');
@@ -1019,8 +1021,8 @@ export class EtcdServer extends EventEmitter {
   }
 
   /** Hands an applied entry's answer to the client waiting on this member, if any. */
-  private answer(requestId: number | undefined, a: ApplyResult, e: Entry): void {
-    this.proposals.answer(requestId, { result: a.result, error: a.error, index: e.index, term: e.term });
+  private answer(requestId: number | undefined, a: ApplyResult, e: Entry, proposed: Uint8Array | undefined): void {
+    this.proposals.answer(requestId, { result: a.result, error: a.error, index: e.index, term: e.term }, proposed);
   }
 
   private applyConfChange(e: Entry): void {
@@ -1041,7 +1043,7 @@ export class EtcdServer extends EventEmitter {
     }
     // Raft's configuration follows the log whatever the cluster made of it, as on every member.
     this.confState = this.raftNode.node.applyConfChange(cc);
-    this.answer(ctx?.requestId, answer, e);
+    this.answer(ctx?.requestId, answer, e, cc.context);
     if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) {
       this.o.log('warn', 'this member was removed from the cluster');
       this.emit('removed');
